@@ -1,0 +1,13 @@
+"""Mission Control backup service: the host package, and the one import a plugin needs."""
+import pluggy
+
+NAME = "mission_control"
+__version__ = "0.1.0"
+
+#: Marker for hook implementations; the only thing a plugin has to import.
+hookimpl = pluggy.HookimplMarker(NAME)
+
+from .errors import BackupRefused, MissionControlError  # noqa: E402
+from .core import MissionControl  # noqa: E402
+
+__all__ = ["NAME", "hookimpl", "MissionControl", "MissionControlError", "BackupRefused"]

@@ -1,0 +1,125 @@
+"""The audit trail: `Auditor` sends events to the `audit` hook; `AuditStore` is the table's SQL."""
+import json
+import logging
+
+from .errors import ValidationFailed
+from .plugins import call_isolated
+
+log = logging.getLogger(__name__)
+
+MAX_LIMIT = 10000
+DEFAULT_LIMIT = 100
+
+
+class Auditor:
+    """Builds audit events and hands them to every sink, one failing sink never stopping another."""
+
+    def __init__(self, pm, clock, mc=None):
+        self._pm = pm
+        self._clock = clock
+        self.mc = mc
+
+    def emit(self, action, *, actor, actor_id=None, target_type=None, target_id=None, detail=None,
+             ip_address=None, user_agent=None):
+        event = {
+            "action": action,
+            "actor": actor,
+            "actor_id": actor_id,
+            "target_type": target_type,
+            "target_id": None if target_id is None else str(target_id),
+            "detail": detail,
+            "ip_address": ip_address,
+            "user_agent": user_agent,
+            "created_at": int(self._clock()),
+        }
+        failed = []
+        call_isolated(self._pm, "audit", lambda plugin, exc: failed.append((plugin, exc)),
+                      mc=self.mc, event=event)
+        for plugin, exc in failed:
+            self._tell_other_sinks(plugin, exc, event)
+        return event
+
+    def _tell_other_sinks(self, plugin, exc, event):
+        # Only the sinks that did not fail hear of it, so a broken sink cannot loop forever.
+        notice = dict(event, action="plugin_error", target_type="plugin", target_id=plugin,
+                      detail={"hook": "audit", "plugin": plugin, "error": type(exc).__name__,
+                              "event": event["action"]})
+        for impl in reversed(self._pm.hook.audit.get_hookimpls()):
+            if impl.plugin_name == plugin:
+                continue
+            try:
+                impl.function(**{n: {"mc": self.mc, "event": notice}[n] for n in impl.argnames})
+            except Exception:  # noqa: BLE001
+                log.exception("audit sink %s failed while reporting another sink's failure",
+                              impl.plugin_name)
+
+
+class AuditStore:
+    """SQL for the `audit_log` table."""
+
+    COLUMNS = ("id", "action", "actor", "actor_id", "target_type", "target_id", "detail",
+               "ip_address", "user_agent", "created_at")
+
+    def __init__(self, db):
+        self._db = db
+
+    def insert(self, event):
+        detail = event.get("detail")
+        with self._db.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO audit_log (action, actor, actor_id, target_type, target_id, detail,"
+                " ip_address, user_agent, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (event["action"], event["actor"], event.get("actor_id"), event.get("target_type"),
+                 event.get("target_id"), None if detail is None else json.dumps(detail, sort_keys=True),
+                 event.get("ip_address"), event.get("user_agent"), event["created_at"]))
+        return cur.lastrowid
+
+    def query(self, action=None, actor=None, since=None, until=None, limit=DEFAULT_LIMIT, offset=0):
+        """Events newest first, with the total that match the filters (before paging)."""
+        where, params = [], []
+        for column, op, value in (("action", "=", action), ("actor", "=", actor),
+                                  ("created_at", ">=", since), ("created_at", "<=", until)):
+            if value is not None:
+                where.append(f"{column} {op} ?")
+                params.append(value)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        total = self._db.execute(f"SELECT COUNT(*) FROM audit_log{clause}", params).fetchone()[0]
+        rows = self._db.query(
+            f"SELECT {', '.join(self.COLUMNS)} FROM audit_log{clause}"
+            " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?", [*params, limit, offset])
+        for row in rows:
+            if row["detail"] is not None:
+                try:
+                    row["detail"] = json.loads(row["detail"])
+                except ValueError:
+                    pass
+        return rows, total
+
+
+def parse_query(args):
+    """Validate `GET /api/audit` query parameters into keyword arguments for `AuditStore.query`."""
+    problems, out = [], {}
+    for key in ("action", "actor"):
+        value = args.get(key, "").strip()
+        if value:
+            out[key] = value
+    for key, default, lo in (("since", None, 0), ("until", None, 0),
+                             ("limit", DEFAULT_LIMIT, 1), ("offset", 0, 0)):
+        raw = args.get(key, "").strip()
+        if not raw:
+            if default is not None:
+                out[key] = default
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            problems.append(f"{key}: must be a whole number")
+            continue
+        if value < lo:
+            problems.append(f"{key}: must be at least {lo}")
+            continue
+        out[key] = value
+    if problems:
+        raise ValidationFailed(problems)
+    out["limit"] = min(out["limit"], MAX_LIMIT)
+    return out

@@ -1,0 +1,75 @@
+"""Logging in and out, and resolving credentials (session token or API key) to a `User`."""
+import hmac
+import secrets
+
+from .errors import AuthenticationRequired, BadRequest, Forbidden, TooManyRequests
+from .passwords import dummy_hash, verify_password
+from .ratelimit import RateLimiter
+from .users import User
+
+#: The global `API_KEY` acts as this admin.
+API_USER = User(None, "api", "API key", "admin")
+
+
+class Authenticator:
+    """Turns credentials into users. Knows nothing of HTTP: the web layer extracts the credentials."""
+
+    def __init__(self, users, auditor, clock, api_key=None, login_attempts_per_minute=5):
+        self._users = users
+        self._audit = auditor
+        self._api_key = api_key
+        self._login_limit = RateLimiter(login_attempts_per_minute, 60, clock)
+
+    def login(self, username, password, ip_address=None, user_agent=None):
+        """Check a password and open a session.
+
+        :return: ``(User, token)``; the token goes to the client, only its hash is stored.
+        :raises BadRequest: username or password missing.
+        :raises TooManyRequests: more than the allowed attempts this minute from this IP.
+        :raises AuthenticationRequired: "Invalid credentials", the same for an unknown user and a
+            wrong password (an unknown user is checked against a dummy hash to take as long).
+        """
+        if not isinstance(username, str) or not isinstance(password, str) or not username.strip() \
+                or not password:
+            raise BadRequest("Username and password are required")
+        token, wait = self._login_limit.reserve(ip_address or "unknown")
+        if token is None:
+            raise TooManyRequests("Too many login attempts, try again later", retry_after=wait)
+        username = username.strip()
+        user, stored = self._users.credentials(username)
+        ok = verify_password(password, stored if user else dummy_hash())
+        meta = {"ip_address": ip_address, "user_agent": user_agent}
+        if not (user and ok):
+            self._audit.emit("login_failed", actor=username[:64], target_type="user",
+                             target_id=username[:64], **meta)
+            raise AuthenticationRequired("Invalid credentials")
+        session_token = secrets.token_bytes(32).hex()
+        self._users.create_session(user, session_token, ip_address, user_agent)
+        self._audit.emit("login", actor=user.username, actor_id=user.id, target_type="user",
+                         target_id=user.id, **meta)
+        return user, session_token
+
+    def logout(self, user, token, ip_address=None, user_agent=None):
+        if token:
+            self._users.end_session(token)
+        self._audit.emit("logout", actor=user.username, actor_id=user.id, target_type="user",
+                         target_id=user.id, ip_address=ip_address, user_agent=user_agent)
+
+    def authenticate(self, api_key=None, session_token=None):
+        """The `User` for these credentials, or None. An API key, when given, is checked first."""
+        if api_key is not None:
+            if self._api_key and hmac.compare_digest(api_key.encode(), self._api_key.encode()):
+                return API_USER
+            return None
+        if session_token:
+            return self._users.session_user(session_token)
+        return None
+
+
+def require_role(user, role):
+    """Raise 401 when nobody is logged in, 403 when the user's role is below `role`."""
+    if user is None:
+        raise AuthenticationRequired()
+    if not user.has_role(role):
+        raise Forbidden(f"Requires {role} role or higher")
+    return user

@@ -1,0 +1,304 @@
+"""The backup service: hot snapshots, listing, deletion and pruning, for the API, CLI and scripts."""
+import logging
+import os
+import re
+import secrets
+import sqlite3
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.request import pathname2url
+
+from . import db as dbmod
+from .errors import (BackupFailed, BackupRefused, Conflict, NotFound, TooManyRequests,
+                     ValidationFailed)
+from .fsutil import FileLock, fsync_dir, fsync_file, place_without_overwrite
+from .plugins import call_isolated
+from .ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+#: Names pruning may touch. Any other `*.db` in the folder is listed but kept forever.
+PATTERN = re.compile(r"^mc-backup-\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}\.db$")
+NAME_FORMAT = "mc-backup-%Y-%m-%d_%H-%M-%S.db"
+TEMP_PREFIX = ".mc-backup-"  # hidden, never listed, removed at start
+LOCK_NAME = ".backup.lock"
+RETRY_AFTER_BUSY = 10
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    name: str
+    size: int
+    created_at: int
+    path: Path
+
+    def to_json(self):
+        return {"name": self.name, "size": self.size, "created_at": self.created_at}
+
+
+def validate_name(name):
+    """The problems with a backup name given by a user, as `"name: ..."` sentences (empty: fine)."""
+    if not isinstance(name, str):
+        return ["name: must be a string"]
+    if not name.strip():
+        return ["name: must not be empty"]
+    problems = []
+    if len(name) > 255:
+        problems.append("name: must be at most 255 characters")
+    if not name.endswith(".db"):
+        problems.append("name: must end in .db")
+    if "/" in name or "\\" in name or ".." in name:
+        problems.append("name: must not contain /, \\ or ..")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        problems.append("name: must not contain NUL or control characters")
+    return problems
+
+
+def describe_error(exc):
+    """A short reason for the audit trail that names no host path."""
+    if isinstance(exc, OSError) and exc.errno:
+        return f"{type(exc).__name__}: {os.strerror(exc.errno)}"
+    if isinstance(exc, sqlite3.Error):
+        return f"sqlite: {exc}"
+    return type(exc).__name__ if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+
+
+class BackupService:
+    """Makes, lists and deletes backups of one database, calling the backup hooks on the way.
+
+    :param mc: the MissionControl whose `config`, `pm`, `audit`, `settings` and `clock` it uses.
+    """
+
+    def __init__(self, mc):
+        self.mc = mc
+        self.db_path = Path(mc.config.db_path)
+        self.dir = Path(mc.config.backups_dir)
+        self._lock = FileLock(self.dir / LOCK_NAME)
+        self._lock_timeout = mc.config.backup_lock_timeout
+        self.rate = RateLimiter(mc.config.backup_rate_limit, 3600, mc.clock)
+
+    def ensure_dir(self):
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # -- listing -------------------------------------------------------------------------------
+    def list(self):
+        """Every regular `*.db` file in the folder (no hidden file, no symlink), newest first."""
+        found = []
+        try:
+            entries = os.scandir(self.dir)
+        except FileNotFoundError:
+            return found
+        with entries:
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.name.endswith(".db"):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    found.append(BackupInfo(entry.name, st.st_size, int(st.st_mtime),
+                                            self.dir / entry.name))
+        found.sort(key=lambda b: (b.created_at, b.name), reverse=True)
+        return found
+
+    # -- creation ------------------------------------------------------------------------------
+    def create(self, actor, *, actor_id=None, rate_key=None, ip_address=None, user_agent=None):
+        """Make one backup: lock, `pre_backup`, snapshot, audit, prune, then `post_backup`.
+
+        :param actor: name recorded in the audit trail.
+        :param rate_key: when given (an admin's username), the backup counts against that key's
+            hourly budget; scheduled runs, the CLI and scripts pass None.
+        :return: the new `BackupInfo`.
+        :raises TooManyRequests: over the hourly budget (429, `Retry-After`).
+        :raises Conflict: another backup kept the lock for `backup_lock_timeout` seconds (409).
+        :raises BackupRefused: a `pre_backup` plugin refused (its status, 507 by default).
+        :raises BackupFailed: anything went wrong; no partial file is left (500).
+        """
+        meta = {"actor": actor, "actor_id": actor_id, "ip_address": ip_address,
+                "user_agent": user_agent}
+        token = None
+        if rate_key is not None:
+            token, wait = self.rate.reserve(rate_key)
+            if token is None:
+                raise TooManyRequests(
+                    f"Too many backups: at most {self.rate.limit} per hour, retry in "
+                    f"{int(wait + 0.999)} seconds", retry_after=wait)
+        made = None
+        try:
+            self.ensure_dir()
+            with self._lock.hold(self._lock_timeout) as locked:
+                if not locked:
+                    raise Conflict("A backup is already in progress",
+                                   headers={"Retry-After": str(RETRY_AFTER_BUSY)})
+                self._pre_backup(meta)
+                made = self._snapshot(meta)
+                self.mc.audit.emit("backup_create", target_type="backup", target_id=made.name,
+                                   detail={"name": made.name, "size": made.size,
+                                           "path": str(made.path)}, **meta)
+                self._prune(made, meta)
+        finally:
+            if made is None and token is not None:
+                self.rate.release(rate_key, token)
+        call_isolated(self.mc.pm, "post_backup",
+                      lambda plugin, exc: self._plugin_failed("post_backup", plugin, exc, meta),
+                      mc=self.mc, backup=made, actor=actor)
+        return made
+
+    def _pre_backup(self, meta):
+        try:
+            self.mc.pm.hook.pre_backup(mc=self.mc, actor=meta["actor"], db_path=self.db_path)
+        except BackupRefused as exc:
+            self.mc.audit.emit("backup_refused", target_type="backup",
+                               detail={"reason": exc.reason, "status": exc.status}, **meta)
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken plugin fails the backup, cleanly
+            log.exception("pre_backup plugin failed")
+            self.mc.audit.emit("backup_failed", target_type="backup",
+                               detail={"reason": f"pre_backup plugin: {describe_error(exc)}"},
+                               **meta)
+            raise BackupFailed(describe_error(exc)) from exc
+
+    def _snapshot(self, meta):
+        tmp = self.dir / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
+        try:
+            copy_database(self.db_path, tmp)
+            final = self.dir / self._free_name()
+            place_without_overwrite(tmp, final)
+            fsync_dir(self.dir)
+            st = os.stat(final)
+        except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
+            for leftover in (tmp, Path(f"{tmp}-journal")):
+                try:
+                    os.unlink(leftover)
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    log.exception("could not remove a failed backup's temporary file")
+            reason = describe_error(exc)
+            log.exception("backup failed: %s", reason)
+            self.mc.audit.emit("backup_failed", target_type="backup", detail={"reason": reason},
+                               **meta)
+            raise BackupFailed(reason) from exc
+        return BackupInfo(final.name, st.st_size, int(st.st_mtime), final)
+
+    def _free_name(self):
+        """This second's name, or the next free second's: a name is never reused."""
+        second = int(self.mc.clock())
+        while True:
+            name = time.strftime(NAME_FORMAT, time.gmtime(second))
+            if not os.path.lexists(self.dir / name):
+                return name
+            second += 1
+
+    # -- pruning -------------------------------------------------------------------------------
+    def _prune(self, made, meta):
+        candidates = [b for b in self.list() if PATTERN.match(b.name)]
+        keep = frozenset({made.name})
+        try:
+            chosen = self.mc.pm.hook.prune(mc=self.mc, backups=candidates, keep_names=keep)
+        except Exception as exc:  # noqa: BLE001
+            self._plugin_failed("prune", "?", exc, meta)
+            return
+        allowed = {b.name for b in candidates} - keep
+        removed = False
+        for name in dict.fromkeys(chosen or ()):
+            if name not in allowed:
+                continue
+            try:
+                os.unlink(self.dir / name)
+            except FileNotFoundError:
+                continue
+            removed = True
+            self.mc.audit.emit("backup_prune", target_type="backup", target_id=name,
+                               detail={"name": name}, **meta)
+        if removed:
+            fsync_dir(self.dir)
+
+    def _plugin_failed(self, hook, plugin, exc, meta):
+        log.error("plugin %s failed in %s: %s", plugin, hook, describe_error(exc))
+        self.mc.audit.emit("plugin_error", target_type="plugin", target_id=plugin,
+                           detail={"hook": hook, "plugin": plugin, "error": describe_error(exc)},
+                           **meta)
+
+    # -- deletion ------------------------------------------------------------------------------
+    def delete(self, name, actor, *, actor_id=None, ip_address=None, user_agent=None):
+        """Delete one backup file by name.
+
+        :raises ValidationFailed: the name is not a plain `.db` file name (400).
+        :raises NotFound: no regular file of that name (a symlink is not a backup) (404).
+        """
+        problems = validate_name(name)
+        if problems:
+            raise ValidationFailed(problems)
+        if name.startswith("."):
+            raise NotFound("Backup not found")
+        path = self.dir / name
+        try:
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                raise NotFound("Backup not found")
+            os.unlink(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound("Backup not found") from None
+        fsync_dir(self.dir)
+        self.mc.audit.emit("backup_delete", actor=actor, actor_id=actor_id, target_type="backup",
+                           target_id=name, detail={"name": name}, ip_address=ip_address,
+                           user_agent=user_agent)
+
+    # -- start-up ------------------------------------------------------------------------------
+    def remove_leftovers(self):
+        """Delete temporary files of backups that a crash interrupted; returns how many.
+
+        Only done while holding the backup lock, so another process's running backup is safe.
+        """
+        removed = 0
+        if not self.dir.is_dir():
+            return removed
+        with self._lock.hold(0) as locked:
+            if not locked:
+                return removed
+            for entry in os.scandir(self.dir):
+                if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    removed += 1
+        if removed:
+            log.warning("removed %d unfinished backup file(s) left by an interrupted run", removed)
+        return removed
+
+
+def copy_database(source, target):
+    """Snapshot `source` into the new file `target` in one step of SQLite's online backup API.
+
+    One step holds a single read transaction on the WAL-mode source, so writers carry on and the
+    copy never restarts. The copy is switched to rollback-journal mode (a single self-contained
+    file), fsynced, and checked with `PRAGMA quick_check`.
+
+    :raises sqlite3.Error or OSError: on any failure (disk full included); `target` may be left
+        behind for the caller to remove.
+    """
+    # mode=rw: a missing database is an error, never silently created empty.
+    src = sqlite3.connect(f"file:{pathname2url(str(source))}?mode=rw", uri=True,
+                          isolation_level=None)
+    try:
+        src.execute(f"PRAGMA busy_timeout={dbmod.BUSY_TIMEOUT_MS}")
+        dst = sqlite3.connect(str(target), isolation_level=None)
+        try:
+            dst.execute("PRAGMA journal_mode=OFF")
+            dst.execute("PRAGMA synchronous=OFF")
+            src.backup(dst, pages=-1)
+            dst.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    os.chmod(target, 0o600)
+    fsync_file(target)
+    check = dbmod.connect(target, readonly=True)
+    try:
+        result = [row[0] for row in check.execute("PRAGMA quick_check").fetchall()]
+    finally:
+        check.close()
+    if result != ["ok"]:
+        raise sqlite3.DatabaseError(f"quick_check of the copy failed: {'; '.join(result[:3])}")

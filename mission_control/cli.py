@@ -1,0 +1,139 @@
+"""The `mission-control` command: serve, manage users, and make/list/delete backups."""
+import argparse
+import getpass
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+from .config import Config, ConfigError
+from .core import MissionControl
+from .errors import MissionControlError
+from .users import ROLES, UserError
+
+
+def _parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="folder holding the database (MISSION_CONTROL_DATA_DIR)")
+    common.add_argument("--db-path", help="the SQLite database (MISSION_CONTROL_DB_PATH)")
+
+    parser = argparse.ArgumentParser(prog="mission-control",
+                                     description="Mission Control backup service")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", parents=[common], help="run the HTTP service and scheduler")
+    serve.add_argument("--host", help="listen address (MC_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (MC_PORT, default 8000)")
+    serve.add_argument("--threads", type=int, help="worker threads (MC_THREADS, default 8)")
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    add = user.add_parser("add", parents=[common], help="create a user")
+    add.add_argument("name")
+    add.add_argument("--role", choices=ROLES, default="viewer")
+    add.add_argument("--display-name")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from standard input instead of a prompt")
+    user.add_parser("list", parents=[common], help="list users")
+    setpw = user.add_parser("set-password", parents=[common], help="change a password")
+    setpw.add_argument("name")
+    setpw.add_argument("--password-stdin", action="store_true")
+    remove = user.add_parser("remove", parents=[common], help="delete a user")
+    remove.add_argument("name")
+
+    backup = sub.add_parser("backup", help="make, list and delete backups")
+    actions = backup.add_subparsers(dest="action", required=True)
+    actions.add_parser("create", parents=[common], help="make a backup now")
+    lst = actions.add_parser("list", parents=[common], help="list backups, newest first")
+    lst.add_argument("--json", action="store_true", help="print the API's JSON shape")
+    delete = actions.add_parser("delete", parents=[common], help="delete a backup by name")
+    delete.add_argument("name")
+    return parser
+
+
+def _read_password(args, stdin):
+    if args.password_stdin:
+        return stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise UserError("passwords do not match")
+    return first
+
+
+def _actor():
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _human(size):
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+
+
+def run(args, out, stdin):
+    config = Config.from_env(data_dir=args.data_dir, db_path=args.db_path,
+                             **({"host": args.host, "port": args.port, "threads": args.threads}
+                                if args.command == "serve" else {}))
+    logging.basicConfig(level=getattr(logging, config.log_level, logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        from .server import serve
+        return serve(config, announce=lambda text: print(text, file=out, flush=True))
+    with MissionControl(config) as mc:
+        if args.command == "user":
+            return _user(mc, args, out, stdin)
+        return _backup(mc, args, out)
+
+
+def _user(mc, args, out, stdin):
+    if args.action == "list":
+        for user in mc.users.list():
+            print(f"{user.username}\t{user.role}\t{user.display_name}", file=out)
+        return 0
+    if args.action == "remove":
+        mc.users.remove(args.name)
+        print(f"removed user {args.name}", file=out)
+        return 0
+    password = _read_password(args, stdin)
+    if args.action == "add":
+        mc.users.add(args.name, password, role=args.role, display_name=args.display_name)
+        print(f"added {args.role} {args.name}", file=out)
+    else:
+        mc.users.set_password(args.name, password)
+        print(f"password changed for {args.name}; their sessions were ended", file=out)
+    return 0
+
+
+def _backup(mc, args, out):
+    if args.action == "create":
+        made = mc.backups.create(_actor())
+        print(f"created {made.name} ({_human(made.size)})", file=out)
+    elif args.action == "list":
+        backups = mc.backups.list()
+        if args.json:
+            print(json.dumps({"backups": [b.to_json() for b in backups],
+                              "dir": str(mc.backups.dir)}, indent=2), file=out)
+        for b in [] if args.json else backups:
+            when = datetime.fromtimestamp(b.created_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            print(f"{b.name}\t{_human(b.size)}\t{when} UTC", file=out)
+    else:
+        mc.backups.delete(args.name, _actor())
+        print(f"deleted {args.name}", file=out)
+    return 0
+
+
+def main(argv=None, out=None, stdin=None):
+    """Entry point of the console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    out = out or sys.stdout
+    try:
+        return run(args, out, stdin or sys.stdin)
+    except (ConfigError, UserError) as exc:
+        print(f"mission-control: {exc}", file=sys.stderr)
+        return 2
+    except MissionControlError as exc:
+        print(f"mission-control: {exc.message}", file=sys.stderr)
+        return 1

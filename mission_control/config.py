@@ -1,0 +1,92 @@
+"""Service configuration, read once from the environment and command-line overrides."""
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting in the environment or on the command line has an unusable value."""
+
+
+def _int(environ, key, default, minimum=0):
+    raw = environ.get(key)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{key} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{key} must be at least {minimum}, got {value}")
+    return value
+
+
+def _csv(raw):
+    return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the service reads from its surroundings. Build it with `Config.from_env`."""
+
+    data_dir: Path
+    db_path: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    threads: int = 8
+    auth_user: str | None = None
+    auth_pass: str | None = None
+    api_key: str | None = None
+    cookie_secure: bool | None = None  # None: Secure only when the request came over HTTPS
+    backup_rate_limit: int = 10  # per admin per rolling hour; 0 turns it off
+    trusted_proxies: frozenset = field(default_factory=frozenset)
+    log_level: str = "INFO"
+    disabled_plugins: tuple = ()
+    backup_lock_timeout: float = 30.0  # seconds a backup waits for the running one
+    login_attempts_per_minute: int = 5
+    max_body_bytes: int = 1024 * 1024
+
+    @property
+    def backups_dir(self) -> Path:
+        """Always `backups/` beside the database, so it cannot drift elsewhere by accident."""
+        return self.db_path.parent / "backups"
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides):
+        """Read the `MISSION_CONTROL_*` / `MC_*` variables; keyword overrides win (None is ignored)."""
+        env = os.environ if environ is None else environ
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        data_dir_override = overrides.pop("data_dir", None)
+        data_dir = Path(data_dir_override or env.get("MISSION_CONTROL_DATA_DIR") or "./.data")
+        # An explicit --data-dir means "the database in that folder", whatever the environment says.
+        env_db = None if data_dir_override else env.get("MISSION_CONTROL_DB_PATH")
+        db_path = overrides.pop("db_path", None) or env_db or data_dir / "mission-control.db"
+        secure_raw = env.get("MC_COOKIE_SECURE", "").strip().lower()
+        if secure_raw in ("", "auto"):
+            cookie_secure = None
+        elif secure_raw in ("1", "true", "yes", "on"):
+            cookie_secure = True
+        elif secure_raw in ("0", "false", "no", "off"):
+            cookie_secure = False
+        else:
+            raise ConfigError(f"MC_COOKIE_SECURE must be 1, 0 or auto, got {secure_raw!r}")
+        config = cls(
+            data_dir=data_dir.absolute(),
+            db_path=Path(db_path).absolute(),
+            host=env.get("MC_HOST") or "127.0.0.1",
+            port=_int(env, "MC_PORT", 8000),
+            threads=_int(env, "MC_THREADS", 8, minimum=1),
+            auth_user=env.get("AUTH_USER") or None,
+            auth_pass=env.get("AUTH_PASS") or None,
+            api_key=env.get("API_KEY") or None,
+            cookie_secure=cookie_secure,
+            backup_rate_limit=_int(env, "MC_BACKUP_RATE_LIMIT", 10),
+            trusted_proxies=frozenset(_csv(env.get("MC_TRUSTED_PROXIES"))),
+            log_level=(env.get("MC_LOG_LEVEL") or "INFO").upper(),
+            disabled_plugins=_csv(env.get("MC_DISABLE_PLUGINS")),
+        )
+        if overrides:
+            config = replace(config, **overrides)
+        if config.port > 65535:
+            raise ConfigError(f"MC_PORT must be at most 65535, got {config.port}")
+        return config

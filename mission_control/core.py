@@ -1,0 +1,90 @@
+"""`MissionControl`: the app object that owns config, database, plugins and services, and hands them on."""
+import logging
+import secrets
+import time
+
+from .audit import Auditor, AuditStore
+from .auth import Authenticator
+from .backups import BackupService
+from .config import Config, ConfigError
+from .db import Database, migrate
+from .passwords import check_strength
+from .plugins import DEFAULT_PLUGINS, get_plugin_manager
+from .settings import Settings
+from .users import UserError, UserStore
+
+log = logging.getLogger(__name__)
+
+
+class MissionControl:
+    """Everything the service is, for the API, the CLI, the scheduler and scripts alike.
+
+    Opening one migrates the database forward and removes the temporary files of backups a crash
+    interrupted. It starts no thread.
+
+    :param config: a `Config`; by default `Config.from_env()`.
+    :param clock: returns the time as unix seconds; tests pass a fake one.
+    :param plugins: extra plugin objects to register (after the built-ins and entry points).
+    """
+
+    def __init__(self, config=None, *, clock=time.time, plugins=(), entry_points=True,
+                 default_plugins=DEFAULT_PLUGINS):
+        self.config = config or Config.from_env()
+        self.clock = clock
+        self.config.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = Database(self.config.db_path)
+        migrate(self.db.conn())
+        self.pm = get_plugin_manager(self.config.disabled_plugins, default_plugins, plugins,
+                                     entry_points)
+        self.hook = self.pm.hook
+        self.audit_store = AuditStore(self.db)
+        self.audit = Auditor(self.pm, clock, mc=self)
+        self.settings = Settings(self.db, clock, self.audit)
+        self.users = UserStore(self.db, clock)
+        self.auth = Authenticator(self.users, self.audit, clock, api_key=self.config.api_key,
+                                  login_attempts_per_minute=self.config.login_attempts_per_minute)
+        self.backups = BackupService(self)
+        self.backups.ensure_dir()
+        self.backups.remove_leftovers()
+
+    @classmethod
+    def open(cls, data_dir=None, *, db_path=None, environ=None, **kwargs):
+        """Open the service on `data_dir` (default: `MISSION_CONTROL_DATA_DIR` or `./.data`)."""
+        return cls(Config.from_env(environ, data_dir=data_dir, db_path=db_path), **kwargs)
+
+    def ensure_admin(self, announce=print):
+        """On start, when no user exists, create the first admin.
+
+        From `AUTH_USER`/`AUTH_PASS` when set; otherwise `admin` with a random password that is
+        shown once through `announce`. Returns the created `User`, or None.
+        """
+        if self.users.count():
+            return None
+        username, password = self.config.auth_user, self.config.auth_pass
+        if bool(username) != bool(password):
+            raise ConfigError("set both AUTH_USER and AUTH_PASS, or neither")
+        generated = not password
+        if generated:
+            username, password = "admin", secrets.token_urlsafe(18)
+        elif check_strength(password):
+            raise ConfigError(f"AUTH_PASS: {check_strength(password)}")
+        try:
+            user = self.users.add(username, password, role="admin")
+        except UserError:
+            return None  # another process created the first user at the same moment
+        if generated:
+            announce(f"Created admin user 'admin' with password: {password}\n"
+                     "It is shown only this once; change it with "
+                     "`mission-control user set-password admin`.")
+        else:
+            log.info("created admin user %r from AUTH_USER", username)
+        return user
+
+    def close(self):
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

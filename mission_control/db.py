@@ -1,0 +1,130 @@
+"""The live SQLite database: connections (WAL, foreign keys, busy timeout) and forward migrations."""
+import sqlite3
+import threading
+from contextlib import contextmanager
+from importlib import resources
+from urllib.request import pathname2url
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def connect(path, *, readonly=False):
+    """Open a connection in autocommit mode; transactions are explicit (`Database.transaction`).
+
+    Read-only connections are for backup files: no WAL switch, nothing written.
+    """
+    if readonly:
+        conn = sqlite3.connect(f"file:{pathname2url(str(path))}?mode=ro", uri=True,
+                               isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return conn
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL is the documented pairing for WAL: commits survive a crash of the process;
+    # only an OS crash or power loss can take back the last few.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def migrations():
+    """The numbered `schema/NNNN_*.sql` scripts shipped with the package, in order."""
+    found = []
+    for entry in resources.files("mission_control").joinpath("schema").iterdir():
+        if entry.name.endswith(".sql") and entry.name[:4].isdigit():
+            found.append((int(entry.name[:4]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _statements(script):
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            yield buf
+            buf = ""
+    if buf.strip() and not all(l.strip().startswith("--") or not l.strip() for l in buf.splitlines()):
+        raise ValueError("schema script ends with an incomplete statement")
+
+
+def migrate(conn):
+    """Bring the schema forward to the newest version; safe when several processes start at once.
+
+    The whole upgrade runs in one IMMEDIATE transaction, so a second process waits, then sees the
+    new `user_version` and does nothing. Returns `(old_version, new_version)`.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        old = conn.execute("PRAGMA user_version").fetchone()[0]
+        new = old
+        for version, script in migrations():
+            if version <= old:
+                continue
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={int(version)}")
+            new = version
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return old, new
+
+
+class Database:
+    """One connection per thread to the live database, opened on first use.
+
+    Every thread of the process shares this object; each gets its own sqlite3 connection, so no
+    connection is ever used from two threads at once.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self._local = threading.local()
+        self._all = []
+        self._lock = threading.Lock()
+
+    def conn(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def execute(self, sql, params=()):
+        return self.conn().execute(sql, params)
+
+    def query(self, sql, params=()):
+        """All rows of a SELECT, each as a dict of column name to value."""
+        cur = self.conn().execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def query_one(self, sql, params=()):
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    @contextmanager
+    def transaction(self):
+        """A write transaction (BEGIN IMMEDIATE), committed on success, rolled back on any error."""
+        conn = self.conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self):
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()

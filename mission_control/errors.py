@@ -1,0 +1,98 @@
+"""Exceptions that carry their HTTP status, so one dispatcher can turn any of them into JSON."""
+
+
+class MissionControlError(Exception):
+    """An error meant for the user: `message` is safe to show, `status` is the HTTP status.
+
+    `details` lists validation problems; `headers` are extra response headers (`Retry-After`).
+    """
+
+    status = 500
+    default_message = "Internal server error"
+
+    def __init__(self, message=None, *, status=None, details=None, headers=None):
+        self.message = message or self.default_message
+        if status is not None:
+            self.status = status
+        self.details = list(details) if details else None
+        self.headers = dict(headers or {})
+        super().__init__(self.message)
+
+    def to_json(self):
+        body = {"error": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class BadRequest(MissionControlError):
+    status = 400
+    default_message = "Bad request"
+
+
+class ValidationFailed(BadRequest):
+    """400 with one `details` entry per problem, e.g. `"name: must end in .db"`."""
+
+    default_message = "Validation failed"
+
+    def __init__(self, details, message=None):
+        super().__init__(message, details=details)
+
+
+class AuthenticationRequired(MissionControlError):
+    status = 401
+    default_message = "Authentication required"
+
+
+class Forbidden(MissionControlError):
+    status = 403
+    default_message = "Forbidden"
+
+
+class NotFound(MissionControlError):
+    status = 404
+    default_message = "Not found"
+
+
+class Conflict(MissionControlError):
+    status = 409
+    default_message = "Conflict"
+
+
+class PayloadTooLarge(MissionControlError):
+    status = 413
+    default_message = "Request body too large"
+
+
+class TooManyRequests(MissionControlError):
+    status = 429
+    default_message = "Too many requests"
+
+    def __init__(self, message=None, *, retry_after):
+        self.retry_after = max(1, int(retry_after + 0.999))
+        super().__init__(message, headers={"Retry-After": str(self.retry_after)})
+
+
+class BackupFailed(MissionControlError):
+    """The backup could not be made; the reason goes to the audit trail, not the client."""
+
+    status = 500
+    default_message = "Backup failed"
+
+    def __init__(self, reason):
+        self.reason = reason
+        super().__init__()
+
+
+class BackupRefused(MissionControlError):
+    """Raised by a `pre_backup` plugin to refuse a backup before it starts.
+
+    `reason` is shown to the client as the error; `status` defaults to 507 (insufficient storage),
+    the usual reason for a refusal.
+    """
+
+    status = 507
+
+    def __init__(self, reason, status=507):
+        super().__init__(reason, status=status)
+        self.reason = reason

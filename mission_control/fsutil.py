@@ -1,0 +1,74 @@
+"""Filesystem helpers for crash-safe files: fsync of files and folders, and a cross-process lock."""
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+
+
+def fsync_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path):
+    """Make renames and unlinks in `path` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def place_without_overwrite(tmp, final):
+    """Move `tmp` to `final` atomically, failing with FileExistsError rather than replacing a file.
+
+    A hard link cannot replace an existing name, unlike rename; filesystems without hard links
+    fall back to rename after an existence check (the caller holds the backup lock).
+    """
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(final):
+            raise FileExistsError(final) from None
+        os.rename(tmp, final)
+        return
+    os.unlink(tmp)
+
+
+class FileLock:
+    """An exclusive `flock` on a file: held across threads and processes alike.
+
+    Each acquisition opens its own descriptor, so two threads of one process exclude each other
+    just as two processes do. The lock dies with its process, so a killed server never leaves a
+    stale lock behind.
+    """
+
+    def __init__(self, path):
+        self.path = path
+
+    @contextmanager
+    def hold(self, timeout, poll=0.05):
+        """Hold the lock for the `with` block; yield False (and hold nothing) after `timeout` s."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        yield False
+                        return
+                    time.sleep(poll)
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)

@@ -1,0 +1,72 @@
+"""The hook points plugins implement: `pre_backup`, `post_backup`, `prune` and `audit`.
+
+Every hook receives `mc`, the running `MissionControl` (config, settings, backups, audit), so a
+plugin needs no globals. A plugin implements only the arguments it names.
+"""
+import pluggy
+
+from . import NAME
+
+hookspec = pluggy.HookspecMarker(NAME)
+
+
+@hookspec
+def pre_backup(mc, actor, db_path):
+    """Called before a backup starts, while the backup lock is held; may refuse it.
+
+    :param mc: the running MissionControl.
+    :param actor: who asked for the backup (username, ``"scheduler"``, ``"api"``, ...).
+    :param db_path: ``pathlib.Path`` of the live database.
+    :return: nothing.
+    :raises mission_control.BackupRefused: to refuse; its reason and status (507 by default) go
+        back to the client and the refusal is audited as ``backup_refused``. Any other exception
+        fails the backup (500, audited as ``backup_failed``). Nothing has been written yet.
+    """
+
+
+@hookspec
+def post_backup(mc, backup, actor):
+    """Called after a backup file is complete, renamed into place and audited.
+
+    Off-site copies belong here.
+
+    :param mc: the running MissionControl.
+    :param backup: the new ``BackupInfo`` (``name``, ``size``, ``created_at``, ``path``).
+    :param actor: who asked for the backup.
+    :return: ignored.
+    :raises: anything; the host logs the traceback and audits ``plugin_error``, and the other
+        implementations still run. The backup stays made: a failure here never fails it.
+    """
+
+
+@hookspec(firstresult=True)
+def prune(mc, backups, keep_names):
+    """Choose which backups to delete after a successful backup (the retention policy).
+
+    The first implementation to return a list wins; return ``None`` to defer to the next one. The
+    built-in ``retention`` plugin runs last (``trylast``) and keeps the newest
+    ``general.backup_retention_count`` pattern-named backups.
+
+    :param mc: the running MissionControl.
+    :param backups: ``BackupInfo`` list of the pattern-named backups (``mc-backup-...db``) only,
+        newest first by mtime. Other ``*.db`` files are never offered: they are kept forever.
+    :param keep_names: names the host will not delete whatever is returned (the backup just made).
+    :return: names to delete, or ``None``. The host deletes only names that are in ``backups`` and
+        not in ``keep_names``, and audits each deletion as ``backup_prune``.
+    :raises: anything; the host logs it, audits ``plugin_error`` and deletes nothing this time.
+    """
+
+
+@hookspec
+def audit(mc, event):
+    """Called for every audit event; this is how audit sinks receive the trail.
+
+    The built-in ``audit_log`` plugin writes the ``audit_log`` table that ``GET /api/audit`` reads.
+
+    :param mc: the running MissionControl.
+    :param event: ``dict`` with ``action``, ``actor``, ``actor_id``, ``target_type``, ``target_id``,
+        ``detail`` (a dict or ``None``), ``ip_address``, ``user_agent``, ``created_at`` (unix seconds).
+    :return: ignored.
+    :raises: anything; the host logs it and tells the other sinks with a ``plugin_error`` event.
+        The action that was being audited is not undone.
+    """

@@ -1,0 +1,47 @@
+"""Run the service under waitress until SIGTERM or Ctrl-C, then shut down cleanly."""
+import logging
+import signal
+
+import waitress
+
+from .core import MissionControl
+from .web import WebApp
+
+log = logging.getLogger(__name__)
+
+
+class _Stop(Exception):
+    pass
+
+
+def make_server(mc, host=None, port=None, threads=None):
+    """A waitress server for `mc` (port 0 picks a free port: see `server.effective_port`)."""
+    config = mc.config
+    return waitress.create_server(
+        WebApp(mc), host=host or config.host, port=config.port if port is None else port,
+        threads=threads or config.threads, ident="mission-control", clear_untrusted_proxy_headers=True)
+
+
+def serve(config, announce=print):
+    """Open the service, create the first admin if needed, and serve until told to stop."""
+    mc = MissionControl(config)
+    mc.ensure_admin(announce)
+    server = make_server(mc)
+    announce(f"Mission Control backup service on http://{server.effective_host}:"
+             f"{server.effective_port} (database {config.db_path})", )
+
+    def stop(signum, frame):
+        raise _Stop()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        server.run()
+    except (_Stop, KeyboardInterrupt):
+        log.info("shutting down")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.close()
+        # Let requests that are running (a backup, say) finish before the database closes.
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=60)
+        mc.close()
+    return 0

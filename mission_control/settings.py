@@ -1,0 +1,166 @@
+"""Typed setting definitions and the `settings` table: validation, defaults, all-or-nothing updates."""
+from dataclasses import dataclass
+
+from .errors import NotFound, ValidationFailed
+
+
+@dataclass(frozen=True)
+class SettingDef:
+    """One setting: values are stored and returned as strings, as upstream Mission Control does.
+
+    `type` is "text", "bool" or "int"; `minimum`/`maximum` bound an int; a `secret` value is never
+    returned by the API.
+    """
+
+    key: str
+    type: str
+    default: str
+    description: str
+    category: str
+    minimum: int | None = None
+    maximum: int | None = None
+    secret: bool = False
+    max_length: int = 1000
+
+    def normalize(self, value):
+        """The canonical stored string for `value`, or raise ValueError with the reason."""
+        if self.type == "bool":
+            if isinstance(value, bool):
+                return "true" if value else "false"
+            if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+                return value.strip().lower()
+            raise ValueError('must be "true" or "false"')
+        if self.type == "int":
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise ValueError("must be a whole number")
+            try:
+                number = int(value.strip()) if isinstance(value, str) else value
+            except ValueError:
+                raise ValueError("must be a whole number") from None
+            if self.minimum is not None and number < self.minimum or \
+                    self.maximum is not None and number > self.maximum:
+                raise ValueError(f"must be between {self.minimum} and {self.maximum}")
+            return str(number)
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        if len(value) > self.max_length or any(ord(c) < 32 and c not in "\t" for c in value):
+            raise ValueError(f"must be at most {self.max_length} printable characters")
+        return value
+
+    def typed(self, stored):
+        if self.type == "bool":
+            return stored == "true"
+        if self.type == "int":
+            return int(stored)
+        return stored
+
+
+HOST_SETTINGS = (
+    SettingDef("general.site_name", "text", "Mission Control", "Name shown in the dashboard",
+               "general", max_length=100),
+    SettingDef("general.auto_backup", "bool", "false",
+               "Make a backup every day at 03:00 UTC", "general"),
+    SettingDef("general.backup_retention_count", "int", "10",
+               "How many mc-backup-* files to keep; older ones are pruned after each backup",
+               "general", minimum=1, maximum=1000),
+)
+
+
+class Settings:
+    """The settings registry and its table. `get` returns typed values; the API sees strings."""
+
+    def __init__(self, db, clock, auditor, definitions=HOST_SETTINGS):
+        self._db = db
+        self._clock = clock
+        self._audit = auditor
+        self.definitions = {d.key: d for d in definitions}
+        self._listeners = []
+
+    def on_change(self, callback):
+        """Call `callback(changed_keys)` after every committed update or reset."""
+        self._listeners.append(callback)
+
+    def _stored(self):
+        return {r["key"]: r for r in self._db.query(
+            "SELECT key, value, updated_by, updated_at FROM settings")}
+
+    def get_raw(self, key):
+        row = self._db.query_one("SELECT value FROM settings WHERE key = ?", (key,))
+        return row["value"] if row else self.definitions[key].default
+
+    def get(self, key):
+        return self.definitions[key].typed(self.get_raw(key))
+
+    def list(self):
+        """Every known setting with its current value, for the API (secrets left out)."""
+        stored = self._stored()
+        out = []
+        for d in sorted(self.definitions.values(), key=lambda d: (d.category, d.key)):
+            if d.secret:
+                continue
+            row = stored.get(d.key)
+            out.append({"key": d.key, "value": row["value"] if row else d.default,
+                        "description": d.description, "category": d.category,
+                        "updated_by": row["updated_by"] if row else None,
+                        "updated_at": row["updated_at"] if row else None,
+                        "is_default": row is None})
+        return out
+
+    def update(self, changes, actor, actor_id=None, **meta):
+        """Validate every key, then write them all in one transaction, or none.
+
+        :return: the keys written (in the order given).
+        :raises ValidationFailed: one `details` entry per bad key or value; nothing is written.
+        """
+        if not isinstance(changes, dict) or not changes:
+            raise ValidationFailed(["settings: must be a non-empty object of key to value"])
+        problems, normalized = [], {}
+        for key, value in changes.items():
+            definition = self.definitions.get(key)
+            if definition is None:
+                problems.append(f"{key}: unknown setting")
+                continue
+            try:
+                normalized[key] = definition.normalize(value)
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
+        if problems:
+            raise ValidationFailed(problems)
+        now = int(self._clock())
+        audit = {}
+        with self._db.transaction() as conn:
+            for key, value in normalized.items():
+                row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+                old = row[0] if row else self.definitions[key].default
+                conn.execute(
+                    "INSERT INTO settings (key, value, updated_by, updated_at) VALUES (?,?,?,?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
+                    " updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+                    (key, value, actor, now))
+                shown = "[secret]" if self.definitions[key].secret else None
+                audit[key] = {"old": shown or old, "new": shown or value}
+        self._audit.emit("settings_update", actor=actor, actor_id=actor_id, target_type="settings",
+                         detail={"changes": audit}, **meta)
+        self._notify(list(normalized))
+        return list(normalized)
+
+    def reset(self, key, actor, actor_id=None, **meta):
+        """Go back to the default. :raises NotFound: unknown key, or already at its default."""
+        definition = self.definitions.get(key)
+        if definition is None:
+            raise NotFound("Setting not found")
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                raise NotFound("Setting is already at its default")
+            conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+        shown = "[secret]" if definition.secret else None
+        self._audit.emit("settings_reset", actor=actor, actor_id=actor_id, target_type="settings",
+                         target_id=key, detail={"key": key, "old": shown or row[0],
+                                                "new": shown or definition.default}, **meta)
+        self._notify([key])
+        return definition.default
+
+    def _notify(self, keys):
+        for callback in self._listeners:
+            callback(keys)

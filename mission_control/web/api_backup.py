@@ -1,0 +1,37 @@
+"""`/api/backup`: list, create and delete backups (admin only)."""
+from ..errors import ValidationFailed
+from .http import json_response, read_json, request_meta, require
+
+
+def backup_list(mc, request):
+    require(mc, request, "admin")
+    return json_response({"backups": [b.to_json() for b in mc.backups.list()],
+                          "dir": str(mc.backups.dir)})
+
+
+def backup_create(mc, request):
+    user = require(mc, request, "admin")
+    made = mc.backups.create(user.username, actor_id=user.id, rate_key=user.username,
+                             **request_meta(mc, request))
+    return json_response({"success": True, "backup": made.to_json()})
+
+
+def backup_delete(mc, request):
+    user = require(mc, request, "admin")
+    body = read_json(request)
+    if not isinstance(body, dict):
+        raise ValidationFailed(["body: must be a JSON object with a name"])
+    problems = [f"{key}: unknown field" for key in body if key != "name"]
+    if "name" not in body:
+        problems.append("name: is required")
+    if problems:
+        raise ValidationFailed(problems)
+    mc.backups.delete(body["name"], user.username, actor_id=user.id, **request_meta(mc, request))
+    return json_response({"success": True})
+
+
+ROUTES = [
+    ("/api/backup", ["GET"], backup_list),
+    ("/api/backup", ["POST"], backup_create),
+    ("/api/backup", ["DELETE"], backup_delete),
+]

@@ -1,0 +1,136 @@
+"""Request and response helpers shared by every view: JSON in and out, who is asking, from where."""
+import json
+from urllib.parse import urlsplit
+
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Request as BaseRequest
+from werkzeug.wrappers import Response
+
+from ..auth import require_role
+from ..errors import BadRequest, Forbidden, PayloadTooLarge
+
+SESSION_COOKIE = "mc-session"
+SECURE_SESSION_COOKIE = "__Host-mc-session"
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class Request(BaseRequest):
+    """A Werkzeug request that remembers who it was authenticated as."""
+
+    user = None
+    user_resolved = False
+
+
+def json_response(data, status=200, headers=None):
+    return Response(json.dumps(data, separators=(",", ":")), status=status, headers=headers,
+                    content_type="application/json")
+
+
+def error_response(message, status, details=None, headers=None):
+    body = {"error": message}
+    if details:
+        body["details"] = details
+    return json_response(body, status, headers)
+
+
+def read_json(request, missing_message="Request body required"):
+    """The parsed JSON body. Any content type is accepted, as curl users often omit it.
+
+    :raises BadRequest: no body, or not JSON (with `missing_message`).
+    :raises PayloadTooLarge: the body is over the configured limit (checked before reading it).
+    """
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge() from None
+    if not raw.strip():
+        raise BadRequest(missing_message)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(missing_message) from None
+
+
+def client_ip(request, trusted_proxies):
+    """The client's address: `X-Forwarded-For` is believed only when it comes from a trusted proxy.
+
+    Walking the header from the right, the first address that is not itself a trusted proxy is
+    the client.
+    """
+    addr = request.remote_addr or "unknown"
+    if addr not in trusted_proxies:
+        return addr
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted_proxies:
+            return hop[:64]
+    return addr
+
+
+def is_secure(request, trusted_proxies):
+    if request.scheme == "https":
+        return True
+    return (request.remote_addr in trusted_proxies
+            and request.headers.get("X-Forwarded-Proto", "").lower() == "https")
+
+
+def request_meta(mc, request):
+    """`ip_address` and `user_agent` for the audit trail."""
+    return {"ip_address": client_ip(request, mc.config.trusted_proxies),
+            "user_agent": (request.headers.get("User-Agent") or "")[:512] or None}
+
+
+def check_same_origin(request):
+    """Refuse a state-changing request that a browser says came from another site.
+
+    :raises Forbidden: "CSRF origin mismatch" when `Sec-Fetch-Site` is `cross-site`, or `Origin`
+        names another host than the request's `Host`. Clients that send neither (curl, scripts)
+        are not browsers and pass.
+    """
+    if request.method not in UNSAFE_METHODS:
+        return
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        raise Forbidden("CSRF origin mismatch")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    try:
+        origin_host = urlsplit(origin).netloc.lower()
+    except ValueError:
+        origin_host = ""
+    if not origin_host or origin_host != request.host.lower():
+        raise Forbidden("CSRF origin mismatch")
+
+
+def session_token(request):
+    return request.cookies.get(SECURE_SESSION_COOKIE) or request.cookies.get(SESSION_COOKIE)
+
+
+def api_key(request):
+    key = request.headers.get("x-api-key")
+    if key is not None:
+        return key
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def current_user(mc, request):
+    """The `User` behind the request's API key or session cookie, or None; resolved once."""
+    if not request.user_resolved:
+        request.user = mc.auth.authenticate(api_key=api_key(request),
+                                            session_token=session_token(request))
+        request.user_resolved = True
+    return request.user
+
+
+def require(mc, request, role="admin"):
+    """The authenticated user, if their role is at least `role`; 401 or 403 otherwise."""
+    return require_role(current_user(mc, request), role)

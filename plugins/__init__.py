@@ -1,0 +1,1 @@
+"""Built-in plugins of Mission Control; each module reads exactly like a third-party plugin."""
