@@ -8,6 +8,8 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker(NAME)
 
 from .errors import BackupRefused, MissionControlError  # noqa: E402
+from .settings import SettingDef  # noqa: E402
 from .core import MissionControl  # noqa: E402
 
-__all__ = ["NAME", "hookimpl", "MissionControl", "MissionControlError", "BackupRefused"]
+__all__ = ["NAME", "hookimpl", "MissionControl", "MissionControlError", "BackupRefused",
+           "SettingDef"]

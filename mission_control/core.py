@@ -10,7 +10,7 @@ from .config import Config, ConfigError
 from .db import Database, migrate
 from .passwords import check_strength
 from .plugins import DEFAULT_PLUGINS, get_plugin_manager
-from .settings import Settings
+from .settings import HOST_SETTINGS, Settings
 from .users import UserError, UserStore
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ class MissionControl:
         self.hook = self.pm.hook
         self.audit_store = AuditStore(self.db)
         self.audit = Auditor(self.pm, clock, mc=self)
-        self.settings = Settings(self.db, clock, self.audit)
+        declared = [d for found in self.hook.register_settings(mc=self) for d in found or ()]
+        self.settings = Settings(self.db, clock, self.audit, (*HOST_SETTINGS, *declared))
         self.users = UserStore(self.db, clock)
         self.auth = Authenticator(self.users, self.audit, clock, api_key=self.config.api_key,
                                   login_attempts_per_minute=self.config.login_attempts_per_minute)

@@ -70,3 +70,17 @@ def audit(mc, event):
     :raises: anything; the host logs it and tells the other sinks with a ``plugin_error`` event.
         The action that was being audited is not undone.
     """
+
+
+@hookspec
+def register_settings(mc):
+    """Called once when the service opens, to collect the settings plugins declare.
+
+    Declared settings are validated, listed and changed through ``/api/settings`` like the host's
+    own; a plugin reads them with ``mc.settings.get(key)``. Prefix keys with the plugin's name
+    (``offsite.dir.path``).
+
+    :param mc: the MissionControl being opened (its settings registry is not built yet).
+    :return: a list of ``mission_control.SettingDef``, or ``None``.
+    :raises: anything; opening the service fails, since a plugin's settings are part of its config.
+    """

@@ -73,7 +73,11 @@ class Settings:
         self._db = db
         self._clock = clock
         self._audit = auditor
-        self.definitions = {d.key: d for d in definitions}
+        self.definitions = {}
+        for definition in definitions:
+            if definition.key in self.definitions:
+                raise ValueError(f"setting {definition.key!r} is declared twice")
+            self.definitions[definition.key] = definition
         self._listeners = []
 
     def on_change(self, callback):

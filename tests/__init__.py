@@ -1,0 +1,1 @@
+"""Tests of the Mission Control backup service."""

@@ -1,0 +1,112 @@
+"""Shared fixtures: real SQLite files in tmp_path, the real WSGI app, a fake clock, logged-in clients."""
+import threading
+from dataclasses import replace
+
+import pytest
+from werkzeug.test import Client
+
+from mission_control.config import Config
+from mission_control.core import MissionControl
+from mission_control.server import make_server
+from mission_control.web import WebApp
+
+PASSWORD = "correct-horse-battery"
+START = 1_795_000_000.0  # 2026-11-18 10:13:20 UTC
+
+
+class FakeClock:
+    """A clock the test moves by hand; `clock()` returns unix seconds."""
+
+    def __init__(self, now=START):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    """`make_config(**overrides)`: a Config on a fresh data folder, the environment ignored."""
+    def make(environ=None, **overrides):
+        base = Config.from_env(environ or {}, data_dir=tmp_path / "data")
+        return replace(base, **overrides) if overrides else base
+    return make
+
+
+@pytest.fixture
+def make_mc(make_config, clock):
+    """`make_mc(plugins=..., clock=..., **config_overrides)`: open a MissionControl, closed after."""
+    opened = []
+
+    def make(plugins=(), clock=clock, entry_points=False, config=None, **overrides):
+        mc = MissionControl(config or make_config(**overrides), clock=clock, plugins=plugins,
+                            entry_points=entry_points)
+        opened.append(mc)
+        return mc
+    yield make
+    for mc in opened:
+        mc.close()
+
+
+@pytest.fixture
+def mc(make_mc):
+    return make_mc()
+
+
+@pytest.fixture
+def users(mc):
+    """One user per role, all with PASSWORD: {"admin": "alice", "operator": "olga", "viewer": "vic"}."""
+    names = {"admin": "alice", "operator": "olga", "viewer": "vic"}
+    for role, name in names.items():
+        mc.users.add(name, PASSWORD, role=role)
+    return names
+
+
+@pytest.fixture
+def client(mc):
+    return Client(WebApp(mc))
+
+
+class Auth:
+    """Logs the test client in and out, like Flask's tutorial `auth` fixture."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, username="alice", password=PASSWORD):
+        return self.client.post("/api/auth/login", json={"username": username, "password": password})
+
+    def logout(self):
+        return self.client.post("/api/auth/logout")
+
+
+@pytest.fixture
+def auth(client, users):
+    return Auth(client)
+
+
+@pytest.fixture
+def admin_client(client, auth):
+    """The test client, logged in as the admin `alice`."""
+    assert auth.login().status_code == 200
+    return client
+
+
+@pytest.fixture
+def live_server(mc):
+    """A real waitress server for `mc` on a free loopback port; yields its base URL."""
+    server = make_server(mc, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+    server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+    thread.join(5)
