@@ -11,7 +11,7 @@ from mission_control.server import make_server
 from mission_control.web import WebApp
 
 PASSWORD = "correct-horse-battery"
-START = 1_795_000_000.0  # 2026-11-18 10:13:20 UTC
+START = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC
 
 
 class FakeClock:
@@ -73,6 +73,15 @@ def users(mc):
 @pytest.fixture
 def client(mc):
     return Client(WebApp(mc))
+
+
+def logged_in_client(mc, username="alice", role="admin", password=PASSWORD):
+    """A new test client for `mc`, logged in as a new user with that role."""
+    mc.users.add(username, password, role=role)
+    client = Client(WebApp(mc))
+    response = client.post("/api/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.json
+    return client
 
 
 class Auth:

@@ -1,0 +1,185 @@
+"""The hook points and the plugin manager: isolation of failures, ordering, blocking, validation."""
+import pluggy
+import pytest
+
+from mission_control import hookimpl, hookspecs
+from mission_control.plugins import DEFAULT_PLUGINS, get_plugin_manager
+
+
+class Recorder:
+    def __init__(self):
+        self.backups, self.events = [], []
+
+    @hookimpl
+    def post_backup(self, mc, backup, actor):
+        self.backups.append((backup.name, actor, backup.path.exists()))
+
+    @hookimpl
+    def audit(self, event):
+        self.events.append(event["action"])
+
+
+class Broken:
+    @hookimpl(tryfirst=True)
+    def post_backup(self):
+        raise RuntimeError("off-site target unreachable")
+
+    @hookimpl(tryfirst=True)
+    def audit(self):
+        raise OSError("sink is down")
+
+
+def test_post_backup_sees_the_finished_file(make_mc):
+    recorder = Recorder()
+    mc = make_mc(plugins=[recorder])
+    made = mc.backups.create("alice")
+    assert recorder.backups == [(made.name, "alice", True)]
+
+
+def test_a_failing_post_backup_never_fails_the_backup_nor_silences_others(make_mc):
+    recorder = Recorder()
+    mc = make_mc(plugins=[recorder, Broken()])
+    made = mc.backups.create("alice")
+    assert made.path.exists()
+    assert recorder.backups == [(made.name, "alice", True)]
+    errors = [e for e in mc.audit_store.query(action="plugin_error")[0]
+              if e["detail"]["hook"] == "post_backup"]
+    assert len(errors) == 1 and "unreachable" in errors[0]["detail"]["error"]
+
+
+def test_a_failing_audit_sink_does_not_stop_the_audit_log(make_mc):
+    recorder = Recorder()
+    mc = make_mc(plugins=[recorder, Broken()])
+    mc.backups.create("alice")
+    actions = [e["action"] for e in mc.audit_store.query()[0]]
+    assert "backup_create" in actions
+    # The other sinks hear that one sink failed, and about which event.
+    notices = mc.audit_store.query(action="plugin_error")[0]
+    assert any(n["detail"] == {"hook": "audit", "plugin": n["target_id"], "error": "OSError",
+                               "event": "backup_create"} for n in notices)
+    assert "plugin_error" in recorder.events
+
+
+def test_a_plugin_can_replace_the_retention_policy(make_mc, clock):
+    class KeepAll:
+        @hookimpl
+        def prune(self, backups, keep_names):
+            assert len(keep_names) == 1 and keep_names <= {b.name for b in backups}
+            return []
+
+    mc = make_mc(plugins=[KeepAll()])
+    mc.settings.update({"general.backup_retention_count": "1"}, actor="t")
+    for _ in range(3):
+        mc.backups.create("t")
+        clock.advance(1)
+    assert len(mc.backups.list()) == 3
+
+
+def test_a_plugin_returning_none_defers_to_the_builtin_policy(make_mc, clock):
+    seen = []
+
+    class Observer:
+        @hookimpl
+        def prune(self, backups):
+            seen.append(len(backups))
+            return None
+
+    mc = make_mc(plugins=[Observer()])
+    mc.settings.update({"general.backup_retention_count": "1"}, actor="t")
+    for _ in range(3):
+        mc.backups.create("t")
+        clock.advance(1)
+    assert seen == [1, 2, 2] and len(mc.backups.list()) == 1
+
+
+def test_prune_cannot_delete_what_the_host_protects(make_mc, clock):
+    class Greedy:
+        @hookimpl
+        def prune(self, mc, backups):
+            return [b.name for b in backups] + ["keep-forever.db", "../mission-control.db"]
+
+    mc = make_mc(plugins=[Greedy()])
+    (mc.backups.dir / "keep-forever.db").write_bytes(b"x")
+    made = mc.backups.create("t")
+    assert {b.name for b in mc.backups.list()} == {made.name, "keep-forever.db"}
+    assert mc.config.db_path.exists()
+
+
+def test_a_failing_prune_keeps_everything(make_mc, clock):
+    class Crashing:
+        @hookimpl(tryfirst=True)
+        def prune(self):
+            raise ValueError("policy bug")
+
+    mc = make_mc(plugins=[Crashing()])
+    mc.settings.update({"general.backup_retention_count": "1"}, actor="t")
+    mc.backups.create("t")
+    clock.advance(1)
+    mc.backups.create("t")
+    assert len(mc.backups.list()) == 2
+    assert mc.audit_store.query(action="plugin_error")[0][0]["detail"]["hook"] == "prune"
+
+
+def test_pre_backup_crash_fails_the_backup_cleanly(make_mc):
+    from mission_control.errors import BackupFailed
+
+    class Crashing:
+        @hookimpl
+        def pre_backup(self):
+            raise KeyError("bug")
+
+    mc = make_mc(plugins=[Crashing()])
+    with pytest.raises(BackupFailed):
+        mc.backups.create("t")
+    assert mc.backups.list() == []
+    assert mc.audit_store.query(action="backup_failed")[1] == 1
+
+
+def test_disabled_plugins_are_blocked(make_mc, clock):
+    mc = make_mc(disabled_plugins=("retention",))
+    mc.settings.update({"general.backup_retention_count": "1"}, actor="t")
+    for _ in range(3):
+        mc.backups.create("t")
+        clock.advance(1)
+    assert len(mc.backups.list()) == 3
+    assert mc.pm.get_plugin("retention") is None and mc.pm.get_plugin("audit_log") is not None
+
+
+def test_misspelt_hooks_are_caught_at_start():
+    class Typo:
+        @hookimpl
+        def post_bakup(self, backup):
+            pass
+
+    with pytest.raises(pluggy.PluginValidationError):
+        get_plugin_manager(extra=[Typo()], entry_points=False)
+
+
+def test_builtins_are_registered_under_short_names():
+    pm = get_plugin_manager(entry_points=False)
+    names = {pm.get_name(p) for p in pm.get_plugins()}
+    assert {d.rsplit(".", 1)[-1] for d in DEFAULT_PLUGINS} <= names
+
+
+def test_plugin_settings_join_the_registry(make_mc):
+    from mission_control import SettingDef
+
+    class Declares:
+        @hookimpl
+        def register_settings(self):
+            return [SettingDef("demo.level", "int", "3", "A demo level", "demo", 1, 5)]
+
+    mc = make_mc(plugins=[Declares()])
+    assert mc.settings.get("demo.level") == 3
+    mc.settings.update({"demo.level": 5}, actor="t")
+    assert mc.settings.get("demo.level") == 5
+
+
+def test_every_hook_has_a_test():
+    """datasette's meta-test: a hook that no test names is a hook nobody checked."""
+    import pathlib
+    source = "".join(p.read_text() for p in pathlib.Path(__file__).parent.glob("test_*.py"))
+    hooks = [name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "mission_control_spec")]
+    assert hooks, "no hookspecs found"
+    for name in hooks:
+        assert f"def {name}(" in source, f"hook {name} has no test implementing it"
