@@ -5,6 +5,7 @@ import re
 import secrets
 import sqlite3
 import stat
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,11 +295,27 @@ def copy_database(source, target):
     finally:
         src.close()
     os.chmod(target, 0o600)
-    fsync_file(target)
-    check = dbmod.connect(target, readonly=True)
+    # The fsync (disk-bound) and the quick_check (CPU-bound, reads the page cache) overlap; both
+    # finish before the caller renames the file into place.
+    synced = {}
+    syncer = threading.Thread(target=_fsync_into, args=(target, synced), daemon=True)
+    syncer.start()
     try:
-        result = [row[0] for row in check.execute("PRAGMA quick_check").fetchall()]
+        check = dbmod.connect(target, readonly=True)
+        try:
+            result = [row[0] for row in check.execute("PRAGMA quick_check").fetchall()]
+        finally:
+            check.close()
     finally:
-        check.close()
+        syncer.join()
+    if "error" in synced:
+        raise synced["error"]
     if result != ["ok"]:
         raise sqlite3.DatabaseError(f"quick_check of the copy failed: {'; '.join(result[:3])}")
+
+
+def _fsync_into(path, outcome):
+    try:
+        fsync_file(path)
+    except OSError as exc:
+        outcome["error"] = exc
