@@ -35,13 +35,17 @@ def serve(config, announce=print):
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
+        mc.scheduler.start()
         server.run()
     except (_Stop, KeyboardInterrupt):
         log.info("shutting down")
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.close()
-        # Let requests that are running (a backup, say) finish before the database closes.
+        # The scheduler finishes a backup it is making before its thread ends, and requests
+        # that are running (a backup, say) finish too, before the database closes.
+        if not mc.scheduler.stop(timeout=60):
+            log.error("the scheduler did not stop within 60 s")
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=60)
         mc.close()
     return 0
