@@ -317,3 +317,27 @@ def test_thread_runs_a_missed_slot_at_start(make_mc, make_config, at):
     mc.close()  # closing stops the thread first
     assert not mc.scheduler.is_alive()
     assert len(backups(mc)) == 1
+
+
+def test_stop_lets_a_running_backup_finish(make_mc, make_config, at):
+    config = make_config()
+    at("2026-03-03 01:00:00")
+    enable(make_mc(config=config, clock=at.clock))
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow:
+        @hookimpl
+        def pre_backup(self):
+            entered.set()
+            release.wait(10)
+
+    made = Made()
+    at("2026-03-04 05:00:00")
+    mc = make_mc(config=config, clock=at.clock, plugins=[Slow(), made])
+    mc.scheduler.start()
+    assert entered.wait(10)
+    assert mc.scheduler.stop(timeout=0.1) is False  # still making the backup
+    release.set()
+    assert mc.scheduler.stop(timeout=10) is True
+    assert made.actors == ["scheduler"] and len(backups(mc)) == 1
+    assert mc.scheduler.status()[0].last_ok is True
