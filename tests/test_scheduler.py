@@ -1,4 +1,6 @@
 """The daily auto-backup scheduler, driven by a fake clock through `run_due()` (no sleeping)."""
+import subprocess
+import sys
 import threading
 from datetime import datetime, timezone
 
@@ -202,6 +204,26 @@ def test_two_instances_on_one_database_make_one_backup_per_slot(make_mc, make_co
     assert len(events(instances[1])) == 2
 
 
+def test_a_slot_claim_is_won_by_exactly_one_instance(make_mc, make_config, at):
+    config = make_config()
+    instances = [make_mc(config=config, clock=at.clock) for _ in range(6)]
+    for slot in ("2026-03-04T03:00:00Z", "2026-03-05T03:00:00Z"):
+        barrier = threading.Barrier(len(instances))
+        won = []
+
+        def claim(mc):
+            barrier.wait()
+            won.append(mc.scheduler.state.claim_slot("auto_backup", slot, at.clock()))
+        threads = [threading.Thread(target=claim, args=(mc,)) for mc in instances]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(won) == [False] * 5 + [True], slot
+    assert instances[0].scheduler.state.claim_slot("auto_backup", "2026-03-04T03:00:00Z", 0) \
+        is False  # an older slot is never claimed again
+
+
 def test_clock_going_back_does_not_rerun_a_day(smc, at):
     at("2026-03-04 02:00:00")
     enable(smc)
@@ -295,7 +317,7 @@ def test_thread_catches_up_on_start_and_a_settings_change_wakes_it(make_mc, make
     mc.scheduler.start()
     try:
         assert mc.scheduler.is_alive()
-        assert not made.event.wait(0.2)  # nothing due: it sleeps (up to MAX_SLEEP)
+        assert mc.scheduler.run_due() == [] and made.actors == []  # nothing due yet: it sleeps
         at("2026-03-04 03:00:00")
         mc.settings.update({"general.site_name": "Ops"}, "alice")  # any change wakes it
         assert made.event.wait(10)
@@ -341,3 +363,23 @@ def test_stop_lets_a_running_backup_finish(make_mc, make_config, at):
     assert mc.scheduler.stop(timeout=10) is True
     assert made.actors == ["scheduler"] and len(backups(mc)) == 1
     assert mc.scheduler.status()[0].last_ok is True
+
+
+RUN_DUE = """
+import sys
+from mission_control import MissionControl
+with MissionControl.open(sys.argv[1], clock=lambda: float(sys.argv[2]), entry_points=False) as mc:
+    print(len(mc.scheduler.run_due()))
+"""
+
+
+def test_several_processes_on_one_database_make_one_backup(make_mc, make_config, at):
+    config = make_config()
+    at("2026-03-04 02:00:00")
+    enable(make_mc(config=config, clock=at.clock))
+    slot = str(ts("2026-03-04 03:00:00"))
+    procs = [subprocess.Popen([sys.executable, "-c", RUN_DUE, str(config.data_dir), slot],
+                              stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    ran = [int(p.communicate(timeout=60)[0]) for p in procs]
+    assert sorted(ran) == [0, 0, 1]
+    assert backups(make_mc(config=config, clock=at.clock)) == ["mc-backup-2026-03-04_03-00-00.db"]
