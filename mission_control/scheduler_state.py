@@ -1,4 +1,6 @@
-"""SQL for the `scheduler_state` table: each task's last run and result, and the daily slot claim."""
+"""SQL for the `scheduler_state` table: each task's last run and result, and the daily claim."""
+
+_ENSURE_ROW = "INSERT OR IGNORE INTO scheduler_state (task_id, updated_at) VALUES (?, ?)"
 
 
 class SchedulerState:
@@ -22,8 +24,7 @@ class SchedulerState:
         back cannot run a day twice.
         """
         with self._db.transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO scheduler_state (task_id, updated_at) VALUES (?, ?)",
-                         (task_id, int(now)))
+            conn.execute(_ENSURE_ROW, (task_id, int(now)))
             cur = conn.execute(
                 "UPDATE scheduler_state SET last_slot = ?, updated_at = ?"
                 " WHERE task_id = ? AND (last_slot IS NULL OR last_slot < ?)",
@@ -33,8 +34,7 @@ class SchedulerState:
     def record(self, task_id, started_ms, finished_ms, ok, message):
         """Store a finished run (scheduled or manual) as the task's last run and result."""
         with self._db.transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO scheduler_state (task_id, updated_at) VALUES (?, ?)",
-                         (task_id, finished_ms // 1000))
+            conn.execute(_ENSURE_ROW, (task_id, finished_ms // 1000))
             conn.execute(
                 "UPDATE scheduler_state SET last_run = ?, last_finished = ?, last_ok = ?,"
                 " last_message = ?, updated_at = ? WHERE task_id = ?",
