@@ -154,6 +154,7 @@ class Scheduler:
         finally:
             with self._lock:
                 self._running[task.id] -= 1
+        (log.info if ok else log.warning)("%s (%s, %s): %s", task.id, trigger, actor, message)
         self.mc.audit.emit("auto_backup", actor=actor, target_type="scheduler", target_id=task.id,
                            detail={"ok": ok, "message": message, "trigger": trigger, "slot": slot,
                                    "backup": backup.name if backup else None}, **meta)

@@ -383,3 +383,18 @@ def test_several_processes_on_one_database_make_one_backup(make_mc, make_config,
     ran = [int(p.communicate(timeout=60)[0]) for p in procs]
     assert sorted(ran) == [0, 0, 1]
     assert backups(make_mc(config=config, clock=at.clock)) == ["mc-backup-2026-03-04_03-00-00.db"]
+
+
+def test_migration_adds_last_finished_to_a_version_1_database(tmp_path):
+    import sqlite3
+
+    from mission_control.db import migrate, migrations
+    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    [(_, version_1)] = [m for m in migrations() if m[0] == 1]
+    conn.executescript(version_1)
+    conn.execute("PRAGMA user_version=1")
+    conn.execute("INSERT INTO scheduler_state (task_id, last_run, last_ok, last_message, last_slot,"
+                 " updated_at) VALUES ('auto_backup', 5000, 1, 'Backup created (1KB)', 'x', 5)")
+    assert migrate(conn)[0] == 1
+    assert conn.execute("SELECT last_run, last_finished FROM scheduler_state").fetchall() == \
+        [(5000, None)]
