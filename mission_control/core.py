@@ -10,6 +10,7 @@ from .config import Config, ConfigError
 from .db import Database, migrate
 from .passwords import check_strength
 from .plugins import DEFAULT_PLUGINS, get_plugin_manager
+from .scheduler import Scheduler
 from .settings import HOST_SETTINGS, Settings
 from .users import UserError, UserStore
 
@@ -47,6 +48,7 @@ class MissionControl:
         self.backups = BackupService(self)
         self.backups.ensure_dir()
         self.backups.remove_leftovers()
+        self.scheduler = Scheduler(self)  # its thread is started only by `server.serve()`
 
     @classmethod
     def open(cls, data_dir=None, *, db_path=None, environ=None, **kwargs):
@@ -82,6 +84,7 @@ class MissionControl:
         return user
 
     def close(self):
+        self.scheduler.stop()
         self.db.close()
 
     def __enter__(self):

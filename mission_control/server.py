@@ -33,15 +33,22 @@ def serve(config, announce=print):
     def stop(signum, frame):
         raise _Stop()
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    # waitress swallows KeyboardInterrupt itself, so Ctrl-C gets the same handler as SIGTERM.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        mc.scheduler.start()
         server.run()
     except (_Stop, KeyboardInterrupt):
         log.info("shutting down")
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        server.close()
-        # Let requests that are running (a backup, say) finish before the database closes.
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        # The main loop has stopped, so nothing new is accepted. The scheduler finishes a backup
+        # it is making, and running requests (a backup, say) finish too, before the database
+        # closes. The server closes last: a worker that finishes still pulls its trigger.
+        if not mc.scheduler.stop(timeout=60):
+            log.error("the scheduler did not stop within 60 s")
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=60)
+        server.close()
         mc.close()
     return 0

@@ -1,7 +1,14 @@
 """Typed setting definitions and the `settings` table: validation, defaults, all-or-nothing updates."""
+import logging
+import re
 from dataclasses import dataclass
 
 from .errors import NotFound, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+#: ASCII digits only: `int()` alone would also take "1_000" and other scripts' digits.
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -31,19 +38,18 @@ class SettingDef:
                 return value.strip().lower()
             raise ValueError('must be "true" or "false"')
         if self.type == "int":
-            if isinstance(value, bool) or not isinstance(value, (int, str)):
+            if isinstance(value, bool) or not isinstance(value, (int, str)) or \
+                    isinstance(value, str) and not _WHOLE_NUMBER.fullmatch(value.strip()):
                 raise ValueError("must be a whole number")
-            try:
-                number = int(value.strip()) if isinstance(value, str) else value
-            except ValueError:
-                raise ValueError("must be a whole number") from None
+            number = int(value.strip()) if isinstance(value, str) else value
             if self.minimum is not None and number < self.minimum or \
                     self.maximum is not None and number > self.maximum:
                 raise ValueError(f"must be between {self.minimum} and {self.maximum}")
             return str(number)
         if not isinstance(value, str):
             raise ValueError("must be a string")
-        if len(value) > self.max_length or any(ord(c) < 32 and c not in "\t" for c in value):
+        if len(value) > self.max_length or \
+                any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
             raise ValueError(f"must be at most {self.max_length} printable characters")
         return value
 
@@ -93,7 +99,22 @@ class Settings:
         return row["value"] if row else self.definitions[key].default
 
     def get(self, key):
-        return self.definitions[key].typed(self.get_raw(key))
+        """The typed value of `key`; a stored value that is no longer valid reads as the default.
+
+        :raises KeyError: `key` is not a declared setting.
+        """
+        definition = self.definitions[key]
+        raw = self.get_raw(key)
+        try:
+            return definition.typed(definition.normalize(raw))
+        except ValueError:
+            log.warning("setting %s holds an invalid value; using its default", key)
+            return definition.typed(definition.default)
+
+    def changed_at(self, key):
+        """Unix seconds of the last write of `key`, or None while it has never been set."""
+        row = self._db.query_one("SELECT updated_at FROM settings WHERE key = ?", (key,))
+        return row["updated_at"] if row else None
 
     def list(self):
         """Every known setting with its current value, for the API (secrets left out)."""
@@ -166,5 +187,9 @@ class Settings:
         return definition.default
 
     def _notify(self, keys):
+        # The change is committed: a failing listener is logged, never reported as a failed update.
         for callback in self._listeners:
-            callback(keys)
+            try:
+                callback(keys)
+            except Exception:  # noqa: BLE001
+                log.exception("settings listener %r failed", callback)

@@ -1,0 +1,226 @@
+"""The daily auto-backup timer: a thread that sleeps on an Event and runs each day's slot once."""
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .backups import describe_error
+from .errors import BackupFailed, BackupRefused, Conflict, MissionControlError, TooManyRequests
+from .schedule import next_run, slot_start
+from .scheduler_state import SchedulerState
+
+log = logging.getLogger(__name__)
+
+#: The thread re-checks at least this often (seconds), so a wall clock that jumps is noticed.
+MAX_SLEEP = 300.0
+MAX_MESSAGE = 500
+# An absolute path (or ~/...) not glued to a word: "free on /var/lib" but not "and/or".
+_PATH = re.compile(r"(?<![\w.~-])(?:~?/|[A-Za-z]:\\)[^\s'\",;)\]]*")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A scheduled task: runs daily at the slot while the bool setting `setting` is true.
+
+    `run(actor, **meta)` does the work and returns `(backup_or_None, message)`, or raises.
+    """
+
+    id: str
+    name: str
+    setting: str
+    run: object
+
+
+@dataclass(frozen=True)
+class RunResult:
+    ok: bool
+    message: str
+    backup: object = None  # the new BackupInfo, when there is one
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """What `GET /api/scheduler` shows of a task; times are unix milliseconds."""
+
+    id: str
+    name: str
+    enabled: bool
+    last_run: int | None
+    next_run: int
+    running: bool
+    last_ok: bool | None
+    last_message: str | None
+    last_finished: int | None
+
+
+def slot_id(slot):
+    """The slot's ISO time, as stored in `scheduler_state.last_slot` (sorts as text)."""
+    return datetime.fromtimestamp(slot, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def safe_message(text):
+    """`text` with anything that looks like a host path replaced, cut to a sane length."""
+    return _PATH.sub("<path>", text)[:MAX_MESSAGE]
+
+
+def _ms(seconds):
+    return int(round(seconds * 1000))
+
+
+class Scheduler:
+    """Runs `auto_backup` at 03:00 UTC. It owns a thread only after `start()` (done by `serve`).
+
+    Tests drive it without the thread: set the fake clock and call `run_due()`, which is what the
+    thread calls on every wake.
+    """
+
+    def __init__(self, mc):
+        self.mc = mc
+        self.state = SchedulerState(mc.db)
+        self.tasks = {"auto_backup": Task("auto_backup", "Auto Backup", "general.auto_backup",
+                                          self._backup)}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = None
+        self._running = {}
+        self._lock = threading.Lock()
+        mc.settings.on_change(lambda keys: self.wake())
+
+    # -- the work ------------------------------------------------------------------------------
+    def _backup(self, actor, **meta):
+        made = self.mc.backups.create(actor, **meta)
+        return made, f"Backup created ({int(made.size / 1024 + 0.5)}KB)"
+
+    def _due(self, task, now):
+        """Today's slot is due when the setting is on and was already on at the slot."""
+        if not self.mc.settings.get(task.setting):
+            return None
+        slot = slot_start(now)
+        since = self.mc.settings.changed_at(task.setting)
+        if since is not None and since > slot:
+            return None  # switched on after the slot: the first run is the next slot
+        row = self.state.get(task.id)
+        if row and row["last_slot"] and row["last_slot"] >= slot_id(slot):
+            return None
+        return slot
+
+    def run_due(self):
+        """Run every task whose slot has come and that no process has claimed yet.
+
+        Also the catch-up after a restart: a slot missed while the service was down is still
+        the latest slot, so the first call runs it once.
+
+        :return: the `RunResult` of each task this call ran (usually none).
+        """
+        now = self.mc.clock()
+        results = []
+        for task in self.tasks.values():
+            slot = self._due(task, now)
+            if slot is not None and self.state.claim_slot(task.id, slot_id(slot), now):
+                log.info("running %s for the slot of %s", task.id, slot_id(slot))
+                results.append(self._run(task, "scheduler", trigger="schedule",
+                                         slot=slot_id(slot)))
+        return results
+
+    def run_now(self, task_id, actor, *, actor_id=None, rate_key=None, ip_address=None,
+                user_agent=None):
+        """Run a task at once, for an admin; it does not use up the day's slot.
+
+        :raises KeyError: unknown task.
+        :raises TooManyRequests: over the admin's backup budget (nothing is recorded).
+        :raises Conflict: another backup held the lock too long (nothing is recorded).
+        :return: a `RunResult`; a failed run is recorded and returned with `ok` False.
+        """
+        return self._run(self.tasks[task_id], actor, trigger="manual", actor_id=actor_id,
+                         rate_key=rate_key, ip_address=ip_address, user_agent=user_agent)
+
+    def _run(self, task, actor, *, trigger, slot=None, actor_id=None, ip_address=None,
+             user_agent=None, rate_key=None):
+        meta = {"actor_id": actor_id, "ip_address": ip_address, "user_agent": user_agent}
+        passthrough = (TooManyRequests, Conflict) if trigger == "manual" else ()
+        started = self.mc.clock()
+        with self._lock:
+            self._running[task.id] = self._running.get(task.id, 0) + 1
+        try:
+            try:
+                backup, message = task.run(actor, rate_key=rate_key, **meta)
+                ok = True
+            except passthrough:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failed run is a result, never a crash
+                backup, ok, message = None, False, self._failure(exc)
+            self.state.record(task.id, _ms(started), _ms(self.mc.clock()), ok, message)
+        finally:
+            with self._lock:
+                self._running[task.id] -= 1
+        (log.info if ok else log.warning)("%s (%s, %s): %s", task.id, trigger, actor, message)
+        self.mc.audit.emit("auto_backup", actor=actor, target_type="scheduler", target_id=task.id,
+                           detail={"ok": ok, "message": message, "trigger": trigger, "slot": slot,
+                                   "backup": backup.name if backup else None}, **meta)
+        return RunResult(ok, message, backup)
+
+    def _failure(self, exc):
+        if isinstance(exc, BackupFailed):
+            text = f"Backup failed: {exc.reason}"
+        elif isinstance(exc, BackupRefused):
+            text = f"Backup refused: {exc.reason}"
+        elif isinstance(exc, MissionControlError):
+            text = exc.message
+        else:
+            log.exception("scheduled task failed")
+            text = f"Backup failed: {describe_error(exc)}"
+        return safe_message(text)
+
+    # -- what the API shows --------------------------------------------------------------------
+    def status(self):
+        """A `TaskStatus` per task; `next_run` is the next slot whether enabled or not."""
+        now = self.mc.clock()
+        out = []
+        for task in self.tasks.values():
+            row = self.state.get(task.id) or {}
+            last_ok = row.get("last_ok")
+            with self._lock:
+                running = self._running.get(task.id, 0) > 0
+            out.append(TaskStatus(
+                task.id, task.name, bool(self.mc.settings.get(task.setting)), row.get("last_run"),
+                _ms(next_run(now)), running, None if last_ok is None else bool(last_ok),
+                row.get("last_message"), row.get("last_finished")))
+        return out
+
+    # -- the thread ----------------------------------------------------------------------------
+    def start(self):
+        """Start the timer thread (idempotent). Its first check runs a missed slot."""
+        if self.is_alive():
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._loop, name="mc-scheduler", daemon=True)
+        self._thread.start()
+
+    def wake(self):
+        """Make the thread look again now (a setting changed)."""
+        self._wake.set()
+
+    def stop(self, timeout=60.0):
+        """Stop the thread; a backup it is making finishes first. Returns True once it has ended."""
+        self._stopping.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.is_alive()
+
+    def is_alive(self):
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self):
+        while not self._stopping.is_set():
+            self._wake.clear()  # before checking, so a change made during the check wakes us again
+            try:
+                self.run_due()
+            except Exception:  # noqa: BLE001 - e.g. the database busy; the next wake retries
+                log.exception("scheduler check failed; retrying later")
+            if self._stopping.is_set():
+                break
+            now = self.mc.clock()
+            self._wake.wait(min(MAX_SLEEP, max(0.01, next_run(now) - now)))

@@ -1,0 +1,44 @@
+"""`/api/scheduler`: the scheduled tasks' state, and running one now (admin only)."""
+from ..errors import BadRequest, ValidationFailed
+from .http import json_response, read_json, request_meta, require
+
+
+def _task_json(task):
+    last_result = None
+    if task.last_ok is not None:
+        last_result = {"ok": task.last_ok, "message": task.last_message,
+                       "timestamp": task.last_finished or task.last_run}
+    return {"id": task.id, "name": task.name, "enabled": task.enabled, "lastRun": task.last_run,
+            "nextRun": task.next_run, "running": task.running, "lastResult": last_result}
+
+
+def scheduler_status(mc, request):
+    require(mc, request, "admin")
+    return json_response({"tasks": [_task_json(t) for t in mc.scheduler.status()]})
+
+
+def scheduler_run(mc, request):
+    user = require(mc, request, "admin")
+    body = read_json(request)
+    known = list(mc.scheduler.tasks)
+    task_id = body.get("task_id") if isinstance(body, dict) else None
+    if not isinstance(task_id, str) or task_id not in known:
+        raise BadRequest(f"task_id required: {', '.join(known)}")
+    extra = [f"{key}: unknown field" for key in body if key != "task_id"]
+    if extra:
+        raise ValidationFailed(extra)
+    # rate_key: a manual run counts against the admin's backup budget (429 passes through).
+    result = mc.scheduler.run_now(task_id, user.username, actor_id=user.id,
+                                  rate_key=user.username, **request_meta(mc, request))
+    if not result.ok:
+        # `error` as well, so clients that read the one error shape see the reason too.
+        return json_response({"ok": False, "message": result.message, "error": result.message},
+                             500)
+    return json_response({"ok": True, "message": result.message,
+                          "backup": result.backup.to_json() if result.backup else None})
+
+
+ROUTES = [
+    ("/api/scheduler", ["GET"], scheduler_status),
+    ("/api/scheduler", ["POST"], scheduler_run),
+]
