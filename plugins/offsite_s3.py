@@ -89,10 +89,16 @@ def make_client(mc):
         aws_access_key_id=get("offsite.s3.access_key_id") or None,
         aws_secret_access_key=get("offsite.s3.secret_access_key") or None,
         region_name=get("offsite.s3.region") or None)
-    config = Config(connect_timeout=10, read_timeout=120,
-                    retries={"max_attempts": 3, "mode": "standard"},
-                    # Most S3-compatible services want path-style addressing.
-                    s3={"addressing_style": "path" if endpoint else "auto"})
+    options = dict(connect_timeout=10, read_timeout=120,
+                   retries={"max_attempts": 3, "mode": "standard"},
+                   # Most S3-compatible services want path-style addressing.
+                   s3={"addressing_style": "path" if endpoint else "auto"})
+    if endpoint and "request_checksum_calculation" in Config.OPTION_DEFAULTS:
+        # botocore >= 1.36 adds CRC checksums to every upload, which several S3-compatible
+        # services reject; what landed is verified below anyway.
+        options.update(request_checksum_calculation="when_required",
+                       response_checksum_validation="when_required")
+    config = Config(**options)
     return session.client("s3", endpoint_url=endpoint, config=config)
 
 

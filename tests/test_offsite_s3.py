@@ -132,3 +132,25 @@ def test_missing_boto3_is_reported_clearly(mc, monkeypatch):
     assert made.path.is_file()
     reason = audits(mc, "offsite_failed")[0]["detail"]["reason"]
     assert "boto3 is not installed" in reason and "[s3]" in reason
+
+
+def test_settings_alone_send_every_backup_to_a_folder_and_a_bucket(admin_client, mc, clock, s3,
+                                                                    s3_server, bucket, tmp_path):
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    mc.settings.update({"offsite.dir.path": str(nas)}, actor="test")
+    configure(mc, s3_server, bucket)
+    made = []
+    for _ in range(2):
+        response = admin_client.post("/api/backup")
+        assert response.status_code == 200
+        made.append(response.json["backup"]["name"])
+        clock.advance(3600)
+    for name in made:
+        local = (mc.backups.dir / name).read_bytes()
+        assert (nas / name).read_bytes() == local
+        assert s3.get_object(Bucket=bucket, Key=f"mission-control/{name}")["Body"].read() == local
+    targets = admin_client.get("/api/offsite").json["targets"]
+    assert [(t["target"], t["ok"], t["backup"]) for t in targets] == \
+        [("dir", True, made[-1]), ("s3", True, made[-1])]
+    assert len(audits(mc, "offsite_copy")) == 4
