@@ -9,6 +9,7 @@ from pathlib import Path
 import pluggy
 
 from . import NAME, hookspecs
+from .config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ DEFAULT_PLUGINS = (
 DROPIN_PREFIX = "mission_control_dropin_"
 
 
-class PluginLoadError(RuntimeError):
+class PluginLoadError(ConfigError):
     """A plugin in the drop-in folder could not be imported; the service does not start without it."""
 
 

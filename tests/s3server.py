@@ -1,11 +1,9 @@
-"""A real S3-protocol server (moto's standalone server) on a free loopback port, for the S3 tests."""
+"""A real S3-protocol server (moto's standalone server) in a subprocess on a free loopback port."""
 import re
 import subprocess
 import sys
 import threading
 import time
-
-import pytest
 
 ACCESS_KEY, SECRET_KEY = "AKIDMCTEST", "mc-test-secret"
 
@@ -39,24 +37,3 @@ class S3Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-@pytest.fixture(scope="session")
-def s3_server():
-    pytest.importorskip("moto.server")
-    server = S3Server()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def aws_env(monkeypatch, tmp_path):
-    """Credentials through the standard AWS chain (environment), and nothing from the host."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)

@@ -6,13 +6,34 @@ import uuid
 
 import pytest
 
-from .s3server import aws_env, s3_server  # noqa: F401 - fixtures
+from .s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 boto3 = pytest.importorskip("boto3")
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    pytest.importorskip("moto.server")
+    server = S3Server()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def s3(s3_server, aws_env):  # noqa: F811
+def aws_env(monkeypatch, tmp_path):
+    """Credentials through the standard AWS chain (environment), and nothing from the host."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+
+
+@pytest.fixture
+def s3(s3_server, aws_env):
     return boto3.client("s3", endpoint_url=s3_server.url, region_name="us-east-1")
 
 
@@ -102,7 +123,7 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def test_broken_endpoint_keeps_the_local_backup(admin_client, mc, aws_env):  # noqa: F811
+def test_broken_endpoint_keeps_the_local_backup(admin_client, mc, aws_env):
     mc.settings.update({"offsite.s3.bucket": "nowhere",
                         "offsite.s3.endpoint_url": f"http://127.0.0.1:{free_port()}"},
                        actor="test")
@@ -118,7 +139,7 @@ def test_broken_endpoint_keeps_the_local_backup(admin_client, mc, aws_env):  # n
     assert result["ok"] is False and result["message"] == event["detail"]["reason"]
 
 
-def test_missing_bucket_is_reported(mc, s3_server, aws_env):  # noqa: F811
+def test_missing_bucket_is_reported(mc, s3_server, aws_env):
     configure(mc, s3_server, "no-such-bucket-here")
     made = mc.backups.create(actor="test")
     assert made.path.is_file()

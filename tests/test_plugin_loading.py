@@ -115,3 +115,12 @@ def test_broken_dropin_stops_the_service_with_a_clear_error(make_mc, dropins):
 def test_missing_dropin_folder_is_an_error(make_mc, tmp_path):
     with pytest.raises(PluginLoadError, match="not a folder"):
         make_mc(plugins_dir=tmp_path / "nope")
+
+
+def test_cli_reports_a_broken_dropin_without_a_traceback(tmp_path, dropins, monkeypatch, capsys):
+    from mission_control.cli import main
+    (dropins / "broken.py").write_text("1/0\n")
+    monkeypatch.setenv("MC_PLUGINS_DIR", str(dropins))
+    assert main(["backup", "list", "--data-dir", str(tmp_path / "cli")]) == 2
+    assert capsys.readouterr().err == ("mission-control: plugin file broken.py failed to import: "
+                                       "ZeroDivisionError: division by zero\n")
