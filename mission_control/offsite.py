@@ -2,6 +2,9 @@
 import json
 import logging
 import os
+import re
+
+_USERINFO = re.compile(r"://[^/@\s]+@")
 
 log = logging.getLogger(__name__)
 
@@ -10,11 +13,12 @@ def describe_failure(exc):
     """A short reason for an off-site failure that names no host path and no credential.
 
     ``OSError`` messages carry file names, so only their ``strerror`` is kept; other exceptions
-    (botocore's, for instance) describe the remote side and are kept, cut to 300 characters.
+    (botocore's, for instance) describe the remote side and are kept, cut to 300 characters, with
+    any ``user:password@`` in a URL masked.
     """
     if isinstance(exc, OSError) and exc.errno:
         return f"{type(exc).__name__}: {os.strerror(exc.errno)}"
-    text = str(exc).strip()
+    text = _USERINFO.sub("://***@", str(exc).strip())
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
