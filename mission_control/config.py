@@ -85,7 +85,8 @@ class Config:
             trusted_proxies=frozenset(_csv(env.get("MC_TRUSTED_PROXIES"))),
             log_level=(env.get("MC_LOG_LEVEL") or "INFO").upper(),
             disabled_plugins=_csv(env.get("MC_DISABLE_PLUGINS")),
-            plugins_dir=Path(env["MC_PLUGINS_DIR"]).absolute() if env.get("MC_PLUGINS_DIR") else None,
+            plugins_dir=(Path(env["MC_PLUGINS_DIR"]).absolute() if env.get("MC_PLUGINS_DIR")
+                         else None),
         )
         if overrides:
             config = replace(config, **overrides)

@@ -124,3 +124,23 @@ def test_cli_reports_a_broken_dropin_without_a_traceback(tmp_path, dropins, monk
     assert main(["backup", "list", "--data-dir", str(tmp_path / "cli")]) == 2
     assert capsys.readouterr().err == ("mission-control: plugin file broken.py failed to import: "
                                        "ZeroDivisionError: division by zero\n")
+
+
+class Counter:
+    """A plugin object passed by a script, as tests and embedding code do."""
+
+    def __init__(self):
+        self.seen = []
+
+    @mission_control.hookimpl
+    def post_backup(self, backup):
+        self.seen.append(backup.name)
+
+
+def test_plugin_objects_passed_by_a_script_are_listed_as_registered(make_mc):
+    counter = Counter()
+    mc = make_mc(plugins=[counter])
+    plugins, _ = listed(mc)
+    [entry] = [p for p in plugins.values() if p["kind"] == "registered"]
+    assert entry["hooks"] == ["post_backup"] and entry["version"] is None
+    assert counter.seen == [mc.backups.create(actor="test").name]
