@@ -42,6 +42,7 @@ class Config:
     trusted_proxies: frozenset = field(default_factory=frozenset)
     log_level: str = "INFO"
     disabled_plugins: tuple = ()
+    plugins_dir: Path | None = None  # drop-in folder of *.py plugins (MC_PLUGINS_DIR)
     backup_lock_timeout: float = 30.0  # seconds a backup waits for the running one
     login_attempts_per_minute: int = 5
     max_body_bytes: int = 1024 * 1024
@@ -84,6 +85,8 @@ class Config:
             trusted_proxies=frozenset(_csv(env.get("MC_TRUSTED_PROXIES"))),
             log_level=(env.get("MC_LOG_LEVEL") or "INFO").upper(),
             disabled_plugins=_csv(env.get("MC_DISABLE_PLUGINS")),
+            plugins_dir=(Path(env["MC_PLUGINS_DIR"]).absolute() if env.get("MC_PLUGINS_DIR")
+                         else None),
         )
         if overrides:
             config = replace(config, **overrides)

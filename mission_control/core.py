@@ -8,6 +8,7 @@ from .auth import Authenticator
 from .backups import BackupService
 from .config import Config, ConfigError
 from .db import Database, migrate
+from .offsite import OffsiteResults
 from .passwords import check_strength
 from .plugins import DEFAULT_PLUGINS, get_plugin_manager
 from .scheduler import Scheduler
@@ -36,10 +37,11 @@ class MissionControl:
         self.db = Database(self.config.db_path)
         migrate(self.db.conn())
         self.pm = get_plugin_manager(self.config.disabled_plugins, default_plugins, plugins,
-                                     entry_points)
+                                     entry_points, plugins_dir=self.config.plugins_dir)
         self.hook = self.pm.hook
         self.audit_store = AuditStore(self.db)
         self.audit = Auditor(self.pm, clock, mc=self)
+        self.offsite = OffsiteResults(self.db, clock, self.audit)
         declared = [d for found in self.hook.register_settings(mc=self) for d in found or ()]
         self.settings = Settings(self.db, clock, self.audit, (*HOST_SETTINGS, *declared))
         self.users = UserStore(self.db, clock)

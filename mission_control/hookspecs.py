@@ -28,7 +28,9 @@ def pre_backup(mc, actor, db_path):
 def post_backup(mc, backup, actor):
     """Called after a backup file is complete, renamed into place and audited.
 
-    Off-site copies belong here.
+    Off-site copies belong here. They should catch their own failures and report each result
+    with ``mc.offsite.succeeded(...)`` / ``mc.offsite.failed(...)``, which records the target's
+    last result (``GET /api/offsite``) and audits ``offsite_copy`` / ``offsite_failed``.
 
     :param mc: the running MissionControl.
     :param backup: the new ``BackupInfo`` (``name``, ``size``, ``created_at``, ``path``).

@@ -1,0 +1,84 @@
+"""The last result of each off-site copy target: recorded by off-site plugins, audited, listed for admins."""
+import json
+import logging
+import os
+import re
+
+_USERINFO = re.compile(r"://[^/@\s]+@")
+
+log = logging.getLogger(__name__)
+
+
+def describe_failure(exc):
+    """A short reason for an off-site failure that names no host path and no credential.
+
+    ``OSError`` messages carry file names, so only their ``strerror`` is kept; other exceptions
+    (botocore's, for instance) describe the remote side and are kept, cut to 300 characters, with
+    any ``user:password@`` in a URL masked.
+    """
+    if isinstance(exc, OSError) and exc.errno:
+        return f"{type(exc).__name__}: {os.strerror(exc.errno)}"
+    text = _USERINFO.sub("://***@", str(exc).strip())
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+class OffsiteResults:
+    """SQL for `offsite_results`, and the audit events that go with each result.
+
+    :param db: the `Database`.
+    :param clock: returns unix seconds.
+    :param auditor: the `Auditor`; successes are audited as ``offsite_copy``, failures as
+        ``offsite_failed``.
+    """
+
+    def __init__(self, db, clock, auditor):
+        self._db = db
+        self._clock = clock
+        self._audit = auditor
+
+    def succeeded(self, target, backup, actor, *, location, detail=None):
+        """Record and audit a verified copy of `backup` (a ``BackupInfo``) at `location`."""
+        detail = {"target": target, "name": backup.name, "size": backup.size,
+                  "location": location, **(detail or {})}
+        self._store(target, True, backup.name, location, "Copied and verified", detail)
+        self._audit.emit("offsite_copy", actor=actor, target_type="offsite", target_id=target,
+                         detail=detail)
+
+    def failed(self, target, backup, actor, error, *, location=None):
+        """Record and audit a failed copy. `error` is an exception or an already safe sentence.
+
+        :return: the reason recorded.
+        """
+        reason = error if isinstance(error, str) else describe_failure(error)
+        log.error("off-site copy to %s of %s failed: %s", target,
+                  backup.name if backup else "?", reason)
+        detail = {"target": target, "name": backup.name if backup else None, "reason": reason}
+        if location:
+            detail["location"] = location
+        self._store(target, False, detail["name"], location, reason, detail)
+        self._audit.emit("offsite_failed", actor=actor, target_type="offsite", target_id=target,
+                         detail=detail)
+        return reason
+
+    def _store(self, target, ok, backup, location, message, detail):
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO offsite_results (target, ok, backup, location, message, detail,"
+                " finished_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(target) DO UPDATE SET"
+                " ok = excluded.ok, backup = excluded.backup, location = excluded.location,"
+                " message = excluded.message, detail = excluded.detail,"
+                " finished_at = excluded.finished_at",
+                (target, int(ok), backup, location, message,
+                 json.dumps(detail, sort_keys=True), int(self._clock())))
+
+    def list(self):
+        """The last result of every target that ever ran, by target name."""
+        rows = self._db.query("SELECT target, ok, backup, location, message, detail, finished_at"
+                              " FROM offsite_results ORDER BY target")
+        for row in rows:
+            row["ok"] = bool(row["ok"])
+            row["detail"] = json.loads(row["detail"]) if row["detail"] else None
+        return rows
+
+    def get(self, target):
+        return next((row for row in self.list() if row["target"] == target), None)

@@ -1,0 +1,64 @@
+"""Built-in disk-space guard: refuse a backup (507) when the backups folder has too little free space.
+
+A backup needs about the database's size (its WAL included) in free space, and pruning only frees
+space afterwards. The guard asks for ``diskguard.factor`` times that, and at least
+``diskguard.min_free_mb``; a factor of 0 and a minimum of 0 turn it off.
+"""
+import os
+import shutil
+
+from mission_control import BackupRefused, SettingDef, hookimpl
+
+MB = 1024 * 1024
+
+
+@hookimpl
+def register_settings():
+    return [
+        SettingDef("diskguard.factor", "int", "2",
+                   "Refuse a backup unless the backups folder has this many times the database's "
+                   "size free (0 turns the check off)", "backup", minimum=0, maximum=1000),
+        SettingDef("diskguard.min_free_mb", "int", "0",
+                   "Refuse a backup unless at least this many MiB are free in the backups folder",
+                   "backup", minimum=0, maximum=1_000_000_000),
+    ]
+
+
+def database_size(db_path):
+    """Bytes of the database and its write-ahead log, which the snapshot folds in."""
+    total = 0
+    for path in (db_path, f"{db_path}-wal"):
+        try:
+            total += os.stat(path).st_size
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def needed_bytes(db_size, factor, min_free_mb):
+    """Free bytes the guard asks for."""
+    return max(db_size * factor, min_free_mb * MB)
+
+
+def human(size):
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+@hookimpl(tryfirst=True)
+def pre_backup(mc, db_path):
+    factor = mc.settings.get("diskguard.factor")
+    min_free_mb = mc.settings.get("diskguard.min_free_mb")
+    if not factor and not min_free_mb:
+        return
+    size = database_size(db_path)
+    needed = needed_bytes(size, factor, min_free_mb)
+    free = shutil.disk_usage(mc.backups.dir).free
+    if free < needed:
+        raise BackupRefused(
+            f"Not enough free disk space for a backup: {human(free)} free in the backups folder, "
+            f"{human(needed)} needed ({factor} x the {human(size)} database, at least "
+            f"{min_free_mb} MiB)", 507)

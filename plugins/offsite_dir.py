@@ -1,0 +1,138 @@
+"""Built-in off-site copy to a folder (a mounted NAS or network share), verified by SHA-256.
+
+After each backup, when ``offsite.dir.path`` names an existing folder, the backup is copied there
+under a hidden temporary name, fsynced, read back and compared by SHA-256 with the local file,
+then renamed to its final name and the folder fsynced. Then the folder keeps the newest
+``offsite.dir.retention_count`` backups. Pruning runs only after a verified copy and never touches
+the copy just made, so the last good copy is never deleted. A failure is recorded and audited as
+``offsite_failed``; the local backup is never affected.
+"""
+import hashlib
+import os
+import re
+import secrets
+
+from mission_control import SettingDef, hookimpl
+
+TARGET = "dir"
+PATTERN = re.compile(r"^mc-backup-\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}\.db$")
+TEMP_PREFIX = ".mc-offsite-"
+STALE_TEMP_SECONDS = 24 * 3600
+CHUNK = 1024 * 1024
+
+
+@hookimpl
+def register_settings():
+    return [
+        SettingDef("offsite.dir.path", "text", "",
+                   "Absolute path of an existing folder (a mounted NAS or share) that receives a "
+                   "verified copy of every backup (empty turns it off)", "offsite", max_length=4096),
+        SettingDef("offsite.dir.retention_count", "int", "10",
+                   "How many backups to keep in the off-site folder", "offsite",
+                   minimum=1, maximum=1000),
+    ]
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def copy_verified(source, folder, name):
+    """Copy `source` to `folder/name` through a temporary file; return the copy's SHA-256.
+
+    :raises OSError: on any I/O failure; no temporary file is left behind.
+    :raises ValueError: the copy's checksum differs from the source's, or another file of that
+        name is already there.
+    """
+    tmp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp")
+    final = os.path.join(folder, name)
+    source_digest = hashlib.sha256()
+    try:
+        with open(source, "rb") as src, open(tmp, "xb") as dst:
+            os.fchmod(dst.fileno(), 0o600)
+            for chunk in iter(lambda: src.read(CHUNK), b""):
+                source_digest.update(chunk)
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        expected, landed = source_digest.hexdigest(), sha256_of(tmp)
+        if landed != expected:
+            raise ValueError("the copy's SHA-256 differs from the backup's")
+        if os.path.lexists(final):
+            if sha256_of(final) != expected:
+                raise ValueError(f"a different file named {name} is already in the folder")
+        else:
+            os.rename(tmp, final)
+        _fsync_dir(folder)
+        return expected
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
+def prune(folder, keep, just_made, now):
+    """Keep the newest `keep` pattern-named backups in `folder` (by name, which is by time).
+
+    `just_made` is always kept. Hidden temporary files older than a day (left by a crash) go too.
+    :return: names deleted.
+    """
+    names, deleted = [], []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if PATTERN.match(entry.name) and entry.is_file(follow_symlinks=False):
+                names.append(entry.name)
+            elif entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS:
+                    os.unlink(entry.path)
+    for name in sorted(names, reverse=True)[keep:]:
+        if name == just_made:
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+        except FileNotFoundError:
+            continue  # another process pruned it first
+        deleted.append(name)
+    if deleted:
+        _fsync_dir(folder)
+    return deleted
+
+
+@hookimpl
+def post_backup(mc, backup, actor):
+    folder = mc.settings.get("offsite.dir.path")
+    if not folder:
+        return
+    if not os.path.isabs(folder) or not os.path.isdir(folder):
+        # Never create it: an unmounted share would silently fill the local disk instead.
+        mc.offsite.failed(TARGET, backup, actor, "offsite.dir.path is not an existing absolute "
+                          "folder (is the share mounted?)", location=folder)
+        return
+    try:
+        digest = copy_verified(backup.path, folder, backup.name)
+    except (OSError, ValueError) as exc:
+        mc.offsite.failed(TARGET, backup, actor, exc, location=folder)
+        return
+    try:
+        pruned = prune(folder, mc.settings.get("offsite.dir.retention_count"), backup.name,
+                       mc.clock())
+    except OSError as exc:
+        mc.offsite.failed(TARGET, backup, actor, f"copied and verified, but pruning the folder "
+                          f"failed: {os.strerror(exc.errno) if exc.errno else exc}",
+                          location=folder)
+        return
+    mc.offsite.succeeded(TARGET, backup, actor, location=os.path.join(folder, backup.name),
+                         detail={"sha256": digest, "pruned": pruned})

@@ -1,0 +1,182 @@
+"""Built-in off-site copy to S3-compatible object storage (AWS S3, MinIO, Ceph, R2, ...).
+
+Off until ``offsite.s3.bucket`` is set. Needs ``boto3`` (``pip install 'mission-control-backup[s3]'``),
+imported only when the plugin has work to do. Credentials come from the standard AWS chain
+(environment, shared files, instance roles) unless the two secret settings are set. Large files
+go up in parts (multipart upload); what landed is checked against the local file (size, and the
+MD5-based ETag, or a full download compared by SHA-256 when the ETag cannot tell), and then the
+bucket keeps the newest ``offsite.s3.retention_count`` backups under the prefix.
+"""
+import hashlib
+import re
+
+from mission_control import SettingDef, hookimpl
+
+TARGET = "s3"
+PATTERN = re.compile(r"^mc-backup-\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}\.db$")
+MD5_ETAG = re.compile(r"^[0-9a-f]{32}(-\d+)?$")
+MB = 1024 * 1024
+CHUNK = MB
+MISSING_BOTO3 = "boto3 is not installed: pip install 'mission-control-backup[s3]'"
+
+
+@hookimpl
+def register_settings():
+    def s3(key, type_, default, description, **kw):
+        return SettingDef(f"offsite.s3.{key}", type_, default, description, "offsite", **kw)
+    return [
+        s3("bucket", "text", "", "Bucket that receives a verified copy of every backup "
+           "(empty turns the S3 copy off)", max_length=63),
+        s3("prefix", "text", "mission-control/", "Key prefix for backups in the bucket",
+           max_length=512),
+        s3("endpoint_url", "text", "", "Endpoint of an S3-compatible service (MinIO, Ceph, R2, "
+           "...); empty means AWS", max_length=1024),
+        s3("region", "text", "", "Region name; empty uses the AWS chain's", max_length=64),
+        s3("access_key_id", "text", "", "Access key id; empty uses the standard AWS credential "
+           "chain", secret=True, max_length=256),
+        s3("secret_access_key", "text", "", "Secret access key; empty uses the standard AWS "
+           "credential chain", secret=True, max_length=256),
+        s3("retention_count", "int", "10", "How many backups to keep under the prefix",
+           minimum=1, maximum=1000),
+        s3("multipart_threshold_mb", "int", "64", "Files this size (MiB) or larger are uploaded "
+           "in parts", minimum=5, maximum=5 * 1024),
+        s3("multipart_chunk_mb", "int", "16", "Part size (MiB) of a multipart upload",
+           minimum=5, maximum=5 * 1024),
+        s3("verify_download", "bool", "false", "Verify each upload by downloading it and "
+           "comparing SHA-256 (otherwise by size and ETag)"),
+    ]
+
+
+def key_prefix(raw):
+    raw = raw.strip().lstrip("/")
+    return raw if not raw or raw.endswith("/") else raw + "/"
+
+
+def local_digests(path, multipart, part_size):
+    """SHA-256 of the file, and the ETag S3 gives an unencrypted upload of it.
+
+    A single PUT's ETag is the MD5 of the body; a multipart upload's is the MD5 of the parts'
+    MD5s followed by ``-<number of parts>``.
+    """
+    sha, whole, parts, in_part, part = hashlib.sha256(), hashlib.md5(), [], 0, hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            sha.update(chunk)
+            whole.update(chunk)
+            while chunk:
+                take = chunk[:part_size - in_part]
+                part.update(take)
+                in_part += len(take)
+                chunk = chunk[len(take):]
+                if in_part == part_size:
+                    parts.append(part.digest())
+                    part, in_part = hashlib.md5(), 0
+    if in_part or not parts:
+        parts.append(part.digest())
+    if not multipart:
+        return sha.hexdigest(), whole.hexdigest()
+    return sha.hexdigest(), f"{hashlib.md5(b''.join(parts)).hexdigest()}-{len(parts)}"
+
+
+def make_client(mc):
+    """A boto3 S3 client from the settings; raises ImportError when boto3 is missing."""
+    import boto3  # imported here so the service runs without the [s3] extra
+    from botocore.config import Config
+
+    get = mc.settings.get
+    endpoint = get("offsite.s3.endpoint_url") or None
+    session = boto3.session.Session(
+        aws_access_key_id=get("offsite.s3.access_key_id") or None,
+        aws_secret_access_key=get("offsite.s3.secret_access_key") or None,
+        region_name=get("offsite.s3.region") or None)
+    options = dict(connect_timeout=10, read_timeout=120,
+                   retries={"max_attempts": 3, "mode": "standard"},
+                   # Most S3-compatible services want path-style addressing.
+                   s3={"addressing_style": "path" if endpoint else "auto"})
+    if endpoint and "request_checksum_calculation" in Config.OPTION_DEFAULTS:
+        # botocore >= 1.36 adds CRC checksums to every upload, which several S3-compatible
+        # services reject; what landed is verified below anyway.
+        options.update(request_checksum_calculation="when_required",
+                       response_checksum_validation="when_required")
+    config = Config(**options)
+    return session.client("s3", endpoint_url=endpoint, config=config)
+
+
+def upload_verified(client, mc, backup, bucket, key):
+    """Upload `backup` to `bucket/key` and check what landed; return its SHA-256.
+
+    :raises ValueError: what landed differs from the local file.
+    :raises botocore/boto3 errors: the upload or the check failed.
+    """
+    from boto3.s3.transfer import TransferConfig
+    from s3transfer.utils import ChunksizeAdjuster
+
+    threshold = mc.settings.get("offsite.s3.multipart_threshold_mb") * MB
+    size = backup.path.stat().st_size
+    part_size = ChunksizeAdjuster().adjust_chunksize(
+        mc.settings.get("offsite.s3.multipart_chunk_mb") * MB, size)
+    sha256, etag = local_digests(backup.path, size >= threshold, part_size)
+    transfer = TransferConfig(multipart_threshold=threshold, multipart_chunksize=part_size,
+                              max_concurrency=4)
+    client.upload_file(str(backup.path), bucket, key, Config=transfer,
+                       ExtraArgs={"Metadata": {"sha256": sha256}})
+    head = client.head_object(Bucket=bucket, Key=key)
+    if head["ContentLength"] != size:
+        raise ValueError(f"uploaded object has {head['ContentLength']} bytes, expected {size}")
+    landed = head.get("ETag", "").strip('"')
+    if MD5_ETAG.match(landed) and not mc.settings.get("offsite.s3.verify_download"):
+        if landed != etag:
+            raise ValueError("uploaded object's ETag does not match the local file")
+        return sha256
+    # Encrypted objects (SSE-KMS, SSE-C) and some services have ETags that are not MD5s.
+    digest = hashlib.sha256()
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    for chunk in iter(lambda: body.read(CHUNK), b""):
+        digest.update(chunk)
+    if digest.hexdigest() != sha256:
+        raise ValueError("downloaded object's SHA-256 does not match the local file")
+    return sha256
+
+
+def prune_bucket(client, bucket, prefix, keep, just_made):
+    """Keep the newest `keep` pattern-named backups under `prefix`; return the keys deleted."""
+    names = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", ()):
+            name = item["Key"][len(prefix):]
+            if PATTERN.match(name):
+                names.append(name)
+    deleted = []
+    for name in sorted(names, reverse=True)[keep:]:
+        if name != just_made:
+            client.delete_object(Bucket=bucket, Key=prefix + name)
+            deleted.append(prefix + name)
+    return deleted
+
+
+@hookimpl
+def post_backup(mc, backup, actor):
+    bucket = mc.settings.get("offsite.s3.bucket").strip()
+    if not bucket:
+        return
+    key = key_prefix(mc.settings.get("offsite.s3.prefix")) + backup.name
+    location = f"s3://{bucket}/{key}"
+    try:
+        client = make_client(mc)
+    except ImportError:
+        mc.offsite.failed(TARGET, backup, actor, MISSING_BOTO3, location=location)
+        return
+    try:
+        sha256 = upload_verified(client, mc, backup, bucket, key)
+    except Exception as exc:  # noqa: BLE001 - botocore raises many kinds; all mean "not copied"
+        mc.offsite.failed(TARGET, backup, actor, exc, location=location)
+        return
+    try:
+        pruned = prune_bucket(client, bucket, key_prefix(mc.settings.get("offsite.s3.prefix")),
+                              mc.settings.get("offsite.s3.retention_count"), backup.name)
+    except Exception as exc:  # noqa: BLE001
+        mc.offsite.failed(TARGET, backup, actor, f"uploaded and verified, but pruning the bucket "
+                          f"failed: {type(exc).__name__}: {exc}"[:300], location=location)
+        return
+    mc.offsite.succeeded(TARGET, backup, actor, location=location,
+                         detail={"sha256": sha256, "pruned": pruned})
