@@ -96,6 +96,9 @@ class AuditStore:
         return rows, total
 
 
+MAX_INT64 = 2**63 - 1
+
+
 def parse_query(args):
     """Validate `GET /api/audit` query parameters into keyword arguments for `AuditStore.query`."""
     problems, out = [], {}
@@ -117,6 +120,9 @@ def parse_query(args):
             continue
         if value < lo:
             problems.append(f"{key}: must be at least {lo}")
+            continue
+        if value > MAX_INT64:  # SQLite integers are 64-bit; a bigger one would fail the query
+            problems.append(f"{key}: must be at most {MAX_INT64}")
             continue
         out[key] = value
     if problems:

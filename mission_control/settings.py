@@ -38,6 +38,8 @@ class SettingDef:
                 return value.strip().lower()
             raise ValueError('must be "true" or "false"')
         if self.type == "int":
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # JSON has one number type: 252.0 is the whole number 252
             if isinstance(value, bool) or not isinstance(value, (int, str)) or \
                     isinstance(value, str) and not _WHOLE_NUMBER.fullmatch(value.strip()):
                 raise ValueError("must be a whole number")
