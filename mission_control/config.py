@@ -45,6 +45,7 @@ class Config:
     backup_lock_timeout: float = 30.0  # seconds a backup waits for the running one
     login_attempts_per_minute: int = 5
     max_body_bytes: int = 1024 * 1024
+    max_upload_mb: int = 1024  # cap on an uploaded backup file (MC_MAX_UPLOAD_MB)
 
     @property
     def backups_dir(self) -> Path:
@@ -84,6 +85,7 @@ class Config:
             trusted_proxies=frozenset(_csv(env.get("MC_TRUSTED_PROXIES"))),
             log_level=(env.get("MC_LOG_LEVEL") or "INFO").upper(),
             disabled_plugins=_csv(env.get("MC_DISABLE_PLUGINS")),
+            max_upload_mb=_int(env, "MC_MAX_UPLOAD_MB", 1024, minimum=1),
         )
         if overrides:
             config = replace(config, **overrides)

@@ -6,12 +6,12 @@ from werkzeug.routing import Map, Rule
 
 from ..core import MissionControl
 from ..errors import MissionControlError
-from . import api_audit, api_auth, api_backup
+from . import api_audit, api_auth, api_backup, api_backup_files, api_health, api_restore
 from .http import SECURITY_HEADERS, Request, check_same_origin, error_response
 
 log = logging.getLogger(__name__)
 
-API_MODULES = (api_auth, api_backup, api_audit)
+API_MODULES = (api_auth, api_backup, api_audit, api_backup_files, api_restore, api_health)
 
 _HTTP_MESSAGES = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
 
