@@ -120,14 +120,19 @@ def _prepare(mc, source, prepared):
             dst.execute(f"PRAGMA page_size={int(page_size)}")
             dst.execute("VACUUM")
         _, version = dbmod.migrate(dst)
+        # The audit trail is not rolled back: events since the backup's newest one are carried
+        # over (those of that same second only when the backup does not hold them already).
         newest = dst.execute("SELECT COALESCE(MAX(created_at), 0) FROM audit_log").fetchone()[0]
         events = mc.db.query(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log"
-                             " WHERE created_at > ? ORDER BY id", (newest,))
+                             " WHERE created_at >= ? ORDER BY id", (newest,))
         dst.execute("BEGIN IMMEDIATE")
         dst.executemany(
-            f"INSERT INTO audit_log ({', '.join(AUDIT_COLUMNS)}) VALUES "
-            f"({', '.join('?' * len(AUDIT_COLUMNS))})",
-            [tuple(e[c] for c in AUDIT_COLUMNS) for e in events])
+            f"INSERT INTO audit_log ({', '.join(AUDIT_COLUMNS)})"
+            f" SELECT {', '.join('?' * len(AUDIT_COLUMNS))} WHERE NOT EXISTS (SELECT 1 FROM"
+            " audit_log WHERE created_at = ? AND action = ? AND actor = ? AND target_id IS ?"
+            " AND detail IS ?)",
+            [(*(e[c] for c in AUDIT_COLUMNS), e["created_at"], e["action"], e["actor"],
+              e["target_id"], e["detail"]) for e in events])
         dst.executemany(
             "INSERT OR REPLACE INTO backup_verifications (name, size, mtime_ns, sha256, ok,"
             " integrity, page_count, page_size, schema_version, verified_at, verified_by)"
