@@ -77,15 +77,15 @@ def sha256_file(path):
 def schema_problems(conn):
     """Why the open database is not Mission Control's (empty list: it is)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version < 1:
-        return ["not a Mission Control database: it has no schema version"]
     tables = {t: {c[1] for c in conn.execute(f"PRAGMA table_info({t})")}
               for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    problems = []
-    missing = sorted(set(required_schema()) - set(tables))
+    problems, required = [], required_schema()
+    missing = sorted(set(required) - set(tables))
     if missing:
         problems.append(f"not a Mission Control database: missing tables {', '.join(missing)}")
-    for table, columns in sorted(required_schema().items()):
+    if version < 1:
+        problems.append("not a Mission Control database: it has no schema version")
+    for table, columns in sorted(required.items()):
         lacking = sorted(columns - tables.get(table, columns))
         if lacking:
             problems.append(f"table {table} lacks columns {', '.join(lacking)}")
