@@ -11,11 +11,9 @@ VERDICTS = ("pass", "warn", "fail")
 
 
 def available():
-    try:
-        import prometheus_client  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether the optional `prometheus_client` (the `[metrics]` extra) is installed."""
+    import importlib.util
+    return importlib.util.find_spec("prometheus_client") is not None
 
 
 class BackupCollector:

@@ -57,6 +57,17 @@ def required_schema():
         conn.close()
 
 
+def known_code_objects():
+    """`{(type, name)}` of the triggers and views Mission Control's own migrations create."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        dbmod.migrate(conn)
+        return set(conn.execute(
+            "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')"))
+    finally:
+        conn.close()
+
+
 def newest_schema_version():
     return dbmod.migrations()[-1][0]
 
@@ -89,6 +100,13 @@ def schema_problems(conn):
         lacking = sorted(columns - tables.get(table, columns))
         if lacking:
             problems.append(f"table {table} lacks columns {', '.join(lacking)}")
+    foreign = sorted(name for _, name in set(conn.execute(
+        "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')"))
+        - known_code_objects())
+    if foreign:
+        # A restored trigger would run inside the live service: only our own are accepted.
+        problems.append(f"contains triggers or views Mission Control does not create: "
+                        f"{', '.join(foreign[:5])}")
     if version > newest_schema_version():
         problems.append(f"schema version {version} is newer than this Mission Control "
                         f"understands ({newest_schema_version()})")

@@ -151,3 +151,10 @@ def test_each_app_has_its_own_registry(make_mc, tmp_path):
         b = _metrics(Client(WebApp(two)).get("/metrics", headers=headers))
     assert a["mission_control_backup_runs_total[('result', 'success')]"] == 1
     assert b["mission_control_backup_runs_total[('result', 'success')]"] == 0
+
+
+def test_metrics_without_prometheus_client(mc, admin_client, monkeypatch):
+    from mission_control import metrics
+    monkeypatch.setattr(metrics, "available", lambda: False)
+    response = admin_client.get("/metrics")
+    assert response.status_code == 501 and "[metrics]" in response.json["error"]

@@ -1,12 +1,12 @@
 """Restoring the live database from a backup while the service runs."""
 import os
+import re
 import sqlite3
 import threading
 
 import pytest
 
 from mission_control import hookimpl
-from mission_control.restore import SAFETY_FORMAT  # noqa: F401 - the documented name pattern
 
 from .backup_files import add_tasks, flip_page, old_schema_db, titles
 from .conftest import PASSWORD
@@ -58,7 +58,8 @@ def test_round_trip_with_readers_throughout(mc, users, admin_client):
     assert response.status_code == 200, response.json
     body = response.json
     assert body["success"] is True and body["restored"]["name"] == name
-    assert body["safety_backup"]["name"].startswith("pre-restore-")
+    assert re.fullmatch(r"pre-restore-\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d\.db",
+                        body["safety_backup"]["name"])
     assert body["session"]["logged_in"] is True  # alice's session is in the backup
     assert all(t.startswith("first-") for t in titles(mc)) and len(titles(mc)) == 300
     for states in seen.values():

@@ -10,7 +10,7 @@ import pytest
 from mission_control.config import Config
 from mission_control.core import MissionControl
 
-from .backup_files import add_tasks, flip_page, foreign_sqlite, titles
+from .backup_files import add_tasks, foreign_sqlite, titles
 
 
 def test_download_streams_the_file_with_headers(mc, admin_client):

@@ -1,6 +1,7 @@
 """`POST /api/backup/verify` and the verification fields of `GET /api/backup`."""
 import hashlib
 import os
+import sqlite3
 
 import pytest
 
@@ -50,10 +51,20 @@ def test_verify_catches_a_corrupted_backup(mc, admin_client):
     assert admin_client.get("/api/backup").json["backups"][0]["verified_ok"] is False
 
 
+def with_trigger(path):
+    old_schema_db(path)
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TRIGGER sneaky AFTER INSERT ON users BEGIN"
+                 " UPDATE users SET role = 'admin'; END")
+    conn.commit()
+    conn.close()
+
+
 @pytest.mark.parametrize("make, problem", [
     (lambda p: p.write_bytes(b"just some text, not a database" * 10), "not a SQLite database"),
     (foreign_sqlite, "not a Mission Control database: missing tables"),
     (lambda p: old_schema_db(p, user_version=0), "no schema version"),
+    (lambda p: with_trigger(p), "contains triggers or views Mission Control does not create"),
 ])
 def test_verify_names_what_is_wrong(mc, admin_client, make, problem):
     make(mc.backups.dir / "odd.db")
