@@ -195,3 +195,29 @@ def test_upload_size_cap(make_mc, elsewhere):
     multipart = client.post("/api/backup/upload", data={"file": (io.BytesIO(big), "x.db")})
     assert multipart.status_code == 413
     assert _everything(mc) == before
+
+
+def test_upload_of_a_live_wal_database_is_made_self_contained(mc, admin_client, tmp_path):
+    with MissionControl(Config.from_env({}, data_dir=tmp_path / "live"),
+                        entry_points=False) as other:
+        add_tasks(other, "copied live")
+        db_path = other.config.db_path
+    data = db_path.read_bytes()
+    assert data[18:20] == b"\x02\x02"  # WAL mode
+    response = admin_client.post("/api/backup/upload", data=data,
+                                 content_type="application/octet-stream")
+    assert response.status_code == 200, response.json
+    stored = (mc.backups.dir / response.json["backup"]["name"]).read_bytes()
+    assert stored[18:20] == b"\x01\x01"
+    assert response.json["backup"]["sha256"] == hashlib.sha256(stored).hexdigest()
+    assert not [n for n in _everything(mc) if n.endswith(("-wal", "-shm", "-journal"))]
+
+
+def test_stale_upload_leftovers_are_swept(mc, admin_client, elsewhere):
+    old, fresh = mc.backups.dir / ".mc-upload-1-old.tmp", mc.backups.dir / ".mc-upload-2-new.tmp"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    two_days_ago = os.stat(old).st_mtime - 2 * 24 * 3600
+    os.utime(old, (two_days_ago, two_days_ago))
+    admin_client.post("/api/backup/upload", data=elsewhere, content_type="application/octet-stream")
+    assert not old.exists() and fresh.exists()  # a fresh one may be another upload running
