@@ -1,6 +1,7 @@
 """Downloading and uploading backup files: streamed, checksummed, validated, nothing half-done."""
 import hashlib
 import io
+import json
 import os
 import tracemalloc
 import urllib.request
@@ -221,3 +222,29 @@ def test_stale_upload_leftovers_are_swept(mc, admin_client, elsewhere):
     os.utime(old, (two_days_ago, two_days_ago))
     admin_client.post("/api/backup/upload", data=elsewhere, content_type="application/octet-stream")
     assert not old.exists() and fresh.exists()  # a fresh one may be another upload running
+
+
+def test_upload_over_a_real_server(mc, users, live_server, elsewhere):
+    import http.client
+    import socket
+    from urllib.parse import urlsplit
+
+    host, port = urlsplit(live_server).hostname, urlsplit(live_server).port
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    conn.request("POST", "/api/auth/login",
+                 body=b'{"username":"alice","password":"correct-horse-battery"}')
+    login = conn.getresponse()
+    cookie = login.getheader("Set-Cookie").split(";")[0]
+    login.read()
+    before = _everything(mc)
+    # A client that goes away half-way: the server never stores anything.
+    with socket.create_connection((host, port), timeout=10) as raw:
+        raw.sendall(f"POST /api/backup/upload HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n"
+                    f"Content-Length: {len(elsewhere)}\r\n\r\n".encode() + elsewhere[:5000])
+    conn.request("POST", "/api/backup/upload", body=elsewhere,
+                 headers={"Cookie": cookie, "Content-Type": "application/octet-stream"})
+    response = conn.getresponse()
+    assert response.status == 200
+    made = json.loads(response.read())["backup"]
+    assert _everything(mc) == sorted(before + [made["name"]])
+    conn.close()
