@@ -128,13 +128,13 @@ class BackupService:
                     f"Too many backups: at most {self.rate.limit} per hour, retry in "
                     f"{int(wait + 0.999)} seconds", retry_after=wait)
         made = None
-        started = time.perf_counter()
         try:
             self.ensure_dir()
             with self.lock.hold(self._lock_timeout) as locked:
                 if not locked:
                     raise Conflict("A backup is already in progress",
                                    headers={"Retry-After": str(RETRY_AFTER_BUSY)})
+                started = time.perf_counter()
                 self._pre_backup(meta)
                 made = self._snapshot(meta)
                 self.mc.audit.emit("backup_create", target_type="backup", target_id=made.name,

@@ -248,3 +248,11 @@ def test_upload_over_a_real_server(mc, users, live_server, elsewhere):
     made = json.loads(response.read())["backup"]
     assert _everything(mc) == sorted(before + [made["name"]])
     conn.close()
+
+
+def test_upload_cap_from_the_environment(tmp_path):
+    from mission_control.config import ConfigError
+    assert Config.from_env({"MC_MAX_UPLOAD_MB": "5"}, data_dir=tmp_path).max_upload_mb == 5
+    assert Config.from_env({}, data_dir=tmp_path).max_upload_mb == 1024
+    with pytest.raises(ConfigError):
+        Config.from_env({"MC_MAX_UPLOAD_MB": "0"}, data_dir=tmp_path)
