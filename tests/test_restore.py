@@ -250,3 +250,21 @@ def test_backup_and_restore_exclude_each_other(make_mc, action):
     finally:
         pause.go.set()
         runner.join(10)
+
+
+def test_a_failure_after_verification_changes_nothing(mc, users, admin_client):
+    # Valid at version 1, but it already has a table that migration 0004 creates: migrating the
+    # prepared copy fails half-way through the restore.
+    path = mc.backups.dir / "clash.db"
+    old_schema_db(path, "clash")
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE backup_verifications (x)")
+    conn.commit()
+    conn.close()
+    add_tasks(mc, "live")
+    response = admin_client.post("/api/backup/restore", json={"name": "clash.db"})
+    assert response.status_code == 500 and response.json == {"error": "Restore failed"}
+    assert titles(mc) == ["live"]
+    assert not [n for n in os.listdir(mc.backups.dir) if n.startswith(".mc-backup-")]
+    event = admin_client.get("/api/audit?action=backup_restore_failed").json["events"][0]
+    assert "already exists" in event["detail"]["reason"]
