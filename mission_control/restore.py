@@ -81,10 +81,7 @@ def restore_backup(mc, name, actor, *, actor_id=None, session_token=None, ip_add
     # Written after the swap, so the restored audit trail records its own restore.
     mc.audit.emit("backup_restore", target_type="backup", target_id=name,
                   detail={**restored, "safety_backup": safety.name}, **meta)
-    try:  # the restored settings may differ (general.auto_backup, say): tell the listeners
-        mc.settings._notify(list(mc.settings.definitions))
-    except Exception:  # noqa: BLE001 - the restore is done; a listener's bug must not hide that
-        log.exception("a settings listener failed after the restore")
+    mc.settings.notify()  # the restored settings may differ (general.auto_backup, say)
     return {"success": True, "restored": restored, "safety_backup": safety.to_json(),
             "session": session_after_restore(mc, session_token)}
 
