@@ -95,9 +95,12 @@ def _receive_multipart(request, sink, limit):
         sink.used = True
         return sink
 
-    _, _, files = parse_form_data(request.environ, stream_factory=factory, silent=False,
-                                  max_form_memory_size=MULTIPART_SLACK,
-                                  max_content_length=limit + MULTIPART_SLACK)
+    try:
+        _, _, files = parse_form_data(request.environ, stream_factory=factory, silent=False,
+                                      max_form_memory_size=MULTIPART_SLACK,
+                                      max_content_length=limit + MULTIPART_SLACK)
+    except ValueError:  # e.g. "Missing boundary": a malformed multipart header, not our fault
+        raise BadRequest("Upload is not valid multipart/form-data") from None
     if len(files) != 1:
         raise BadRequest("Upload needs exactly one file part" if files else
                          "Upload has no file: send it as a multipart file part or as the body")

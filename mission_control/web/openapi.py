@@ -1,123 +1,45 @@
-"""The OpenAPI 3.1 document of the HTTP API, built from small schema helpers (served at /api/openapi.json)."""
+"""The OpenAPI 3.1 document of the HTTP API (served at /api/openapi.json): core paths and the builder."""
 from .. import __version__
-
-JSON = "application/json"
-SECURED = [{"cookieAuth": []}, {"apiKeyAuth": []}, {"bearerAuth": []}]
-_INT_OR_NULL = {"type": ["integer", "null"]}
-_STR_OR_NULL = {"type": ["string", "null"]}
-
-
-def obj(optional=None, extra=False, **props):
-    """A JSON object schema: `props` are its properties, all required; `optional` ones are not."""
-    schema = {"type": "object", "properties": {**props, **(optional or {})}, "required": list(props)}
-    if not extra:
-        schema["additionalProperties"] = False
-    return schema
-
-
-def ref(name):
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def array(items):
-    return {"type": "array", "items": items}
-
-
-def body(schema, required=True):
-    return {"required": required, "content": {JSON: {"schema": schema}}}
-
-
-def response(description, schema=None, headers=None):
-    out = {"description": description}
-    if schema is not None:
-        out["content"] = {JSON: {"schema": schema}}
-    if headers:
-        out["headers"] = {name: {"description": text, "schema": {"type": "string"}}
-                          for name, text in headers.items()}
-    return out
-
-
-def error(description, headers=None):
-    return response(description, ref("Error"), headers)
-
-
-RETRY = {"Retry-After": "Seconds to wait before trying again"}
-#: Answers any endpoint can give, by status, so each operation lists only the ones that apply.
-COMMON = {
-    400: error("Bad request: the body is missing, not JSON, or fails validation (`details`)"),
-    401: error("Authentication required: no or unknown session cookie or API key"),
-    403: error("The role is too low (admin required), or a cross-site request (CSRF origin mismatch)"),
-    404: error("Not found"),
-    409: error("A backup is already in progress", RETRY),
-    413: error("Request body too large (refused before it is read)"),
-    429: error("Too many requests: rate limit exceeded", RETRY),
-    500: error("The operation failed; the reason is in the audit trail and the log"),
-    507: error("A pre_backup plugin refused the backup (for instance: not enough free disk)"),
-}
-
-
-def operation(summary, ok, *errors, request=None, params=None, public=False, tag="backup"):
-    """One operation: `ok` is the 200 response, `errors` the statuses it may answer besides."""
-    if not public:
-        errors = (401, 403, *errors)
-    op = {"summary": summary, "tags": [tag], "responses": {"200": ok}}
-    op["responses"].update({str(code): COMMON[code] for code in sorted(set(errors))})
-    if request is not None:
-        op["requestBody"] = request
-    if params:
-        op["parameters"] = params
-    if public:
-        op["security"] = []
-    return op
-
-
-def query_param(name, schema, description):
-    return {"name": name, "in": "query", "required": False, "schema": schema,
-            "description": description}
-
+from . import openapi_transfer as transfer
+from .openapi_parts import (BACKUP_NAME, INT_OR_NULL, SECURED, STR_OR_NULL, array, body, obj,
+                            operation, query_param, ref, response)
 
 SCHEMAS = {
     "Error": obj(optional={"details": array({"type": "string"})},
                  error={"type": "string", "description": "A human sentence"}),
-    "User": obj(id={**_INT_OR_NULL, "description": "null for the API key's user `api`"}, username={"type": "string"},
-                display_name=_STR_OR_NULL, role={"enum": ["viewer", "operator", "admin"]}),
+    "User": obj(id={**INT_OR_NULL, "description": "null for the API key's user `api`"},
+                username={"type": "string"},
+                display_name=STR_OR_NULL, role={"enum": ["viewer", "operator", "admin"]}),
     "Backup": obj(name={"type": "string", "examples": ["mc-backup-2026-03-04_03-00-00.db"]},
                   size={"type": "integer", "minimum": 0},
                   created_at={"type": "integer", "description": "unix seconds (file mtime)"}),
+    "ListedBackup": obj(
+        name={"type": "string"}, size={"type": "integer", "minimum": 0},
+        created_at={"type": "integer", "description": "unix seconds (file mtime)"},
+        optional={"verified_at": {**INT_OR_NULL, "description": "last verification, if the "
+                                  "file is unchanged since"},
+                  "verified_ok": {"type": ["boolean", "null"]}, "sha256": STR_OR_NULL}),
     "Setting": obj(key={"type": "string"}, value={"type": "string"},
                    description={"type": "string"}, category={"type": "string"},
-                   updated_by=_STR_OR_NULL, updated_at=_INT_OR_NULL,
+                   updated_by=STR_OR_NULL, updated_at=INT_OR_NULL,
                    is_default={"type": "boolean"}),
-    "TaskResult": obj(ok={"type": "boolean"}, message=_STR_OR_NULL, timestamp=_INT_OR_NULL),
+    "TaskResult": obj(ok={"type": "boolean"}, message=STR_OR_NULL, timestamp=INT_OR_NULL),
     "Task": obj(id={"type": "string"}, name={"type": "string"}, enabled={"type": "boolean"},
-                lastRun={**_INT_OR_NULL, "description": "unix milliseconds"},
+                lastRun={**INT_OR_NULL, "description": "unix milliseconds"},
                 nextRun={"type": "integer", "description": "unix milliseconds of the next 03:00 UTC"},
                 running={"type": "boolean"},
                 lastResult={"anyOf": [ref("TaskResult"), {"type": "null"}]}),
     "AuditEvent": obj(id={"type": "integer"}, action={"type": "string"}, actor={"type": "string"},
-                      actor_id=_INT_OR_NULL, target_type=_STR_OR_NULL,
-                      target_id=_STR_OR_NULL, detail={}, ip_address=_STR_OR_NULL,
-                      user_agent=_STR_OR_NULL, created_at={"type": "integer"}),
+                      actor_id=INT_OR_NULL, target_type=STR_OR_NULL,
+                      target_id=STR_OR_NULL, detail={}, ip_address=STR_OR_NULL,
+                      user_agent=STR_OR_NULL, created_at={"type": "integer"}),
     "Plugin": obj(name={"type": "string"},
                   kind={"enum": ["builtin", "entry_point", "drop_in", "registered"]},
-                  version=_STR_OR_NULL, hooks=array({"type": "string"})),
+                  version=STR_OR_NULL, hooks=array({"type": "string"})),
     "OffsiteResult": obj(target={"type": "string"}, ok={"type": "boolean"},
-                         backup=_STR_OR_NULL, location=_STR_OR_NULL, message=_STR_OR_NULL,
-                         detail={}, finished_at=_INT_OR_NULL),
+                         backup=STR_OR_NULL, location=STR_OR_NULL, message=STR_OR_NULL,
+                         detail={}, finished_at=INT_OR_NULL),
 }
-
-_NAME = {"type": "string", "maxLength": 255, "pattern": r"^(?!.*\.\.)[^/\\\x00-\x1f\x7f]*\.db$",
-         "description": "A backup file name: ends in .db; no /, \\, .., NUL or control character"}
-_INT64 = 2**63 - 1
-_AUDIT_PARAMS = [
-    query_param("action", {"type": "string"}, "Only events with this action"),
-    query_param("actor", {"type": "string"}, "Only events by this actor"),
-    query_param("since", {"type": "integer", "minimum": 0, "maximum": _INT64}, "Unix seconds, inclusive"),
-    query_param("until", {"type": "integer", "minimum": 0, "maximum": _INT64}, "Unix seconds, inclusive"),
-    query_param("limit", {"type": "integer", "minimum": 1, "maximum": _INT64},
-                "Page size (default 100; more than 10000 is cut to 10000)"),
-    query_param("offset", {"type": "integer", "minimum": 0, "maximum": _INT64}, "Events to skip"),
-]
 
 def _scheduler_post():
     op = operation(
@@ -129,6 +51,19 @@ def _scheduler_post():
     op["responses"]["500"] = response("The task failed", obj(
         ok={"const": False}, message={"type": "string"}, error={"type": "string"}))
     return op
+
+
+_INT64 = 2**63 - 1  # SQLite integers are 64-bit
+_UNIX = {"type": "integer", "minimum": 0, "maximum": _INT64}
+_AUDIT_PARAMS = [
+    query_param("action", {"type": "string"}, "Only events with this action"),
+    query_param("actor", {"type": "string"}, "Only events by this actor"),
+    query_param("since", _UNIX, "Unix seconds, inclusive"),
+    query_param("until", _UNIX, "Unix seconds, inclusive"),
+    query_param("limit", {"type": "integer", "minimum": 1, "maximum": _INT64},
+                "Page size (default 100; more than 10000 is cut to 10000)"),
+    query_param("offset", {"type": "integer", "minimum": 0, "maximum": _INT64}, "Events to skip"),
+]
 
 
 PATHS = {
@@ -149,7 +84,7 @@ PATHS = {
         "Who am I (any role)", response("The current user", obj(user=ref("User"))), tag="auth")},
     "/api/backup": {
         "get": operation("List backups, newest first", response("Every backup in the folder", obj(
-            backups=array(ref("Backup")),
+            backups=array(ref("ListedBackup")),
             dir={"type": "string", "description": "absolute path of the backups folder"}))),
         "post": operation(
             "Make a hot, consistent backup now (then prune to the retention count)",
@@ -157,7 +92,7 @@ PATHS = {
             409, 429, 500, 507),
         "delete": operation(
             "Delete one backup file", response("Deleted", obj(success={"const": True})),
-            400, 404, 413, request=body(obj(name=_NAME))),
+            400, 404, 413, request=body(obj(name=BACKUP_NAME))),
     },
     "/api/settings": {
         "get": operation("Every setting (secrets left out), also grouped by category",
@@ -214,8 +149,8 @@ def build_document(settings=(), task_ids=()):
         document names exactly the keys and values `PUT /api/settings` accepts.
     :param task_ids: the scheduler's task ids (`POST /api/scheduler`).
     """
-    paths = {path: dict(ops) for path, ops in PATHS.items()}
-    schemas = dict(SCHEMAS)
+    paths = {path: dict(ops) for path, ops in {**PATHS, **transfer.PATHS}.items()}
+    schemas = {**SCHEMAS, **transfer.SCHEMAS}
     settable = {d.key: setting_value_schema(d) for d in settings}
     schemas["SettingKey"] = {"enum": sorted(d.key for d in settings)} if settings else \
         {"type": "string"}

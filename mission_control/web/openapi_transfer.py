@@ -1,0 +1,108 @@
+"""OpenAPI paths of verify, download, upload, restore, health, status and metrics."""
+from .openapi_parts import (BACKUP_NAME, INT_OR_NULL, STR_OR_NULL, array, body, obj, operation,
+                            ref, response)
+
+_NAME_BODY = body(obj(name=BACKUP_NAME))
+_STRINGS = array({"type": "string"})
+_KIND = obj(count={"type": "integer"}, total_size={"type": "integer"})
+
+SCHEMAS = {
+    "Verification": obj(
+        name={"type": "string"}, ok={"type": "boolean"}, integrity=_STRINGS, problems=_STRINGS,
+        page_count=INT_OR_NULL, page_size=INT_OR_NULL, schema_version=INT_OR_NULL,
+        sha256={"type": "string"}, size={"type": "integer"}, verified_at={"type": "integer"}),
+    "UploadedBackup": obj(name={"type": "string"}, size={"type": "integer"},
+                          created_at={"type": "integer"}, sha256={"type": "string"}),
+    "Restore": obj(
+        success={"const": True},
+        restored=obj(name={"type": "string"}, sha256={"type": "string"},
+                     schema_version=INT_OR_NULL, migrated_to={"type": "integer"}),
+        safety_backup=ref("Backup"),
+        session=obj(logged_in={"type": "boolean"}, admins=_STRINGS, message={"type": "string"})),
+    "BackupStatus": obj(
+        verdict={"enum": ["pass", "warn", "fail"]}, reasons=_STRINGS,
+        last_success={"anyOf": [{"type": "null"}, obj(
+            name=STR_OR_NULL, at={"type": "integer"}, age_seconds={"type": "integer"},
+            size=INT_OR_NULL, duration_seconds={"type": ["number", "null"]},
+            actor={"type": "string"})]},
+        last_failure={"anyOf": [{"type": "null"}, obj(
+            at={"type": "integer"}, action={"type": "string"}, reason=STR_OR_NULL,
+            actor={"type": "string"})]},
+        next_run={"type": "integer", "description": "unix seconds of the next 03:00 UTC"},
+        auto_backup={"type": "boolean"},
+        backups=obj(count={"type": "integer"}, total_size={"type": "integer"},
+                    by_kind={"type": "object", "additionalProperties": _KIND}),
+        runs=obj(success={"type": "integer"}, failure={"type": "integer"}),
+        checked_at={"type": "integer"}),
+}
+
+_FILE_HEADERS = {
+    "Content-Disposition": "attachment; filename=...",
+    "X-Checksum-SHA256": "hex SHA-256 of the whole file",
+    "ETag": "the SHA-256", "Accept-Ranges": "bytes",
+}
+_BINARY = {"type": "string", "contentMediaType": "application/octet-stream"}
+
+
+def _download():
+    op = operation("Download a backup file (streamed; Range and conditional requests work)",
+                   _file_response("The whole file"), 400, 404,
+                   params=[{"name": "name", "in": "query", "required": True,
+                            "schema": BACKUP_NAME, "description": "the backup's file name"}])
+    op["responses"]["206"] = _file_response("The requested byte range (Content-Range)")
+    op["responses"]["304"] = response("Not modified (If-None-Match / If-Modified-Since)")
+    op["responses"]["416"] = response("The range cannot be satisfied")
+    return op
+
+
+def _file_response(description):
+    out = response(description, headers=_FILE_HEADERS)
+    out["content"] = {"application/octet-stream": {"schema": _BINARY}}
+    return out
+
+
+def _upload():
+    op = operation(
+        "Upload a backup file (raw body or a multipart file part); stored as uploaded-*.db",
+        response("Accepted and stored", obj(success={"const": True}, backup=ref("UploadedBackup"))),
+        400, 409, 413, 500,
+        params=[{"name": "filename", "in": "query", "required": False,
+                 "schema": {"type": "string"}, "description": "the original file name (audit)"}])
+    op["requestBody"] = {"required": True, "content": {
+        "application/octet-stream": {"schema": _BINARY},
+        "multipart/form-data": {"schema": {"type": "object",
+                                           "properties": {"file": _BINARY}}}}}
+    return op
+
+
+def _health():
+    op = operation("Up or not, for load balancers (public; reveals only the version)",
+                   response("Up", obj(status={"const": "ok"}, version={"type": "string"})),
+                   public=True, tag="health")
+    op["responses"]["503"] = response("The database does not answer", obj(
+        status={"const": "error"}, version={"type": "string"}))
+    return op
+
+
+def _metrics():
+    op = operation("Prometheus metrics in the text format", response("Metrics"), 501, tag="health")
+    op["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
+    return op
+
+
+PATHS = {
+    "/api/backup/verify": {"post": operation(
+        "Check a backup file: SQLite header, integrity_check and Mission Control's schema "
+        "(a failed check is still a 200 with ok false)",
+        response("The verification", ref("Verification")), 400, 404, 413, request=_NAME_BODY)},
+    "/api/backup/download": {"get": _download()},
+    "/api/backup/upload": {"post": _upload()},
+    "/api/backup/restore": {"post": operation(
+        "Restore the live database from a backup, after a safety backup, while the service runs",
+        response("Restored", ref("Restore")), 400, 404, 409, 413, 500, request=_NAME_BODY)},
+    "/api/health": {"get": _health()},
+    "/api/backup/status": {"get": operation(
+        "Backup health for monitoring: last success and failure, verdict and reasons",
+        response("The status", ref("BackupStatus")), tag="health")},
+    "/metrics": {"get": _metrics()},
+}
