@@ -129,6 +129,7 @@ def test_schemathesis_finds_nothing_against_the_live_server(fuzz_target, tmp_pat
         capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     tested = re.search(r"Tested: (\d+)", result.stdout)
-    assert tested and int(tested.group(1)) == len(routed_operations()), result.stdout[-3000:]
+    # Every operation but GET /api/openapi.json, which schemathesis leaves out as the schema itself.
+    assert tested and int(tested.group(1)) == len(routed_operations()) - 1, result.stdout[-3000:]
     backups = data / "backups"
     assert not [p for p in backups.iterdir() if p.name.startswith(".mc-backup-")]
