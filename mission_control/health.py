@@ -26,7 +26,7 @@ def action_counts(db, like):
 
 def file_kind(name):
     if PATTERN.match(name):
-        return "scheduled"
+        return "rotating"
     for prefix, kind in (("pre-restore-", "pre_restore"), ("uploaded-", "uploaded")):
         if name.startswith(prefix):
             return kind

@@ -113,7 +113,7 @@ def test_metrics(mc, admin_client, clock, plugin):
     assert values["mission_control_backup_last_duration_seconds[]"] >= 0
     assert values["mission_control_backup_runs_total[('result', 'success')]"] == 1
     assert values["mission_control_backup_runs_total[('result', 'failed')]"] == 1
-    assert values["mission_control_backup_files[('kind', 'scheduled')]"] == 1
+    assert values["mission_control_backup_files[('kind', 'rotating')]"] == 1
     assert values["mission_control_backup_files_bytes[('kind', 'other')]"] == 10
     assert values["mission_control_backup_verdict[('verdict', 'warn')]"] == 1
     assert values["mission_control_backup_verdict[('verdict', 'pass')]"] == 0
