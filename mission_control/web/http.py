@@ -53,7 +53,7 @@ def read_json(request, missing_message="Request body required"):
         raise BadRequest(missing_message)
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[... nested deep
         raise BadRequest(missing_message) from None
 
 
