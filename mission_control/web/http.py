@@ -49,6 +49,10 @@ def read_json(request, missing_message="Request body required"):
         raw = request.get_data(cache=True)
     except RequestEntityTooLarge:
         raise PayloadTooLarge() from None
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # A chunked body Werkzeug cut off at the limit: refuse it rather than parse a prefix.
+        raise PayloadTooLarge()
     if not raw.strip():
         raise BadRequest(missing_message)
     try:
