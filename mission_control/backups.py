@@ -12,8 +12,8 @@ from pathlib import Path
 from urllib.request import pathname2url
 
 from . import db as dbmod
-from .errors import (BackupFailed, BackupRefused, Conflict, NotFound, TooManyRequests,
-                     ValidationFailed)
+from .errors import (BackupFailed, BackupRefused, Conflict, MissionControlError, NotFound,
+                     TooManyRequests, ValidationFailed)
 from .fsutil import FileLock, fsync_dir, fsync_file, place_without_overwrite, remove_files
 from .plugins import call_isolated
 from .ratelimit import RateLimiter
@@ -92,6 +92,10 @@ class BackupService:
             entries = os.scandir(self.dir)
         except FileNotFoundError:
             return found
+        except OSError as exc:  # replaced by a file, unreadable, ...: say so, without the path
+            log.error("cannot list the backups folder: %s", describe_error(exc))
+            raise MissionControlError("The backups folder cannot be read: "
+                                      f"{describe_error(exc)}") from None
         with entries:
             for entry in entries:
                 if entry.name.startswith(".") or not entry.name.endswith(".db"):
@@ -144,6 +148,10 @@ class BackupService:
                                            "duration_seconds": round(
                                                time.perf_counter() - started, 3)}, **meta)
                 self._prune(made, meta)
+        except OSError as exc:  # the folder or its lock file is unusable (a file, read-only...)
+            if made is not None:
+                raise
+            raise self._failed(exc, meta) from exc
         finally:
             if made is None and token is not None:
                 self.rate.release(rate_key, token)
@@ -179,12 +187,16 @@ class BackupService:
                 remove_files(tmp, f"{tmp}-journal")
             except OSError:
                 log.exception("could not remove a failed backup's temporary file")
-            reason = describe_error(exc)
-            log.exception("backup failed: %s", reason)
-            self.mc.audit.emit("backup_failed", target_type="backup", detail={"reason": reason},
-                               **meta)
-            raise BackupFailed(reason) from exc
+            raise self._failed(exc, meta) from exc
         return BackupInfo(final.name, st.st_size, int(st.st_mtime), final)
+
+    def _failed(self, exc, meta):
+        """Log and audit a failed backup; returns the `BackupFailed` to raise."""
+        reason = describe_error(exc)
+        log.error("backup failed: %s", reason, exc_info=exc)
+        self.mc.audit.emit("backup_failed", target_type="backup", detail={"reason": reason},
+                           **meta)
+        return BackupFailed(reason)
 
     def _free_name(self):
         """This second's name, or the next free second's: a name is never reused."""

@@ -85,7 +85,8 @@ PATHS = {
     "/api/backup": {
         "get": operation("List backups, newest first", response("Every backup in the folder", obj(
             backups=array(ref("ListedBackup")),
-            dir={"type": "string", "description": "absolute path of the backups folder"}))),
+            dir={"type": "string", "description": "absolute path of the backups folder"})),
+            500),
         "post": operation(
             "Make a hot, consistent backup now (then prune to the retention count)",
             response("The backup was made", obj(success={"const": True}, backup=ref("Backup"))),

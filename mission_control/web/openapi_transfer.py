@@ -103,6 +103,6 @@ PATHS = {
     "/api/health": {"get": _health()},
     "/api/backup/status": {"get": operation(
         "Backup health for monitoring: last success and failure, verdict and reasons",
-        response("The status", ref("BackupStatus")), tag="health")},
+        response("The status", ref("BackupStatus")), 500, tag="health")},
     "/metrics": {"get": _metrics()},
 }
