@@ -178,10 +178,13 @@ class BackupService:
         tmp = self.dir / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
         try:
             copy_database(self.db_path, tmp)
+            # Stat before placing: once in place, a DELETE may remove it at once (a client that
+            # listed an older file of the same name), and that must not turn the backup into a
+            # failure. Moving a file keeps its size and mtime.
+            st = os.stat(tmp)
             final = self.dir / self._free_name()
             place_without_overwrite(tmp, final)
             fsync_dir(self.dir)
-            st = os.stat(final)
         except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
             try:
                 remove_files(tmp, f"{tmp}-journal")
@@ -209,7 +212,10 @@ class BackupService:
 
     # -- pruning -------------------------------------------------------------------------------
     def _prune(self, made, meta):
-        candidates = [b for b in self.list() if PATTERN.match(b.name)]
+        # The backup just made is the newest, even when an older file has the same mtime second
+        # and a later name (names skip ahead when several backups fall in one second).
+        candidates = sorted((b for b in self.list() if PATTERN.match(b.name)),
+                            key=lambda b: b.name != made.name)
         keep = frozenset({made.name})
         try:
             chosen = self.mc.pm.hook.prune(mc=self.mc, backups=candidates, keep_names=keep)

@@ -6,15 +6,17 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from contextlib import contextmanager
 
 import pytest
 from werkzeug.test import Client
 
+from mission_control import backups as backups_module
 from mission_control.backups import LOCK_NAME
 from mission_control.web import WebApp
 
-from .helpers import add_tasks
+from .helpers import add_tasks, touch
 
 KEY = "fault-key-0123456789"
 
@@ -180,3 +182,34 @@ def test_a_write_lock_longer_than_the_busy_timeout_keeps_the_backup_and_logs_the
     assert not [p for p in os.listdir(mc.backups.dir) if p.startswith(".mc-")]
     mc.clock.advance(1)
     assert api(mc)("POST", "/api/backup").status_code == 200
+
+
+def test_retention_holds_when_older_files_look_newer(make_mc):
+    """Names skip ahead when backups share a second, so the new backup can sort below older
+    files of the same (or a later) mtime second; it still counts as the newest."""
+    mc = make_mc()
+    mc.settings.update({"general.backup_retention_count": 2}, actor="t")
+    future = int(time.time()) + 60
+    for second in (50, 51, 52):
+        touch(mc.backups.dir / f"mc-backup-2026-11-18_11-06-{second}.db", future)
+    made = mc.backups.create("t")
+    kept = listing(mc)
+    assert len(kept) == 2 and made.name in kept
+
+
+def test_a_backup_deleted_right_after_it_is_placed_is_still_a_success(make_mc, monkeypatch):
+    """A client that listed an older file of the same name may delete the new one at once: the
+    backup was made (and audited), the delete is audited, nothing is reported as failed."""
+    mc = make_mc()
+    real_fsync_dir = backups_module.fsync_dir
+
+    def racing_delete(path):
+        for name in listing(mc):
+            mc.backups.delete(name, "stale-client")
+        real_fsync_dir(path)
+
+    monkeypatch.setattr(backups_module, "fsync_dir", racing_delete)
+    made = mc.backups.create("t")
+    assert made.size > 0 and listing(mc) == []
+    assert [e["target_id"] for e in mc.audit_store.query(action="backup_create")[0]] == [made.name]
+    assert mc.audit_store.query(action="backup_failed")[1] == 0
