@@ -93,27 +93,23 @@ def test_settings_keys_and_task_ids_come_from_the_running_service(client, mc):
     assert schemas["TaskId"] == {"enum": list(mc.scheduler.tasks)}
 
 
-def start_server(data_dir, extra_env=None):
-    env = dict(os.environ, AUTH_USER="alice", AUTH_PASS=PASSWORD, MC_LOG_LEVEL="WARNING",
-               **(extra_env or {}))
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--port", "0", "--data-dir",
-                             str(data_dir)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if "http://" in line:
-            return proc, "http://" + line.split("http://", 1)[1].split()[0]
-    raise AssertionError(f"server did not start: {proc.stderr.read()}")
-
-
 @pytest.fixture
 def fuzz_target(tmp_path):
     """A real server on its own data folder, an admin API key, no backup rate limit."""
-    proc, base = start_server(tmp_path / "data", {
-        "API_KEY": KEY, "MC_BACKUP_RATE_LIMIT": "0", "MC_DISABLE_PLUGINS": UNSAFE_TO_FUZZ})
+    log = tmp_path / "server.log"
+    env = dict(os.environ, AUTH_USER="alice", AUTH_PASS=PASSWORD, MC_LOG_LEVEL="WARNING",
+               API_KEY=KEY, MC_BACKUP_RATE_LIMIT="0", MC_DISABLE_PLUGINS=UNSAFE_TO_FUZZ)
+    with open(log, "w") as stderr:  # a file, not a pipe: a full pipe would block the server
+        proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--port", "0",
+                                 "--data-dir", str(tmp_path / "data")], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=stderr, text=True)
+    base = next(("http://" + line.split("http://", 1)[1].split()[0] for line in proc.stdout
+                 if "http://" in line), None)
+    assert base, log.read_text()
     yield base, tmp_path / "data"
     proc.terminate()
-    _, stderr = proc.communicate(timeout=30)
-    assert "Traceback" not in stderr, stderr[-4000:]
+    proc.communicate(timeout=30)
+    assert "Traceback" not in log.read_text(), log.read_text()[-4000:]
 
 
 def test_schemathesis_finds_nothing_against_the_live_server(fuzz_target, tmp_path):
