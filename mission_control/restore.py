@@ -159,7 +159,7 @@ def _safety_backup(mc):
     finally:
         remove_files(tmp, f"{tmp}-journal")
     st = os.stat(final)
-    return BackupInfo(final.name, st.st_size, int(st.st_mtime), final)
+    return BackupInfo(final.name, st.st_size, int(st.st_mtime), final.parent, st.st_mtime_ns)
 
 
 def _swap(prepared, live_path):

@@ -162,18 +162,32 @@ class VerificationStore:
         return None
 
 
+_UNVERIFIED = {"verified_at": None, "verified_ok": None, "sha256": None}
+
+
 def annotations(mc, backups):
-    """`{name: {"verified_at", "verified_ok", "sha256"}}` for `GET /api/backup`'s extra fields."""
-    store, out = VerificationStore(mc.db), {}
+    """`{name: {"verified_at", "verified_ok", "sha256"}}` for `GET /api/backup`'s extra fields.
+
+    One query for all rows, and the listing's own stat (`mtime_ns`), so that a folder of 10,000
+    files lists in milliseconds rather than with 10,000 queries and stats.
+    """
+    rows = {r["name"]: r for r in mc.db.query(
+        "SELECT name, size, mtime_ns, sha256, ok, verified_at FROM backup_verifications")}
+    out = {}
     for backup in backups:
-        row = None
-        try:
-            row = store.current(backup.name, os.stat(backup.path, follow_symlinks=False))
-        except FileNotFoundError:
-            pass
-        out[backup.name] = {"verified_at": row["verified_at"] if row else None,
-                            "verified_ok": bool(row["ok"]) if row else None,
-                            "sha256": row["sha256"] if row else None}
+        row = rows.get(backup.name)
+        if row is not None:
+            mtime_ns = backup.mtime_ns
+            if mtime_ns is None:
+                try:
+                    mtime_ns = os.stat(backup.path, follow_symlinks=False).st_mtime_ns
+                except FileNotFoundError:
+                    mtime_ns = None
+            if row["size"] != backup.size or row["mtime_ns"] != mtime_ns:
+                row = None
+        out[backup.name] = _UNVERIFIED if row is None else {
+            "verified_at": row["verified_at"], "verified_ok": bool(row["ok"]),
+            "sha256": row["sha256"]}
     return out
 
 
