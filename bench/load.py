@@ -242,12 +242,15 @@ def run_load(clients=16, seconds=30.0, workdir=None, threads=8, seed=1):
         growth = late - early
         rows.append(("server memory flat (late peak - early peak <= 16 MiB)", growth <= 16,
                      f"{early:.1f} -> {late:.1f} MiB (peak {max(m for _, m in rss):.1f})"))
+        step = max(1, len(rss) // 12)
+        timeline = " ".join(f"{t:.0f}s:{m:.0f}" for t, m in rss[::step])
         lat = sorted(ledger.latencies)
         figures = {"requests": len(lat), "seconds": round(elapsed, 1),
                    "req_per_s": round(len(lat) / elapsed, 1),
                    "p50_ms": round(lat[len(lat) // 2] * 1000, 1) if lat else None,
                    "p99_ms": round(lat[int(len(lat) * 0.99) - 1] * 1000, 1) if lat else None,
                    "statuses": dict(sorted(ledger.statuses.items())),
+                   "rss_timeline_mib": timeline,
                    "backups_made": len(ledger.created), "deleted": len(ledger.deleted),
                    "names_reused": sum(1 for c in collections.Counter(ledger.created).values()
                                        if c > 1),
@@ -282,6 +285,7 @@ def main():
           f"{figures['names_reused']}")
     for op, counts in figures["by_op"].items():
         print(f"  {op:<14} {counts}")
+    print(f"server RSS (MiB) over time: {figures['rss_timeline_mib']}")
     for error in figures["server_errors"]:
         print("server log:", error)
     width = max(len(r[0]) for r in result["rows"])

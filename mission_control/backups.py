@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 from pathlib import Path
 from urllib.request import pathname2url
 
@@ -27,6 +28,7 @@ NAME_FORMAT = "mc-backup-%Y-%m-%d_%H-%M-%S.db"
 TEMP_PREFIX = ".mc-backup-"  # hidden, never listed, removed at start
 LOCK_NAME = ".backup.lock"
 RETRY_AFTER_BUSY = 10
+_NEWEST_FIRST = attrgetter("created_at", "name")  # with reverse=True; ties: newest name first
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class BackupService:
                 if stat.S_ISREG(st.st_mode):
                     found.append(BackupInfo(entry.name, st.st_size, int(st.st_mtime), self.dir,
                                             st.st_mtime_ns))
-        found.sort(key=lambda b: (b.created_at, b.name), reverse=True)
+        found.sort(key=_NEWEST_FIRST, reverse=True)
         return found
 
     # -- creation ------------------------------------------------------------------------------

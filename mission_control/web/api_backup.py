@@ -7,7 +7,8 @@ def backup_list(mc, request):
     require(mc, request, "admin")
     backups = mc.backups.list()
     extra = annotations(mc, backups)  # verified_at, verified_ok, sha256: extra fields only
-    return json_response({"backups": [{**b.to_json(), **extra[b.name]} for b in backups],
+    return json_response({"backups": [{"name": b.name, "size": b.size, "created_at": b.created_at,
+                                       **extra[b.name]} for b in backups],
                           "dir": str(mc.backups.dir)})
 
 
