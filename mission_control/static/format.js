@@ -70,5 +70,6 @@ export function detailText(event) {
     if (d.reason) return String(d.reason);
     if (d.message) return String(d.message);
   }
-  return event.target_id != null ? String(event.target_id) : "";
+  if (event.target_id == null) return "";
+  return event.target_type === "backup" ? String(event.target_id) : `${event.target_type || ""} ${event.target_id}`.trim();
 }
