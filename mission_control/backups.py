@@ -76,7 +76,8 @@ class BackupService:
         self.mc = mc
         self.db_path = Path(mc.config.db_path)
         self.dir = Path(mc.config.backups_dir)
-        self._lock = FileLock(self.dir / LOCK_NAME)
+        #: The cross-process lock: held by a running backup, and by a restore (one at a time).
+        self.lock = FileLock(self.dir / LOCK_NAME)
         self._lock_timeout = mc.config.backup_lock_timeout
         self.rate = RateLimiter(mc.config.backup_rate_limit, 3600, mc.clock)
 
@@ -130,15 +131,18 @@ class BackupService:
         made = None
         try:
             self.ensure_dir()
-            with self._lock.hold(self._lock_timeout) as locked:
+            with self.lock.hold(self._lock_timeout) as locked:
                 if not locked:
                     raise Conflict("A backup is already in progress",
                                    headers={"Retry-After": str(RETRY_AFTER_BUSY)})
+                started = time.perf_counter()
                 self._pre_backup(meta)
                 made = self._snapshot(meta)
                 self.mc.audit.emit("backup_create", target_type="backup", target_id=made.name,
                                    detail={"name": made.name, "size": made.size,
-                                           "path": str(made.path)}, **meta)
+                                           "path": str(made.path),
+                                           "duration_seconds": round(
+                                               time.perf_counter() - started, 3)}, **meta)
                 self._prune(made, meta)
         finally:
             if made is None and token is not None:
@@ -257,7 +261,7 @@ class BackupService:
         removed = 0
         if not self.dir.is_dir():
             return removed
-        with self._lock.hold(0) as locked:
+        with self.lock.hold(0) as locked:
             if not locked:
                 return removed
             for entry in os.scandir(self.dir):

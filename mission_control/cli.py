@@ -6,6 +6,7 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+from . import cli_backup_files
 from .config import Config, ConfigError
 from .core import MissionControl
 from .errors import MissionControlError
@@ -47,6 +48,7 @@ def _parser():
     lst.add_argument("--json", action="store_true", help="print the API's JSON shape")
     delete = actions.add_parser("delete", parents=[common], help="delete a backup by name")
     delete.add_argument("name")
+    cli_backup_files.add_parsers(actions, common)
     return parser
 
 
@@ -85,6 +87,8 @@ def run(args, out, stdin):
     with MissionControl(config) as mc:
         if args.command == "user":
             return _user(mc, args, out, stdin)
+        if args.action in cli_backup_files.ACTIONS:
+            return cli_backup_files.run(mc, args, out, stdin, _actor())
         return _backup(mc, args, out)
 
 

@@ -46,6 +46,7 @@ class Config:
     backup_lock_timeout: float = 30.0  # seconds a backup waits for the running one
     login_attempts_per_minute: int = 5
     max_body_bytes: int = 1024 * 1024
+    max_upload_mb: int = 1024  # cap on an uploaded backup file (MC_MAX_UPLOAD_MB)
 
     @property
     def backups_dir(self) -> Path:
@@ -87,6 +88,7 @@ class Config:
             disabled_plugins=_csv(env.get("MC_DISABLE_PLUGINS")),
             plugins_dir=(Path(env["MC_PLUGINS_DIR"]).absolute() if env.get("MC_PLUGINS_DIR")
                          else None),
+            max_upload_mb=_int(env, "MC_MAX_UPLOAD_MB", 1024, minimum=1),
         )
         if overrides:
             config = replace(config, **overrides)

@@ -35,9 +35,13 @@ class MissionControl:
         self.clock = clock
         self.config.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.db = Database(self.config.db_path)
-        migrate(self.db.conn())
-        self.pm = get_plugin_manager(self.config.disabled_plugins, default_plugins, plugins,
-                                     entry_points, plugins_dir=self.config.plugins_dir)
+        try:
+            migrate(self.db.conn())
+            self.pm = get_plugin_manager(self.config.disabled_plugins, default_plugins, plugins,
+                                         entry_points, plugins_dir=self.config.plugins_dir)
+        except BaseException:
+            self.db.close()  # a bad plugin or schema must not leave the database open
+            raise
         self.hook = self.pm.hook
         self.audit_store = AuditStore(self.db)
         self.audit = Auditor(self.pm, clock, mc=self)

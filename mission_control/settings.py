@@ -166,7 +166,7 @@ class Settings:
                 audit[key] = {"old": shown or old, "new": shown or value}
         self._audit.emit("settings_update", actor=actor, actor_id=actor_id, target_type="settings",
                          detail={"changes": audit}, **meta)
-        self._notify(list(normalized))
+        self.notify(list(normalized))
         return list(normalized)
 
     def reset(self, key, actor, actor_id=None, **meta):
@@ -183,11 +183,15 @@ class Settings:
         self._audit.emit("settings_reset", actor=actor, actor_id=actor_id, target_type="settings",
                          target_id=key, detail={"key": key, "old": shown or row[0],
                                                 "new": shown or definition.default}, **meta)
-        self._notify([key])
+        self.notify([key])
         return definition.default
 
-    def _notify(self, keys):
-        # The change is committed: a failing listener is logged, never reported as a failed update.
+    def notify(self, keys=None):
+        """Tell the `on_change` listeners that `keys` (default: all) changed, e.g. after a restore.
+
+        The change is committed: a failing listener is logged, never reported as a failed update.
+        """
+        keys = list(self.definitions) if keys is None else keys
         for callback in self._listeners:
             try:
                 callback(keys)

@@ -116,6 +116,7 @@ def live_server(mc):
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
+    # Workers finish first: closing the server first would close the trigger they pull.
     server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+    server.close()
     thread.join(5)

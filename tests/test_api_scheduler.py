@@ -144,7 +144,7 @@ def test_running_is_shown_while_a_run_is_in_progress(make_mc):
 
 def test_a_busy_backup_lock_passes_through_as_409(make_mc):
     mc, client = logged_in(make_mc, backup_lock_timeout=0.05)
-    with mc.backups._lock.hold(0) as locked:  # another backup (or process) is running
+    with mc.backups.lock.hold(0) as locked:  # another backup (or process) is running
         assert locked
         response = client.post("/api/scheduler", json={"task_id": "auto_backup"})
     assert (response.status_code, response.json) == (409, {"error": "A backup is already in progress"})

@@ -1,11 +1,14 @@
 """`/api/backup`: list, create and delete backups (admin only)."""
 from ..errors import ValidationFailed
+from ..verify import annotations
 from .http import json_response, read_json, request_meta, require
 
 
 def backup_list(mc, request):
     require(mc, request, "admin")
-    return json_response({"backups": [b.to_json() for b in mc.backups.list()],
+    backups = mc.backups.list()
+    extra = annotations(mc, backups)  # verified_at, verified_ok, sha256: extra fields only
+    return json_response({"backups": [{**b.to_json(), **extra[b.name]} for b in backups],
                           "dir": str(mc.backups.dir)})
 
 

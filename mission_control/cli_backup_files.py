@@ -1,0 +1,92 @@
+"""`mission-control backup verify|restore|download`: the API's file operations from the shell.
+
+Restore works with the service stopped or running: it takes the same cross-process lock as any
+backup and copies into the live database in one SQLite transaction, which a running service's
+connections see at once.
+"""
+import json
+import os
+import shutil
+import sys
+
+from .errors import ValidationFailed
+from .restore import restore_backup
+from .verify import resolve, sha256_file, verify_backup
+
+ACTIONS = ("verify", "restore", "download")
+
+
+def add_parsers(actions, common):
+    """Add the three sub-commands to the `backup` sub-parser group."""
+    verify = actions.add_parser("verify", parents=[common], help="check a backup's integrity")
+    verify.add_argument("name")
+    verify.add_argument("--json", action="store_true", help="print the API's JSON shape")
+    restore = actions.add_parser("restore", parents=[common],
+                                 help="restore the live database from a backup")
+    restore.add_argument("name")
+    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    download = actions.add_parser("download", parents=[common],
+                                  help="copy a backup out of the backups folder")
+    download.add_argument("name")
+    download.add_argument("--output", "-o", help="file or folder to write (default: ./NAME)")
+    download.add_argument("--force", action="store_true", help="replace an existing file")
+
+
+def run(mc, args, out, stdin, actor):
+    """Run one of `ACTIONS`; returns the exit status (1 when a backup fails verification)."""
+    if args.action == "verify":
+        result = verify_backup(mc, args.name, actor)
+        if args.json:
+            print(json.dumps(result, indent=2), file=out)
+        else:
+            state = "OK" if result["ok"] else "FAILED"
+            print(f"{args.name}: {state} (schema {result['schema_version']}, "
+                  f"{result['page_count']} pages, sha256 {result['sha256']})", file=out)
+            for problem in result["problems"]:
+                print(f"  {problem}", file=out)
+        return 0 if result["ok"] else 1
+    if args.action == "restore":
+        resolve(mc, args.name)
+        if not args.yes:
+            print(f"Replace the live database with {args.name}? A safety backup is taken first. "
+                  "[y/N] ", end="", file=out, flush=True)
+            if stdin.readline().strip().lower() not in ("y", "yes"):
+                print("not restored", file=out)
+                return 1
+        try:
+            result = restore_backup(mc, args.name, actor)
+        except ValidationFailed as exc:
+            for problem in exc.details or ():
+                print(f"  {problem}", file=sys.stderr)
+            raise
+        print(f"restored {args.name} (schema {result['restored']['schema_version']} -> "
+              f"{result['restored']['migrated_to']}); safety backup: "
+              f"{result['safety_backup']['name']}", file=out)
+        print(f"admins now: {', '.join(result['session']['admins']) or 'none'}", file=out)
+        print(result["session"]["message"], file=out)
+        return 0
+    return _download(mc, args, out, actor)
+
+
+def _download(mc, args, out, actor):
+    source = resolve(mc, args.name)
+    target = args.output or args.name
+    if os.path.isdir(target):
+        target = os.path.join(target, args.name)
+    if os.path.lexists(target) and not args.force:
+        print(f"mission-control: {target} exists (use --force to replace it)", file=sys.stderr)
+        return 2
+    tmp = f"{target}.part"
+    try:
+        with open(source, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1024 * 1024)
+        digest = sha256_file(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    mc.audit.emit("backup_download", actor=actor, target_type="backup", target_id=args.name,
+                  detail={"name": args.name, "size": os.path.getsize(target), "to": "cli"})
+    print(f"wrote {target} (sha256 {digest})", file=out)
+    return 0

@@ -1,0 +1,88 @@
+"""Prometheus metrics of backup health, rendered with `prometheus_client` (the `[metrics]` extra).
+
+Every scrape reads the current state (audit trail, backups folder, settings) through a custom
+collector in a registry made for that scrape: no process-global registry, no counters kept in
+memory, so several processes sharing one database all report the same truth.
+"""
+from . import __version__
+from .health import action_counts, backup_status
+
+VERDICTS = ("pass", "warn", "fail")
+
+
+def available():
+    """Whether the optional `prometheus_client` (the `[metrics]` extra) is installed."""
+    import importlib.util
+    return importlib.util.find_spec("prometheus_client") is not None
+
+
+class BackupCollector:
+    """A `prometheus_client` collector over one MissionControl's backup state."""
+
+    def __init__(self, mc):
+        self.mc = mc
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+
+        status = backup_status(self.mc)
+        yield InfoMetricFamily("mission_control", "Mission Control backup service",
+                               value={"version": __version__})
+        success = status["last_success"] or {}
+        failure = status["last_failure"] or {}
+        for name, doc, value in (
+            ("last_success_timestamp_seconds", "Unix time of the last successful backup",
+             success.get("at")),
+            ("last_duration_seconds", "How long the last successful backup took",
+             success.get("duration_seconds")),
+            ("last_size_bytes", "Size of the last successful backup", success.get("size")),
+            ("last_failure_timestamp_seconds", "Unix time of the last failed or refused backup",
+             failure.get("at")),
+            ("next_run_timestamp_seconds", "Unix time of the next daily 03:00 UTC slot",
+             status["next_run"]),
+        ):
+            if value is not None:
+                yield GaugeMetricFamily(f"mission_control_backup_{name}", doc, value=value)
+        yield GaugeMetricFamily("mission_control_backup_auto_enabled",
+                                "1 when general.auto_backup is on", value=int(status["auto_backup"]))
+
+        runs = CounterMetricFamily("mission_control_backup_runs",
+                                   "Backups by result, from the audit trail", labels=["result"])
+        counts = action_counts(self.mc.db, "backup_%")
+        for result, action in (("success", "backup_create"), ("failed", "backup_failed"),
+                               ("refused", "backup_refused")):
+            runs.add_metric([result], counts.get(action, 0))
+        yield runs
+
+        offsite = CounterMetricFamily("mission_control_offsite_events",
+                                      "Off-site copy events reported by plugins to the audit trail",
+                                      labels=["action"])
+        for action, count in sorted(action_counts(self.mc.db, "offsite%").items()):
+            offsite.add_metric([action], count)
+        yield offsite
+
+        files = GaugeMetricFamily("mission_control_backup_files",
+                                  "Backup files in the backups folder", labels=["kind"])
+        size = GaugeMetricFamily("mission_control_backup_files_bytes",
+                                 "Total size of the backup files", labels=["kind"])
+        for kind, found in sorted(status["backups"]["by_kind"].items()):
+            files.add_metric([kind], found["count"])
+            size.add_metric([kind], found["total_size"])
+        yield files
+        yield size
+
+        verdict = GaugeMetricFamily("mission_control_backup_verdict",
+                                    "1 for the current health verdict (pass, warn or fail)",
+                                    labels=["verdict"])
+        for name in VERDICTS:
+            verdict.add_metric([name], int(status["verdict"] == name))
+        yield verdict
+
+
+def render(mc):
+    """`(body_bytes, content_type)` of the metrics in Prometheus' text format."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(BackupCollector(mc))
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,185 @@
+"""Restoring the live database from a backup while the service runs, in one atomic step.
+
+The steps, all under the backup lock (so no backup or other restore runs meanwhile):
+1. verify the backup (header, `integrity_check`, Mission Control's schema, not from a newer version);
+2. prepare a private copy: same page size as the live database, migrated forward, with the live
+   verification records and the audit events recorded since the backup carried over;
+3. take a pre-restore safety backup of the live database (`pre-restore-...db`, never pruned);
+4. copy the prepared file into the live database with SQLite's backup API in one step. The live
+   database stays in WAL mode, and every other connection sees either the old or the new data.
+"""
+import logging
+import os
+import secrets
+import sqlite3
+import time
+from urllib.request import pathname2url
+
+from . import db as dbmod
+from .backups import TEMP_PREFIX, BackupInfo, copy_database, describe_error
+from .errors import Conflict, MissionControlError, ValidationFailed
+from .fsutil import fsync_dir, place_without_overwrite
+from .verify import VerificationStore, resolve, verify_backup
+
+log = logging.getLogger(__name__)
+
+SAFETY_FORMAT = "pre-restore-%Y-%m-%d_%H-%M-%S.db"
+RETRY_AFTER_BUSY = 10
+AUDIT_COLUMNS = ("action", "actor", "actor_id", "target_type", "target_id", "detail",
+                 "ip_address", "user_agent", "created_at")
+
+
+class RestoreFailed(MissionControlError):
+    """The restore broke after verification; the live database is unchanged (500)."""
+
+    status = 500
+    default_message = "Restore failed"
+
+
+def restore_backup(mc, name, actor, *, actor_id=None, session_token=None, ip_address=None,
+                   user_agent=None):
+    """Replace the live database's content with backup `name`.
+
+    :param session_token: the caller's session token, to tell them whether it survived.
+    :return: dict with `restored` (name, sha256, schema versions), `safety_backup` and `session`.
+    :raises ValidationFailed: bad name, or the backup failed verification (400, `details`).
+    :raises NotFound: no such backup (404).
+    :raises Conflict: a backup or another restore is running (409, `Retry-After`).
+    :raises RestoreFailed: anything else went wrong; nothing was changed (500).
+    """
+    meta = {"actor": actor, "actor_id": actor_id, "ip_address": ip_address,
+            "user_agent": user_agent}
+    resolve(mc, name)
+    with mc.backups.lock.hold(0) as locked:
+        if not locked:
+            raise Conflict("A backup or restore is already in progress",
+                           headers={"Retry-After": str(RETRY_AFTER_BUSY)})
+        check = verify_backup(mc, name, **meta)
+        if not check["ok"]:
+            mc.audit.emit("backup_restore_failed", target_type="backup", target_id=name,
+                          detail={"name": name, "reason": "; ".join(check["problems"])}, **meta)
+            raise ValidationFailed(check["problems"], "Backup failed verification")
+        prepared = mc.backups.dir / f"{TEMP_PREFIX}restore-{os.getpid()}-{secrets.token_hex(6)}.tmp"
+        try:
+            migrated_to = _prepare(mc, mc.backups.dir / name, prepared)
+            safety = _safety_backup(mc)
+            _swap(prepared, mc.config.db_path)
+        except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
+            reason = describe_error(exc)
+            log.exception("restore of %s failed: %s", name, reason)
+            mc.audit.emit("backup_restore_failed", target_type="backup", target_id=name,
+                          detail={"name": name, "reason": reason}, **meta)
+            raise RestoreFailed() from exc
+        finally:
+            for leftover in (prepared, f"{prepared}-journal"):
+                try:
+                    os.unlink(leftover)
+                except FileNotFoundError:
+                    pass
+    restored = {"name": name, "sha256": check["sha256"],
+                "schema_version": check["schema_version"], "migrated_to": migrated_to}
+    # Written after the swap, so the restored audit trail records its own restore.
+    mc.audit.emit("backup_restore", target_type="backup", target_id=name,
+                  detail={**restored, "safety_backup": safety.name}, **meta)
+    mc.settings.notify()  # the restored settings may differ (general.auto_backup, say)
+    return {"success": True, "restored": restored, "safety_backup": safety.to_json(),
+            "session": session_after_restore(mc, session_token)}
+
+
+def session_after_restore(mc, session_token):
+    """What the caller needs to know to log in again: the restored tables decide who is logged in."""
+    still = bool(session_token) and mc.auth.authenticate(session_token=session_token) is not None
+    admins = [u.username for u in mc.users.list() if u.role == "admin"]
+    if still:
+        message = "Your session exists in the restored database; you are still logged in."
+    else:
+        message = ("Users, passwords and sessions are now those of the backup. Log in again "
+                   "with an admin account and the password it had when the backup was taken.")
+    if not admins:
+        message += (" The backup has no admin: create one with "
+                    "`mission-control user add NAME --role admin`.")
+    return {"logged_in": still, "admins": admins, "message": message}
+
+
+def _prepare(mc, source, prepared):
+    """Copy `source` to `prepared` in the live page size, migrated, with live records carried over.
+
+    :return: the schema version after migration.
+    """
+    live = mc.db.conn()
+    page_size = live.execute("PRAGMA page_size").fetchone()[0]
+    verifications = VerificationStore(mc.db).all()
+    src = sqlite3.connect(f"file:{pathname2url(str(source))}?mode=ro&immutable=1", uri=True,
+                          isolation_level=None)
+    dst = sqlite3.connect(str(prepared), isolation_level=None)
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")
+        if dst.execute("PRAGMA page_size").fetchone()[0] != page_size:
+            # The backup API refuses to copy into a WAL database of another page size.
+            dst.execute(f"PRAGMA page_size={int(page_size)}")
+            dst.execute("VACUUM")
+        _, version = dbmod.migrate(dst)
+        # The audit trail is not rolled back: events since the backup's newest one are carried
+        # over (those of that same second only when the backup does not hold them already).
+        newest = dst.execute("SELECT COALESCE(MAX(created_at), 0) FROM audit_log").fetchone()[0]
+        events = mc.db.query(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log"
+                             " WHERE created_at >= ? ORDER BY id", (newest,))
+        dst.execute("BEGIN IMMEDIATE")
+        dst.executemany(
+            f"INSERT INTO audit_log ({', '.join(AUDIT_COLUMNS)})"
+            f" SELECT {', '.join('?' * len(AUDIT_COLUMNS))} WHERE NOT EXISTS (SELECT 1 FROM"
+            " audit_log WHERE created_at = ? AND action = ? AND actor = ? AND target_id IS ?"
+            " AND detail IS ?)",
+            [(*(e[c] for c in AUDIT_COLUMNS), e["created_at"], e["action"], e["actor"],
+              e["target_id"], e["detail"]) for e in events])
+        dst.executemany(
+            "INSERT OR REPLACE INTO backup_verifications (name, size, mtime_ns, sha256, ok,"
+            " integrity, page_count, page_size, schema_version, verified_at, verified_by)"
+            " VALUES (:name, :size, :mtime_ns, :sha256, :ok, :integrity, :page_count,"
+            " :page_size, :schema_version, :verified_at, :verified_by)", verifications)
+        dst.execute("COMMIT")
+        return version
+    finally:
+        dst.close()
+        src.close()
+
+
+def _safety_backup(mc):
+    """Snapshot the live database as `pre-restore-<UTC time>.db`, a name pruning never touches."""
+    folder = mc.backups.dir
+    tmp = folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
+    try:
+        copy_database(mc.config.db_path, tmp)
+        second = int(mc.clock())
+        while True:
+            final = folder / time.strftime(SAFETY_FORMAT, time.gmtime(second))
+            try:
+                place_without_overwrite(tmp, final)
+                break
+            except FileExistsError:
+                second += 1
+        fsync_dir(folder)
+    finally:
+        for leftover in (tmp, f"{tmp}-journal"):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
+    st = os.stat(final)
+    return BackupInfo(final.name, st.st_size, int(st.st_mtime), final)
+
+
+def _swap(prepared, live_path):
+    """Copy `prepared` into the live database in one backup step: one write transaction."""
+    src = sqlite3.connect(f"file:{pathname2url(str(prepared))}?mode=ro", uri=True,
+                          isolation_level=None)
+    dst = dbmod.connect(live_path)
+    try:
+        src.backup(dst, pages=-1)
+        if dst.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            dst.execute("PRAGMA journal_mode=WAL")
+        dst.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        dst.close()
+        src.close()

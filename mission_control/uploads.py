@@ -1,0 +1,141 @@
+"""Accepting an uploaded backup file: streamed to a hidden temporary file, checked, then named.
+
+A file is accepted only when it is a SQLite database that passes `integrity_check` and has
+Mission Control's schema. It is stored as `uploaded-YYYY-MM-DD_HH-MM-SS.db`, a name pruning never
+touches. A refused or broken upload leaves nothing behind.
+"""
+import hashlib
+import os
+import secrets
+import sqlite3
+import time
+
+from .errors import BadRequest, PayloadTooLarge, ValidationFailed
+from .fsutil import fsync_dir, fsync_file, place_without_overwrite
+from .verify import VerificationStore, inspect, sha256_file
+
+UPLOAD_PREFIX = ".mc-upload-"  # hidden: never listed; stale ones are swept by later uploads
+UPLOAD_FORMAT = "uploaded-%Y-%m-%d_%H-%M-%S.db"
+STALE_SECONDS = 24 * 3600
+
+
+class UploadSink:
+    """A write-only temporary file in the backups folder that hashes, counts and caps what it gets.
+
+    :raises PayloadTooLarge: from `write`, once more than `limit` bytes arrived.
+    """
+
+    def __init__(self, folder, limit):
+        self.limit = limit
+        self.size = 0
+        self.used = False
+        self._digest = hashlib.sha256()
+        self.path = folder / f"{UPLOAD_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
+        self._file = open(self.path, "xb")
+        os.chmod(self.path, 0o600)
+
+    def write(self, data):
+        self.used = True
+        self.size += len(data)
+        if self.size > self.limit:
+            raise PayloadTooLarge(f"Upload too large: the limit is {self.limit // (1024 * 1024)} MB"
+                                  " (MC_MAX_UPLOAD_MB)")
+        self._digest.update(data)
+        self._file.write(data)
+        return len(data)
+
+    def seek(self, *args):  # werkzeug's form parser rewinds a file part when it ends
+        return self._file.seek(*args)
+
+    @property
+    def sha256(self):
+        return self._digest.hexdigest()
+
+    def finish(self):
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+    def discard(self):
+        self._file.close()
+        for leftover in (self.path, f"{self.path}-journal", f"{self.path}-wal",
+                         f"{self.path}-shm"):
+            try:
+                os.unlink(leftover)
+            except FileNotFoundError:
+                pass
+
+
+def sweep_stale(folder, now):
+    """Remove temporary upload files a crash left behind more than a day ago."""
+    for entry in os.scandir(folder):
+        if entry.name.startswith(UPLOAD_PREFIX) and entry.is_file(follow_symlinks=False):
+            if entry.stat(follow_symlinks=False).st_mtime < now - STALE_SECONDS:
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    pass
+
+
+def _self_contained(path):
+    """Switch a file uploaded in WAL mode to rollback-journal mode, so it is one file like a backup."""
+    with open(path, "rb") as f:
+        header = f.read(20)
+    if len(header) < 20 or header[18:20] == b"\x01\x01":
+        return False
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        conn.close()
+    return True
+
+
+def accept_upload(mc, sink, actor, *, original_name=None, actor_id=None, ip_address=None,
+                  user_agent=None):
+    """Check the complete upload in `sink` and store it; on any refusal nothing is left behind.
+
+    :return: dict with `name`, `size`, `created_at`, `sha256`.
+    :raises BadRequest / ValidationFailed: empty, not SQLite, corrupt, or not Mission Control's (400).
+    """
+    meta = {"actor": actor, "actor_id": actor_id, "ip_address": ip_address,
+            "user_agent": user_agent}
+    try:
+        sink.finish()
+        if sink.size == 0:
+            raise BadRequest("Upload is empty: send the backup file as the request body")
+        digest = sink.sha256
+        try:
+            if _self_contained(sink.path):
+                digest = sha256_file(sink.path)
+        except sqlite3.DatabaseError:
+            pass  # inspect() says what is wrong with it
+        found = inspect(sink.path)
+        if not found.ok:
+            raise ValidationFailed(found.problems, "Upload is not a valid Mission Control backup")
+        fsync_file(sink.path)
+        second = int(mc.clock())
+        while True:
+            final = mc.backups.dir / time.strftime(UPLOAD_FORMAT, time.gmtime(second))
+            try:
+                place_without_overwrite(sink.path, final)
+                break
+            except FileExistsError:
+                second += 1
+        fsync_dir(mc.backups.dir)
+    except BadRequest as exc:
+        sink.discard()
+        mc.audit.emit("backup_upload_refused", target_type="backup",
+                      detail={"original_name": original_name, "size": sink.size,
+                              "reason": "; ".join(exc.details or [exc.message])}, **meta)
+        raise
+    except BaseException:
+        sink.discard()
+        raise
+    st = os.stat(final)
+    VerificationStore(mc.db).record(final.name, st, digest, found, int(mc.clock()), actor)
+    result = {"name": final.name, "size": st.st_size, "created_at": int(st.st_mtime),
+              "sha256": digest}
+    mc.audit.emit("backup_upload", target_type="backup", target_id=final.name,
+                  detail={**result, "original_name": original_name}, **meta)
+    return result

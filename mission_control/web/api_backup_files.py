@@ -1,0 +1,148 @@
+"""`/api/backup/verify`, `/download` and `/upload`: checking, fetching and bringing in backup files."""
+import base64
+import os
+import stat
+import time
+import unicodedata
+from urllib.parse import quote
+
+from werkzeug.exceptions import BadRequest as WerkzeugBadRequest
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.formparser import parse_form_data
+from werkzeug.wrappers import Response
+from werkzeug.wsgi import wrap_file
+
+from ..errors import BadRequest, NotFound, PayloadTooLarge, ValidationFailed
+from ..uploads import UploadSink, accept_upload, sweep_stale
+from ..verify import VerificationStore, resolve, sha256_file, verify_backup
+from .http import json_response, read_json, request_meta, require
+
+CHUNK = 256 * 1024
+MULTIPART_SLACK = 64 * 1024  # room for multipart headers and boundaries around the file
+
+
+def name_from_body(request):
+    """The `name` of a `{"name": ...}` JSON body; 400 with `details` for any other shape."""
+    body = read_json(request)
+    if not isinstance(body, dict):
+        raise ValidationFailed(["body: must be a JSON object with a name"])
+    problems = [f"{key}: unknown field" for key in body if key != "name"]
+    if "name" not in body:
+        problems.append("name: is required")
+    if problems:
+        raise ValidationFailed(problems)
+    return body["name"]
+
+
+def backup_verify(mc, request):
+    user = require(mc, request, "admin")
+    return json_response(verify_backup(mc, name_from_body(request), user.username,
+                                       actor_id=user.id, **request_meta(mc, request)))
+
+
+def _disposition(name):
+    try:
+        name.encode("ascii")
+    except UnicodeEncodeError:
+        simple = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+        return {"filename": simple, "filename*": f"UTF-8''{quote(name, safe='')}"}
+    return {"filename": name}
+
+
+def backup_download(mc, request):
+    user = require(mc, request, "admin")
+    name = request.args.get("name")
+    if name is None:
+        raise ValidationFailed(["name: is required"])
+    path = resolve(mc, name)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        raise NotFound("Backup not found") from None
+    file = os.fdopen(fd, "rb")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotFound("Backup not found")
+        known = VerificationStore(mc.db).current(name, st)
+        digest = known["sha256"] if known else sha256_file(path)
+    except BaseException:
+        file.close()
+        raise
+    mc.audit.emit("backup_download", actor=user.username, actor_id=user.id, target_type="backup",
+                  target_id=name, detail={"name": name, "size": st.st_size,
+                                          "range": request.headers.get("Range")},
+                  **request_meta(mc, request))
+    response = Response(wrap_file(request.environ, file, CHUNK), direct_passthrough=True,
+                        mimetype="application/octet-stream")
+    response.content_length = st.st_size
+    response.headers.set("Content-Disposition", "attachment", **_disposition(name))
+    b64 = base64.b64encode(bytes.fromhex(digest)).decode("ascii")
+    response.headers["X-Checksum-SHA256"] = digest
+    response.headers["Digest"] = f"sha-256={b64}"
+    response.headers["Repr-Digest"] = f"sha-256=:{b64}:"
+    response.set_etag(digest)
+    response.last_modified = int(st.st_mtime)
+    return response.make_conditional(request.environ, accept_ranges=True,
+                                     complete_length=st.st_size)
+
+
+def _receive_multipart(request, sink, limit):
+    """Stream the single file part of a `multipart/form-data` body into `sink`."""
+    def factory(*args, **kwargs):
+        if sink.used:
+            raise BadRequest("Send one file per upload")
+        sink.used = True
+        return sink
+
+    _, _, files = parse_form_data(request.environ, stream_factory=factory, silent=False,
+                                  max_form_memory_size=MULTIPART_SLACK,
+                                  max_content_length=limit + MULTIPART_SLACK)
+    if len(files) != 1:
+        raise BadRequest("Upload needs exactly one file part" if files else
+                         "Upload has no file: send it as a multipart file part or as the body")
+    return next(iter(files.values())).filename
+
+
+def _receive_raw(request, sink, limit):
+    request.max_content_length = limit
+    stream = request.stream
+    for chunk in iter(lambda: stream.read(CHUNK), b""):
+        sink.write(chunk)
+    return request.args.get("filename")
+
+
+def backup_upload(mc, request):
+    user = require(mc, request, "admin")
+    limit = mc.config.max_upload_mb * 1024 * 1024
+    too_large = PayloadTooLarge(f"Upload too large: the limit is {mc.config.max_upload_mb} MB"
+                                " (MC_MAX_UPLOAD_MB)")
+    if (request.content_length or 0) > limit + MULTIPART_SLACK:
+        raise too_large
+    mc.backups.ensure_dir()
+    sweep_stale(mc.backups.dir, time.time())  # compared with file mtimes: the OS clock
+    sink = UploadSink(mc.backups.dir, limit)
+    try:
+        if request.mimetype == "multipart/form-data":
+            original = _receive_multipart(request, sink, limit)
+        else:
+            original = _receive_raw(request, sink, limit)
+    except RequestEntityTooLarge:
+        sink.discard()
+        raise too_large from None
+    except WerkzeugBadRequest:
+        sink.discard()
+        raise BadRequest("Upload incomplete: the body ended before the file did") from None
+    except BaseException:
+        sink.discard()
+        raise
+    made = accept_upload(mc, sink, user.username, original_name=original, actor_id=user.id,
+                         **request_meta(mc, request))
+    return json_response({"success": True, "backup": made})
+
+
+ROUTES = [
+    ("/api/backup/verify", ["POST"], backup_verify),
+    ("/api/backup/download", ["GET"], backup_download),
+    ("/api/backup/upload", ["POST"], backup_upload),
+]
