@@ -40,19 +40,10 @@ export function describeError(status, body, retryAfter) {
   return text;
 }
 
-/**
- * Call the API. Resolves with the parsed JSON; rejects with an ApiError (status, words, Retry-After)
- * or a plain Error when the service cannot be reached.
- */
-export async function api(method, path, body) {
-  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
+async function send(path, init) {
   let response;
   try {
-    response = await fetch(path, init);
+    response = await fetch(path, { credentials: "same-origin", ...init });
   } catch (err) {
     throw new Error("The service cannot be reached. Check that it is running and try again.");
   }
@@ -68,4 +59,25 @@ export async function api(method, path, body) {
     throw new ApiError(response.status, data, retry);
   }
   return data;
+}
+
+/**
+ * Call the API. Resolves with the parsed JSON; rejects with an ApiError (status, words, Retry-After)
+ * or a plain Error when the service cannot be reached.
+ */
+export function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  return send(path, init);
+}
+
+/** Send a file as the raw request body to `POST /api/backup/upload` (streamed by the browser). */
+export function uploadFile(file) {
+  const path = `/api/backup/upload?filename=${encodeURIComponent(file.name)}`;
+  return send(path, { method: "POST", body: file,
+                      headers: { Accept: "application/json", "Content-Type": "application/octet-stream" } });
 }

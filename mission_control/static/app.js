@@ -1,5 +1,5 @@
 // The backups page: login, the backup table and its actions, automatic backups, recent activity.
-import { api, ApiError } from "./api.js";
+import { api, ApiError, uploadFile } from "./api.js";
 import { actionText, bothTimes, detailText, humanSize, localTime, utcTime } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
@@ -174,11 +174,15 @@ function renderHealth(status) {
   const words = { pass: "Healthy", warn: "Needs attention", fail: "Failing" };
   badge.textContent = words[status.verdict] || status.verdict;
   badge.className = `badge ${status.verdict}`;
-  let reasons = (status.reasons || []).join("; ");
-  if (!reasons && status.last_success) {
-    reasons = `Last good backup ${status.last_success.name}, ${localTime(status.last_success.at)}.`;
+  const parts = (status.reasons || []).map((r) => r.charAt(0).toUpperCase() + r.slice(1) + ".");
+  if (status.last_success) {
+    parts.push(`Last good backup: ${status.last_success.name}, ${localTime(status.last_success.at)}.`);
   }
-  $("health-reasons").textContent = reasons;
+  if (status.backups) {
+    const n = status.backups.count;
+    parts.push(`${n} ${n === 1 ? "file" : "files"}, ${humanSize(status.backups.total_size)} in all.`);
+  }
+  $("health-reasons").textContent = parts.join(" ");
 }
 
 function loadBackups() {
@@ -340,7 +344,7 @@ async function deleteClosed() {
   } catch (err) {
     handleError(err);
   }
-  await Promise.all([loadBackups(), loadAudit()]);
+  await Promise.all([loadBackups(), loadAudit(), loadHealth()]);
 }
 
 function openRestore(name) {
@@ -381,6 +385,30 @@ async function restoreClosed() {
   }
 }
 
+async function upload(event) {
+  event.preventDefault();
+  const input = $("upload-file");
+  const file = input.files && input.files[0];
+  if (!file) {
+    showError("Choose a backup file (.db) to upload first.");
+    input.focus();
+    return;
+  }
+  const button = $("upload-submit");
+  setBusy(button, true, "Uploading…");
+  showStatus(`Uploading ${file.name} (${humanSize(file.size)})…`);
+  try {
+    const data = await uploadFile(file);
+    showStatus(`Uploaded ${file.name} as ${data.backup.name}; it passed verification.`);
+    $("upload-form").reset();
+    await Promise.all([loadBackups(), loadAudit(), loadHealth()]);
+  } catch (err) {
+    handleError(err);
+  } finally {
+    setBusy(button, false);
+  }
+}
+
 async function saveRetention(event) {
   event.preventDefault();
   const value = $("retention").value.trim();
@@ -418,6 +446,7 @@ function wire() {
   $("refresh").addEventListener("click", () => { clearMessages(); loadAll(); });
   $("auto-backup").addEventListener("change", toggleAuto);
   $("retention-form").addEventListener("submit", saveRetention);
+  $("upload-form").addEventListener("submit", upload);
   $("delete-dialog").addEventListener("close", deleteClosed);
   $("restore-dialog").addEventListener("close", restoreClosed);
   $("restore-typed").addEventListener("input", () => { $("restore-confirm").disabled = !restoreTyped(); });
