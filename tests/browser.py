@@ -1,10 +1,12 @@
-"""Browser-test support: one headless Debian Chromium per session, driven by Playwright."""
+"""Browser-test support: one headless Debian Chromium per session, driven by Playwright.
+
+The fixtures are imported by `conftest.py`, so that the session has exactly one browser.
+"""
 import os
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD
 
 CHROMIUM = os.environ.get("MC_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -59,8 +61,11 @@ def shot(page, name):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def log_in(page, username="alice", password=PASSWORD):
-    """Open `/` and log in through the form, as a person would."""
+def log_in(page, username="alice", password=None):
+    """Open `/` and log in through the form, as a person would (default: the users' PASSWORD)."""
+    if password is None:
+        from tests.conftest import PASSWORD  # here, as conftest imports this module's fixtures
+        password = PASSWORD
     page.goto("/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)

@@ -9,6 +9,7 @@ from mission_control.config import Config
 from mission_control.core import MissionControl
 from mission_control.server import make_server
 from mission_control.web import WebApp
+from tests.browser import browser, open_page  # noqa: F401 - browser-test fixtures, defined once
 
 PASSWORD = "correct-horse-battery"
 START = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC
