@@ -39,7 +39,7 @@ def test_a_broken_file_fails_verification_in_words(open_page, mc):
     log_in(page)
     page.get_by_role("button", name="Verify broken.db").click()
     expect(page.get_by_role("alert")).to_contain_text("broken.db failed verification: ")
-    expect(row(page, "broken.db").locator('td[data-label="Verified"]')).to_have_text(
+    expect(row(page, "broken.db").locator('td[data-label="Verified"] .fail')).to_have_text(
         "✗ Failed verification")
     shot(page, "21-verify-failed")
 

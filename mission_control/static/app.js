@@ -194,8 +194,9 @@ function loadBackups() {
 }
 
 function verifiedCell(b) {
-  if (b.verified_ok === true) return el("span", { className: "ok", text: `✓ Verified ${localTime(b.verified_at)}` });
-  if (b.verified_ok === false) return el("span", { className: "fail", text: "✗ Failed verification" });
+  const when = () => el("span", { className: "when muted" }, timeEl(b.verified_at, localTime(b.verified_at)));
+  if (b.verified_ok === true) return el("span", {}, el("span", { className: "ok", text: "✓ Verified" }), when());
+  if (b.verified_ok === false) return el("span", {}, el("span", { className: "fail", text: "✗ Failed verification" }), when());
   return el("span", { className: "muted", text: "Not verified" });
 }
 
