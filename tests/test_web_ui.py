@@ -1,5 +1,8 @@
 """The web page's serving: HTML and assets from package data, strict CSP, no way out of /static."""
 import re
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,15 @@ def test_static_files_are_package_data():
     for ref in re.findall(r'(?:src|href)="/static/([^"]+)"', html):
         assert (STATIC / ref).is_file(), ref
         assert ref.rsplit(".", 1)[1] in manifest
+
+
+def test_a_built_wheel_carries_the_page(tmp_path):
+    """What pip installs from a wheel has every static file (package data, not just the tree)."""
+    root = Path(mission_control.__file__).parent.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(root), "--no-deps",
+                    "--no-build-isolation", "-q", "-w", str(tmp_path)], check=True,
+                   capture_output=True, cwd=tmp_path)
+    [wheel] = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for path in STATIC.iterdir():
+        assert f"mission_control/static/{path.name}" in names
