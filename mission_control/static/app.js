@@ -227,9 +227,9 @@ function renderBackups(backups) {
     const row = el("tr", { "data-name": b.name },
       el("th", { scope: "row", "data-label": "Name" }, el("span", { className: "filename", text: b.name })),
       el("td", { "data-label": "Size", title: `${b.size} bytes` }, humanSize(b.size)),
-      el("td", { "data-label": "Created" },
+      el("td", { "data-label": "Created" }, el("div", {},
         el("span", { className: "local-time" }, timeEl(b.created_at, localTime(b.created_at))),
-        el("span", { className: "utc-time muted" }, timeEl(b.created_at, utcTime(b.created_at)))),
+        el("span", { className: "utc-time muted" }, timeEl(b.created_at, utcTime(b.created_at))))),
     );
     if (state.files) row.append(el("td", { "data-label": "Verified" }, verifiedCell(b)));
     else row.append(el("td", { className: "needs-files" }));
