@@ -272,7 +272,7 @@ function renderTask(task) {
     last.textContent = "No run yet";
   } else {
     last.className = result.ok ? "ok" : "fail";
-    const at = result.timestamp ? ` (${bothTimes(result.timestamp / 1000)})` : "";
+    const at = result.timestamp ? ` — ${bothTimes(result.timestamp / 1000)}` : "";
     last.textContent = `${result.ok ? "✓ Succeeded" : "✗ Failed"}: ${result.message}${at}`;
   }
 }
