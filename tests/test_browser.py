@@ -238,3 +238,31 @@ def test_readable_on_a_phone(open_page, mc):
     shot(page, "11-phone")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     expect(page.get_by_role("button", name="Back up now")).to_be_in_viewport()
+
+
+@pytest.mark.parametrize("mc_overrides", [{"login_attempts_per_minute": 1}])
+def test_too_many_login_attempts_say_when_to_retry(open_page):
+    page = open_page()
+    log_in(page, password="wrong-password-1")
+    expect(page.get_by_role("alert")).to_have_text("Invalid credentials.")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("Too many login attempts")
+    expect(page.get_by_role("alert")).to_contain_text("Try again in 60 seconds (at ")
+
+
+def test_the_policy_blocks_injected_inline_script(browser, live_server, users):
+    """The CSP is enforced by the browser, and a violation is visible to the tests' error check."""
+    context = browser.new_context(base_url=live_server)
+    try:
+        page = context.new_page()
+        messages = []
+        page.on("console", lambda msg: messages.append(msg.text))
+        page.goto("/")
+        expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+        page.evaluate("""() => { const s = document.createElement('script');
+                                 s.textContent = 'window.injected = 1'; document.body.append(s); }""")
+        assert page.evaluate("window.injected") is None
+        page.wait_for_function("true")  # one more round trip, so the console message has arrived
+        assert any("Content Security Policy" in m for m in messages), messages
+    finally:
+        context.close()
