@@ -14,7 +14,7 @@ from urllib.request import pathname2url
 from . import db as dbmod
 from .errors import (BackupFailed, BackupRefused, Conflict, NotFound, TooManyRequests,
                      ValidationFailed)
-from .fsutil import FileLock, fsync_dir, fsync_file, place_without_overwrite
+from .fsutil import FileLock, fsync_dir, fsync_file, place_without_overwrite, remove_files
 from .plugins import call_isolated
 from .ratelimit import RateLimiter
 
@@ -175,13 +175,10 @@ class BackupService:
             fsync_dir(self.dir)
             st = os.stat(final)
         except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
-            for leftover in (tmp, Path(f"{tmp}-journal")):
-                try:
-                    os.unlink(leftover)
-                except FileNotFoundError:
-                    pass
-                except OSError:
-                    log.exception("could not remove a failed backup's temporary file")
+            try:
+                remove_files(tmp, f"{tmp}-journal")
+            except OSError:
+                log.exception("could not remove a failed backup's temporary file")
             reason = describe_error(exc)
             log.exception("backup failed: %s", reason)
             self.mc.audit.emit("backup_failed", target_type="backup", detail={"reason": reason},

@@ -11,7 +11,8 @@ import sys
 
 from .errors import ValidationFailed
 from .restore import restore_backup
-from .verify import resolve, sha256_file, verify_backup
+from .fsutil import sha256_file
+from .verify import resolve, verify_backup
 
 ACTIONS = ("verify", "restore", "download")
 

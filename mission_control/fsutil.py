@@ -1,5 +1,6 @@
 """Filesystem helpers for crash-safe files: fsync of files and folders, and a cross-process lock."""
 import fcntl
+import hashlib
 import os
 import time
 from contextlib import contextmanager
@@ -11,6 +12,24 @@ def fsync_file(path):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sha256_file(path, chunk=1024 * 1024):
+    """Hex SHA-256 of a file, read in chunks (never the whole file in memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def remove_files(*paths):
+    """Delete each path that exists; a missing one is fine (cleanup after a failure)."""
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def fsync_dir(path):

@@ -18,7 +18,7 @@ from urllib.request import pathname2url
 from . import db as dbmod
 from .backups import TEMP_PREFIX, BackupInfo, copy_database, describe_error
 from .errors import Conflict, MissionControlError, ValidationFailed
-from .fsutil import fsync_dir, place_without_overwrite
+from .fsutil import fsync_dir, place_without_overwrite, remove_files
 from .verify import VerificationStore, resolve, verify_backup
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,7 @@ def restore_backup(mc, name, actor, *, actor_id=None, session_token=None, ip_add
                           detail={"name": name, "reason": reason}, **meta)
             raise RestoreFailed() from exc
         finally:
-            for leftover in (prepared, f"{prepared}-journal"):
-                try:
-                    os.unlink(leftover)
-                except FileNotFoundError:
-                    pass
+            remove_files(prepared, f"{prepared}-journal")
     restored = {"name": name, "sha256": check["sha256"],
                 "schema_version": check["schema_version"], "migrated_to": migrated_to}
     # Written after the swap, so the restored audit trail records its own restore.
@@ -161,11 +157,7 @@ def _safety_backup(mc):
                 second += 1
         fsync_dir(folder)
     finally:
-        for leftover in (tmp, f"{tmp}-journal"):
-            try:
-                os.unlink(leftover)
-            except FileNotFoundError:
-                pass
+        remove_files(tmp, f"{tmp}-journal")
     st = os.stat(final)
     return BackupInfo(final.name, st.st_size, int(st.st_mtime), final)
 

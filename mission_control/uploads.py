@@ -11,8 +11,8 @@ import sqlite3
 import time
 
 from .errors import BadRequest, PayloadTooLarge, ValidationFailed
-from .fsutil import fsync_dir, fsync_file, place_without_overwrite
-from .verify import VerificationStore, inspect, sha256_file
+from .fsutil import fsync_dir, fsync_file, place_without_overwrite, sha256_file
+from .verify import VerificationStore, inspect
 
 UPLOAD_PREFIX = ".mc-upload-"  # hidden: never listed; stale ones are swept by later uploads
 UPLOAD_FORMAT = "uploaded-%Y-%m-%d_%H-%M-%S.db"

@@ -1,5 +1,4 @@
 """Checking backup files: SQLite header, `integrity_check`, Mission Control's schema, SHA-256."""
-import hashlib
 import json
 import os
 import sqlite3
@@ -10,9 +9,9 @@ from urllib.request import pathname2url
 from . import db as dbmod
 from .backups import validate_name
 from .errors import NotFound, ValidationFailed
+from .fsutil import sha256_file
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
-CHUNK = 1024 * 1024
 MAX_PROBLEMS = 20
 
 
@@ -75,14 +74,6 @@ def newest_schema_version():
 def has_sqlite_header(path):
     with open(path, "rb") as f:
         return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def schema_problems(conn):

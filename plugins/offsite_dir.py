@@ -13,6 +13,7 @@ import re
 import secrets
 
 from mission_control import SettingDef, hookimpl
+from mission_control.fsutil import fsync_dir, sha256_file
 
 TARGET = "dir"
 PATTERN = re.compile(r"^mc-backup-\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}\.db$")
@@ -33,22 +34,6 @@ def register_settings():
     ]
 
 
-def sha256_of(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def copy_verified(source, folder, name):
     """Copy `source` to `folder/name` through a temporary file; return the copy's SHA-256.
 
@@ -67,15 +52,15 @@ def copy_verified(source, folder, name):
                 dst.write(chunk)
             dst.flush()
             os.fsync(dst.fileno())
-        expected, landed = source_digest.hexdigest(), sha256_of(tmp)
+        expected, landed = source_digest.hexdigest(), sha256_file(tmp)
         if landed != expected:
             raise ValueError("the copy's SHA-256 differs from the backup's")
         if os.path.lexists(final):
-            if sha256_of(final) != expected:
+            if sha256_file(final) != expected:
                 raise ValueError(f"a different file named {name} is already in the folder")
         else:
             os.rename(tmp, final)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return expected
     finally:
         try:
@@ -107,7 +92,7 @@ def prune(folder, keep, just_made, now):
             continue  # another process pruned it first
         deleted.append(name)
     if deleted:
-        _fsync_dir(folder)
+        fsync_dir(folder)
     return deleted
 
 

@@ -1,7 +1,6 @@
 """`/api/backup`: list, create and delete backups (admin only)."""
-from ..errors import ValidationFailed
 from ..verify import annotations
-from .http import json_response, read_json, request_meta, require
+from .http import json_response, read_name, request_meta, require
 
 
 def backup_list(mc, request):
@@ -21,15 +20,7 @@ def backup_create(mc, request):
 
 def backup_delete(mc, request):
     user = require(mc, request, "admin")
-    body = read_json(request)
-    if not isinstance(body, dict):
-        raise ValidationFailed(["body: must be a JSON object with a name"])
-    problems = [f"{key}: unknown field" for key in body if key != "name"]
-    if "name" not in body:
-        problems.append("name: is required")
-    if problems:
-        raise ValidationFailed(problems)
-    mc.backups.delete(body["name"], user.username, actor_id=user.id, **request_meta(mc, request))
+    mc.backups.delete(read_name(request), user.username, actor_id=user.id, **request_meta(mc, request))
     return json_response({"success": True})
 
 

@@ -13,30 +13,18 @@ from werkzeug.wrappers import Response
 from werkzeug.wsgi import wrap_file
 
 from ..errors import BadRequest, NotFound, PayloadTooLarge, ValidationFailed
+from ..fsutil import sha256_file
 from ..uploads import UploadSink, accept_upload, sweep_stale
-from ..verify import VerificationStore, resolve, sha256_file, verify_backup
-from .http import json_response, read_json, request_meta, require
+from ..verify import VerificationStore, resolve, verify_backup
+from .http import json_response, read_name, request_meta, require
 
 CHUNK = 256 * 1024
 MULTIPART_SLACK = 64 * 1024  # room for multipart headers and boundaries around the file
 
 
-def name_from_body(request):
-    """The `name` of a `{"name": ...}` JSON body; 400 with `details` for any other shape."""
-    body = read_json(request)
-    if not isinstance(body, dict):
-        raise ValidationFailed(["body: must be a JSON object with a name"])
-    problems = [f"{key}: unknown field" for key in body if key != "name"]
-    if "name" not in body:
-        problems.append("name: is required")
-    if problems:
-        raise ValidationFailed(problems)
-    return body["name"]
-
-
 def backup_verify(mc, request):
     user = require(mc, request, "admin")
-    return json_response(verify_backup(mc, name_from_body(request), user.username,
+    return json_response(verify_backup(mc, read_name(request), user.username,
                                        actor_id=user.id, **request_meta(mc, request)))
 
 

@@ -1,12 +1,11 @@
 """`POST /api/backup/restore`: restore the live database from a backup while the service runs."""
 from ..restore import restore_backup
-from .api_backup_files import name_from_body
-from .http import json_response, request_meta, require, session_token
+from .http import json_response, read_name, request_meta, require, session_token
 
 
 def backup_restore(mc, request):
     user = require(mc, request, "admin")
-    name = name_from_body(request)
+    name = read_name(request)
     by_key = user.id is None  # the API key lives in the config, not the database: it still works
     result = restore_backup(mc, name, user.username, actor_id=user.id,
                             session_token=None if by_key else session_token(request),

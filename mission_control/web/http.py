@@ -7,7 +7,7 @@ from werkzeug.wrappers import Request as BaseRequest
 from werkzeug.wrappers import Response
 
 from ..auth import require_role
-from ..errors import BadRequest, Forbidden, PayloadTooLarge
+from ..errors import BadRequest, Forbidden, PayloadTooLarge, ValidationFailed
 
 SESSION_COOKIE = "mc-session"
 SECURE_SESSION_COOKIE = "__Host-mc-session"
@@ -55,6 +55,22 @@ def read_json(request, missing_message="Request body required"):
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest(missing_message) from None
+
+
+def read_name(request):
+    """The `name` of a `{"name": ...}` JSON body; 400 with `details` for any other shape.
+
+    The name itself is checked by the service (`backups.validate_name`).
+    """
+    body = read_json(request)
+    if not isinstance(body, dict):
+        raise ValidationFailed(["body: must be a JSON object with a name"])
+    problems = [f"{key}: unknown field" for key in body if key != "name"]
+    if "name" not in body:
+        problems.append("name: is required")
+    if problems:
+        raise ValidationFailed(problems)
+    return body["name"]
 
 
 def client_ip(request, trusted_proxies):
