@@ -61,12 +61,25 @@ def shot(page, name):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def log_in(page, username="alice", password=None):
-    """Open `/` and log in through the form, as a person would (default: the users' PASSWORD)."""
+def log_in(page, username="alice", password=None, ready=None):
+    """Open `/` and log in through the form, as a person would (default: the users' PASSWORD).
+
+    With `ready` (the default for an admin and the right password), wait until the backups page
+    has finished loading (`#main` loses `aria-busy`), so the test does not race its first fetches.
+    """
     if password is None:
         from tests.conftest import PASSWORD  # here, as conftest imports this module's fixtures
         password = PASSWORD
+        ready = username == "alice" if ready is None else ready
     page.goto("/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
+    if ready:
+        wait_ready(page)
+
+
+def wait_ready(page):
+    """Wait until the backups page shows and none of its loads is still running."""
+    page.locator("#app-view").wait_for(state="visible")
+    page.locator("#main:not([aria-busy])").wait_for(state="attached")

@@ -5,7 +5,7 @@ import pytest
 
 from mission_control.backups import LOCK_NAME
 from mission_control.fsutil import FileLock
-from tests.browser import PHONE, log_in, shot
+from tests.browser import PHONE, log_in, shot, wait_ready
 
 expect = pytest.importorskip("playwright.sync_api",
                              reason="browser tests need playwright: pip install -e '.[test]'").expect
@@ -224,6 +224,7 @@ def test_keyboard_only_login_and_backup(open_page, mc):
     page.keyboard.type("correct-horse-battery")
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Backups", exact=True)).to_be_visible()
+    wait_ready(page)
     page.locator("#backup-now").focus()
     page.keyboard.press("Enter")
     expect(page.locator("#backups-body tr")).to_have_count(1)

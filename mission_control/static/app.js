@@ -142,8 +142,14 @@ async function enter(user) {
 // ---- loading -----------------------------------------------------------------------------
 
 async function loadAll() {
-  await loadHealth(); // first: it tells whether verify, download and restore exist
-  await Promise.all([loadBackups(), loadSchedule(), loadAudit()]);
+  const main = $("main");
+  main.setAttribute("aria-busy", "true");
+  try {
+    await loadHealth(); // first: it tells whether verify, download and restore exist
+    await Promise.all([loadBackups(), loadSchedule(), loadAudit()]);
+  } finally {
+    main.removeAttribute("aria-busy");
+  }
 }
 
 async function guarded(work) {
