@@ -267,3 +267,27 @@ def test_the_policy_blocks_injected_inline_script(browser, live_server, users):
         assert any("Content Security Policy" in m for m in messages), messages
     finally:
         context.close()
+
+
+def test_sizes_and_times_in_words(open_page):
+    """format.js, run in the browser itself: human sizes, UTC times, audit lines."""
+    page = open_page()
+    page.goto("/")
+    out = page.evaluate("""async () => {
+        const f = await import('/static/format.js');
+        return {
+            sizes: [0, 1, 1023, 1024, 1536, 10 * 1024, 5 * 1024 * 1024, 3 * 1024 ** 3].map(f.humanSize),
+            utc: f.utcTime(1795000000), none: f.utcTime(null),
+            both: f.bothTimes(1795000000).endsWith('(11:06:40 UTC)'),
+            action: [f.actionText('backup_restore'), f.actionText('something_new')],
+            detail: [f.detailText({detail: {changes: {'general.auto_backup': {old: null, new: 'true'}}}}),
+                     f.detailText({detail: {name: 'x.db', ok: false}}),
+                     f.detailText({detail: null, target_type: 'backup', target_id: 'y.db'})],
+        };
+    }""")
+    assert out == {
+        "sizes": ["0 bytes", "1 byte", "1023 bytes", "1.0 KB", "1.5 KB", "10 KB", "5.0 MB", "3.0 GB"],
+        "utc": "2026-11-18 11:06:40 UTC", "none": "—", "both": True,
+        "action": ["restored a backup", "something new"],
+        "detail": ["general.auto_backup: default → true", "x.db (failed)", "y.db"],
+    }

@@ -38,7 +38,8 @@ def test_page_has_no_inline_script_or_style():
 
 
 @pytest.mark.parametrize("name, mimetype", [("app.js", "text/javascript"), ("api.js", "text/javascript"),
-                                            ("format.js", "text/javascript"), ("app.css", "text/css"),
+                                            ("format.js", "text/javascript"), ("dom.js", "text/javascript"),
+                                            ("render.js", "text/javascript"), ("app.css", "text/css"),
                                             ("favicon.svg", "image/svg+xml")])
 def test_static_assets_are_served_and_revalidated(client, name, mimetype):
     response = client.get(f"/static/{name}")

@@ -1,44 +1,11 @@
 // The backups page: login, the backup table and its actions, automatic backups, recent activity.
 import { api, ApiError, uploadFile } from "./api.js";
-import { actionText, bothTimes, detailText, humanSize, localTime, utcTime } from "./format.js";
+import { $, setBusy } from "./dom.js";
+import { bothTimes, humanSize } from "./format.js";
+import { renderAudit, renderBackups, renderHealth, renderTask } from "./render.js";
 
-const $ = (id) => document.getElementById(id);
 const VIEWS = ["login-view", "forbidden-view", "app-view"];
 const state = { user: null, files: false, backups: new Map(), pending: null };
-
-// ---- small DOM helpers -------------------------------------------------------------------
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "text") node.textContent = value;
-    else if (key === "className") node.className = value;
-    else if (value !== null && value !== undefined && value !== false) node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
-
-function timeEl(seconds, text) {
-  const iso = seconds == null ? "" : new Date(seconds * 1000).toISOString();
-  return el("time", { datetime: iso, text });
-}
-
-function setBusy(button, busy, busyLabel) {
-  const label = button.querySelector(".label") || button;
-  if (busy) {
-    button.dataset.idle = label.textContent;
-    label.textContent = busyLabel;
-    button.disabled = true;
-    button.setAttribute("aria-busy", "true");
-    button.classList.add("busy");
-  } else {
-    if (button.dataset.idle) label.textContent = button.dataset.idle;
-    button.disabled = false;
-    button.removeAttribute("aria-busy");
-    button.classList.remove("busy");
-  }
-}
 
 // ---- views and messages ----------------------------------------------------------------
 
@@ -175,73 +142,14 @@ function loadHealth() {
   });
 }
 
-function renderHealth(status) {
-  const badge = $("health-verdict");
-  const words = { pass: "Healthy", warn: "Needs attention", fail: "Failing" };
-  badge.textContent = words[status.verdict] || status.verdict;
-  badge.className = `badge ${status.verdict}`;
-  const parts = (status.reasons || []).map((r) => r.charAt(0).toUpperCase() + r.slice(1) + ".");
-  if (status.last_success) {
-    parts.push(`Last good backup: ${status.last_success.name}, ${localTime(status.last_success.at)}.`);
-  }
-  if (status.backups) {
-    const n = status.backups.count;
-    parts.push(`${n} ${n === 1 ? "file" : "files"}, ${humanSize(status.backups.total_size)} in all.`);
-  }
-  $("health-reasons").textContent = parts.join(" ");
-}
-
 function loadBackups() {
   return guarded(async () => {
     const data = await api("GET", "/api/backup");
-    renderBackups(data.backups || []);
+    const backups = data.backups || [];
+    state.backups = new Map(backups.map((b) => [b.name, b]));
+    renderBackups(backups, state.files, { verify, restore: openRestore, remove: openDelete });
     $("backups-dir").textContent = data.dir ? `Stored in ${data.dir}` : "";
   });
-}
-
-function verifiedCell(b) {
-  const when = () => el("span", { className: "when muted" }, timeEl(b.verified_at, localTime(b.verified_at)));
-  if (b.verified_ok === true) return el("span", {}, el("span", { className: "ok", text: "✓ Verified" }), when());
-  if (b.verified_ok === false) return el("span", {}, el("span", { className: "fail", text: "✗ Failed verification" }), when());
-  return el("span", { className: "muted", text: "Not verified" });
-}
-
-function actionButton(text, label, handler, className = "secondary") {
-  const button = el("button", { type: "button", className, "aria-label": label },
-    el("span", { className: "spinner", "aria-hidden": "true" }), el("span", { className: "label", text }));
-  button.addEventListener("click", () => handler(button));
-  return button;
-}
-
-function renderBackups(backups) {
-  const body = $("backups-body");
-  body.replaceChildren();
-  state.backups = new Map(backups.map((b) => [b.name, b]));
-  $("backups-empty").hidden = backups.length > 0;
-  $("backups-table").hidden = backups.length === 0;
-  for (const b of backups) {
-    const actions = el("div", { className: "row-actions" });
-    if (state.files) {
-      actions.append(
-        el("a", { className: "button secondary", href: `/api/backup/download?name=${encodeURIComponent(b.name)}`,
-                  download: b.name, "aria-label": `Download ${b.name}`, text: "Download" }),
-        actionButton("Verify", `Verify ${b.name}`, (btn) => verify(b.name, btn)),
-        actionButton("Restore", `Restore ${b.name}`, () => openRestore(b.name)),
-      );
-    }
-    actions.append(actionButton("Delete", `Delete ${b.name}`, () => openDelete(b.name), "danger"));
-    const row = el("tr", { "data-name": b.name },
-      el("th", { scope: "row", "data-label": "Name" }, el("span", { className: "filename", text: b.name })),
-      el("td", { "data-label": "Size", title: `${b.size} bytes` }, humanSize(b.size)),
-      el("td", { "data-label": "Created" }, el("div", {},
-        el("span", { className: "local-time" }, timeEl(b.created_at, localTime(b.created_at))),
-        el("span", { className: "utc-time muted" }, timeEl(b.created_at, utcTime(b.created_at))))),
-    );
-    if (state.files) row.append(el("td", { "data-label": "Verified" }, verifiedCell(b)));
-    else row.append(el("td", { className: "needs-files" }));
-    row.append(el("td", { className: "actions-cell" }, actions));
-    body.append(row);
-  }
 }
 
 function loadSchedule() {
@@ -260,45 +168,10 @@ function loadSchedule() {
   });
 }
 
-function renderTask(task) {
-  const next = $("next-run");
-  const last = $("last-result");
-  if (!task) {
-    next.textContent = "—";
-    last.textContent = "—";
-    return;
-  }
-  const when = task.nextRun ? bothTimes(task.nextRun / 1000) : "—";
-  next.textContent = task.enabled ? when : `${when} — will not run while automatic backup is off`;
-  const result = task.lastResult;
-  last.className = "";
-  if (task.running) {
-    last.textContent = "Running now…";
-  } else if (!result) {
-    last.textContent = "No run yet";
-  } else {
-    last.className = result.ok ? "ok" : "fail";
-    const at = result.timestamp ? ` — ${bothTimes(result.timestamp / 1000)}` : "";
-    last.textContent = `${result.ok ? "✓ Succeeded" : "✗ Failed"}: ${result.message}${at}`;
-  }
-}
-
 function loadAudit() {
   return guarded(async () => {
     const data = await api("GET", "/api/audit?limit=20");
-    const body = $("audit-body");
-    body.replaceChildren();
-    for (const e of data.events || []) {
-      body.append(el("tr", {},
-        el("td", { "data-label": "When", title: utcTime(e.created_at) }, timeEl(e.created_at, localTime(e.created_at))),
-        el("td", { "data-label": "Who", text: e.actor || "—" }),
-        el("td", { "data-label": "What", text: actionText(e.action) }),
-        el("td", { "data-label": "Details", className: "detail", text: detailText(e) }),
-      ));
-    }
-    if (!body.children.length) {
-      body.append(el("tr", {}, el("td", { colspan: "4", className: "muted", text: "Nothing yet." })));
-    }
+    renderAudit(data.events || []);
   });
 }
 
