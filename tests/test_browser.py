@@ -148,9 +148,13 @@ def test_auto_backup_switch_and_next_run(open_page, mc):
     assert mc.settings.get("general.auto_backup") is True
     expect(page.locator("#audit-body tr").first).to_contain_text(
         "general.auto_backup: false → true")
-    mc.scheduler.run_now("auto_backup", "alice")
-    page.get_by_role("button", name="Refresh").click()
+    page.get_by_role("button", name="Run the daily backup now").click()
+    expect(page.get_by_role("status")).to_contain_text("Daily backup task: Backup created (")
     expect(page.locator("#last-result")).to_contain_text("✓ Succeeded: Backup created")
+    expect(page.locator("#backups-body tr")).to_have_count(1)
+    expect(page.locator("#audit-body tr").first).to_contain_text("ran the daily backup")
+    [task] = [t for t in mc.scheduler.status() if t.id == "auto_backup"]
+    assert task.last_ok is True
     shot(page, "08-auto-backup-on")
     switch.press("Space")  # a switch works from the keyboard too
     expect(page.get_by_role("status")).to_have_text("Daily automatic backup is off.")

@@ -192,6 +192,20 @@ async function backupNow() {
   }
 }
 
+async function runTask() {
+  const button = $("run-task");
+  setBusy(button, true, "Running…");
+  try {
+    const data = await api("POST", "/api/scheduler", { task_id: "auto_backup" });
+    showStatus(`Daily backup task: ${data.message}.`);
+  } catch (err) {
+    handleError(err);
+  } finally {
+    setBusy(button, false);
+  }
+  await Promise.all([loadBackups(), loadSchedule(), loadAudit(), loadHealth()]);
+}
+
 async function verify(name, button) {
   setBusy(button, true, "Verifying…");
   try {
@@ -324,6 +338,7 @@ function wire() {
   $("login-form").addEventListener("submit", login);
   $("logout").addEventListener("click", logout);
   $("backup-now").addEventListener("click", backupNow);
+  $("run-task").addEventListener("click", runTask);
   $("refresh").addEventListener("click", () => { clearMessages(); loadAll(); });
   $("auto-backup").addEventListener("change", toggleAuto);
   $("retention-form").addEventListener("submit", saveRetention);
