@@ -7,7 +7,7 @@ import waitress
 
 from mission_control.web import WebApp
 from mission_control.web.app import API_MODULES, build_routes
-from tests.browser import log_in, shot
+from tests.browser import log_in, shot, wait_ready
 
 expect = pytest.importorskip("playwright.sync_api",
                              reason="browser tests need playwright: pip install -e '.[test]'").expect
@@ -165,3 +165,21 @@ def test_without_those_endpoints_the_controls_are_hidden(browser, server_without
         expect(page.locator("#error-message")).to_be_hidden()
     finally:
         context.close()
+
+
+def test_restoring_a_backup_that_has_my_session_keeps_me_logged_in(open_page, mc):
+    page = open_page()
+    log_in(page)
+    made = mc.backups.create("alice")  # taken after this login: the session is in it
+    mc.settings.update({"general.backup_retention_count": "7"}, "alice")
+    page.get_by_role("button", name="Refresh").click()
+    wait_ready(page)
+    page.get_by_role("button", name=f"Restore {made.name}").click()
+    page.get_by_label("Type the backup name to confirm").fill(made.name)
+    page.get_by_label("Type the backup name to confirm").press("Enter")
+    expect(page.get_by_role("status")).to_contain_text(
+        f"Restored {made.name}. The data it replaced is in pre-restore-")
+    expect(page.locator("#app-view")).to_be_visible()
+    expect(page.get_by_label("Backups to keep")).to_have_value("10")
+    expect(page.locator("#audit-body tr").first).to_contain_text("restored a backup")
+    expect(page.locator("#backups-body tr")).to_have_count(2)  # the backup and the safety backup
