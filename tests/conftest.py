@@ -9,22 +9,11 @@ from mission_control.config import Config
 from mission_control.core import MissionControl
 from mission_control.server import make_server
 from mission_control.web import WebApp
+from tests.browser import browser, open_page  # noqa: F401 - browser-test fixtures, defined once
+
+from .scheduling import FakeClock, settable_clock
 
 PASSWORD = "correct-horse-battery"
-START = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC
-
-
-class FakeClock:
-    """A clock the test moves by hand; `clock()` returns unix seconds."""
-
-    def __init__(self, now=START):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        self.now += seconds
 
 
 @pytest.fixture
@@ -59,6 +48,18 @@ def make_mc(make_config, clock):
 @pytest.fixture
 def mc(make_mc):
     return make_mc()
+
+
+@pytest.fixture
+def at():
+    """A fake clock set by date: `at("2026-03-04 02:59:00")`; pass `at.clock` to `make_mc`."""
+    return settable_clock()
+
+
+@pytest.fixture
+def smc(make_mc, at):
+    """A MissionControl on the settable fake clock `at`."""
+    return make_mc(clock=at.clock)
 
 
 @pytest.fixture

@@ -1,7 +1,20 @@
-"""Helpers shared by the scheduler tests: a settable fake clock and short-hands."""
+"""Fake clocks for the tests (`FakeClock`, a settable one) and scheduler short-hands."""
 from datetime import datetime, timezone
 
-from tests.conftest import FakeClock
+START = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC
+
+
+class FakeClock:
+    """A clock the test moves by hand; `clock()` returns unix seconds."""
+
+    def __init__(self, now=START):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += seconds
 
 
 def ts(text):

@@ -6,18 +6,7 @@ import pytest
 from mission_control import BackupRefused, hookimpl
 from mission_control.db import migrate, migrations
 from mission_control.scheduler import safe_message
-from tests.scheduling import backups, enable, events, settable_clock, ts
-
-
-@pytest.fixture
-def at():
-    return settable_clock()
-
-
-@pytest.fixture
-def smc(make_mc, at):
-    """A MissionControl on the settable fake clock `at`."""
-    return make_mc(clock=at.clock)
+from tests.scheduling import backups, enable, events, ts
 
 
 def test_enabled_at_0259_runs_at_0300_once(smc, at):

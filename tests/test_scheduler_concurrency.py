@@ -3,21 +3,8 @@ import subprocess
 import sys
 import threading
 
-import pytest
-
 from mission_control import hookimpl
-from tests.scheduling import backups, enable, events, settable_clock, ts
-
-
-@pytest.fixture
-def at():
-    return settable_clock()
-
-
-@pytest.fixture
-def smc(make_mc, at):
-    """A MissionControl on the settable fake clock `at`."""
-    return make_mc(clock=at.clock)
+from tests.scheduling import backups, enable, events, ts
 
 
 def test_two_instances_on_one_database_make_one_backup_per_slot(make_mc, make_config, at):

@@ -1,0 +1,368 @@
+// The backups page: login, the backup table and its actions, automatic backups, recent activity.
+import { api, ApiError, uploadFile } from "./api.js";
+import { $, setBusy } from "./dom.js";
+import { bothTimes, humanSize } from "./format.js";
+import { renderAudit, renderBackups, renderHealth, renderTask } from "./render.js";
+
+const VIEWS = ["login-view", "forbidden-view", "app-view"];
+const state = { user: null, files: false, backups: new Map(), pending: null };
+
+// ---- views and messages ----------------------------------------------------------------
+
+function show(view) {
+  $("loading").hidden = true;
+  for (const id of VIEWS) $(id).hidden = id !== view;
+}
+
+function showStatus(text) {
+  $("error-message").hidden = true;
+  const box = $("status-message");
+  box.textContent = text;
+  box.hidden = false;
+}
+
+function showError(text) {
+  $("status-message").hidden = true;
+  const box = $("error-message");
+  box.textContent = text;
+  box.hidden = false;
+}
+
+function clearMessages() {
+  $("status-message").hidden = true;
+  $("error-message").hidden = true;
+}
+
+/** Every failed call ends here: 401 goes back to the login form, anything else is shown in words. */
+function handleError(err) {
+  if (err instanceof ApiError && err.status === 401) {
+    if (state.user !== null) showLogin("Your session has ended. Please log in again.");
+    return;
+  }
+  showError(err.message);
+}
+
+function showLogin(notice) {
+  state.user = null;
+  $("whoami").hidden = true;
+  const box = $("login-notice");
+  box.textContent = notice || "";
+  box.hidden = !notice;
+  $("login-error").hidden = true;
+  show("login-view");
+  $("login-username").focus();
+}
+
+// ---- login and logout --------------------------------------------------------------------
+
+async function login(event) {
+  event.preventDefault();
+  const username = $("login-username").value.trim();
+  const password = $("login-password").value;
+  const error = $("login-error");
+  error.hidden = true;
+  if (!username || !password) {
+    error.textContent = "Enter your username and password.";
+    error.hidden = false;
+    return;
+  }
+  const button = $("login-submit");
+  setBusy(button, true, "Logging in…");
+  try {
+    const data = await api("POST", "/api/auth/login", { username, password });
+    $("login-form").reset();
+    await enter(data.user);
+  } catch (err) {
+    error.textContent = err.message;
+    error.hidden = false;
+    $("login-password").select();
+  } finally {
+    setBusy(button, false);
+  }
+}
+
+async function logout() {
+  try {
+    await api("POST", "/api/auth/logout");
+    showLogin("You have logged out.");
+  } catch (err) {
+    handleError(err);
+  }
+}
+
+async function enter(user) {
+  state.user = user;
+  $("whoami-text").textContent = `Signed in as ${user.username} (${user.role})`;
+  $("whoami").hidden = false;
+  if (user.role !== "admin") {
+    $("forbidden-text").textContent =
+      `Backups are managed by admins. Your account, ${user.username}, has the ${user.role} role.`;
+    show("forbidden-view");
+    return;
+  }
+  clearMessages();
+  show("app-view");
+  $("main").focus();
+  await loadAll();
+}
+
+// ---- loading -----------------------------------------------------------------------------
+
+async function loadAll() {
+  const main = $("main");
+  main.setAttribute("aria-busy", "true");
+  try {
+    await loadHealth(); // first: it tells whether verify, download and restore exist
+    await Promise.all([loadBackups(), loadSchedule(), loadAudit()]);
+  } finally {
+    main.removeAttribute("aria-busy");
+  }
+}
+
+async function guarded(work) {
+  try {
+    await work();
+  } catch (err) {
+    handleError(err);
+  }
+}
+
+function loadHealth() {
+  return guarded(async () => {
+    let status = null;
+    try {
+      status = await api("GET", "/api/backup/status");
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404)) throw err;
+    }
+    state.files = status !== null;
+    document.body.classList.toggle("no-files", !state.files);
+    $("health").hidden = status === null;
+    if (status) renderHealth(status);
+  });
+}
+
+function loadBackups() {
+  return guarded(async () => {
+    const data = await api("GET", "/api/backup");
+    const backups = data.backups || [];
+    state.backups = new Map(backups.map((b) => [b.name, b]));
+    renderBackups(backups, state.files, { verify, restore: openRestore, remove: openDelete });
+    $("backups-dir").textContent = data.dir ? `Stored in ${data.dir}` : "";
+  });
+}
+
+function loadSchedule() {
+  return guarded(async () => {
+    const [settings, scheduler] = await Promise.all([api("GET", "/api/settings"), api("GET", "/api/scheduler")]);
+    const values = Object.fromEntries((settings.settings || []).map((s) => [s.key, s.value]));
+    $("auto-backup").checked = values["general.auto_backup"] === "true";
+    const retention = $("retention");
+    if (document.activeElement !== retention) retention.value = values["general.backup_retention_count"] || "";
+    if (values["general.site_name"]) {
+      $("site-name").textContent = values["general.site_name"];
+      document.title = `${values["general.site_name"]} — Backups`;
+    }
+    const task = (scheduler.tasks || []).find((t) => t.id === "auto_backup");
+    renderTask(task);
+  });
+}
+
+function loadAudit() {
+  return guarded(async () => {
+    const data = await api("GET", "/api/audit?limit=20");
+    renderAudit(data.events || []);
+  });
+}
+
+// ---- actions -----------------------------------------------------------------------------
+
+async function backupNow() {
+  const button = $("backup-now");
+  setBusy(button, true, "Backing up…");
+  showStatus("Making a backup…");
+  try {
+    const data = await api("POST", "/api/backup");
+    showStatus(`Backup ${data.backup.name} created (${humanSize(data.backup.size)}).`);
+    await Promise.all([loadBackups(), loadAudit(), loadHealth()]);
+  } catch (err) {
+    handleError(err);
+  } finally {
+    setBusy(button, false);
+  }
+}
+
+async function runTask() {
+  const button = $("run-task");
+  setBusy(button, true, "Running…");
+  try {
+    const data = await api("POST", "/api/scheduler", { task_id: "auto_backup" });
+    showStatus(`Daily backup task: ${data.message}.`);
+  } catch (err) {
+    handleError(err);
+  } finally {
+    setBusy(button, false);
+  }
+  await Promise.all([loadBackups(), loadSchedule(), loadAudit(), loadHealth()]);
+}
+
+async function verify(name, button) {
+  setBusy(button, true, "Verifying…");
+  try {
+    const r = await api("POST", "/api/backup/verify", { name });
+    if (r.ok) showStatus(`${name} passed verification (integrity ok, SHA-256 ${String(r.sha256).slice(0, 12)}…).`);
+    else showError(`${name} failed verification: ${(r.problems || []).join("; ") || "unknown problem"}.`);
+    await Promise.all([loadBackups(), loadAudit()]);
+  } catch (err) {
+    handleError(err);
+  } finally {
+    if (button.isConnected) setBusy(button, false);
+  }
+}
+
+function openDelete(name) {
+  state.pending = name;
+  $("delete-name").textContent = name;
+  const dialog = $("delete-dialog");
+  dialog.returnValue = "";
+  dialog.showModal();
+  $("delete-cancel").focus();
+}
+
+async function deleteClosed() {
+  const name = state.pending;
+  state.pending = null;
+  if ($("delete-dialog").returnValue !== "confirm" || !name) return;
+  try {
+    await api("DELETE", "/api/backup", { name });
+    showStatus(`Deleted ${name}.`);
+  } catch (err) {
+    handleError(err);
+  }
+  await Promise.all([loadBackups(), loadAudit(), loadHealth()]);
+}
+
+function openRestore(name) {
+  const backup = state.backups.get(name);
+  state.pending = name;
+  $("restore-name").textContent = name;
+  $("restore-when").textContent = backup ? bothTimes(backup.created_at) : "at an unknown time";
+  $("restore-typed").value = "";
+  $("restore-confirm").disabled = true;
+  const dialog = $("restore-dialog");
+  dialog.returnValue = "";
+  dialog.showModal();
+  $("restore-typed").focus();
+}
+
+function restoreTyped() {
+  return $("restore-typed").value.trim() === state.pending;
+}
+
+async function restoreClosed() {
+  const name = state.pending;
+  const confirmed = $("restore-dialog").returnValue === "confirm" && restoreTyped();
+  state.pending = null;
+  if (!confirmed || !name) return;
+  showStatus(`Restoring ${name}… The service keeps running; this can take a moment.`);
+  try {
+    const r = await api("POST", "/api/backup/restore", { name });
+    const safety = r.safety_backup ? ` The data it replaced is in ${r.safety_backup.name}.` : "";
+    const text = `Restored ${name}.${safety}`;
+    if (r.session && r.session.logged_in === false) {
+      showLogin(`${text} ${r.session.message || "Please log in again."}`);
+      return;
+    }
+    showStatus(text);
+    await loadAll();
+  } catch (err) {
+    handleError(err);
+  }
+}
+
+async function upload(event) {
+  event.preventDefault();
+  const input = $("upload-file");
+  const file = input.files && input.files[0];
+  if (!file) {
+    showError("Choose a backup file (.db) to upload first.");
+    input.focus();
+    return;
+  }
+  const button = $("upload-submit");
+  setBusy(button, true, "Uploading…");
+  showStatus(`Uploading ${file.name} (${humanSize(file.size)})…`);
+  try {
+    const data = await uploadFile(file);
+    showStatus(`Uploaded ${file.name} as ${data.backup.name}; it passed verification.`);
+    $("upload-form").reset();
+    await Promise.all([loadBackups(), loadAudit(), loadHealth()]);
+  } catch (err) {
+    handleError(err);
+  } finally {
+    setBusy(button, false);
+  }
+}
+
+async function saveRetention(event) {
+  event.preventDefault();
+  const value = $("retention").value.trim();
+  try {
+    await api("PUT", "/api/settings", { settings: { "general.backup_retention_count": value } });
+    showStatus(`Keeping the newest ${value} backups.`);
+    await Promise.all([loadSchedule(), loadAudit()]);
+  } catch (err) {
+    handleError(err);
+  }
+}
+
+async function toggleAuto() {
+  const box = $("auto-backup");
+  const on = box.checked;
+  box.disabled = true;
+  try {
+    await api("PUT", "/api/settings", { settings: { "general.auto_backup": on ? "true" : "false" } });
+    showStatus(on ? "Daily automatic backup is on." : "Daily automatic backup is off.");
+    await Promise.all([loadSchedule(), loadAudit(), loadHealth()]);
+  } catch (err) {
+    box.checked = !on;
+    handleError(err);
+  } finally {
+    box.disabled = false;
+  }
+}
+
+// ---- start -------------------------------------------------------------------------------
+
+function wire() {
+  $("login-form").addEventListener("submit", login);
+  $("logout").addEventListener("click", logout);
+  $("backup-now").addEventListener("click", backupNow);
+  $("run-task").addEventListener("click", runTask);
+  $("refresh").addEventListener("click", () => { clearMessages(); loadAll(); });
+  $("auto-backup").addEventListener("change", toggleAuto);
+  $("retention-form").addEventListener("submit", saveRetention);
+  $("upload-form").addEventListener("submit", upload);
+  $("delete-dialog").addEventListener("close", deleteClosed);
+  $("restore-dialog").addEventListener("close", restoreClosed);
+  $("restore-typed").addEventListener("input", () => { $("restore-confirm").disabled = !restoreTyped(); });
+  $("restore-typed").addEventListener("keydown", (event) => {
+    // Enter would submit with the first button (Cancel); confirm only when the name matches.
+    if (event.key === "Enter") {
+      event.preventDefault();
+      if (restoreTyped()) $("restore-dialog").close("confirm");
+    }
+  });
+}
+
+async function start() {
+  wire();
+  try {
+    const data = await api("GET", "/api/auth/me");
+    await enter(data.user);
+  } catch (err) {
+    showLogin(err instanceof ApiError && err.status === 401 ? "" : err.message);
+  }
+}
+
+start();

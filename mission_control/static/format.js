@@ -1,0 +1,75 @@
+// Turning sizes and times into words people read.
+
+const UNITS = ["bytes", "KB", "MB", "GB", "TB"];
+
+export function humanSize(bytes) {
+  if (typeof bytes !== "number" || !isFinite(bytes)) return "—";
+  if (bytes < 1024) return `${bytes} ${bytes === 1 ? "byte" : "bytes"}`;
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`;
+}
+
+const LOCAL = new Intl.DateTimeFormat(undefined, {
+  year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+});
+
+/** Unix seconds as the viewer's local date and time. */
+export function localTime(seconds) {
+  if (seconds == null) return "—";
+  return LOCAL.format(new Date(seconds * 1000));
+}
+
+/** Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`. */
+export function utcTime(seconds) {
+  if (seconds == null) return "—";
+  return new Date(seconds * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+}
+
+/** Both, for one-line facts: "Nov 27, 2026, 04:00:00 (03:00:00 UTC)". */
+export function bothTimes(seconds) {
+  if (seconds == null) return "—";
+  return `${localTime(seconds)} (${utcTime(seconds).slice(11)})`;
+}
+
+const ACTIONS = {
+  login: "logged in",
+  login_failed: "failed to log in",
+  logout: "logged out",
+  backup_create: "created a backup",
+  backup_failed: "backup failed",
+  backup_refused: "backup refused",
+  backup_delete: "deleted a backup",
+  backup_prune: "pruned an old backup",
+  backup_verify: "verified a backup",
+  backup_download: "downloaded a backup",
+  backup_upload: "uploaded a backup",
+  backup_restore: "restored a backup",
+  backup_restore_failed: "restore failed",
+  auto_backup: "ran the daily backup",
+  settings_update: "changed settings",
+  settings_reset: "reset a setting",
+};
+
+export function actionText(action) {
+  return ACTIONS[action] || action.replace(/_/g, " ");
+}
+
+/** A short line from an audit event's detail object. */
+export function detailText(event) {
+  const d = event.detail;
+  if (d && typeof d === "object") {
+    if (d.changes && typeof d.changes === "object") {
+      return Object.entries(d.changes).map(([k, v]) => `${k}: ${v.old ?? "default"} → ${v.new}`).join(", ");
+    }
+    if (d.name) return d.ok === false ? `${d.name} (failed)` : d.name;
+    if (d.reason) return String(d.reason);
+    if (d.message) return String(d.message);
+  }
+  if (event.target_id == null) return "";
+  return event.target_type === "backup" ? String(event.target_id) : `${event.target_type || ""} ${event.target_id}`.trim();
+}
