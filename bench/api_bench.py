@@ -10,7 +10,6 @@ import argparse
 import http.client
 import json
 import multiprocessing
-import os
 import re
 import shutil
 import statistics
@@ -24,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from backup_bench import fill  # noqa: E402
-from load import KEY, PASSWORD, USER, rss_mib, session_headers, start_server  # noqa: E402
+from load import KEY, rss_mib, session_headers, start_server  # noqa: E402
 
 BARE_APP = """
 import sys, waitress

@@ -8,7 +8,8 @@ STR_OR_NULL = {"type": ["string", "null"]}
 
 def obj(optional=None, extra=False, **props):
     """A JSON object schema: `props` are its properties, all required; `optional` ones are not."""
-    schema = {"type": "object", "properties": {**props, **(optional or {})}, "required": list(props)}
+    schema = {"type": "object", "properties": {**props, **(optional or {})},
+              "required": list(props)}
     if not extra:
         schema["additionalProperties"] = False
     return schema
@@ -45,7 +46,8 @@ RETRY = {"Retry-After": "Seconds to wait before trying again"}
 COMMON = {
     400: error("Bad request: the body is missing, not JSON, or fails validation (`details`)"),
     401: error("Authentication required: no or unknown session cookie or API key"),
-    403: error("The role is too low (admin required), or a cross-site request (CSRF origin mismatch)"),
+    403: error("The role is too low (admin required), or a cross-site request "
+               "(CSRF origin mismatch)"),
     404: error("Not found"),
     409: error("A backup is already in progress", RETRY),
     413: error("Request body too large (refused before it is read)"),
@@ -76,5 +78,6 @@ def query_param(name, schema, description):
             "description": description}
 
 
-BACKUP_NAME = {"type": "string", "maxLength": 255, "pattern": r"^(?!.*\.\.)[^/\\\x00-\x1f\x7f]*\.db$",
-         "description": "A backup file name: ends in .db; no /, \\, .., NUL or control character"}
+BACKUP_NAME = {
+    "type": "string", "maxLength": 255, "pattern": r"^(?!.*\.\.)[^/\\\x00-\x1f\x7f]*\.db$",
+    "description": "A backup file name: ends in .db; no /, \\, .., NUL or control character"}
