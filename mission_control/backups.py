@@ -240,6 +240,11 @@ class BackupService:
                 os.unlink(self.dir / name)
             except FileNotFoundError:
                 continue
+            except OSError as exc:  # the backup is made; a file that will not go stays listed
+                log.error("could not prune %s: %s", name, describe_error(exc))
+                self.mc.audit.emit("backup_prune_failed", target_type="backup", target_id=name,
+                                   detail={"name": name, "reason": describe_error(exc)}, **meta)
+                continue
             removed = True
             self.mc.audit.emit("backup_prune", target_type="backup", target_id=name,
                                detail={"name": name}, **meta)

@@ -1,6 +1,8 @@
 """The backup service itself: naming, concurrency, consistency, pruning, crash leftovers, disk full."""
+import fcntl
 import os
 import sqlite3
+import struct
 import subprocess
 import sys
 import textwrap
@@ -195,3 +197,25 @@ def test_disk_full_fails_cleanly_and_the_next_backup_works(mc):
         assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         check.close()
         assert again.audit_store.query(action="backup_failed")[1] == 1
+
+
+def test_a_backup_that_cannot_be_pruned_does_not_fail_the_new_one(mc):
+    """An immutable old backup cannot be unlinked: pruning reports it and moves on."""
+    mc.settings.update({"general.backup_retention_count": "1"}, actor="t")
+    stuck = mc.backups.dir / "mc-backup-2000-01-01_00-00-00.db"
+    stuck.write_bytes(b"x")
+    os.utime(stuck, (1, 1))
+    fd = os.open(stuck, os.O_RDONLY)
+    try:  # chattr +i makes the file immune to unlink, even for root (needs ext4/xfs and root)
+        fcntl.ioctl(fd, 0x40086602, struct.pack("l", 0x10))
+    except OSError:
+        os.close(fd)
+        pytest.skip("cannot make a file immutable here")
+    try:
+        newer = mc.backups.create("t")
+        assert newer.path.exists() and stuck.exists()
+        failed = mc.audit_store.query(action="backup_prune_failed")[0]
+        assert [e["target_id"] for e in failed] == [stuck.name]
+    finally:
+        fcntl.ioctl(fd, 0x40086602, struct.pack("l", 0))
+        os.close(fd)
