@@ -16,7 +16,7 @@ from urllib.request import pathname2url
 from . import db as dbmod
 from .errors import (BackupFailed, BackupRefused, Conflict, MissionControlError, NotFound,
                      TooManyRequests, ValidationFailed)
-from .fsutil import FileLock, fsync_dir, fsync_file, place_without_overwrite, remove_files
+from .fsutil import FileLock, fsync_dir, fsync_file, place_at_free_name, remove_files
 from .plugins import call_isolated
 from .ratelimit import RateLimiter
 
@@ -184,23 +184,10 @@ class BackupService:
             raise BackupFailed(describe_error(exc)) from exc
 
     def _snapshot(self, meta):
-        tmp = self.dir / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
         try:
-            copy_database(self.db_path, tmp)
-            # Stat before placing: once in place, a DELETE may remove it at once (a client that
-            # listed an older file of the same name), and that must not turn the backup into a
-            # failure. Moving a file keeps its size and mtime.
-            st = os.stat(tmp)
-            final = self.dir / self._free_name()
-            place_without_overwrite(tmp, final)
-            fsync_dir(self.dir)
+            return snapshot(self.db_path, self.dir, NAME_FORMAT, int(self.mc.clock()))
         except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
-            try:
-                remove_files(tmp, f"{tmp}-journal")
-            except OSError:
-                log.exception("could not remove a failed backup's temporary file")
             raise self._failed(exc, meta) from exc
-        return BackupInfo(final.name, st.st_size, int(st.st_mtime), final.parent, st.st_mtime_ns)
 
     def _failed(self, exc, meta):
         """Log and audit a failed backup; returns the `BackupFailed` to raise."""
@@ -209,15 +196,6 @@ class BackupService:
         self.mc.audit.emit("backup_failed", target_type="backup", detail={"reason": reason},
                            **meta)
         return BackupFailed(reason)
-
-    def _free_name(self):
-        """This second's name, or the next free second's: a name is never reused."""
-        second = int(self.mc.clock())
-        while True:
-            name = time.strftime(NAME_FORMAT, time.gmtime(second))
-            if not os.path.lexists(self.dir / name):
-                return name
-            second += 1
 
     # -- pruning -------------------------------------------------------------------------------
     def _prune(self, made, meta):
@@ -258,23 +236,32 @@ class BackupService:
                            **meta)
 
     # -- deletion ------------------------------------------------------------------------------
-    def delete(self, name, actor, *, actor_id=None, ip_address=None, user_agent=None):
-        """Delete one backup file by name.
+    def path_of(self, name):
+        """The path of backup `name`: a regular file in the backups folder, as listed.
 
-        :raises ValidationFailed: the name is not a plain `.db` file name (400).
-        :raises NotFound: no regular file of that name (a symlink is not a backup) (404).
+        :raises ValidationFailed: not a plain `.db` file name (400).
+        :raises NotFound: no regular file of that name; hidden files and symlinks are not
+            backups (404).
         """
         problems = validate_name(name)
         if problems:
             raise ValidationFailed(problems)
-        if name.startswith("."):
-            raise NotFound("Backup not found")
         path = self.dir / name
         try:
-            if not stat.S_ISREG(os.lstat(path).st_mode):
+            if name.startswith(".") or not stat.S_ISREG(os.lstat(path).st_mode):
                 raise NotFound("Backup not found")
-            os.unlink(path)
         except (FileNotFoundError, NotADirectoryError):
+            raise NotFound("Backup not found") from None
+        return path
+
+    def delete(self, name, actor, *, actor_id=None, ip_address=None, user_agent=None):
+        """Delete one backup file by name.
+
+        :raises ValidationFailed, NotFound: as `path_of`.
+        """
+        try:
+            os.unlink(self.path_of(name))  # unlinking a name never follows a symlink
+        except FileNotFoundError:
             raise NotFound("Backup not found") from None
         fsync_dir(self.dir)
         self.mc.audit.emit("backup_delete", actor=actor, actor_id=actor_id, target_type="backup",
@@ -300,6 +287,32 @@ class BackupService:
         if removed:
             log.warning("removed %d unfinished backup file(s) left by an interrupted run", removed)
         return removed
+
+
+def snapshot(db_path, folder, name_format, second):
+    """Copy the live database into `folder` as a new, checked file named by `name_format`.
+
+    The copy goes to a hidden temporary file (`copy_database`), then takes the first free name
+    from `second` on, and the folder is fsynced. A failure leaves no file behind.
+
+    :return: the new `BackupInfo`.
+    :raises Exception: whatever the copy or the filesystem raised.
+    """
+    tmp = folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
+    try:
+        copy_database(db_path, tmp)
+        # Stat before placing: once in place, a DELETE may remove it at once (a client that
+        # listed an older file of the same name), and that must not turn the backup into a
+        # failure. Moving a file keeps its size and mtime.
+        st = os.stat(tmp)
+        final = place_at_free_name(tmp, folder, name_format, second)
+        fsync_dir(folder)
+    finally:
+        try:
+            remove_files(tmp, f"{tmp}-journal")  # gone already once placed
+        except OSError:
+            log.exception("could not remove a backup's temporary file")
+    return BackupInfo(final.name, st.st_size, int(st.st_mtime), folder, st.st_mtime_ns)
 
 
 def copy_database(source, target):

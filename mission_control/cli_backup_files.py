@@ -10,9 +10,9 @@ import shutil
 import sys
 
 from .errors import ValidationFailed
+from .fsutil import remove_files, sha256_file
 from .restore import restore_backup
-from .fsutil import sha256_file
-from .verify import resolve, verify_backup
+from .verify import verify_backup
 
 ACTIONS = ("verify", "restore", "download")
 
@@ -47,7 +47,7 @@ def run(mc, args, out, stdin, actor):
                 print(f"  {problem}", file=out)
         return 0 if result["ok"] else 1
     if args.action == "restore":
-        resolve(mc, args.name)
+        mc.backups.path_of(args.name)
         if not args.yes:
             print(f"Replace the live database with {args.name}? A safety backup is taken first. "
                   "[y/N] ", end="", file=out, flush=True)
@@ -70,7 +70,7 @@ def run(mc, args, out, stdin, actor):
 
 
 def _download(mc, args, out, actor):
-    source = resolve(mc, args.name)
+    source = mc.backups.path_of(args.name)
     target = args.output or args.name
     if os.path.isdir(target):
         target = os.path.join(target, args.name)
@@ -84,8 +84,7 @@ def _download(mc, args, out, actor):
         digest = sha256_file(tmp)
         os.replace(tmp, target)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        remove_files(tmp)
         raise
     mc.audit.emit("backup_download", actor=actor, target_type="backup", target_id=args.name,
                   detail={"name": args.name, "size": os.path.getsize(target), "to": "cli"})

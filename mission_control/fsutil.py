@@ -59,6 +59,21 @@ def place_without_overwrite(tmp, final):
     os.unlink(tmp)
 
 
+def place_at_free_name(tmp, folder, name_format, second):
+    """Move `tmp` into `folder` as `strftime(name_format)` of the first free second from `second`.
+
+    A name is taken only if no file has it, so nothing is ever replaced (names like
+    `mc-backup-%Y-%m-%d_%H-%M-%S.db` move on a second when this one is taken). Returns the path.
+    """
+    while True:
+        final = folder / time.strftime(name_format, time.gmtime(second))
+        try:
+            place_without_overwrite(tmp, final)
+            return final
+        except FileExistsError:
+            second += 1
+
+
 class FileLock:
     """An exclusive `flock` on a file: held across threads and processes alike.
 

@@ -12,14 +12,13 @@ import logging
 import os
 import secrets
 import sqlite3
-import time
 from urllib.request import pathname2url
 
 from . import db as dbmod
-from .backups import TEMP_PREFIX, BackupInfo, copy_database, describe_error
+from .backups import TEMP_PREFIX, describe_error, snapshot
 from .errors import Conflict, MissionControlError, ValidationFailed
-from .fsutil import fsync_dir, place_without_overwrite, remove_files
-from .verify import VerificationStore, resolve, verify_backup
+from .fsutil import remove_files
+from .verify import VerificationStore, verify_backup
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def restore_backup(mc, name, actor, *, actor_id=None, session_token=None, ip_add
     """
     meta = {"actor": actor, "actor_id": actor_id, "ip_address": ip_address,
             "user_agent": user_agent}
-    resolve(mc, name)
+    mc.backups.path_of(name)
     with mc.backups.lock.hold(0) as locked:
         if not locked:
             raise Conflict("A backup or restore is already in progress",
@@ -129,11 +128,7 @@ def _prepare(mc, source, prepared):
             " AND detail IS ?)",
             [(*(e[c] for c in AUDIT_COLUMNS), e["created_at"], e["action"], e["actor"],
               e["target_id"], e["detail"]) for e in events])
-        dst.executemany(
-            "INSERT OR REPLACE INTO backup_verifications (name, size, mtime_ns, sha256, ok,"
-            " integrity, page_count, page_size, schema_version, verified_at, verified_by)"
-            " VALUES (:name, :size, :mtime_ns, :sha256, :ok, :integrity, :page_count,"
-            " :page_size, :schema_version, :verified_at, :verified_by)", verifications)
+        VerificationStore.write_rows(dst, verifications)
         dst.execute("COMMIT")
         return version
     finally:
@@ -143,23 +138,7 @@ def _prepare(mc, source, prepared):
 
 def _safety_backup(mc):
     """Snapshot the live database as `pre-restore-<UTC time>.db`, a name pruning never touches."""
-    folder = mc.backups.dir
-    tmp = folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
-    try:
-        copy_database(mc.config.db_path, tmp)
-        second = int(mc.clock())
-        while True:
-            final = folder / time.strftime(SAFETY_FORMAT, time.gmtime(second))
-            try:
-                place_without_overwrite(tmp, final)
-                break
-            except FileExistsError:
-                second += 1
-        fsync_dir(folder)
-    finally:
-        remove_files(tmp, f"{tmp}-journal")
-    st = os.stat(final)
-    return BackupInfo(final.name, st.st_size, int(st.st_mtime), final.parent, st.st_mtime_ns)
+    return snapshot(mc.config.db_path, mc.backups.dir, SAFETY_FORMAT, int(mc.clock()))
 
 
 def _swap(prepared, live_path):

@@ -8,10 +8,9 @@ import hashlib
 import os
 import secrets
 import sqlite3
-import time
 
 from .errors import BadRequest, PayloadTooLarge, ValidationFailed
-from .fsutil import fsync_dir, fsync_file, place_without_overwrite, sha256_file
+from .fsutil import fsync_dir, fsync_file, place_at_free_name, remove_files, sha256_file
 from .verify import VerificationStore, inspect
 
 UPLOAD_PREFIX = ".mc-upload-"  # hidden: never listed; stale ones are swept by later uploads
@@ -58,12 +57,7 @@ class UploadSink:
 
     def discard(self):
         self._file.close()
-        for leftover in (self.path, f"{self.path}-journal", f"{self.path}-wal",
-                         f"{self.path}-shm"):
-            try:
-                os.unlink(leftover)
-            except FileNotFoundError:
-                pass
+        remove_files(self.path, f"{self.path}-journal", f"{self.path}-wal", f"{self.path}-shm")
 
 
 def sweep_stale(folder, now):
@@ -114,14 +108,7 @@ def accept_upload(mc, sink, actor, *, original_name=None, actor_id=None, ip_addr
         if not found.ok:
             raise ValidationFailed(found.problems, "Upload is not a valid Mission Control backup")
         fsync_file(sink.path)
-        second = int(mc.clock())
-        while True:
-            final = mc.backups.dir / time.strftime(UPLOAD_FORMAT, time.gmtime(second))
-            try:
-                place_without_overwrite(sink.path, final)
-                break
-            except FileExistsError:
-                second += 1
+        final = place_at_free_name(sink.path, mc.backups.dir, UPLOAD_FORMAT, int(mc.clock()))
         fsync_dir(mc.backups.dir)
     except BadRequest as exc:
         sink.discard()

@@ -1,14 +1,12 @@
 """Checking backup files: SQLite header, `integrity_check`, Mission Control's schema, SHA-256."""
+import functools
 import json
 import os
 import sqlite3
-import stat
 from dataclasses import asdict, dataclass, field
 from urllib.request import pathname2url
 
 from . import db as dbmod
-from .backups import validate_name
-from .errors import NotFound, ValidationFailed
 from .fsutil import sha256_file
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -27,41 +25,28 @@ class Inspection:
     schema_version: int | None = None
 
 
-def resolve(mc, name):
-    """The path of backup `name`: a regular file in the backups folder (a symlink is not one).
-
-    :raises ValidationFailed: not a plain `.db` file name (400).
-    :raises NotFound: no such regular file (404).
-    """
-    problems = validate_name(name)
-    if problems:
-        raise ValidationFailed(problems)
-    path = mc.backups.dir / name
-    try:
-        if name.startswith(".") or not stat.S_ISREG(os.lstat(path).st_mode):
-            raise NotFound("Backup not found")
-    except (FileNotFoundError, NotADirectoryError):
-        raise NotFound("Backup not found") from None
-    return path
-
-
+@functools.cache
 def required_schema():
-    """`{table: {columns}}` of the first schema version: what every Mission Control database has."""
+    """`{table: {columns}}` of the first schema version: what every Mission Control database has.
+
+    Worked out once per process from the shipped schema files, which do not change under it.
+    """
     conn = sqlite3.connect(":memory:")
     try:
         conn.executescript(dbmod.migrations()[0][1])
-        return {t: {c[1] for c in conn.execute(f"PRAGMA table_info({t})")}
+        return {t: frozenset(c[1] for c in conn.execute(f"PRAGMA table_info({t})"))
                 for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     finally:
         conn.close()
 
 
+@functools.cache
 def known_code_objects():
     """`{(type, name)}` of the triggers and views Mission Control's own migrations create."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
         dbmod.migrate(conn)
-        return set(conn.execute(
+        return frozenset(conn.execute(
             "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')"))
     finally:
         conn.close()
@@ -141,15 +126,24 @@ class VerificationStore:
     def __init__(self, db):
         self._db = db
 
+    _WRITE = ("INSERT OR REPLACE INTO backup_verifications (name, size, mtime_ns, sha256, ok,"
+              " integrity, page_count, page_size, schema_version, verified_at, verified_by)"
+              " VALUES (:name, :size, :mtime_ns, :sha256, :ok, :integrity, :page_count,"
+              " :page_size, :schema_version, :verified_at, :verified_by)")
+
     def record(self, name, st, sha256, found, verified_at, verified_by):
         with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO backup_verifications (name, size, mtime_ns, sha256, ok,"
-                " integrity, page_count, page_size, schema_version, verified_at, verified_by)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (name, st.st_size, st.st_mtime_ns, sha256, int(found.ok),
-                 json.dumps(found.integrity), found.page_count, found.page_size,
-                 found.schema_version, verified_at, verified_by))
+            self.write_rows(conn, [{
+                "name": name, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256,
+                "ok": int(found.ok), "integrity": json.dumps(found.integrity),
+                "page_count": found.page_count, "page_size": found.page_size,
+                "schema_version": found.schema_version, "verified_at": verified_at,
+                "verified_by": verified_by}])
+
+    @classmethod
+    def write_rows(cls, conn, rows):
+        """Write whole rows (dicts, as `all()` returns them) on `conn`, e.g. into a restore copy."""
+        conn.executemany(cls._WRITE, rows)
 
     def all(self):
         return self._db.query("SELECT * FROM backup_verifications")
@@ -176,15 +170,8 @@ def annotations(mc, backups):
     out = {}
     for backup in backups:
         row = rows.get(backup.name)
-        if row is not None:
-            mtime_ns = backup.mtime_ns
-            if mtime_ns is None:
-                try:
-                    mtime_ns = os.stat(backup.path, follow_symlinks=False).st_mtime_ns
-                except FileNotFoundError:
-                    mtime_ns = None
-            if row["size"] != backup.size or row["mtime_ns"] != mtime_ns:
-                row = None
+        if row is not None and (row["size"], row["mtime_ns"]) != (backup.size, backup.mtime_ns):
+            row = None  # the file changed since it was verified
         out[backup.name] = _UNVERIFIED if row is None else {
             "verified_at": row["verified_at"], "verified_ok": bool(row["ok"]),
             "sha256": row["sha256"]}
@@ -196,9 +183,9 @@ def verify_backup(mc, name, actor, *, actor_id=None, ip_address=None, user_agent
 
     :return: a dict: `name`, `ok`, `integrity`, `problems`, `page_count`, `page_size`,
         `schema_version`, `sha256`, `size`, `verified_at`.
-    :raises ValidationFailed, NotFound: as `resolve`.
+    :raises ValidationFailed, NotFound: as `BackupService.path_of`.
     """
-    path = resolve(mc, name)
+    path = mc.backups.path_of(name)
     st = os.stat(path)
     found = inspect(path)
     digest = sha256_file(path)

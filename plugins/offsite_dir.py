@@ -9,14 +9,13 @@ the copy just made, so the last good copy is never deleted. A failure is recorde
 """
 import hashlib
 import os
-import re
 import secrets
 
 from mission_control import SettingDef, hookimpl
-from mission_control.fsutil import fsync_dir, sha256_file
+from mission_control.backups import PATTERN
+from mission_control.fsutil import fsync_dir, remove_files, sha256_file
 
 TARGET = "dir"
-PATTERN = re.compile(r"^mc-backup-\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}\.db$")
 TEMP_PREFIX = ".mc-offsite-"
 STALE_TEMP_SECONDS = 24 * 3600
 CHUNK = 1024 * 1024
@@ -63,10 +62,7 @@ def copy_verified(source, folder, name):
         fsync_dir(folder)
         return expected
     finally:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        remove_files(tmp)
 
 
 def prune(folder, keep, just_made, now):

@@ -15,7 +15,7 @@ from werkzeug.wsgi import wrap_file
 from ..errors import BadRequest, NotFound, PayloadTooLarge, ValidationFailed
 from ..fsutil import sha256_file
 from ..uploads import UploadSink, accept_upload, sweep_stale
-from ..verify import VerificationStore, resolve, verify_backup
+from ..verify import VerificationStore, verify_backup
 from .http import json_response, read_name, request_meta, require
 
 CHUNK = 256 * 1024
@@ -42,7 +42,7 @@ def backup_download(mc, request):
     name = request.args.get("name")
     if name is None:
         raise ValidationFailed(["name: is required"])
-    path = resolve(mc, name)
+    path = mc.backups.path_of(name)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:

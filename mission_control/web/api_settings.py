@@ -1,18 +1,6 @@
 """`/api/settings`: list, change (all or nothing) and reset settings (admin only)."""
 from ..errors import ValidationFailed
-from .http import json_response, read_json, request_meta, require
-
-
-def _object_body(request, allowed):
-    """The JSON body as an object with only `allowed` keys, or 400 with one detail per problem."""
-    body = read_json(request)
-    if not isinstance(body, dict):
-        raise ValidationFailed([f"body: must be a JSON object with {' and '.join(allowed)}"])
-    problems = [f"{key}: unknown field" for key in body if key not in allowed]
-    problems += [f"{key}: is required" for key in allowed if key not in body]
-    if problems:
-        raise ValidationFailed(problems)
-    return body
+from .http import json_response, read_object, request_meta, require
 
 
 def settings_list(mc, request):
@@ -26,7 +14,7 @@ def settings_list(mc, request):
 
 def settings_update(mc, request):
     user = require(mc, request, "admin")
-    body = _object_body(request, ("settings",))
+    body = read_object(request, ("settings",))
     updated = mc.settings.update(body["settings"], user.username, actor_id=user.id,
                                  **request_meta(mc, request))
     return json_response({"updated": updated, "count": len(updated)})
@@ -34,7 +22,7 @@ def settings_update(mc, request):
 
 def settings_reset(mc, request):
     user = require(mc, request, "admin")
-    key = _object_body(request, ("key",))["key"]
+    key = read_object(request, ("key",))["key"]
     if not isinstance(key, str) or not key.strip():
         raise ValidationFailed(["key: must be a non-empty string"])
     default = mc.settings.reset(key, user.username, actor_id=user.id, **request_meta(mc, request))

@@ -61,20 +61,25 @@ def read_json(request, missing_message="Request body required"):
         raise BadRequest(missing_message) from None
 
 
-def read_name(request):
-    """The `name` of a `{"name": ...}` JSON body; 400 with `details` for any other shape.
+def read_object(request, keys, described=None):
+    """The JSON body as an object with exactly `keys`; 400 with one `details` entry per problem.
 
-    The name itself is checked by the service (`backups.validate_name`).
+    :param described: how the body is named in the shape error (default: the keys, joined).
     """
     body = read_json(request)
     if not isinstance(body, dict):
-        raise ValidationFailed(["body: must be a JSON object with a name"])
-    problems = [f"{key}: unknown field" for key in body if key != "name"]
-    if "name" not in body:
-        problems.append("name: is required")
+        described = described or " and ".join(keys)
+        raise ValidationFailed([f"body: must be a JSON object with {described}"])
+    problems = [f"{key}: unknown field" for key in body if key not in keys]
+    problems += [f"{key}: is required" for key in keys if key not in body]
     if problems:
         raise ValidationFailed(problems)
-    return body["name"]
+    return body
+
+
+def read_name(request):
+    """The `name` of a `{"name": ...}` body; the service checks the name itself (`path_of`)."""
+    return read_object(request, ("name",), "a name")["name"]
 
 
 def client_ip(request, trusted_proxies):
