@@ -7,9 +7,10 @@ __version__ = "0.1.0"
 #: Marker for hook implementations; the only thing a plugin has to import.
 hookimpl = pluggy.HookimplMarker(NAME)
 
+from .actor import Actor  # noqa: E402
 from .errors import BackupRefused, MissionControlError  # noqa: E402
 from .settings import SettingDef  # noqa: E402
 from .core import MissionControl  # noqa: E402
 
-__all__ = ["NAME", "hookimpl", "MissionControl", "MissionControlError", "BackupRefused",
+__all__ = ["NAME", "hookimpl", "Actor", "MissionControl", "MissionControlError", "BackupRefused",
            "SettingDef"]

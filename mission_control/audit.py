@@ -2,6 +2,7 @@
 import json
 import logging
 
+from .actor import as_actor
 from .errors import ValidationFailed
 from .plugins import call_isolated
 
@@ -19,17 +20,17 @@ class Auditor:
         self._clock = clock
         self.mc = mc
 
-    def emit(self, action, *, actor, actor_id=None, target_type=None, target_id=None, detail=None,
-             ip_address=None, user_agent=None):
+    def emit(self, action, actor, *, target_type=None, target_id=None, detail=None):
+        """Build the event and hand it to every sink; returns the event.
+
+        :param actor: an `Actor` (or a plain name, for plugins and scripts).
+        """
         event = {
             "action": action,
-            "actor": actor,
-            "actor_id": actor_id,
+            **as_actor(actor).audit_fields(),
             "target_type": target_type,
             "target_id": None if target_id is None else str(target_id),
             "detail": detail,
-            "ip_address": ip_address,
-            "user_agent": user_agent,
             "created_at": int(self._clock()),
         }
         failed = []

@@ -1,6 +1,9 @@
 """Logging in and out, and resolving credentials (session token or API key) to a `User`."""
 import hmac
 import secrets
+from dataclasses import replace
+
+from .actor import Actor
 
 from .errors import AuthenticationRequired, BadRequest, Forbidden, TooManyRequests
 from .passwords import dummy_hash, verify_password
@@ -9,6 +12,8 @@ from .users import User
 
 #: The global `API_KEY` acts as this admin.
 API_USER = User(None, "api", "API key", "admin")
+#: Where a login attempt came from when the caller does not say (scripts, tests).
+ANONYMOUS = Actor("anonymous")
 
 
 class Authenticator:
@@ -20,9 +25,10 @@ class Authenticator:
         self._api_key = api_key
         self._login_limit = RateLimiter(login_attempts_per_minute, 60, clock)
 
-    def login(self, username, password, ip_address=None, user_agent=None):
+    def login(self, username, password, client=ANONYMOUS):
         """Check a password and open a session.
 
+        :param client: an `Actor` saying where the attempt came from (its name is not used).
         :return: ``(User, token)``; the token goes to the client, only its hash is stored.
         :raises BadRequest: username or password missing.
         :raises TooManyRequests: more than the allowed attempts this minute from this IP.
@@ -32,28 +38,26 @@ class Authenticator:
         if not isinstance(username, str) or not isinstance(password, str) or not username.strip() \
                 or not password:
             raise BadRequest("Username and password are required")
-        token, wait = self._login_limit.reserve(ip_address or "unknown")
+        token, wait = self._login_limit.reserve(client.ip_address or "unknown")
         if token is None:
             raise TooManyRequests("Too many login attempts, try again later", retry_after=wait)
         username = username.strip()
         user, stored = self._users.credentials(username)
         ok = verify_password(password, stored if user else dummy_hash())
-        meta = {"ip_address": ip_address, "user_agent": user_agent}
         if not (user and ok):
-            self._audit.emit("login_failed", actor=username[:64], target_type="user",
-                             target_id=username[:64], **meta)
+            self._audit.emit("login_failed", replace(client, name=username[:64], id=None),
+                             target_type="user", target_id=username[:64])
             raise AuthenticationRequired("Invalid credentials")
         session_token = secrets.token_bytes(32).hex()
-        self._users.create_session(user, session_token, ip_address, user_agent)
-        self._audit.emit("login", actor=user.username, actor_id=user.id, target_type="user",
-                         target_id=user.id, **meta)
+        self._users.create_session(user, session_token, client.ip_address, client.user_agent)
+        self._audit.emit("login", client.as_user(user), target_type="user", target_id=user.id)
         return user, session_token
 
-    def logout(self, user, token, ip_address=None, user_agent=None):
+    def logout(self, actor, token):
+        """End the session `token` of `actor` (an `Actor` for the logged-in user) and audit it."""
         if token:
             self._users.end_session(token)
-        self._audit.emit("logout", actor=user.username, actor_id=user.id, target_type="user",
-                         target_id=user.id, ip_address=ip_address, user_agent=user_agent)
+        self._audit.emit("logout", actor, target_type="user", target_id=actor.id)
 
     def authenticate(self, api_key=None, session_token=None):
         """The `User` for these credentials, or None. An API key, when given, is checked first."""

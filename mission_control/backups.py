@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.request import pathname2url
 
 from . import db as dbmod
+from .actor import as_actor
 from .errors import (BackupFailed, BackupRefused, Conflict, MissionControlError, NotFound,
                      TooManyRequests, ValidationFailed)
 from .fsutil import FileLock, fsync_dir, fsync_file, place_at_free_name, remove_files
@@ -120,10 +121,10 @@ class BackupService:
         return found
 
     # -- creation ------------------------------------------------------------------------------
-    def create(self, actor, *, actor_id=None, rate_key=None, ip_address=None, user_agent=None):
+    def create(self, actor, *, rate_key=None):
         """Make one backup: lock, `pre_backup`, snapshot, audit, prune, then `post_backup`.
 
-        :param actor: name recorded in the audit trail.
+        :param actor: who asked: an `Actor`, or a plain name (scripts).
         :param rate_key: when given (an admin's username), the backup counts against that key's
             hourly budget; scheduled runs, the CLI and scripts pass None.
         :return: the new `BackupInfo`.
@@ -132,8 +133,7 @@ class BackupService:
         :raises BackupRefused: a `pre_backup` plugin refused (its status, 507 by default).
         :raises BackupFailed: anything went wrong; no partial file is left (500).
         """
-        meta = {"actor": actor, "actor_id": actor_id, "ip_address": ip_address,
-                "user_agent": user_agent}
+        actor = as_actor(actor)
         token = None
         if rate_key is not None:
             token, wait = self.rate.reserve(rate_key)
@@ -149,56 +149,54 @@ class BackupService:
                     raise Conflict("A backup is already in progress",
                                    headers={"Retry-After": str(RETRY_AFTER_BUSY)})
                 started = time.perf_counter()
-                self._pre_backup(meta)
-                made = self._snapshot(meta)
-                self.mc.audit.emit("backup_create", target_type="backup", target_id=made.name,
+                self._pre_backup(actor)
+                made = self._snapshot(actor)
+                self.mc.audit.emit("backup_create", actor, target_type="backup", target_id=made.name,
                                    detail={"name": made.name, "size": made.size,
                                            "path": str(made.path),
                                            "duration_seconds": round(
-                                               time.perf_counter() - started, 3)}, **meta)
-                self._prune(made, meta)
+                                               time.perf_counter() - started, 3)})
+                self._prune(made, actor)
         except OSError as exc:  # the folder or its lock file is unusable (a file, read-only...)
             if made is not None:
                 raise
-            raise self._failed(exc, meta) from exc
+            raise self._failed(exc, actor) from exc
         finally:
             if made is None and token is not None:
                 self.rate.release(rate_key, token)
         call_isolated(self.mc.pm, "post_backup",
-                      lambda plugin, exc: self._plugin_failed("post_backup", plugin, exc, meta),
+                      lambda plugin, exc: self._plugin_failed("post_backup", plugin, exc, actor),
                       mc=self.mc, backup=made, actor=actor)
         return made
 
-    def _pre_backup(self, meta):
+    def _pre_backup(self, actor):
         try:
-            self.mc.pm.hook.pre_backup(mc=self.mc, actor=meta["actor"], db_path=self.db_path)
+            self.mc.pm.hook.pre_backup(mc=self.mc, actor=actor, db_path=self.db_path)
         except BackupRefused as exc:
-            self.mc.audit.emit("backup_refused", target_type="backup",
-                               detail={"reason": exc.reason, "status": exc.status}, **meta)
+            self.mc.audit.emit("backup_refused", actor, target_type="backup",
+                               detail={"reason": exc.reason, "status": exc.status})
             raise
         except Exception as exc:  # noqa: BLE001 - a broken plugin fails the backup, cleanly
             log.exception("pre_backup plugin failed")
-            self.mc.audit.emit("backup_failed", target_type="backup",
-                               detail={"reason": f"pre_backup plugin: {describe_error(exc)}"},
-                               **meta)
+            self.mc.audit.emit("backup_failed", actor, target_type="backup",
+                               detail={"reason": f"pre_backup plugin: {describe_error(exc)}"})
             raise BackupFailed(describe_error(exc)) from exc
 
-    def _snapshot(self, meta):
+    def _snapshot(self, actor):
         try:
             return snapshot(self.db_path, self.dir, NAME_FORMAT, int(self.mc.clock()))
         except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
-            raise self._failed(exc, meta) from exc
+            raise self._failed(exc, actor) from exc
 
-    def _failed(self, exc, meta):
+    def _failed(self, exc, actor):
         """Log and audit a failed backup; returns the `BackupFailed` to raise."""
         reason = describe_error(exc)
         log.error("backup failed: %s", reason, exc_info=exc)
-        self.mc.audit.emit("backup_failed", target_type="backup", detail={"reason": reason},
-                           **meta)
+        self.mc.audit.emit("backup_failed", actor, target_type="backup", detail={"reason": reason})
         return BackupFailed(reason)
 
     # -- pruning -------------------------------------------------------------------------------
-    def _prune(self, made, meta):
+    def _prune(self, made, actor):
         # The backup just made is the newest, even when an older file has the same mtime second
         # and a later name (names skip ahead when several backups fall in one second).
         candidates = sorted((b for b in self.list() if PATTERN.match(b.name)),
@@ -207,7 +205,7 @@ class BackupService:
         try:
             chosen = self.mc.pm.hook.prune(mc=self.mc, backups=candidates, keep_names=keep)
         except Exception as exc:  # noqa: BLE001
-            self._plugin_failed("prune", "?", exc, meta)
+            self._plugin_failed("prune", "?", exc, actor)
             return
         allowed = {b.name for b in candidates} - keep
         removed = False
@@ -220,20 +218,20 @@ class BackupService:
                 continue
             except OSError as exc:  # the backup is made; a file that will not go stays listed
                 log.error("could not prune %s: %s", name, describe_error(exc))
-                self.mc.audit.emit("backup_prune_failed", target_type="backup", target_id=name,
-                                   detail={"name": name, "reason": describe_error(exc)}, **meta)
+                self.mc.audit.emit("backup_prune_failed", actor, target_type="backup",
+                                   target_id=name,
+                                   detail={"name": name, "reason": describe_error(exc)})
                 continue
             removed = True
-            self.mc.audit.emit("backup_prune", target_type="backup", target_id=name,
-                               detail={"name": name}, **meta)
+            self.mc.audit.emit("backup_prune", actor, target_type="backup", target_id=name,
+                               detail={"name": name})
         if removed:
             fsync_dir(self.dir)
 
-    def _plugin_failed(self, hook, plugin, exc, meta):
+    def _plugin_failed(self, hook, plugin, exc, actor):
         log.error("plugin %s failed in %s: %s", plugin, hook, describe_error(exc))
-        self.mc.audit.emit("plugin_error", target_type="plugin", target_id=plugin,
-                           detail={"hook": hook, "plugin": plugin, "error": describe_error(exc)},
-                           **meta)
+        self.mc.audit.emit("plugin_error", actor, target_type="plugin", target_id=plugin,
+                           detail={"hook": hook, "plugin": plugin, "error": describe_error(exc)})
 
     # -- deletion ------------------------------------------------------------------------------
     def path_of(self, name):
@@ -254,8 +252,8 @@ class BackupService:
             raise NotFound("Backup not found") from None
         return path
 
-    def delete(self, name, actor, *, actor_id=None, ip_address=None, user_agent=None):
-        """Delete one backup file by name.
+    def delete(self, name, actor):
+        """Delete one backup file by name; `actor` is an `Actor` or a plain name.
 
         :raises ValidationFailed, NotFound: as `path_of`.
         """
@@ -264,9 +262,8 @@ class BackupService:
         except FileNotFoundError:
             raise NotFound("Backup not found") from None
         fsync_dir(self.dir)
-        self.mc.audit.emit("backup_delete", actor=actor, actor_id=actor_id, target_type="backup",
-                           target_id=name, detail={"name": name}, ip_address=ip_address,
-                           user_agent=user_agent)
+        self.mc.audit.emit("backup_delete", as_actor(actor), target_type="backup",
+                           target_id=name, detail={"name": name})
 
     # -- start-up ------------------------------------------------------------------------------
     def remove_leftovers(self):

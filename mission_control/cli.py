@@ -7,6 +7,7 @@ import sys
 from datetime import datetime, timezone
 
 from . import cli_backup_files
+from .actor import Actor
 from .config import Config, ConfigError
 from .core import MissionControl
 from .errors import MissionControlError
@@ -62,10 +63,11 @@ def _read_password(args, stdin):
 
 
 def _actor():
+    """The CLI's `Actor`: `cli:<login name>`."""
     try:
-        return f"cli:{getpass.getuser()}"
+        return Actor(f"cli:{getpass.getuser()}")
     except (KeyError, OSError):
-        return "cli"
+        return Actor("cli")
 
 
 def _human(size):

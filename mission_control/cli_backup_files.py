@@ -86,7 +86,7 @@ def _download(mc, args, out, actor):
     except BaseException:
         remove_files(tmp)
         raise
-    mc.audit.emit("backup_download", actor=actor, target_type="backup", target_id=args.name,
+    mc.audit.emit("backup_download", actor, target_type="backup", target_id=args.name,
                   detail={"name": args.name, "size": os.path.getsize(target), "to": "cli"})
     print(f"wrote {target} (sha256 {digest})", file=out)
     return 0

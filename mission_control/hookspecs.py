@@ -15,7 +15,9 @@ def pre_backup(mc, actor, db_path):
     """Called before a backup starts, while the backup lock is held; may refuse it.
 
     :param mc: the running MissionControl.
-    :param actor: who asked for the backup (username, ``"scheduler"``, ``"api"``, ...).
+    :param actor: who asked for the backup: a ``mission_control.Actor`` (``name``, ``id``,
+        ``ip_address``, ``user_agent``); ``str(actor)`` is the name (username, ``"scheduler"``,
+        ``"api"``, ``"cli:alice"``, ...).
     :param db_path: ``pathlib.Path`` of the live database.
     :return: nothing.
     :raises mission_control.BackupRefused: to refuse; its reason and status (507 by default) go
@@ -34,7 +36,8 @@ def post_backup(mc, backup, actor):
 
     :param mc: the running MissionControl.
     :param backup: the new ``BackupInfo`` (``name``, ``size``, ``created_at``, ``path``).
-    :param actor: who asked for the backup.
+    :param actor: who asked for the backup (a ``mission_control.Actor``, as for ``pre_backup``);
+        pass it on to ``mc.offsite.succeeded``/``failed`` so the audit event names them.
     :return: ignored.
     :raises: anything; the host logs the traceback and audits ``plugin_error``, and the other
         implementations still run. The backup stays made: a failure here never fails it.

@@ -41,7 +41,7 @@ class OffsiteResults:
         detail = {"target": target, "name": backup.name, "size": backup.size,
                   "location": location, **(detail or {})}
         self._store(target, True, backup.name, location, "Copied and verified", detail)
-        self._audit.emit("offsite_copy", actor=actor, target_type="offsite", target_id=target,
+        self._audit.emit("offsite_copy", actor, target_type="offsite", target_id=target,
                          detail=detail)
 
     def failed(self, target, backup, actor, error, *, location=None):
@@ -56,7 +56,7 @@ class OffsiteResults:
         if location:
             detail["location"] = location
         self._store(target, False, detail["name"], location, reason, detail)
-        self._audit.emit("offsite_failed", actor=actor, target_type="offsite", target_id=target,
+        self._audit.emit("offsite_failed", actor, target_type="offsite", target_id=target,
                          detail=detail)
         return reason
 

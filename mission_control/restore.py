@@ -15,6 +15,7 @@ import sqlite3
 from urllib.request import pathname2url
 
 from . import db as dbmod
+from .actor import as_actor
 from .backups import TEMP_PREFIX, describe_error, snapshot
 from .errors import Conflict, MissionControlError, ValidationFailed
 from .fsutil import remove_files
@@ -35,10 +36,10 @@ class RestoreFailed(MissionControlError):
     default_message = "Restore failed"
 
 
-def restore_backup(mc, name, actor, *, actor_id=None, session_token=None, ip_address=None,
-                   user_agent=None):
+def restore_backup(mc, name, actor, *, session_token=None):
     """Replace the live database's content with backup `name`.
 
+    :param actor: who asked: an `Actor`, or a plain name.
     :param session_token: the caller's session token, to tell them whether it survived.
     :return: dict with `restored` (name, sha256, schema versions), `safety_backup` and `session`.
     :raises ValidationFailed: bad name, or the backup failed verification (400, `details`).
@@ -46,17 +47,16 @@ def restore_backup(mc, name, actor, *, actor_id=None, session_token=None, ip_add
     :raises Conflict: a backup or another restore is running (409, `Retry-After`).
     :raises RestoreFailed: anything else went wrong; nothing was changed (500).
     """
-    meta = {"actor": actor, "actor_id": actor_id, "ip_address": ip_address,
-            "user_agent": user_agent}
+    actor = as_actor(actor)
     mc.backups.path_of(name)
     with mc.backups.lock.hold(0) as locked:
         if not locked:
             raise Conflict("A backup or restore is already in progress",
                            headers={"Retry-After": str(RETRY_AFTER_BUSY)})
-        check = verify_backup(mc, name, **meta)
+        check = verify_backup(mc, name, actor)
         if not check["ok"]:
-            mc.audit.emit("backup_restore_failed", target_type="backup", target_id=name,
-                          detail={"name": name, "reason": "; ".join(check["problems"])}, **meta)
+            mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
+                          detail={"name": name, "reason": "; ".join(check["problems"])})
             raise ValidationFailed(check["problems"], "Backup failed verification")
         prepared = mc.backups.dir / f"{TEMP_PREFIX}restore-{os.getpid()}-{secrets.token_hex(6)}.tmp"
         try:
@@ -66,16 +66,16 @@ def restore_backup(mc, name, actor, *, actor_id=None, session_token=None, ip_add
         except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
             reason = describe_error(exc)
             log.exception("restore of %s failed: %s", name, reason)
-            mc.audit.emit("backup_restore_failed", target_type="backup", target_id=name,
-                          detail={"name": name, "reason": reason}, **meta)
+            mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
+                          detail={"name": name, "reason": reason})
             raise RestoreFailed() from exc
         finally:
             remove_files(prepared, f"{prepared}-journal")
     restored = {"name": name, "sha256": check["sha256"],
                 "schema_version": check["schema_version"], "migrated_to": migrated_to}
     # Written after the swap, so the restored audit trail records its own restore.
-    mc.audit.emit("backup_restore", target_type="backup", target_id=name,
-                  detail={**restored, "safety_backup": safety.name}, **meta)
+    mc.audit.emit("backup_restore", actor, target_type="backup", target_id=name,
+                  detail={**restored, "safety_backup": safety.name})
     mc.settings.notify()  # the restored settings may differ (general.auto_backup, say)
     return {"success": True, "restored": restored, "safety_backup": safety.to_json(),
             "session": session_after_restore(mc, session_token)}

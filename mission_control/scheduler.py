@@ -5,6 +5,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from .actor import SCHEDULER, as_actor
 from .backups import describe_error
 from .errors import BackupFailed, BackupRefused, Conflict, MissionControlError, TooManyRequests
 from .schedule import next_run, slot_start
@@ -23,7 +24,7 @@ _PATH = re.compile(r"(?<![\w.~-])(?:~?/|[A-Za-z]:\\)[^\s'\",;)\]]*")
 class Task:
     """A scheduled task: runs daily at the slot while the bool setting `setting` is true.
 
-    `run(actor, **meta)` does the work and returns `(backup_or_None, message)`, or raises.
+    `run(actor, rate_key=None)` does the work and returns `(backup_or_None, message)`, or raises.
     """
 
     id: str
@@ -88,8 +89,8 @@ class Scheduler:
         mc.settings.on_change(lambda keys: self.wake())
 
     # -- the work ------------------------------------------------------------------------------
-    def _backup(self, actor, **meta):
-        made = self.mc.backups.create(actor, **meta)
+    def _backup(self, actor, rate_key=None):
+        made = self.mc.backups.create(actor, rate_key=rate_key)
         return made, f"Backup created ({int(made.size / 1024 + 0.5)}KB)"
 
     def _due(self, task, now):
@@ -119,12 +120,11 @@ class Scheduler:
             slot = self._due(task, now)
             if slot is not None and self.state.claim_slot(task.id, slot_id(slot), now):
                 log.info("running %s for the slot of %s", task.id, slot_id(slot))
-                results.append(self._run(task, "scheduler", trigger="schedule",
+                results.append(self._run(task, SCHEDULER, trigger="schedule",
                                          slot=slot_id(slot)))
         return results
 
-    def run_now(self, task_id, actor, *, actor_id=None, rate_key=None, ip_address=None,
-                user_agent=None):
+    def run_now(self, task_id, actor, *, rate_key=None):
         """Run a task at once, for an admin; it does not use up the day's slot.
 
         :raises KeyError: unknown task.
@@ -132,19 +132,17 @@ class Scheduler:
         :raises Conflict: another backup held the lock too long (nothing is recorded).
         :return: a `RunResult`; a failed run is recorded and returned with `ok` False.
         """
-        return self._run(self.tasks[task_id], actor, trigger="manual", actor_id=actor_id,
-                         rate_key=rate_key, ip_address=ip_address, user_agent=user_agent)
+        return self._run(self.tasks[task_id], as_actor(actor), trigger="manual",
+                         rate_key=rate_key)
 
-    def _run(self, task, actor, *, trigger, slot=None, actor_id=None, ip_address=None,
-             user_agent=None, rate_key=None):
-        meta = {"actor_id": actor_id, "ip_address": ip_address, "user_agent": user_agent}
+    def _run(self, task, actor, *, trigger, slot=None, rate_key=None):
         passthrough = (TooManyRequests, Conflict) if trigger == "manual" else ()
         started = self.mc.clock()
         with self._lock:
             self._running[task.id] = self._running.get(task.id, 0) + 1
         try:
             try:
-                backup, message = task.run(actor, rate_key=rate_key, **meta)
+                backup, message = task.run(actor, rate_key=rate_key)
                 ok = True
             except passthrough:
                 raise
@@ -155,9 +153,9 @@ class Scheduler:
             with self._lock:
                 self._running[task.id] -= 1
         (log.info if ok else log.warning)("%s (%s, %s): %s", task.id, trigger, actor, message)
-        self.mc.audit.emit("auto_backup", actor=actor, target_type="scheduler", target_id=task.id,
+        self.mc.audit.emit("auto_backup", actor, target_type="scheduler", target_id=task.id,
                            detail={"ok": ok, "message": message, "trigger": trigger, "slot": slot,
-                                   "backup": backup.name if backup else None}, **meta)
+                                   "backup": backup.name if backup else None})
         return RunResult(ok, message, backup)
 
     def _failure(self, exc):

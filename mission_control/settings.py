@@ -133,8 +133,8 @@ class Settings:
                         "is_default": row is None})
         return out
 
-    def update(self, changes, actor, actor_id=None, **meta):
-        """Validate every key, then write them all in one transaction, or none.
+    def update(self, changes, actor):
+        """Validate every key, then write them all in one transaction, or none, as `actor`.
 
         :return: the keys written (in the order given).
         :raises ValidationFailed: one `details` entry per bad key or value; nothing is written.
@@ -163,15 +163,15 @@ class Settings:
                     "INSERT INTO settings (key, value, updated_by, updated_at) VALUES (?,?,?,?)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
                     " updated_by = excluded.updated_by, updated_at = excluded.updated_at",
-                    (key, value, actor, now))
+                    (key, value, str(actor), now))
                 shown = "[secret]" if self.definitions[key].secret else None
                 audit[key] = {"old": shown or old, "new": shown or value}
-        self._audit.emit("settings_update", actor=actor, actor_id=actor_id, target_type="settings",
-                         detail={"changes": audit}, **meta)
+        self._audit.emit("settings_update", actor, target_type="settings",
+                         detail={"changes": audit})
         self.notify(list(normalized))
         return list(normalized)
 
-    def reset(self, key, actor, actor_id=None, **meta):
+    def reset(self, key, actor):
         """Go back to the default. :raises NotFound: unknown key, or already at its default."""
         definition = self.definitions.get(key)
         if definition is None:
@@ -182,9 +182,9 @@ class Settings:
                 raise NotFound("Setting is already at its default")
             conn.execute("DELETE FROM settings WHERE key = ?", (key,))
         shown = "[secret]" if definition.secret else None
-        self._audit.emit("settings_reset", actor=actor, actor_id=actor_id, target_type="settings",
-                         target_id=key, detail={"key": key, "old": shown or row[0],
-                                                "new": shown or definition.default}, **meta)
+        self._audit.emit("settings_reset", actor, target_type="settings", target_id=key,
+                         detail={"key": key, "old": shown or row[0],
+                                 "new": shown or definition.default})
         self.notify([key])
         return definition.default
 

@@ -85,15 +85,12 @@ def _self_contained(path):
     return True
 
 
-def accept_upload(mc, sink, actor, *, original_name=None, actor_id=None, ip_address=None,
-                  user_agent=None):
+def accept_upload(mc, sink, actor, *, original_name=None):
     """Check the complete upload in `sink` and store it; on any refusal nothing is left behind.
 
     :return: dict with `name`, `size`, `created_at`, `sha256`.
     :raises BadRequest / ValidationFailed: empty, not SQLite, corrupt, or not Mission Control's (400).
     """
-    meta = {"actor": actor, "actor_id": actor_id, "ip_address": ip_address,
-            "user_agent": user_agent}
     try:
         sink.finish()
         if sink.size == 0:
@@ -112,17 +109,17 @@ def accept_upload(mc, sink, actor, *, original_name=None, actor_id=None, ip_addr
         fsync_dir(mc.backups.dir)
     except BadRequest as exc:
         sink.discard()
-        mc.audit.emit("backup_upload_refused", target_type="backup",
+        mc.audit.emit("backup_upload_refused", actor, target_type="backup",
                       detail={"original_name": original_name, "size": sink.size,
-                              "reason": "; ".join(exc.details or [exc.message])}, **meta)
+                              "reason": "; ".join(exc.details or [exc.message])})
         raise
     except BaseException:
         sink.discard()
         raise
     st = os.stat(final)
-    VerificationStore(mc.db).record(final.name, st, digest, found, int(mc.clock()), actor)
+    VerificationStore(mc.db).record(final.name, st, digest, found, int(mc.clock()), str(actor))
     result = {"name": final.name, "size": st.st_size, "created_at": int(st.st_mtime),
               "sha256": digest}
-    mc.audit.emit("backup_upload", target_type="backup", target_id=final.name,
-                  detail={**result, "original_name": original_name}, **meta)
+    mc.audit.emit("backup_upload", actor, target_type="backup", target_id=final.name,
+                  detail={**result, "original_name": original_name})
     return result

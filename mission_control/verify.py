@@ -178,8 +178,8 @@ def annotations(mc, backups):
     return out
 
 
-def verify_backup(mc, name, actor, *, actor_id=None, ip_address=None, user_agent=None):
-    """Verify backup `name`, remember the result and audit `backup_verify`.
+def verify_backup(mc, name, actor):
+    """Verify backup `name`, remember the result and audit `backup_verify` as `actor`.
 
     :return: a dict: `name`, `ok`, `integrity`, `problems`, `page_count`, `page_size`,
         `schema_version`, `sha256`, `size`, `verified_at`.
@@ -190,11 +190,10 @@ def verify_backup(mc, name, actor, *, actor_id=None, ip_address=None, user_agent
     found = inspect(path)
     digest = sha256_file(path)
     now = int(mc.clock())
-    VerificationStore(mc.db).record(name, st, digest, found, now, actor)
+    VerificationStore(mc.db).record(name, st, digest, found, now, str(actor))
     result = {"name": name, **asdict(found), "sha256": digest, "size": st.st_size,
               "verified_at": now}
-    mc.audit.emit("backup_verify", actor=actor, actor_id=actor_id, target_type="backup",
-                  target_id=name, detail={"name": name, "ok": found.ok, "sha256": digest,
-                                          "problems": found.problems[:5]},
-                  ip_address=ip_address, user_agent=user_agent)
+    mc.audit.emit("backup_verify", actor, target_type="backup", target_id=name,
+                  detail={"name": name, "ok": found.ok, "sha256": digest,
+                          "problems": found.problems[:5]})
     return result

@@ -5,7 +5,7 @@ import pytest
 @pytest.fixture
 def trail(mc, clock):
     for i in range(30):
-        mc.audit.emit("backup_create" if i % 3 else "backup_delete", actor="alice" if i % 2 else "bob",
+        mc.audit.emit("backup_create" if i % 3 else "backup_delete", "alice" if i % 2 else "bob",
                       target_type="backup", target_id=f"b{i}.db", detail={"i": i})
         clock.advance(10)
     return clock

@@ -195,7 +195,7 @@ def test_pre_backup_refusal_is_returned_with_its_status(make_mc):
     class Guard:
         @hookimpl
         def pre_backup(self, mc, actor, db_path):
-            assert db_path == mc.config.db_path and actor == "alice"
+            assert db_path == mc.config.db_path and actor.name == "alice"
             raise BackupRefused("Not enough free disk space", status=507)
 
     mc = make_mc(plugins=[Guard()])

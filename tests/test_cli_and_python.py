@@ -73,7 +73,7 @@ def test_python_api_runs_the_same_rules(tmp_path, clock):
     class Hook:
         @hookimpl
         def post_backup(self, backup, actor):
-            seen.append((backup.name, actor))
+            seen.append((backup.name, str(actor)))
 
     with MissionControl.open(tmp_path / "d", clock=clock, plugins=[Hook()], entry_points=False) as mc:
         mc.settings.update({"general.backup_retention_count": 2}, actor="script")

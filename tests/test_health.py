@@ -121,9 +121,9 @@ def test_metrics(mc, admin_client, clock, plugin):
 
 
 def test_metrics_reports_offsite_events(mc, admin_client):
-    mc.audit.emit("offsite_copy", actor="offsite", detail={"ok": True})
-    mc.audit.emit("offsite_copy", actor="offsite", detail={"ok": True})
-    mc.audit.emit("offsite_failed", actor="offsite", detail={"reason": "x"})
+    mc.audit.emit("offsite_copy", "offsite", detail={"ok": True})
+    mc.audit.emit("offsite_copy", "offsite", detail={"ok": True})
+    mc.audit.emit("offsite_failed", "offsite", detail={"reason": "x"})
     values = _metrics(admin_client.get("/metrics"))
     assert values["mission_control_offsite_events_total[('action', 'offsite_copy')]"] == 2
     assert values["mission_control_offsite_events_total[('action', 'offsite_failed')]"] == 1

@@ -12,7 +12,7 @@ class Recorder:
 
     @hookimpl
     def post_backup(self, mc, backup, actor):
-        self.backups.append((backup.name, actor, backup.path.exists()))
+        self.backups.append((backup.name, str(actor), backup.path.exists()))
 
     @hookimpl
     def audit(self, event):

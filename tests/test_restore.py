@@ -208,7 +208,7 @@ class Pause:
 
     @hookimpl
     def pre_backup(self, mc, actor):
-        if self.action == "pre_backup" and actor == "paused":
+        if self.action == "pre_backup" and actor.name == "paused":
             self.reached.set()
             self.go.wait(10)
 

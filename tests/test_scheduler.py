@@ -3,7 +3,7 @@ import sqlite3
 
 import pytest
 
-from mission_control import BackupRefused, hookimpl
+from mission_control import Actor, BackupRefused, hookimpl
 from mission_control.db import migrate, migrations
 from mission_control.scheduler import safe_message
 from tests.scheduling import backups, enable, events, ts
@@ -203,7 +203,7 @@ def test_safe_message(text, expected):
 def test_manual_run_updates_last_result_and_keeps_the_slot(smc, at):
     at("2026-03-04 02:30:00")
     enable(smc)
-    result = smc.scheduler.run_now("auto_backup", "alice", actor_id=1)
+    result = smc.scheduler.run_now("auto_backup", Actor("alice", 1))
     assert result.ok and result.backup.name == "mc-backup-2026-03-04_02-30-00.db"
     assert smc.scheduler.status()[0].last_run == ts("2026-03-04 02:30:00") * 1000
     at("2026-03-04 03:00:00")

@@ -63,7 +63,7 @@ class Made:
 
     @hookimpl
     def post_backup(self, actor):
-        self.actors.append(actor)
+        self.actors.append(str(actor))
         self.event.set()
 
 

@@ -1,6 +1,6 @@
 """`/api/auth/*`: log in (session cookie), log out, and who am I."""
 from .http import (SECURE_SESSION_COOKIE, SESSION_COOKIE, is_secure, json_response, read_json,
-                   request_meta, require, session_token)
+                   request_actor, require, session_token)
 
 COOKIE_MAX_AGE = 7 * 24 * 3600
 
@@ -10,7 +10,7 @@ def login(mc, request):
     if not isinstance(body, dict):
         body = {}
     user, token = mc.auth.login(body.get("username"), body.get("password"),
-                                **request_meta(mc, request))
+                                request_actor(mc, request))
     response = json_response({"user": user.to_json()})
     secure = mc.config.cookie_secure
     if secure is None:
@@ -26,7 +26,7 @@ def logout(mc, request):
     token = session_token(request)
     user = mc.auth.authenticate(session_token=token) if token else None
     if user is not None:
-        mc.auth.logout(user, token, **request_meta(mc, request))
+        mc.auth.logout(request_actor(mc, request, user), token)
     response = json_response({"ok": True})
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict")
     response.delete_cookie(SECURE_SESSION_COOKIE, path="/", httponly=True, samesite="Strict",

@@ -1,6 +1,6 @@
 """`/api/backup`: list, create and delete backups (admin only)."""
 from ..verify import annotations
-from .http import json_response, read_name, request_meta, require
+from .http import json_response, read_name, require, require_actor
 
 
 def backup_list(mc, request):
@@ -13,15 +13,14 @@ def backup_list(mc, request):
 
 
 def backup_create(mc, request):
-    user = require(mc, request, "admin")
-    made = mc.backups.create(user.username, actor_id=user.id, rate_key=user.username,
-                             **request_meta(mc, request))
+    actor = require_actor(mc, request)
+    made = mc.backups.create(actor, rate_key=actor.name)
     return json_response({"success": True, "backup": made.to_json()})
 
 
 def backup_delete(mc, request):
-    user = require(mc, request, "admin")
-    mc.backups.delete(read_name(request), user.username, actor_id=user.id, **request_meta(mc, request))
+    actor = require_actor(mc, request)
+    mc.backups.delete(read_name(request), actor)
     return json_response({"success": True})
 
 

@@ -16,16 +16,15 @@ from ..errors import BadRequest, NotFound, PayloadTooLarge, ValidationFailed
 from ..fsutil import sha256_file
 from ..uploads import UploadSink, accept_upload, sweep_stale
 from ..verify import VerificationStore, verify_backup
-from .http import json_response, read_name, request_meta, require
+from .http import json_response, read_name, require_actor
 
 CHUNK = 256 * 1024
 MULTIPART_SLACK = 64 * 1024  # room for multipart headers and boundaries around the file
 
 
 def backup_verify(mc, request):
-    user = require(mc, request, "admin")
-    return json_response(verify_backup(mc, read_name(request), user.username,
-                                       actor_id=user.id, **request_meta(mc, request)))
+    actor = require_actor(mc, request)
+    return json_response(verify_backup(mc, read_name(request), actor))
 
 
 def _disposition(name):
@@ -38,7 +37,7 @@ def _disposition(name):
 
 
 def backup_download(mc, request):
-    user = require(mc, request, "admin")
+    actor = require_actor(mc, request)
     name = request.args.get("name")
     if name is None:
         raise ValidationFailed(["name: is required"])
@@ -57,10 +56,8 @@ def backup_download(mc, request):
     except BaseException:
         file.close()
         raise
-    mc.audit.emit("backup_download", actor=user.username, actor_id=user.id, target_type="backup",
-                  target_id=name, detail={"name": name, "size": st.st_size,
-                                          "range": request.headers.get("Range")},
-                  **request_meta(mc, request))
+    mc.audit.emit("backup_download", actor, target_type="backup", target_id=name,
+                  detail={"name": name, "size": st.st_size, "range": request.headers.get("Range")})
     response = Response(wrap_file(request.environ, file, CHUNK), direct_passthrough=True,
                         mimetype="application/octet-stream")
     response.content_length = st.st_size
@@ -104,7 +101,7 @@ def _receive_raw(request, sink, limit):
 
 
 def backup_upload(mc, request):
-    user = require(mc, request, "admin")
+    actor = require_actor(mc, request)
     limit = mc.config.max_upload_mb * 1024 * 1024
     too_large = PayloadTooLarge(f"Upload too large: the limit is {mc.config.max_upload_mb} MB"
                                 " (MC_MAX_UPLOAD_MB)")
@@ -127,8 +124,7 @@ def backup_upload(mc, request):
     except BaseException:
         sink.discard()
         raise
-    made = accept_upload(mc, sink, user.username, original_name=original, actor_id=user.id,
-                         **request_meta(mc, request))
+    made = accept_upload(mc, sink, actor, original_name=original)
     return json_response({"success": True, "backup": made})
 
 

@@ -1,6 +1,6 @@
 """`/api/scheduler`: the scheduled tasks' state, and running one now (admin only)."""
 from ..errors import BadRequest, ValidationFailed
-from .http import json_response, read_json, request_meta, require
+from .http import json_response, read_json, require, require_actor
 
 
 def _task_json(task):
@@ -18,7 +18,7 @@ def scheduler_status(mc, request):
 
 
 def scheduler_run(mc, request):
-    user = require(mc, request, "admin")
+    actor = require_actor(mc, request)
     body = read_json(request)
     known = list(mc.scheduler.tasks)
     task_id = body.get("task_id") if isinstance(body, dict) else None
@@ -28,8 +28,7 @@ def scheduler_run(mc, request):
     if extra:
         raise ValidationFailed(extra)
     # rate_key: a manual run counts against the admin's backup budget (429 passes through).
-    result = mc.scheduler.run_now(task_id, user.username, actor_id=user.id,
-                                  rate_key=user.username, **request_meta(mc, request))
+    result = mc.scheduler.run_now(task_id, actor, rate_key=actor.name)
     if not result.ok:
         # `error` as well, so clients that read the one error shape see the reason too.
         return json_response({"ok": False, "message": result.message, "error": result.message},

@@ -1,6 +1,6 @@
 """`/api/settings`: list, change (all or nothing) and reset settings (admin only)."""
 from ..errors import ValidationFailed
-from .http import json_response, read_object, request_meta, require
+from .http import json_response, read_object, require, require_actor
 
 
 def settings_list(mc, request):
@@ -13,19 +13,18 @@ def settings_list(mc, request):
 
 
 def settings_update(mc, request):
-    user = require(mc, request, "admin")
+    actor = require_actor(mc, request)
     body = read_object(request, ("settings",))
-    updated = mc.settings.update(body["settings"], user.username, actor_id=user.id,
-                                 **request_meta(mc, request))
+    updated = mc.settings.update(body["settings"], actor)
     return json_response({"updated": updated, "count": len(updated)})
 
 
 def settings_reset(mc, request):
-    user = require(mc, request, "admin")
+    actor = require_actor(mc, request)
     key = read_object(request, ("key",))["key"]
     if not isinstance(key, str) or not key.strip():
         raise ValidationFailed(["key: must be a non-empty string"])
-    default = mc.settings.reset(key, user.username, actor_id=user.id, **request_meta(mc, request))
+    default = mc.settings.reset(key, actor)
     return json_response({"reset": key, "default_value": default})
 
 

@@ -6,6 +6,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request as BaseRequest
 from werkzeug.wrappers import Response
 
+from ..actor import Actor
 from ..auth import require_role
 from ..errors import BadRequest, Forbidden, PayloadTooLarge, ValidationFailed
 
@@ -105,10 +106,11 @@ def is_secure(request, trusted_proxies):
             and request.headers.get("X-Forwarded-Proto", "").lower() == "https")
 
 
-def request_meta(mc, request):
-    """`ip_address` and `user_agent` for the audit trail."""
-    return {"ip_address": client_ip(request, mc.config.trusted_proxies),
-            "user_agent": (request.headers.get("User-Agent") or "")[:512] or None}
+def request_actor(mc, request, user=None):
+    """The `Actor` for this request: `user` (default: nobody yet), the client's IP and user agent."""
+    return Actor(user.username if user else "anonymous", user.id if user else None,
+                 client_ip(request, mc.config.trusted_proxies),
+                 (request.headers.get("User-Agent") or "")[:512] or None)
 
 
 def check_same_origin(request):
@@ -159,3 +161,8 @@ def current_user(mc, request):
 def require(mc, request, role="admin"):
     """The authenticated user, if their role is at least `role`; 401 or 403 otherwise."""
     return require_role(current_user(mc, request), role)
+
+
+def require_actor(mc, request, role="admin"):
+    """`require`, then the `Actor` of that user from this request's address and user agent."""
+    return request_actor(mc, request, require(mc, request, role))
