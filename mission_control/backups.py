@@ -19,6 +19,7 @@ from .errors import (BackupFailed, BackupRefused, Conflict, MissionControlError,
                      TooManyRequests, ValidationFailed)
 from .fsutil import FileLock, fsync_dir, fsync_file, place_at_free_name, remove_files
 from .plugins import call_isolated
+from .private_files import PRIVATE_DIR, PRIVATE_FILE
 from .ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class BackupService:
         self.rate = RateLimiter(mc.config.backup_rate_limit, 3600, mc.clock)
 
     def ensure_dir(self):
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
 
     # -- listing -------------------------------------------------------------------------------
     def list(self):
@@ -327,7 +328,7 @@ def copy_database(source, target):
                           isolation_level=None)
     try:
         src.execute(f"PRAGMA busy_timeout={dbmod.BUSY_TIMEOUT_MS}")
-        fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
         flusher = _Flusher(fd)
         try:
             dst = sqlite3.connect(str(target), isolation_level=None)
@@ -344,7 +345,7 @@ def copy_database(source, target):
             os.close(fd)
     finally:
         src.close()
-    os.chmod(target, 0o600)
+    os.chmod(target, PRIVATE_FILE)
     # The fsync (disk-bound) and the quick_check (CPU-bound, reads the page cache) overlap; both
     # finish before the caller renames the file into place.
     synced = {}

@@ -11,6 +11,7 @@ import sys
 
 from .errors import ValidationFailed
 from .fsutil import remove_files, sha256_file
+from .private_files import open_private
 from .restore import restore_backup
 from .verify import verify_backup
 
@@ -79,7 +80,7 @@ def _download(mc, args, out, actor):
         return 2
     tmp = f"{target}.part"
     try:
-        with open(source, "rb") as src, open(tmp, "wb") as dst:
+        with open(source, "rb") as src, open_private(tmp, exclusive=False) as dst:
             shutil.copyfileobj(src, dst, 1024 * 1024)
         digest = sha256_file(tmp)
         os.replace(tmp, target)

@@ -11,6 +11,7 @@ from .db import Database, migrate
 from .offsite import OffsiteResults
 from .passwords import check_strength
 from .plugins import DEFAULT_PLUGINS, get_plugin_manager
+from .private_files import private_umask, secure_data_folder
 from .scheduler import Scheduler
 from .settings import HOST_SETTINGS, Settings
 from .users import UserError, UserStore
@@ -21,8 +22,8 @@ log = logging.getLogger(__name__)
 class MissionControl:
     """Everything the service is, for the API, the CLI, the scheduler and scripts alike.
 
-    Opening one migrates the database forward and removes the temporary files of backups a crash
-    interrupted. It starts no thread.
+    Opening one makes the data folder private (0700, files 0600), migrates the database forward
+    and removes the temporary files of backups a crash interrupted. It starts no thread.
 
     :param config: a `Config`; by default `Config.from_env()`.
     :param clock: returns the time as unix seconds; tests pass a fake one.
@@ -33,10 +34,11 @@ class MissionControl:
                  default_plugins=DEFAULT_PLUGINS):
         self.config = config or Config.from_env()
         self.clock = clock
-        self.config.db_path.parent.mkdir(parents=True, exist_ok=True)
+        secure_data_folder(self.config.db_path, self.config.backups_dir)
         self.db = Database(self.config.db_path)
         try:
-            migrate(self.db.conn())
+            with private_umask():  # the first connection may create the database
+                migrate(self.db.conn())
             self.pm = get_plugin_manager(self.config.disabled_plugins, default_plugins, plugins,
                                          entry_points, plugins_dir=self.config.plugins_dir)
         except BaseException:

@@ -19,6 +19,7 @@ from .actor import as_actor
 from .backups import TEMP_PREFIX, describe_error, snapshot
 from .errors import Conflict, MissionControlError, ValidationFailed
 from .fsutil import remove_files
+from .private_files import open_private
 from .verify import VerificationStore, verify_backup
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ def _prepare(mc, source, prepared):
     live = mc.db.conn()
     page_size = live.execute("PRAGMA page_size").fetchone()[0]
     verifications = VerificationStore(mc.db).all()
+    open_private(prepared).close()  # SQLite would create it readable by all (0644 minus umask)
     src = sqlite3.connect(f"file:{pathname2url(str(source))}?mode=ro&immutable=1", uri=True,
                           isolation_level=None)
     dst = sqlite3.connect(str(prepared), isolation_level=None)

@@ -11,6 +11,7 @@ import sqlite3
 
 from .errors import BadRequest, PayloadTooLarge, ValidationFailed
 from .fsutil import fsync_dir, fsync_file, place_at_free_name, remove_files, sha256_file
+from .private_files import open_private
 from .verify import VerificationStore, inspect
 
 UPLOAD_PREFIX = ".mc-upload-"  # hidden: never listed; stale ones are swept by later uploads
@@ -30,8 +31,7 @@ class UploadSink:
         self.used = False
         self._digest = hashlib.sha256()
         self.path = folder / f"{UPLOAD_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
-        self._file = open(self.path, "xb")
-        os.chmod(self.path, 0o600)
+        self._file = open_private(self.path)
 
     def write(self, data):
         self.used = True
