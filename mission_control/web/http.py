@@ -44,6 +44,8 @@ def read_json(request, missing_message="Request body required"):
     """The parsed JSON body. Any content type is accepted, as curl users often omit it.
 
     :raises BadRequest: no body, or not JSON (with `missing_message`).
+    :raises ValidationFailed: a string in it is not Unicode text (a lone surrogate such as
+        `"\\ud800"`, which JSON escapes allow but nothing after this can store or encode).
     :raises PayloadTooLarge: the body is over the configured limit (checked before reading it).
     """
     try:
@@ -57,9 +59,43 @@ def read_json(request, missing_message="Request body required"):
     if not raw.strip():
         raise BadRequest(missing_message)
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[... nested deep
         raise BadRequest(missing_message) from None
+    where = _first_invalid_text(body)
+    if where is not None:
+        raise ValidationFailed([f"{where}: must be valid Unicode text (no lone surrogates)"])
+    return body
+
+
+def _is_text(value):
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _first_invalid_text(body):
+    """Where in a parsed JSON value a key or string is not UTF-8 encodable (e.g. `settings.x`),
+    or None when every one is. Iterative: a body may nest as deep as the parser allows."""
+    stack = [("body", body)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if not _is_text(value):
+                return where
+        elif isinstance(value, (dict, list)):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, child in items:
+                if isinstance(key, str):
+                    shown = key.encode("utf-8", "backslashreplace").decode("utf-8")
+                    if not _is_text(key):
+                        return f"{where}: key {shown!r}"
+                    stack.append((shown if where == "body" else f"{where}.{shown}", child))
+                else:
+                    stack.append((f"{where}[{key}]", child))
+    return None
 
 
 def read_object(request, keys, described=None):
