@@ -47,6 +47,8 @@ class Config:
     login_attempts_per_minute: int = 5
     max_body_bytes: int = 1024 * 1024
     max_upload_mb: int = 1024  # cap on an uploaded backup file (MC_MAX_UPLOAD_MB)
+    connection_limit: int = 500  # open connections the server holds (MC_CONNECTION_LIMIT)
+    idle_timeout: int = 15  # seconds a connection may send nothing before it is closed
 
     @property
     def backups_dir(self) -> Path:
@@ -89,6 +91,8 @@ class Config:
             plugins_dir=(Path(env["MC_PLUGINS_DIR"]).absolute() if env.get("MC_PLUGINS_DIR")
                          else None),
             max_upload_mb=_int(env, "MC_MAX_UPLOAD_MB", 1024, minimum=1),
+            connection_limit=_int(env, "MC_CONNECTION_LIMIT", 500, minimum=1),
+            idle_timeout=_int(env, "MC_IDLE_TIMEOUT", 15, minimum=1),
         )
         if overrides:
             config = replace(config, **overrides)

@@ -15,11 +15,23 @@ class _Stop(Exception):
 
 
 def make_server(mc, host=None, port=None, threads=None):
-    """A waitress server for `mc` (port 0 picks a free port: see `server.effective_port`)."""
+    """A waitress server for `mc` (port 0 picks a free port: see `server.effective_port`).
+
+    Proxy headers reach the app untouched: it alone decides whom to believe (`MC_TRUSTED_PROXIES`,
+    see `web.http.client_ip`), as waitress can trust only one proxy address. A connection that
+    sends nothing for `idle_timeout` seconds while no request of its own is running is closed,
+    so half-sent requests cannot hold every slot of `connection_limit`.
+    """
     config = mc.config
     return waitress.create_server(
         WebApp(mc), host=host or config.host, port=config.port if port is None else port,
-        threads=threads or config.threads, ident="mission-control", clear_untrusted_proxy_headers=True)
+        threads=threads or config.threads, ident="mission-control",
+        clear_untrusted_proxy_headers=False,
+        connection_limit=config.connection_limit, channel_timeout=config.idle_timeout,
+        # Idle connections are looked for this often, so one is closed within ~1.3 timeouts.
+        cleanup_interval=max(1, min(30, config.idle_timeout // 3)),
+        # select() fails on descriptors above 1023; a high connection limit needs poll().
+        asyncore_use_poll=True)
 
 
 def serve(config, announce=print):

@@ -1,5 +1,4 @@
 """Shared fixtures: real SQLite files in tmp_path, the real WSGI app, a fake clock, logged-in clients."""
-import threading
 from dataclasses import replace
 
 import pytest
@@ -7,10 +6,10 @@ from werkzeug.test import Client
 
 from mission_control.config import Config
 from mission_control.core import MissionControl
-from mission_control.server import make_server
 from mission_control.web import WebApp
 from tests.browser import browser, open_page  # noqa: F401 - browser-test fixtures, defined once
 
+from .helpers import serving
 from .scheduling import FakeClock, settable_clock
 
 PASSWORD = "correct-horse-battery"
@@ -113,11 +112,5 @@ def admin_client(client, auth):
 @pytest.fixture
 def live_server(mc):
     """A real waitress server for `mc` on a free loopback port; yields its base URL."""
-    server = make_server(mc, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    # Workers finish first: closing the server first would close the trigger they pull.
-    server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-    server.close()
-    thread.join(5)
+    with serving(mc) as url:
+        yield url

@@ -1,6 +1,10 @@
-"""Small test helpers: fill the live database, read a backup, set file times."""
+"""Small test helpers: fill the live database, read a backup, set file times, serve over HTTP."""
+import contextlib
 import os
 import sqlite3
+import threading
+
+from mission_control.server import make_server
 
 
 def add_tasks(mc, count, prefix="task"):
@@ -24,3 +28,18 @@ def touch(path, mtime, data=b"x"):
         with open(path, "wb") as f:
             f.write(data)
     os.utime(path, (mtime, mtime))
+
+
+@contextlib.contextmanager
+def serving(mc, threads=4):
+    """A real waitress server for `mc` on a free loopback port, in a thread; yields its base URL."""
+    server = make_server(mc, host="127.0.0.1", port=0, threads=threads)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        # Workers finish first: closing the server first would close the trigger they pull.
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        server.close()
+        thread.join(5)

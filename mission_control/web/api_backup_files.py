@@ -56,8 +56,10 @@ def backup_download(mc, request):
     except BaseException:
         file.close()
         raise
-    mc.audit.emit("backup_download", actor, target_type="backup", target_id=name,
-                  detail={"name": name, "size": st.st_size, "range": request.headers.get("Range")})
+    if request.method != "HEAD":  # a HEAD (size, checksum) sends no data: not a download
+        mc.audit.emit("backup_download", actor, target_type="backup", target_id=name,
+                      detail={"name": name, "size": st.st_size,
+                              "range": request.headers.get("Range")})
     response = Response(wrap_file(request.environ, file, CHUNK), direct_passthrough=True,
                         mimetype="application/octet-stream")
     response.content_length = st.st_size

@@ -26,7 +26,8 @@ def build_routes(modules=API_MODULES):
             endpoint = f"{module.__name__.rsplit('.', 1)[-1]}.{view.__name__}"
             rules.append(Rule(path, methods=methods, endpoint=endpoint))
             views[endpoint] = view
-    return Map(rules, strict_slashes=False), views
+    # merge_slashes off: `//api//backup` is a 404, not a redirect the API's clients would not follow.
+    return Map(rules, strict_slashes=False, merge_slashes=False), views
 
 
 class WebApp:
@@ -38,7 +39,7 @@ class WebApp:
 
     def dispatch(self, request):
         try:
-            check_same_origin(request)
+            check_same_origin(request, self.mc.config.trusted_proxies)
             endpoint, args = self.url_map.bind_to_environ(request.environ).match()
             return self.views[endpoint](self.mc, request, **args)
         except MissionControlError as exc:

@@ -149,12 +149,15 @@ def request_actor(mc, request, user=None):
                  (request.headers.get("User-Agent") or "")[:512] or None)
 
 
-def check_same_origin(request):
+def check_same_origin(request, trusted_proxies):
     """Refuse a state-changing request that a browser says came from another site.
 
+    The request's own origin is its scheme (HTTPS also when a trusted proxy says so with
+    `X-Forwarded-Proto`, see `is_secure`) and its `Host`.
+
     :raises Forbidden: "CSRF origin mismatch" when `Sec-Fetch-Site` is `cross-site`, or `Origin`
-        names another host than the request's `Host`. Clients that send neither (curl, scripts)
-        are not browsers and pass.
+        names another scheme or host than the request's own. Clients that send neither (curl,
+        scripts) are not browsers and pass.
     """
     if request.method not in UNSAFE_METHODS:
         return
@@ -164,10 +167,12 @@ def check_same_origin(request):
     if origin is None:
         return
     try:
-        origin_host = urlsplit(origin).netloc.lower()
+        parts = urlsplit(origin)
+        origin_scheme, origin_host = parts.scheme.lower(), parts.netloc.lower()
     except ValueError:
-        origin_host = ""
-    if not origin_host or origin_host != request.host.lower():
+        origin_scheme = origin_host = ""
+    own_scheme = "https" if is_secure(request, trusted_proxies) else "http"
+    if not origin_host or (origin_scheme, origin_host) != (own_scheme, request.host.lower()):
         raise Forbidden("CSRF origin mismatch")
 
 
