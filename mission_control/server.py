@@ -3,6 +3,7 @@ import logging
 import signal
 
 import waitress
+from waitress.wasyncore import ExitNow
 
 from .core import MissionControl
 from .web import WebApp
@@ -10,8 +11,10 @@ from .web import WebApp
 log = logging.getLogger(__name__)
 
 
-class _Stop(Exception):
-    pass
+class _Stop(ExitNow):
+    """Raised by the signal handler. An `ExitNow`, because waitress turns any other exception
+    raised while a connection's handler runs into a log line and carries on: a SIGTERM that came
+    while it was reading or closing a connection was lost."""
 
 
 def make_server(mc, host=None, port=None, threads=None):

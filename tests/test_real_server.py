@@ -5,8 +5,10 @@ import json
 import socket
 
 import pytest
+from waitress import wasyncore
 
 from mission_control.config import Config, ConfigError
+from mission_control.server import _Stop
 
 from .conftest import PASSWORD
 from .helpers import serving
@@ -163,3 +165,21 @@ def test_connection_limit_and_idle_timeout_come_from_the_environment():
     for key in ("MC_CONNECTION_LIMIT", "MC_IDLE_TIMEOUT"):
         with pytest.raises(ConfigError, match=key):
             Config.from_env({key: "0"})
+
+
+def test_a_stop_signal_during_a_connection_handler_stops_the_server():
+    """The signal handler raises `_Stop` wherever the main loop is, often inside a connection's
+    handler; waitress must let it through rather than log it and carry on serving."""
+    class Channel:
+        swallowed = False
+
+        def handle_read_event(self):
+            raise _Stop()
+
+        def handle_error(self):
+            self.swallowed = True
+
+    channel = Channel()
+    with pytest.raises(_Stop):
+        wasyncore.read(channel)
+    assert not channel.swallowed
