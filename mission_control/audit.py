@@ -75,6 +75,12 @@ class AuditStore:
                  event.get("ip_address"), event.get("user_agent"), event["created_at"]))
         return cur.lastrowid
 
+    def by_target(self, action):
+        """`{target_id: {"count": n, "last_at": unix seconds}}` of the events of `action`."""
+        return {r["target_id"]: {"count": r["n"], "last_at": r["last_at"]} for r in self._db.query(
+            "SELECT target_id, COUNT(*) AS n, MAX(created_at) AS last_at FROM audit_log"
+            " WHERE action = ? GROUP BY target_id", (action,))}
+
     def query(self, action=None, actor=None, since=None, until=None, limit=DEFAULT_LIMIT, offset=0):
         """Events newest first, with the total that match the filters (before paging)."""
         where, params = [], []

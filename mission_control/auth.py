@@ -19,10 +19,12 @@ ANONYMOUS = Actor("anonymous")
 class Authenticator:
     """Turns credentials into users. Knows nothing of HTTP: the web layer extracts the credentials."""
 
-    def __init__(self, users, auditor, clock, api_key=None, login_attempts_per_minute=5):
+    def __init__(self, users, auditor, clock, api_key=None, login_attempts_per_minute=5,
+                 metrics_token=None):
         self._users = users
         self._audit = auditor
         self._api_key = api_key
+        self._metrics_token = metrics_token
         self._login_limit = RateLimiter(login_attempts_per_minute, 60, clock)
 
     def login(self, username, password, client=ANONYMOUS):
@@ -68,6 +70,15 @@ class Authenticator:
         if session_token:
             return self._users.session_user(session_token)
         return None
+
+
+    def reads_metrics(self, token):
+        """Whether `token` is the metrics token (``MC_METRICS_TOKEN``), compared in constant time.
+
+        That token is no user: it opens ``GET /metrics`` and ``GET /api/backup/status`` only.
+        """
+        return bool(self._metrics_token) and token is not None and \
+            hmac.compare_digest(token.encode(), self._metrics_token.encode())
 
 
 def require_role(user, role):

@@ -4,6 +4,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
+LOG_FORMATS = ("text", "json")
+
+
 class ConfigError(ValueError):
     """A setting in the environment or on the command line has an unusable value."""
 
@@ -19,6 +22,18 @@ def _int(environ, key, default, minimum=0):
     if value < minimum:
         raise ConfigError(f"{key} must be at least {minimum}, got {value}")
     return value
+
+
+def _flag(environ, key, auto=False):
+    """True, False, or None when unset (or "auto", where `auto` allows it)."""
+    raw = (environ.get(key) or "").strip().lower()
+    if raw == "" or auto and raw == "auto":
+        return None
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{key} must be 1, 0{' or auto' if auto else ''}, got {raw!r}")
 
 
 def _csv(raw):
@@ -49,6 +64,9 @@ class Config:
     max_upload_mb: int = 1024  # cap on an uploaded backup file (MC_MAX_UPLOAD_MB)
     connection_limit: int = 500  # open connections the server holds (MC_CONNECTION_LIMIT)
     idle_timeout: int = 15  # seconds a connection may send nothing before it is closed
+    metrics_token: str | None = None  # bearer token for /metrics and /api/backup/status only
+    log_format: str = "text"  # or "json" (MC_LOG_FORMAT)
+    access_log: bool = False  # one log line per request (MC_ACCESS_LOG)
 
     @property
     def backups_dir(self) -> Path:
@@ -65,15 +83,6 @@ class Config:
         # An explicit --data-dir means "the database in that folder", whatever the environment says.
         env_db = None if data_dir_override else env.get("MISSION_CONTROL_DB_PATH")
         db_path = overrides.pop("db_path", None) or env_db or data_dir / "mission-control.db"
-        secure_raw = env.get("MC_COOKIE_SECURE", "").strip().lower()
-        if secure_raw in ("", "auto"):
-            cookie_secure = None
-        elif secure_raw in ("1", "true", "yes", "on"):
-            cookie_secure = True
-        elif secure_raw in ("0", "false", "no", "off"):
-            cookie_secure = False
-        else:
-            raise ConfigError(f"MC_COOKIE_SECURE must be 1, 0 or auto, got {secure_raw!r}")
         config = cls(
             data_dir=data_dir.absolute(),
             db_path=Path(db_path).absolute(),
@@ -83,7 +92,7 @@ class Config:
             auth_user=env.get("AUTH_USER") or None,
             auth_pass=env.get("AUTH_PASS") or None,
             api_key=env.get("API_KEY") or None,
-            cookie_secure=cookie_secure,
+            cookie_secure=_flag(env, "MC_COOKIE_SECURE", auto=True),
             backup_rate_limit=_int(env, "MC_BACKUP_RATE_LIMIT", 10),
             trusted_proxies=frozenset(_csv(env.get("MC_TRUSTED_PROXIES"))),
             log_level=(env.get("MC_LOG_LEVEL") or "INFO").upper(),
@@ -93,9 +102,21 @@ class Config:
             max_upload_mb=_int(env, "MC_MAX_UPLOAD_MB", 1024, minimum=1),
             connection_limit=_int(env, "MC_CONNECTION_LIMIT", 500, minimum=1),
             idle_timeout=_int(env, "MC_IDLE_TIMEOUT", 15, minimum=1),
+            metrics_token=env.get("MC_METRICS_TOKEN") or None,
+            log_format=(env.get("MC_LOG_FORMAT") or "text").strip().lower(),
+            access_log=bool(_flag(env, "MC_ACCESS_LOG")),
         )
         if overrides:
             config = replace(config, **overrides)
         if config.port > 65535:
             raise ConfigError(f"MC_PORT must be at most 65535, got {config.port}")
+        if config.log_format not in LOG_FORMATS:
+            raise ConfigError(f"MC_LOG_FORMAT must be text or json, got {config.log_format!r}")
+        token = config.metrics_token
+        if token is not None and (len(token) < 16 or token != token.strip()):
+            raise ConfigError("MC_METRICS_TOKEN must be at least 16 characters, without spaces "
+                              "around it")
+        if token is not None and token == config.api_key:
+            raise ConfigError("MC_METRICS_TOKEN must differ from API_KEY (it opens only /metrics "
+                              "and /api/backup/status)")
         return config

@@ -47,12 +47,13 @@ class MissionControl:
         self.hook = self.pm.hook
         self.audit_store = AuditStore(self.db)
         self.audit = Auditor(self.pm, clock, mc=self)
-        self.offsite = OffsiteResults(self.db, clock, self.audit)
+        self.offsite = OffsiteResults(self.db, clock, self.audit, self.pm, mc=self)
         declared = [d for found in self.hook.register_settings(mc=self) for d in found or ()]
         self.settings = Settings(self.db, clock, self.audit, (*HOST_SETTINGS, *declared))
         self.users = UserStore(self.db, clock)
         self.auth = Authenticator(self.users, self.audit, clock, api_key=self.config.api_key,
-                                  login_attempts_per_minute=self.config.login_attempts_per_minute)
+                                  login_attempts_per_minute=self.config.login_attempts_per_minute,
+                                  metrics_token=self.config.metrics_token)
         self.backups = BackupService(self)
         self.backups.ensure_dir()
         self.backups.remove_leftovers()

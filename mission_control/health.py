@@ -1,16 +1,20 @@
-"""Backup health: last success and failure, next run, what is on disk, and a pass/warn/fail verdict.
+"""Backup health: last success and failure, next run, off-site copies, what is on disk, and a verdict.
 
 Successes and failures come from the audit trail (`backup_create`, `backup_failed`,
-`backup_refused`), which every backup writes whoever started it: API, scheduler, CLI or script,
-in any process sharing the database.
+`backup_refused`, `offsite_copy`, `offsite_failed`), which every backup writes whoever started it:
+API, scheduler, CLI or script, in any process sharing the database. Each off-site target's last
+result comes from `mc.offsite`, and which targets are configured from the plugins that copy there.
 """
 from .backups import PATTERN
 from .schedule import next_run
 
 WARN_AFTER = 24 * 3600
+#: With auto-backup on, a day's run plus slack for a slow one.
+AUTO_FAIL_AFTER = 26 * 3600
 FAIL_AFTER = 7 * 24 * 3600
 SUCCESS = "backup_create"
 FAILURES = ("backup_failed", "backup_refused")
+_RANK = {"pass": 0, "warn": 1, "fail": 2}
 
 
 def _newest(mc, action):
@@ -33,11 +37,83 @@ def file_kind(name):
     return "other"
 
 
-def backup_status(mc):
-    """The state of backups for monitoring, as a JSON-ready dict (see docs/restore-and-health.md).
+def age_problem(age, auto, enabled_for):
+    """`(verdict, reason)` for how old the last good backup is, or None when it is fresh.
 
-    `verdict` is "pass" under 24 h since the last good backup with nothing wrong, "fail" at 7 days
-    or more (or never, with auto-backup off), "warn" otherwise; `reasons` says why it is not "pass".
+    :param age: seconds since the last good backup, or None when there was none.
+    :param auto: whether auto-backup is on.
+    :param enabled_for: seconds since auto-backup was last switched (None: never).
+    """
+    overdue = age is None or age >= AUTO_FAIL_AFTER
+    if auto and overdue and (enabled_for is None or enabled_for >= AUTO_FAIL_AFTER):
+        return "fail", "auto-backup is on but no backup succeeded in the last 26 hours"
+    if age is None:
+        return ("warn", "waiting for the first run") if auto else \
+            ("fail", "no backup has ever been made")
+    if age >= FAIL_AFTER:
+        return "fail", f"last good backup is {age // 86400} days old"
+    if age >= WARN_AFTER:
+        return "warn", f"last good backup is {age // 3600} hours old"
+    return None
+
+
+def offsite_status(mc, newest, now):
+    """Every configured off-site target, and every one that ever reported, each with its problem.
+
+    A configured target's `problem` is set when its last copy failed, or when `newest` (the newest
+    pattern-named local backup, or None) has had no verified copy there for
+    ``offsite.max_lag_minutes``. Targets no longer configured are listed without a problem.
+
+    :return: a list of JSON-ready dicts, by target name.
+    """
+    configured = set(mc.offsite.configured())
+    results = {row["target"]: row for row in mc.offsite.list()}
+    copies = mc.audit_store.by_target("offsite_copy")
+    failures = mc.audit_store.by_target("offsite_failed")
+    max_lag = mc.settings.get("offsite.max_lag_minutes") * 60
+    targets = []
+    for name in sorted(configured | set(results)):
+        result = results.get(name) or {}
+        problem = None
+        if name in configured and result.get("ok") is False:
+            problem = f"off-site copy to {name} failed: {result['message']}"
+        elif name in configured and newest is not None and now - newest.created_at >= max_lag \
+                and not (result.get("ok") and (result.get("backup") or "") >= newest.name):
+            # Pattern names sort by time: a copy of this backup or a newer one is up to date.
+            problem = (f"no off-site copy at {name} of the newest backup {newest.name} after "
+                       f"{(now - newest.created_at) // 60} minutes")
+        targets.append({
+            "target": name, "configured": name in configured, "ok": result.get("ok"),
+            "backup": result.get("backup"), "message": result.get("message"),
+            "finished_at": result.get("finished_at"),
+            "last_success_at": copies.get(name, {}).get("last_at"),
+            "failures": failures.get(name, {}).get("count", 0), "problem": problem})
+    return targets
+
+
+def _last_success(event, now):
+    if not event:
+        return None
+    detail = event["detail"] if isinstance(event["detail"], dict) else {}
+    return {"name": event["target_id"], "at": event["created_at"],
+            "age_seconds": max(0, now - event["created_at"]), "size": detail.get("size"),
+            "duration_seconds": detail.get("duration_seconds"), "actor": event["actor"]}
+
+
+def _last_failure(event):
+    if not event:
+        return None
+    detail = event["detail"] if isinstance(event["detail"], dict) else {}
+    return {"at": event["created_at"], "action": event["action"],
+            "reason": detail.get("reason"), "actor": event["actor"]}
+
+
+def backup_status(mc):
+    """The state of backups for monitoring, as a JSON-ready dict (see README, "Monitoring").
+
+    `verdict` is "fail", "warn" or "pass" by the rules of `age_problem`, a failed last run (warn),
+    auto-backup off (warn) and each configured off-site target's `problem` (fail); `reasons` says
+    why it is not "pass", naming the target at fault.
     """
     now = int(mc.clock())
     success, successes = _newest(mc, SUCCESS)
@@ -49,39 +125,21 @@ def backup_status(mc):
                       (failure["created_at"], failure["id"])):
             failure = event
     auto = mc.settings.get("general.auto_backup")
+    switched = mc.settings.changed_at("general.auto_backup")
     files = mc.backups.list()
+    last_success, last_failure = _last_success(success, now), _last_failure(failure)
 
-    last_success = None
-    if success:
-        detail = success["detail"] if isinstance(success["detail"], dict) else {}
-        last_success = {"name": success["target_id"], "at": success["created_at"],
-                        "age_seconds": max(0, now - success["created_at"]),
-                        "size": detail.get("size"),
-                        "duration_seconds": detail.get("duration_seconds"),
-                        "actor": success["actor"]}
-    last_failure = None
-    if failure:
-        detail = failure["detail"] if isinstance(failure["detail"], dict) else {}
-        last_failure = {"at": failure["created_at"], "action": failure["action"],
-                        "reason": detail.get("reason"), "actor": failure["actor"]}
-
-    reasons, verdict = [], "pass"
-    if last_success is None:
-        verdict = "warn" if auto else "fail"
-        reasons.append("waiting for the first run" if auto else "no backup has ever been made")
-    elif last_success["age_seconds"] >= FAIL_AFTER:
-        verdict = "fail"
-        reasons.append(f"last good backup is {last_success['age_seconds'] // 86400} days old")
-    elif last_success["age_seconds"] >= WARN_AFTER:
-        verdict = "warn"
-        reasons.append(f"last good backup is {last_success['age_seconds'] // 3600} hours old")
+    problems = [age_problem(last_success and last_success["age_seconds"], auto,
+                            None if switched is None else now - switched)]
     if failure and (success is None or (failure["created_at"], failure["id"]) >
                     (success["created_at"], success["id"])):
-        verdict = "fail" if verdict == "fail" else "warn"
-        reasons.append(f"last run failed: {last_failure['reason'] or failure['action']}")
+        problems.append(("warn", f"last run failed: {last_failure['reason'] or failure['action']}"))
     if not auto:
-        verdict = "fail" if verdict == "fail" else "warn"
-        reasons.append("auto-backup disabled")
+        problems.append(("warn", "auto-backup disabled"))
+    newest = next((b for b in files if PATTERN.match(b.name)), None)
+    offsite = offsite_status(mc, newest, now)
+    problems += [("fail", target["problem"]) for target in offsite if target["problem"]]
+    problems = [p for p in problems if p]
 
     by_kind = {}
     for backup in files:
@@ -89,12 +147,13 @@ def backup_status(mc):
         kind["count"] += 1
         kind["total_size"] += backup.size
     return {
-        "verdict": verdict,
-        "reasons": reasons,
+        "verdict": max((v for v, _ in problems), key=_RANK.get, default="pass"),
+        "reasons": [reason for _, reason in problems],
         "last_success": last_success,
         "last_failure": last_failure,
         "next_run": int(next_run(now)),
         "auto_backup": auto,
+        "offsite": offsite,
         "backups": {"count": len(files), "total_size": sum(b.size for b in files),
                     "by_kind": by_kind},
         "runs": {"success": successes, "failure": failures},

@@ -1,4 +1,4 @@
-"""The hook points plugins implement: `pre_backup`, `post_backup`, `prune` and `audit`.
+"""The hook points plugins implement: `pre_backup`, `post_backup`, `prune`, `audit` and more.
 
 Every hook receives `mc`, the running `MissionControl` (config, settings, backups, audit), so a
 plugin needs no globals. A plugin implements only the arguments it names.
@@ -41,6 +41,22 @@ def post_backup(mc, backup, actor):
     :return: ignored.
     :raises: anything; the host logs the traceback and audits ``plugin_error``, and the other
         implementations still run. The backup stays made: a failure here never fails it.
+    """
+
+
+@hookspec
+def offsite_targets(mc):
+    """Name the off-site targets this plugin copies every backup to, as configured right now.
+
+    This is the one answer to "is this off-site copy configured?": backup health
+    (``GET /api/backup/status``, ``/metrics``, the admin page) holds every target named here to
+    account. Its last copy must not have failed, and the newest backup must have a verified copy
+    there within ``offsite.max_lag_minutes``. Answer exactly when your ``post_backup`` would try a
+    copy, and report each result under the same name with ``mc.offsite.succeeded``/``failed``.
+
+    :param mc: the running MissionControl.
+    :return: a list of target names (``["dir"]``); an empty list or ``None`` when not configured.
+    :raises: anything; the host logs it and counts no target for that plugin.
     """
 
 

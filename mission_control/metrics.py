@@ -61,6 +61,26 @@ class BackupCollector:
             offsite.add_metric([action], count)
         yield offsite
 
+        last_copy = GaugeMetricFamily(
+            "mission_control_offsite_last_success_timestamp_seconds",
+            "Unix time of the last verified off-site copy to the target (0: never)",
+            labels=["target"])
+        copy_failures = CounterMetricFamily("mission_control_offsite_failures",
+                                            "Failed off-site copies to the target",
+                                            labels=["target"])
+        healthy = GaugeMetricFamily("mission_control_offsite_ok",
+                                    "1 when the target is configured and has no problem "
+                                    "(its last copy worked and is recent enough)",
+                                    labels=["target"])
+        for target in status["offsite"]:
+            last_copy.add_metric([target["target"]], target["last_success_at"] or 0)
+            copy_failures.add_metric([target["target"]], target["failures"])
+            healthy.add_metric([target["target"]],
+                               int(target["configured"] and not target["problem"]))
+        yield last_copy
+        yield copy_failures
+        yield healthy
+
         files = GaugeMetricFamily("mission_control_backup_files",
                                   "Backup files in the backups folder", labels=["kind"])
         size = GaugeMetricFamily("mission_control_backup_files_bytes",

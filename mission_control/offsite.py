@@ -1,8 +1,10 @@
-"""The last result of each off-site copy target: recorded by off-site plugins, audited, listed for admins."""
+"""Off-site copy targets: which are configured, and the last result of each, recorded and audited."""
 import json
 import logging
 import os
 import re
+
+from .plugins import call_isolated
 
 _USERINFO = re.compile(r"://[^/@\s]+@")
 
@@ -29,12 +31,26 @@ class OffsiteResults:
     :param clock: returns unix seconds.
     :param auditor: the `Auditor`; successes are audited as ``offsite_copy``, failures as
         ``offsite_failed``.
+    :param pm: the plugin manager, asked which targets are configured (``offsite_targets``).
+    :param mc: the MissionControl handed to that hook.
     """
 
-    def __init__(self, db, clock, auditor):
+    def __init__(self, db, clock, auditor, pm=None, mc=None):
         self._db = db
         self._clock = clock
         self._audit = auditor
+        self._pm = pm
+        self.mc = mc
+
+    def configured(self):
+        """Sorted names of the targets the plugins say are configured now (``offsite_targets``).
+
+        A plugin whose hook raises is logged and counts no target.
+        """
+        if self._pm is None:
+            return []
+        answers = call_isolated(self._pm, "offsite_targets", lambda plugin, exc: None, mc=self.mc)
+        return sorted({str(name) for names in answers for name in names or ()})
 
     def succeeded(self, target, backup, actor, *, location, detail=None):
         """Record and audit a verified copy of `backup` (a ``BackupInfo``) at `location`."""

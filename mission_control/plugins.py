@@ -109,14 +109,18 @@ def call_isolated(pm, hook_name, on_error, **kwargs):
     pluggy stops at the first exception; for `post_backup` and `audit` one broken plugin must not
     silence the others, so each implementation is called on its own, in pluggy's order
     (tryfirst first, trylast last). `on_error(plugin_name, exc)` is called for each failure.
+
+    :return: the answers of the implementations that did not fail, in calling order.
     """
     caller = getattr(pm.hook, hook_name)
+    answers = []
     for impl in reversed(caller.get_hookimpls()):
         if getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False):
             continue
         args = {name: kwargs[name] for name in impl.argnames}
         try:
-            impl.function(**args)
+            answers.append(impl.function(**args))
         except Exception as exc:  # noqa: BLE001 - isolating plugins is the point
             log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
             on_error(impl.plugin_name, exc)
+    return answers

@@ -92,9 +92,19 @@ def prune(folder, keep, just_made, now):
     return deleted
 
 
+def configured_folder(mc):
+    """The folder to copy to, or "" while the copy is off: the one test both hooks use."""
+    return mc.settings.get("offsite.dir.path")
+
+
+@hookimpl
+def offsite_targets(mc):
+    return [TARGET] if configured_folder(mc) else []
+
+
 @hookimpl
 def post_backup(mc, backup, actor):
-    folder = mc.settings.get("offsite.dir.path")
+    folder = configured_folder(mc)
     if not folder:
         return
     if not os.path.isabs(folder) or not os.path.isdir(folder):

@@ -154,9 +154,19 @@ def prune_bucket(client, bucket, prefix, keep, just_made):
     return deleted
 
 
+def configured_bucket(mc):
+    """The bucket to upload to, or "" while the copy is off: the one test both hooks use."""
+    return mc.settings.get("offsite.s3.bucket").strip()
+
+
+@hookimpl
+def offsite_targets(mc):
+    return [TARGET] if configured_bucket(mc) else []
+
+
 @hookimpl
 def post_backup(mc, backup, actor):
-    bucket = mc.settings.get("offsite.s3.bucket").strip()
+    bucket = configured_bucket(mc)
     if not bucket:
         return
     key = key_prefix(mc.settings.get("offsite.s3.prefix")) + backup.name

@@ -1,4 +1,4 @@
-"""`/api/health` (public), `/api/backup/status` (admin) and `/metrics` (admin or API key)."""
+"""`/api/health` (public); `/api/backup/status` and `/metrics` (admin, or the metrics token)."""
 import sqlite3
 
 from werkzeug.wrappers import Response
@@ -6,7 +6,7 @@ from werkzeug.wrappers import Response
 from .. import __version__, metrics
 from ..errors import MissionControlError
 from ..health import backup_status
-from .http import json_response, require
+from .http import bearer_token, json_response, require
 
 
 def health(mc, request):
@@ -18,13 +18,22 @@ def health(mc, request):
     return json_response({"status": "ok", "version": __version__})
 
 
+def require_monitor(mc, request):
+    """An admin, or the ``MC_METRICS_TOKEN`` bearer token, which opens only the two views below.
+
+    :raises AuthenticationRequired, Forbidden: neither (401, or 403 for a lower role).
+    """
+    if not mc.auth.reads_metrics(bearer_token(request)):
+        require(mc, request, "admin")
+
+
 def status(mc, request):
-    require(mc, request, "admin")
+    require_monitor(mc, request)
     return json_response(backup_status(mc))
 
 
 def prometheus(mc, request):
-    require(mc, request, "admin")
+    require_monitor(mc, request)
     if not metrics.available():
         raise MissionControlError("Metrics need prometheus_client: "
                                   "pip install 'mission-control-backup[metrics]'", status=501)

@@ -180,14 +180,15 @@ def session_token(request):
     return request.cookies.get(SECURE_SESSION_COOKIE) or request.cookies.get(SESSION_COOKIE)
 
 
+def bearer_token(request):
+    """The token of an `Authorization: Bearer` header, or None."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
 def api_key(request):
     key = request.headers.get("x-api-key")
-    if key is not None:
-        return key
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return None
+    return key if key is not None else bearer_token(request)
 
 
 def current_user(mc, request):

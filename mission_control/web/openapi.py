@@ -176,7 +176,9 @@ def build_document(settings=(), task_ids=()):
                 "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "x-api-key",
                                "description": "The global API_KEY; acts as the admin `api`"},
                 "bearerAuth": {"type": "http", "scheme": "bearer",
-                               "description": "The global API_KEY as `Authorization: Bearer`"},
+                               "description": "The global API_KEY as `Authorization: Bearer`; "
+                                              "MC_METRICS_TOKEN too, for GET /metrics and "
+                                              "GET /api/backup/status only"},
             },
         },
     }

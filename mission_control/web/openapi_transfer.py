@@ -19,6 +19,13 @@ SCHEMAS = {
                      schema_version=INT_OR_NULL, migrated_to={"type": "integer"}),
         safety_backup=ref("Backup"),
         session=obj(logged_in={"type": "boolean"}, admins=_STRINGS, message={"type": "string"})),
+    "OffsiteTarget": obj(
+        target={"type": "string"},
+        configured={"type": "boolean", "description": "a plugin names it in offsite_targets"},
+        ok={"type": ["boolean", "null"], "description": "the last copy's result (null: none)"},
+        backup=STR_OR_NULL, message=STR_OR_NULL, finished_at=INT_OR_NULL,
+        last_success_at=INT_OR_NULL, failures={"type": "integer"},
+        problem={**STR_OR_NULL, "description": "why this target fails the verdict, or null"}),
     "BackupStatus": obj(
         verdict={"enum": ["pass", "warn", "fail"]}, reasons=_STRINGS,
         last_success={"anyOf": [{"type": "null"}, obj(
@@ -30,6 +37,7 @@ SCHEMAS = {
             actor={"type": "string"})]},
         next_run={"type": "integer", "description": "unix seconds of the next 03:00 UTC"},
         auto_backup={"type": "boolean"},
+        offsite=array(ref("OffsiteTarget")),
         backups=obj(count={"type": "integer"}, total_size={"type": "integer"},
                     by_kind={"type": "object", "additionalProperties": _KIND}),
         runs=obj(success={"type": "integer"}, failure={"type": "integer"}),
@@ -85,7 +93,8 @@ def _health():
 
 
 def _metrics():
-    op = operation("Prometheus metrics in the text format", response("Metrics"), 501, tag="health")
+    op = operation("Prometheus metrics in the text format (admin, or the MC_METRICS_TOKEN "
+                   "bearer token)", response("Metrics"), 501, tag="health")
     op["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
     return op
 
@@ -102,7 +111,8 @@ PATHS = {
         response("Restored", ref("Restore")), 400, 404, 409, 413, 500, request=_NAME_BODY)},
     "/api/health": {"get": _health()},
     "/api/backup/status": {"get": operation(
-        "Backup health for monitoring: last success and failure, verdict and reasons",
+        "Backup health for monitoring: last success and failure, off-site targets, verdict and "
+        "reasons (admin, or the MC_METRICS_TOKEN bearer token)",
         response("The status", ref("BackupStatus")), 500, tag="health")},
     "/metrics": {"get": _metrics()},
 }
