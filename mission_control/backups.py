@@ -15,8 +15,8 @@ from urllib.request import pathname2url
 
 from . import db as dbmod
 from .actor import as_actor
-from .errors import (BackupFailed, BackupRefused, Conflict, MissionControlError, NotFound,
-                     TooManyRequests, ValidationFailed)
+from .errors import (BackupFailed, BackupRefused, BadRequest, Conflict, MissionControlError,
+                     NotFound, TooManyRequests, ValidationFailed)
 from .fsutil import FileLock, fsync_dir, fsync_file, place_at_free_name, remove_files
 from .plugins import call_isolated
 from .private_files import PRIVATE_DIR, PRIVATE_FILE
@@ -251,6 +251,27 @@ class BackupService:
                 raise NotFound("Backup not found")
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound("Backup not found") from None
+        return path
+
+    def readable_path(self, name):
+        """`path_of(name)`, for opening: never the live database or its `-wal`/`-shm` file under
+        another name (a hard link). Closing any descriptor of the live database would drop this
+        process's SQLite locks on it, so such a file is refused before it is ever opened.
+
+        :raises ValidationFailed, NotFound: as `path_of`.
+        :raises BadRequest: the file is one of the live database's files (400).
+        """
+        path = self.path_of(name)
+        st = os.lstat(path)
+        if st.st_nlink > 1:  # a file with one name cannot also be the live database
+            for live in (self.db_path, f"{self.db_path}-wal", f"{self.db_path}-shm"):
+                try:
+                    other = os.stat(live)
+                except OSError:
+                    continue
+                if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                    raise BadRequest("This file is the live database (a hard link to it or to its"
+                                     " -wal/-shm file), not a backup: it is never opened")
         return path
 
     def delete(self, name, actor):

@@ -71,7 +71,7 @@ def run(mc, args, out, stdin, actor):
 
 
 def _download(mc, args, out, actor):
-    source = mc.backups.path_of(args.name)
+    source = mc.backups.readable_path(args.name)
     target = args.output or args.name
     if os.path.isdir(target):
         target = os.path.join(target, args.name)

@@ -67,6 +67,7 @@ class Config:
     metrics_token: str | None = None  # bearer token for /metrics and /api/backup/status only
     log_format: str = "text"  # or "json" (MC_LOG_FORMAT)
     access_log: bool = False  # one log line per request (MC_ACCESS_LOG)
+    verify_timeout: int = 300  # seconds `integrity_check` may run on one file (MC_VERIFY_TIMEOUT)
 
     @property
     def backups_dir(self) -> Path:
@@ -105,6 +106,7 @@ class Config:
             metrics_token=env.get("MC_METRICS_TOKEN") or None,
             log_format=(env.get("MC_LOG_FORMAT") or "text").strip().lower(),
             access_log=bool(_flag(env, "MC_ACCESS_LOG")),
+            verify_timeout=_int(env, "MC_VERIFY_TIMEOUT", 300, minimum=1),
         )
         if overrides:
             config = replace(config, **overrides)

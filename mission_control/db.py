@@ -48,8 +48,9 @@ def _statements(script):
         raise ValueError("schema script ends with an incomplete statement")
 
 
-def migrate(conn):
-    """Bring the schema forward to the newest version; safe when several processes start at once.
+def migrate(conn, target=None):
+    """Bring the schema forward to version `target` (default: the newest); safe when several
+    processes start at once.
 
     The whole upgrade runs in one IMMEDIATE transaction, so a second process waits, then sees the
     new `user_version` and does nothing. Returns `(old_version, new_version)`.
@@ -59,7 +60,7 @@ def migrate(conn):
         old = conn.execute("PRAGMA user_version").fetchone()[0]
         new = old
         for version, script in migrations():
-            if version <= old:
+            if version <= old or (target is not None and version > target):
                 continue
             for statement in _statements(script):
                 conn.execute(statement)

@@ -3,10 +3,13 @@
 The steps, all under the backup lock (so no backup or other restore runs meanwhile):
 1. verify the backup (header, `integrity_check`, Mission Control's schema, not from a newer version);
 2. prepare a private copy: same page size as the live database, migrated forward, with the live
-   verification records and the audit events recorded since the backup carried over;
+   verification records and every live audit event it lacks carried over, then check that it can
+   be swapped in (encoding, page size);
 3. take a pre-restore safety backup of the live database (`pre-restore-...db`, never pruned);
 4. copy the prepared file into the live database with SQLite's backup API in one step. The live
    database stays in WAL mode, and every other connection sees either the old or the new data.
+The swap is the last step that can fail; a failure after it is reported as such, never as a
+failed restore, because the data was replaced.
 """
 import logging
 import os
@@ -37,6 +40,13 @@ class RestoreFailed(MissionControlError):
     default_message = "Restore failed"
 
 
+class RestoredWithErrors(MissionControlError):
+    """The data was replaced, but a step after the swap failed (500); `details` says which."""
+
+    status = 500
+    default_message = "Restored: the live data was replaced, but a step after the swap failed"
+
+
 def restore_backup(mc, name, actor, *, session_token=None):
     """Replace the live database's content with backup `name`.
 
@@ -46,10 +56,11 @@ def restore_backup(mc, name, actor, *, session_token=None):
     :raises ValidationFailed: bad name, or the backup failed verification (400, `details`).
     :raises NotFound: no such backup (404).
     :raises Conflict: a backup or another restore is running (409, `Retry-After`).
-    :raises RestoreFailed: anything else went wrong; nothing was changed (500).
+    :raises RestoreFailed: anything else went wrong before the swap; nothing was changed (500).
+    :raises RestoredWithErrors: the data was replaced, but something after the swap failed (500).
     """
     actor = as_actor(actor)
-    mc.backups.path_of(name)
+    mc.backups.readable_path(name)
     with mc.backups.lock.hold(0) as locked:
         if not locked:
             raise Conflict("A backup or restore is already in progress",
@@ -72,10 +83,26 @@ def restore_backup(mc, name, actor, *, session_token=None):
             raise RestoreFailed() from exc
         finally:
             remove_files(prepared, f"{prepared}-journal")
-    restored = {"name": name, "sha256": check["sha256"],
-                "schema_version": check["schema_version"], "migrated_to": migrated_to}
+        restored = {"name": name, "sha256": check["sha256"],
+                    "schema_version": check["schema_version"], "migrated_to": migrated_to}
+        try:
+            return _after_swap(mc, restored, safety, actor, session_token)
+        except Exception as exc:  # noqa: BLE001 - the data is replaced whatever failed here
+            reason = describe_error(exc)
+            log.exception("restore of %s: a step after the swap failed: %s", name, reason)
+            raise RestoredWithErrors(details=[
+                reason, f"the data before the restore is in the safety backup {safety.name}"]) \
+                from exc
+
+
+def _after_swap(mc, restored, safety, actor, session_token):
+    """Settle the live database and tell the world about a restore whose swap is done.
+
+    :return: the restore's JSON answer.
+    """
+    _settle(mc.config.db_path)
     # Written after the swap, so the restored audit trail records its own restore.
-    mc.audit.emit("backup_restore", actor, target_type="backup", target_id=name,
+    mc.audit.emit("backup_restore", actor, target_type="backup", target_id=restored["name"],
                   detail={**restored, "safety_backup": safety.name})
     mc.settings.notify()  # the restored settings may differ (general.auto_backup, say)
     return {"success": True, "restored": restored, "safety_backup": safety.to_json(),
@@ -117,25 +144,48 @@ def _prepare(mc, source, prepared):
             dst.execute(f"PRAGMA page_size={int(page_size)}")
             dst.execute("VACUUM")
         _, version = dbmod.migrate(dst)
-        # The audit trail is not rolled back: events since the backup's newest one are carried
-        # over (those of that same second only when the backup does not hold them already).
-        newest = dst.execute("SELECT COALESCE(MAX(created_at), 0) FROM audit_log").fetchone()[0]
-        events = mc.db.query(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit_log"
-                             " WHERE created_at >= ? ORDER BY id", (newest,))
         dst.execute("BEGIN IMMEDIATE")
-        dst.executemany(
-            f"INSERT INTO audit_log ({', '.join(AUDIT_COLUMNS)})"
-            f" SELECT {', '.join('?' * len(AUDIT_COLUMNS))} WHERE NOT EXISTS (SELECT 1 FROM"
-            " audit_log WHERE created_at = ? AND action = ? AND actor = ? AND target_id IS ?"
-            " AND detail IS ?)",
-            [(*(e[c] for c in AUDIT_COLUMNS), e["created_at"], e["action"], e["actor"],
-              e["target_id"], e["detail"]) for e in events])
+        _carry_over_audit(live, dst)
         VerificationStore.write_rows(dst, verifications)
         dst.execute("COMMIT")
+        _check_swappable(dst, live)
         return version
     finally:
         dst.close()
         src.close()
+
+
+def _carry_over_audit(live, dst):
+    """Append to `dst` every event of the live trail that it does not hold already.
+
+    The audit trail is never rolled back, and nothing in the file can hide a live event: an
+    event counts as held only when the file has a row equal in every column, as often as the
+    live trail has it (times in the file are not trusted, so no cutoff is taken from them).
+    """
+    columns = ", ".join(AUDIT_COLUMNS)
+    same = " AND ".join(f"a.{c} IS l.{c}" for c in AUDIT_COLUMNS)
+    dst.execute(f"CREATE TEMP TABLE live_audit AS SELECT {columns} FROM main.audit_log WHERE 0")
+    dst.executemany(f"INSERT INTO temp.live_audit VALUES ({', '.join('?' * len(AUDIT_COLUMNS))})",
+                    live.execute(f"SELECT {columns} FROM audit_log ORDER BY id"))
+    dst.execute(
+        f"INSERT INTO main.audit_log ({columns}) SELECT {columns} FROM ("
+        f" SELECT rowid AS seq, *, ROW_NUMBER() OVER (PARTITION BY {columns} ORDER BY rowid) AS n"
+        " FROM temp.live_audit) AS l"
+        f" WHERE n > (SELECT COUNT(*) FROM main.audit_log AS a WHERE a.created_at = l.created_at"
+        f" AND {same}) ORDER BY seq")
+    dst.execute("DROP TABLE temp.live_audit")
+
+
+def _check_swappable(prepared, live):
+    """Raise unless the backup API can copy `prepared` into the live database as it is.
+
+    Pages are copied verbatim: a file of another text encoding or page size would be swapped in
+    and then be unreadable by every connection of the service.
+    """
+    for pragma in ("encoding", "page_size"):
+        ours, theirs = (c.execute(f"PRAGMA {pragma}").fetchone()[0] for c in (live, prepared))
+        if ours != theirs:
+            raise ValueError(f"the prepared copy's {pragma} is {theirs}, the live one's {ours}")
 
 
 def _safety_backup(mc):
@@ -150,9 +200,16 @@ def _swap(prepared, live_path):
     dst = dbmod.connect(live_path)
     try:
         src.backup(dst, pages=-1)
-        if dst.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            dst.execute("PRAGMA journal_mode=WAL")
-        dst.execute("PRAGMA wal_checkpoint(PASSIVE)")
     finally:
         dst.close()
         src.close()
+
+
+def _settle(live_path):
+    """After the swap: the live database back in WAL mode (the copy's header says rollback
+    journal) and the new pages checkpointed."""
+    conn = dbmod.connect(live_path)  # switches to WAL when it is not
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        conn.close()

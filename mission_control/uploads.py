@@ -101,7 +101,7 @@ def accept_upload(mc, sink, actor, *, original_name=None):
                 digest = sha256_file(sink.path)
         except sqlite3.DatabaseError:
             pass  # inspect() says what is wrong with it
-        found = inspect(sink.path)
+        found = inspect(sink.path, timeout=mc.config.verify_timeout, clock=mc.clock)
         if not found.ok:
             raise ValidationFailed(found.problems, "Upload is not a valid Mission Control backup")
         fsync_file(sink.path)

@@ -1,16 +1,20 @@
 """Checking backup files: SQLite header, `integrity_check`, Mission Control's schema, SHA-256."""
-import functools
 import json
 import os
 import sqlite3
+import time
 from dataclasses import asdict, dataclass, field
 from urllib.request import pathname2url
 
 from . import db as dbmod
 from .fsutil import sha256_file
+from .schema_check import allowlist_problems
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+HEADER_SIZE = 100
+ENCODINGS = {1: "UTF-8", 2: "UTF-16le", 3: "UTF-16be"}
 MAX_PROBLEMS = 20
+PROGRESS_STEPS = 1000  # SQLite instructions between two looks at the clock
 
 
 @dataclass
@@ -25,75 +29,71 @@ class Inspection:
     schema_version: int | None = None
 
 
-@functools.cache
-def required_schema():
-    """`{table: {columns}}` of the first schema version: what every Mission Control database has.
-
-    Worked out once per process from the shipped schema files, which do not change under it.
-    """
-    conn = sqlite3.connect(":memory:")
-    try:
-        conn.executescript(dbmod.migrations()[0][1])
-        return {t: frozenset(c[1] for c in conn.execute(f"PRAGMA table_info({t})"))
-                for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    finally:
-        conn.close()
-
-
-@functools.cache
-def known_code_objects():
-    """`{(type, name)}` of the triggers and views Mission Control's own migrations create."""
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    try:
-        dbmod.migrate(conn)
-        return frozenset(conn.execute(
-            "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')"))
-    finally:
-        conn.close()
-
-
 def newest_schema_version():
     return dbmod.migrations()[-1][0]
 
 
-def has_sqlite_header(path):
-    with open(path, "rb") as f:
-        return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+def header_problems(header):
+    """Why the file's first 100 bytes rule it out before SQLite reads it (empty list: they do not).
 
-
-def schema_problems(conn):
-    """Why the open database is not Mission Control's (empty list: it is)."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = {t: {c[1] for c in conn.execute(f"PRAGMA table_info({t})")}
-              for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    problems, required = [], required_schema()
-    missing = sorted(set(required) - set(tables))
-    if missing:
-        problems.append(f"not a Mission Control database: missing tables {', '.join(missing)}")
-    if version < 1:
-        problems.append("not a Mission Control database: it has no schema version")
-    for table, columns in sorted(required.items()):
-        lacking = sorted(columns - tables.get(table, columns))
-        if lacking:
-            problems.append(f"table {table} lacks columns {', '.join(lacking)}")
-    foreign = sorted(name for _, name in set(conn.execute(
-        "SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')"))
-        - known_code_objects())
-    if foreign:
-        # A restored trigger would run inside the live service: only our own are accepted.
-        problems.append(f"contains triggers or views Mission Control does not create: "
-                        f"{', '.join(foreign[:5])}")
-    if version > newest_schema_version():
-        problems.append(f"schema version {version} is newer than this Mission Control "
-                        f"understands ({newest_schema_version()})")
+    The swap into the live database copies pages verbatim, so a file must share the live
+    database's text encoding (UTF-8) and reserve no bytes per page (encryption or checksum
+    extensions do); the page size is converted while preparing the restore.
+    """
+    if len(header) < HEADER_SIZE or header[:len(SQLITE_MAGIC)] != SQLITE_MAGIC:
+        return ["not a SQLite database"]
+    problems = []
+    if header[20]:
+        problems.append(f"reserves {header[20]} bytes per page (an encryption or checksum "
+                        "extension made it); Mission Control's databases reserve none")
+    encoding = int.from_bytes(header[56:60], "big")
+    if encoding not in (0, 1):  # 0: not set yet, SQLite then uses UTF-8
+        problems.append(f"text encoding is {ENCODINGS.get(encoding, 'unknown')}, not UTF-8")
     return problems
 
 
-def inspect(path):
-    """Open `path` read-only (nothing is written beside it) and check everything but the hash."""
+def schema_problems(rows, version):
+    """Why the `sqlite_master` rows `rows` at `user_version` `version` are not a Mission Control
+    database this release may restore (empty list: they are).
+    """
+    newest = newest_schema_version()
+    if version > newest:
+        return [f"schema version {version} is newer than this Mission Control understands "
+                f"({newest})"]
+    problems = []
+    if version < 1:
+        problems.append("not a Mission Control database: it has no schema version")
+    problems.extend(allowlist_problems(rows, max(version, 1)))
+    if len(problems) > MAX_PROBLEMS:
+        problems[MAX_PROBLEMS - 1:] = [f"... and {len(problems) - MAX_PROBLEMS + 1} more problems"]
+    return problems
+
+
+class _Deadline:
+    """A progress handler that interrupts SQLite once `clock()` passes `timeout` seconds from now."""
+
+    def __init__(self, timeout, clock):
+        self.timeout, self._clock = timeout, clock
+        self._end = clock() + timeout
+        self.passed = False
+
+    def __call__(self):
+        self.passed = self._clock() > self._end
+        return self.passed
+
+
+def inspect(path, *, timeout=None, clock=time.time):
+    """Open `path` read-only (nothing is written beside it) and check everything but the hash.
+
+    The header and the schema allowlist come first: a refused file is never scanned. Then
+    `integrity_check`, interrupted once it has run `timeout` seconds by `clock` (None: no limit).
+
+    :return: an `Inspection`; `ok` is true only when every check passed.
+    """
     result = Inspection()
-    if not has_sqlite_header(path):
-        result.problems.append("not a SQLite database")
+    with open(path, "rb") as f:
+        result.problems = header_problems(f.read(HEADER_SIZE))
+    if result.problems:
         return result
     try:
         conn = sqlite3.connect(f"file:{pathname2url(str(path))}?mode=ro&immutable=1", uri=True,
@@ -101,19 +101,32 @@ def inspect(path):
     except sqlite3.Error as exc:
         result.problems.append(f"cannot open: {exc}")
         return result
+    deadline = None if timeout is None else _Deadline(timeout, clock)
+    if deadline is not None:
+        conn.set_progress_handler(deadline, PROGRESS_STEPS)
     try:
         conn.execute("PRAGMA trusted_schema=OFF")
         result.page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         result.page_count = conn.execute("PRAGMA page_count").fetchone()[0]
         result.schema_version = conn.execute("PRAGMA user_version").fetchone()[0]
-        result.integrity = [r[0] for r in conn.execute(f"PRAGMA integrity_check({MAX_PROBLEMS})")]
-        if result.integrity != ["ok"]:
-            result.problems.append("integrity check failed")
-        else:
-            result.problems.extend(schema_problems(conn))
+        encoding = conn.execute("PRAGMA encoding").fetchone()[0]
+        if encoding != "UTF-8":
+            result.problems.append(f"text encoding is {encoding}, not UTF-8")
+        result.problems.extend(schema_problems(conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall(),
+            result.schema_version))
+        if not result.problems:
+            result.integrity = [r[0] for r in conn.execute(
+                f"PRAGMA integrity_check({MAX_PROBLEMS})")]
+            if result.integrity != ["ok"]:
+                result.problems.append("integrity check failed")
     except sqlite3.DatabaseError as exc:
-        result.integrity = result.integrity or [str(exc)]
-        result.problems.append(f"integrity check failed: {exc}")
+        if deadline is not None and deadline.passed:
+            result.problems.append(f"verification stopped after {deadline.timeout} seconds "
+                                   "(MC_VERIFY_TIMEOUT)")
+        else:
+            result.integrity = result.integrity or [str(exc)]
+            result.problems.append(f"integrity check failed: {exc}")
     finally:
         conn.close()
     result.ok = not result.problems
@@ -184,10 +197,11 @@ def verify_backup(mc, name, actor):
     :return: a dict: `name`, `ok`, `integrity`, `problems`, `page_count`, `page_size`,
         `schema_version`, `sha256`, `size`, `verified_at`.
     :raises ValidationFailed, NotFound: as `BackupService.path_of`.
+    :raises BadRequest: the file is the live database under another name (a hard link).
     """
-    path = mc.backups.path_of(name)
+    path = mc.backups.readable_path(name)
     st = os.stat(path)
-    found = inspect(path)
+    found = inspect(path, timeout=mc.config.verify_timeout, clock=mc.clock)
     digest = sha256_file(path)
     now = int(mc.clock())
     VerificationStore(mc.db).record(name, st, digest, found, now, str(actor))

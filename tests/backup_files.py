@@ -41,3 +41,38 @@ def old_schema_db(path, *task_titles, page_size=4096, user_version=1):
     conn.executemany("INSERT INTO tasks (title, created_at, updated_at) VALUES (?, 0, 0)",
                      [(t,) for t in task_titles])
     conn.close()
+
+
+def mission_control_db(path, version=None, encoding="UTF-8"):
+    """A fresh Mission Control database at schema `version` (default: the newest), in `encoding`."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(f'PRAGMA encoding="{encoding}"')
+        dbmod.migrate(conn, target=version)
+    finally:
+        conn.close()
+
+
+def run_sql(path, *statements):
+    """Run `statements` on the file `path` in one transaction."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def rewrite_schema(path, sql):
+    """Run `sql` (an UPDATE of `sqlite_master`) with `writable_schema`, as an attacker would."""
+    run_sql(path, "PRAGMA writable_schema=ON", sql)
+
+
+def schema_rows(path):
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    finally:
+        conn.close()

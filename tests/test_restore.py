@@ -1,4 +1,5 @@
 """Restoring the live database from a backup while the service runs."""
+import errno
 import os
 import re
 import sqlite3
@@ -7,6 +8,7 @@ import threading
 import pytest
 
 from mission_control import hookimpl
+from mission_control import restore as restore_module
 
 from .backup_files import add_tasks, flip_page, old_schema_db, titles
 from .conftest import PASSWORD
@@ -252,19 +254,35 @@ def test_backup_and_restore_exclude_each_other(make_mc, action):
         runner.join(10)
 
 
-def test_a_failure_after_verification_changes_nothing(mc, users, admin_client):
-    # Valid at version 1, but it already has a table that migration 0004 creates: migrating the
-    # prepared copy fails half-way through the restore.
-    path = mc.backups.dir / "clash.db"
-    old_schema_db(path, "clash")
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE backup_verifications (x)")
-    conn.commit()
-    conn.close()
+def test_a_failure_after_verification_changes_nothing(mc, users, admin_client, monkeypatch):
+    # The disk fills up while the safety backup is written: after verification and preparation.
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(restore_module, "snapshot", full)
+    name = mc.backups.create("test").name
     add_tasks(mc, "live")
-    response = admin_client.post("/api/backup/restore", json={"name": "clash.db"})
+    response = admin_client.post("/api/backup/restore", json={"name": name})
     assert response.status_code == 500 and response.json == {"error": "Restore failed"}
     assert titles(mc) == ["live"]
     assert not [n for n in os.listdir(mc.backups.dir) if n.startswith(".mc-backup-")]
     event = admin_client.get("/api/audit?action=backup_restore_failed").json["events"][0]
-    assert "already exists" in event["detail"]["reason"]
+    assert event["detail"]["reason"] == "OSError: No space left on device"
+
+
+def test_a_failure_after_the_swap_says_the_data_was_replaced(mc, users, admin_client,
+                                                             monkeypatch):
+    add_tasks(mc, "old")
+    name = mc.backups.create("test").name
+    add_tasks(mc, "new")
+
+    def broken():
+        raise sqlite3.OperationalError("disk I/O error")
+    monkeypatch.setattr(mc.users, "list", broken)  # read while answering, after the swap
+    response = admin_client.post("/api/backup/restore", json={"name": name})
+    assert response.status_code == 500
+    assert response.json["error"] == ("Restored: the live data was replaced, but a step after "
+                                      "the swap failed")
+    assert response.json["details"][0] == "sqlite: disk I/O error"
+    assert "pre-restore-" in response.json["details"][1]
+    assert titles(mc) == ["old"]
+    assert [e["action"] for e in mc.audit_store.query(limit=1)[0]] == ["backup_restore"]

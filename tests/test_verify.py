@@ -64,7 +64,7 @@ def with_trigger(path):
     (lambda p: p.write_bytes(b"just some text, not a database" * 10), "not a SQLite database"),
     (foreign_sqlite, "not a Mission Control database: missing tables"),
     (lambda p: old_schema_db(p, user_version=0), "no schema version"),
-    (lambda p: with_trigger(p), "contains triggers or views Mission Control does not create"),
+    (lambda p: with_trigger(p), "trigger sneaky is not one Mission Control creates"),
 ])
 def test_verify_names_what_is_wrong(mc, admin_client, make, problem):
     make(mc.backups.dir / "odd.db")

@@ -41,7 +41,7 @@ def backup_download(mc, request):
     name = request.args.get("name")
     if name is None:
         raise ValidationFailed(["name: is required"])
-    path = mc.backups.path_of(name)
+    path = mc.backups.readable_path(name)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
