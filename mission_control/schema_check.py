@@ -11,13 +11,15 @@ import functools
 import re
 import sqlite3
 from dataclasses import dataclass
+from types import NoneType
 
 from . import db as dbmod
 
 MAX_NAME = 60  # names in problems are cut here: a hostile file may hold any text
 
+# SQLite's own lexical classes: only these five are space, and every byte >= 0x80 is part of a name.
 _TOKEN = re.compile(r"""
-    (?P<space>\s+)
+    (?P<space>[ \t\n\f\r]+)
   | (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
   | (?P<string>'(?:[^']|'')*')
   | (?P<quoted>"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\])
@@ -119,6 +121,11 @@ def plain_index_table(rest):
     return _name(rest[1])
 
 
+def references(rest):
+    """The set of table names a CREATE TABLE's tokens name after REFERENCES."""
+    return {_name(rest[i + 1]) for i, tok in enumerate(rest[:-1]) if tok == "references"}
+
+
 def _is_identifier(tok):
     return tok.startswith('"') or (tok[0].isalpha() or tok[0] == "_")
 
@@ -166,7 +173,7 @@ def allowlist_problems(rows, version):
     names, tables = owned_names()
     problems, seen = [], set()
     for row in rows:
-        if not all(isinstance(v, str) for v in row[:3]) or not isinstance(row[3], (str, type(None))):
+        if not all(isinstance(v, str) for v in row[:3]) or not isinstance(row[3], (str, NoneType)):
             # SQLite reads a BLOB `sql` as text and runs it: refuse rather than decode it.
             problems.append(f"schema entry {_label(row[1])!r} is not text")
             continue
@@ -203,6 +210,11 @@ def allowlist_problems(rows, version):
             elif table in tables or entry.table in tables:
                 problems.append(f"{label} is on Mission Control's table {_label(table)}, which "
                                 "gets only the indexes its migrations create")
+        elif kind == "table":
+            referenced = sorted(references(rest) & tables)
+            if referenced:
+                # A foreign key into our tables would block deleting their rows (users, sessions).
+                problems.append(f"{label} references Mission Control's table {referenced[0]}")
     missing = [e for n, e in expected.items() if n not in seen]
     missing_tables = sorted(e.name for e in missing if e.kind == "table")
     if missing_tables:

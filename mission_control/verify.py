@@ -70,7 +70,7 @@ def schema_problems(rows, version):
 
 
 class _Deadline:
-    """A progress handler that interrupts SQLite once `clock()` passes `timeout` seconds from now."""
+    """A progress handler: interrupts SQLite once `clock()` is `timeout` seconds past its start."""
 
     def __init__(self, timeout, clock):
         self.timeout, self._clock = timeout, clock

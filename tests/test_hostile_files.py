@@ -75,7 +75,8 @@ def live_content(mc):
     conn = sqlite3.connect(f"file:{mc.config.db_path}?mode=ro", uri=True, isolation_level=None)
     try:
         conn.execute("BEGIN")
-        out = {"schema": sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")),
+        schema = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")
+        out = {"schema": sorted(schema),
                **{p: conn.execute(f"PRAGMA {p}").fetchall()
                   for p in ("user_version", "encoding", "page_size", "journal_mode")}}
         for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
@@ -173,11 +174,12 @@ def test_indexes_and_checks_on_our_tables_are_refused(mc, users, api, tmp_path):
     assert_refused_everywhere(mc, api, path, "index tasks_lower is not a plain index")
     path = real_backup(mc, tmp_path, "our-plain-index")
     run_sql(path, "CREATE INDEX tasks_title ON tasks (title)")
-    assert_refused_everywhere(mc, api, path, "index tasks_title is on Mission Control's table tasks")
+    assert_refused_everywhere(mc, api, path,
+                              "index tasks_title is on Mission Control's table tasks")
     path = real_backup(mc, tmp_path, "our-check")
-    rewrite_schema(path, "UPDATE sqlite_master SET sql = replace(sql, 'password_hash TEXT NOT NULL',"
-                         " 'password_hash TEXT NOT NULL CHECK (length(password_hash) > 0)')"
-                         " WHERE name = 'users'")
+    rewrite_schema(path, "UPDATE sqlite_master SET sql = replace(sql,"
+                         " 'password_hash TEXT NOT NULL', 'password_hash TEXT NOT NULL"
+                         " CHECK (length(password_hash) > 0)') WHERE name = 'users'")
     assert_refused_everywhere(mc, api, path, "table users differs from what schema version")
 
 

@@ -101,13 +101,15 @@ def _metrics():
 
 PATHS = {
     "/api/backup/verify": {"post": operation(
-        "Check a backup file: SQLite header, integrity_check and Mission Control's schema "
-        "(a failed check is still a 200 with ok false)",
+        "Check a backup file: SQLite header (UTF-8), Mission Control's schema allowlist, then "
+        "integrity_check within MC_VERIFY_TIMEOUT (a failed check is still a 200 with ok false; "
+        "a hard link to the live database is a 400)",
         response("The verification", ref("Verification")), 400, 404, 413, request=_NAME_BODY)},
     "/api/backup/download": {"get": _download()},
     "/api/backup/upload": {"post": _upload()},
     "/api/backup/restore": {"post": operation(
-        "Restore the live database from a backup, after a safety backup, while the service runs",
+        "Restore the live database from a backup, after a safety backup, while the service runs "
+        "(a 500 says whether the data was replaced)",
         response("Restored", ref("Restore")), 400, 404, 409, 413, 500, request=_NAME_BODY)},
     "/api/health": {"get": _health()},
     "/api/backup/status": {"get": operation(
