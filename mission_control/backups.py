@@ -123,7 +123,8 @@ class BackupService:
 
     # -- creation ------------------------------------------------------------------------------
     def create(self, actor, *, rate_key=None):
-        """Make one backup: lock, `pre_backup`, snapshot, audit, prune, then `post_backup`.
+        """Make one backup: lock, `pre_backup`, snapshot, audit, prune, `post_backup`, and last
+        `backup_finished` (also after a failure or refusal).
 
         :param actor: who asked: an `Actor`, or a plain name (scripts).
         :param rate_key: when given (an admin's username), the backup counts against that key's
@@ -135,6 +136,18 @@ class BackupService:
         :raises BackupFailed: anything went wrong; no partial file is left (500).
         """
         actor = as_actor(actor)
+        try:
+            made = self._create(actor, rate_key)
+        except (BackupFailed, BackupRefused) as exc:
+            self._finished(actor, None, exc)
+            raise
+        call_isolated(self.mc.pm, "post_backup",
+                      lambda plugin, exc: self._plugin_failed("post_backup", plugin, exc, actor),
+                      mc=self.mc, backup=made, actor=actor)
+        self._finished(actor, made, None)
+        return made
+
+    def _create(self, actor, rate_key):
         token = None
         if rate_key is not None:
             token, wait = self.rate.reserve(rate_key)
@@ -165,10 +178,13 @@ class BackupService:
         finally:
             if made is None and token is not None:
                 self.rate.release(rate_key, token)
-        call_isolated(self.mc.pm, "post_backup",
-                      lambda plugin, exc: self._plugin_failed("post_backup", plugin, exc, actor),
-                      mc=self.mc, backup=made, actor=actor)
         return made
+
+    def _finished(self, actor, made, error):
+        call_isolated(self.mc.pm, "backup_finished",
+                      lambda plugin, exc: self._plugin_failed("backup_finished", plugin, exc,
+                                                              actor),
+                      mc=self.mc, actor=actor, backup=made, error=error)
 
     def _pre_backup(self, actor):
         try:

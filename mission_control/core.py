@@ -9,6 +9,7 @@ from .backups import BackupService
 from .config import Config, ConfigError
 from .db import Database, migrate
 from .offsite import OffsiteResults
+from .outbox import Outbox
 from .passwords import check_strength
 from .plugins import DEFAULT_PLUGINS, get_plugin_manager
 from .private_files import private_umask, secure_data_folder
@@ -45,6 +46,8 @@ class MissionControl:
             self.db.close()  # a bad plugin or schema must not leave the database open
             raise
         self.hook = self.pm.hook
+        #: Background deliveries (alert pings, mail), so no request waits on a slow receiver.
+        self.outbox = Outbox()
         self.audit_store = AuditStore(self.db)
         self.audit = Auditor(self.pm, clock, mc=self)
         self.offsite = OffsiteResults(self.db, clock, self.audit, self.pm, mc=self)
@@ -93,7 +96,9 @@ class MissionControl:
         return user
 
     def close(self):
+        """Stop the scheduler, give queued alerts a few seconds to go out, close the database."""
         self.scheduler.stop()
+        self.outbox.close()
         self.db.close()
 
     def __enter__(self):

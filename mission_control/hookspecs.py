@@ -45,6 +45,29 @@ def post_backup(mc, backup, actor):
 
 
 @hookspec
+def backup_finished(mc, actor, backup, error):
+    """Called once at the very end of every backup that was made, failed or refused.
+
+    This is where alerts belong: it comes after ``post_backup`` (so off-site results are
+    recorded) and after the outcome is in the audit trail (``backup_create``, ``backup_failed``
+    or ``backup_refused``), so ``mc``'s health reflects this backup. A backup turned away before
+    it started (over the rate limit, or another backup holding the lock) does not call it.
+    Implementations run in the request or scheduler run that made the backup: anything slow
+    (network) belongs on ``mc.outbox``.
+
+    :param mc: the running MissionControl.
+    :param actor: who asked for the backup (a ``mission_control.Actor``, as for ``pre_backup``);
+        ``actor == mission_control.SCHEDULER`` for the daily scheduled run.
+    :param backup: the new ``BackupInfo``, or ``None`` when the backup failed or was refused.
+    :param error: ``None`` on success, else the ``mission_control.BackupFailed`` or
+        ``BackupRefused`` the caller receives (``error.reason`` is a safe sentence).
+    :return: ignored.
+    :raises: anything; the host logs it and audits ``plugin_error``; the other implementations
+        still run, and the backup's outcome is unchanged.
+    """
+
+
+@hookspec
 def offsite_targets(mc):
     """Name the off-site targets this plugin copies every backup to, as configured right now.
 

@@ -1,4 +1,6 @@
 """The hook points and the plugin manager: isolation of failures, ordering, blocking, validation."""
+import shutil
+
 import pluggy
 import pytest
 
@@ -133,6 +135,85 @@ def test_pre_backup_crash_fails_the_backup_cleanly(make_mc):
         mc.backups.create("t")
     assert mc.backups.list() == []
     assert mc.audit_store.query(action="backup_failed")[1] == 1
+
+
+class Finished:
+    """Records each `backup_finished` call, with what the trail and post_backup had seen by then."""
+
+    def __init__(self):
+        self.calls, self.post = [], []
+
+    @hookimpl
+    def post_backup(self, backup):
+        self.post.append(backup.name)
+
+    @hookimpl
+    def backup_finished(self, mc, actor, backup, error):
+        newest = mc.audit_store.query(limit=1)[0][0]["action"]
+        self.calls.append((actor, backup.name if backup else None, type(error).__name__,
+                           newest, list(self.post)))
+
+
+def test_backup_finished_comes_last_after_a_success(make_mc):
+    from mission_control import Actor
+
+    finished = Finished()
+    mc = make_mc(plugins=[finished])
+    made = mc.backups.create(Actor("alice", 7))
+    assert finished.calls == [(Actor("alice", 7), made.name, "NoneType", "backup_create",
+                               [made.name])]
+
+
+def test_backup_finished_after_a_refusal_and_a_failure(make_mc):
+    from mission_control import BackupRefused
+    from mission_control.errors import BackupFailed
+
+    class Refuses:
+        on = True
+
+        @hookimpl
+        def pre_backup(self):
+            if self.on:
+                raise BackupRefused("quiet hours", 503)
+
+    finished, refuses = Finished(), Refuses()
+    mc = make_mc(plugins=[finished, refuses])
+    with pytest.raises(BackupRefused):
+        mc.backups.create("t")
+    assert finished.calls[-1][1:4] == (None, "BackupRefused", "backup_refused")
+
+    refuses.on = False
+    shutil.rmtree(mc.backups.dir)
+    mc.backups.dir.write_bytes(b"a file where the backups folder should be")
+    with pytest.raises(BackupFailed):
+        mc.backups.create("t")
+    assert finished.calls[-1][1:4] == (None, "BackupFailed", "backup_failed")
+    assert len(finished.calls) == 2 and finished.post == []
+
+
+def test_backup_finished_is_not_called_for_a_backup_turned_away(make_mc):
+    from mission_control.errors import TooManyRequests
+
+    finished = Finished()
+    mc = make_mc(plugins=[finished], backup_rate_limit=1)
+    mc.backups.create("alice", rate_key="alice")
+    with pytest.raises(TooManyRequests):
+        mc.backups.create("alice", rate_key="alice")
+    assert len(finished.calls) == 1
+
+
+def test_a_failing_backup_finished_changes_nothing(make_mc):
+    class Crashing:
+        @hookimpl(tryfirst=True)
+        def backup_finished(self):
+            raise RuntimeError("alert bug")
+
+    finished = Finished()
+    mc = make_mc(plugins=[finished, Crashing()])
+    made = mc.backups.create("t")
+    assert made.path.exists() and len(finished.calls) == 1
+    [error] = mc.audit_store.query(action="plugin_error")[0]
+    assert error["detail"]["hook"] == "backup_finished"
 
 
 def test_disabled_plugins_are_blocked(make_mc, clock):
