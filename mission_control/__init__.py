@@ -7,10 +7,12 @@ __version__ = "0.1.0"
 #: Marker for hook implementations; the only thing a plugin has to import.
 hookimpl = pluggy.HookimplMarker(NAME)
 
-from .actor import Actor  # noqa: E402
-from .errors import BackupRefused, MissionControlError  # noqa: E402
+from .actor import SCHEDULER, Actor  # noqa: E402
+from .errors import BackupFailed, BackupRefused, MissionControlError  # noqa: E402
 from .settings import SettingDef  # noqa: E402
+from .offsite import describe_failure  # noqa: E402
+from .health import backup_status  # noqa: E402
 from .core import MissionControl  # noqa: E402
 
-__all__ = ["NAME", "hookimpl", "Actor", "MissionControl", "MissionControlError", "BackupRefused",
-           "SettingDef"]
+__all__ = ["NAME", "hookimpl", "Actor", "SCHEDULER", "MissionControl", "MissionControlError",
+           "BackupFailed", "BackupRefused", "SettingDef", "backup_status", "describe_failure"]

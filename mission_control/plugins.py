@@ -22,6 +22,8 @@ DEFAULT_PLUGINS = (
     "plugins.disk_guard",
     "plugins.offsite_dir",
     "plugins.offsite_s3",
+    "plugins.healthchecks",
+    "plugins.email_alerts",
 )
 
 #: Module-name prefix of plugins imported from the drop-in folder (`MC_PLUGINS_DIR`).
