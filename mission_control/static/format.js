@@ -53,6 +53,9 @@ const ACTIONS = {
   auto_backup: "ran the daily backup",
   settings_update: "changed settings",
   settings_reset: "reset a setting",
+  alert_sent: "sent an alert",
+  alert_failed: "alert not delivered",
+  health_changed: "backup health changed",
 };
 
 export function actionText(action) {
