@@ -97,9 +97,12 @@ def test_a_failed_offsite_copy_is_mailed(make_mc, smtp, tmp_path):
     mc.settings.update({"offsite.dir.path": str(tmp_path / "unmounted")}, "alice")
     made = mc.backups.create(SCHEDULER)
     assert made.path.exists()
-    mail = by_subject(smtp, 1)["[Mission Control] Off-site copy to dir failed"]
+    mails = by_subject(smtp, 2)
+    mail = mails["[Mission Control] Off-site copy to dir failed"]
     assert "is the share mounted?" in body(mail) and f"Backup: {made.name}" in body(mail)
     assert str(tmp_path) not in body(mail)
+    # A configured target whose last copy failed turns the verdict to fail, naming the target.
+    assert "dir" in body(mails["[Mission Control] Backup health is FAIL"])
 
 
 def test_health_changes_are_audited_and_only_fail_is_mailed(make_mc, clock, smtp):
