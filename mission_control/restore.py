@@ -148,7 +148,7 @@ def _prepare(mc, source, prepared):
         _carry_over_audit(live, dst)
         VerificationStore.write_rows(dst, verifications)
         dst.execute("COMMIT")
-        _check_swappable(dst, live)
+        check_swappable(dst, live)
         return version
     finally:
         dst.close()
@@ -176,11 +176,13 @@ def _carry_over_audit(live, dst):
     dst.execute("DROP TABLE temp.live_audit")
 
 
-def _check_swappable(prepared, live):
-    """Raise unless the backup API can copy `prepared` into the live database as it is.
+def check_swappable(prepared, live):
+    """Check that the backup API can copy the `prepared` connection's database into `live`'s.
 
     Pages are copied verbatim: a file of another text encoding or page size would be swapped in
     and then be unreadable by every connection of the service.
+
+    :raises ValueError: the encodings or page sizes differ (which, named in the message).
     """
     for pragma in ("encoding", "page_size"):
         ours, theirs = (c.execute(f"PRAGMA {pragma}").fetchone()[0] for c in (live, prepared))

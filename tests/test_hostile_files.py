@@ -5,11 +5,15 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections import Counter
 
 import pytest
+
+from mission_control.restore import check_swappable
 
 from .backup_files import add_tasks, mission_control_db, rewrite_schema, run_sql, titles
 from .scheduling import FakeClock
@@ -280,3 +284,31 @@ def test_verifying_and_uploading_never_wait_for_the_backup_lock(mc, users, api, 
         assert status == 200 and body["ok"] is True
         status, body = api.call("POST", "/api/backup/upload?filename=copy.db", raw=upload)
         assert status == 200, body
+
+
+def test_the_command_line_never_opens_a_hard_link_either(mc, tmp_path):
+    add_tasks(mc, "live")
+    os.link(mc.config.db_path, mc.backups.dir / "linked.db")
+    for action, extra in (("verify", []), ("restore", ["--yes"]),
+                          ("download", ["-o", str(tmp_path / "out.db")])):
+        done = subprocess.run(
+            [sys.executable, "-m", "mission_control", "backup", action, "linked.db", *extra,
+             "--data-dir", str(mc.config.data_dir)], capture_output=True, text=True, timeout=120)
+        assert done.returncode != 0, (action, done.stdout)
+        assert "This file is the live database" in done.stderr, (action, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out.db").exists() and titles(mc) == ["live"]
+
+
+def test_a_prepared_copy_of_another_encoding_or_page_size_is_never_swapped_in(tmp_path):
+    live = sqlite3.connect(tmp_path / "live.db")
+    live.execute("CREATE TABLE t (a)")
+    for pragma, value, problem in (("encoding", '"UTF-16le"', "encoding is UTF-16le"),
+                                   ("page_size", "1024", "page_size is 1024")):
+        prepared = sqlite3.connect(tmp_path / f"{pragma}.db")
+        prepared.execute(f"PRAGMA {pragma}={value}")
+        prepared.execute("CREATE TABLE t (a)")
+        with pytest.raises(ValueError, match=problem):
+            check_swappable(prepared, live)
+        prepared.close()
+    live.close()
