@@ -3,7 +3,8 @@
 The steps, all under the backup lock (so no backup or other restore runs meanwhile):
 1. verify the backup (header, `integrity_check`, Mission Control's schema, not from a newer version);
 2. prepare a private copy: same page size as the live database, migrated forward, with the live
-   verification records and every live audit event it lacks carried over, then check that it can
+   verification records (never the file's) and every live audit event it lacks carried over,
+   then check that it can
    be swapped in (encoding, page size);
 3. take a pre-restore safety backup of the live database (`pre-restore-...db`, never pruned);
 4. copy the prepared file into the live database with SQLite's backup API in one step. The live
@@ -146,7 +147,7 @@ def _prepare(mc, source, prepared):
         _, version = dbmod.migrate(dst)
         dst.execute("BEGIN IMMEDIATE")
         _carry_over_audit(live, dst)
-        VerificationStore.write_rows(dst, verifications)
+        VerificationStore.replace_rows(dst, verifications)
         dst.execute("COMMIT")
         check_swappable(dst, live)
         return version

@@ -155,8 +155,15 @@ class VerificationStore:
 
     @classmethod
     def write_rows(cls, conn, rows):
-        """Write whole rows (dicts, as `all()` returns them) on `conn`, e.g. into a restore copy."""
+        """Write whole rows (dicts, as `all()` returns them) on `conn`."""
         conn.executemany(cls._WRITE, rows)
+
+    @classmethod
+    def replace_rows(cls, conn, rows):
+        """Make the table on `conn` hold exactly `rows`: a restore copy keeps the live records,
+        never the file's (which could claim that any file here was verified)."""
+        conn.execute("DELETE FROM backup_verifications")
+        cls.write_rows(conn, rows)
 
     def all(self):
         return self._db.query("SELECT * FROM backup_verifications")

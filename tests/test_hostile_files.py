@@ -220,6 +220,22 @@ def test_a_future_dated_audit_row_hides_no_live_event(mc, users, api, tmp_path, 
     assert mc.settings.get("general.site_name") == "Mission Control"  # the data is the file's
 
 
+def test_verification_records_are_never_taken_from_the_file(mc, users, api, tmp_path):
+    name = mc.backups.create("test").name
+    assert api.call("POST", "/api/backup/verify", {"name": name})[0] == 200
+    path = real_backup(mc, tmp_path, "claims")
+    st = (mc.backups.dir / name).stat()
+    run_sql(path, "REPLACE INTO backup_verifications (name, size, mtime_ns, sha256, ok, integrity,"
+                  " verified_at) VALUES ('unchecked.db', 1, 1, 'ff', 1, '[]', 0),"
+                  f" ('{name}', {st.st_size}, {st.st_mtime_ns}, 'forged', 1, '[]', 0)")
+    shutil.copyfile(path, mc.backups.dir / "claims.db")
+    live = {r["name"]: r["sha256"] for r in mc.db.query("SELECT * FROM backup_verifications")}
+    status, body = api.call("POST", "/api/backup/restore", {"name": "claims.db"})
+    assert status == 200, body
+    after = {r["name"]: r["sha256"] for r in mc.db.query("SELECT * FROM backup_verifications")}
+    assert after == {**live, "claims.db": body["restored"]["sha256"]}
+
+
 def test_hard_links_to_the_live_database_are_never_opened(mc, users, api):
     add_tasks(mc, "live")
     wal = f"{mc.config.db_path}-wal"
