@@ -209,8 +209,8 @@ def _swap(prepared, live_path):
 
 
 def _settle(live_path):
-    """After the swap: the live database back in WAL mode (the copy's header says rollback
-    journal) and the new pages checkpointed."""
+    """After the swap: the live database in WAL mode (as before it) and the new pages
+    checkpointed."""
     conn = dbmod.connect(live_path)  # switches to WAL when it is not
     try:
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
