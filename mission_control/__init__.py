@@ -12,7 +12,14 @@ from .errors import BackupFailed, BackupRefused, MissionControlError  # noqa: E4
 from .settings import SettingDef  # noqa: E402
 from .offsite import describe_failure  # noqa: E402
 from .health import backup_status  # noqa: E402
+from .backups import PATTERN  # noqa: E402
+from .fsutil import fsync_dir, remove_files, sha256_file  # noqa: E402
+from .offsite_codec import (REMOTE_PATTERN, Codec, Encoded, codec_settings, encode,  # noqa: E402
+                            parse_remote_name)
+from .offsite_targets import RemoteCopy  # noqa: E402
 from .core import MissionControl  # noqa: E402
 
 __all__ = ["NAME", "hookimpl", "Actor", "SCHEDULER", "MissionControl", "MissionControlError",
-           "BackupFailed", "BackupRefused", "SettingDef", "backup_status", "describe_failure"]
+           "BackupFailed", "BackupRefused", "SettingDef", "backup_status", "describe_failure",
+           "PATTERN", "fsync_dir", "remove_files", "sha256_file", "REMOTE_PATTERN", "Codec",
+           "Encoded", "codec_settings", "encode", "parse_remote_name", "RemoteCopy"]

@@ -1,4 +1,4 @@
-"""The `mission-control` command: serve, manage users, and make/list/delete backups."""
+"""The `mission-control` command: serve, manage users, make/list/delete backups, fetch off-site copies."""
 import argparse
 import getpass
 import json
@@ -6,7 +6,7 @@ import logging
 import sys
 from datetime import datetime, timezone
 
-from . import cli_backup_files
+from . import cli_backup_files, cli_offsite
 from .actor import Actor
 from .config import Config, ConfigError
 from .core import MissionControl
@@ -50,6 +50,7 @@ def _parser():
     delete = actions.add_parser("delete", parents=[common], help="delete a backup by name")
     delete.add_argument("name")
     cli_backup_files.add_parsers(actions, common)
+    cli_offsite.add_parser(sub, common)
     return parser
 
 
@@ -89,6 +90,8 @@ def run(args, out, stdin):
     with MissionControl(config) as mc:
         if args.command == "user":
             return _user(mc, args, out, stdin)
+        if args.command == "offsite":
+            return cli_offsite.run(mc, args, out, _actor(), _human)
         if args.action in cli_backup_files.ACTIONS:
             return cli_backup_files.run(mc, args, out, stdin, _actor())
         return _backup(mc, args, out)

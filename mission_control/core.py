@@ -9,6 +9,7 @@ from .backups import BackupService
 from .config import Config, ConfigError
 from .db import Database, migrate
 from .offsite import OffsiteResults
+from .offsite_codec import IDENTITY_SETTING
 from .outbox import Outbox
 from .passwords import check_strength
 from .plugins import DEFAULT_PLUGINS, get_plugin_manager
@@ -52,7 +53,8 @@ class MissionControl:
         self.audit = Auditor(self.pm, clock, mc=self)
         self.offsite = OffsiteResults(self.db, clock, self.audit, self.pm, mc=self)
         declared = [d for found in self.hook.register_settings(mc=self) for d in found or ()]
-        self.settings = Settings(self.db, clock, self.audit, (*HOST_SETTINGS, *declared))
+        self.settings = Settings(self.db, clock, self.audit, (*HOST_SETTINGS, IDENTITY_SETTING,
+                                                               *declared))
         self.users = UserStore(self.db, clock)
         self.auth = Authenticator(self.users, self.audit, clock, api_key=self.config.api_key,
                                   login_attempts_per_minute=self.config.login_attempts_per_minute,

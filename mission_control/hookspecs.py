@@ -77,9 +77,25 @@ def offsite_targets(mc):
     there within ``offsite.max_lag_minutes``. Answer exactly when your ``post_backup`` would try a
     copy, and report each result under the same name with ``mc.offsite.succeeded``/``failed``.
 
+    An item may be a plain name, or a target object that can also give copies back (listing,
+    ``/api/offsite/<name>/fetch``, the weekly restore drill):
+
+    - ``name``: the target's name (``"dir"``, ``"s3"``);
+    - ``list_copies()``: the copies it holds, as ``mission_control.RemoteCopy(name, size,
+      created_at)``, in any order; names ``mission_control.parse_remote_name`` does not know
+      are ignored;
+    - ``open_copy(name)``: a binary reader (``read(n)``, ``close()``) streaming that copy's stored
+      bytes; the host closes it.
+
+    The host unpacks what it reads (zstd, age) as the name says, so a target only moves bytes.
+    Copies made with ``mission_control.encode`` and reported with ``mc.offsite.succeeded(...,
+    remote_name=..., encoded=...)`` are compared with what was sent when fetched back.
+
     :param mc: the running MissionControl.
-    :return: a list of target names (``["dir"]``); an empty list or ``None`` when not configured.
-    :raises: anything; the host logs it and counts no target for that plugin.
+    :return: a list of target names or target objects; an empty list or ``None`` when not
+        configured.
+    :raises: anything; the host logs it and counts no target for that plugin. An exception from
+        ``list_copies``/``open_copy`` is answered as 502 "cannot be read".
     """
 
 

@@ -47,15 +47,54 @@ class OffsiteResults:
 
         A plugin whose hook raises is logged and counts no target.
         """
-        if self._pm is None:
-            return []
-        answers = call_isolated(self._pm, "offsite_targets", lambda plugin, exc: None, mc=self.mc)
-        return sorted({str(name) for names in answers for name in names or ()})
+        return sorted(self._answers())
 
-    def succeeded(self, target, backup, actor, *, location, detail=None):
-        """Record and audit a verified copy of `backup` (a ``BackupInfo``) at `location`."""
+    def targets(self):
+        """`{name: target}` of the configured targets that can also give copies back.
+
+        Those are the hook's answers that are objects with ``list_copies`` and ``open_copy``
+        rather than plain names.
+        """
+        return {name: item for name, item in self._answers().items()
+                if callable(getattr(item, "list_copies", None))
+                and callable(getattr(item, "open_copy", None))}
+
+    def _answers(self):
+        """`{name: answer}` of every ``offsite_targets`` answer (a name, or a target object)."""
+        if self._pm is None:
+            return {}
+        found = {}
+        answers = call_isolated(self._pm, "offsite_targets", lambda plugin, exc: None, mc=self.mc)
+        for items in answers:
+            for item in items or ():
+                found.setdefault(str(getattr(item, "name", item)), item)
+        return found
+
+    def succeeded(self, target, backup, actor, *, location, detail=None, remote_name=None,
+                  encoded=None):
+        """Record and audit a verified copy of `backup` (a ``BackupInfo``) at `location`.
+
+        :param remote_name: the copy's name at the target (default: the backup's name).
+        :param encoded: the ``mission_control.Encoded`` that `encode` returned, when the copy was
+            packed by it: its sizes and SHA-256s are remembered, so a copy fetched back or
+            drilled later can be compared with what was sent.
+        """
         detail = {"target": target, "name": backup.name, "size": backup.size,
                   "location": location, **(detail or {})}
+        if encoded is not None:
+            remote_name = remote_name or backup.name
+            detail.update(remote_name=remote_name, sha256=encoded.sha256,
+                          plain_sha256=encoded.plain_sha256, stored_size=encoded.size,
+                          ratio=encoded.ratio, compressed=encoded.compressed,
+                          encrypted=encoded.encrypted)
+            with self._db.transaction() as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO offsite_copies (target, remote_name, backup, size,"
+                    " sha256, plain_size, plain_sha256, compressed, encrypted, created_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (target, remote_name, backup.name, encoded.size, encoded.sha256,
+                     encoded.plain_size, encoded.plain_sha256, int(encoded.compressed),
+                     int(encoded.encrypted), int(self._clock())))
         self._store(target, True, backup.name, location, "Copied and verified", detail)
         self._audit.emit("offsite_copy", actor, target_type="offsite", target_id=target,
                          detail=detail)
@@ -94,7 +133,35 @@ class OffsiteResults:
         for row in rows:
             row["ok"] = bool(row["ok"])
             row["detail"] = json.loads(row["detail"]) if row["detail"] else None
+            detail = row["detail"] or {}
+            row["stored_size"] = detail.get("stored_size")
+            row["ratio"] = detail.get("ratio")
         return rows
 
     def get(self, target):
         return next((row for row in self.list() if row["target"] == target), None)
+
+    def copy_record(self, target, remote_name):
+        """What was sent as `remote_name` to `target` (sizes, SHA-256s), or None if not from here."""
+        return self._db.query_one(
+            "SELECT target, remote_name, backup, size, sha256, plain_size, plain_sha256,"
+            " compressed, encrypted, created_at FROM offsite_copies"
+            " WHERE target = ? AND remote_name = ?", (target, remote_name))
+
+    def drilled(self, target, ok, remote_name, message, detail):
+        """Remember the last restore drill of `target` (the auditing is the caller's)."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO offsite_drills (target, ok, remote_name, message, detail,"
+                " finished_at) VALUES (?,?,?,?,?,?)",
+                (target, int(ok), remote_name, message, json.dumps(detail, sort_keys=True),
+                 int(self._clock())))
+
+    def drills(self):
+        """The last restore drill of every target that was ever drilled, by target name."""
+        rows = self._db.query("SELECT target, ok, remote_name, message, detail, finished_at"
+                              " FROM offsite_drills ORDER BY target")
+        for row in rows:
+            row["ok"] = bool(row["ok"])
+            row["detail"] = json.loads(row["detail"]) if row["detail"] else None
+        return rows

@@ -16,7 +16,10 @@ class SettingDef:
     """One setting: values are stored and returned as strings, as upstream Mission Control does.
 
     `type` is "text", "bool" or "int"; `minimum`/`maximum` bound an int; a `secret` value is never
-    returned by the API.
+    returned by the API. A text setting may list its allowed `choices`, or name a `clean`
+    function that takes the given string and returns the canonical one, or raises ValueError
+    with the reason (the API answers 400 naming the setting); its `pattern` then tells API
+    clients (in the OpenAPI document) what `clean` accepts.
     """
 
     key: str
@@ -28,6 +31,9 @@ class SettingDef:
     maximum: int | None = None
     secret: bool = False
     max_length: int = 1000
+    choices: tuple | None = None
+    clean: object = None
+    pattern: str | None = None
 
     def normalize(self, value):
         """The canonical stored string for `value`, or raise ValueError with the reason."""
@@ -50,6 +56,10 @@ class SettingDef:
             return str(number)
         if not isinstance(value, str):
             raise ValueError("must be a string")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"must be one of {', '.join(self.choices)}")
+        if self.clean is not None and len(value) <= self.max_length:
+            value = self.clean(value)
         if len(value) > self.max_length or \
                 any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
             raise ValueError(f"must be at most {self.max_length} printable characters")

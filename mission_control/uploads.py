@@ -85,6 +85,29 @@ def _self_contained(path):
     return True
 
 
+def check_received(mc, sink, refusal):
+    """Check a complete file received in `sink` (an upload, a fetched off-site copy) as a backup.
+
+    It must be a SQLite database that passes `integrity_check` and has Mission Control's schema;
+    one saved in WAL mode is made self-contained first (the check is bounded by
+    `mc.config.verify_timeout`). The file is fsynced.
+
+    :return: `(sha256, Inspection)` of the file as it now is.
+    :raises ValidationFailed: with `refusal` as the message and the problems as details (400).
+    """
+    digest = sink.sha256
+    try:
+        if _self_contained(sink.path):
+            digest = sha256_file(sink.path)
+    except sqlite3.DatabaseError:
+        pass  # inspect() says what is wrong with it
+    found = inspect(sink.path, timeout=mc.config.verify_timeout, clock=mc.clock)
+    if not found.ok:
+        raise ValidationFailed(found.problems, refusal)
+    fsync_file(sink.path)
+    return digest, found
+
+
 def accept_upload(mc, sink, actor, *, original_name=None):
     """Check the complete upload in `sink` and store it; on any refusal nothing is left behind.
 
@@ -95,16 +118,7 @@ def accept_upload(mc, sink, actor, *, original_name=None):
         sink.finish()
         if sink.size == 0:
             raise BadRequest("Upload is empty: send the backup file as the request body")
-        digest = sink.sha256
-        try:
-            if _self_contained(sink.path):
-                digest = sha256_file(sink.path)
-        except sqlite3.DatabaseError:
-            pass  # inspect() says what is wrong with it
-        found = inspect(sink.path, timeout=mc.config.verify_timeout, clock=mc.clock)
-        if not found.ok:
-            raise ValidationFailed(found.problems, "Upload is not a valid Mission Control backup")
-        fsync_file(sink.path)
+        digest, found = check_received(mc, sink, "Upload is not a valid Mission Control backup")
         final = place_at_free_name(sink.path, mc.backups.dir, UPLOAD_FORMAT, int(mc.clock()))
         fsync_dir(mc.backups.dir)
     except BadRequest as exc:

@@ -1,24 +1,23 @@
 """Built-in off-site copy to a folder (a mounted NAS or network share), verified by SHA-256.
 
-After each backup, when ``offsite.dir.path`` names an existing folder, the backup is copied there
-under a hidden temporary name, fsynced, read back and compared by SHA-256 with the local file,
-then renamed to its final name and the folder fsynced. Then the folder keeps the newest
+After each backup, when ``offsite.dir.path`` names an existing folder, the backup is streamed
+there (compressed with zstd and encrypted with age when ``offsite.dir.compress`` and
+``offsite.dir.age_recipients`` say so) under a hidden temporary name, fsynced, read back and
+compared by SHA-256 with what was written, then renamed to its final name (the backup's, plus
+``.zst``/``.age``) and the folder fsynced. Then the folder keeps the newest
 ``offsite.dir.retention_count`` backups. Pruning runs only after a verified copy and never touches
 the copy just made, so the last good copy is never deleted. A failure is recorded and audited as
 ``offsite_failed``; the local backup is never affected.
 """
-import hashlib
 import os
 import secrets
 
-from mission_control import SettingDef, hookimpl
-from mission_control.backups import PATTERN
-from mission_control.fsutil import fsync_dir, remove_files, sha256_file
+from mission_control import (REMOTE_PATTERN, Codec, RemoteCopy, SettingDef, codec_settings,
+                             encode, fsync_dir, hookimpl, remove_files, sha256_file)
 
 TARGET = "dir"
 TEMP_PREFIX = ".mc-offsite-"
 STALE_TEMP_SECONDS = 24 * 3600
-CHUNK = 1024 * 1024
 
 
 @hookimpl
@@ -30,43 +29,41 @@ def register_settings():
         SettingDef("offsite.dir.retention_count", "int", "10",
                    "How many backups to keep in the off-site folder", "offsite",
                    minimum=1, maximum=1000),
+        *codec_settings(TARGET),
     ]
 
 
-def copy_verified(source, folder, name):
-    """Copy `source` to `folder/name` through a temporary file; return the copy's SHA-256.
+def copy_verified(source, folder, name, codec):
+    """Stream `source` packed by `codec` to `folder/name` through a temporary file.
 
+    :return: the ``Encoded`` sizes and SHA-256s.
     :raises OSError: on any I/O failure; no temporary file is left behind.
-    :raises ValueError: the copy's checksum differs from the source's, or another file of that
-        name is already there.
+    :raises ValueError: the copy read back differs from what was written, or another file of
+        that name is already there.
     """
     tmp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp")
     final = os.path.join(folder, name)
-    source_digest = hashlib.sha256()
     try:
-        with open(source, "rb") as src, open(tmp, "xb") as dst:
+        with open(tmp, "xb") as dst:
             os.fchmod(dst.fileno(), 0o600)
-            for chunk in iter(lambda: src.read(CHUNK), b""):
-                source_digest.update(chunk)
-                dst.write(chunk)
+            encoded = encode(source, dst, codec)
             dst.flush()
             os.fsync(dst.fileno())
-        expected, landed = source_digest.hexdigest(), sha256_file(tmp)
-        if landed != expected:
-            raise ValueError("the copy's SHA-256 differs from the backup's")
+        if sha256_file(tmp) != encoded.sha256:
+            raise ValueError("the copy's SHA-256 differs from what was written")
         if os.path.lexists(final):
-            if sha256_file(final) != expected:
+            if sha256_file(final) != encoded.sha256:
                 raise ValueError(f"a different file named {name} is already in the folder")
         else:
             os.rename(tmp, final)
         fsync_dir(folder)
-        return expected
+        return encoded
     finally:
         remove_files(tmp)
 
 
 def prune(folder, keep, just_made, now):
-    """Keep the newest `keep` pattern-named backups in `folder` (by name, which is by time).
+    """Keep the newest `keep` copies in `folder` (by name, which is by time).
 
     `just_made` is always kept. Hidden temporary files older than a day (left by a crash) go too.
     :return: names deleted.
@@ -74,7 +71,7 @@ def prune(folder, keep, just_made, now):
     names, deleted = [], []
     with os.scandir(folder) as entries:
         for entry in entries:
-            if PATTERN.match(entry.name) and entry.is_file(follow_symlinks=False):
+            if REMOTE_PATTERN.match(entry.name) and entry.is_file(follow_symlinks=False):
                 names.append(entry.name)
             elif entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
                 if now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS:
@@ -98,11 +95,6 @@ def configured_folder(mc):
 
 
 @hookimpl
-def offsite_targets(mc):
-    return [TARGET] if configured_folder(mc) else []
-
-
-@hookimpl
 def post_backup(mc, backup, actor):
     folder = configured_folder(mc)
     if not folder:
@@ -112,18 +104,49 @@ def post_backup(mc, backup, actor):
         mc.offsite.failed(TARGET, backup, actor, "offsite.dir.path is not an existing absolute "
                           "folder (is the share mounted?)", location=folder)
         return
+    codec = Codec.from_settings(mc.settings, TARGET)
+    remote_name = codec.remote_name(backup.name)
     try:
-        digest = copy_verified(backup.path, folder, backup.name)
-    except (OSError, ValueError) as exc:
+        encoded = copy_verified(backup.path, folder, remote_name, codec)
+    except Exception as exc:  # noqa: BLE001 - I/O, a missing extra: all mean "not copied"
         mc.offsite.failed(TARGET, backup, actor, exc, location=folder)
         return
     try:
-        pruned = prune(folder, mc.settings.get("offsite.dir.retention_count"), backup.name,
+        pruned = prune(folder, mc.settings.get("offsite.dir.retention_count"), remote_name,
                        mc.clock())
     except OSError as exc:
         mc.offsite.failed(TARGET, backup, actor, f"copied and verified, but pruning the folder "
                           f"failed: {os.strerror(exc.errno) if exc.errno else exc}",
                           location=folder)
         return
-    mc.offsite.succeeded(TARGET, backup, actor, location=os.path.join(folder, backup.name),
-                         detail={"sha256": digest, "pruned": pruned})
+    mc.offsite.succeeded(TARGET, backup, actor, location=os.path.join(folder, remote_name),
+                         detail={"pruned": pruned}, remote_name=remote_name, encoded=encoded)
+
+
+class FolderTarget:
+    """The folder as an off-site target the host can list and fetch copies back from."""
+
+    name = TARGET
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def list_copies(self):
+        copies = []
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                if REMOTE_PATTERN.match(entry.name) and entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    copies.append(RemoteCopy(entry.name, st.st_size, int(st.st_mtime)))
+        return copies
+
+    def open_copy(self, name):
+        if not REMOTE_PATTERN.match(name):  # the host checks too; a path never gets through
+            raise FileNotFoundError(name)
+        return open(os.path.join(self.folder, name), "rb")
+
+
+@hookimpl
+def offsite_targets(mc):
+    folder = configured_folder(mc)
+    return [FolderTarget(folder)] if folder else []

@@ -6,14 +6,22 @@ imported only when the plugin has work to do. Credentials come from the standard
 go up in parts (multipart upload); what landed is checked against the local file (size, and the
 MD5-based ETag, or a full download compared by SHA-256 when the ETag cannot tell), and then the
 bucket keeps the newest ``offsite.s3.retention_count`` backups under the prefix.
+
+With ``offsite.s3.compress`` or ``offsite.s3.age_recipients`` set, the backup is first packed
+(zstd, age) into a hidden temporary file beside it, in bounded memory, and that file is uploaded
+as ``<backup name>.zst.age``; it is deleted afterwards, whatever happened.
 """
 import hashlib
+import os
 import re
+import secrets
+from contextlib import contextmanager
 
-from mission_control import SettingDef, hookimpl
+from mission_control import (REMOTE_PATTERN, Codec, Encoded, RemoteCopy, SettingDef,
+                             codec_settings, encode, hookimpl, remove_files)
 
 TARGET = "s3"
-PATTERN = re.compile(r"^mc-backup-\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}\.db$")
+STAGING_PREFIX = ".mc-offsite-s3-"
 MD5_ETAG = re.compile(r"^[0-9a-f]{32}(-\d+)?$")
 MB = 1024 * 1024
 CHUNK = MB
@@ -44,6 +52,7 @@ def register_settings():
            minimum=5, maximum=5 * 1024),
         s3("verify_download", "bool", "false", "Verify each upload by downloading it and "
            "comparing SHA-256 (otherwise by size and ETag)"),
+        *codec_settings(TARGET),
     ]
 
 
@@ -102,8 +111,8 @@ def make_client(mc):
     return session.client("s3", endpoint_url=endpoint, config=config)
 
 
-def upload_verified(client, mc, backup, bucket, key):
-    """Upload `backup` to `bucket/key` and check what landed; return its SHA-256.
+def upload_verified(client, mc, path, bucket, key):
+    """Upload the file `path` to `bucket/key` and check what landed; return its SHA-256.
 
     :raises ValueError: what landed differs from the local file.
     :raises botocore/boto3 errors: the upload or the check failed.
@@ -112,13 +121,13 @@ def upload_verified(client, mc, backup, bucket, key):
     from s3transfer.utils import ChunksizeAdjuster
 
     threshold = mc.settings.get("offsite.s3.multipart_threshold_mb") * MB
-    size = backup.path.stat().st_size
+    size = os.stat(path).st_size
     part_size = ChunksizeAdjuster().adjust_chunksize(
         mc.settings.get("offsite.s3.multipart_chunk_mb") * MB, size)
-    sha256, etag = local_digests(backup.path, size >= threshold, part_size)
+    sha256, etag = local_digests(path, size >= threshold, part_size)
     transfer = TransferConfig(multipart_threshold=threshold, multipart_chunksize=part_size,
                               max_concurrency=4)
-    client.upload_file(str(backup.path), bucket, key, Config=transfer,
+    client.upload_file(str(path), bucket, key, Config=transfer,
                        ExtraArgs={"Metadata": {"sha256": sha256}})
     head = client.head_object(Bucket=bucket, Key=key)
     if head["ContentLength"] != size:
@@ -139,12 +148,12 @@ def upload_verified(client, mc, backup, bucket, key):
 
 
 def prune_bucket(client, bucket, prefix, keep, just_made):
-    """Keep the newest `keep` pattern-named backups under `prefix`; return the keys deleted."""
+    """Keep the newest `keep` copies under `prefix`; return the keys deleted."""
     names = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", ()):
             name = item["Key"][len(prefix):]
-            if PATTERN.match(name):
+            if REMOTE_PATTERN.match(name):
                 names.append(name)
     deleted = []
     for name in sorted(names, reverse=True)[keep:]:
@@ -159,9 +168,20 @@ def configured_bucket(mc):
     return mc.settings.get("offsite.s3.bucket").strip()
 
 
-@hookimpl
-def offsite_targets(mc):
-    return [TARGET] if configured_bucket(mc) else []
+@contextmanager
+def packed(backup, codec):
+    """The file to upload and its ``Encoded``: the backup itself, or a packed temporary copy."""
+    if codec.plain:
+        yield backup.path, None
+        return
+    staging = backup.folder / f"{STAGING_PREFIX}{secrets.token_hex(8)}.tmp"
+    try:
+        with open(staging, "xb") as out:
+            os.fchmod(out.fileno(), 0o600)
+            encoded = encode(backup.path, out, codec)
+        yield staging, encoded
+    finally:
+        remove_files(staging)
 
 
 @hookimpl
@@ -169,24 +189,68 @@ def post_backup(mc, backup, actor):
     bucket = configured_bucket(mc)
     if not bucket:
         return
-    key = key_prefix(mc.settings.get("offsite.s3.prefix")) + backup.name
-    location = f"s3://{bucket}/{key}"
+    codec = Codec.from_settings(mc.settings, TARGET)
+    remote_name = codec.remote_name(backup.name)
+    prefix = key_prefix(mc.settings.get("offsite.s3.prefix"))
+    location = f"s3://{bucket}/{prefix}{remote_name}"
     try:
         client = make_client(mc)
     except ImportError:
         mc.offsite.failed(TARGET, backup, actor, MISSING_BOTO3, location=location)
         return
     try:
-        sha256 = upload_verified(client, mc, backup, bucket, key)
+        with packed(backup, codec) as (path, encoded):
+            sha256 = upload_verified(client, mc, path, bucket, prefix + remote_name)
+        if encoded is None:
+            encoded = Encoded(backup.size, sha256, backup.size, sha256, False, False)
     except Exception as exc:  # noqa: BLE001 - botocore raises many kinds; all mean "not copied"
         mc.offsite.failed(TARGET, backup, actor, exc, location=location)
         return
     try:
-        pruned = prune_bucket(client, bucket, key_prefix(mc.settings.get("offsite.s3.prefix")),
-                              mc.settings.get("offsite.s3.retention_count"), backup.name)
+        pruned = prune_bucket(client, bucket, prefix,
+                              mc.settings.get("offsite.s3.retention_count"), remote_name)
     except Exception as exc:  # noqa: BLE001
         mc.offsite.failed(TARGET, backup, actor, f"uploaded and verified, but pruning the bucket "
                           f"failed: {type(exc).__name__}: {exc}"[:300], location=location)
         return
-    mc.offsite.succeeded(TARGET, backup, actor, location=location,
-                         detail={"sha256": sha256, "pruned": pruned})
+    mc.offsite.succeeded(TARGET, backup, actor, location=location, detail={"pruned": pruned},
+                         remote_name=remote_name, encoded=encoded)
+
+
+class BucketTarget:
+    """The bucket's prefix as an off-site target the host can list and fetch copies back from."""
+
+    name = TARGET
+
+    def __init__(self, mc, bucket, prefix):
+        self.mc, self.bucket, self.prefix = mc, bucket, prefix
+
+    @property
+    def client(self):
+        """A client made when first needed, so naming the target needs no boto3."""
+        try:
+            return make_client(self.mc)
+        except ImportError:
+            raise RuntimeError(MISSING_BOTO3) from None
+
+    def list_copies(self):
+        copies = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                      Prefix=self.prefix)
+        for page in pages:
+            for item in page.get("Contents", ()):
+                name = item["Key"][len(self.prefix):]
+                if REMOTE_PATTERN.match(name):
+                    copies.append(RemoteCopy(name, item["Size"],
+                                             int(item["LastModified"].timestamp())))
+        return copies
+
+    def open_copy(self, name):
+        return self.client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"]
+
+
+@hookimpl
+def offsite_targets(mc):
+    bucket = configured_bucket(mc)
+    return [BucketTarget(mc, bucket, key_prefix(mc.settings.get("offsite.s3.prefix")))] \
+        if bucket else []

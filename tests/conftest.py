@@ -1,4 +1,5 @@
 """Shared fixtures: real SQLite files in tmp_path, the real WSGI app, a fake clock, logged-in clients."""
+import uuid
 from dataclasses import replace
 
 import pytest
@@ -10,6 +11,7 @@ from mission_control.web import WebApp
 from tests.browser import browser, open_page  # noqa: F401 - browser-test fixtures, defined once
 
 from .helpers import serving
+from .s3server import ACCESS_KEY, SECRET_KEY, S3Server
 from .scheduling import FakeClock, settable_clock
 
 PASSWORD = "correct-horse-battery"
@@ -114,3 +116,39 @@ def live_server(mc):
     """A real waitress server for `mc` on a free loopback port; yields its base URL."""
     with serving(mc) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's standalone S3 server on loopback, one per test session."""
+    pytest.importorskip("moto.server")
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch, tmp_path):
+    """Credentials through the standard AWS chain (environment), and nothing from the host."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+
+
+@pytest.fixture
+def s3(s3_server, aws_env):
+    boto3 = pytest.importorskip("boto3")
+    return boto3.client("s3", endpoint_url=s3_server.url, region_name="us-east-1")
+
+
+@pytest.fixture
+def bucket(s3):
+    """A new empty bucket on `s3_server`."""
+    name = f"mc-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name

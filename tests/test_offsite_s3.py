@@ -2,46 +2,10 @@
 import hashlib
 import socket
 import sys
-import uuid
 
 import pytest
 
-from .s3server import ACCESS_KEY, SECRET_KEY, S3Server
-
 boto3 = pytest.importorskip("boto3")
-
-
-@pytest.fixture(scope="session")
-def s3_server():
-    pytest.importorskip("moto.server")
-    server = S3Server()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def aws_env(monkeypatch, tmp_path):
-    """Credentials through the standard AWS chain (environment), and nothing from the host."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-
-
-@pytest.fixture
-def s3(s3_server, aws_env):
-    return boto3.client("s3", endpoint_url=s3_server.url, region_name="us-east-1")
-
-
-@pytest.fixture
-def bucket(s3):
-    name = f"mc-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name)
-    return name
 
 
 def configure(mc, server, bucket, **more):

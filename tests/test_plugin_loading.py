@@ -53,7 +53,8 @@ def test_builtins_are_listed_with_version_and_hooks(mc):
     plugins, body = listed(mc)
     assert plugins["retention"] == {"name": "retention", "kind": "builtin",
                                     "version": mission_control.__version__, "hooks": ["prune"]}
-    assert plugins["offsite_s3"]["hooks"] == ["offsite_targets", "post_backup", "register_settings"]
+    assert plugins["offsite_s3"]["hooks"] == ["offsite_targets", "post_backup",
+                                              "register_settings"]
     assert plugins["disk_guard"]["hooks"] == ["pre_backup", "register_settings"]
     assert {"audit_log", "audit_jsonl", "audit_syslog", "offsite_dir"} <= set(plugins)
     assert body["blocked"] == []

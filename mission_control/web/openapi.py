@@ -1,5 +1,6 @@
 """The OpenAPI 3.1 document of the HTTP API (served at /api/openapi.json): core paths and the builder."""
 from .. import __version__
+from . import api_offsite
 from . import openapi_transfer as transfer
 from .openapi_parts import (BACKUP_NAME, INT_OR_NULL, SECURED, STR_OR_NULL, array, body, obj,
                             operation, query_param, ref, response)
@@ -39,7 +40,11 @@ SCHEMAS = {
                   version=STR_OR_NULL, hooks=array({"type": "string"})),
     "OffsiteResult": obj(target={"type": "string"}, ok={"type": "boolean"},
                          backup=STR_OR_NULL, location=STR_OR_NULL, message=STR_OR_NULL,
-                         detail={}, finished_at=INT_OR_NULL),
+                         detail={}, finished_at=INT_OR_NULL,
+                         stored_size={**INT_OR_NULL, "description": "bytes stored off-site "
+                                      "(after compression and encryption)"},
+                         ratio={"type": ["number", "null"],
+                                "description": "stored size / backup size"}),
 }
 
 def _scheduler_post():
@@ -139,6 +144,11 @@ def setting_value_schema(definition):
         bounds = {"minimum": definition.minimum, "maximum": definition.maximum}
         return {"type": "integer", **{k: v for k, v in bounds.items() if v is not None},
                 "description": "a whole number (a string of digits is accepted too)"}
+    if definition.choices is not None:
+        return {"enum": list(definition.choices)}
+    if definition.pattern is not None:
+        return {"type": "string", "maxLength": definition.max_length,
+                "pattern": definition.pattern}
     return {"type": "string", "maxLength": definition.max_length,
             "pattern": "^[^\\x00-\\x08\\x0a-\\x1f\\x7f]*$",
             "description": "printable text (tabs allowed)"}
@@ -151,8 +161,9 @@ def build_document(settings=(), task_ids=()):
         document names exactly the keys and values `PUT /api/settings` accepts.
     :param task_ids: the scheduler's task ids (`POST /api/scheduler`).
     """
-    paths = {path: dict(ops) for path, ops in {**PATHS, **transfer.PATHS}.items()}
-    schemas = {**SCHEMAS, **transfer.SCHEMAS}
+    paths = {path: dict(ops) for path, ops in
+             {**PATHS, **transfer.PATHS, **api_offsite.PATHS}.items()}
+    schemas = {**SCHEMAS, **transfer.SCHEMAS, **api_offsite.SCHEMAS}
     settable = {d.key: setting_value_schema(d) for d in settings}
     schemas["SettingKey"] = {"enum": sorted(d.key for d in settings)} if settings else \
         {"type": "string"}

@@ -54,6 +54,7 @@ COMMON = {
     429: error("Too many requests: rate limit exceeded", RETRY),
     500: error("The operation failed; the reason is in the audit trail and the log"),
     501: error("Not available: an optional extra is not installed"),
+    502: error("The off-site target's storage could not be read (share, bucket)"),
     507: error("A pre_backup plugin refused the backup (for instance: not enough free disk)"),
 }
 

@@ -1,0 +1,142 @@
+"""Coming back from off-site: the targets plugins offer, their copies, and fetching one back as a backup.
+
+A target is an object a plugin returns from the ``offsite_targets`` hook with a ``name``, a
+``list_copies()`` and an ``open_copy(name)`` (see `mission_control.hookspecs`; `mc.offsite.targets`). A copy fetched back
+is unpacked into a hidden temporary file, checked like an upload, and kept as
+``offsite-<backup name>`` in the backups folder, where the normal restore path can restore it.
+"""
+import os
+import sys
+from contextlib import closing
+from dataclasses import dataclass
+
+from .errors import BadRequest, MissionControlError, NotFound, ValidationFailed
+from .fsutil import fsync_dir, place_without_overwrite, sha256_file
+from .offsite import describe_failure
+from .offsite_codec import CopyDamaged, MissingExtra, decode, parse_remote_name
+from .uploads import UploadSink, check_received
+from .verify import VerificationStore
+
+FETCHED_PREFIX = "offsite-"
+
+
+@dataclass(frozen=True)
+class RemoteCopy:
+    """One copy held by a target: its remote `name`, stored `size` and `created_at` (unix s)."""
+
+    name: str
+    size: int
+    created_at: int
+
+    def to_json(self):
+        _, compressed, encrypted = parse_remote_name(self.name)
+        return {"name": self.name, "size": self.size, "created_at": self.created_at,
+                "encrypted": encrypted, "compressed": compressed}
+
+
+class TargetUnavailable(MissionControlError):
+    """The target's storage could not be read (unmounted share, unreachable bucket, ...)."""
+
+    status = 502
+
+
+def find_target(mc, name):
+    """:raises NotFound: no plugin offers a configured target of that name (404)."""
+    target = mc.offsite.targets().get(name)
+    if target is None:
+        raise NotFound(f"No configured off-site target named {str(name)[:40]!r}")
+    return target
+
+
+def list_copies(target):
+    """The target's copies (`RemoteCopy`), newest first.
+
+    :raises TargetUnavailable: the target could not be listed (502).
+    """
+    try:
+        copies = [c for c in target.list_copies() if parse_remote_name(c.name)]
+    except Exception as exc:  # noqa: BLE001 - OSError, botocore's many kinds: all "unreadable"
+        raise TargetUnavailable(f"The off-site target cannot be read: "
+                                f"{describe_failure(exc)}") from None
+    return sorted(copies, key=lambda c: (parse_remote_name(c.name)[0], c.created_at),
+                  reverse=True)
+
+
+def unpack(target, remote_name, sink, identity):
+    """Download `remote_name` from `target` and unpack it into `sink`; `(size, plain_sha256)`.
+
+    :raises CopyDamaged: wrong identity, truncated or altered copy.
+    :raises TargetUnavailable: the copy could not be read.
+    """
+    _, compressed, encrypted = parse_remote_name(remote_name)
+    try:
+        with closing(target.open_copy(remote_name)) as reader:
+            return decode(reader, sink, compressed=compressed, encrypted=encrypted,
+                          identities=identity)
+    except CopyDamaged:
+        raise
+    except MissingExtra as exc:
+        raise MissionControlError(str(exc), status=501) from None
+    except Exception as exc:  # noqa: BLE001
+        raise TargetUnavailable(f"The off-site copy cannot be read: "
+                                f"{describe_failure(exc)}") from None
+
+
+def fetch(mc, target_name, remote_name, actor, identity=None):
+    """Fetch copy `remote_name` from `target_name` back into the backups folder, checked.
+
+    :param identity: age secret key(s); by default the secret setting ``offsite.age_identity``.
+    :return: `{"backup": {name, size, created_at, sha256}, "sha256_match": bool or None}`
+        (None when this server has no record of the copy).
+    :raises ValidationFailed: not a copy's name (400). :raises NotFound: no such target or copy.
+    :raises BadRequest: the copy cannot be decrypted or unpacked, or is not a valid backup, or
+        differs from what was sent (400); nothing is left behind, and the refusal is audited.
+    """
+    target = find_target(mc, target_name)
+    parsed = parse_remote_name(remote_name)
+    if parsed is None:
+        raise ValidationFailed(["name: must be an off-site copy's name "
+                                "(mc-backup-…db, optionally .zst and/or .age)"])
+    if remote_name not in {c.name for c in list_copies(target)}:
+        raise NotFound("The off-site target holds no copy of that name")
+    record = mc.offsite.copy_record(target.name, remote_name)
+    sink = UploadSink(mc.backups.dir, sys.maxsize)
+    try:
+        try:
+            unpack(target, remote_name, sink, identity or mc.settings.get("offsite.age_identity"))
+        except CopyDamaged as exc:
+            raise BadRequest(f"The off-site copy was refused: {exc}") from None
+        sink.finish()
+        digest, found = check_received(mc, sink, "The off-site copy is not a valid Mission "
+                                                 "Control backup")
+        match = None if record is None else record["plain_sha256"] == digest
+        if match is False:
+            raise BadRequest("The off-site copy was refused: its SHA-256 differs from the backup "
+                             "that was sent")
+        final = mc.backups.dir / f"{FETCHED_PREFIX}{parsed[0]}"
+        try:
+            place_without_overwrite(sink.path, final)
+        except FileExistsError:
+            if sha256_file(final) != digest:
+                raise BadRequest(f"{final.name} already exists with other content: delete it "
+                                 "first") from None
+            sink.discard()
+        fsync_dir(mc.backups.dir)
+    except BadRequest as exc:
+        sink.discard()
+        mc.audit.emit("offsite_fetch_refused", actor, target_type="offsite",
+                      target_id=target.name, detail={"target": target.name, "name": remote_name,
+                                                     "reason": "; ".join(exc.details or
+                                                                         [exc.message])})
+        raise
+    except BaseException:
+        sink.discard()
+        raise
+    st = os.stat(final)
+    VerificationStore(mc.db).record(final.name, st, digest, found, int(mc.clock()), str(actor))
+    backup = {"name": final.name, "size": st.st_size, "created_at": int(st.st_mtime),
+              "sha256": digest}
+    mc.audit.emit("offsite_fetch", actor, target_type="offsite", target_id=target.name,
+                  detail={"target": target.name, "name": remote_name, "backup": final.name,
+                          "sha256": digest, "sha256_match": match})
+    return {"backup": backup, "sha256_match": match}
