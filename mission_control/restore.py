@@ -73,8 +73,9 @@ def restore_backup(mc, name, actor, *, session_token=None):
             raise ValidationFailed(check["problems"], "Backup failed verification")
         prepared = mc.backups.dir / f"{TEMP_PREFIX}restore-{os.getpid()}-{secrets.token_hex(6)}.tmp"
         try:
-            migrated_to = _prepare(mc, mc.backups.dir / name, prepared)
+            migrated_to, carried = _prepare(mc, mc.backups.dir / name, prepared)
             safety = _safety_backup(mc)
+            _top_up_audit(mc, prepared, carried)
             _swap(prepared, mc.config.db_path)
         except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
             reason = describe_error(exc)
@@ -128,7 +129,7 @@ def session_after_restore(mc, session_token):
 def _prepare(mc, source, prepared):
     """Copy `source` to `prepared` in the live page size, migrated, with live records carried over.
 
-    :return: the schema version after migration.
+    :return: `(schema version after migration, id of the last live audit event carried over)`.
     """
     live = mc.db.conn()
     page_size = live.execute("PRAGMA page_size").fetchone()[0]
@@ -146,28 +147,37 @@ def _prepare(mc, source, prepared):
             dst.execute("VACUUM")
         _, version = dbmod.migrate(dst)
         dst.execute("BEGIN IMMEDIATE")
-        _carry_over_audit(live, dst)
+        carried = _carry_over_audit(live, dst)
         VerificationStore.replace_rows(dst, verifications)
         dst.execute("COMMIT")
         check_swappable(dst, live)
-        return version
+        return version, carried
     finally:
         dst.close()
         src.close()
 
 
-def _carry_over_audit(live, dst):
-    """Append to `dst` every event of the live trail that it does not hold already.
+def _carry_over_audit(live, dst, after_id=0):
+    """Append to `dst` every event of the live trail (after id `after_id`) it does not hold.
 
     The audit trail is never rolled back, and nothing in the file can hide a live event: an
     event counts as held only when the file has a row equal in every column, as often as the
     live trail has it (times in the file are not trusted, so no cutoff is taken from them).
+
+    :return: the id of the last live event read.
     """
     columns = ", ".join(AUDIT_COLUMNS)
     same = " AND ".join(f"a.{c} IS l.{c}" for c in AUDIT_COLUMNS)
+    last = [after_id]
+
+    def events():
+        for event_id, *row in live.execute(f"SELECT id, {columns} FROM audit_log WHERE id > ?"
+                                           " ORDER BY id", (after_id,)):
+            last[0] = event_id
+            yield row
     dst.execute(f"CREATE TEMP TABLE live_audit AS SELECT {columns} FROM main.audit_log WHERE 0")
     dst.executemany(f"INSERT INTO temp.live_audit VALUES ({', '.join('?' * len(AUDIT_COLUMNS))})",
-                    live.execute(f"SELECT {columns} FROM audit_log ORDER BY id"))
+                    events())
     dst.execute(
         f"INSERT INTO main.audit_log ({columns}) SELECT {columns} FROM ("
         f" SELECT rowid AS seq, *, ROW_NUMBER() OVER (PARTITION BY {columns} ORDER BY rowid) AS n"
@@ -175,6 +185,20 @@ def _carry_over_audit(live, dst):
         f" WHERE n > (SELECT COUNT(*) FROM main.audit_log AS a WHERE a.created_at = l.created_at"
         f" AND {same}) ORDER BY seq")
     dst.execute("DROP TABLE temp.live_audit")
+    return last[0]
+
+
+def _top_up_audit(mc, prepared, carried):
+    """Carry over the live events written since `_prepare` read the trail (while the safety
+    backup was made), so only the last milliseconds before the swap are not in the restored trail.
+    """
+    dst = sqlite3.connect(str(prepared), isolation_level=None)
+    try:
+        dst.execute("BEGIN IMMEDIATE")
+        _carry_over_audit(mc.db.conn(), dst, carried)
+        dst.execute("COMMIT")
+    finally:
+        dst.close()
 
 
 def check_swappable(prepared, live):

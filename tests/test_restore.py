@@ -269,6 +269,20 @@ def test_a_failure_after_verification_changes_nothing(mc, users, admin_client, m
     assert event["detail"]["reason"] == "OSError: No space left on device"
 
 
+def test_events_written_while_the_safety_backup_is_made_are_kept(mc, users, admin_client,
+                                                                 monkeypatch):
+    real_snapshot = restore_module.snapshot
+
+    def busy_snapshot(*args):  # another request writes to the audit trail meanwhile
+        mc.audit.emit("user_login", "olga", detail={"during": "safety backup"})
+        return real_snapshot(*args)
+    monkeypatch.setattr(restore_module, "snapshot", busy_snapshot)
+    name = mc.backups.create("test").name
+    assert admin_client.post("/api/backup/restore", json={"name": name}).status_code == 200
+    events = mc.audit_store.query(action="user_login", actor="olga")[0]
+    assert [e["detail"] for e in events] == [{"during": "safety backup"}]
+
+
 def test_a_failure_after_the_swap_says_the_data_was_replaced(mc, users, admin_client,
                                                              monkeypatch):
     add_tasks(mc, "old")
