@@ -31,7 +31,8 @@ def action_counts(db, like):
 def file_kind(name):
     if PATTERN.match(name):
         return "rotating"
-    for prefix, kind in (("pre-restore-", "pre_restore"), ("uploaded-", "uploaded")):
+    for prefix, kind in (("pre-restore-", "pre_restore"), ("uploaded-", "uploaded"),
+                         ("offsite-", "offsite")):
         if name.startswith(prefix):
             return kind
     return "other"
@@ -60,9 +61,9 @@ def age_problem(age, auto, enabled_for):
 def offsite_status(mc, newest, now):
     """Every configured off-site target, and every one that ever reported, each with its problem.
 
-    A configured target's `problem` is set when its last copy failed, or when `newest` (the newest
+    A configured target's `problem` is set when its last copy failed, when `newest` (the newest
     pattern-named local backup, or None) has had no verified copy there for
-    ``offsite.max_lag_minutes``. Targets no longer configured are listed without a problem.
+    ``offsite.max_lag_minutes``, or when its last restore drill (``offsite_verify``) failed. Targets no longer configured are listed without a problem.
 
     :return: a list of JSON-ready dicts, by target name.
     """
@@ -71,9 +72,11 @@ def offsite_status(mc, newest, now):
     copies = mc.audit_store.by_target("offsite_copy")
     failures = mc.audit_store.by_target("offsite_failed")
     max_lag = mc.settings.get("offsite.max_lag_minutes") * 60
+    drills = {row["target"]: row for row in mc.offsite.drills()}
     targets = []
     for name in sorted(configured | set(results)):
         result = results.get(name) or {}
+        drill = drills.get(name)
         problem = None
         if name in configured and result.get("ok") is False:
             problem = f"off-site copy to {name} failed: {result['message']}"
@@ -82,12 +85,17 @@ def offsite_status(mc, newest, now):
             # Pattern names sort by time: a copy of this backup or a newer one is up to date.
             problem = (f"no off-site copy at {name} of the newest backup {newest.name} after "
                        f"{(now - newest.created_at) // 60} minutes")
+        if name in configured and drill and not drill["ok"]:
+            failed = f"the last restore drill of {name} failed: {drill['message']}"
+            problem = f"{problem}; {failed}" if problem else failed
         targets.append({
             "target": name, "configured": name in configured, "ok": result.get("ok"),
             "backup": result.get("backup"), "message": result.get("message"),
             "finished_at": result.get("finished_at"),
             "last_success_at": copies.get(name, {}).get("last_at"),
-            "failures": failures.get(name, {}).get("count", 0), "problem": problem})
+            "failures": failures.get(name, {}).get("count", 0), "problem": problem,
+            "drill": drill and {key: drill[key] for key in
+                                ("ok", "remote_name", "message", "finished_at")}})
     return targets
 
 

@@ -72,14 +72,25 @@ class BackupCollector:
                                     "1 when the target is configured and has no problem "
                                     "(its last copy worked and is recent enough)",
                                     labels=["target"])
+        drill_ok = GaugeMetricFamily("mission_control_offsite_drill_ok",
+                                     "1 when the target's last restore drill (offsite_verify) "
+                                     "passed, 0 when it failed", labels=["target"])
+        drill_at = GaugeMetricFamily("mission_control_offsite_drill_timestamp_seconds",
+                                     "Unix time of the target's last restore drill",
+                                     labels=["target"])
         for target in status["offsite"]:
             last_copy.add_metric([target["target"]], target["last_success_at"] or 0)
             copy_failures.add_metric([target["target"]], target["failures"])
             healthy.add_metric([target["target"]],
                                int(target["configured"] and not target["problem"]))
+            if target.get("drill"):  # a target never drilled has no drill series
+                drill_ok.add_metric([target["target"]], int(target["drill"]["ok"]))
+                drill_at.add_metric([target["target"]], target["drill"]["finished_at"])
         yield last_copy
         yield copy_failures
         yield healthy
+        yield drill_ok
+        yield drill_at
 
         files = GaugeMetricFamily("mission_control_backup_files",
                                   "Backup files in the backups folder", labels=["kind"])

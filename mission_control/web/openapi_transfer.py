@@ -25,7 +25,11 @@ SCHEMAS = {
         ok={"type": ["boolean", "null"], "description": "the last copy's result (null: none)"},
         backup=STR_OR_NULL, message=STR_OR_NULL, finished_at=INT_OR_NULL,
         last_success_at=INT_OR_NULL, failures={"type": "integer"},
-        problem={**STR_OR_NULL, "description": "why this target fails the verdict, or null"}),
+        problem={**STR_OR_NULL, "description": "why this target fails the verdict, or null"},
+        drill={"anyOf": [{"type": "null"}, obj(
+            ok={"type": "boolean"}, remote_name=STR_OR_NULL, message={"type": "string"},
+            finished_at={"type": "integer"})],
+            "description": "the last restore drill (offsite_verify), or null when never drilled"}),
     "BackupStatus": obj(
         verdict={"enum": ["pass", "warn", "fail"]}, reasons=_STRINGS,
         last_success={"anyOf": [{"type": "null"}, obj(

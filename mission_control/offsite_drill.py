@@ -1,0 +1,107 @@
+"""Restore drills: fetch each target's newest copy to a temporary file and prove it restores.
+
+For every off-site target that can give copies back, the newest copy is unpacked (decrypted with
+the secret setting ``offsite.age_identity``, decompressed) into a hidden temporary file, checked
+like an upload (``integrity_check``, Mission Control's schema) and its plain SHA-256 compared
+with the one recorded when it was sent; the file is then deleted. An encrypted copy without an
+identity configured can only be checked by its age header and the SHA-256 of the stored bytes,
+and the result says so. Each result is remembered (`mc.offsite.drills()`), audited as
+``offsite_verify`` and counted by backup health.
+"""
+import sys
+from contextlib import closing
+
+from .errors import MissionControlError
+from .offsite import describe_failure
+from .offsite_codec import AGE_MAGIC, CHUNK, CopyDamaged, Digesting, parse_remote_name
+from .offsite_targets import list_copies, unpack
+from .uploads import UploadSink
+from .verify import inspect
+
+FULL, HEADER_AND_HASH = "full", "header_and_hash"
+
+
+class _Discard:
+    def write(self, data):
+        return len(data)
+
+
+def _stored_digest(target, name):
+    """`(starts like an age file, sha256 of the stored bytes)`, streaming the copy once."""
+    out = Digesting(_Discard())
+    with closing(target.open_copy(name)) as reader:
+        head = reader.read(len(AGE_MAGIC))
+        out.write(head)
+        for chunk in iter(lambda: reader.read(CHUNK), b""):
+            out.write(chunk)
+    return head == AGE_MAGIC, out.sha256
+
+
+def _check_stored(target, name, record):
+    """The header-and-hash check of an encrypted copy; returns the message, raises CopyDamaged."""
+    is_age, digest = _stored_digest(target, name)
+    if not is_age:
+        raise CopyDamaged("the copy does not start with an age header")
+    if record is None:
+        return ("age header present; no record here of the bytes sent, and no identity "
+                "(offsite.age_identity) to decrypt: not decrypted or restored")
+    if digest != record["sha256"]:
+        raise CopyDamaged("the stored bytes' SHA-256 differs from what was sent")
+    return ("age header and SHA-256 of the stored bytes match what was sent; not decrypted "
+            "(no offsite.age_identity set), so not restored")
+
+
+def _check_restorable(mc, target, name, record, identity):
+    """The full drill: unpack into a temporary file, inspect, compare; returns the message."""
+    sink = UploadSink(mc.backups.dir, sys.maxsize)
+    try:
+        _, digest = unpack(target, name, sink, identity)
+        sink.finish()
+        found = inspect(sink.path, timeout=mc.config.verify_timeout, clock=mc.clock)
+        if not found.ok:
+            raise CopyDamaged("the unpacked backup is not restorable: " +
+                              "; ".join(found.problems[:3]))
+    finally:
+        sink.discard()
+    if record is None:
+        return "unpacked and passed integrity_check; no record here to compare its SHA-256 with"
+    if digest != record["plain_sha256"]:
+        raise CopyDamaged("the unpacked backup's SHA-256 differs from the backup that was sent")
+    return "unpacked, passed integrity_check, and its SHA-256 matches the backup that was sent"
+
+
+def drill_target(mc, target, actor):
+    """Drill one target's newest copy; remember and audit the result.
+
+    :return: dict with `target`, `ok`, `name` (the copy drilled, or None), `mode` ("full" or
+        "header_and_hash", or None when nothing was drilled) and `message`.
+    """
+    name = mode = None
+    try:
+        copies = list_copies(target)
+        if not copies:
+            raise CopyDamaged("the target holds no copy to drill")
+        name = copies[0].name
+        _, _, encrypted = parse_remote_name(name)
+        record = mc.offsite.copy_record(target.name, name)
+        identity = mc.settings.get("offsite.age_identity")
+        if encrypted and not identity:
+            mode, message = HEADER_AND_HASH, _check_stored(target, name, record)
+        else:
+            mode, message = FULL, _check_restorable(mc, target, name, record, identity)
+        ok = True
+    except (CopyDamaged, MissionControlError) as exc:
+        ok, message = False, str(exc) if isinstance(exc, CopyDamaged) else exc.message
+    except Exception as exc:  # noqa: BLE001 - a target's own errors (OSError, botocore's, ...)
+        ok, message = False, f"the copy cannot be read: {describe_failure(exc)}"
+    result = {"target": target.name, "ok": ok, "name": name, "mode": mode, "message": message}
+    mc.offsite.drilled(target.name, ok, name, message, result)
+    mc.audit.emit("offsite_verify", actor, target_type="offsite", target_id=target.name,
+                  detail=result)
+    return result
+
+
+def drill_all(mc, actor):
+    """Drill every configured target that can give copies back; a list of `drill_target` results."""
+    return [drill_target(mc, target, actor)
+            for _, target in sorted(mc.offsite.targets().items())]
