@@ -54,7 +54,7 @@ def test_sql_is_compared_without_whitespace_comments_or_keyword_case_but_with_li
     (("table", "notes", "notes", "CREATE TABLE notes (u INTEGER REFERENCES users(id))"),
      "table notes references Mission Control's table users"),
     (("table", "users", "users", "CREATE TABLE users (id INTEGER PRIMARY KEY)"),
-     "table users differs from what schema version 4 creates"),
+     f"table users differs from what schema version {NEWEST} creates"),
 ])
 def test_odd_rows_are_refused_by_name(row, problem):
     problems = allowlist_problems([*newest_rows(), row], NEWEST)
