@@ -68,6 +68,22 @@ def backup_finished(mc, actor, backup, error):
 
 
 @hookspec
+def periodic_check(mc):
+    """Called every few minutes (at most 5 apart) while the service runs, for time-driven alerts.
+
+    Some trouble comes with time alone, with no event to react to: a backup that is now overdue,
+    an off-site copy that is late. The scheduler's thread calls this after each of its checks;
+    only a running service (``mission-control serve``) has that thread, so the CLI and scripts
+    never call it. Run quick checks here and queue anything slow on ``mc.outbox``.
+
+    :param mc: the running MissionControl.
+    :return: ignored.
+    :raises: anything; the host logs it (no audit event, since it would repeat every few
+        minutes), the other implementations still run and the scheduler carries on.
+    """
+
+
+@hookspec
 def offsite_targets(mc):
     """Name the off-site targets this plugin copies every backup to, as configured right now.
 

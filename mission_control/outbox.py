@@ -1,4 +1,4 @@
-"""`Outbox`: best-effort deliveries (alert pings, mail) run on background threads, never in a request.
+"""`Outbox`: best-effort deliveries (alert pings, mail) on background threads, never in a request.
 
 Each named channel has a bounded queue and one daemon thread, started on its first job, so a slow
 mail server never delays a health ping and neither ever delays a backup. Closing gives queued jobs
@@ -35,7 +35,7 @@ class Outbox:
         self._closing = False
 
     def submit(self, channel, job):
-        """Queue `job` (a callable taking no argument) on `channel`; it runs on that channel's thread.
+        """Queue `job` (a callable without arguments) to run on `channel`'s thread.
 
         Jobs of one channel run one at a time, in order; an exception a job raises is logged.
         :return: True when queued; False when the channel is full or the outbox is closing.

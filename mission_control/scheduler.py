@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from .actor import SCHEDULER, as_actor
 from .backups import describe_error
 from .errors import BackupFailed, BackupRefused, Conflict, MissionControlError, TooManyRequests
+from .plugins import call_isolated
 from .schedule import next_run, slot_start
 from .scheduler_state import SchedulerState
 
@@ -170,6 +171,10 @@ class Scheduler:
             text = f"Backup failed: {describe_error(exc)}"
         return safe_message(text)
 
+    def periodic_check(self):
+        """Call the `periodic_check` hook, each plugin isolated (the thread, after every check)."""
+        call_isolated(self.mc.pm, "periodic_check", lambda plugin, exc: None, mc=self.mc)
+
     # -- what the API shows --------------------------------------------------------------------
     def status(self):
         """A `TaskStatus` per task; `next_run` is the next slot whether enabled or not."""
@@ -218,6 +223,7 @@ class Scheduler:
                 self.run_due()
             except Exception:  # noqa: BLE001 - e.g. the database busy; the next wake retries
                 log.exception("scheduler check failed; retrying later")
+            self.periodic_check()
             if self._stopping.is_set():
                 break
             now = self.mc.clock()

@@ -2,11 +2,12 @@
 
 Off until ``email.smtp_host`` and ``email.to`` are set. One mail per event, with the reason, and
 at most one per kind (``backup``, ``offsite``, ``status``) per hour: a backup that fails every
-few minutes does not flood the inbox. After each backup the health verdict (``GET
-/api/backup/status``) is checked; a change is audited as ``health_changed`` and a change *to*
-``fail`` is mailed. Every mail sent is audited as ``alert_sent`` (the rate limit reads those, so
-it holds across restarts and processes); one that could not be sent after three attempts as
-``alert_failed``. Mail goes out from ``mc.outbox``, never from the request that made the backup.
+few minutes does not flood the inbox. The health verdict (``GET /api/backup/status``) is
+checked after each backup and every few minutes while the service runs; a change is audited as
+``health_changed`` and a change *to* ``fail`` is mailed. Every mail sent is audited as
+``alert_sent`` (the rate limit reads those, so it holds across restarts and processes); one that
+could not be sent after three attempts as ``alert_failed``. Mail goes out from ``mc.outbox``,
+never from the request that made the backup.
 """
 import smtplib
 import ssl
@@ -14,8 +15,8 @@ from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
 
-from mission_control import (Actor, BackupRefused, MissionControlError, SettingDef, backup_status,
-                             describe_failure, hookimpl)
+from mission_control import (SCHEDULER, Actor, BackupRefused, MissionControlError, SettingDef,
+                             backup_status, describe_failure, hookimpl)
 
 CHANNEL = "email"
 RATE_SECONDS = 3600
@@ -143,6 +144,14 @@ def backup_finished(mc, actor, error):
         lines = [f"A backup was {what}.", "", f"Reason: {error.reason}", f"Asked by: {actor}"]
         _queue(mc, actor, lambda: _mail(mc, config, actor, "backup", f"Backup {what}", lines))
     _queue(mc, actor, lambda: _check_status(mc, config, actor))
+
+
+@hookimpl
+def periodic_check(mc):
+    # The verdict also turns to fail with time alone (a backup overdue, an off-site copy late).
+    config = mail_config(mc)
+    if config is not None:
+        _queue(mc, SCHEDULER, lambda: _check_status(mc, config, SCHEDULER))
 
 
 @hookimpl

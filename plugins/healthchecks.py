@@ -1,4 +1,4 @@
-"""Built-in dead-man's-switch pings: tell a Healthchecks.io-style monitor when backups start, succeed, fail.
+"""Built-in pings to a Healthchecks.io-style monitor when a backup starts, succeeds or fails.
 
 Off until ``healthchecks.url`` is set. Scheduled backups ping ``URL/start`` as they start, then
 ``URL`` on success or ``URL/fail`` on failure or refusal (Healthchecks.io's convention, which
@@ -80,7 +80,7 @@ def _queue(mc, actor, suffix, body):
     if not mc.outbox.submit(CHANNEL, deliver):
         mc.audit.emit("alert_failed", actor, target_type="alert", target_id=CHANNEL,
                       detail={"channel": CHANNEL, "ping": ping,
-                              "reason": "the alert queue is full or closing; this ping was dropped"})
+                              "reason": "the alert queue is full or closing; a ping was dropped"})
 
 
 @hookimpl(wrapper=True)

@@ -1,4 +1,4 @@
-"""Real alert receivers on loopback for the tests: an HTTP ping receiver and an SMTP server (aiosmtpd)."""
+"""Alert receivers on loopback for tests: an HTTP ping receiver and an SMTP server (aiosmtpd)."""
 import socket
 import threading
 import time
@@ -11,8 +11,9 @@ WAIT = 30  # seconds; generous, since the machine is shared
 class PingReceiver:
     """An HTTP server in a thread that records every request as `(method, path, body)`.
 
-    `status` is the answer, given after `delay` seconds; while `hold` is cleared, requests wait for it to be set (a monitor
-    that hangs); `answered` counts the answers given. Use as a context manager.
+    `status` is the answer, given after `delay` seconds; while `hold` is cleared, requests wait
+    for it to be set (a monitor that hangs); `answered` counts the answers given. Use as a
+    context manager.
     """
 
     def __init__(self, status=200, delay=0.0):

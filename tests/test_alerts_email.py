@@ -123,6 +123,21 @@ def test_health_changes_are_audited_and_only_fail_is_mailed(make_mc, clock, smtp
     assert newest["detail"]["to"] == "fail"
 
 
+def test_health_turning_to_fail_with_time_alone_is_mailed(make_mc, clock, smtp):
+    mc = make_mc()
+    configure(mc, smtp.port)
+    mc.backups.create("alice")
+    assert mc.outbox.wait_idle(WAIT) and smtp.messages == []
+    clock.advance(8 * 24 * HOUR)  # no event at all: only time passes
+    mc.scheduler.start()  # a running service checks every few minutes
+    [status] = smtp.wait_for(1)
+    assert status["Subject"] == "[Mission Control] Backup health is FAIL"
+    assert "last good backup is 8 days old" in body(status)
+    assert mc.outbox.wait_idle(WAIT)
+    newest = mc.audit_store.query(action="health_changed")[0][0]
+    assert newest["detail"]["to"] == "fail" and newest["actor"] == "scheduler"
+
+
 def test_off_until_configured(make_mc, smtp):
     mc = make_mc()
     refuse_backups(mc)

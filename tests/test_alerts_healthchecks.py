@@ -1,4 +1,4 @@
-"""The built-in `healthchecks` plugin against a real HTTP receiver on loopback: start, success, fail."""
+"""The built-in `healthchecks` plugin against a real HTTP receiver on loopback."""
 import os
 import shutil
 import subprocess

@@ -1,5 +1,6 @@
 """The hook points and the plugin manager: isolation of failures, ordering, blocking, validation."""
 import shutil
+import threading
 
 import pluggy
 import pytest
@@ -214,6 +215,27 @@ def test_a_failing_backup_finished_changes_nothing(make_mc):
     assert made.path.exists() and len(finished.calls) == 1
     [error] = mc.audit_store.query(action="plugin_error")[0]
     assert error["detail"]["hook"] == "backup_finished"
+
+
+def test_periodic_check_is_called_by_the_running_scheduler_only(make_mc):
+    called = threading.Event()
+
+    class Checks:
+        @hookimpl
+        def periodic_check(self, mc):
+            called.set()
+
+    class Crashing:
+        @hookimpl(tryfirst=True)
+        def periodic_check(self):
+            raise RuntimeError("check bug")
+
+    mc = make_mc(plugins=[Checks(), Crashing()])
+    mc.backups.create("t")
+    assert not called.is_set()  # backups alone (the CLI, scripts) never call it
+    mc.scheduler.start()
+    assert called.wait(30) and mc.scheduler.is_alive()
+    assert mc.audit_store.query(action="plugin_error")[1] == 0  # logged, not audited
 
 
 def test_disabled_plugins_are_blocked(make_mc, clock):
