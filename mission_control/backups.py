@@ -1,7 +1,6 @@
 """The backup service: hot snapshots, listing, deletion and pruning, for the API, CLI and scripts."""
 import logging
 import os
-import re
 import secrets
 import sqlite3
 import stat
@@ -18,15 +17,13 @@ from .actor import as_actor
 from .errors import (BackupFailed, BackupRefused, BadRequest, Conflict, MissionControlError,
                      NotFound, TooManyRequests, ValidationFailed)
 from .fsutil import FileLock, fsync_dir, fsync_file, place_at_free_name, remove_files
+from .names import NAME_FORMAT, PATTERN  # noqa: F401 - PATTERN: its public home for plugins
 from .plugins import call_isolated
 from .private_files import PRIVATE_DIR, PRIVATE_FILE
 from .ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-#: Names pruning may touch. Any other `*.db` in the folder is listed but kept forever.
-PATTERN = re.compile(r"^mc-backup-\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}\.db$")
-NAME_FORMAT = "mc-backup-%Y-%m-%d_%H-%M-%S.db"
 TEMP_PREFIX = ".mc-backup-"  # hidden, never listed, removed at start
 LOCK_NAME = ".backup.lock"
 RETRY_AFTER_BUSY = 10
@@ -142,7 +139,7 @@ class BackupService:
             self._finished(actor, None, exc)
             raise
         call_isolated(self.mc.pm, "post_backup",
-                      lambda plugin, exc: self._plugin_failed("post_backup", plugin, exc, actor),
+                      lambda plugin, exc: self.plugin_failed("post_backup", plugin, exc, actor),
                       mc=self.mc, backup=made, actor=actor)
         self._finished(actor, made, None)
         return made
@@ -170,7 +167,7 @@ class BackupService:
                                            "path": str(made.path),
                                            "duration_seconds": round(
                                                time.perf_counter() - started, 3)})
-                self._prune(made, actor)
+                self.mc.pruning.after_backup(made, actor)
         except OSError as exc:  # the folder or its lock file is unusable (a file, read-only...)
             if made is not None:
                 raise
@@ -182,7 +179,7 @@ class BackupService:
 
     def _finished(self, actor, made, error):
         call_isolated(self.mc.pm, "backup_finished",
-                      lambda plugin, exc: self._plugin_failed("backup_finished", plugin, exc,
+                      lambda plugin, exc: self.plugin_failed("backup_finished", plugin, exc,
                                                               actor),
                       mc=self.mc, actor=actor, backup=made, error=error)
 
@@ -212,40 +209,8 @@ class BackupService:
         self.mc.audit.emit("backup_failed", actor, target_type="backup", detail={"reason": reason})
         return BackupFailed(reason)
 
-    # -- pruning -------------------------------------------------------------------------------
-    def _prune(self, made, actor):
-        # The backup just made is the newest, even when an older file has the same mtime second
-        # and a later name (names skip ahead when several backups fall in one second).
-        candidates = sorted((b for b in self.list() if PATTERN.match(b.name)),
-                            key=lambda b: b.name != made.name)
-        keep = frozenset({made.name})
-        try:
-            chosen = self.mc.pm.hook.prune(mc=self.mc, backups=candidates, keep_names=keep)
-        except Exception as exc:  # noqa: BLE001
-            self._plugin_failed("prune", "?", exc, actor)
-            return
-        allowed = {b.name for b in candidates} - keep
-        removed = False
-        for name in dict.fromkeys(chosen or ()):
-            if name not in allowed:
-                continue
-            try:
-                os.unlink(self.dir / name)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:  # the backup is made; a file that will not go stays listed
-                log.error("could not prune %s: %s", name, describe_error(exc))
-                self.mc.audit.emit("backup_prune_failed", actor, target_type="backup",
-                                   target_id=name,
-                                   detail={"name": name, "reason": describe_error(exc)})
-                continue
-            removed = True
-            self.mc.audit.emit("backup_prune", actor, target_type="backup", target_id=name,
-                               detail={"name": name})
-        if removed:
-            fsync_dir(self.dir)
-
-    def _plugin_failed(self, hook, plugin, exc, actor):
+    def plugin_failed(self, hook, plugin, exc, actor):
+        """Log a plugin's failure in `hook` and audit it as `plugin_error`."""
         log.error("plugin %s failed in %s: %s", plugin, hook, describe_error(exc))
         self.mc.audit.emit("plugin_error", actor, target_type="plugin", target_id=plugin,
                            detail={"hook": hook, "plugin": plugin, "error": describe_error(exc)})

@@ -49,6 +49,11 @@ def _parser():
     lst.add_argument("--json", action="store_true", help="print the API's JSON shape")
     delete = actions.add_parser("delete", parents=[common], help="delete a backup by name")
     delete.add_argument("name")
+    prune = actions.add_parser("prune", parents=[common],
+                               help="apply the retention rules now (the same as after a backup)")
+    prune.add_argument("--dry-run", action="store_true",
+                       help="only show what would be kept (and why) and deleted")
+    prune.add_argument("--json", action="store_true", help="print the API's JSON shape")
     cli_backup_files.add_parsers(actions, common)
     cli_offsite.add_parser(sub, common)
     return parser
@@ -128,10 +133,25 @@ def _backup(mc, args, out):
         for b in [] if args.json else backups:
             when = datetime.fromtimestamp(b.created_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
             print(f"{b.name}\t{_human(b.size)}\t{when} UTC", file=out)
+    elif args.action == "prune":
+        _prune(mc, args, out)
     else:
         mc.backups.delete(args.name, _actor())
         print(f"deleted {args.name}", file=out)
     return 0
+
+
+def _prune(mc, args, out):
+    outcome = mc.pruning.run(_actor(), dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps({"dry_run": args.dry_run, **outcome.to_json()}, indent=2), file=out)
+        return
+    verb = "would delete" if args.dry_run else "deleted"
+    for name, reasons in outcome.keep:
+        print(f"keep\t{name}\t{', '.join(reasons) or 'kept by a plugin'}", file=out)
+    for name in outcome.delete:
+        print(f"{verb}\t{name}", file=out)
+    print(f"{len(outcome.keep)} kept, {len(outcome.delete)} {verb}", file=out)
 
 
 def main(argv=None, out=None, stdin=None):

@@ -12,6 +12,7 @@ from .offsite import OffsiteResults
 from .offsite_codec import IDENTITY_SETTING
 from .outbox import Outbox
 from .passwords import check_strength
+from .pruning import Pruning
 from .plugins import DEFAULT_PLUGINS, get_plugin_manager
 from .private_files import private_umask, secure_data_folder
 from .scheduler import Scheduler
@@ -60,6 +61,7 @@ class MissionControl:
                                   login_attempts_per_minute=self.config.login_attempts_per_minute,
                                   metrics_token=self.config.metrics_token)
         self.backups = BackupService(self)
+        self.pruning = Pruning(self)  # after each backup, on demand, and previews
         self.backups.ensure_dir()
         self.backups.remove_leftovers()
         self.scheduler = Scheduler(self)  # its thread is started only by `server.serve()`

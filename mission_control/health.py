@@ -159,7 +159,7 @@ def backup_status(mc):
         "reasons": [reason for _, reason in problems],
         "last_success": last_success,
         "last_failure": last_failure,
-        "next_run": int(next_run(now)),
+        "next_run": int(next_run(now, mc.settings.get("general.auto_backup_schedule"))),
         "auto_backup": auto,
         "offsite": offsite,
         "backups": {"count": len(files), "total_size": sum(b.size for b in files),

@@ -116,19 +116,27 @@ def offsite_targets(mc):
 
 
 @hookspec(firstresult=True)
-def prune(mc, backups, keep_names):
-    """Choose which backups to delete after a successful backup (the retention policy).
+def prune(mc, backups, keep_names, settings):
+    """Choose which backups to delete (the retention policy): after each successful backup, for
+    ``POST /api/backup/prune`` and ``mission-control backup prune``, and for their previews.
 
-    The first implementation to return a list wins; return ``None`` to defer to the next one. The
-    built-in ``retention`` plugin runs last (``trylast``) and keeps the newest
-    ``general.backup_retention_count`` pattern-named backups.
+    The first implementation to return an answer wins; return ``None`` to defer to the next one.
+    The built-in ``retention`` plugin runs last (``trylast``) and applies keep-last
+    (``general.backup_retention_count``) and its ``retention.keep_*`` rules.
 
     :param mc: the running MissionControl.
-    :param backups: ``BackupInfo`` list of the pattern-named backups (``mc-backup-...db``) only,
-        newest first by mtime. Other ``*.db`` files are never offered: they are kept forever.
-    :param keep_names: names the host will not delete whatever is returned (the backup just made).
-    :return: names to delete, or ``None``. The host deletes only names that are in ``backups`` and
-        not in ``keep_names``, and audits each deletion as ``backup_prune``.
+    :param backups: ``BackupInfo`` list of the rotating backups only (``mc-backup-<UTC time>.db``
+        names that are a real time), newest first by the time in the name, the backup just made
+        first. Other ``*.db`` files are never offered: they are kept forever.
+    :param keep_names: names the host will not delete whatever is returned (the backup just made;
+        empty for a prune on demand).
+    :param settings: read settings here (``settings.get(key)``), not from ``mc.settings``: for a
+        preview it answers the values an admin is about to save.
+    :return: names to delete (any iterable of ``str``), or a ``mission_control.RetentionPlan``
+        (the same names, plus why each kept backup is kept, shown by the preview), or ``None``.
+        The host deletes only names that are in ``backups`` and not in ``keep_names``, and audits
+        each deletion as ``backup_prune``. The hook must not delete anything itself: a preview
+        calls it too.
     :raises: anything; the host logs it, audits ``plugin_error`` and deletes nothing this time.
     """
 

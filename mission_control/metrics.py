@@ -38,7 +38,7 @@ class BackupCollector:
             ("last_size_bytes", "Size of the last successful backup", success.get("size")),
             ("last_failure_timestamp_seconds", "Unix time of the last failed or refused backup",
              failure.get("at")),
-            ("next_run_timestamp_seconds", "Unix time of the next daily 03:00 UTC slot",
+            ("next_run_timestamp_seconds", "Unix time of the next auto-backup slot",
              status["next_run"]),
         ):
             if value is not None:

@@ -1,4 +1,4 @@
-"""The daily auto-backup timer: a thread that sleeps on an Event and runs each day's slot once."""
+"""The auto-backup timer: a thread that sleeps on an Event and runs each cron slot once."""
 import logging
 import re
 import threading
@@ -9,7 +9,7 @@ from .actor import SCHEDULER, as_actor
 from .backups import describe_error
 from .errors import BackupFailed, BackupRefused, Conflict, MissionControlError, TooManyRequests
 from .plugins import call_isolated
-from .schedule import next_run, slot_start
+from .schedule import describe, next_run, slot_start
 from .scheduler_state import SchedulerState
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,8 @@ _PATH = re.compile(r"(?<![\w.~-])(?:~?/|[A-Za-z]:\\)[^\s'\",;)\]]*")
 
 @dataclass(frozen=True)
 class Task:
-    """A scheduled task: runs daily at the slot while the bool setting `setting` is true.
+    """A scheduled task: runs at each slot of the cron setting `schedule` (UTC) while the bool
+    setting `setting` is true.
 
     `run(actor, rate_key=None)` does the work and returns `(backup_or_None, message)`, or raises.
     """
@@ -31,6 +32,7 @@ class Task:
     id: str
     name: str
     setting: str
+    schedule: str
     run: object
 
 
@@ -54,6 +56,8 @@ class TaskStatus:
     last_ok: bool | None
     last_message: str | None
     last_finished: int | None
+    schedule: str = ""
+    description: str = ""
 
 
 def slot_id(slot):
@@ -71,7 +75,7 @@ def _ms(seconds):
 
 
 class Scheduler:
-    """Runs `auto_backup` at 03:00 UTC. It owns a thread only after `start()` (done by `serve`).
+    """Runs `auto_backup` on its cron schedule. It owns a thread only after `start()` (`serve`).
 
     Tests drive it without the thread: set the fake clock and call `run_due()`, which is what the
     thread calls on every wake.
@@ -81,7 +85,7 @@ class Scheduler:
         self.mc = mc
         self.state = SchedulerState(mc.db)
         self.tasks = {"auto_backup": Task("auto_backup", "Auto Backup", "general.auto_backup",
-                                          self._backup)}
+                                          "general.auto_backup_schedule", self._backup)}
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = None
@@ -95,13 +99,14 @@ class Scheduler:
         return made, f"Backup created ({int(made.size / 1024 + 0.5)}KB)"
 
     def _due(self, task, now):
-        """Today's slot is due when the setting is on and was already on at the slot."""
+        """The latest slot is due when the task is on, and it and its schedule were already
+        set as they are at that slot."""
         if not self.mc.settings.get(task.setting):
             return None
-        slot = slot_start(now)
-        since = self.mc.settings.changed_at(task.setting)
-        if since is not None and since > slot:
-            return None  # switched on after the slot: the first run is the next slot
+        slot = slot_start(now, self.mc.settings.get(task.schedule))
+        changes = [self.mc.settings.changed_at(key) for key in (task.setting, task.schedule)]
+        if any(since is not None and since > slot for since in changes):
+            return None  # switched on (or rescheduled) after the slot: the first run is the next
         row = self.state.get(task.id)
         if row and row["last_slot"] and row["last_slot"] >= slot_id(slot):
             return None
@@ -110,8 +115,8 @@ class Scheduler:
     def run_due(self):
         """Run every task whose slot has come and that no process has claimed yet.
 
-        Also the catch-up after a restart: a slot missed while the service was down is still
-        the latest slot, so the first call runs it once.
+        Also the catch-up after a restart: only the latest slot is ever considered, so however
+        many slots passed while the service was down, the first call runs one of them, once.
 
         :return: the `RunResult` of each task this call ran (usually none).
         """
@@ -126,7 +131,7 @@ class Scheduler:
         return results
 
     def run_now(self, task_id, actor, *, rate_key=None):
-        """Run a task at once, for an admin; it does not use up the day's slot.
+        """Run a task at once, for an admin; it does not use up the current slot.
 
         :raises KeyError: unknown task.
         :raises TooManyRequests: over the admin's backup budget (nothing is recorded).
@@ -181,14 +186,15 @@ class Scheduler:
         now = self.mc.clock()
         out = []
         for task in self.tasks.values():
+            schedule = self.mc.settings.get(task.schedule)
             row = self.state.get(task.id) or {}
             last_ok = row.get("last_ok")
             with self._lock:
                 running = self._running.get(task.id, 0) > 0
             out.append(TaskStatus(
                 task.id, task.name, bool(self.mc.settings.get(task.setting)), row.get("last_run"),
-                _ms(next_run(now)), running, None if last_ok is None else bool(last_ok),
-                row.get("last_message"), row.get("last_finished")))
+                _ms(next_run(now, schedule)), running, None if last_ok is None else bool(last_ok),
+                row.get("last_message"), row.get("last_finished"), schedule, describe(schedule)))
         return out
 
     # -- the thread ----------------------------------------------------------------------------
@@ -226,5 +232,15 @@ class Scheduler:
             self.periodic_check()
             if self._stopping.is_set():
                 break
-            now = self.mc.clock()
-            self._wake.wait(min(MAX_SLEEP, max(0.01, next_run(now) - now)))
+            self._wake.wait(self._sleep_time())
+
+    def _sleep_time(self):
+        """Seconds until the first task's next slot, at most `MAX_SLEEP`."""
+        now = self.mc.clock()
+        try:
+            soonest = min(next_run(now, self.mc.settings.get(t.schedule))
+                          for t in self.tasks.values())
+        except Exception:  # noqa: BLE001 - the database busy, say: look again soon
+            log.exception("cannot compute the next slot")
+            return MAX_SLEEP
+        return min(MAX_SLEEP, max(0.01, soonest - now))

@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import NotFound, ValidationFailed
+from .schedule import DEFAULT_SCHEDULE, SCHEDULE_PATTERN, check_schedule
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,12 @@ HOST_SETTINGS = (
     SettingDef("general.site_name", "text", "Mission Control", "Name shown in the dashboard",
                "general", max_length=100),
     SettingDef("general.auto_backup", "bool", "false",
-               "Make a backup every day at 03:00 UTC", "general"),
+               "Make backups on general.auto_backup_schedule (default every day at 03:00 UTC)",
+               "general"),
+    SettingDef("general.auto_backup_schedule", "text", DEFAULT_SCHEDULE,
+               "When automatic backups run: a 5-field cron expression in UTC, at most every 5 "
+               "minutes", "general", max_length=100, clean=check_schedule,
+               pattern=SCHEDULE_PATTERN),
     SettingDef("general.backup_retention_count", "int", "10",
                "How many mc-backup-* files to keep; older ones are pruned after each backup",
                "general", minimum=1, maximum=1000),
@@ -152,20 +158,7 @@ class Settings:
         :return: the keys written (in the order given).
         :raises ValidationFailed: one `details` entry per bad key or value; nothing is written.
         """
-        if not isinstance(changes, dict) or not changes:
-            raise ValidationFailed(["settings: must be a non-empty object of key to value"])
-        problems, normalized = [], {}
-        for key, value in changes.items():
-            definition = self.definitions.get(key)
-            if definition is None:
-                problems.append(f"{key}: unknown setting")
-                continue
-            try:
-                normalized[key] = definition.normalize(value)
-            except ValueError as exc:
-                problems.append(f"{key}: {exc}")
-        if problems:
-            raise ValidationFailed(problems)
+        normalized = self.validate(changes)
         now = int(self._clock())
         audit = {}
         with self._db.transaction() as conn:
@@ -183,6 +176,38 @@ class Settings:
                          detail={"changes": audit})
         self.notify(list(normalized))
         return list(normalized)
+
+    def validate(self, changes):
+        """The canonical stored string of each value in `changes` (key to value), checked.
+
+        :raises ValidationFailed: one `details` entry per unknown key or bad value.
+        """
+        if not isinstance(changes, dict) or not changes:
+            raise ValidationFailed(["settings: must be a non-empty object of key to value"])
+        problems, normalized = [], {}
+        for key, value in changes.items():
+            definition = self.definitions.get(key)
+            if definition is None:
+                problems.append(f"{key}: unknown setting")
+                continue
+            try:
+                normalized[key] = definition.normalize(value)
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
+        if problems:
+            raise ValidationFailed(problems)
+        return normalized
+
+    def overlay(self, changes):
+        """A read-only view whose `get` answers the proposed `changes` over the stored values.
+
+        For previews ("what would these settings do?"); nothing is written.
+
+        :raises ValidationFailed: as `validate`.
+        """
+        normalized = self.validate(changes)
+        return SettingsView(self, {key: self.definitions[key].typed(value)
+                                   for key, value in normalized.items()})
 
     def reset(self, key, actor):
         """Go back to the default. :raises NotFound: unknown key, or already at its default."""
@@ -212,3 +237,15 @@ class Settings:
                 callback(keys)
             except Exception:  # noqa: BLE001
                 log.exception("settings listener %r failed", callback)
+
+
+class SettingsView:
+    """`get(key)` like `Settings.get`, with some values replaced (see `Settings.overlay`)."""
+
+    def __init__(self, settings, typed_values):
+        self._settings = settings
+        self._values = typed_values
+
+    def get(self, key):
+        """The proposed typed value of `key`, else the stored one. :raises KeyError: unknown key."""
+        return self._values[key] if key in self._values else self._settings.get(key)

@@ -20,7 +20,8 @@ def test_status_shape_before_any_run(admin_client, clock):
     assert response.status_code == 200
     assert response.json == {"tasks": [{
         "id": "auto_backup", "name": "Auto Backup", "enabled": False, "lastRun": None,
-        "nextRun": int(ts("2026-03-05 03:00:00") * 1000), "running": False, "lastResult": None}]}
+        "nextRun": int(ts("2026-03-05 03:00:00") * 1000), "running": False, "lastResult": None,
+        "schedule": "0 3 * * *", "description": "every day at 03:00 UTC"}]}
 
 
 def test_enabling_shows_at_once(admin_client):

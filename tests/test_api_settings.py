@@ -6,7 +6,8 @@ from mission_control import SettingDef, hookimpl
 from mission_control.web import WebApp
 from tests.conftest import Auth
 
-HOST_KEYS = ["general.auto_backup", "general.backup_retention_count", "general.site_name"]
+HOST_KEYS = ["general.auto_backup", "general.auto_backup_schedule",
+             "general.backup_retention_count", "general.site_name"]
 
 
 def values(client):

@@ -1,6 +1,11 @@
-"""`/api/scheduler`: the scheduled tasks' state, and running one now (admin only)."""
+"""`/api/scheduler`: the scheduled tasks' state, running one now, and previewing a schedule
+(admin only)."""
 from ..errors import BadRequest, ValidationFailed
+from ..schedule import describe, next_runs
 from .http import json_response, read_json, require, require_actor
+
+PREVIEW_RUNS = 3
+SCHEDULE_SETTING = "general.auto_backup_schedule"
 
 
 def _task_json(task):
@@ -9,7 +14,8 @@ def _task_json(task):
         last_result = {"ok": task.last_ok, "message": task.last_message,
                        "timestamp": task.last_finished or task.last_run}
     return {"id": task.id, "name": task.name, "enabled": task.enabled, "lastRun": task.last_run,
-            "nextRun": task.next_run, "running": task.running, "lastResult": last_result}
+            "nextRun": task.next_run, "running": task.running, "lastResult": last_result,
+            "schedule": task.schedule, "description": task.description}
 
 
 def scheduler_status(mc, request):
@@ -37,7 +43,23 @@ def scheduler_run(mc, request):
                           "backup": result.backup.to_json() if result.backup else None})
 
 
+def scheduler_preview(mc, request):
+    """`?schedule=<cron>`: its canonical form, its description and its next run times (ms)."""
+    require(mc, request, "admin")
+    text = request.args.get("schedule")
+    if text is None:
+        raise ValidationFailed(["schedule: is required"])
+    try:  # the setting's own checks: length, characters, then cron
+        schedule = mc.settings.definitions[SCHEDULE_SETTING].normalize(text)
+    except ValueError as exc:
+        raise ValidationFailed([f"schedule: {exc}"]) from None
+    runs = next_runs(mc.clock(), schedule, PREVIEW_RUNS)
+    return json_response({"schedule": schedule, "description": describe(schedule),
+                          "next": [int(round(t * 1000)) for t in runs]})
+
+
 ROUTES = [
     ("/api/scheduler", ["GET"], scheduler_status),
     ("/api/scheduler", ["POST"], scheduler_run),
+    ("/api/scheduler/preview", ["GET"], scheduler_preview),
 ]

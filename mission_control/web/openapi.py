@@ -1,6 +1,7 @@
 """The OpenAPI 3.1 document of the HTTP API (served at /api/openapi.json): core paths and the builder."""
 from .. import __version__
 from . import api_offsite
+from . import openapi_policies as policies
 from . import openapi_transfer as transfer
 from .openapi_parts import (BACKUP_NAME, INT_OR_NULL, SECURED, STR_OR_NULL, array, body, obj,
                             operation, query_param, ref, response)
@@ -28,9 +29,12 @@ SCHEMAS = {
     "Task": obj(id={"type": "string"}, name={"type": "string"}, enabled={"type": "boolean"},
                 lastRun={**INT_OR_NULL, "description": "unix milliseconds"},
                 nextRun={"type": "integer",
-                         "description": "unix milliseconds of the next 03:00 UTC"},
+                         "description": "unix milliseconds of the schedule's next slot"},
                 running={"type": "boolean"},
-                lastResult={"anyOf": [ref("TaskResult"), {"type": "null"}]}),
+                lastResult={"anyOf": [ref("TaskResult"), {"type": "null"}]},
+                schedule={"type": "string", "description": "5-field cron expression, UTC",
+                          "examples": ["0 3 * * *"]},
+                description={"type": "string", "examples": ["every day at 03:00 UTC"]}),
     "AuditEvent": obj(id={"type": "integer"}, action={"type": "string"}, actor={"type": "string"},
                       actor_id=INT_OR_NULL, target_type=STR_OR_NULL,
                       target_id=STR_OR_NULL, detail={}, ip_address=STR_OR_NULL,
@@ -162,8 +166,8 @@ def build_document(settings=(), task_ids=()):
     :param task_ids: the scheduler's task ids (`POST /api/scheduler`).
     """
     paths = {path: dict(ops) for path, ops in
-             {**PATHS, **transfer.PATHS, **api_offsite.PATHS}.items()}
-    schemas = {**SCHEMAS, **transfer.SCHEMAS, **api_offsite.SCHEMAS}
+             {**PATHS, **transfer.PATHS, **api_offsite.PATHS, **policies.PATHS}.items()}
+    schemas = {**SCHEMAS, **transfer.SCHEMAS, **api_offsite.SCHEMAS, **policies.SCHEMAS}
     settable = {d.key: setting_value_schema(d) for d in settings}
     schemas["SettingKey"] = {"enum": sorted(d.key for d in settings)} if settings else \
         {"type": "string"}

@@ -39,7 +39,7 @@ SCHEMAS = {
         last_failure={"anyOf": [{"type": "null"}, obj(
             at={"type": "integer"}, action={"type": "string"}, reason=STR_OR_NULL,
             actor={"type": "string"})]},
-        next_run={"type": "integer", "description": "unix seconds of the next 03:00 UTC"},
+        next_run={"type": "integer", "description": "unix seconds of the next auto-backup slot"},
         auto_backup={"type": "boolean"},
         offsite=array(ref("OffsiteTarget")),
         backups=obj(count={"type": "integer"}, total_size={"type": "integer"},
