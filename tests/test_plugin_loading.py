@@ -52,7 +52,8 @@ def listed(mc):
 def test_builtins_are_listed_with_version_and_hooks(mc):
     plugins, body = listed(mc)
     assert plugins["retention"] == {"name": "retention", "kind": "builtin",
-                                    "version": mission_control.__version__, "hooks": ["prune"]}
+                                    "version": mission_control.__version__,
+                                    "hooks": ["prune", "register_settings"]}
     assert plugins["offsite_s3"]["hooks"] == ["offsite_targets", "post_backup",
                                               "register_settings"]
     assert plugins["disk_guard"]["hooks"] == ["pre_backup", "register_settings"]
