@@ -180,7 +180,7 @@ class BackupService:
     def _finished(self, actor, made, error):
         call_isolated(self.mc.pm, "backup_finished",
                       lambda plugin, exc: self.plugin_failed("backup_finished", plugin, exc,
-                                                              actor),
+                                                             actor),
                       mc=self.mc, actor=actor, backup=made, error=error)
 
     def _pre_backup(self, actor):
