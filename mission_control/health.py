@@ -94,6 +94,7 @@ def offsite_status(mc, newest, now):
             "finished_at": result.get("finished_at"),
             "last_success_at": copies.get(name, {}).get("last_at"),
             "failures": failures.get(name, {}).get("count", 0), "problem": problem,
+            "stored_size": result.get("stored_size"), "ratio": result.get("ratio"),
             "drill": drill and {key: drill[key] for key in
                                 ("ok", "remote_name", "message", "finished_at")}})
     return targets

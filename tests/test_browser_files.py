@@ -183,3 +183,21 @@ def test_restoring_a_backup_that_has_my_session_keeps_me_logged_in(open_page, mc
     expect(page.get_by_label("Backups to keep")).to_have_value("10")
     expect(page.locator("#audit-body tr").first).to_contain_text("restored a backup")
     expect(page.locator("#backups-body tr")).to_have_count(2)  # the backup and the safety backup
+
+
+def test_the_page_shows_the_offsite_copy_its_ratio_and_drill(open_page, mc, tmp_path):
+    pytest.importorskip("zstandard")
+    from mission_control.offsite_drill import drill_all
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    mc.settings.update({"offsite.dir.path": str(nas), "offsite.dir.compress": "zstd"}, "alice")
+    mc.backups.create("alice")
+    drill_all(mc, "alice")
+    percent = mc.offsite.get("dir")["ratio"] * 100
+    page = open_page()
+    log_in(page)
+    expect(page.locator("#health-reasons")).to_contain_text(
+        "Off-site dir: last copy verified, ")
+    expect(page.locator("#health-reasons")).to_contain_text("% of the backup); restore drill passed")
+    shown = page.locator("#health-reasons").text_content().split("stored (")[1].split("%")[0]
+    assert abs(int(shown) - percent) <= 1

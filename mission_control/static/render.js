@@ -11,6 +11,13 @@ export function renderHealth(status) {
   if (status.last_success) {
     parts.push(`Last good backup: ${status.last_success.name}, ${localTime(status.last_success.at)}.`);
   }
+  for (const t of status.offsite || []) {
+    if (!t.configured) continue;
+    const stored = t.stored_size == null ? "" :
+      `, ${humanSize(t.stored_size)} stored (${Math.round(t.ratio * 100)}% of the backup)`;
+    const drill = t.drill ? `; restore drill ${t.drill.ok ? "passed" : "failed"} ${localTime(t.drill.finished_at)}` : "";
+    parts.push(`Off-site ${t.target}: ${t.ok === null ? "no copy yet" : t.ok ? "last copy verified" : "last copy failed"}${stored}${drill}.`);
+  }
   if (status.backups) {
     const n = status.backups.count;
     parts.push(`${n} ${n === 1 ? "file" : "files"}, ${humanSize(status.backups.total_size)} in all.`);

@@ -26,6 +26,8 @@ SCHEMAS = {
         backup=STR_OR_NULL, message=STR_OR_NULL, finished_at=INT_OR_NULL,
         last_success_at=INT_OR_NULL, failures={"type": "integer"},
         problem={**STR_OR_NULL, "description": "why this target fails the verdict, or null"},
+        stored_size={**INT_OR_NULL, "description": "bytes the last copy takes off-site"},
+        ratio={"type": ["number", "null"], "description": "stored size / backup size"},
         drill={"anyOf": [{"type": "null"}, obj(
             ok={"type": "boolean"}, remote_name=STR_OR_NULL, message={"type": "string"},
             finished_at={"type": "integer"})],
