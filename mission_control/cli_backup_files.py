@@ -12,6 +12,7 @@ import sys
 from .errors import ValidationFailed
 from .fsutil import remove_files, sha256_file
 from .private_files import open_private
+from .point_in_time import parse_timestamp, restore_at
 from .restore import restore_backup
 from .verify import verify_backup
 
@@ -25,7 +26,10 @@ def add_parsers(actions, common):
     verify.add_argument("--json", action="store_true", help="print the API's JSON shape")
     restore = actions.add_parser("restore", parents=[common],
                                  help="restore the live database from a backup")
-    restore.add_argument("name")
+    restore.add_argument("name", nargs="?", help="the backup to restore (or --at)")
+    restore.add_argument("--at", metavar="TIMESTAMP",
+                         help="restore to this moment instead (ISO 8601, e.g. "
+                              "2026-11-27T15:52:56Z; needs point-in-time recovery)")
     restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     download = actions.add_parser("download", parents=[common],
                                   help="copy a backup out of the backups folder")
@@ -48,26 +52,38 @@ def run(mc, args, out, stdin, actor):
                 print(f"  {problem}", file=out)
         return 0 if result["ok"] else 1
     if args.action == "restore":
-        mc.backups.path_of(args.name)
-        if not args.yes:
-            print(f"Replace the live database with {args.name}? A safety backup is taken first. "
-                  "[y/N] ", end="", file=out, flush=True)
-            if stdin.readline().strip().lower() not in ("y", "yes"):
-                print("not restored", file=out)
-                return 1
-        try:
-            result = restore_backup(mc, args.name, actor)
-        except ValidationFailed as exc:
-            for problem in exc.details or ():
-                print(f"  {problem}", file=sys.stderr)
-            raise
-        print(f"restored {args.name} (schema {result['restored']['schema_version']} -> "
-              f"{result['restored']['migrated_to']}); safety backup: "
-              f"{result['safety_backup']['name']}", file=out)
-        print(f"admins now: {', '.join(result['session']['admins']) or 'none'}", file=out)
-        print(result["session"]["message"], file=out)
-        return 0
+        return _restore(mc, args, out, stdin, actor)
     return _download(mc, args, out, actor)
+
+
+def _restore(mc, args, out, stdin, actor):
+    if (args.name is None) == (args.at is None):
+        raise ValidationFailed(["give a backup name or --at TIMESTAMP, not both"])
+    if args.at is not None:
+        source = f"its state at {args.at}"
+        parse_timestamp(args.at)
+    else:
+        mc.backups.path_of(args.name)
+        source = args.name
+    if not args.yes:
+        print(f"Replace the live database with {source}? A safety backup is taken first. "
+              "[y/N] ", end="", file=out, flush=True)
+        if stdin.readline().strip().lower() not in ("y", "yes"):
+            print("not restored", file=out)
+            return 1
+    try:
+        result = (restore_at(mc, args.at, actor) if args.at is not None
+                  else restore_backup(mc, args.name, actor))
+    except ValidationFailed as exc:
+        for problem in exc.details or ():
+            print(f"  {problem}", file=sys.stderr)
+        raise
+    print(f"restored {result['restored']['name']} (schema {result['restored']['schema_version']}"
+          f" -> {result['restored']['migrated_to']}); safety backup: "
+          f"{result['safety_backup']['name']}", file=out)
+    print(f"admins now: {', '.join(result['session']['admins']) or 'none'}", file=out)
+    print(result["session"]["message"], file=out)
+    return 0
 
 
 def _download(mc, args, out, actor):

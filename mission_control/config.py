@@ -68,6 +68,7 @@ class Config:
     log_format: str = "text"  # or "json" (MC_LOG_FORMAT)
     access_log: bool = False  # one log line per request (MC_ACCESS_LOG)
     verify_timeout: int = 300  # seconds `integrity_check` may run on one file (MC_VERIFY_TIMEOUT)
+    litestream_bin: str | None = None  # another Litestream binary (MC_LITESTREAM_BIN)
 
     @property
     def backups_dir(self) -> Path:
@@ -107,6 +108,7 @@ class Config:
             log_format=(env.get("MC_LOG_FORMAT") or "text").strip().lower(),
             access_log=bool(_flag(env, "MC_ACCESS_LOG")),
             verify_timeout=_int(env, "MC_VERIFY_TIMEOUT", 300, minimum=1),
+            litestream_bin=env.get("MC_LITESTREAM_BIN") or None,
         )
         if overrides:
             config = replace(config, **overrides)

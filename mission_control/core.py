@@ -65,6 +65,8 @@ class MissionControl:
         self.backups.ensure_dir()
         self.backups.remove_leftovers()
         self.scheduler = Scheduler(self)  # its thread is started only by `server.serve()`
+        #: Objects plugins keep for the life of this service, by plugin name (e.g. a supervisor).
+        self.services = {}
 
     @classmethod
     def open(cls, data_dir=None, *, db_path=None, environ=None, **kwargs):

@@ -168,3 +168,79 @@ def register_settings(mc):
     :return: a list of ``mission_control.SettingDef``, or ``None``.
     :raises: anything; opening the service fails, since a plugin's settings are part of its config.
     """
+
+
+@hookspec
+def serve_start(mc):
+    """Called by ``mission-control serve`` once the service is open, before it takes requests.
+
+    Background work that must run only inside a long-lived server (never in the CLI, a script or
+    ``create_app``) starts here: the ``pitr`` plugin starts supervising Litestream.
+
+    :param mc: the running MissionControl.
+    :return: ignored.
+    :raises: anything; the host logs it, audits ``plugin_error`` and serves anyway.
+    """
+
+
+@hookspec
+def serve_stop(mc):
+    """Called when ``serve`` shuts down, before the database closes: stop what ``serve_start`` began.
+
+    :param mc: the running MissionControl.
+    :return: ignored.
+    :raises: anything; the host logs it and goes on shutting down.
+    """
+
+
+@hookspec
+def restore_pause(mc, actor):
+    """Called during a restore, under the backup lock, just before the live database is replaced.
+
+    Stop whatever reads or writes the database file behind SQLite's back (a replication process
+    such as Litestream); ``restore_resume`` follows, whatever the outcome.
+
+    :param mc: the running MissionControl.
+    :param actor: who asked for the restore (a ``mission_control.Actor``).
+    :return: ignored.
+    :raises: anything, to refuse the restore: it fails (500) and nothing is replaced.
+    """
+
+
+@hookspec
+def restore_resume(mc, actor):
+    """Called after every ``restore_pause`` (even one that raised), still under the backup lock,
+    once the swap succeeded or failed.
+
+    :param mc: the running MissionControl.
+    :param actor: who asked for the restore.
+    :return: ignored.
+    :raises: anything; the host logs it and audits ``plugin_error``; the restore's result stands.
+    """
+
+
+@hookspec(firstresult=True)
+def pitr_status(mc):
+    """The state of continuous protection (point-in-time recovery), for ``GET /api/backup/pitr``.
+
+    :param mc: the running MissionControl.
+    :return: a dict with ``enabled``, ``installed``, ``running``, ``pid``, ``replica``,
+        ``earliest`` and ``latest`` (unix ms or None: the restorable window), ``lag_seconds``,
+        ``last_error``; or None to defer (no engine: the host answers "not installed").
+    :raises: anything; the request fails with a 500.
+    """
+
+
+@hookspec(firstresult=True)
+def pitr_restore_to(mc, at_ms, dest):
+    """Write the database as it was at ``at_ms`` (unix ms) to the new file ``dest``.
+
+    The host then restores ``dest`` through the same path as every restore (verification,
+    safety backup, swap, audit) and deletes it.
+
+    :param mc: the running MissionControl.
+    :param at_ms: the moment wanted, inside the window ``pitr_status`` reported.
+    :param dest: ``pathlib.Path`` of a file that does not exist yet, in the backups folder.
+    :return: True when written; None to defer to another implementation.
+    :raises mission_control.MissionControlError: e.g. a 400 when ``at_ms`` is outside the window.
+    """

@@ -24,6 +24,7 @@ DEFAULT_PLUGINS = (
     "plugins.offsite_s3",
     "plugins.healthchecks",
     "plugins.email_alerts",
+    "plugins.pitr",
 )
 
 #: Module-name prefix of plugins imported from the drop-in folder (`MC_PLUGINS_DIR`).
@@ -126,3 +127,12 @@ def call_isolated(pm, hook_name, on_error, **kwargs):
             log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
             on_error(impl.plugin_name, exc)
     return answers
+
+
+def audit_failures(mc, hook, actor):
+    """An `on_error` for `call_isolated` that audits each failure as `plugin_error` by `actor`."""
+    def failed(plugin, exc):
+        from .backups import describe_error  # backups imports this module
+        mc.audit.emit("plugin_error", actor, target_type="plugin", target_id=plugin,
+                      detail={"hook": hook, "plugin": plugin, "error": describe_error(exc)})
+    return failed

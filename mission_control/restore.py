@@ -16,15 +16,18 @@ import logging
 import os
 import secrets
 import sqlite3
+from contextlib import contextmanager
+from dataclasses import asdict
 from urllib.request import pathname2url
 
 from . import db as dbmod
 from .actor import as_actor
 from .backups import TEMP_PREFIX, describe_error, snapshot
 from .errors import Conflict, MissionControlError, ValidationFailed
-from .fsutil import remove_files
+from .fsutil import remove_files, sha256_file
+from .plugins import audit_failures, call_isolated
 from .private_files import open_private
-from .verify import VerificationStore, verify_backup
+from .verify import VerificationStore, inspect, verify_backup
 
 log = logging.getLogger(__name__)
 
@@ -62,39 +65,85 @@ def restore_backup(mc, name, actor, *, session_token=None):
     """
     actor = as_actor(actor)
     mc.backups.readable_path(name)
+    with _exclusive(mc):
+        check = verify_backup(mc, name, actor)
+        return _restore_checked(mc, mc.backups.dir / name, check, actor, name, {"name": name},
+                                session_token)
+
+
+def restore_prepared_file(mc, path, actor, *, label, detail, session_token=None):
+    """Replace the live database's content with `path`, a temporary file that is not a backup.
+
+    The entry point for sources other than the backups folder (a point-in-time copy made by a
+    replication engine): the same checks, safety backup, swap and audit as `restore_backup`,
+    but the file is not recorded as a verified backup. The caller deletes `path` afterwards.
+
+    :param label: what the audit trail and the answer call the source (`target_id`, `name`).
+    :param detail: extra audit detail (e.g. `{"timestamp": ...}`).
+    :return, raises: as `restore_backup`.
+    """
+    actor = as_actor(actor)
+    with _exclusive(mc):
+        found = inspect(path, timeout=mc.config.verify_timeout, clock=mc.clock)
+        check = {**asdict(found), "sha256": sha256_file(path)}
+        return _restore_checked(mc, path, check, actor, label, {"name": label, **detail},
+                                session_token)
+
+
+@contextmanager
+def _exclusive(mc):
+    """Hold the backup lock for the block, or raise Conflict (409) at once."""
     with mc.backups.lock.hold(0) as locked:
         if not locked:
             raise Conflict("A backup or restore is already in progress",
                            headers={"Retry-After": str(RETRY_AFTER_BUSY)})
-        check = verify_backup(mc, name, actor)
-        if not check["ok"]:
-            mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
-                          detail={"name": name, "reason": "; ".join(check["problems"])})
-            raise ValidationFailed(check["problems"], "Backup failed verification")
-        prepared = mc.backups.dir / f"{TEMP_PREFIX}restore-{os.getpid()}-{secrets.token_hex(6)}.tmp"
-        try:
-            migrated_to, carried = _prepare(mc, mc.backups.dir / name, prepared)
-            safety = _safety_backup(mc)
-            _top_up_audit(mc, prepared, carried)
-            _swap(prepared, mc.config.db_path)
-        except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
-            reason = describe_error(exc)
-            log.exception("restore of %s failed: %s", name, reason)
-            mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
-                          detail={"name": name, "reason": reason})
-            raise RestoreFailed() from exc
-        finally:
-            remove_files(prepared, f"{prepared}-journal")
-        restored = {"name": name, "sha256": check["sha256"],
-                    "schema_version": check["schema_version"], "migrated_to": migrated_to}
-        try:
-            return _after_swap(mc, restored, safety, actor, session_token)
-        except Exception as exc:  # noqa: BLE001 - the data is replaced whatever failed here
-            reason = describe_error(exc)
-            log.exception("restore of %s: a step after the swap failed: %s", name, reason)
-            raise RestoredWithErrors(details=[
-                reason, f"the data before the restore is in the safety backup {safety.name}"]) \
-                from exc
+        yield
+
+
+def _restore_checked(mc, source, check, actor, name, detail, session_token):
+    """Steps 2-4 and the audit, for a `source` whose verification result is `check`."""
+    if not check["ok"]:
+        mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
+                      detail={**detail, "reason": "; ".join(check["problems"])})
+        raise ValidationFailed(check["problems"], "Backup failed verification")
+    prepared = mc.backups.dir / f"{TEMP_PREFIX}restore-{os.getpid()}-{secrets.token_hex(6)}.tmp"
+    paused = False
+    try:
+        migrated_to, carried = _prepare(mc, source, prepared)
+        safety = _safety_backup(mc)
+        _top_up_audit(mc, prepared, carried)
+        # Whatever reads the database file itself (a replication process) stops for the swap.
+        paused = True  # from here on, restore_resume follows whatever happens
+        mc.hook.restore_pause(mc=mc, actor=actor)
+        _swap(prepared, mc.config.db_path)
+    except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
+        if paused:
+            _resume(mc, actor)
+        reason = describe_error(exc)
+        log.exception("restore of %s failed: %s", name, reason)
+        mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
+                      detail={**detail, "reason": reason})
+        raise RestoreFailed() from exc
+    finally:
+        remove_files(prepared, f"{prepared}-journal")
+    restored = {**detail, "name": name, "sha256": check["sha256"],
+                "schema_version": check["schema_version"], "migrated_to": migrated_to}
+    try:
+        return _after_swap(mc, restored, safety, actor, session_token)
+    except Exception as exc:  # noqa: BLE001 - the data is replaced whatever failed here
+        reason = describe_error(exc)
+        log.exception("restore of %s: a step after the swap failed: %s", name, reason)
+        raise RestoredWithErrors(details=[
+            reason, f"the data before the restore is in the safety backup {safety.name}"]) \
+            from exc
+    finally:
+        _resume(mc, actor)
+
+
+def _resume(mc, actor):
+    """Call `restore_resume` on every plugin; one that fails is logged and audited."""
+    call_isolated(mc.pm, "restore_resume", audit_failures(mc, "restore_resume", actor), mc=mc,
+                  actor=actor)
 
 
 def _after_swap(mc, restored, safety, actor, session_token):

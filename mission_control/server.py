@@ -5,10 +5,14 @@ import signal
 import waitress
 from waitress.wasyncore import ExitNow
 
+from .actor import Actor
 from .core import MissionControl
+from .plugins import audit_failures, call_isolated
 from .web import WebApp
 
 log = logging.getLogger(__name__)
+
+SERVER = Actor("server")
 
 
 class _Stop(ExitNow):
@@ -52,6 +56,7 @@ def serve(config, announce=print):
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         mc.scheduler.start()
+        call_isolated(mc.pm, "serve_start", audit_failures(mc, "serve_start", SERVER), mc=mc)
         server.run()
     except (_Stop, KeyboardInterrupt):
         log.info("shutting down")
@@ -65,5 +70,6 @@ def serve(config, announce=print):
             log.error("the scheduler did not stop within 60 s")
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=60)
         server.close()
+        call_isolated(mc.pm, "serve_stop", audit_failures(mc, "serve_stop", SERVER), mc=mc)
         mc.close()
     return 0

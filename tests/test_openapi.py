@@ -37,7 +37,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 [[operations]]
 include-name = "{name}"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "409", "413"]
-""" for name in ("PUT /api/settings", "POST /api/backup/prune", "GET /api/scheduler/preview"))
+""" for name in ("PUT /api/settings", "POST /api/backup/prune", "GET /api/scheduler/preview")) + """
+# A well-formed timestamp outside the restorable window (or with PITR off) is a 400.
+[[operations]]
+include-name = "POST /api/backup/restore"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "413"]
+"""
 
 
 def is_api_path(path):

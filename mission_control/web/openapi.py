@@ -2,6 +2,7 @@
 from .. import __version__
 from . import api_offsite
 from . import openapi_policies as policies
+from . import openapi_pitr as pitr
 from . import openapi_transfer as transfer
 from .openapi_parts import (BACKUP_NAME, INT_OR_NULL, SECURED, STR_OR_NULL, array, body, obj,
                             operation, query_param, ref, response)
@@ -166,8 +167,10 @@ def build_document(settings=(), task_ids=()):
     :param task_ids: the scheduler's task ids (`POST /api/scheduler`).
     """
     paths = {path: dict(ops) for path, ops in
-             {**PATHS, **transfer.PATHS, **api_offsite.PATHS, **policies.PATHS}.items()}
-    schemas = {**SCHEMAS, **transfer.SCHEMAS, **api_offsite.SCHEMAS, **policies.SCHEMAS}
+             {**PATHS, **transfer.PATHS, **api_offsite.PATHS, **policies.PATHS,
+              **pitr.PATHS}.items()}
+    schemas = {**SCHEMAS, **transfer.SCHEMAS, **api_offsite.SCHEMAS, **policies.SCHEMAS,
+               **pitr.SCHEMAS}
     settable = {d.key: setting_value_schema(d) for d in settings}
     schemas["SettingKey"] = {"enum": sorted(d.key for d in settings)} if settings else \
         {"type": "string"}

@@ -16,7 +16,9 @@ SCHEMAS = {
     "Restore": obj(
         success={"const": True},
         restored=obj(name={"type": "string"}, sha256={"type": "string"},
-                     schema_version=INT_OR_NULL, migrated_to={"type": "integer"}),
+                     schema_version=INT_OR_NULL, migrated_to={"type": "integer"},
+                     optional={"timestamp": {"type": "string", "description":
+                                             "the moment restored to (point in time)"}}),
         safety_backup=ref("Backup"),
         session=obj(logged_in={"type": "boolean"}, admins=_STRINGS, message={"type": "string"})),
     "OffsiteTarget": obj(
@@ -114,9 +116,11 @@ PATHS = {
     "/api/backup/download": {"get": _download()},
     "/api/backup/upload": {"post": _upload()},
     "/api/backup/restore": {"post": operation(
-        "Restore the live database from a backup, after a safety backup, while the service runs "
-        "(a 500 says whether the data was replaced)",
-        response("Restored", ref("Restore")), 400, 404, 409, 413, 500, request=_NAME_BODY)},
+        "Restore the live database from a backup (`name`), or to a moment (`timestamp`, with "
+        "continuous protection on), after a safety backup, while the service runs (a 500 says "
+        "whether the data was replaced)",
+        response("Restored", ref("Restore")), 400, 404, 409, 413, 500,
+        request=body({"oneOf": [obj(name=BACKUP_NAME), obj(timestamp=ref("RestoreTimestamp"))]}))},
     "/api/health": {"get": _health()},
     "/api/backup/status": {"get": operation(
         "Backup health for monitoring: last success and failure, off-site targets, verdict and "

@@ -1,0 +1,79 @@
+"""Point-in-time restore: the window a replication engine offers, and restoring to a moment in it.
+
+The engine is a plugin (the built-in `pitr` runs Litestream) answering the `pitr_status` and
+`pitr_restore_to` hooks. The moment's copy is written to a temporary file and restored through
+`restore.restore_prepared_file`: the same checks, safety backup, swap and audit as any restore.
+"""
+import os
+import secrets
+from datetime import datetime, timezone
+
+from .actor import as_actor
+from .backups import TEMP_PREFIX
+from .errors import ValidationFailed
+from .fsutil import remove_files
+from .restore import restore_prepared_file
+
+NOT_INSTALLED = {"enabled": False, "installed": False, "running": False, "pid": None,
+                 "replica": None, "earliest": None, "latest": None, "lag_seconds": None,
+                 "last_error": None}
+
+
+def status(mc):
+    """The engine's state (`GET /api/backup/pitr`); "not installed" when no plugin answers."""
+    return mc.hook.pitr_status(mc=mc) or dict(NOT_INSTALLED)
+
+
+def parse_timestamp(text):
+    """Unix ms of an ISO 8601 time with a zone ("2026-11-27T15:52:56Z", "...+01:00").
+
+    :raises ValidationFailed: not a string, not ISO 8601, or no zone (a local time is ambiguous).
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationFailed(["timestamp: must be an ISO 8601 time such as "
+                                "2026-11-27T15:52:56Z"])
+    raw = text.strip()
+    try:
+        when = datetime.fromisoformat(raw[:-1] + "+00:00" if raw[-1:] in "zZ" else raw)
+    except ValueError:
+        raise ValidationFailed(["timestamp: must be an ISO 8601 time such as "
+                                "2026-11-27T15:52:56Z"]) from None
+    if when.tzinfo is None:
+        raise ValidationFailed(["timestamp: give the zone: Z for UTC, or an offset like +01:00"])
+    return int(when.timestamp() * 1000)
+
+
+def iso(ms):
+    """`2026-11-27T15:52:56.250Z` for unix ms."""
+    when = datetime.fromtimestamp(ms / 1000, timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def restore_at(mc, timestamp, actor, *, session_token=None):
+    """Replace the live database's content with its state at `timestamp` (ISO 8601 text).
+
+    :return: as `restore.restore_backup`; `restored` also has `timestamp`.
+    :raises ValidationFailed: bad timestamp, point-in-time restore off, or the time outside
+        `[earliest, latest]` (400). Nothing is changed then.
+    :raises Conflict, RestoreFailed, RestoredWithErrors: as `restore.restore_backup`.
+    """
+    actor = as_actor(actor)
+    at_ms = parse_timestamp(timestamp)
+    state = status(mc)
+    if not (state["enabled"] and state["installed"]):
+        raise ValidationFailed(["timestamp: point-in-time restore is off (pitr.enabled) or "
+                                "not installed"], "Point-in-time restore is not available")
+    if state["earliest"] is None or not state["earliest"] <= at_ms <= state["latest"]:
+        window = ("nothing is restorable yet" if state["earliest"] is None else
+                  f"restorable from {iso(state['earliest'])} to {iso(state['latest'])}")
+        raise ValidationFailed([f"timestamp: outside the restorable window: {window}"],
+                               "Timestamp outside the restorable window")
+    dest = mc.backups.dir / f"{TEMP_PREFIX}pitr-{os.getpid()}-{secrets.token_hex(6)}.db"
+    label = f"point-in-time {iso(at_ms)}"
+    try:
+        mc.hook.pitr_restore_to(mc=mc, at_ms=at_ms, dest=dest)
+        return restore_prepared_file(mc, dest, actor, label=label,
+                                     detail={"timestamp": iso(at_ms)},
+                                     session_token=session_token)
+    finally:
+        remove_files(dest, f"{dest}-wal", f"{dest}-shm", f"{dest}-journal")

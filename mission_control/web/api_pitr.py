@@ -1,0 +1,13 @@
+"""`GET /api/backup/pitr`: continuous protection's state and restorable window (admin)."""
+from ..point_in_time import status
+from .http import json_response, require_actor
+
+
+def pitr_status(mc, request):
+    require_actor(mc, request)
+    return json_response(status(mc))
+
+
+ROUTES = [
+    ("/api/backup/pitr", ["GET"], pitr_status),
+]

