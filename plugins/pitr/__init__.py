@@ -8,6 +8,7 @@ serve`` runs Litestream (one child per database, elected across processes); any 
 read the status and restore to a moment.
 """
 import os
+import re
 import threading
 import time
 from contextlib import ExitStack
@@ -131,6 +132,15 @@ def _engine(mc):
     return mc.services.setdefault(NAME, {}).setdefault("engine", Engine(mc, os.environ))
 
 
+def _matching(regex, hint):
+    """A setting's `clean` and OpenAPI `pattern` for values that must match `regex` in full."""
+    def clean(value):
+        if not re.fullmatch(regex, value):
+            raise ValueError(hint)
+        return value
+    return {"clean": clean, "pattern": f"^(?:{regex})$"}
+
+
 @hookimpl
 def register_settings():
     def pitr(key, type_, default, description, **kw):
@@ -140,17 +150,17 @@ def register_settings():
              "Litestream, for point-in-time restore (needs the [pitr] extra)"),
         pitr("replica_url", "text", "", "Where Litestream keeps the replica: file:///absolute/"
              "path or s3://bucket/prefix", max_length=1024,
-             pattern=r"|file:///\S+|s3://[a-z0-9][a-z0-9.-]{1,62}(/\S*)?",
-             pattern_hint="must be file:///absolute/path or s3://bucket/prefix"),
+             **_matching(r"|file:///[!-~]+|s3://[a-z0-9][a-z0-9.-]{1,62}(/[!-~]*)?",
+                         "must be file:///absolute/path or s3://bucket/prefix")),
         pitr("s3_endpoint", "text", "", "Endpoint of an S3-compatible service; empty means AWS",
-             max_length=1024, pattern=r"|https?://\S+", pattern_hint="must be an http(s) URL"),
+             max_length=1024, **_matching(r"|https?://[!-~]+", "must be an http(s) URL")),
         pitr("s3_region", "text", "", "S3 region", max_length=64),
         pitr("s3_access_key_id", "text", "", "S3 access key id", secret=True, max_length=256),
         pitr("s3_secret_access_key", "text", "", "S3 secret access key", secret=True,
              max_length=256),
         pitr("retention", "text", "72h", "How far back a restore can go (a duration: 72h, "
-             "90m, 1h30m)", max_length=32, pattern=litestream.DURATION,
-             pattern_hint="must be a duration such as 72h, 90m or 1h30m"),
+             "90m, 1h30m)", max_length=32,
+             **_matching(litestream.DURATION, "must be a duration such as 72h, 90m or 1h30m")),
         pitr("max_lag_seconds", "int", "60", "Health fails when the replica is this far "
              "behind the live database", minimum=1, maximum=86400),
     ]
