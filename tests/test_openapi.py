@@ -9,6 +9,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from mission_control.web.app import build_routes
+from mission_control.web.openapi_ids import OPERATION_IDS, fallback_id
 
 from .conftest import PASSWORD
 
@@ -145,3 +146,25 @@ def test_schemathesis_finds_nothing_against_the_live_server(fuzz_target, tmp_pat
     assert tested and int(tested.group(1)) == len(routed_operations()) - 1, result.stdout[-3000:]
     backups = data / "backups"
     assert not [p for p in backups.iterdir() if p.name.startswith(".mc-backup-")]
+
+
+def test_every_operation_has_a_unique_stable_operation_id(client):
+    """Generated clients name their functions after these: each one unique, and chosen by hand
+    in `OPERATION_IDS` (not derived), so a new or moved route cannot silently rename one."""
+    paths = client.get("/api/openapi.json").json["paths"]
+    ids = {(method, path): op.get("operationId") for path, ops in paths.items()
+           for method, op in ops.items()}
+    assert None not in ids.values(), [key for key, value in ids.items() if value is None]
+    assert len(set(ids.values())) == len(ids), "operationIds are not unique"
+    assert all(re.fullmatch(r"[a-z][A-Za-z0-9]*", value) for value in ids.values()), ids
+    routed = {(method, path) for path, method in routed_operations()}
+    unnamed = routed - set(OPERATION_IDS)
+    assert unnamed == set(), f"add these operations to OPERATION_IDS: {sorted(unnamed)}"
+    assert {key: ids[key] for key in routed} == {key: OPERATION_IDS[key] for key in routed}
+    assert ids[("get", "/api/backup")] == "listBackups"
+    assert ids[("post", "/api/backup")] == "createBackup"
+
+
+def test_an_unnamed_operation_still_gets_a_usable_id():
+    assert fallback_id("post", "/api/offsite/{target}/fetch") == "postApiOffsiteByTargetFetch"
+    assert fallback_id("get", "/api/open-api.json") == "getApiOpenApiJson"

@@ -4,6 +4,7 @@ from . import api_offsite
 from . import openapi_policies as policies
 from . import openapi_pitr as pitr
 from . import openapi_transfer as transfer
+from .openapi_ids import assign_ids
 from .openapi_parts import (BACKUP_NAME, INT_OR_NULL, SECURED, STR_OR_NULL, array, body, obj,
                             operation, query_param, ref, response)
 
@@ -166,9 +167,11 @@ def build_document(settings=(), task_ids=()):
         document names exactly the keys and values `PUT /api/settings` accepts.
     :param task_ids: the scheduler's task ids (`POST /api/scheduler`).
     """
-    paths = {path: dict(ops) for path, ops in
+    # Copies down to each operation: `assign_ids` writes into them, never into the module tables.
+    paths = {path: {method: dict(op) for method, op in ops.items()} for path, ops in
              {**PATHS, **transfer.PATHS, **api_offsite.PATHS, **policies.PATHS,
               **pitr.PATHS}.items()}
+    assign_ids(paths)
     schemas = {**SCHEMAS, **transfer.SCHEMAS, **api_offsite.SCHEMAS, **policies.SCHEMAS,
                **pitr.SCHEMAS}
     settable = {d.key: setting_value_schema(d) for d in settings}
