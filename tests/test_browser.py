@@ -136,28 +136,28 @@ def test_a_busy_backup_lock_is_explained(open_page, mc):
 def test_auto_backup_switch_and_next_run(open_page, mc):
     page = open_page()
     log_in(page)
-    switch = page.get_by_role("switch", name="Daily automatic backup")
+    switch = page.get_by_role("switch", name="Automatic backup")
     expect(switch).not_to_be_checked()
     # The fake clock says 2026-11-18 11:06 UTC: the next slot is tomorrow 03:00 UTC.
     expect(page.locator("#next-run")).to_contain_text("(03:00:00 UTC) — will not run while")
     expect(page.locator("#last-result")).to_have_text("No run yet")
     switch.check()
-    expect(page.get_by_role("status")).to_have_text("Daily automatic backup is on.")
+    expect(page.get_by_role("status")).to_have_text("Automatic backup is on.")
     expect(page.locator("#next-run")).not_to_contain_text("will not run")
     expect(page.locator("#next-run")).to_contain_text("(03:00:00 UTC)")
     assert mc.settings.get("general.auto_backup") is True
     expect(page.locator("#audit-body tr").first).to_contain_text(
         "general.auto_backup: false → true")
-    page.get_by_role("button", name="Run the daily backup now").click()
-    expect(page.get_by_role("status")).to_contain_text("Daily backup task: Backup created (")
+    page.get_by_role("button", name="Run the scheduled backup now").click()
+    expect(page.get_by_role("status")).to_contain_text("Scheduled backup task: Backup created (")
     expect(page.locator("#last-result")).to_contain_text("✓ Succeeded: Backup created")
     expect(page.locator("#backups-body tr")).to_have_count(1)
-    expect(page.locator("#audit-body tr").first).to_contain_text("ran the daily backup")
+    expect(page.locator("#audit-body tr").first).to_contain_text("ran the scheduled backup")
     [task] = [t for t in mc.scheduler.status() if t.id == "auto_backup"]
     assert task.last_ok is True
     shot(page, "08-auto-backup-on")
     switch.press("Space")  # a switch works from the keyboard too
-    expect(page.get_by_role("status")).to_have_text("Daily automatic backup is off.")
+    expect(page.get_by_role("status")).to_have_text("Automatic backup is off.")
     assert mc.settings.get("general.auto_backup") is False
 
 

@@ -3,6 +3,7 @@ import { api, ApiError, uploadFile } from "./api.js";
 import { $, setBusy } from "./dom.js";
 import { bothTimes, humanSize } from "./format.js";
 import { renderAudit, renderBackups, renderHealth, renderTask } from "./render.js";
+import { fillPolicies, wirePolicies } from "./policies.js";
 
 const VIEWS = ["login-view", "forbidden-view", "app-view"];
 const state = { user: null, files: false, backups: new Map(), pending: null };
@@ -157,14 +158,13 @@ function loadSchedule() {
     const [settings, scheduler] = await Promise.all([api("GET", "/api/settings"), api("GET", "/api/scheduler")]);
     const values = Object.fromEntries((settings.settings || []).map((s) => [s.key, s.value]));
     $("auto-backup").checked = values["general.auto_backup"] === "true";
-    const retention = $("retention");
-    if (document.activeElement !== retention) retention.value = values["general.backup_retention_count"] || "";
     if (values["general.site_name"]) {
       $("site-name").textContent = values["general.site_name"];
       document.title = `${values["general.site_name"]} — Backups`;
     }
     const task = (scheduler.tasks || []).find((t) => t.id === "auto_backup");
     renderTask(task);
+    fillPolicies(values, task);
   });
 }
 
@@ -197,7 +197,7 @@ async function runTask() {
   setBusy(button, true, "Running…");
   try {
     const data = await api("POST", "/api/scheduler", { task_id: "auto_backup" });
-    showStatus(`Daily backup task: ${data.message}.`);
+    showStatus(`Scheduled backup task: ${data.message}.`);
   } catch (err) {
     handleError(err);
   } finally {
@@ -304,25 +304,13 @@ async function upload(event) {
   }
 }
 
-async function saveRetention(event) {
-  event.preventDefault();
-  const value = $("retention").value.trim();
-  try {
-    await api("PUT", "/api/settings", { settings: { "general.backup_retention_count": value } });
-    showStatus(`Keeping the newest ${value} backups.`);
-    await Promise.all([loadSchedule(), loadAudit()]);
-  } catch (err) {
-    handleError(err);
-  }
-}
-
 async function toggleAuto() {
   const box = $("auto-backup");
   const on = box.checked;
   box.disabled = true;
   try {
     await api("PUT", "/api/settings", { settings: { "general.auto_backup": on ? "true" : "false" } });
-    showStatus(on ? "Daily automatic backup is on." : "Daily automatic backup is off.");
+    showStatus(on ? "Automatic backup is on." : "Automatic backup is off.");
     await Promise.all([loadSchedule(), loadAudit(), loadHealth()]);
   } catch (err) {
     box.checked = !on;
@@ -341,7 +329,7 @@ function wire() {
   $("run-task").addEventListener("click", runTask);
   $("refresh").addEventListener("click", () => { clearMessages(); loadAll(); });
   $("auto-backup").addEventListener("change", toggleAuto);
-  $("retention-form").addEventListener("submit", saveRetention);
+  wirePolicies({ showStatus, handleError, reload: () => Promise.all([loadSchedule(), loadAudit(), loadHealth()]) });
   $("upload-form").addEventListener("submit", upload);
   $("delete-dialog").addEventListener("close", deleteClosed);
   $("restore-dialog").addEventListener("close", restoreClosed);

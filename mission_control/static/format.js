@@ -50,7 +50,7 @@ const ACTIONS = {
   backup_upload: "uploaded a backup",
   backup_restore: "restored a backup",
   backup_restore_failed: "restore failed",
-  auto_backup: "ran the daily backup",
+  auto_backup: "ran the scheduled backup",
   settings_update: "changed settings",
   settings_reset: "reset a setting",
   alert_sent: "sent an alert",
