@@ -120,6 +120,23 @@ class Database:
             raise
         conn.execute("COMMIT")
 
+    def check_readable(self):
+        """Read the file's header and schema through a new read-only connection.
+
+        A new one, because the long-lived connections' page caches can go on answering from
+        memory after the file under them was damaged or replaced.
+
+        :raises sqlite3.Error: the file is missing, not a database, or holds no schema.
+        """
+        conn = connect(self.path, readonly=True)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+        if version < 1:
+            raise sqlite3.DatabaseError("the database holds no Mission Control schema")
+
     def close(self):
         with self._lock:
             conns, self._all = self._all, []

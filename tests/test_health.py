@@ -36,8 +36,41 @@ def mc(make_mc, plugin):
 def test_health_is_public_and_says_nothing_else(client):
     response = client.get("/api/health")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "version": __version__}
+    assert response.json == {"status": "ok", "version": __version__, "db": "ok"}
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_health_is_503_while_the_database_file_is_damaged(mc, client, users):
+    """The service's own connections are warm (their page caches hold the schema): the check
+    still reads the file, sees garbage where the database was, and recovers when it is back."""
+    assert client.get("/api/health").status_code == 200
+    assert mc.users.list()
+    mc.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = mc.config.db_path
+    original = path.read_bytes()
+    with open(path, "r+b") as f:  # in place: the same inode the open connections hold
+        f.write(b"not a database, just garbage " * (len(original) // 29 + 1))
+    try:
+        broken = client.get("/api/health")
+        assert broken.status_code == 503
+        assert broken.json == {"status": "error", "version": __version__, "db": "error"}
+    finally:
+        with open(path, "r+b") as f:
+            f.write(original)
+            f.truncate()
+    assert client.get("/api/health").json["db"] == "ok"
+
+
+def test_health_is_503_when_the_database_file_is_gone(mc, client):
+    mc.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    moved = mc.config.db_path.with_name("elsewhere.db")
+    mc.config.db_path.rename(moved)
+    try:
+        assert client.get("/api/health").json == {"status": "error", "version": __version__,
+                                                  "db": "error"}
+    finally:
+        moved.rename(mc.config.db_path)
+    assert client.get("/api/health").status_code == 200
 
 
 def test_status_needs_admin(client, auth):

@@ -1,4 +1,5 @@
 """`/api/health` (public); `/api/backup/status` and `/metrics` (admin, or the metrics token)."""
+import logging
 import sqlite3
 
 from werkzeug.wrappers import Response
@@ -8,14 +9,17 @@ from ..errors import MissionControlError
 from ..health import backup_status
 from .http import bearer_token, json_response, require
 
+log = logging.getLogger(__name__)
+
 
 def health(mc, request):
-    """For load balancers: up or not, and the version; nothing else."""
+    """For load balancers: up or not, the version, and whether the database can be read."""
     try:
-        mc.db.execute("SELECT 1").fetchone()
-    except sqlite3.Error:
-        return json_response({"status": "error", "version": __version__}, 503)
-    return json_response({"status": "ok", "version": __version__})
+        mc.db.check_readable()
+    except sqlite3.Error as exc:
+        log.warning("health check: the database cannot be read: %s", exc)
+        return json_response({"status": "error", "version": __version__, "db": "error"}, 503)
+    return json_response({"status": "ok", "version": __version__, "db": "ok"})
 
 
 def require_monitor(mc, request):

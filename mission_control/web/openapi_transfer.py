@@ -92,11 +92,14 @@ def _upload():
 
 
 def _health():
-    op = operation("Up or not, for load balancers (public; reveals only the version)",
-                   response("Up", obj(status={"const": "ok"}, version={"type": "string"})),
+    op = operation("Up or not, for load balancers (public; reveals only the version and whether "
+                   "the database file can be read)",
+                   response("Up", obj(status={"const": "ok"}, version={"type": "string"},
+                                      db={"const": "ok"})),
                    public=True, tag="health")
-    op["responses"]["503"] = response("The database does not answer", obj(
-        status={"const": "error"}, version={"type": "string"}))
+    op["responses"]["503"] = response("The database cannot be read (missing, damaged, replaced "
+                                      "by something else)", obj(
+        status={"const": "error"}, version={"type": "string"}, db={"const": "error"}))
     return op
 
 
