@@ -5,6 +5,7 @@ Successes and failures come from the audit trail (`backup_create`, `backup_faile
 API, scheduler, CLI or script, in any process sharing the database. Each off-site target's last
 result comes from `mc.offsite`, and which targets are configured from the plugins that copy there.
 """
+from . import point_in_time
 from .backups import PATTERN
 from .schedule import next_run
 
@@ -148,6 +149,9 @@ def backup_status(mc):
     newest = next((b for b in files if PATTERN.match(b.name)), None)
     offsite = offsite_status(mc, newest, now)
     problems += [("fail", target["problem"]) for target in offsite if target["problem"]]
+    pitr = point_in_time.health(mc)
+    if pitr["problem"]:
+        problems.append(("fail", pitr["problem"]))
     problems = [p for p in problems if p]
 
     by_kind = {}
@@ -163,6 +167,7 @@ def backup_status(mc):
         "next_run": int(next_run(now, mc.settings.get("general.auto_backup_schedule"))),
         "auto_backup": auto,
         "offsite": offsite,
+        "pitr": pitr,
         "backups": {"count": len(files), "total_size": sum(b.size for b in files),
                     "by_kind": by_kind},
         "runs": {"success": successes, "failure": failures},

@@ -102,6 +102,16 @@ class BackupCollector:
         yield files
         yield size
 
+        pitr = status["pitr"]
+        if pitr["enabled"]:
+            yield GaugeMetricFamily("mission_control_pitr_up",
+                                    "1 when Litestream runs for continuous protection",
+                                    value=int(pitr["running"]))
+            if pitr["lag_seconds"] is not None:
+                yield GaugeMetricFamily("mission_control_pitr_lag_seconds",
+                                        "How far the point-in-time replica is behind",
+                                        value=pitr["lag_seconds"])
+
         verdict = GaugeMetricFamily("mission_control_backup_verdict",
                                     "1 for the current health verdict (pass, warn or fail)",
                                     labels=["verdict"])

@@ -24,6 +24,28 @@ def status(mc):
     return mc.hook.pitr_status(mc=mc) or dict(NOT_INSTALLED)
 
 
+def health(mc):
+    """`status(mc)` plus `problem`: why continuous protection fails the health verdict, or None.
+
+    It fails when it is enabled and Litestream is missing, not running, or further behind than
+    `pitr.max_lag_seconds`. Off (or no engine plugin), it is never a problem.
+    """
+    state = status(mc)
+    problem = None
+    if state["enabled"]:
+        limit = mc.settings.get("pitr.max_lag_seconds")
+        if not state["installed"]:
+            problem = "continuous protection is on but Litestream is not installed"
+        elif not state["replica"]:
+            problem = "continuous protection is on but pitr.replica_url is not set"
+        elif not state["running"]:
+            problem = "continuous protection is on but Litestream is not running"
+        elif state["lag_seconds"] is not None and state["lag_seconds"] > limit:
+            problem = (f"the point-in-time replica is {state['lag_seconds']:.0f} s behind "
+                       f"(pitr.max_lag_seconds is {limit})")
+    return {**state, "problem": problem}
+
+
 def parse_timestamp(text):
     """Unix ms of an ISO 8601 time with a zone ("2026-11-27T15:52:56Z", "...+01:00").
 

@@ -226,3 +226,52 @@ def test_serve_start_and_stop_run_under_serve_only(tmp_path):
     serve.stop()
     assert serve.proc.returncode == 0
     assert (data / "serve-hooks.txt").read_text() == "start\nstop\n"
+
+
+class Status:
+    """A stand-in engine that reports a given state."""
+
+    def __init__(self, **state):
+        self.state = {"enabled": True, "installed": True, "running": True, "pid": 7,
+                      "replica": "file:///r", "earliest": 1, "latest": 2, "lag_seconds": 0.0,
+                      "last_error": None, **state}
+
+    @hookimpl(tryfirst=True)
+    def pitr_status(self):
+        return self.state
+
+
+@pytest.mark.parametrize("state, problem", [
+    ({}, None),
+    ({"enabled": False, "running": False}, None),
+    ({"running": False, "pid": None}, "Litestream is not running"),
+    ({"installed": False, "running": False}, "Litestream is not installed"),
+    ({"lag_seconds": 61.0}, "61 s behind (pitr.max_lag_seconds is 60)"),
+    ({"lag_seconds": 60.0}, None),
+])
+def test_health_fails_when_protection_is_on_but_not_working(make_mc, state, problem):
+    mc = make_mc()
+    mc.pm.register(Status(**state))
+    client = logged_in_client(mc)
+    status = client.get("/api/backup/status").json
+    assert status["pitr"]["problem"] == (None if problem is None else status["pitr"]["problem"])
+    if problem is None:
+        assert not any("continuous protection" in r or "replica" in r for r in status["reasons"])
+    else:
+        assert problem in status["pitr"]["problem"]
+        assert status["verdict"] == "fail" and status["pitr"]["problem"] in status["reasons"]
+
+
+def test_metrics_show_whether_litestream_is_up_and_its_lag(make_mc):
+    mc = make_mc()
+    engine = Status(lag_seconds=2.5)
+    mc.pm.register(engine)
+    client = logged_in_client(mc)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "mission_control_pitr_up 1.0" in text
+    assert "mission_control_pitr_lag_seconds 2.5" in text
+    engine.state.update(running=False, lag_seconds=None)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "mission_control_pitr_up 0.0" in text and "pitr_lag_seconds" not in text
+    engine.state.update(enabled=False)
+    assert "mission_control_pitr" not in client.get("/metrics").get_data(as_text=True)

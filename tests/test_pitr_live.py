@@ -154,3 +154,19 @@ def test_restore_to_a_moment_from_an_s3_replica(tmp_path):
             serve.stop()
     finally:
         s3.stop()
+
+
+def test_a_settings_change_restarts_litestream_with_the_new_config(server, data_dir):
+    first = wait_for(lambda: running(server))
+    assert first
+    status, body = server.call("PUT", "/api/settings", {"settings": {"pitr.retention": "48h"}})
+    assert status == 200, body
+    assert wait_for(lambda: (s := running(server)) and s["pid"] != first["pid"])
+    config = data_dir / "mission-control.db.litestream.yml"
+    assert 'retention: "172800s"' in config.read_text()
+    assert oct(config.stat().st_mode & 0o777) == "0o600"
+    health = server.call("GET", "/api/backup/status")[1]
+    assert health["pitr"]["running"] and health["pitr"]["problem"] is None
+    status, body = server.call("PUT", "/api/settings", {"settings": {"pitr.enabled": False}})
+    assert wait_for(lambda: not litestream_processes(data_dir))
+    assert server.pitr()["running"] is False

@@ -46,6 +46,7 @@ SCHEMAS = {
         next_run={"type": "integer", "description": "unix seconds of the next auto-backup slot"},
         auto_backup={"type": "boolean"},
         offsite=array(ref("OffsiteTarget")),
+        pitr=ref("PitrHealth"),
         backups=obj(count={"type": "integer"}, total_size={"type": "integer"},
                     by_kind={"type": "object", "additionalProperties": _KIND}),
         runs=obj(success={"type": "integer"}, failure={"type": "integer"}),
