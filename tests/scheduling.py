@@ -41,3 +41,13 @@ def settable_clock(start="2026-03-04 01:00:00"):
         clock.now = ts(text)
     at.clock = clock
     return at
+
+
+#: A script for `python -c`: open the data folder given as argv[1] with the clock stopped at
+#: argv[2] (unix seconds), run the due tasks once, print how many ran.
+RUN_DUE = """
+import sys
+from mission_control import MissionControl
+with MissionControl.open(sys.argv[1], clock=lambda: float(sys.argv[2]), entry_points=False) as mc:
+    print(len(mc.scheduler.run_due()))
+"""

@@ -4,7 +4,7 @@ import sys
 import threading
 
 from mission_control import hookimpl
-from tests.scheduling import backups, enable, events, ts
+from tests.scheduling import RUN_DUE, backups, enable, events, ts
 
 
 def test_two_instances_on_one_database_make_one_backup_per_slot(make_mc, make_config, at):
@@ -125,14 +125,6 @@ def test_stop_lets_a_running_backup_finish(make_mc, make_config, at):
     assert mc.scheduler.stop(timeout=10) is True
     assert made.actors == ["scheduler"] and len(backups(mc)) == 1
     assert mc.scheduler.status()[0].last_ok is True
-
-
-RUN_DUE = """
-import sys
-from mission_control import MissionControl
-with MissionControl.open(sys.argv[1], clock=lambda: float(sys.argv[2]), entry_points=False) as mc:
-    print(len(mc.scheduler.run_due()))
-"""
 
 
 def test_several_processes_on_one_database_make_one_backup(make_mc, make_config, at):

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from tests.conftest import logged_in_client
-from tests.scheduling import backups, enable, events, ts
+from tests.scheduling import RUN_DUE, backups, enable, events, ts
 
 
 def schedule(mc, expression):
@@ -113,14 +113,6 @@ def test_re_enabling_never_drifts(smc, at):
     assert smc.scheduler.run_due() == []
     moments = ["2026-03-04 10:59:00", "2026-03-04 11:00:00", "2026-03-04 11:40:00"]
     assert runs_between(smc, at, moments) == ["2026-03-04 11:00:00"]
-
-
-RUN_DUE = """
-import sys
-from mission_control import MissionControl
-with MissionControl.open(sys.argv[1], clock=lambda: float(sys.argv[2]), entry_points=False) as mc:
-    print(len(mc.scheduler.run_due()))
-"""
 
 
 def test_three_processes_make_one_backup_per_hourly_slot(make_mc, make_config, at):
