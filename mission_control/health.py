@@ -7,7 +7,7 @@ result comes from `mc.offsite`, and which targets are configured from the plugin
 """
 from . import point_in_time
 from .backups import PATTERN
-from .schedule import next_run
+from .schedule import longest_gap, next_run
 
 WARN_AFTER = 24 * 3600
 #: With auto-backup on, a day's run plus slack for a slow one.
@@ -39,22 +39,27 @@ def file_kind(name):
     return "other"
 
 
-def age_problem(age, auto, enabled_for):
+def age_problem(age, auto, enabled_for, period=24 * 3600):
     """`(verdict, reason)` for how old the last good backup is, or None when it is fresh.
 
     :param age: seconds since the last good backup, or None when there was none.
     :param auto: whether auto-backup is on.
     :param enabled_for: seconds since auto-backup was last switched (None: never).
+    :param period: the longest normal time between two scheduled runs (a day by default); a
+        weekly schedule stretches every limit to its week (plus the same slack).
     """
-    overdue = age is None or age >= AUTO_FAIL_AFTER
-    if auto and overdue and (enabled_for is None or enabled_for >= AUTO_FAIL_AFTER):
-        return "fail", "auto-backup is on but no backup succeeded in the last 26 hours"
+    stretch = max(0, period - 24 * 3600)
+    auto_fail_after = AUTO_FAIL_AFTER + stretch
+    overdue = age is None or age >= auto_fail_after
+    if auto and overdue and (enabled_for is None or enabled_for >= auto_fail_after):
+        return "fail", ("auto-backup is on but no backup succeeded in the last "
+                        f"{auto_fail_after // 3600} hours")
     if age is None:
         return ("warn", "waiting for the first run") if auto else \
             ("fail", "no backup has ever been made")
-    if age >= FAIL_AFTER:
+    if age >= FAIL_AFTER + stretch:
         return "fail", f"last good backup is {age // 86400} days old"
-    if age >= WARN_AFTER:
+    if age >= WARN_AFTER + stretch:
         return "warn", f"last good backup is {age // 3600} hours old"
     return None
 
@@ -139,8 +144,10 @@ def backup_status(mc):
     files = mc.backups.list()
     last_success, last_failure = _last_success(success, now), _last_failure(failure)
 
+    schedule = mc.settings.get("general.auto_backup_schedule")
     problems = [age_problem(last_success and last_success["age_seconds"], auto,
-                            None if switched is None else now - switched)]
+                            None if switched is None else now - switched,
+                            int(longest_gap(now, schedule)))]
     if failure and (success is None or (failure["created_at"], failure["id"]) >
                     (success["created_at"], success["id"])):
         problems.append(("warn", f"last run failed: {last_failure['reason'] or failure['action']}"))
@@ -164,7 +171,7 @@ def backup_status(mc):
         "reasons": [reason for _, reason in problems],
         "last_success": last_success,
         "last_failure": last_failure,
-        "next_run": int(next_run(now, mc.settings.get("general.auto_backup_schedule"))),
+        "next_run": int(next_run(now, schedule)),
         "auto_backup": auto,
         "offsite": offsite,
         "pitr": pitr,

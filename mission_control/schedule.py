@@ -77,6 +77,13 @@ def next_runs(now, schedule=DEFAULT_SCHEDULE, count=3):
     return [runs.get_next(float) for _ in range(count)]
 
 
+def longest_gap(now, schedule=DEFAULT_SCHEDULE, runs=14):
+    """The longest time between two of the next `runs` run times of `schedule`, in seconds (a
+    day for the default; a week for a weekly schedule): how long "no new backup" is normal."""
+    times = next_runs(now, schedule, runs)
+    return max(b - a for a, b in zip(times, times[1:]))
+
+
 def describe(schedule):
     """Words for `schedule`: ``"every day at 03:00 UTC"``, ``"at 02:30 UTC, only on Monday"``.
 

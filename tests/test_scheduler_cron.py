@@ -180,3 +180,26 @@ def test_preview_is_admin_only(mc, client):
     assert client.get("/api/scheduler/preview?schedule=0+3+*+*+*").status_code == 401
     viewer = logged_in_client(mc, "vic", "viewer")
     assert viewer.get("/api/scheduler/preview?schedule=0+3+*+*+*").status_code == 403
+
+
+def test_health_allows_a_weekly_schedule_its_week(smc, at):
+    """A weekly backup is not 'late' after a day: the health limits stretch to the schedule."""
+    from mission_control import backup_status
+    at("2026-03-01 10:00:00")
+    schedule(smc, "30 2 * * 1")
+    enable(smc)
+    at("2026-03-02 02:30:00")  # Monday
+    assert len(smc.scheduler.run_due()) == 1
+    at("2026-03-05 12:00:00")  # three and a half days later
+    assert backup_status(smc)["verdict"] == "pass"
+    at("2026-03-09 02:29:00")  # just before the next Monday's run
+    assert backup_status(smc)["verdict"] == "pass"
+    at("2026-03-09 04:29:00")  # that run is two hours late: as a daily one a day and 2 h
+    assert backup_status(smc)["reasons"] == ["last good backup is 169 hours old"]
+    at("2026-03-09 04:31:00")
+    status = backup_status(smc)
+    assert status["verdict"] == "fail"
+    assert status["reasons"][0] == "auto-backup is on but no backup succeeded in the last 170 hours"
+    schedule(smc, "30 2 * * *")  # daily: the same age is long overdue
+    assert backup_status(smc)["reasons"][0] == \
+        "auto-backup is on but no backup succeeded in the last 26 hours"
