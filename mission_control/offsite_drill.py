@@ -70,30 +70,36 @@ def _check_restorable(mc, target, name, record, identity):
     return "unpacked, passed integrity_check, and its SHA-256 matches the backup that was sent"
 
 
+def _drill(mc, target):
+    """`(ok, name, mode, message)` of drilling `target`'s newest copy."""
+    name = mode = None
+    try:
+        copies = list_copies(target)
+        if not copies:
+            # Not a failed drill: a target with no copy yet is what copy health reports.
+            return True, None, None, "the target holds no copy yet: nothing to drill"
+        name = copies[0].name
+        _, _, encrypted = parse_remote_name(name)
+        record = mc.offsite.copy_record(target.name, name)
+        identity = mc.settings.get("offsite.age_identity")
+        if encrypted and not identity:
+            return True, name, HEADER_AND_HASH, _check_stored(target, name, record)
+        return True, name, FULL, _check_restorable(mc, target, name, record, identity)
+    except CopyDamaged as exc:
+        return False, name, mode, str(exc)
+    except MissionControlError as exc:
+        return False, name, mode, exc.message
+    except Exception as exc:  # noqa: BLE001 - a target's own errors (OSError, botocore's, ...)
+        return False, name, mode, f"the copy cannot be read: {describe_failure(exc)}"
+
+
 def drill_target(mc, target, actor):
     """Drill one target's newest copy; remember and audit the result.
 
     :return: dict with `target`, `ok`, `name` (the copy drilled, or None), `mode` ("full" or
         "header_and_hash", or None when nothing was drilled) and `message`.
     """
-    name = mode = None
-    try:
-        copies = list_copies(target)
-        if not copies:
-            raise CopyDamaged("the target holds no copy to drill")
-        name = copies[0].name
-        _, _, encrypted = parse_remote_name(name)
-        record = mc.offsite.copy_record(target.name, name)
-        identity = mc.settings.get("offsite.age_identity")
-        if encrypted and not identity:
-            mode, message = HEADER_AND_HASH, _check_stored(target, name, record)
-        else:
-            mode, message = FULL, _check_restorable(mc, target, name, record, identity)
-        ok = True
-    except (CopyDamaged, MissionControlError) as exc:
-        ok, message = False, str(exc) if isinstance(exc, CopyDamaged) else exc.message
-    except Exception as exc:  # noqa: BLE001 - a target's own errors (OSError, botocore's, ...)
-        ok, message = False, f"the copy cannot be read: {describe_failure(exc)}"
+    ok, name, mode, message = _drill(mc, target)
     result = {"target": target.name, "ok": ok, "name": name, "mode": mode, "message": message}
     mc.offsite.drilled(target.name, ok, name, message, result)
     mc.audit.emit("offsite_verify", actor, target_type="offsite", target_id=target.name,
@@ -105,3 +111,24 @@ def drill_all(mc, actor):
     """Drill every configured target that can give copies back; a list of `drill_target` results."""
     return [drill_target(mc, target, actor)
             for _, target in sorted(mc.offsite.targets().items())]
+
+
+class DrillFailed(MissionControlError):
+    """A scheduled or manual drill found a target whose newest copy would not restore."""
+
+
+def drill_task(mc, actor):
+    """The scheduler's `offsite_verify` task: drill every target; `(None, summary)`.
+
+    :raises DrillFailed: a target failed its drill (the summary names it and why).
+    """
+    results = drill_all(mc, actor)
+    if not results:
+        return None, "No off-site target that can give copies back is configured"
+    words = {FULL: "restored and compared", HEADER_AND_HASH: "age header and SHA-256 only, no "
+             "offsite.age_identity", None: "nothing drilled"}
+    summary = "; ".join(f"{r['target']}: " + (f"passed ({words[r['mode']]})" if r["ok"] else
+                                              f"FAILED: {r['message']}") for r in results)
+    if not all(r["ok"] for r in results):
+        raise DrillFailed(f"Restore drill failed: {summary}")
+    return None, f"Restore drill passed: {summary}"

@@ -1,4 +1,4 @@
-"""The auto-backup timer: a thread that sleeps on an Event and runs each cron slot once."""
+"""The task timer (auto-backup, off-site restore drill): a thread that runs each cron slot once."""
 import logging
 import re
 import threading
@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from .actor import SCHEDULER, as_actor
 from .backups import describe_error
 from .errors import BackupFailed, BackupRefused, Conflict, MissionControlError, TooManyRequests
+from .offsite_drill import drill_task
 from .plugins import call_isolated
 from .schedule import describe, next_run, slot_start
 from .scheduler_state import SchedulerState
@@ -23,17 +24,21 @@ _PATH = re.compile(r"(?<![\w.~-])(?:~?/|[A-Za-z]:\\)[^\s'\",;)\]]*")
 
 @dataclass(frozen=True)
 class Task:
-    """A scheduled task: runs at each slot of the cron setting `schedule` (UTC) while the bool
-    setting `setting` is true.
+    """A scheduled task: runs at each slot of the cron setting `schedule` (UTC) while it is on.
 
-    `run(actor, rate_key=None)` does the work and returns `(backup_or_None, message)`, or raises.
+    It is on while the bool setting `setting` is true, or, for a task with no such setting,
+    while `enabled()` says so. `run(actor, rate_key=None)` does the work and returns
+    `(backup_or_None, message)`, or raises. Each run is audited as `audit` (None: the task
+    audits its own work).
     """
 
     id: str
     name: str
-    setting: str
+    setting: str | None
     schedule: str
     run: object
+    enabled: object = None
+    audit: str | None = "auto_backup"
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,8 @@ def _ms(seconds):
 
 
 class Scheduler:
-    """Runs `auto_backup` on its cron schedule. It owns a thread only after `start()` (`serve`).
+    """Runs `auto_backup` and `offsite_verify` on their cron schedules. It owns a thread only
+    after `start()` (`serve`).
 
     Tests drive it without the thread: set the fake clock and call `run_due()`, which is what the
     thread calls on every wake.
@@ -84,8 +90,14 @@ class Scheduler:
     def __init__(self, mc):
         self.mc = mc
         self.state = SchedulerState(mc.db)
-        self.tasks = {"auto_backup": Task("auto_backup", "Auto Backup", "general.auto_backup",
-                                          "general.auto_backup_schedule", self._backup)}
+        self.tasks = {
+            "auto_backup": Task("auto_backup", "Auto Backup", "general.auto_backup",
+                                "general.auto_backup_schedule", self._backup),
+            "offsite_verify": Task("offsite_verify", "Off-site Restore Drill", None,
+                                   "offsite.verify_schedule",
+                                   lambda actor, rate_key=None: drill_task(mc, actor),
+                                   enabled=lambda: bool(mc.offsite.targets()), audit=None),
+        }
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = None
@@ -98,13 +110,18 @@ class Scheduler:
         made = self.mc.backups.create(actor, rate_key=rate_key)
         return made, f"Backup created ({int(made.size / 1024 + 0.5)}KB)"
 
+    def _on(self, task):
+        return bool(task.enabled()) if task.setting is None else \
+            bool(self.mc.settings.get(task.setting))
+
     def _due(self, task, now):
         """The latest slot is due when the task is on, and it and its schedule were already
         set as they are at that slot."""
-        if not self.mc.settings.get(task.setting):
+        if not self._on(task):
             return None
         slot = slot_start(now, self.mc.settings.get(task.schedule))
-        changes = [self.mc.settings.changed_at(key) for key in (task.setting, task.schedule)]
+        changes = [self.mc.settings.changed_at(key) for key in (task.setting, task.schedule)
+                   if key is not None]
         if any(since is not None and since > slot for since in changes):
             return None  # switched on (or rescheduled) after the slot: the first run is the next
         row = self.state.get(task.id)
@@ -159,9 +176,10 @@ class Scheduler:
             with self._lock:
                 self._running[task.id] -= 1
         (log.info if ok else log.warning)("%s (%s, %s): %s", task.id, trigger, actor, message)
-        self.mc.audit.emit("auto_backup", actor, target_type="scheduler", target_id=task.id,
-                           detail={"ok": ok, "message": message, "trigger": trigger, "slot": slot,
-                                   "backup": backup.name if backup else None})
+        if task.audit:
+            self.mc.audit.emit(task.audit, actor, target_type="scheduler", target_id=task.id,
+                               detail={"ok": ok, "message": message, "trigger": trigger,
+                                       "slot": slot, "backup": backup.name if backup else None})
         return RunResult(ok, message, backup)
 
     def _failure(self, exc):
@@ -192,7 +210,7 @@ class Scheduler:
             with self._lock:
                 running = self._running.get(task.id, 0) > 0
             out.append(TaskStatus(
-                task.id, task.name, bool(self.mc.settings.get(task.setting)), row.get("last_run"),
+                task.id, task.name, self._on(task), row.get("last_run"),
                 _ms(next_run(now, schedule)), running, None if last_ok is None else bool(last_ok),
                 row.get("last_message"), row.get("last_finished"), schedule, describe(schedule)))
         return out

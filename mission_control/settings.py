@@ -84,6 +84,10 @@ HOST_SETTINGS = (
                "When automatic backups run: a 5-field cron expression in UTC, at most every 5 "
                "minutes", "general", max_length=100, clean=check_schedule,
                pattern=SCHEDULE_PATTERN),
+    SettingDef("offsite.verify_schedule", "text", "0 4 * * 0",
+               "When the off-site restore drill (task offsite_verify) runs while a target is "
+               "configured: a 5-field cron expression in UTC (default Sundays at 04:00)",
+               "offsite", max_length=100, clean=check_schedule, pattern=SCHEDULE_PATTERN),
     SettingDef("general.backup_retention_count", "int", "10",
                "How many mc-backup-* files to keep; older ones are pruned after each backup",
                "general", minimum=1, maximum=1000),

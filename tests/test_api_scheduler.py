@@ -21,7 +21,11 @@ def test_status_shape_before_any_run(admin_client, clock):
     assert response.json == {"tasks": [{
         "id": "auto_backup", "name": "Auto Backup", "enabled": False, "lastRun": None,
         "nextRun": int(ts("2026-03-05 03:00:00") * 1000), "running": False, "lastResult": None,
-        "schedule": "0 3 * * *", "description": "every day at 03:00 UTC"}]}
+        "schedule": "0 3 * * *", "description": "every day at 03:00 UTC"}, {
+        "id": "offsite_verify", "name": "Off-site Restore Drill", "enabled": False,
+        "lastRun": None, "nextRun": int(ts("2026-03-08 04:00:00") * 1000), "running": False,
+        "lastResult": None, "schedule": "0 4 * * 0",
+        "description": "at 04:00 UTC, only on Sunday"}]}
 
 
 def test_enabling_shows_at_once(admin_client):
@@ -40,7 +44,7 @@ def test_manual_run(admin_client, mc, clock):
     [made] = mc.backups.list()
     assert body["backup"] == made.to_json()
     assert body["message"] == f"Backup created ({round(made.size / 1024)}KB)"
-    [task] = admin_client.get("/api/scheduler").json["tasks"]
+    task = admin_client.get("/api/scheduler").json["tasks"][0]
     assert task["lastRun"] == int(clock.now * 1000)
     assert task["lastResult"] == {"ok": True, "message": body["message"],
                                   "timestamp": int(clock.now * 1000)}
@@ -52,10 +56,10 @@ def test_manual_run(admin_client, mc, clock):
 
 @pytest.mark.parametrize("data, body", [
     ("", {"error": "Request body required"}),
-    ('{"task_id": "auto_cleanup"}', {"error": "task_id required: auto_backup"}),
-    ("{}", {"error": "task_id required: auto_backup"}),
-    ('{"task_id": 1}', {"error": "task_id required: auto_backup"}),
-    ('["auto_backup"]', {"error": "task_id required: auto_backup"}),
+    ('{"task_id": "auto_cleanup"}', {"error": "task_id required: auto_backup, offsite_verify"}),
+    ("{}", {"error": "task_id required: auto_backup, offsite_verify"}),
+    ('{"task_id": 1}', {"error": "task_id required: auto_backup, offsite_verify"}),
+    ('["auto_backup"]', {"error": "task_id required: auto_backup, offsite_verify"}),
     ('{"task_id": "auto_backup", "x": 1}', {"error": "Validation failed", "details": ["x: unknown field"]}),
 ])
 def test_bad_requests(admin_client, mc, data, body):

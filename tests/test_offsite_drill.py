@@ -5,6 +5,7 @@ from mission_control import metrics
 from mission_control.health import backup_status
 from mission_control.offsite_drill import drill_all
 
+from .scheduling import ts
 from .test_offsite_crypt import new_key
 from .test_offsite_fetch import damage
 
@@ -19,6 +20,11 @@ def drill_series(mc, target):
               for family in prometheus.text_string_to_metric_families(body.decode())
               for s in family.samples}
     return values.get(f"mission_control_offsite_drill_ok[('target', '{target}')]")
+
+
+def run_drill(admin_client):
+    """The drill as an admin runs it: `POST /api/scheduler {"task_id": "offsite_verify"}`."""
+    return admin_client.post("/api/scheduler", json={"task_id": "offsite_verify"})
 
 
 def hidden_files(mc):
@@ -37,14 +43,16 @@ def nas(mc, tmp_path):
     return folder
 
 
-def test_a_drill_passes_then_fails_once_the_remote_copy_is_damaged(mc, nas, clock):
+def test_a_drill_passes_then_fails_once_the_remote_copy_is_damaged(admin_client, mc, nas, clock):
     made = mc.backups.create(actor="test")
-    [passed] = drill_all(mc, "test")
-    assert passed["ok"] is True, passed
+    passed = run_drill(admin_client)
+    assert passed.status_code == 200, passed.json
+    assert passed.json["message"] == "Restore drill passed: dir: passed (restored and compared)"
     [result] = [e["detail"] for e in mc.audit_store.query(action="offsite_verify")[0]]
     assert result == {"target": "dir", "ok": True, "name": f"{made.name}.zst.age",
                       "mode": "full", "message": result["message"]}
     assert "matches the backup that was sent" in result["message"]
+    assert mc.audit_store.query(action="offsite_verify")[0][0]["actor"] == "alice"
     status = backup_status(mc)
     assert status["verdict"] == "pass", status["reasons"]
     assert status["offsite"][0]["drill"]["ok"] is True
@@ -53,8 +61,12 @@ def test_a_drill_passes_then_fails_once_the_remote_copy_is_damaged(mc, nas, cloc
 
     damage(nas / f"{made.name}.zst.age", "flipped")
     clock.advance(60)
-    [failed] = drill_all(mc, "test")
-    assert failed["ok"] is False and "decrypt" in failed["message"]
+    failed = run_drill(admin_client)
+    assert failed.status_code == 500 and failed.json["ok"] is False
+    assert failed.json["message"].startswith("Restore drill failed: dir: FAILED: cannot decrypt")
+    [task] = [t for t in admin_client.get("/api/scheduler").json["tasks"]
+              if t["id"] == "offsite_verify"]
+    assert task["lastResult"]["ok"] is False
     status = backup_status(mc)
     assert status["verdict"] == "fail"
     assert any("the last restore drill of dir failed" in r for r in status["reasons"]), status
@@ -75,12 +87,15 @@ def test_without_an_identity_only_the_header_and_stored_hash_are_checked(mc, nas
     assert result["ok"] is False and "SHA-256" in result["message"]
 
 
-def test_a_drill_of_an_empty_target_fails(mc, tmp_path):
+def test_a_target_with_no_copy_yet_has_nothing_to_drill(mc, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     mc.settings.update({"offsite.dir.path": str(empty)}, actor="test")
     [result] = drill_all(mc, "test")
-    assert result["ok"] is False and "no copy" in result["message"]
+    assert result["ok"] is True and result["mode"] is None and "no copy yet" in result["message"]
+    mc.settings.update({"offsite.dir.path": str(tmp_path / "unmounted")}, actor="test")
+    [result] = drill_all(mc, "test")
+    assert result["ok"] is False and "cannot be read" in result["message"]
 
 
 def test_a_drill_against_the_bucket(mc, s3, s3_server, bucket):
@@ -92,3 +107,30 @@ def test_a_drill_against_the_bucket(mc, s3, s3_server, bucket):
     mc.backups.create(actor="test")
     [result] = drill_all(mc, "test")
     assert result["ok"] is True and result["mode"] == "full", result
+
+
+def test_the_drill_runs_weekly_on_sundays_at_4_while_a_target_is_configured(smc, at, tmp_path):
+    at("2026-03-07 12:00:00")  # a Saturday
+    [task] = [t for t in smc.scheduler.status() if t.id == "offsite_verify"]
+    assert task.enabled is False and task.schedule == "0 4 * * 0"
+    assert task.next_run == ts("2026-03-08 04:00:00") * 1000
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    smc.settings.update({"offsite.dir.path": str(nas)}, actor="test")
+    smc.backups.create(actor="test")
+    assert [t.enabled for t in smc.scheduler.status() if t.id == "offsite_verify"] == [True]
+    [caught_up] = smc.scheduler.run_due()  # last Sunday's slot, once, as for any task
+    assert caught_up.ok is True
+    at("2026-03-08 03:59:00")
+    assert smc.scheduler.run_due() == []
+    at("2026-03-08 04:00:30")
+    [result] = smc.scheduler.run_due()
+    assert result.ok is True and "dir: passed" in result.message
+    event = smc.audit_store.query(action="offsite_verify")[0][0]
+    assert event["actor"] == "scheduler" and event["detail"]["ok"] is True
+    assert smc.scheduler.run_due() == []  # once per slot
+    at("2026-03-15 04:00:10")
+    assert len(smc.scheduler.run_due()) == 1
+    smc.settings.reset("offsite.dir.path", "test")  # no target: the task is off
+    at("2026-03-22 04:00:10")
+    assert smc.scheduler.run_due() == []

@@ -54,7 +54,7 @@ def test_around_midnight_next_run_is_the_coming_0300(smc, at):
 
 def test_next_run_is_shown_while_disabled(smc, at):
     at("2026-03-04 10:00:00")
-    [task] = smc.scheduler.status()
+    task = smc.scheduler.status()[0]
     assert task.enabled is False and task.next_run == ts("2026-03-05 03:00:00") * 1000
     assert task.last_run is None and task.last_ok is None and task.running is False
 

@@ -44,7 +44,7 @@ def test_every_six_hours(smc, at):
                "2026-03-05 00:00:00"]
     assert runs_between(smc, at, moments) == ["2026-03-04 06:00:00", "2026-03-04 12:00:00",
                                               "2026-03-04 18:00:00", "2026-03-05 00:00:00"]
-    [task] = smc.scheduler.status()
+    task = smc.scheduler.status()[0]
     assert (task.schedule, task.description) == ("0 */6 * * *", "every 6 hours (UTC)")
     assert task.next_run == ts("2026-03-05 06:00:00") * 1000
 
@@ -138,7 +138,7 @@ def test_the_api_shows_the_schedule_and_refuses_bad_ones(admin_client, clock):
     response = admin_client.put("/api/settings", json={"settings": {
         "general.auto_backup_schedule": "15 */2 * * *"}})
     assert response.status_code == 200
-    [task] = admin_client.get("/api/scheduler").json["tasks"]
+    task = admin_client.get("/api/scheduler").json["tasks"][0]
     assert task["schedule"] == "15 */2 * * *"
     assert task["description"] == "at 15 minutes past the hour, every 2 hours (UTC)"
     assert task["nextRun"] == ts("2026-03-04 16:15:00") * 1000
