@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyrage  # noqa: E402
 
+from mission_control.builtins import offsite_dir  # noqa: E402
 from mission_control.config import Config  # noqa: E402
 from mission_control.core import MissionControl  # noqa: E402
 from mission_control.offsite_drill import drill_all  # noqa: E402
-from plugins import offsite_dir  # noqa: E402
 
 GOAL_MIB = 32
 MIB = 1024 * 1024

@@ -13,18 +13,22 @@ from .config import ConfigError
 
 log = logging.getLogger(__name__)
 
+#: Where the built-ins install: the repository's `plugins/` folder, mapped inside the package by
+#: setup.cfg's `package_dir`, so no top-level `plugins` package lands in site-packages.
+BUILTIN_PACKAGE = "mission_control.builtins"
+
 #: Built-in plugins, registered under their last dotted component (`MC_DISABLE_PLUGINS=retention`).
 DEFAULT_PLUGINS = (
-    "plugins.retention",
-    "plugins.audit_log",
-    "plugins.audit_jsonl",
-    "plugins.audit_syslog",
-    "plugins.disk_guard",
-    "plugins.offsite_dir",
-    "plugins.offsite_s3",
-    "plugins.healthchecks",
-    "plugins.email_alerts",
-    "plugins.pitr",
+    "mission_control.builtins.retention",
+    "mission_control.builtins.audit_log",
+    "mission_control.builtins.audit_jsonl",
+    "mission_control.builtins.audit_syslog",
+    "mission_control.builtins.disk_guard",
+    "mission_control.builtins.offsite_dir",
+    "mission_control.builtins.offsite_s3",
+    "mission_control.builtins.healthchecks",
+    "mission_control.builtins.email_alerts",
+    "mission_control.builtins.pitr",
 )
 
 #: Module-name prefix of plugins imported from the drop-in folder (`MC_PLUGINS_DIR`).

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mission_control import MissionControl
 from mission_control.config import Config
-from plugins.pitr import litestream
+from mission_control.builtins.pitr import litestream
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "pitr-test-api-key-0123456789"

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from mission_control import SCHEDULER
-from plugins.healthchecks import ping_url
+from mission_control.builtins.healthchecks import ping_url
 from tests.receivers import WAIT, PingReceiver, free_port
 from tests.scheduling import enable
 

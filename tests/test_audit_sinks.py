@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from plugins.audit_jsonl import append_line
+from mission_control.builtins.audit_jsonl import append_line
 
 
 def lines(path):
@@ -45,7 +45,7 @@ def test_jsonl_lines_never_interleave_across_threads_and_processes(tmp_path):
     path = tmp_path / "audit.jsonl"
     filler = "x" * 5000  # lines longer than a pipe buffer, to give interleaving a chance
     child = subprocess.Popen([sys.executable, "-c", (
-        "import sys; from plugins.audit_jsonl import append_line\n"
+        "import sys; from mission_control.builtins.audit_jsonl import append_line\n"
         f"for i in range(200): append_line(sys.argv[1], {{'who': 'proc', 'i': i, 'f': '{filler}'}})"
     ), str(path)])
 

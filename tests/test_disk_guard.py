@@ -1,7 +1,7 @@
 """The built-in disk-space guard refuses a backup with 507 when the backups folder is too full."""
 import shutil
 
-from plugins.disk_guard import database_size, human, needed_bytes
+from mission_control.builtins.disk_guard import database_size, human, needed_bytes
 
 
 def test_refuses_with_507_and_a_clear_reason(admin_client, mc):

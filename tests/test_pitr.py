@@ -9,7 +9,7 @@ import pytest
 
 from mission_control import hookimpl
 from mission_control import restore as restore_module
-from plugins.pitr import litestream
+from mission_control.builtins.pitr import litestream
 
 from .backup_files import add_tasks, titles
 from .conftest import logged_in_client

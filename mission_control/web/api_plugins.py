@@ -1,6 +1,6 @@
 """`/api/plugins` and `/api/offsite`: the loaded plugins and the last off-site result per target (admin)."""
 from .. import __version__
-from ..plugins import DROPIN_PREFIX, plugin_version
+from ..plugins import BUILTIN_PACKAGE, DROPIN_PREFIX, plugin_version
 from .http import json_response, require
 
 
@@ -10,7 +10,7 @@ def _kind(pm, plugin):
     module = getattr(plugin, "__name__", "") or ""
     if module.startswith(DROPIN_PREFIX):
         return "drop_in"
-    if module.startswith("plugins."):
+    if module.startswith(f"{BUILTIN_PACKAGE}."):
         return "builtin"
     return "registered"
 
