@@ -4,9 +4,10 @@ import { $, setBusy } from "./dom.js";
 import { bothTimes, humanSize } from "./format.js";
 import { renderAudit, renderBackups, renderHealth, renderTask } from "./render.js";
 import { fillPolicies, wirePolicies } from "./policies.js";
+import { chosenMoment, renderPitr } from "./pitr.js";
 
 const VIEWS = ["login-view", "forbidden-view", "app-view"];
-const state = { user: null, files: false, backups: new Map(), pending: null };
+const state = { user: null, files: false, backups: new Map(), pending: null, moment: false };
 
 // ---- views and messages ----------------------------------------------------------------
 
@@ -114,7 +115,7 @@ async function loadAll() {
   main.setAttribute("aria-busy", "true");
   try {
     await loadHealth(); // first: it tells whether verify, download and restore exist
-    await Promise.all([loadBackups(), loadSchedule(), loadAudit()]);
+    await Promise.all([loadBackups(), loadSchedule(), loadAudit(), loadPitr()]);
   } finally {
     main.removeAttribute("aria-busy");
   }
@@ -140,6 +141,18 @@ function loadHealth() {
     document.body.classList.toggle("no-files", !state.files);
     $("health").hidden = status === null;
     if (status) renderHealth(status);
+  });
+}
+
+function loadPitr() {
+  return guarded(async () => {
+    let pitr = null;
+    try {
+      pitr = await api("GET", "/api/backup/pitr");
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404)) throw err;
+    }
+    renderPitr(pitr);
   });
 }
 
@@ -244,9 +257,30 @@ async function deleteClosed() {
 
 function openRestore(name) {
   const backup = state.backups.get(name);
+  openRestoreDialog(name, false, backup ? `taken ${bothTimes(backup.created_at)}` : "taken at an unknown time");
+}
+
+/** The "restore to a moment" form: the same dialog, confirmed by typing the moment. */
+function openMomentRestore(event) {
+  event.preventDefault();
+  let moment;
+  try {
+    moment = chosenMoment();
+  } catch (err) {
+    showError(err.message);
+    $("pitr-moment").focus();
+    return;
+  }
+  openRestoreDialog(moment, true, `the database as it was at ${bothTimes(Date.parse(moment) / 1000)}`);
+}
+
+function openRestoreDialog(name, moment, when) {
   state.pending = name;
+  state.moment = moment;
+  $("restore-title").textContent = moment ? "Restore to this moment?" : "Restore this backup?";
+  $("restore-typed-label").textContent = moment ? "Type the moment to confirm" : "Type the backup name to confirm";
   $("restore-name").textContent = name;
-  $("restore-when").textContent = backup ? bothTimes(backup.created_at) : "at an unknown time";
+  $("restore-when").textContent = when;
   $("restore-typed").value = "";
   $("restore-confirm").disabled = true;
   const dialog = $("restore-dialog");
@@ -262,11 +296,13 @@ function restoreTyped() {
 async function restoreClosed() {
   const name = state.pending;
   const confirmed = $("restore-dialog").returnValue === "confirm" && restoreTyped();
+  const body = state.moment ? { timestamp: name } : { name };
   state.pending = null;
+  state.moment = false;
   if (!confirmed || !name) return;
   showStatus(`Restoring ${name}… The service keeps running; this can take a moment.`);
   try {
-    const r = await api("POST", "/api/backup/restore", { name });
+    const r = await api("POST", "/api/backup/restore", body);
     const safety = r.safety_backup ? ` The data it replaced is in ${r.safety_backup.name}.` : "";
     const text = `Restored ${name}.${safety}`;
     if (r.session && r.session.logged_in === false) {
@@ -333,6 +369,7 @@ function wire() {
   $("upload-form").addEventListener("submit", upload);
   $("delete-dialog").addEventListener("close", deleteClosed);
   $("restore-dialog").addEventListener("close", restoreClosed);
+  $("pitr-form").addEventListener("submit", openMomentRestore);
   $("restore-typed").addEventListener("input", () => { $("restore-confirm").disabled = !restoreTyped(); });
   $("restore-typed").addEventListener("keydown", (event) => {
     // Enter would submit with the first button (Cancel); confirm only when the name matches.
