@@ -128,11 +128,9 @@ class OffsiteResults:
 
     def list(self):
         """The last result of every target that ever ran, by target name."""
-        rows = self._db.query("SELECT target, ok, backup, location, message, detail, finished_at"
-                              " FROM offsite_results ORDER BY target")
+        rows = self._rows("SELECT target, ok, backup, location, message, detail, finished_at"
+                          " FROM offsite_results ORDER BY target")
         for row in rows:
-            row["ok"] = bool(row["ok"])
-            row["detail"] = json.loads(row["detail"]) if row["detail"] else None
             detail = row["detail"] or {}
             row["stored_size"] = detail.get("stored_size")
             row["ratio"] = detail.get("ratio")
@@ -159,8 +157,12 @@ class OffsiteResults:
 
     def drills(self):
         """The last restore drill of every target that was ever drilled, by target name."""
-        rows = self._db.query("SELECT target, ok, remote_name, message, detail, finished_at"
-                              " FROM offsite_drills ORDER BY target")
+        return self._rows("SELECT target, ok, remote_name, message, detail, finished_at"
+                          " FROM offsite_drills ORDER BY target")
+
+    def _rows(self, sql):
+        """The rows of `sql`, with `ok` as a bool and `detail` decoded from JSON."""
+        rows = self._db.query(sql)
         for row in rows:
             row["ok"] = bool(row["ok"])
             row["detail"] = json.loads(row["detail"]) if row["detail"] else None

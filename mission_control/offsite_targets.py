@@ -5,7 +5,6 @@ A target is an object a plugin returns from the ``offsite_targets`` hook with a 
 is unpacked into a hidden temporary file, checked like an upload, and kept as
 ``offsite-<backup name>`` in the backups folder, where the normal restore path can restore it.
 """
-import os
 import sys
 from contextlib import closing
 from dataclasses import dataclass
@@ -14,8 +13,7 @@ from .errors import BadRequest, MissionControlError, NotFound, ValidationFailed
 from .fsutil import fsync_dir, place_without_overwrite, sha256_file
 from .offsite import describe_failure
 from .offsite_codec import CopyDamaged, MissingExtra, decode, parse_remote_name
-from .uploads import UploadSink, check_received
-from .verify import VerificationStore
+from .uploads import UploadSink, check_received, keep_received
 
 FETCHED_PREFIX = "offsite-"
 
@@ -101,7 +99,10 @@ def fetch(mc, target_name, remote_name, actor, identity=None):
         raise NotFound("The off-site target holds no copy of that name")
     record = mc.offsite.copy_record(target.name, remote_name)
     sink = UploadSink(mc.backups.dir, sys.maxsize)
-    try:
+    match = None
+
+    def accept():
+        nonlocal match
         try:
             unpack(target, remote_name, sink, identity or mc.settings.get("offsite.age_identity"))
         except CopyDamaged as exc:
@@ -122,21 +123,12 @@ def fetch(mc, target_name, remote_name, actor, identity=None):
                                  "first") from None
             sink.discard()
         fsync_dir(mc.backups.dir)
-    except BadRequest as exc:
-        sink.discard()
-        mc.audit.emit("offsite_fetch_refused", actor, target_type="offsite",
-                      target_id=target.name, detail={"target": target.name, "name": remote_name,
-                                                     "reason": "; ".join(exc.details or
-                                                                         [exc.message])})
-        raise
-    except BaseException:
-        sink.discard()
-        raise
-    st = os.stat(final)
-    VerificationStore(mc.db).record(final.name, st, digest, found, int(mc.clock()), str(actor))
-    backup = {"name": final.name, "size": st.st_size, "created_at": int(st.st_mtime),
-              "sha256": digest}
+        return final, digest, found
+
+    backup = keep_received(mc, sink, actor, accept, {
+        "action": "offsite_fetch_refused", "target_type": "offsite", "target_id": target.name,
+        "detail": {"target": target.name, "name": remote_name}})
     mc.audit.emit("offsite_fetch", actor, target_type="offsite", target_id=target.name,
-                  detail={"target": target.name, "name": remote_name, "backup": final.name,
-                          "sha256": digest, "sha256_match": match})
+                  detail={"target": target.name, "name": remote_name, "backup": backup["name"],
+                          "sha256": backup["sha256"], "sha256_match": match})
     return {"backup": backup, "sha256_match": match}

@@ -108,32 +108,52 @@ def check_received(mc, sink, refusal):
     return digest, found
 
 
-def accept_upload(mc, sink, actor, *, original_name=None):
-    """Check the complete upload in `sink` and store it; on any refusal nothing is left behind.
+def keep_received(mc, sink, actor, accept, refused):
+    """Keep the file received in `sink` if `accept()` takes it; on any refusal leave nothing.
 
-    :return: dict with `name`, `size`, `created_at`, `sha256`.
-    :raises BadRequest / ValidationFailed: empty, not SQLite, corrupt, or not Mission Control's (400).
+    :param accept: checks the file and places it: returns `(final_path, sha256, Inspection)`.
+    :param refused: ``mc.audit.emit`` keyword arguments (``action``, ``target_type``, ...,
+        ``detail``) for the event audited when `accept` refuses; ``detail`` gains ``reason``.
+    :return: dict with `name`, `size`, `created_at`, `sha256` of the kept file, whose
+        verification is recorded.
+    :raises BadRequest / ValidationFailed: what `accept` raised (400), after the audit.
     """
     try:
-        sink.finish()
-        if sink.size == 0:
-            raise BadRequest("Upload is empty: send the backup file as the request body")
-        digest, found = check_received(mc, sink, "Upload is not a valid Mission Control backup")
-        final = place_at_free_name(sink.path, mc.backups.dir, UPLOAD_FORMAT, int(mc.clock()))
-        fsync_dir(mc.backups.dir)
+        final, digest, found = accept()
     except BadRequest as exc:
         sink.discard()
-        mc.audit.emit("backup_upload_refused", actor, target_type="backup",
-                      detail={"original_name": original_name, "size": sink.size,
-                              "reason": "; ".join(exc.details or [exc.message])})
+        event = dict(refused)
+        event["detail"] = {**event.get("detail", {}),
+                           "reason": "; ".join(exc.details or [exc.message])}
+        mc.audit.emit(event.pop("action"), actor, **event)
         raise
     except BaseException:
         sink.discard()
         raise
     st = os.stat(final)
     VerificationStore(mc.db).record(final.name, st, digest, found, int(mc.clock()), str(actor))
-    result = {"name": final.name, "size": st.st_size, "created_at": int(st.st_mtime),
-              "sha256": digest}
-    mc.audit.emit("backup_upload", actor, target_type="backup", target_id=final.name,
+    return {"name": final.name, "size": st.st_size, "created_at": int(st.st_mtime),
+            "sha256": digest}
+
+
+def accept_upload(mc, sink, actor, *, original_name=None):
+    """Check the complete upload in `sink` and store it; on any refusal nothing is left behind.
+
+    :return: dict with `name`, `size`, `created_at`, `sha256`.
+    :raises BadRequest / ValidationFailed: empty, not SQLite, corrupt, or not Mission Control's (400).
+    """
+    def accept():
+        sink.finish()
+        if sink.size == 0:
+            raise BadRequest("Upload is empty: send the backup file as the request body")
+        digest, found = check_received(mc, sink, "Upload is not a valid Mission Control backup")
+        final = place_at_free_name(sink.path, mc.backups.dir, UPLOAD_FORMAT, int(mc.clock()))
+        fsync_dir(mc.backups.dir)
+        return final, digest, found
+
+    result = keep_received(mc, sink, actor, accept, {
+        "action": "backup_upload_refused", "target_type": "backup",
+        "detail": {"original_name": original_name, "size": sink.size}})
+    mc.audit.emit("backup_upload", actor, target_type="backup", target_id=result["name"],
                   detail={**result, "original_name": original_name})
     return result
