@@ -258,13 +258,15 @@ class BackupService:
 
         :raises ValidationFailed, NotFound: as `path_of`.
         """
+        path = self.path_of(name)
         try:
-            os.unlink(self.path_of(name))  # unlinking a name never follows a symlink
+            size = os.lstat(path).st_size
+            os.unlink(path)  # unlinking a name never follows a symlink
         except FileNotFoundError:
             raise NotFound("Backup not found") from None
         fsync_dir(self.dir)
         self.mc.audit.emit("backup_delete", as_actor(actor), target_type="backup",
-                           target_id=name, detail={"name": name})
+                           target_id=name, detail={"name": name, "size": size})
 
     # -- start-up ------------------------------------------------------------------------------
     def remove_leftovers(self):

@@ -2,15 +2,15 @@
 import argparse
 import getpass
 import json
-import logging
 import sys
 from datetime import datetime, timezone
 
-from . import cli_backup_files, cli_offsite
+from . import cli_backup_files, cli_offsite, logs
 from .actor import Actor
 from .config import Config, ConfigError
 from .core import MissionControl
 from .errors import MissionControlError
+from .units import human_size
 from .users import ROLES, UserError
 
 
@@ -76,19 +76,11 @@ def _actor():
         return Actor("cli")
 
 
-def _human(size):
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-
-
 def run(args, out, stdin):
     config = Config.from_env(data_dir=args.data_dir, db_path=args.db_path,
                              **({"host": args.host, "port": args.port, "threads": args.threads}
                                 if args.command == "serve" else {}))
-    logging.basicConfig(level=getattr(logging, config.log_level, logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(config)
     if args.command == "serve":
         from .server import serve
         return serve(config, announce=lambda text: print(text, file=out, flush=True))
@@ -96,7 +88,7 @@ def run(args, out, stdin):
         if args.command == "user":
             return _user(mc, args, out, stdin)
         if args.command == "offsite":
-            return cli_offsite.run(mc, args, out, _actor(), _human)
+            return cli_offsite.run(mc, args, out, _actor(), human_size)
         if args.action in cli_backup_files.ACTIONS:
             return cli_backup_files.run(mc, args, out, stdin, _actor())
         return _backup(mc, args, out)
@@ -124,7 +116,7 @@ def _user(mc, args, out, stdin):
 def _backup(mc, args, out):
     if args.action == "create":
         made = mc.backups.create(_actor())
-        print(f"created {made.name} ({_human(made.size)})", file=out)
+        print(f"created {made.name} ({human_size(made.size)})", file=out)
     elif args.action == "list":
         backups = mc.backups.list()
         if args.json:
@@ -132,7 +124,7 @@ def _backup(mc, args, out):
                               "dir": str(mc.backups.dir)}, indent=2), file=out)
         for b in [] if args.json else backups:
             when = datetime.fromtimestamp(b.created_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-            print(f"{b.name}\t{_human(b.size)}\t{when} UTC", file=out)
+            print(f"{b.name}\t{human_size(b.size)}\t{when} UTC", file=out)
     elif args.action == "prune":
         _prune(mc, args, out)
     else:

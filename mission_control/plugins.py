@@ -23,6 +23,7 @@ DEFAULT_PLUGINS = (
     "mission_control.builtins.audit_log",
     "mission_control.builtins.audit_jsonl",
     "mission_control.builtins.audit_syslog",
+    "mission_control.builtins.event_log",
     "mission_control.builtins.disk_guard",
     "mission_control.builtins.offsite_dir",
     "mission_control.builtins.offsite_s3",

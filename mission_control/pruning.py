@@ -124,6 +124,7 @@ class Pruning:
         removed = []
         for name in names:
             try:
+                size = os.lstat(folder / name).st_size
                 os.unlink(folder / name)
             except FileNotFoundError:
                 continue
@@ -135,7 +136,7 @@ class Pruning:
                 continue
             removed.append(name)
             self.mc.audit.emit("backup_prune", actor, target_type="backup", target_id=name,
-                               detail={"name": name})
+                               detail={"name": name, "size": size})
         if removed:
             fsync_dir(folder)
         return removed

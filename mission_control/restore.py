@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import sqlite3
+import time
 from contextlib import contextmanager
 from dataclasses import asdict
 from urllib.request import pathname2url
@@ -102,6 +103,7 @@ def _exclusive(mc):
 
 def _restore_checked(mc, source, check, actor, name, detail, session_token):
     """Steps 2-4 and the audit, for a `source` whose verification result is `check`."""
+    started = time.perf_counter()
     if not check["ok"]:
         mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
                       detail={**detail, "reason": "; ".join(check["problems"])})
@@ -128,8 +130,10 @@ def _restore_checked(mc, source, check, actor, name, detail, session_token):
         remove_files(prepared, f"{prepared}-journal")
     restored = {**detail, "name": name, "sha256": check["sha256"],
                 "schema_version": check["schema_version"], "migrated_to": migrated_to}
+    measures = {"size": os.path.getsize(source),
+                "duration_seconds": round(time.perf_counter() - started, 3)}
     try:
-        return _after_swap(mc, restored, safety, actor, session_token)
+        return _after_swap(mc, restored, safety, actor, session_token, measures)
     except Exception as exc:  # noqa: BLE001 - the data is replaced whatever failed here
         reason = describe_error(exc)
         log.exception("restore of %s: a step after the swap failed: %s", name, reason)
@@ -146,15 +150,17 @@ def _resume(mc, actor):
                   actor=actor)
 
 
-def _after_swap(mc, restored, safety, actor, session_token):
+def _after_swap(mc, restored, safety, actor, session_token, measures):
     """Settle the live database and tell the world about a restore whose swap is done.
+
+    `measures` (the restored file's `size`, the restore's `duration_seconds`) go to the audit.
 
     :return: the restore's JSON answer.
     """
     _settle(mc.config.db_path)
     # Written after the swap, so the restored audit trail records its own restore.
     mc.audit.emit("backup_restore", actor, target_type="backup", target_id=restored["name"],
-                  detail={**restored, "safety_backup": safety.name})
+                  detail={**restored, "safety_backup": safety.name, **measures})
     mc.settings.notify()  # the restored settings may differ (general.auto_backup, say)
     return {"success": True, "restored": restored, "safety_backup": safety.to_json(),
             "session": session_after_restore(mc, session_token)}

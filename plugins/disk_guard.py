@@ -7,7 +7,7 @@ space afterwards. The guard asks for ``diskguard.factor`` times that, and at lea
 import os
 import shutil
 
-from mission_control import BackupRefused, SettingDef, hookimpl
+from mission_control import BackupRefused, SettingDef, hookimpl, human_size
 
 MB = 1024 * 1024
 
@@ -40,14 +40,6 @@ def needed_bytes(db_size, factor, min_free_mb):
     return max(db_size * factor, min_free_mb * MB)
 
 
-def human(size):
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
-
-
 @hookimpl(tryfirst=True)
 def pre_backup(mc, db_path):
     factor = mc.settings.get("diskguard.factor")
@@ -59,6 +51,6 @@ def pre_backup(mc, db_path):
     free = shutil.disk_usage(mc.backups.dir).free
     if free < needed:
         raise BackupRefused(
-            f"Not enough free disk space for a backup: {human(free)} free in the backups folder, "
-            f"{human(needed)} needed ({factor} x the {human(size)} database, at least "
-            f"{min_free_mb} MiB)", 507)
+            f"Not enough free disk space for a backup: {human_size(free)} free in the backups "
+            f"folder, {human_size(needed)} needed ({factor} x the {human_size(size)} database, "
+            f"at least {min_free_mb} MiB)", 507)

@@ -11,6 +11,7 @@ the copy just made, so the last good copy is never deleted. A failure is recorde
 """
 import os
 import secrets
+import time
 
 from mission_control import (REMOTE_PATTERN, Codec, RemoteCopy, SettingDef, codec_settings,
                              encode, fsync_dir, hookimpl, remove_files, sha256_file)
@@ -106,6 +107,7 @@ def post_backup(mc, backup, actor):
         return
     codec = Codec.from_settings(mc.settings, TARGET)
     remote_name = codec.remote_name(backup.name)
+    started = time.perf_counter()
     try:
         encoded = copy_verified(backup.path, folder, remote_name, codec)
     except Exception as exc:  # noqa: BLE001 - I/O, a missing extra: all mean "not copied"
@@ -120,7 +122,9 @@ def post_backup(mc, backup, actor):
                           location=folder)
         return
     mc.offsite.succeeded(TARGET, backup, actor, location=os.path.join(folder, remote_name),
-                         detail={"pruned": pruned}, remote_name=remote_name, encoded=encoded)
+                         detail={"pruned": pruned,
+                                 "duration_seconds": round(time.perf_counter() - started, 3)},
+                         remote_name=remote_name, encoded=encoded)
 
 
 class FolderTarget:

@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import secrets
+import time
 from contextlib import contextmanager
 
 from mission_control import (REMOTE_PATTERN, Codec, Encoded, RemoteCopy, SettingDef,
@@ -198,6 +199,7 @@ def post_backup(mc, backup, actor):
     except ImportError:
         mc.offsite.failed(TARGET, backup, actor, MISSING_BOTO3, location=location)
         return
+    started = time.perf_counter()
     try:
         with packed(backup, codec) as (path, encoded):
             sha256 = upload_verified(client, mc, path, bucket, prefix + remote_name)
@@ -213,7 +215,9 @@ def post_backup(mc, backup, actor):
         mc.offsite.failed(TARGET, backup, actor, f"uploaded and verified, but pruning the bucket "
                           f"failed: {type(exc).__name__}: {exc}"[:300], location=location)
         return
-    mc.offsite.succeeded(TARGET, backup, actor, location=location, detail={"pruned": pruned},
+    mc.offsite.succeeded(TARGET, backup, actor, location=location,
+                         detail={"pruned": pruned,
+                                 "duration_seconds": round(time.perf_counter() - started, 3)},
                          remote_name=remote_name, encoded=encoded)
 
 

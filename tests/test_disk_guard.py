@@ -1,7 +1,8 @@
 """The built-in disk-space guard refuses a backup with 507 when the backups folder is too full."""
 import shutil
 
-from mission_control.builtins.disk_guard import database_size, human, needed_bytes
+from mission_control import human_size
+from mission_control.builtins.disk_guard import database_size, needed_bytes
 
 
 def test_refuses_with_507_and_a_clear_reason(admin_client, mc):
@@ -26,7 +27,7 @@ def test_factor_is_measured_against_the_database_and_its_wal(mc):
     assert size >= mc.config.db_path.stat().st_size > 0
     assert needed_bytes(size, 2, 0) == 2 * size
     assert needed_bytes(size, 0, 1) == 2**20
-    assert human(3 * 2**30) == "3.0 GiB" and human(512) == "512 bytes"
+    assert human_size(3 * 2**30) == "3.0 GiB" and human_size(512) == "512 bytes"
 
 
 def test_factor_refuses_a_database_too_big_for_the_disk(admin_client, mc):

@@ -8,6 +8,7 @@ from ..core import MissionControl
 from ..errors import MissionControlError
 from . import (api_audit, api_auth, api_backup, api_backup_files, api_health, api_offsite,
                api_openapi, api_pitr, api_plugins, api_restore, api_scheduler, api_settings, ui)
+from .access_log import AccessLog
 from .http import SECURITY_HEADERS, Request, check_same_origin, error_response
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class WebApp:
     def __init__(self, mc):
         self.mc = mc
         self.url_map, self.views = build_routes()
+        self._entry = (AccessLog(self.wsgi_app, mc.config.trusted_proxies) if mc.config.access_log
+                       else self.wsgi_app)
 
     def dispatch(self, request):
         try:
@@ -64,7 +67,7 @@ class WebApp:
         return response(environ, start_response)
 
     def __call__(self, environ, start_response):
-        return self.wsgi_app(environ, start_response)
+        return self._entry(environ, start_response)
 
 
 def create_app(config=None, *, mc=None, **kwargs):

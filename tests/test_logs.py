@@ -1,0 +1,187 @@
+"""The service's log: one line per audited action, JSON lines on demand, and the access log."""
+import json
+import logging
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import PASSWORD
+
+API_KEY = "k" * 32
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def command():
+    """The installed console script (beside this Python), as a user would run it."""
+    script = Path(sys.executable).parent / "mission-control"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "mission_control"]
+
+
+def serve(data_dir, env):
+    """Start `mission-control serve` on a free port; returns (process, base URL)."""
+    proc = subprocess.Popen(
+        [*command(), "serve", "--port", "0", "--data-dir", str(data_dir)],
+        env={**os.environ, "AUTH_USER": "alice", "AUTH_PASS": PASSWORD, "API_KEY": API_KEY,
+             "PYTHONUNBUFFERED": "1", **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            found = re.search(r"on (http://127\.0\.0\.1:\d+)",
+                              lines.get(timeout=max(0.1, deadline - time.monotonic())))
+        except queue.Empty:
+            break
+        if found:
+            return proc, found.group(1)
+    proc.kill()
+    raise AssertionError(f"the server did not start: {proc.communicate()[1]}")
+
+
+def call(base, method, path, body=None, headers=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method,
+                                     headers={"x-api-key": API_KEY, **(headers or {})})
+    try:
+        with OPENER.open(request, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_json_log_lines_parse_and_say_what_who_size_and_duration(tmp_path):
+    data_dir = tmp_path / "data"
+    proc, base = serve(data_dir, {"MC_LOG_FORMAT": "json", "MC_ACCESS_LOG": "1",
+                                  "MC_LOG_LEVEL": "INFO"})
+    try:
+        status, body = call(base, "POST", "/api/backup")
+        assert status == 200
+        name = json.loads(body)["backup"]["name"]
+        assert call(base, "GET", f"/api/backup/download?name={name}&token=sekrit")[0] == 200
+        assert call(base, "PUT", "/api/settings",
+                    {"settings": {"general.auto_backup": "true"}})[0] == 200
+        assert call(base, "DELETE", "/api/backup", {"name": name})[0] == 200
+        assert call(base, "GET", "/api/nothing-here")[0] == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    records = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    assert records and all({"time", "level", "logger", "message"} <= r.keys() for r in records)
+
+    events = {r["action"]: r for r in records if r["logger"] == "mission_control.events"}
+    made = events["backup_create"]
+    assert made["level"] == "INFO" and made["actor"] == "api" and made["target"] == name
+    assert made["size_bytes"] > 0 and made["duration_seconds"] >= 0
+    assert made["client_ip"] == "127.0.0.1"
+    assert re.fullmatch(rf"backup_create {name} \(\d+(\.\d)? KiB, \d+\.\d\d s\) by api "
+                        r"from 127\.0\.0\.1", made["message"])
+    assert events["settings_update"]["changes"] == {
+        "general.auto_backup": {"old": "false", "new": "true"}}
+    assert "general.auto_backup false -> true" in events["settings_update"]["message"]
+    assert events["backup_delete"]["size_bytes"] == made["size_bytes"]
+    assert events["backup_download"]["target"] == name
+
+    access = [r for r in records if r["logger"] == "mission_control.access"]
+    posted = next(r for r in access if r["method"] == "POST")
+    assert posted.items() >= {"path": "/api/backup", "status": 200,
+                              "client_ip": "127.0.0.1"}.items()
+    assert posted["bytes"] > 0 and posted["duration_ms"] >= 0
+    download = next(r for r in access if r["path"].startswith("/api/backup/download"))
+    assert download["path"] == f"/api/backup/download?name={name}&token=%2A%2A%2A"
+    assert download["bytes"] == made["size_bytes"] and "sekrit" not in stderr
+    assert any(r["status"] == 404 and r["path"] == "/api/nothing-here" for r in access)
+    # The database's absolute path is said once at start.
+    assert any(str(data_dir / "mission-control.db") in r["message"] for r in records)
+
+
+def test_the_cli_labels_binary_sizes_as_such(tmp_path):
+    data_dir = tmp_path / "data"
+    made = subprocess.run([*command(), "backup", "create", "--data-dir", str(data_dir)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "AUTH_USER": "", "AUTH_PASS": ""})
+    if made.returncode == 2:  # a CLI that refuses a missing database: start the service once
+        proc, _ = serve(data_dir, {})
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+        made = subprocess.run([*command(), "backup", "create", "--data-dir", str(data_dir)],
+                              capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    assert re.fullmatch(r"created mc-backup-\S+\.db \(\d+(\.\d)? KiB\)\n", made.stdout)
+    listed = subprocess.run([*command(), "backup", "list", "--data-dir", str(data_dir)],
+                            capture_output=True, text=True, timeout=120)
+    assert re.search(r"\t\d+(\.\d)? KiB\t", listed.stdout), listed.stdout
+
+
+@pytest.fixture
+def mc(make_mc):
+    return make_mc(access_log=True)
+
+
+def test_the_access_log_has_the_request_line(live_server, caplog):
+    caplog.set_level(logging.INFO, logger="mission_control.access")
+    with OPENER.open(live_server + "/api/health", timeout=30) as response:
+        size = len(response.read())
+    try:
+        OPENER.open(live_server + "/api/forged%0A127.0.0.1%20%22GET%20/x%22?api_key=abc",
+                    timeout=30)
+    except urllib.error.HTTPError as err:
+        assert err.code == 404
+    deadline = time.monotonic() + 10  # the line is written when waitress closes the response
+    while len([r for r in caplog.records if r.name == "mission_control.access"]) < 2 \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first, forged = (r.getMessage() for r in caplog.records
+                     if r.name == "mission_control.access")
+    assert re.fullmatch(rf'127\.0\.0\.1 "GET /api/health" 200 {size} \d+\.\d ms', first)
+    assert "\n" not in forged and "%0A127.0.0.1%20%22GET" in forged
+    assert "api_key=%2A%2A%2A" in forged and "abc" not in forged
+
+
+def test_every_protective_action_is_one_log_line(make_mc, caplog, tmp_path):
+    from werkzeug.test import Client
+
+    from mission_control.web import WebApp
+    mc = make_mc(api_key=API_KEY)
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    caplog.set_level(logging.INFO, logger="mission_control.events")
+    mc.settings.update({"general.backup_retention_count": 1, "offsite.dir.path": str(nas)},
+                       "alice")
+    client = Client(WebApp(mc))
+    headers = {"x-api-key": API_KEY}
+    first = client.post("/api/backup", headers=headers).json["backup"]["name"]
+    data = (mc.backups.dir / first).read_bytes()
+    second = client.post("/api/backup", headers=headers).json["backup"]["name"]
+    uploaded = client.post("/api/backup/upload?filename=old.db", data=data, headers=headers)
+    assert uploaded.status_code == 200
+    assert client.post("/api/backup/restore", json={"name": second},
+                       headers=headers).status_code == 200
+    assert client.delete("/api/backup", json={"name": uploaded.json["backup"]["name"]},
+                         headers=headers).status_code == 200
+    lines = {}
+    for record in caplog.records:
+        if record.name == "mission_control.events":
+            lines.setdefault(record.action, []).append(record)
+    for action in ("backup_create", "backup_prune", "backup_upload", "backup_restore",
+                   "backup_delete", "offsite_copy", "settings_update"):
+        assert action in lines, (action, sorted(lines))
+        assert all(r.levelno == logging.INFO and " by " in r.getMessage() for r in lines[action])
+    assert [r.target for r in lines["backup_prune"]] == [first]
+    assert all(r.size_bytes > 0 for action in ("backup_create", "backup_prune", "backup_upload",
+                                               "backup_restore", "backup_delete", "offsite_copy")
+               for r in lines[action])
+    assert lines["backup_restore"][0].duration_seconds >= 0
+    assert lines["offsite_copy"][0].duration_seconds >= 0
+    assert lines["offsite_copy"][0].getMessage().startswith(f"offsite_copy dir {first} (")
