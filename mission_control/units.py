@@ -9,7 +9,8 @@ _UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
 def human_size(size):
     """`size` bytes in words: "1 byte", "512 bytes", "1.5 KiB", "10 MiB".
 
-    Under 10 of a unit one decimal is shown, from 10 on whole numbers.
+    Under 10 of a unit one decimal is shown, from 10 on whole numbers; halves round up, exactly
+    as `Math.round` does on the page.
 
     :param size: a whole number of bytes, 0 or more.
     :return: the text.
@@ -19,5 +20,8 @@ def human_size(size):
     value = float(size)
     for unit in _UNITS:
         value /= 1024
-        if value < 1023.95 or unit == _UNITS[-1]:
-            return f"{value:.1f} {unit}" if value < 9.95 else f"{value:.0f} {unit}"
+        if int(value + 0.5) < 1024 or unit == _UNITS[-1]:
+            tenths = int(value * 10 + 0.5)
+            return f"{tenths // 10}.{tenths % 10} {unit}" if tenths < 100 else \
+                f"{int(value + 0.5)} {unit}"
+    raise AssertionError("unreachable: the last unit always answers")

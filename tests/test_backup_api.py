@@ -115,11 +115,13 @@ def test_delete_needs_a_json_body(admin_client, data):
 
 
 def test_delete_removes_the_file_and_audits(admin_client, mc):
-    name = admin_client.post("/api/backup").json["backup"]["name"]
+    made = admin_client.post("/api/backup").json["backup"]
+    name = made["name"]
     assert admin_client.delete("/api/backup", json={"name": name}).json == {"success": True}
     assert not (mc.backups.dir / name).exists()
     event = mc.audit_store.query(action="backup_delete")[0][0]
-    assert (event["actor"], event["target_id"], event["detail"]) == ("alice", name, {"name": name})
+    assert (event["actor"], event["target_id"], event["detail"]) == (
+        "alice", name, {"name": name, "size": made["size"]})
 
 
 @pytest.mark.parametrize("make", ["missing", "symlink", "directory", "hidden", "fifo"])

@@ -1,13 +1,16 @@
 // The backups page: login, the backup table and its actions, automatic backups, recent activity.
 import { api, ApiError, uploadFile } from "./api.js";
 import { $, setBusy } from "./dom.js";
-import { bothTimes, humanSize } from "./format.js";
+import { bothTimes, elapsedText, humanSize } from "./format.js";
 import { renderAudit, renderBackups, renderHealth, renderTask } from "./render.js";
 import { fillPolicies, wirePolicies } from "./policies.js";
 import { chosenMoment, renderPitr } from "./pitr.js";
 
 const VIEWS = ["login-view", "forbidden-view", "app-view"];
-const state = { user: null, files: false, backups: new Map(), pending: null, moment: false };
+/** How often the page reloads what it shows while it is visible. */
+const REFRESH_MS = 30000;
+const state = { user: null, files: false, backups: new Map(), pending: null, moment: false,
+               loading: null, loadedAt: 0 };
 
 // ---- views and messages ----------------------------------------------------------------
 
@@ -104,21 +107,47 @@ async function enter(user) {
   }
   clearMessages();
   show("app-view");
-  $("main").focus();
+  // Focus for screen readers and keyboards, without scrolling the header away on a phone.
+  $("main").focus({ preventScroll: true });
+  window.scrollTo(0, 0);
   await loadAll();
 }
 
 // ---- loading -----------------------------------------------------------------------------
 
-async function loadAll() {
+async function loadEverything() {
   const main = $("main");
   main.setAttribute("aria-busy", "true");
   try {
     await loadHealth(); // first: it tells whether verify, download and restore exist
     await Promise.all([loadBackups(), loadSchedule(), loadAudit(), loadPitr()]);
   } finally {
+    state.loadedAt = Date.now();
     main.removeAttribute("aria-busy");
   }
+}
+
+/** Reload everything the page shows, after any reload already running (so it sees the latest). */
+function loadAll() {
+  const current = (state.loading || Promise.resolve()).then(loadEverything);
+  state.loading = current;
+  current.finally(() => { if (state.loading === current) state.loading = null; });
+  return current;
+}
+
+/** The page goes stale otherwise: reload it while it is visible to an admin. */
+function refreshIfVisible() {
+  if (document.visibilityState !== "visible" || $("app-view").hidden || !state.user || state.loading) return;
+  loadAll();
+}
+
+/** Call `show(text)` now and every second with the time taken so far; returns the stopper. */
+function ticking(show) {
+  const started = Date.now();
+  const tick = () => show(elapsedText((Date.now() - started) / 1000));
+  tick();
+  const timer = setInterval(tick, 1000);
+  return () => clearInterval(timer);
 }
 
 async function guarded(work) {
@@ -193,30 +222,34 @@ function loadAudit() {
 async function backupNow() {
   const button = $("backup-now");
   setBusy(button, true, "Backing up…");
-  showStatus("Making a backup…");
+  const stop = ticking((t) => {
+    button.querySelector(".label").textContent = `Backing up… ${t}`;
+    showStatus(`Making a backup… ${t} so far.`);
+  });
   try {
-    const data = await api("POST", "/api/backup");
+    const data = await api("POST", "/api/backup").finally(stop);
     showStatus(`Backup ${data.backup.name} created (${humanSize(data.backup.size)}).`);
-    await Promise.all([loadBackups(), loadAudit(), loadHealth()]);
   } catch (err) {
     handleError(err);
   } finally {
     setBusy(button, false);
   }
+  await loadAll();
 }
 
 async function runTask() {
   const button = $("run-task");
   setBusy(button, true, "Running…");
+  const stop = ticking((t) => { button.querySelector(".label").textContent = `Running… ${t}`; });
   try {
-    const data = await api("POST", "/api/scheduler", { task_id: "auto_backup" });
+    const data = await api("POST", "/api/scheduler", { task_id: "auto_backup" }).finally(stop);
     showStatus(`Scheduled backup task: ${data.message}.`);
   } catch (err) {
     handleError(err);
   } finally {
     setBusy(button, false);
   }
-  await Promise.all([loadBackups(), loadSchedule(), loadAudit(), loadHealth()]);
+  await loadAll();
 }
 
 async function verify(name, button) {
@@ -225,7 +258,7 @@ async function verify(name, button) {
     const r = await api("POST", "/api/backup/verify", { name });
     if (r.ok) showStatus(`${name} passed verification (integrity ok, SHA-256 ${String(r.sha256).slice(0, 12)}…).`);
     else showError(`${name} failed verification: ${(r.problems || []).join("; ") || "unknown problem"}.`);
-    await Promise.all([loadBackups(), loadAudit()]);
+    await loadAll();
   } catch (err) {
     handleError(err);
   } finally {
@@ -252,7 +285,7 @@ async function deleteClosed() {
   } catch (err) {
     handleError(err);
   }
-  await Promise.all([loadBackups(), loadAudit(), loadHealth()]);
+  await loadAll();
 }
 
 function openRestore(name) {
@@ -332,7 +365,7 @@ async function upload(event) {
     const data = await uploadFile(file);
     showStatus(`Uploaded ${file.name} as ${data.backup.name}; it passed verification.`);
     $("upload-form").reset();
-    await Promise.all([loadBackups(), loadAudit(), loadHealth()]);
+    await loadAll();
   } catch (err) {
     handleError(err);
   } finally {
@@ -347,7 +380,7 @@ async function toggleAuto() {
   try {
     await api("PUT", "/api/settings", { settings: { "general.auto_backup": on ? "true" : "false" } });
     showStatus(on ? "Automatic backup is on." : "Automatic backup is off.");
-    await Promise.all([loadSchedule(), loadAudit(), loadHealth()]);
+    await loadAll();
   } catch (err) {
     box.checked = !on;
     handleError(err);
@@ -365,7 +398,7 @@ function wire() {
   $("run-task").addEventListener("click", runTask);
   $("refresh").addEventListener("click", () => { clearMessages(); loadAll(); });
   $("auto-backup").addEventListener("change", toggleAuto);
-  wirePolicies({ showStatus, handleError, reload: () => Promise.all([loadSchedule(), loadAudit(), loadHealth()]) });
+  wirePolicies({ showStatus, handleError, reload: loadAll });
   $("upload-form").addEventListener("submit", upload);
   $("delete-dialog").addEventListener("close", deleteClosed);
   $("restore-dialog").addEventListener("close", restoreClosed);
@@ -382,6 +415,10 @@ function wire() {
 
 async function start() {
   wire();
+  setInterval(refreshIfVisible, REFRESH_MS);
+  document.addEventListener("visibilitychange", () => {
+    if (Date.now() - state.loadedAt >= REFRESH_MS) refreshIfVisible();
+  });
   try {
     const data = await api("GET", "/api/auth/me");
     await enter(data.user);

@@ -1,17 +1,30 @@
 // Turning sizes and times into words people read.
 
-const UNITS = ["bytes", "KB", "MB", "GB", "TB"];
+const UNITS = ["KiB", "MiB", "GiB", "TiB", "PiB"];
 
+/**
+ * Bytes in words, in binary units labelled as such: "1 byte", "512 bytes", "1.5 KiB", "10 MiB".
+ * The same rules as the service's `human_size` (mission_control/units.py); halves round up.
+ */
 export function humanSize(bytes) {
   if (typeof bytes !== "number" || !isFinite(bytes)) return "—";
   if (bytes < 1024) return `${bytes} ${bytes === 1 ? "byte" : "bytes"}`;
   let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
+  for (const unit of UNITS) {
     value /= 1024;
-    unit += 1;
+    if (Math.round(value) < 1024 || unit === UNITS[UNITS.length - 1]) {
+      const tenths = Math.round(value * 10);
+      return tenths < 100 ? `${Math.floor(tenths / 10)}.${tenths % 10} ${unit}` : `${Math.round(value)} ${unit}`;
+    }
   }
-  return `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`;
+  return "—";
+}
+
+/** Seconds as "8 s", "2 min 05 s", for the time a running backup has taken so far. */
+export function elapsedText(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s} s`;
+  return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
 }
 
 const LOCAL = new Intl.DateTimeFormat(undefined, {
@@ -50,6 +63,8 @@ const ACTIONS = {
   backup_upload: "uploaded a backup",
   backup_restore: "restored a backup",
   backup_restore_failed: "restore failed",
+  offsite_copy: "copied a backup off-site",
+  offsite_failed: "off-site copy failed",
   auto_backup: "ran the scheduled backup",
   settings_update: "changed settings",
   settings_reset: "reset a setting",
@@ -69,6 +84,7 @@ export function detailText(event) {
     if (d.changes && typeof d.changes === "object") {
       return Object.entries(d.changes).map(([k, v]) => `${k}: ${v.old ?? "default"} → ${v.new}`).join(", ");
     }
+    if (event.target_type === "offsite" && d.target) return `${d.target}: ${d.reason || d.name || ""}`;
     if (d.name) return d.ok === false ? `${d.name} (failed)` : d.name;
     if (d.reason) return String(d.reason);
     if (d.message) return String(d.message);

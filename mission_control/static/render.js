@@ -7,7 +7,7 @@ export function renderHealth(status) {
   const words = { pass: "Healthy", warn: "Needs attention", fail: "Failing" };
   badge.textContent = words[status.verdict] || status.verdict;
   badge.className = `badge ${status.verdict}`;
-  const parts = (status.reasons || []).map((r) => r.charAt(0).toUpperCase() + r.slice(1) + ".");
+  const parts = [];
   if (status.last_success) {
     parts.push(`Last good backup: ${status.last_success.name}, ${localTime(status.last_success.at)}.`);
   }
@@ -22,7 +22,35 @@ export function renderHealth(status) {
     const n = status.backups.count;
     parts.push(`${n} ${n === 1 ? "file" : "files"}, ${humanSize(status.backups.total_size)} in all.`);
   }
-  $("health-reasons").textContent = parts.join(" ");
+  $("health-summary").textContent = parts.join(" ");
+  $("health-reasons").replaceChildren(...(status.reasons || []).map((r) =>
+    el("li", { className: status.verdict, text: r.charAt(0).toUpperCase() + r.slice(1) + "." })));
+  $("updated").textContent = `Checked ${localTime(status.checked_at)}; this page refreshes itself every 30 seconds while it is open.`;
+  renderOffsite(status.offsite || []);
+}
+
+function offsiteResult(t) {
+  if (t.ok === true) return el("span", { className: "ok", text: `✓ Copied ${t.backup || ""}`.trim() });
+  if (t.ok === false) return el("span", { className: "fail", text: `✗ Failed: ${t.message || "unknown reason"}` });
+  return el("span", { className: "muted", text: "No copy yet" });
+}
+
+/** The off-site panel: each target, its last result and when, and why it fails the verdict. */
+export function renderOffsite(targets) {
+  $("offsite").hidden = false;
+  const configured = targets.filter((t) => t.configured);
+  $("offsite-none").hidden = configured.length > 0;
+  $("offsite-table").hidden = targets.length === 0;
+  $("offsite-body").replaceChildren(...targets.map((t) => {
+    const result = el("div", {}, offsiteResult(t));
+    if (t.problem) result.append(el("span", { className: "problem fail", text: t.problem.charAt(0).toUpperCase() + t.problem.slice(1) + "." }));
+    const name = el("span", { className: "filename", text: t.target });
+    return el("tr", { "data-target": t.target },
+      el("th", { scope: "row", "data-label": "Target" }, t.configured ? name : el("span", {}, name, el("span", { className: "muted", text: " (no longer configured)" }))),
+      el("td", { "data-label": "Last result" }, result),
+      el("td", { "data-label": "When" }, t.finished_at ? timeEl(t.finished_at, localTime(t.finished_at)) : "—"),
+      el("td", { "data-label": "Last good copy" }, t.last_success_at ? timeEl(t.last_success_at, localTime(t.last_success_at)) : "never"));
+  }));
 }
 
 function verifiedCell(b) {
