@@ -196,8 +196,10 @@ def test_the_page_shows_the_offsite_copy_its_ratio_and_drill(open_page, mc, tmp_
     percent = mc.offsite.get("dir")["ratio"] * 100
     page = open_page()
     log_in(page)
-    expect(page.locator("#health-reasons")).to_contain_text(
-        "Off-site dir: last copy verified, ")
-    expect(page.locator("#health-reasons")).to_contain_text("% of the backup); restore drill passed")
-    shown = page.locator("#health-reasons").text_content().split("stored (")[1].split("%")[0]
+    row = page.locator('#offsite-body tr[data-target="dir"]')
+    expect(row.locator('td[data-label="Last result"]')).to_contain_text("✓ Copied mc-backup-")
+    stored = row.locator('td[data-label="Stored"]')
+    expect(stored).to_contain_text("% of the backup)")
+    expect(row.locator('td[data-label="Restore drill"]')).to_contain_text("✓ Passed")
+    shown = stored.text_content().split("(")[1].split("%")[0]
     assert abs(int(shown) - percent) <= 1

@@ -11,13 +11,6 @@ export function renderHealth(status) {
   if (status.last_success) {
     parts.push(`Last good backup: ${status.last_success.name}, ${localTime(status.last_success.at)}.`);
   }
-  for (const t of status.offsite || []) {
-    if (!t.configured) continue;
-    const stored = t.stored_size == null ? "" :
-      `, ${humanSize(t.stored_size)} stored (${Math.round(t.ratio * 100)}% of the backup)`;
-    const drill = t.drill ? `; restore drill ${t.drill.ok ? "passed" : "failed"} ${localTime(t.drill.finished_at)}` : "";
-    parts.push(`Off-site ${t.target}: ${t.ok === null ? "no copy yet" : t.ok ? "last copy verified" : "last copy failed"}${stored}${drill}.`);
-  }
   if (status.backups) {
     const n = status.backups.count;
     parts.push(`${n} ${n === 1 ? "file" : "files"}, ${humanSize(status.backups.total_size)} in all.`);
@@ -29,13 +22,29 @@ export function renderHealth(status) {
   renderOffsite(status.offsite || []);
 }
 
+function storedCell(t) {
+  if (t.stored_size == null) return "—";
+  const ratio = t.ratio == null ? "" : ` (${Math.round(t.ratio * 100)}% of the backup)`;
+  return `${humanSize(t.stored_size)}${ratio}`;
+}
+
+function drillCell(t) {
+  if (!t.drill) return el("span", { className: "muted", text: "never" });
+  const when = el("span", { className: "when muted" }, timeEl(t.drill.finished_at, localTime(t.drill.finished_at)));
+  if (t.drill.ok) return el("span", {}, el("span", { className: "ok", text: "✓ Passed" }), when);
+  return el("span", {}, el("span", { className: "fail", text: `✗ Failed: ${t.drill.message}` }), when);
+}
+
 function offsiteResult(t) {
   if (t.ok === true) return el("span", { className: "ok", text: `✓ Copied ${t.backup || ""}`.trim() });
   if (t.ok === false) return el("span", { className: "fail", text: `✗ Failed: ${t.message || "unknown reason"}` });
   return el("span", { className: "muted", text: "No copy yet" });
 }
 
-/** The off-site panel: each target, its last result and when, and why it fails the verdict. */
+/**
+ * The off-site panel: each target, its last result and when, why it fails the verdict, what the
+ * last copy takes there, and its last restore drill.
+ */
 export function renderOffsite(targets) {
   $("offsite").hidden = false;
   const configured = targets.filter((t) => t.configured);
@@ -49,7 +58,9 @@ export function renderOffsite(targets) {
       el("th", { scope: "row", "data-label": "Target" }, t.configured ? name : el("span", {}, name, el("span", { className: "muted", text: " (no longer configured)" }))),
       el("td", { "data-label": "Last result" }, result),
       el("td", { "data-label": "When" }, t.finished_at ? timeEl(t.finished_at, localTime(t.finished_at)) : "—"),
-      el("td", { "data-label": "Last good copy" }, t.last_success_at ? timeEl(t.last_success_at, localTime(t.last_success_at)) : "never"));
+      el("td", { "data-label": "Last good copy" }, t.last_success_at ? timeEl(t.last_success_at, localTime(t.last_success_at)) : "never"),
+      el("td", { "data-label": "Stored" }, storedCell(t)),
+      el("td", { "data-label": "Restore drill" }, drillCell(t)));
   }));
 }
 
