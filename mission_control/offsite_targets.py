@@ -1,9 +1,10 @@
 """Coming back from off-site: the targets plugins offer, their copies, and fetching one back as a backup.
 
 A target is an object a plugin returns from the ``offsite_targets`` hook with a ``name``, a
-``list_copies()`` and an ``open_copy(name)`` (see `mission_control.hookspecs`; `mc.offsite.targets`). A copy fetched back
-is unpacked into a hidden temporary file, checked like an upload, and kept as
-``offsite-<backup name>`` in the backups folder, where the normal restore path can restore it.
+``list_copies()`` and an ``open_copy(name)`` (see `mission_control.hookspecs` and
+`mc.offsite.targets`). A copy fetched back is unpacked into a hidden temporary file, checked like
+an upload, and kept as ``offsite-<backup name>`` in the backups folder, where the normal restore
+path can restore it.
 """
 import sys
 from contextlib import closing
