@@ -196,7 +196,9 @@ class BackupService:
 
     def _snapshot(self, actor):
         try:
-            return snapshot(self.db_path, self.dir, NAME_FORMAT, int(self.mc.clock()))
+            limit = self.mc.settings.get("backup.io_limit_mb_s") * 10**6
+            return snapshot(self.db_path, self.dir, NAME_FORMAT, int(self.mc.clock()),
+                            io_limit=limit)
         except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
             raise self._failed(exc, actor) from exc
 
@@ -289,18 +291,20 @@ class BackupService:
         return removed
 
 
-def snapshot(db_path, folder, name_format, second):
+def snapshot(db_path, folder, name_format, second, *, io_limit=0):
     """Copy the live database into `folder` as a new, checked file named by `name_format`.
 
     The copy goes to a hidden temporary file (`copy_database`), then takes the first free name
     from `second` on, and the folder is fsynced. A failure leaves no file behind.
+
+    :param io_limit: bytes per second the copy may read and write (0: no limit).
 
     :return: the new `BackupInfo`.
     :raises Exception: whatever the copy or the filesystem raised.
     """
     tmp = folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
     try:
-        copy_database(db_path, tmp)
+        copy_database(db_path, tmp, io_limit=io_limit)
         # Stat before placing: once in place, a DELETE may remove it at once (a client that
         # listed an older file of the same name), and that must not turn the backup into a
         # failure. Moving a file keeps its size and mtime.

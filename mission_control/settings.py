@@ -91,6 +91,10 @@ HOST_SETTINGS = (
     SettingDef("general.backup_retention_count", "int", "10",
                "How many mc-backup-* files to keep; older ones are pruned after each backup",
                "general", minimum=1, maximum=1000),
+    SettingDef("backup.io_limit_mb_s", "int", "0",
+               "At most this many megabytes (10^6 bytes) a second read and written by a backup's "
+               "copy, to leave the disk to the live database; 0: no limit", "backup",
+               minimum=0, maximum=100_000),
     SettingDef("offsite.max_lag_minutes", "int", "60",
                "Backup health fails when the newest backup has no verified copy at a configured "
                "off-site target after this many minutes", "offsite", minimum=1, maximum=7 * 24 * 60),

@@ -1,0 +1,84 @@
+"""`backup.io_limit_mb_s` and the stepped copy: the setting validates, a limited copy is correct."""
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from mission_control import snapshot_copy
+
+from .helpers import add_tasks
+
+
+@pytest.mark.parametrize("value, detail", [
+    (-1, "backup.io_limit_mb_s: must be between 0 and 100000"),
+    ("100001", "backup.io_limit_mb_s: must be between 0 and 100000"),
+    ("fast", "backup.io_limit_mb_s: must be a whole number"),
+    (1.5, "backup.io_limit_mb_s: must be a whole number"),
+])
+def test_a_bad_limit_is_refused_and_the_old_one_kept(admin_client, mc, value, detail):
+    assert admin_client.put("/api/settings",
+                            json={"settings": {"backup.io_limit_mb_s": "7"}}).status_code == 200
+    response = admin_client.put("/api/settings", json={"settings": {"backup.io_limit_mb_s": value}})
+    assert response.status_code == 400
+    assert response.json == {"error": "Validation failed", "details": [detail]}
+    assert mc.settings.get("backup.io_limit_mb_s") == 7
+
+
+def test_the_limit_defaults_to_none(mc):
+    assert mc.settings.get("backup.io_limit_mb_s") == 0
+
+
+def test_a_limited_copy_in_many_steps_is_one_consistent_snapshot(admin_client, mc, monkeypatch):
+    """Small steps (many of them) at 1 MB/s, while another connection keeps committing: the copy
+    is the database as of one moment, complete, and never starts over (the read transaction spans
+    every step; without it SQLite restarts the copy after each commit of another connection)."""
+    add_tasks(mc, 4000, prefix="x" * 200)  # about 1.2 MB: a copy of a second or more at 1 MB/s
+    with mc.db.transaction() as conn:
+        conn.executemany("INSERT INTO agents (name, role, created_at, updated_at)"
+                         " VALUES (?, '1000', 0, 0)", [("a",), ("b",)])
+    monkeypatch.setattr(snapshot_copy, "STEP_PAGES", 8)
+    remaining = []
+
+    class Recording(snapshot_copy._Pace):
+        def __call__(self, status, left, total):
+            remaining.append(left)
+            super().__call__(status, left, total)
+    monkeypatch.setattr(snapshot_copy, "_Pace", Recording)
+    assert admin_client.put("/api/settings",
+                            json={"settings": {"backup.io_limit_mb_s": 1}}).status_code == 200
+    stop, commits = threading.Event(), []
+
+    def writer():  # moves one unit from a to b and logs it, in one transaction
+        conn = sqlite3.connect(mc.config.db_path, isolation_level=None, timeout=10)
+        while not stop.is_set():
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("UPDATE agents SET role = CAST(role AS INTEGER) - 1 WHERE name = 'a'")
+            conn.execute("INSERT INTO activities (type, entity_type, actor, description,"
+                         " created_at) VALUES ('t', 'x', 'w', 'move', 0)")
+            conn.execute("UPDATE agents SET role = CAST(role AS INTEGER) + 1 WHERE name = 'b'")
+            conn.execute("COMMIT")
+            commits.append(1)
+            time.sleep(0.002)
+        conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        response = admin_client.post("/api/backup")
+    finally:
+        stop.set()
+        thread.join()
+    assert response.status_code == 200, response.json
+    assert len(commits) > 10  # the writer really ran during the copy
+    assert len(remaining) > 20 and remaining == sorted(remaining, reverse=True)
+    snap = sqlite3.connect(mc.backups.dir / response.json["backup"]["name"])
+    try:
+        assert snap.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert snap.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        roles = dict(snap.execute("SELECT name, CAST(role AS INTEGER) FROM agents"))
+        moved = snap.execute("SELECT COUNT(*) FROM activities WHERE description = 'move'")
+        assert roles["a"] + roles["b"] == 2000 and 1000 - roles["a"] == moved.fetchone()[0]
+        assert snap.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == 4000
+    finally:
+        snap.close()
