@@ -7,7 +7,6 @@ import stat
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from operator import attrgetter
 from pathlib import Path
 
 from .actor import as_actor
@@ -25,7 +24,6 @@ log = logging.getLogger(__name__)
 TEMP_PREFIX = ".mc-backup-"  # hidden, never listed, removed at start
 LOCK_NAME = ".backup.lock"
 RETRY_AFTER_BUSY = 10
-_NEWEST_FIRST = attrgetter("created_at", "name")  # with reverse=True; ties: newest name first
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,18 @@ class BackupService:
 
     # -- listing -------------------------------------------------------------------------------
     def list(self):
-        """Every regular `*.db` file in the folder (no hidden file, no symlink), newest first."""
+        """Every regular `*.db` file in the folder (no hidden file, no symlink), newest first, as
+        `BackupInfo`s."""
+        folder = self.dir
+        return [BackupInfo(name, size, created_at, folder, mtime_ns)
+                for created_at, name, size, mtime_ns in self.scan()]
+
+    def scan(self):
+        """What `list` lists, as `(created_at, name, size, mtime_ns)` tuples, newest first: for
+        answers about thousands of files that need no object per file.
+
+        :raises MissionControlError: the folder exists but cannot be read (500).
+        """
         found = []
         try:
             entries = os.scandir(self.dir)
@@ -102,18 +111,20 @@ class BackupService:
             log.error("cannot list the backups folder: %s", describe_error(exc))
             raise MissionControlError("The backups folder cannot be read: "
                                       f"{describe_error(exc)}") from None
+        is_regular = stat.S_ISREG
         with entries:
             for entry in entries:
-                if entry.name.startswith(".") or not entry.name.endswith(".db"):
+                name = entry.name
+                if name[0] == "." or not name.endswith(".db"):
                     continue
                 try:
-                    st = entry.stat(follow_symlinks=False)
+                    st = entry.stat(follow_symlinks=False)  # exact sizes: never a cached answer
                 except FileNotFoundError:
                     continue
-                if stat.S_ISREG(st.st_mode):
-                    found.append(BackupInfo(entry.name, st.st_size, int(st.st_mtime), self.dir,
-                                            st.st_mtime_ns))
-        found.sort(key=_NEWEST_FIRST, reverse=True)
+                if is_regular(st.st_mode):
+                    found.append((int(st.st_mtime), name, st.st_size, st.st_mtime_ns))
+        # Tuples sort faster than objects by a key. Newest first; ties: newest name first.
+        found.sort(reverse=True)
         return found
 
     # -- creation ------------------------------------------------------------------------------

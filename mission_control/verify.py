@@ -179,23 +179,26 @@ class VerificationStore:
 _UNVERIFIED = {"verified_at": None, "verified_ok": None, "sha256": None}
 
 
-def annotations(mc, backups):
-    """`{name: {"verified_at", "verified_ok", "sha256"}}` for `GET /api/backup`'s extra fields.
+def listing(mc, files):
+    """The items of `GET /api/backup`: name, size, created_at and the verification fields
+    (`verified_at`, `verified_ok`, `sha256`), for `files` as `BackupService.scan` gives them.
 
     One query for all rows, and the listing's own stat (`mtime_ns`), so that a folder of 10,000
     files lists in milliseconds rather than with 10,000 queries and stats.
     """
-    rows = {r["name"]: r for r in mc.db.query(
-        "SELECT name, size, mtime_ns, sha256, ok, verified_at FROM backup_verifications")}
-    out = {}
-    for backup in backups:
-        row = rows.get(backup.name)
-        if row is not None and (row["size"], row["mtime_ns"]) != (backup.size, backup.mtime_ns):
-            row = None  # the file changed since it was verified
-        out[backup.name] = _UNVERIFIED if row is None else {
-            "verified_at": row["verified_at"], "verified_ok": bool(row["ok"]),
-            "sha256": row["sha256"]}
-    return out
+    verified = {r[0]: r for r in mc.db.execute(
+        "SELECT name, size, mtime_ns, verified_at, ok, sha256 FROM backup_verifications")}
+    items = []
+    append = items.append
+    for created_at, name, size, mtime_ns in files:
+        item = {"name": name, "size": size, "created_at": created_at}
+        row = verified.get(name)
+        if row is not None and row[1] == size and row[2] == mtime_ns:
+            item["verified_at"], item["verified_ok"], item["sha256"] = row[3], bool(row[4]), row[5]
+        else:  # never verified, or the file changed since
+            item.update(_UNVERIFIED)
+        append(item)
+    return items
 
 
 def verify_backup(mc, name, actor):

@@ -1,16 +1,12 @@
 """`/api/backup`: list, create, delete and prune backups (admin only)."""
 from ..errors import ValidationFailed
-from ..verify import annotations
+from ..verify import listing
 from .http import json_response, read_json, read_name, require, require_actor
 
 
 def backup_list(mc, request):
     require(mc, request, "admin")
-    backups = mc.backups.list()
-    extra = annotations(mc, backups)  # verified_at, verified_ok, sha256: extra fields only
-    return json_response({"backups": [{"name": b.name, "size": b.size, "created_at": b.created_at,
-                                       **extra[b.name]} for b in backups],
-                          "dir": str(mc.backups.dir)})
+    return json_response({"backups": listing(mc, mc.backups.scan()), "dir": str(mc.backups.dir)})
 
 
 def backup_create(mc, request):
