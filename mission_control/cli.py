@@ -139,8 +139,10 @@ def _prune(mc, args, out):
         print(json.dumps({"dry_run": args.dry_run, **outcome.to_json()}, indent=2), file=out)
         return
     verb = "would delete" if args.dry_run else "deleted"
+    unexplained = {"plugin": "kept by a plugin's policy",
+                   "none": "no retention policy: nothing is pruned"}.get(outcome.policy, "")
     for name, reasons in outcome.keep:
-        print(f"keep\t{name}\t{', '.join(reasons) or 'kept by a plugin'}", file=out)
+        print(f"keep\t{name}\t{', '.join(reasons) or unexplained}", file=out)
     for name in outcome.delete:
         print(f"{verb}\t{name}", file=out)
     print(f"{len(outcome.keep)} kept, {len(outcome.delete)} {verb}", file=out)

@@ -230,8 +230,8 @@ def test_times_come_from_names_not_mtimes(mc, clock):
     assert mc.pruning.run("t").delete == (n("2026-11-10 03:00"),)
 
 
-def cli(data_dir, *args):
-    env = {**os.environ, "MC_LOG_LEVEL": "WARNING"}
+def cli(data_dir, *args, **environ):
+    env = {**os.environ, "MC_LOG_LEVEL": "WARNING", **environ}
     return subprocess.run([sys.executable, "-m", "mission_control", "backup", "prune", *args,
                            "--data-dir", str(data_dir)], capture_output=True, text=True,
                           timeout=120, cwd=ROOT, env=env)
@@ -263,3 +263,12 @@ def test_cli_prune_refuses_while_a_backup_runs(mc):
     assert result.returncode == 1
     assert result.stderr.strip() == "mission-control: A backup is already in progress"
     assert "Traceback" not in result.stderr and len(on_disk(mc)) == 12
+
+
+def test_cli_prune_says_when_no_policy_decides(mc):
+    twice_a_day(mc)
+    result = cli(mc.config.data_dir, "--dry-run", MC_DISABLE_PLUGINS="retention")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"keep\t{n('2026-11-17 15:00')}\tno retention policy: nothing is pruned"
+    assert lines[-1] == "12 kept, 0 would delete"
