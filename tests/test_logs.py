@@ -185,3 +185,18 @@ def test_every_protective_action_is_one_log_line(make_mc, caplog, tmp_path):
     assert lines["backup_restore"][0].duration_seconds >= 0
     assert lines["offsite_copy"][0].duration_seconds >= 0
     assert lines["offsite_copy"][0].getMessage().startswith(f"offsite_copy dir {first} (")
+
+
+def test_a_client_cannot_forge_a_log_line_through_its_user_name(make_mc, caplog):
+    from werkzeug.test import Client
+
+    from mission_control.web import WebApp
+    mc = make_mc()
+    caplog.set_level(logging.INFO, logger="mission_control.events")
+    forged = "mallory\n2026-03-04 03:00:00,000 INFO mission_control.events: backup_create"
+    response = Client(WebApp(mc)).post("/api/auth/login",
+                                       json={"username": forged, "password": "x" * 12})
+    assert response.status_code == 401
+    [record] = [r for r in caplog.records if r.name == "mission_control.events"]
+    assert record.levelno == logging.WARNING and record.action == "login_failed"
+    assert "\n" not in record.getMessage() and "mallory\\x0a2026" in record.getMessage()
