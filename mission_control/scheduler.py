@@ -63,6 +63,7 @@ class TaskStatus:
     last_finished: int | None
     schedule: str = ""
     description: str = ""
+    running_since: int | None = None  # when the oldest run still going in this process started
 
 
 def slot_id(slot):
@@ -101,7 +102,7 @@ class Scheduler:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = None
-        self._running = {}
+        self._running = {}  # task id -> start times (unix seconds) of its runs in this process
         self._lock = threading.Lock()
         mc.settings.on_change(lambda keys: self.wake())
 
@@ -162,7 +163,7 @@ class Scheduler:
         passthrough = (TooManyRequests, Conflict) if trigger == "manual" else ()
         started = self.mc.clock()
         with self._lock:
-            self._running[task.id] = self._running.get(task.id, 0) + 1
+            self._running.setdefault(task.id, []).append(started)
         try:
             try:
                 backup, message = task.run(actor, rate_key=rate_key)
@@ -174,7 +175,7 @@ class Scheduler:
             self.state.record(task.id, _ms(started), _ms(self.mc.clock()), ok, message)
         finally:
             with self._lock:
-                self._running[task.id] -= 1
+                self._running[task.id].remove(started)
         (log.info if ok else log.warning)("%s (%s, %s): %s", task.id, trigger, actor, message)
         if task.audit:
             self.mc.audit.emit(task.audit, actor, target_type="scheduler", target_id=task.id,
@@ -208,11 +209,13 @@ class Scheduler:
             row = self.state.get(task.id) or {}
             last_ok = row.get("last_ok")
             with self._lock:
-                running = self._running.get(task.id, 0) > 0
+                starts = list(self._running.get(task.id, ()))
             out.append(TaskStatus(
                 task.id, task.name, self._on(task), row.get("last_run"),
-                _ms(next_run(now, schedule)), running, None if last_ok is None else bool(last_ok),
-                row.get("last_message"), row.get("last_finished"), schedule, describe(schedule)))
+                _ms(next_run(now, schedule)), bool(starts),
+                None if last_ok is None else bool(last_ok), row.get("last_message"),
+                row.get("last_finished"), schedule, describe(schedule),
+                _ms(min(starts)) if starts else None))
         return out
 
     # -- the thread ----------------------------------------------------------------------------

@@ -21,11 +21,11 @@ def test_status_shape_before_any_run(admin_client, clock):
     assert response.json == {"tasks": [{
         "id": "auto_backup", "name": "Auto Backup", "enabled": False, "lastRun": None,
         "nextRun": int(ts("2026-03-05 03:00:00") * 1000), "running": False, "lastResult": None,
-        "schedule": "0 3 * * *", "description": "every day at 03:00 UTC"}, {
+        "schedule": "0 3 * * *", "description": "every day at 03:00 UTC", "runningSince": None}, {
         "id": "offsite_verify", "name": "Off-site Restore Drill", "enabled": False,
         "lastRun": None, "nextRun": int(ts("2026-03-08 04:00:00") * 1000), "running": False,
         "lastResult": None, "schedule": "0 4 * * 0",
-        "description": "at 04:00 UTC, only on Sunday"}]}
+        "description": "at 04:00 UTC, only on Sunday", "runningSince": None}]}
 
 
 def test_enabling_shows_at_once(admin_client):
@@ -139,12 +139,14 @@ def test_running_is_shown_while_a_run_is_in_progress(make_mc):
     class Peek:
         @hookimpl
         def pre_backup(self, mc):
-            seen.append(mc.scheduler.status()[0].running)
+            task = mc.scheduler.status()[0]
+            seen.append((task.running, task.running_since))
 
     mc, client = logged_in(make_mc, plugins=[Peek()])
     client.post("/api/scheduler", json={"task_id": "auto_backup"})
-    assert seen == [True]
-    assert client.get("/api/scheduler").json["tasks"][0]["running"] is False
+    assert seen == [(True, int(mc.clock() * 1000))]  # since when, for the page's elapsed time
+    task = client.get("/api/scheduler").json["tasks"][0]
+    assert (task["running"], task["runningSince"]) == (False, None)
 
 
 def test_a_busy_backup_lock_passes_through_as_409(make_mc):

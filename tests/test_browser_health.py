@@ -1,5 +1,7 @@
 """The admin page tells the truth and stays current: off-site panel, reasons, refresh, elapsed time."""
 import re
+import threading
+import time
 
 import pytest
 
@@ -90,6 +92,32 @@ def test_a_running_backup_shows_the_time_it_has_taken(open_page, mc):
     expect(page.locator("#backups-body tr")).to_have_count(1)
     expect(button).to_have_text("Back up now")
     expect(page.get_by_role("status")).to_contain_text("created")
+
+
+@pytest.fixture
+def mc(make_mc):
+    return make_mc(backup_lock_timeout=120)  # a backup waits while a test holds the lock
+
+
+def test_a_scheduled_run_in_progress_shows_how_long_it_has_gone_on(open_page, mc):
+    page = open_page()
+    page.clock.install()
+    log_in(page)
+    last = page.locator("#last-result")
+    with FileLock(mc.backups.dir / LOCK_NAME).hold(0) as locked:  # the run waits for this
+        assert locked
+        runner = threading.Thread(target=mc.scheduler.run_now, args=("auto_backup", "scheduler"))
+        runner.start()
+        deadline = time.monotonic() + 30
+        while not mc.scheduler.status()[0].running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        page.clock.run_for(30_500)  # the page's own refresh finds it running
+        expect(last).to_have_text(re.compile(r"^Running now… \d+ s$"))
+        page.clock.run_for(5_000)
+        expect(last).to_have_text(re.compile(r"^Running now… ([5-9]|\d\d+) s$"))
+    runner.join(60)
+    page.clock.run_for(30_500)
+    expect(last).to_contain_text("✓ Succeeded")
 
 
 def test_the_page_opens_at_the_top_on_a_phone(open_page, mc):

@@ -10,7 +10,7 @@ const VIEWS = ["login-view", "forbidden-view", "app-view"];
 /** How often the page reloads what it shows while it is visible. */
 const REFRESH_MS = 30000;
 const state = { user: null, files: false, backups: new Map(), pending: null, moment: false,
-               loading: null, loadedAt: 0 };
+               loading: null, loadedAt: 0, skewMs: 0, taskTicker: null };
 
 // ---- views and messages ----------------------------------------------------------------
 
@@ -135,6 +135,11 @@ function loadAll() {
   return current;
 }
 
+/** The service's time in unix ms, from the browser's and the last status's `checked_at`. */
+function serverNow() {
+  return Date.now() + state.skewMs;
+}
+
 /** The page goes stale otherwise: reload it while it is visible to an admin. */
 function refreshIfVisible() {
   if (document.visibilityState !== "visible" || $("app-view").hidden || !state.user || state.loading) return;
@@ -169,7 +174,10 @@ function loadHealth() {
     state.files = status !== null;
     document.body.classList.toggle("no-files", !state.files);
     $("health").hidden = status === null;
-    if (status) renderHealth(status);
+    if (status) {
+      state.skewMs = status.checked_at * 1000 - Date.now();
+      renderHealth(status);
+    }
   });
 }
 
@@ -205,7 +213,9 @@ function loadSchedule() {
       document.title = `${values["general.site_name"]} — Backups`;
     }
     const task = (scheduler.tasks || []).find((t) => t.id === "auto_backup");
-    renderTask(task);
+    renderTask(task, serverNow());
+    clearInterval(state.taskTicker);  // a running task's time goes on between reloads
+    if (task && task.running) state.taskTicker = setInterval(() => renderTask(task, serverNow()), 1000);
     fillPolicies(values, task);
   });
 }

@@ -1,6 +1,6 @@
 // Drawing the page's parts from API answers: health, the backups table, the schedule, the audit.
 import { $, el, timeEl } from "./dom.js";
-import { actionText, bothTimes, detailText, humanSize, localTime, utcTime } from "./format.js";
+import { actionText, bothTimes, detailText, elapsedText, humanSize, localTime, utcTime } from "./format.js";
 
 export function renderHealth(status) {
   const badge = $("health-verdict");
@@ -112,7 +112,8 @@ export function renderBackups(backups, files, on) {
   }
 }
 
-export function renderTask(task) {
+/** The schedule facts; `now` is the service's time in unix ms (for how long a run has gone on). */
+export function renderTask(task, now) {
   const next = $("next-run");
   const last = $("last-result");
   if (!task) {
@@ -125,7 +126,8 @@ export function renderTask(task) {
   const result = task.lastResult;
   last.className = "";
   if (task.running) {
-    last.textContent = "Running now…";
+    last.textContent = task.runningSince == null ? "Running now…" :
+      `Running now… ${elapsedText((now - task.runningSince) / 1000)}`;
   } else if (!result) {
     last.textContent = "No run yet";
   } else {

@@ -15,7 +15,8 @@ def _task_json(task):
                        "timestamp": task.last_finished or task.last_run}
     return {"id": task.id, "name": task.name, "enabled": task.enabled, "lastRun": task.last_run,
             "nextRun": task.next_run, "running": task.running, "lastResult": last_result,
-            "schedule": task.schedule, "description": task.description}
+            "schedule": task.schedule, "description": task.description,
+            "runningSince": task.running_since}
 
 
 def scheduler_status(mc, request):

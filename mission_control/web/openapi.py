@@ -36,7 +36,9 @@ SCHEMAS = {
                 lastResult={"anyOf": [ref("TaskResult"), {"type": "null"}]},
                 schedule={"type": "string", "description": "5-field cron expression, UTC",
                           "examples": ["0 3 * * *"]},
-                description={"type": "string", "examples": ["every day at 03:00 UTC"]}),
+                description={"type": "string", "examples": ["every day at 03:00 UTC"]},
+                runningSince={**INT_OR_NULL, "description": "unix milliseconds (the service's "
+                              "clock) when the run going on now started; null when none is"}),
     "AuditEvent": obj(id={"type": "integer"}, action={"type": "string"}, actor={"type": "string"},
                       actor_id=INT_OR_NULL, target_type=STR_OR_NULL,
                       target_id=STR_OR_NULL, detail={}, ip_address=STR_OR_NULL,
