@@ -5,6 +5,7 @@ import secrets
 import sqlite3
 import stat
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -154,36 +155,28 @@ class BackupService:
         return made
 
     def _create(self, actor, rate_key):
-        token = None
-        if rate_key is not None:
-            token, wait = self.rate.reserve(rate_key)
-            if token is None:
-                raise TooManyRequests(
-                    f"Too many backups: at most {self.rate.limit} per hour, retry in "
-                    f"{int(wait + 0.999)} seconds", retry_after=wait)
         made = None
-        try:
-            self.ensure_dir()
-            with self.lock.hold(self._lock_timeout) as locked:
-                if not locked:
-                    raise Conflict("A backup is already in progress",
-                                   headers={"Retry-After": str(RETRY_AFTER_BUSY)})
-                started = time.perf_counter()
-                self._pre_backup(actor)
-                made = self._snapshot(actor)
-                self.mc.audit.emit("backup_create", actor, target_type="backup", target_id=made.name,
-                                   detail={"name": made.name, "size": made.size,
-                                           "path": str(made.path),
-                                           "duration_seconds": round(
-                                               time.perf_counter() - started, 3)})
-                self.mc.pruning.after_backup(made, actor)
-        except OSError as exc:  # the folder or its lock file is unusable (a file, read-only...)
-            if made is not None:
-                raise
-            raise self._failed(exc, actor) from exc
-        finally:
-            if made is None and token is not None:
-                self.rate.release(rate_key, token)
+        with self.budget(rate_key):
+            try:
+                self.ensure_dir()
+                with self.lock.hold(self._lock_timeout) as locked:
+                    if not locked:
+                        raise Conflict("A backup is already in progress",
+                                       headers={"Retry-After": str(RETRY_AFTER_BUSY)})
+                    started = time.perf_counter()
+                    self._pre_backup(actor)
+                    made = self._snapshot(actor)
+                    self.mc.audit.emit("backup_create", actor, target_type="backup",
+                                       target_id=made.name,
+                                       detail={"name": made.name, "size": made.size,
+                                               "path": str(made.path),
+                                               "duration_seconds": round(
+                                                   time.perf_counter() - started, 3)})
+                    self.mc.pruning.after_backup(made, actor)
+            except OSError as exc:  # the folder or its lock file is unusable (a file, read-only...)
+                if made is not None:
+                    raise
+                raise self._failed(exc, actor) from exc
         return made
 
     def _finished(self, actor, made, error):
@@ -192,18 +185,58 @@ class BackupService:
                                                              actor),
                       mc=self.mc, actor=actor, backup=made, error=error)
 
+    @contextmanager
+    def budget(self, rate_key):
+        """Count what the `with` block makes against `rate_key`'s hourly backup budget.
+
+        Backups and uploads share the budget (`MC_BACKUP_RATE_LIMIT`). The slot is given back when
+        the block raises: a refused or failed attempt does not use it up.
+
+        :param rate_key: an admin's username, or None for no limit (scheduler, CLI, scripts).
+        :raises TooManyRequests: over the budget (429, `Retry-After`); nothing has run.
+        """
+        if rate_key is None:
+            yield
+            return
+        token, wait = self.rate.reserve(rate_key)
+        if token is None:
+            raise TooManyRequests(
+                f"Too many backups: at most {self.rate.limit} per hour, uploads included, retry "
+                f"in {int(wait + 0.999)} seconds", retry_after=wait)
+        try:
+            yield
+        except BaseException:
+            self.rate.release(rate_key, token)
+            raise
+
+    def check_before(self, actor, kind="backup"):
+        """Ask the `pre_backup` plugins (the disk guard, ...) whether a file may be written now.
+
+        Audits nothing: each caller audits its refusal under its own action.
+
+        :param kind: "backup", or the `FileKind.name` of an upload or safety copy.
+        :raises BackupRefused: a plugin refused (its status, 507 by default).
+        :raises BackupFailed: a plugin crashed (500); the traceback is logged.
+        """
+        try:
+            self.mc.pm.hook.pre_backup(mc=self.mc, actor=actor, db_path=self.db_path, kind=kind)
+        except BackupRefused:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken plugin fails the write, cleanly
+            log.exception("pre_backup plugin failed")
+            raise BackupFailed(describe_error(exc)) from exc
+
     def _pre_backup(self, actor):
         try:
-            self.mc.pm.hook.pre_backup(mc=self.mc, actor=actor, db_path=self.db_path)
+            self.check_before(actor)
         except BackupRefused as exc:
             self.mc.audit.emit("backup_refused", actor, target_type="backup",
                                detail={"reason": exc.reason, "status": exc.status})
             raise
-        except Exception as exc:  # noqa: BLE001 - a broken plugin fails the backup, cleanly
-            log.exception("pre_backup plugin failed")
+        except BackupFailed as exc:
             self.mc.audit.emit("backup_failed", actor, target_type="backup",
-                               detail={"reason": f"pre_backup plugin: {describe_error(exc)}"})
-            raise BackupFailed(describe_error(exc)) from exc
+                               detail={"reason": f"pre_backup plugin: {exc.reason}"})
+            raise
 
     def _snapshot(self, actor):
         try:

@@ -7,6 +7,7 @@ result comes from `mc.offsite`, and which targets are configured from the plugin
 """
 from . import point_in_time
 from .backups import PATTERN
+from .names import OFFSITE_FETCH, SAFETY_COPY, UPLOAD
 from .schedule import longest_gap, next_run
 
 WARN_AFTER = 24 * 3600
@@ -32,8 +33,8 @@ def action_counts(db, like):
 def file_kind(name):
     if PATTERN.match(name):
         return "rotating"
-    for prefix, kind in (("pre-restore-", "pre_restore"), ("uploaded-", "uploaded"),
-                         ("offsite-", "offsite")):
+    for prefix, kind in ((SAFETY_COPY.prefix, "pre_restore"), (UPLOAD.prefix, "uploaded"),
+                         (OFFSITE_FETCH.prefix, "offsite")):
         if name.startswith(prefix):
             return kind
     return "other"

@@ -11,18 +11,24 @@ hookspec = pluggy.HookspecMarker(NAME)
 
 
 @hookspec
-def pre_backup(mc, actor, db_path):
-    """Called before a backup starts, while the backup lock is held; may refuse it.
+def pre_backup(mc, actor, db_path, kind):
+    """Called before a backup, an upload or a pre-restore safety copy is written; may refuse it.
+
+    For a backup and a safety copy the backup lock is held; an upload is asked before its body is
+    read, without the lock (a slow client must not hold up backups).
 
     :param mc: the running MissionControl.
     :param actor: who asked for the backup: a ``mission_control.Actor`` (``name``, ``id``,
         ``ip_address``, ``user_agent``); ``str(actor)`` is the name (username, ``"scheduler"``,
         ``"api"``, ``"cli:alice"``, ...).
     :param db_path: ``pathlib.Path`` of the live database.
+    :param kind: ``"backup"``, ``"upload"`` (an uploaded backup file) or ``"safety_copy"`` (the
+        snapshot a restore takes first); a monitor that pings on each backup checks it.
     :return: nothing.
     :raises mission_control.BackupRefused: to refuse; its reason and status (507 by default) go
-        back to the client and the refusal is audited as ``backup_refused``. Any other exception
-        fails the backup (500, audited as ``backup_failed``). Nothing has been written yet.
+        back to the client and the refusal is audited (``backup_refused`` for a backup,
+        ``backup_upload_refused``, ``backup_restore_failed``). Any other exception fails it
+        (500; a backup is audited as ``backup_failed``). Nothing has been written yet.
     """
 
 

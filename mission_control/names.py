@@ -1,10 +1,49 @@
-"""Rotating backups' file names: the pattern, the format, and the UTC time a name carries."""
+"""File names in the backups folder: rotating backups' pattern, format and time, and the kinds.
+
+Every name the service makes is a prefix and a UTC time (`STAMP_FORMAT`); the prefix says what
+the file is, and pruning one kind never touches another's.
+"""
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
+STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S.db"  # UTC; zero-padded, so names sort as the times do
+
+
+def stamped(prefix):
+    """The names `prefix` + `STAMP_FORMAT` makes, as an anchored pattern (groups: the time)."""
+    return re.compile(rf"^{re.escape(prefix)}(\d{{4}})-(\d{{2}})-(\d{{2}})"
+                      rf"_(\d{{2}})-(\d{{2}})-(\d{{2}})\.db$")
+
+
 #: Names pruning may touch. Any other `*.db` in the folder is listed but kept forever.
-PATTERN = re.compile(r"^mc-backup-(\d{4})-(\d{2})-(\d{2})_(\d{2})-(\d{2})-(\d{2})\.db$")
-NAME_FORMAT = "mc-backup-%Y-%m-%d_%H-%M-%S.db"
+PATTERN = stamped("mc-backup-")
+NAME_FORMAT = "mc-backup-" + STAMP_FORMAT
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """A kind of file kept in the backups folder up to `general.safety_copies_keep` copies.
+
+    :param name: what it is called in audit details and in the `pre_backup` hook's `kind`.
+    :param prefix: the start of every name; distinct prefixes keep the kinds apart.
+    """
+
+    name: str
+    prefix: str
+
+    @property
+    def name_format(self):
+        """The strftime format of a new file's name (UTC)."""
+        return self.prefix + STAMP_FORMAT
+
+    def matches(self, filename):
+        return bool(stamped(self.prefix).match(filename))  # re caches the compiled pattern
+
+
+SAFETY_COPY = FileKind("safety_copy", "pre-restore-")
+UPLOAD = FileKind("upload", "uploaded-")
+OFFSITE_FETCH = FileKind("offsite_fetch", "offsite-mc-backup-")  # copies fetched back from off-site
 
 
 def backup_time(name):

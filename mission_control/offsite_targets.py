@@ -4,7 +4,7 @@ A target is an object a plugin returns from the ``offsite_targets`` hook with a 
 ``list_copies()`` and an ``open_copy(name)`` (see `mission_control.hookspecs` and
 `mc.offsite.targets`). A copy fetched back is unpacked into a hidden temporary file, checked like
 an upload, and kept as ``offsite-<backup name>`` in the backups folder, where the normal restore
-path can restore it.
+path can restore it; the newest ``general.safety_copies_keep`` of them are kept.
 """
 import sys
 from contextlib import closing
@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from .errors import BadRequest, MissionControlError, NotFound, ValidationFailed
 from .fsutil import fsync_dir, place_without_overwrite, sha256_file
+from .names import OFFSITE_FETCH
 from .offsite import describe_failure
 from .offsite_codec import CopyDamaged, MissingExtra, decode, parse_remote_name
+from .pruning import keep_newest
 from .uploads import UploadSink, check_received, keep_received
 
 FETCHED_PREFIX = "offsite-"
@@ -132,4 +134,5 @@ def fetch(mc, target_name, remote_name, actor, identity=None):
     mc.audit.emit("offsite_fetch", actor, target_type="offsite", target_id=target.name,
                   detail={"target": target.name, "name": remote_name, "backup": backup["name"],
                           "sha256": backup["sha256"], "sha256_match": match})
+    keep_newest(mc, OFFSITE_FETCH, backup["name"], actor)
     return {"backup": backup, "sha256_match": match}

@@ -2,7 +2,9 @@
 
 One path for every caller: after each backup (`BackupService.create`), on demand
 (`POST /api/backup/prune`, `mission-control backup prune`) and as a preview (`dry_run`, optionally
-with proposed settings that are not saved).
+with proposed settings that are not saved). The other files the service keeps (safety copies,
+uploads, fetched off-site copies: `names.FileKind`) are limited to the newest
+`general.safety_copies_keep` of each kind by `keep_newest`, through the same deletion path.
 """
 import logging
 import os
@@ -16,6 +18,7 @@ from .retention_policy import Plan
 
 log = logging.getLogger(__name__)
 
+KEEP_SETTING = "general.safety_copies_keep"
 JUST_MADE = "just made"
 NEVER_PRUNED = "not an mc-backup-<UTC time>.db name: never pruned"
 
@@ -117,9 +120,10 @@ class Pruning:
             self.remove(outcome.delete, actor)
         return outcome
 
-    def remove(self, names, actor):
+    def remove(self, names, actor, kind="backup"):
         """Delete `names` from the backups folder, each audited `backup_prune` (or
-        `backup_prune_failed`: the file stays listed). Returns the names deleted."""
+        `backup_prune_failed`: the file stays listed), the detail saying which `kind` of file
+        (a `FileKind.name`, or "backup"). Returns the names deleted."""
         folder = self.mc.backups.dir
         removed = []
         for name in names:
@@ -132,11 +136,12 @@ class Pruning:
                 log.error("could not prune %s: %s", name, describe_error(exc))
                 self.mc.audit.emit("backup_prune_failed", actor, target_type="backup",
                                    target_id=name,
-                                   detail={"name": name, "reason": describe_error(exc)})
+                                   detail={"name": name, "kind": kind,
+                                           "reason": describe_error(exc)})
                 continue
             removed.append(name)
             self.mc.audit.emit("backup_prune", actor, target_type="backup", target_id=name,
-                               detail={"name": name, "size": size})
+                               detail={"name": name, "size": size, "kind": kind})
         if removed:
             fsync_dir(folder)
         return removed
@@ -151,3 +156,22 @@ class Pruning:
 
     def _policy_failed(self, exc, actor):
         self.mc.backups.plugin_failed("prune", "?", exc, actor)
+
+
+def keep_newest(mc, kind, made, actor):
+    """After `made` (a file of `kind`, a `names.FileKind`) was added, delete that kind's files
+    beyond the newest N, N being `general.safety_copies_keep`, newest by the UTC time in the name.
+
+    Neither `made` nor a file newer than it (another upload finishing at the same moment) is ever
+    deleted, nor any file of another kind. A failure is logged and audited, never raised: the copy
+    that was just made stays made.
+
+    :return: the names deleted.
+    """
+    try:
+        keep = mc.settings.get(KEEP_SETTING)
+        names = sorted((b.name for b in mc.backups.list() if kind.matches(b.name)), reverse=True)
+    except Exception:  # noqa: BLE001 - an unreadable folder must not undo a finished restore
+        log.exception("could not list the backups folder to prune %s files", kind.name)
+        return []
+    return mc.pruning.remove([n for n in names[keep:] if n < made], actor, kind.name)

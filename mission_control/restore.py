@@ -6,7 +6,9 @@ The steps, all under the backup lock (so no backup or other restore runs meanwhi
    verification records (never the file's) and every live audit event it lacks carried over,
    then check that it can
    be swapped in (encoding, page size);
-3. take a pre-restore safety backup of the live database (`pre-restore-...db`, never pruned);
+3. take a pre-restore safety backup of the live database (`pre-restore-...db`), once the
+   `pre_backup` plugins (the disk guard) allow it; after the swap only the newest
+   `general.safety_copies_keep` safety copies are kept;
 4. copy the prepared file into the live database with SQLite's backup API in one step. The live
    database stays in WAL mode, and every other connection sees either the old or the new data.
 The swap is the last step that can fail; a failure after it is reported as such, never as a
@@ -24,15 +26,16 @@ from urllib.request import pathname2url
 from . import db as dbmod
 from .actor import as_actor
 from .backups import TEMP_PREFIX, describe_error, snapshot
-from .errors import Conflict, MissionControlError, ValidationFailed
+from .errors import BackupFailed, BackupRefused, Conflict, MissionControlError, ValidationFailed
 from .fsutil import remove_files, sha256_file
+from .names import SAFETY_COPY
 from .plugins import audit_failures, call_isolated
 from .private_files import open_private
+from .pruning import keep_newest
 from .verify import VerificationStore, inspect, verify_backup
 
 log = logging.getLogger(__name__)
 
-SAFETY_FORMAT = "pre-restore-%Y-%m-%d_%H-%M-%S.db"
 RETRY_AFTER_BUSY = 10
 AUDIT_COLUMNS = ("action", "actor", "actor_id", "target_type", "target_id", "detail",
                  "ip_address", "user_agent", "created_at")
@@ -61,6 +64,8 @@ def restore_backup(mc, name, actor, *, session_token=None):
     :raises ValidationFailed: bad name, or the backup failed verification (400, `details`).
     :raises NotFound: no such backup (404).
     :raises Conflict: a backup or another restore is running (409, `Retry-After`).
+    :raises BackupRefused: a `pre_backup` plugin refused the safety copy (its status, 507 from the
+        disk guard); nothing was changed.
     :raises RestoreFailed: anything else went wrong before the swap; nothing was changed (500).
     :raises RestoredWithErrors: the data was replaced, but something after the swap failed (500).
     """
@@ -108,6 +113,7 @@ def _restore_checked(mc, source, check, actor, name, detail, session_token):
         mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
                       detail={**detail, "reason": "; ".join(check["problems"])})
         raise ValidationFailed(check["problems"], "Backup failed verification")
+    _room_for_safety_copy(mc, name, detail, actor)
     prepared = mc.backups.dir / f"{TEMP_PREFIX}restore-{os.getpid()}-{secrets.token_hex(6)}.tmp"
     paused = False
     try:
@@ -161,6 +167,7 @@ def _after_swap(mc, restored, safety, actor, session_token, measures):
     # Written after the swap, so the restored audit trail records its own restore.
     mc.audit.emit("backup_restore", actor, target_type="backup", target_id=restored["name"],
                   detail={**restored, "safety_backup": safety.name, **measures})
+    keep_newest(mc, SAFETY_COPY, safety.name, actor)  # after the swap, so the restored trail has it
     mc.settings.notify()  # the restored settings may differ (general.auto_backup, say)
     return {"success": True, "restored": restored, "safety_backup": safety.to_json(),
             "session": session_after_restore(mc, session_token)}
@@ -270,9 +277,19 @@ def check_swappable(prepared, live):
             raise ValueError(f"the prepared copy's {pragma} is {theirs}, the live one's {ours}")
 
 
+def _room_for_safety_copy(mc, name, detail, actor):
+    """Ask the `pre_backup` plugins about the safety copy; a refusal fails the restore, audited."""
+    try:
+        mc.backups.check_before(actor, SAFETY_COPY.name)
+    except (BackupRefused, BackupFailed) as exc:
+        mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
+                      detail={**detail, "reason": exc.reason, "status": exc.status})
+        raise
+
+
 def _safety_backup(mc):
-    """Snapshot the live database as `pre-restore-<UTC time>.db`, a name pruning never touches."""
-    return snapshot(mc.config.db_path, mc.backups.dir, SAFETY_FORMAT, int(mc.clock()))
+    """Snapshot the live database as `pre-restore-<UTC time>.db`."""
+    return snapshot(mc.config.db_path, mc.backups.dir, SAFETY_COPY.name_format, int(mc.clock()))
 
 
 def _swap(prepared, live_path):

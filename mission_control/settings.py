@@ -91,6 +91,10 @@ HOST_SETTINGS = (
     SettingDef("general.backup_retention_count", "int", "10",
                "How many mc-backup-* files to keep; older ones are pruned after each backup",
                "general", minimum=1, maximum=1000),
+    SettingDef("general.safety_copies_keep", "int", "5",
+               "How many pre-restore-* safety copies, uploaded-* files and fetched offsite-* "
+               "copies to keep, each; older ones are pruned after each restore, upload or fetch",
+               "general", minimum=1, maximum=100),
     SettingDef("backup.io_limit_mb_s", "int", "0",
                "At most this many megabytes (10^6 bytes) a second read and written by a backup's "
                "copy, to leave the disk to the live database; 0: no limit", "backup",

@@ -1,21 +1,25 @@
 """Accepting an uploaded backup file: streamed to a hidden temporary file, checked, then named.
 
-A file is accepted only when it is a SQLite database that passes `integrity_check` and has
-Mission Control's schema. It is stored as `uploaded-YYYY-MM-DD_HH-MM-SS.db`, a name pruning never
-touches. A refused or broken upload leaves nothing behind.
+An upload counts against the admin's hourly backup budget and asks the `pre_backup` plugins (the
+disk guard) before its body is read. A file is accepted only when it is a SQLite database that
+passes `integrity_check` and has Mission Control's schema. It is stored as
+`uploaded-YYYY-MM-DD_HH-MM-SS.db`; the newest `general.safety_copies_keep` uploads are kept. A
+refused or broken upload leaves nothing behind.
 """
 import hashlib
 import os
 import secrets
 import sqlite3
+from contextlib import contextmanager
 
-from .errors import BadRequest, PayloadTooLarge, ValidationFailed
+from .errors import BackupFailed, BackupRefused, BadRequest, PayloadTooLarge, ValidationFailed
 from .fsutil import fsync_dir, fsync_file, place_at_free_name, remove_files, sha256_file
+from .names import UPLOAD
 from .private_files import open_private
+from .pruning import keep_newest
 from .verify import VerificationStore, inspect
 
 UPLOAD_PREFIX = ".mc-upload-"  # hidden: never listed; stale ones are swept by later uploads
-UPLOAD_FORMAT = "uploaded-%Y-%m-%d_%H-%M-%S.db"
 STALE_SECONDS = 24 * 3600
 
 
@@ -58,6 +62,28 @@ class UploadSink:
     def discard(self):
         self._file.close()
         remove_files(self.path, f"{self.path}-journal", f"{self.path}-wal", f"{self.path}-shm")
+
+
+@contextmanager
+def upload_slot(mc, actor):
+    """Admit one upload by `actor` for the `with` block, before its body is read.
+
+    The upload takes a slot of the admin's hourly backup budget (given back when the block
+    raises: nothing was stored), then the `pre_backup` plugins are asked with kind "upload"; a
+    refusal is audited as `backup_upload_refused`.
+
+    :raises TooManyRequests: over the budget (429, `Retry-After`).
+    :raises BackupRefused: a plugin refused, e.g. the disk guard (its status, 507 by default).
+    :raises BackupFailed: a plugin crashed (500).
+    """
+    with mc.backups.budget(actor.name):
+        try:
+            mc.backups.check_before(actor, UPLOAD.name)
+        except (BackupRefused, BackupFailed) as exc:
+            mc.audit.emit("backup_upload_refused", actor, target_type="backup",
+                          detail={"reason": exc.reason, "status": exc.status})
+            raise
+        yield
 
 
 def sweep_stale(folder, now):
@@ -147,7 +173,8 @@ def accept_upload(mc, sink, actor, *, original_name=None):
         if sink.size == 0:
             raise BadRequest("Upload is empty: send the backup file as the request body")
         digest, found = check_received(mc, sink, "Upload is not a valid Mission Control backup")
-        final = place_at_free_name(sink.path, mc.backups.dir, UPLOAD_FORMAT, int(mc.clock()))
+        final = place_at_free_name(sink.path, mc.backups.dir, UPLOAD.name_format,
+                                   int(mc.clock()))
         fsync_dir(mc.backups.dir)
         return final, digest, found
 
@@ -156,4 +183,5 @@ def accept_upload(mc, sink, actor, *, original_name=None):
         "detail": {"original_name": original_name, "size": sink.size}})
     mc.audit.emit("backup_upload", actor, target_type="backup", target_id=result["name"],
                   detail={**result, "original_name": original_name})
+    keep_newest(mc, UPLOAD, result["name"], actor)
     return result

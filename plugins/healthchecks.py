@@ -84,10 +84,12 @@ def _queue(mc, actor, suffix, body):
 
 
 @hookimpl(wrapper=True)
-def pre_backup(mc, actor):
+def pre_backup(mc, actor, kind):
     # A wrapper runs before every plain implementation, so the start is pinged even when
-    # another plugin (the disk guard, say) then refuses the backup.
-    _queue(mc, actor, "start", f"backup started by {actor}")
+    # another plugin (the disk guard, say) then refuses the backup. Uploads and pre-restore
+    # safety copies ask pre_backup too, but no success or failure ping would follow them.
+    if kind == "backup":
+        _queue(mc, actor, "start", f"backup started by {actor}")
     return (yield)
 
 

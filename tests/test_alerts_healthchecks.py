@@ -74,6 +74,20 @@ def test_manual_backups_ping_only_when_all_backups_is_on(mc, users, live_server,
     assert receiver.wait_for(4) and receiver.paths()[2:] == ["/p/start", "/p/fail"]
 
 
+def test_uploads_and_restores_do_not_ping(mc, admin_client, receiver):
+    """They ask the disk guard through pre_backup, but are not backups: no start without an end."""
+    configure(mc, f"{receiver.url}/p", **{"healthchecks.all_backups": True})
+    name = mc.backups.create(SCHEDULER).name
+    assert receiver.wait_for(2) and receiver.paths() == ["/p/start", "/p"]
+    data = (mc.backups.dir / name).read_bytes()
+    uploaded = admin_client.post("/api/backup/upload", data=data,
+                                 content_type="application/octet-stream")
+    assert uploaded.status_code == 200, uploaded.json
+    restored = admin_client.post("/api/backup/restore", json={"name": name})
+    assert restored.status_code == 200, restored.json
+    assert mc.outbox.wait_idle(WAIT) and receiver.paths() == ["/p/start", "/p"]
+
+
 def test_a_hanging_monitor_does_not_hold_the_backup(mc, users, live_server, receiver):
     configure(mc, f"{receiver.url}/p", **{"healthchecks.all_backups": True,
                                            "healthchecks.timeout_seconds": WAIT * 2})

@@ -7,7 +7,7 @@ from mission_control.web import WebApp
 from tests.conftest import Auth
 
 HOST_KEYS = ["general.auto_backup", "general.auto_backup_schedule",
-             "general.backup_retention_count", "general.site_name"]
+             "general.backup_retention_count", "general.safety_copies_keep", "general.site_name"]
 
 
 def values(client):

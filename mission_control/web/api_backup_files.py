@@ -14,7 +14,7 @@ from werkzeug.wsgi import wrap_file
 
 from ..errors import BadRequest, NotFound, PayloadTooLarge, ValidationFailed
 from ..fsutil import sha256_file
-from ..uploads import UploadSink, accept_upload, sweep_stale
+from ..uploads import UploadSink, accept_upload, sweep_stale, upload_slot
 from ..verify import VerificationStore, verify_backup
 from .http import json_response, read_name, require_actor
 
@@ -110,6 +110,13 @@ def backup_upload(mc, request):
     if (request.content_length or 0) > limit + MULTIPART_SLACK:
         raise too_large
     mc.backups.ensure_dir()
+    with upload_slot(mc, actor):  # 429 over the backup budget, 507 from the disk guard
+        made = _receive(mc, request, actor, limit, too_large)
+    return json_response({"success": True, "backup": made})
+
+
+def _receive(mc, request, actor, limit, too_large):
+    """Stream the body into a private temporary file, then check and keep it (`accept_upload`)."""
     sweep_stale(mc.backups.dir, time.time())  # compared with file mtimes: the OS clock
     sink = UploadSink(mc.backups.dir, limit)
     try:
@@ -126,8 +133,7 @@ def backup_upload(mc, request):
     except BaseException:
         sink.discard()
         raise
-    made = accept_upload(mc, sink, actor, original_name=original)
-    return json_response({"success": True, "backup": made})
+    return accept_upload(mc, sink, actor, original_name=original)
 
 
 ROUTES = [

@@ -80,9 +80,10 @@ def _file_response(description):
 
 def _upload():
     op = operation(
-        "Upload a backup file (raw body or a multipart file part); stored as uploaded-*.db",
+        "Upload a backup file (raw body or a multipart file part); stored as uploaded-*.db, "
+        "counted against the hourly backup budget; the newest general.safety_copies_keep kept",
         response("Accepted and stored", obj(success={"const": True}, backup=ref("UploadedBackup"))),
-        400, 409, 413, 500,
+        400, 409, 413, 429, 500, 507,
         params=[{"name": "filename", "in": "query", "required": False,
                  "schema": {"type": "string"}, "description": "the original file name (audit)"}])
     op["requestBody"] = {"required": True, "content": {
@@ -123,7 +124,7 @@ PATHS = {
         "Restore the live database from a backup (`name`), or to a moment (`timestamp`, with "
         "continuous protection on), after a safety backup, while the service runs (a 500 says "
         "whether the data was replaced)",
-        response("Restored", ref("Restore")), 400, 404, 409, 413, 500,
+        response("Restored", ref("Restore")), 400, 404, 409, 413, 500, 507,
         request=body({"oneOf": [obj(name=BACKUP_NAME), obj(timestamp=ref("RestoreTimestamp"))]}))},
     "/api/health": {"get": _health()},
     "/api/backup/status": {"get": operation(
