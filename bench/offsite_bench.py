@@ -6,8 +6,11 @@ best nor the worst case), backs it up, then copies it to a folder target with zs
 a thread samples the process's RssAnon (anonymous memory: heap and buffers, not the page cache).
 Prints throughput, ratio and the RssAnon growth, and exits 1 when the growth is over the goal
 (32 MiB). `--drill` also times a restore drill of that copy (unpack, integrity_check, compare).
+`--s3` also measures the S3 target against moto's standalone server on loopback (it packs into a
+temporary file, then uploads that in parts).
 """
 import argparse
+import os
 import sqlite3
 import sys
 import tempfile
@@ -19,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyrage  # noqa: E402
 
-from mission_control.builtins import offsite_dir  # noqa: E402
+from mission_control.builtins import offsite_dir, offsite_s3  # noqa: E402
 from mission_control.config import Config  # noqa: E402
 from mission_control.core import MissionControl  # noqa: E402
 from mission_control.offsite_drill import drill_all  # noqa: E402
@@ -88,11 +91,37 @@ def measure(label, action):
     return result, elapsed, sampler.peak - base
 
 
+def s3_copy(mc, made, recipient, level):
+    """Copy `made` to a bucket on moto's server like the S3 target does; returns the growth."""
+    import boto3
+
+    from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
+    server = S3Server()
+    try:
+        os.environ.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+                          AWS_DEFAULT_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
+        boto3.client("s3", endpoint_url=server.url).create_bucket(Bucket="bench")
+        mc.settings.update({"offsite.s3.bucket": "bench", "offsite.s3.endpoint_url": server.url,
+                            "offsite.s3.compress": "zstd", "offsite.s3.zstd_level": level,
+                            "offsite.s3.age_recipients": recipient}, "bench")
+        _, seconds, growth = measure(
+            "S3 copy (zstd + age to a temporary file, multipart upload, ETag check)",
+            lambda: offsite_s3.post_backup(mc=mc, backup=made, actor="bench"))
+        result = mc.offsite.get("s3")
+        print(f"S3: {'ok' if result['ok'] else 'FAILED: ' + result['message']}, "
+              f"{made.size / MIB / seconds:.0f} MiB/s of backup", flush=True)
+        mc.settings.reset("offsite.s3.bucket", "bench")
+        return growth if result["ok"] else None
+    finally:
+        server.stop()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--level", type=int, default=3, help="zstd level")
     parser.add_argument("--drill", action="store_true", help="also time a restore drill")
+    parser.add_argument("--s3", action="store_true", help="also measure the S3 target (moto)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mc-offsite-bench-") as tmp:
         tmp = Path(tmp)
@@ -121,6 +150,9 @@ def main(argv=None):
             ok = growth <= GOAL_MIB * MIB
             print(f"memory goal (RssAnon growth <= {GOAL_MIB} MiB): "
                   f"{'met' if ok else 'MISSED'}")
+            if args.s3:
+                growth = s3_copy(mc, made, str(identity.to_public()), args.level)
+                ok = ok and growth is not None and growth <= GOAL_MIB * MIB
             if args.drill:
                 [drilled], seconds, growth = measure("drill (age -d, zstd -d, integrity_check)",
                                                      lambda: drill_all(mc, "bench"))
