@@ -89,7 +89,8 @@ HOST_SETTINGS = (
                "configured: a 5-field cron expression in UTC (default Sundays at 04:00)",
                "offsite", max_length=100, clean=check_schedule, pattern=SCHEDULE_PATTERN),
     SettingDef("general.backup_retention_count", "int", "10",
-               "How many mc-backup-* files to keep; older ones are pruned after each backup",
+               "Keep the newest N mc-backup-* files (keep-last); the retention.* rules may keep "
+               "more; the rest are pruned after each backup",
                "general", minimum=1, maximum=1000),
     SettingDef("general.safety_copies_keep", "int", "5",
                "How many pre-restore-* safety copies, uploaded-* files and fetched offsite-* "
