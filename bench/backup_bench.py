@@ -122,7 +122,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="mc-bench-", dir=args.workdir))
     try:
         config = Config.from_env({"API_KEY": KEY, "MC_BACKUP_RATE_LIMIT": "0"}, data_dir=work)
-        mc = MissionControl(config, entry_points=False)
+        mc = MissionControl(config, entry_points=False, create=True)
         mc.settings.update({"general.backup_retention_count": "1000"}, actor="bench")
         client = Client(WebApp(mc))
         print(f"filling a {args.size_mib} MiB database in {work} ...", flush=True)

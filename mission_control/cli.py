@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from . import cli_backup_files, cli_offsite, logs
 from .actor import Actor
-from .config import Config, ConfigError
+from .config import Config, ConfigError, DatabaseNotFound
 from .core import MissionControl
 from .errors import MissionControlError
 from .units import human_size
@@ -84,7 +84,10 @@ def run(args, out, stdin):
     if args.command == "serve":
         from .server import serve
         return serve(config, announce=lambda text: print(text, file=out, flush=True))
-    with MissionControl(config) as mc:
+    # Only `user add` bootstraps a new database (and `serve`); any other command on a mistyped path
+    # is refused rather than run against an empty database made on the spot.
+    creates = args.command == "user" and args.action == "add"
+    with MissionControl(config, create=creates) as mc:
         if args.command == "user":
             return _user(mc, args, out, stdin)
         if args.command == "offsite":
@@ -154,7 +157,7 @@ def main(argv=None, out=None, stdin=None):
     out = out or sys.stdout
     try:
         return run(args, out, stdin or sys.stdin)
-    except (ConfigError, UserError) as exc:
+    except (ConfigError, UserError, DatabaseNotFound) as exc:
         print(f"mission-control: {exc}", file=sys.stderr)
         return 2
     except MissionControlError as exc:

@@ -1,4 +1,5 @@
 """Service configuration, read once from the environment and command-line overrides."""
+import errno
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -9,6 +10,23 @@ LOG_FORMATS = ("text", "json")
 
 class ConfigError(ValueError):
     """A setting in the environment or on the command line has an unusable value."""
+
+
+class DatabaseNotFound(FileNotFoundError):
+    """There is no database at the configured path, and this caller may not create one.
+
+    Only `serve`, `user add` and `create_app` make a new database: anything else on a mistyped
+    path would otherwise back up, list or restore an empty database made on the spot.
+    """
+
+    def __init__(self, path):
+        message = (f"no Mission Control database at {path} "
+                   "(start the service once, or pass --data-dir)")
+        super().__init__(errno.ENOENT, message, str(path))
+        self.message = message
+
+    def __str__(self):
+        return self.message
 
 
 def _int(environ, key, default, minimum=0):

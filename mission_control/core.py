@@ -6,7 +6,7 @@ import time
 from .audit import Auditor, AuditStore
 from .auth import Authenticator
 from .backups import BackupService
-from .config import Config, ConfigError
+from .config import Config, ConfigError, DatabaseNotFound
 from .db import Database, migrate
 from .offsite import OffsiteResults
 from .offsite_codec import IDENTITY_SETTING
@@ -22,6 +22,15 @@ from .users import UserError, UserStore
 log = logging.getLogger(__name__)
 
 
+def _check_database(db_path, create):
+    """Refuse a missing database unless `create`, in which case say where the new one goes."""
+    if db_path.exists():
+        return
+    if not create:
+        raise DatabaseNotFound(db_path)
+    log.info("creating a new Mission Control database at %s", db_path)
+
+
 class MissionControl:
     """Everything the service is, for the API, the CLI, the scheduler and scripts alike.
 
@@ -31,12 +40,16 @@ class MissionControl:
     :param config: a `Config`; by default `Config.from_env()`.
     :param clock: returns the time as unix seconds; tests pass a fake one.
     :param plugins: extra plugin objects to register (after the built-ins and entry points).
+    :param create: make the database (and its folder) when it does not exist yet. Off by default,
+        so a mistyped path fails instead of opening a new, empty database.
+    :raises DatabaseNotFound: no database at `config.db_path` and `create` is false.
     """
 
     def __init__(self, config=None, *, clock=time.time, plugins=(), entry_points=True,
-                 default_plugins=DEFAULT_PLUGINS):
+                 default_plugins=DEFAULT_PLUGINS, create=False):
         self.config = config or Config.from_env()
         self.clock = clock
+        _check_database(self.config.db_path, create)
         secure_data_folder(self.config.db_path, self.config.backups_dir)
         self.db = Database(self.config.db_path)
         try:
@@ -70,7 +83,11 @@ class MissionControl:
 
     @classmethod
     def open(cls, data_dir=None, *, db_path=None, environ=None, **kwargs):
-        """Open the service on `data_dir` (default: `MISSION_CONTROL_DATA_DIR` or `./.data`)."""
+        """Open the service on `data_dir` (default: `MISSION_CONTROL_DATA_DIR` or `./.data`).
+
+        :param kwargs: passed to the constructor; `create=True` makes a missing database.
+        :raises DatabaseNotFound: there is no database there (and `create` is not set).
+        """
         return cls(Config.from_env(environ, data_dir=data_dir, db_path=db_path), **kwargs)
 
     def ensure_admin(self, announce=print):

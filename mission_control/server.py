@@ -43,7 +43,7 @@ def make_server(mc, host=None, port=None, threads=None):
 
 def serve(config, announce=print):
     """Open the service, create the first admin if needed, and serve until told to stop."""
-    mc = MissionControl(config)
+    mc = MissionControl(config, create=True)
     log.info("Mission Control database: %s", config.db_path)  # absolute (Config makes it so)
     mc.ensure_admin(announce)
     server = make_server(mc)

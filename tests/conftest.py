@@ -33,12 +33,15 @@ def make_config(tmp_path):
 
 @pytest.fixture
 def make_mc(make_config, clock):
-    """`make_mc(plugins=..., clock=..., **config_overrides)`: open a MissionControl, closed after."""
+    """`make_mc(plugins=..., clock=..., **config_overrides)`: open a MissionControl, closed after.
+
+    The database is made when missing (`create=True`), as a fresh data folder is the usual case.
+    """
     opened = []
 
     def make(plugins=(), clock=clock, entry_points=False, config=None, **overrides):
         mc = MissionControl(config or make_config(**overrides), clock=clock, plugins=plugins,
-                            entry_points=entry_points)
+                            entry_points=entry_points, create=True)
         opened.append(mc)
         return mc
     yield make

@@ -41,6 +41,7 @@ def test_user_commands(data_dir, capsys):
 
 
 def test_backup_commands(data_dir, capsys):
+    assert run(data_dir, "user", "add", "ann", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
     code, out = run(data_dir, "backup", "create")
     assert code == 0 and out.startswith("created mc-backup-")
     name = out.split()[1]
@@ -75,7 +76,8 @@ def test_python_api_runs_the_same_rules(tmp_path, clock):
         def post_backup(self, backup, actor):
             seen.append((backup.name, str(actor)))
 
-    with MissionControl.open(tmp_path / "d", clock=clock, plugins=[Hook()], entry_points=False) as mc:
+    with MissionControl.open(tmp_path / "d", clock=clock, plugins=[Hook()], entry_points=False,
+                             create=True) as mc:
         mc.settings.update({"general.backup_retention_count": 2}, actor="script")
         made = []
         for _ in range(3):

@@ -178,7 +178,7 @@ def test_each_app_has_its_own_registry(make_mc, tmp_path):
     one = make_mc(api_key="k" * 32)
     one.backups.create("test")
     config = replace(Config.from_env({}, data_dir=tmp_path / "two"), api_key="k" * 32)
-    with MissionControl(config, entry_points=False) as two:
+    with MissionControl(config, entry_points=False, create=True) as two:
         headers = {"x-api-key": "k" * 32}
         a = _metrics(Client(WebApp(one)).get("/metrics", headers=headers))
         b = _metrics(Client(WebApp(two)).get("/metrics", headers=headers))

@@ -60,7 +60,8 @@ def get_json(url, headers=None):
 def test_serve_runs_a_missed_backup_then_stops_cleanly(tmp_path, stop_signal):
     data_dir = tmp_path / "data"
     two_days_ago = time.time() - 2 * 86400
-    with MissionControl.open(data_dir, clock=lambda: two_days_ago, entry_points=False) as mc:
+    with MissionControl.open(data_dir, clock=lambda: two_days_ago, entry_points=False,
+                             create=True) as mc:
         mc.settings.update({"general.auto_backup": "true"}, "alice")
     backups_dir = data_dir / "backups"
 

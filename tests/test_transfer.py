@@ -95,7 +95,7 @@ def test_download_over_a_real_server_with_range(mc, users, live_server):
 def elsewhere(tmp_path):
     """A backup made by another Mission Control, as bytes."""
     with MissionControl(Config.from_env({}, data_dir=tmp_path / "elsewhere"),
-                        entry_points=False) as other:
+                        entry_points=False, create=True) as other:
         add_tasks(other, "from elsewhere")
         return (other.backups.dir / other.backups.create("test").name).read_bytes()
 
@@ -200,7 +200,7 @@ def test_upload_size_cap(make_mc, elsewhere):
 
 def test_upload_of_a_live_wal_database_is_made_self_contained(mc, admin_client, tmp_path):
     with MissionControl(Config.from_env({}, data_dir=tmp_path / "live"),
-                        entry_points=False) as other:
+                        entry_points=False, create=True) as other:
         add_tasks(other, "copied live")
         db_path = other.config.db_path
     data = db_path.read_bytes()

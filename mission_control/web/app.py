@@ -75,9 +75,10 @@ def create_app(config=None, *, mc=None, **kwargs):
 
     :param config: a `Config`; by default read from the environment.
     :param mc: an already open `MissionControl` to serve.
-    :param kwargs: passed to `MissionControl` (e.g. `clock`, `plugins`).
+    :param kwargs: passed to `MissionControl` (e.g. `clock`, `plugins`). Like `serve`, it makes
+        the database when there is none yet (`create=False` refuses instead).
     """
     if mc is None:
-        mc = MissionControl(config, **kwargs)
+        mc = MissionControl(config, **{"create": True, **kwargs})
         mc.ensure_admin()
     return WebApp(mc)
