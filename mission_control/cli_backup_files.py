@@ -31,6 +31,10 @@ def add_parsers(actions, common):
                          help="restore to this moment instead (ISO 8601, e.g. "
                               "2026-11-27T15:52:56Z; needs point-in-time recovery)")
     restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    restore.add_argument("--restore-settings", action="store_true",
+                         help="also take the protection settings (auto-backup, retention, "
+                              "off-site, plugins) and scheduler state from the backup; by default "
+                              "their live values are kept")
     download = actions.add_parser("download", parents=[common],
                                   help="copy a backup out of the backups folder")
     download.add_argument("name")
@@ -72,8 +76,9 @@ def _restore(mc, args, out, stdin, actor):
             print("not restored", file=out)
             return 1
     try:
-        result = (restore_at(mc, args.at, actor) if args.at is not None
-                  else restore_backup(mc, args.name, actor))
+        keep = not args.restore_settings
+        result = (restore_at(mc, args.at, actor, keep_settings=keep) if args.at is not None
+                  else restore_backup(mc, args.name, actor, keep_settings=keep))
     except ValidationFailed as exc:
         for problem in exc.details or ():
             print(f"  {problem}", file=sys.stderr)
@@ -81,9 +86,19 @@ def _restore(mc, args, out, stdin, actor):
     print(f"restored {result['restored']['name']} (schema {result['restored']['schema_version']}"
           f" -> {result['restored']['migrated_to']}); safety backup: "
           f"{result['safety_backup']['name']}", file=out)
+    print(_settings_line(result["kept_settings"], args.restore_settings), file=out)
     print(f"admins now: {', '.join(result['session']['admins']) or 'none'}", file=out)
     print(result["session"]["message"], file=out)
     return 0
+
+
+def _settings_line(kept, restored):
+    """What became of the protection settings, in one line."""
+    if restored:
+        return "protection settings and scheduler state: restored from the backup"
+    if not kept:
+        return "protection settings: kept the live ones (the backup had the same values)"
+    return f"protection settings: kept the live values of {', '.join(kept)}"
 
 
 def _download(mc, args, out, actor):

@@ -16,7 +16,7 @@ from .pruning import Pruning
 from .plugins import DEFAULT_PLUGINS, get_plugin_manager
 from .private_files import private_umask, secure_data_folder
 from .scheduler import Scheduler
-from .settings import HOST_SETTINGS, Settings
+from .settings import HOST_SETTINGS, Settings, plugin_setting
 from .users import UserError, UserStore
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ class MissionControl:
         self.audit_store = AuditStore(self.db)
         self.audit = Auditor(self.pm, clock, mc=self)
         self.offsite = OffsiteResults(self.db, clock, self.audit, self.pm, mc=self)
-        declared = [d for found in self.hook.register_settings(mc=self) for d in found or ()]
+        declared = [plugin_setting(d) for found in self.hook.register_settings(mc=self)
+                    for d in found or ()]
         self.settings = Settings(self.db, clock, self.audit, (*HOST_SETTINGS, IDENTITY_SETTING,
                                                                *declared))
         self.users = UserStore(self.db, clock)

@@ -71,8 +71,10 @@ def iso(ms):
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-def restore_at(mc, timestamp, actor, *, session_token=None):
+def restore_at(mc, timestamp, actor, *, session_token=None, keep_settings=True):
     """Replace the live database's content with its state at `timestamp` (ISO 8601 text).
+
+    `keep_settings` as in `restore.restore_backup`: the live protection settings stay by default.
 
     :return: as `restore.restore_backup`; `restored` also has `timestamp`.
     :raises ValidationFailed: bad timestamp, point-in-time restore off, or the time outside
@@ -96,6 +98,7 @@ def restore_at(mc, timestamp, actor, *, session_token=None):
         mc.hook.pitr_restore_to(mc=mc, at_ms=at_ms, dest=dest)
         return restore_prepared_file(mc, dest, actor, label=label,
                                      detail={"timestamp": iso(at_ms)},
-                                     session_token=session_token)
+                                     session_token=session_token,
+                                     keep_settings=keep_settings)
     finally:
         remove_files(dest, f"{dest}-wal", f"{dest}-shm", f"{dest}-journal")

@@ -4,8 +4,9 @@ The steps, all under the backup lock (so no backup or other restore runs meanwhi
 1. verify the backup (header, `integrity_check`, Mission Control's schema, not from a newer version);
 2. prepare a private copy: same page size as the live database, migrated forward, with the live
    verification records (never the file's) and every live audit event it lacks carried over,
-   then check that it can
-   be swapped in (encoding, page size);
+   then check that it can be swapped in (encoding, page size); unless told otherwise, also the
+   live protection settings, scheduler state and off-site records, so that restoring an old
+   backup cannot switch the daily backup or an off-site copy off;
 3. take a pre-restore safety backup of the live database (`pre-restore-...db`), once the
    `pre_backup` plugins (the disk guard) allow it; after the swap only the newest
    `general.safety_copies_keep` safety copies are kept;
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_BUSY = 10
 AUDIT_COLUMNS = ("action", "actor", "actor_id", "target_type", "target_id", "detail",
                  "ip_address", "user_agent", "created_at")
+#: What protection has done so far (runs, off-site results, copies and drills), kept with the
+#: protection settings (`_keep_protection`): the file's rows would describe copies of its own day.
+PROTECTION_STATE_TABLES = ("scheduler_state", "offsite_results", "offsite_copies", "offsite_drills")
 
 
 class RestoreFailed(MissionControlError):
@@ -55,12 +59,15 @@ class RestoredWithErrors(MissionControlError):
     default_message = "Restored: the live data was replaced, but a step after the swap failed"
 
 
-def restore_backup(mc, name, actor, *, session_token=None):
+def restore_backup(mc, name, actor, *, session_token=None, keep_settings=True):
     """Replace the live database's content with backup `name`.
 
     :param actor: who asked: an `Actor`, or a plain name.
     :param session_token: the caller's session token, to tell them whether it survived.
-    :return: dict with `restored` (name, sha256, schema versions), `safety_backup` and `session`.
+    :param keep_settings: keep the live protection settings (`Settings.protection_keys`), scheduler
+        state and off-site records; False takes them from the backup too.
+    :return: dict with `restored` (name, sha256, schema versions), `safety_backup`, `session` and
+        `kept_settings` (the protection keys whose live value differed from the backup's, kept).
     :raises ValidationFailed: bad name, or the backup failed verification (400, `details`).
     :raises NotFound: no such backup (404).
     :raises Conflict: a backup or another restore is running (409, `Retry-After`).
@@ -74,10 +81,11 @@ def restore_backup(mc, name, actor, *, session_token=None):
     with _exclusive(mc):
         check = verify_backup(mc, name, actor)
         return _restore_checked(mc, mc.backups.dir / name, check, actor, name, {"name": name},
-                                session_token)
+                                session_token, keep_settings)
 
 
-def restore_prepared_file(mc, path, actor, *, label, detail, session_token=None):
+def restore_prepared_file(mc, path, actor, *, label, detail, session_token=None,
+                          keep_settings=True):
     """Replace the live database's content with `path`, a temporary file that is not a backup.
 
     The entry point for sources other than the backups folder (a point-in-time copy made by a
@@ -93,7 +101,7 @@ def restore_prepared_file(mc, path, actor, *, label, detail, session_token=None)
         found = inspect(path, timeout=mc.config.verify_timeout, clock=mc.clock)
         check = {**asdict(found), "sha256": sha256_file(path)}
         return _restore_checked(mc, path, check, actor, label, {"name": label, **detail},
-                                session_token)
+                                session_token, keep_settings)
 
 
 @contextmanager
@@ -106,7 +114,7 @@ def _exclusive(mc):
         yield
 
 
-def _restore_checked(mc, source, check, actor, name, detail, session_token):
+def _restore_checked(mc, source, check, actor, name, detail, session_token, keep_settings):
     """Steps 2-4 and the audit, for a `source` whose verification result is `check`."""
     started = time.perf_counter()
     if not check["ok"]:
@@ -118,6 +126,7 @@ def _restore_checked(mc, source, check, actor, name, detail, session_token):
     paused = False
     try:
         migrated_to, carried = _prepare(mc, source, prepared)
+        kept = _keep_protection(mc, prepared) if keep_settings else []
         safety = _safety_backup(mc)
         _top_up_audit(mc, prepared, carried)
         # Whatever reads the database file itself (a replication process) stops for the swap.
@@ -139,7 +148,7 @@ def _restore_checked(mc, source, check, actor, name, detail, session_token):
     measures = {"size": os.path.getsize(source),
                 "duration_seconds": round(time.perf_counter() - started, 3)}
     try:
-        return _after_swap(mc, restored, safety, actor, session_token, measures)
+        return _after_swap(mc, restored, safety, actor, session_token, measures, kept)
     except Exception as exc:  # noqa: BLE001 - the data is replaced whatever failed here
         reason = describe_error(exc)
         log.exception("restore of %s: a step after the swap failed: %s", name, reason)
@@ -156,21 +165,23 @@ def _resume(mc, actor):
                   actor=actor)
 
 
-def _after_swap(mc, restored, safety, actor, session_token, measures):
+def _after_swap(mc, restored, safety, actor, session_token, measures, kept):
     """Settle the live database and tell the world about a restore whose swap is done.
 
-    `measures` (the restored file's `size`, the restore's `duration_seconds`) go to the audit.
+    `measures` (the restored file's `size`, the restore's `duration_seconds`) and `kept` (the
+    protection settings kept) go to the audit.
 
     :return: the restore's JSON answer.
     """
     _settle(mc.config.db_path)
     # Written after the swap, so the restored audit trail records its own restore.
     mc.audit.emit("backup_restore", actor, target_type="backup", target_id=restored["name"],
-                  detail={**restored, "safety_backup": safety.name, **measures})
+                  detail={**restored, "safety_backup": safety.name, **measures,
+                          "kept_settings": kept})
     keep_newest(mc, SAFETY_COPY, safety.name, actor)  # after the swap, so the restored trail has it
     mc.settings.notify()  # the restored settings may differ (general.auto_backup, say)
     return {"success": True, "restored": restored, "safety_backup": safety.to_json(),
-            "session": session_after_restore(mc, session_token)}
+            "session": session_after_restore(mc, session_token), "kept_settings": kept}
 
 
 def session_after_restore(mc, session_token):
@@ -285,6 +296,39 @@ def _room_for_safety_copy(mc, name, detail, actor):
         mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
                       detail={**detail, "reason": exc.reason, "status": exc.status})
         raise
+
+
+def _keep_protection(mc, prepared):
+    """Put the live protection settings and `PROTECTION_STATE_TABLES` rows into `prepared`.
+
+    A key at its default live loses the backup's row too, so it reads as the default after the
+    swap. Secrets travel like any other value. Both sides are at the newest schema by now.
+    :return: the protection keys whose live value differs from the backup's, sorted.
+    """
+    keys = mc.settings.protection_keys()
+    live = {r["key"]: r for r in mc.db.query(
+        "SELECT key, value, updated_by, updated_at FROM settings")}
+    state = {table: mc.db.query(f"SELECT * FROM {table}") for table in PROTECTION_STATE_TABLES}
+    dst = sqlite3.connect(str(prepared), isolation_level=None)
+    try:
+        stored = dict(dst.execute("SELECT key, value FROM settings").fetchall())
+        defaults = {k: mc.settings.definitions[k].default for k in keys}
+        kept = [k for k in keys if (live[k]["value"] if k in live else defaults[k])
+                != stored.get(k, defaults[k])]
+        dst.execute("BEGIN IMMEDIATE")
+        dst.executemany("DELETE FROM settings WHERE key = ?", [(k,) for k in keys])
+        dst.executemany("INSERT INTO settings (key, value, updated_by, updated_at)"
+                        " VALUES (?, ?, ?, ?)", [tuple(live[k].values()) for k in keys if k in live])
+        for table, rows in state.items():
+            dst.execute(f"DELETE FROM {table}")
+            if rows:
+                dst.executemany(f"INSERT INTO {table} ({', '.join(rows[0])})"
+                                f" VALUES ({', '.join('?' * len(rows[0]))})",
+                                [tuple(r.values()) for r in rows])
+        dst.execute("COMMIT")
+        return kept
+    finally:
+        dst.close()
 
 
 def _safety_backup(mc):

@@ -1,7 +1,8 @@
 """Typed setting definitions and the `settings` table: validation, defaults, all-or-nothing updates."""
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
 
 from .errors import NotFound, ValidationFailed
 from .schedule import DEFAULT_SCHEDULE, SCHEDULE_PATTERN, check_schedule
@@ -20,7 +21,9 @@ class SettingDef:
     returned by the API. A text setting may list its allowed `choices`, or name a `clean`
     function that takes the given string and returns the canonical one, or raises ValueError
     with the reason (the API answers 400 naming the setting); its `pattern` then tells API
-    clients (in the OpenAPI document) what `clean` accepts.
+    clients (in the OpenAPI document) what `clean` accepts. `protection` says whether the setting
+    configures protection (backups, retention, off-site copies, audit sinks, alerts), whose live
+    value a restore keeps; None leaves it to `configures_protection`.
     """
 
     key: str
@@ -35,6 +38,7 @@ class SettingDef:
     choices: tuple | None = None
     clean: object = None
     pattern: str | None = None
+    protection: bool | None = None
 
     def normalize(self, value):
         """The canonical stored string for `value`, or raise ValueError with the reason."""
@@ -105,6 +109,25 @@ HOST_SETTINGS = (
                "off-site target after this many minutes", "offsite", minimum=1, maximum=7 * 24 * 60),
 )
 
+#: Host settings named like these configure protection (see `configures_protection`).
+PROTECTION_PATTERNS = ("general.auto_backup*", "*retention*", "*keep*", "offsite.*")
+
+
+def configures_protection(definition):
+    """True when a restore should keep the live value of `definition` rather than the backup's.
+
+    An explicit `protection` wins; otherwise the key decides (`PROTECTION_PATTERNS`). Settings
+    declared by plugins arrive here through `plugin_setting`, so they count unless they opt out.
+    """
+    if definition.protection is not None:
+        return definition.protection
+    return any(fnmatchcase(definition.key, pattern) for pattern in PROTECTION_PATTERNS)
+
+
+def plugin_setting(definition):
+    """`definition` as declared by a plugin: protection unless the plugin said otherwise."""
+    return definition if definition.protection is not None else replace(definition, protection=True)
+
 
 class Settings:
     """The settings registry and its table. `get` returns typed values; the API sees strings."""
@@ -144,6 +167,10 @@ class Settings:
         except ValueError:
             log.warning("setting %s holds an invalid value; using its default", key)
             return definition.typed(definition.default)
+
+    def protection_keys(self):
+        """The declared keys whose live value a restore keeps, sorted (`configures_protection`)."""
+        return sorted(k for k, d in self.definitions.items() if configures_protection(d))
 
     def changed_at(self, key):
         """Unix seconds of the last write of `key`, or None while it has never been set."""

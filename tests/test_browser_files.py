@@ -111,12 +111,33 @@ def test_restore_needs_the_typed_name_and_warns(open_page, mc):
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
     notice = page.locator("#login-notice")
     expect(notice).to_contain_text(f"Restored {made.name}. The data it replaced is in pre-restore-")
+    expect(notice).to_contain_text("Kept the current protection settings instead of the backup's: "
+                                   "general.backup_retention_count.")
     expect(notice).to_contain_text("Log in again")
     shot(page, "23-restored-log-in-again")
-    assert mc.settings.get("general.backup_retention_count") == 10
+    assert mc.settings.get("general.backup_retention_count") == 5  # the live value, kept
     assert any(b.name.startswith("pre-restore-") for b in mc.backups.list())
     log_in(page)
     expect(page.locator("#audit-body")).to_contain_text("restored a backup")
+
+
+def test_the_box_restores_the_backups_protection_settings_too(open_page, mc):
+    mc.settings.update({"general.auto_backup": "true"}, "alice")
+    made = mc.backups.create("alice")
+    mc.settings.update({"general.auto_backup": "false"}, "alice")
+    page = open_page()
+    log_in(page)
+    page.get_by_role("button", name=f"Restore {made.name}").click()
+    dialog = page.get_by_role("dialog", name="Restore this backup?")
+    expect(dialog).to_contain_text("stay as they are now, unless you tick the box below")
+    box = dialog.get_by_label("Also restore the backup's daily-backup, retention, off-site")
+    expect(box).not_to_be_checked()
+    box.check()
+    dialog.get_by_label("Type the backup name to confirm").fill(made.name)
+    dialog.get_by_role("button", name="Restore").click()
+    notice = page.locator("#login-notice")
+    expect(notice).to_contain_text("settings were restored too")
+    assert mc.settings.get("general.auto_backup") is True  # the backup's value
 
 
 def test_cancelling_a_restore_changes_nothing(open_page, mc):

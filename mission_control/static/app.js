@@ -325,6 +325,7 @@ function openRestoreDialog(name, moment, when) {
   $("restore-name").textContent = name;
   $("restore-when").textContent = when;
   $("restore-typed").value = "";
+  $("restore-settings").checked = false;
   $("restore-confirm").disabled = true;
   const dialog = $("restore-dialog");
   dialog.returnValue = "";
@@ -340,6 +341,8 @@ async function restoreClosed() {
   const name = state.pending;
   const confirmed = $("restore-dialog").returnValue === "confirm" && restoreTyped();
   const body = state.moment ? { timestamp: name } : { name };
+  const keepSettings = !$("restore-settings").checked;
+  body.keep_settings = keepSettings;
   state.pending = null;
   state.moment = false;
   if (!confirmed || !name) return;
@@ -347,7 +350,7 @@ async function restoreClosed() {
   try {
     const r = await api("POST", "/api/backup/restore", body);
     const safety = r.safety_backup ? ` The data it replaced is in ${r.safety_backup.name}.` : "";
-    const text = `Restored ${name}.${safety}`;
+    const text = `Restored ${name}.${safety}${keptText(r.kept_settings, keepSettings)}`;
     if (r.session && r.session.logged_in === false) {
       showLogin(`${text} ${r.session.message || "Please log in again."}`);
       return;
@@ -357,6 +360,13 @@ async function restoreClosed() {
   } catch (err) {
     handleError(err);
   }
+}
+
+/** What a restore did with the protection settings, as a sentence (empty when nothing differed). */
+function keptText(kept, keepSettings) {
+  if (!keepSettings) return " Its daily-backup, retention, off-site and alert settings were restored too.";
+  if (!kept || !kept.length) return "";
+  return ` Kept the current protection settings instead of the backup's: ${kept.join(", ")}.`;
 }
 
 async function upload(event) {

@@ -98,8 +98,9 @@ def _first_invalid_text(body):
     return None
 
 
-def read_object(request, keys, described=None):
-    """The JSON body as an object with exactly `keys`; 400 with one `details` entry per problem.
+def read_object(request, keys, described=None, optional=()):
+    """The JSON body as an object with exactly `keys`, and maybe `optional` ones; 400 with one
+    `details` entry per problem.
 
     :param described: how the body is named in the shape error (default: the keys, joined).
     """
@@ -107,7 +108,7 @@ def read_object(request, keys, described=None):
     if not isinstance(body, dict):
         described = described or " and ".join(keys)
         raise ValidationFailed([f"body: must be a JSON object with {described}"])
-    problems = [f"{key}: unknown field" for key in body if key not in keys]
+    problems = [f"{key}: unknown field" for key in body if key not in (*keys, *optional)]
     problems += [f"{key}: is required" for key in keys if key not in body]
     if problems:
         raise ValidationFailed(problems)

@@ -3,6 +3,11 @@ from .openapi_parts import (BACKUP_NAME, INT_OR_NULL, STR_OR_NULL, array, body, 
                             ref, response)
 
 _NAME_BODY = body(obj(name=BACKUP_NAME))
+_KEEP_SETTINGS = {"keep_settings": {
+    "type": "boolean", "default": True,
+    "description": "keep the live protection settings (general.auto_backup*, *retention*, "
+                   "off-site, every plugin setting), scheduler state and off-site records; "
+                   "false restores them from the backup too"}}
 _STRINGS = array({"type": "string"})
 _KIND = obj(count={"type": "integer"}, total_size={"type": "integer"})
 
@@ -20,7 +25,9 @@ SCHEMAS = {
                      optional={"timestamp": {"type": "string", "description":
                                              "the moment restored to (point in time)"}}),
         safety_backup=ref("Backup"),
-        session=obj(logged_in={"type": "boolean"}, admins=_STRINGS, message={"type": "string"})),
+        session=obj(logged_in={"type": "boolean"}, admins=_STRINGS, message={"type": "string"}),
+        kept_settings={**_STRINGS, "description": "the protection settings whose live value "
+                       "differed from the backup's and was kept (empty with keep_settings false)"}),
     "OffsiteTarget": obj(
         target={"type": "string"},
         configured={"type": "boolean", "description": "a plugin names it in offsite_targets"},
@@ -125,7 +132,8 @@ PATHS = {
         "continuous protection on), after a safety backup, while the service runs (a 500 says "
         "whether the data was replaced)",
         response("Restored", ref("Restore")), 400, 404, 409, 413, 500, 507,
-        request=body({"oneOf": [obj(name=BACKUP_NAME), obj(timestamp=ref("RestoreTimestamp"))]}))},
+        request=body({"oneOf": [obj(name=BACKUP_NAME, optional=_KEEP_SETTINGS),
+                                obj(timestamp=ref("RestoreTimestamp"), optional=_KEEP_SETTINGS)]}))},
     "/api/health": {"get": _health()},
     "/api/backup/status": {"get": operation(
         "Backup health for monitoring: last success and failure, off-site targets, verdict and "
