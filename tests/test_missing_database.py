@@ -9,7 +9,7 @@ from mission_control.web import create_app
 
 from .conftest import PASSWORD
 from .helpers import run_cli
-from .test_serve import start
+from .test_serve import get_json, start
 
 HINT = "(start the service once, or pass --data-dir)"
 
@@ -64,8 +64,10 @@ def test_user_add_creates_the_database_and_says_where(tmp_path):
 
 def test_serve_creates_the_database_and_logs_its_absolute_path(tmp_path):
     data = tmp_path / "fresh"
-    proc, _url = start(data)
+    proc, url = start(data)
     try:
+        # An answer means the main loop runs, so the SIGTERM handler is in place.
+        assert get_json(f"{url}/api/health")["status"] == "ok"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
