@@ -200,8 +200,11 @@ def test_restoring_a_backup_that_has_my_session_keeps_me_logged_in(open_page, mc
     page.get_by_label("Type the backup name to confirm").press("Enter")
     expect(page.get_by_role("status")).to_contain_text(
         f"Restored {made.name}. The data it replaced is in pre-restore-")
+    expect(page.get_by_role("status")).to_contain_text(
+        "Kept the current protection settings instead of the backup's: "
+        "general.backup_retention_count.")
     expect(page.locator("#app-view")).to_be_visible()
-    expect(page.get_by_label("Backups to keep")).to_have_value("10")
+    expect(page.get_by_label("Backups to keep")).to_have_value("7")  # the live value, kept
     expect(page.locator("#audit-body tr").first).to_contain_text("restored a backup")
     expect(page.locator("#backups-body tr")).to_have_count(2)  # the backup and the safety backup
 

@@ -122,6 +122,8 @@ def test_missing_dropin_folder_is_an_error(make_mc, tmp_path):
 def test_cli_reports_a_broken_dropin_without_a_traceback(tmp_path, dropins, monkeypatch, capsys):
     from mission_control.cli import main
     (dropins / "broken.py").write_text("1/0\n")
+    mission_control.MissionControl.open(tmp_path / "cli", environ={}, entry_points=False,
+                                        create=True).close()
     monkeypatch.setenv("MC_PLUGINS_DIR", str(dropins))
     assert main(["backup", "list", "--data-dir", str(tmp_path / "cli")]) == 2
     assert capsys.readouterr().err == ("mission-control: plugin file broken.py failed to import: "
