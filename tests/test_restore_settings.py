@@ -102,17 +102,19 @@ def test_the_naming_rule_and_plugin_settings(make_mc):
     assert not configures_protection(host("general.site_name"))
     assert not configures_protection(host("general.auto_backup", protection=False))
 
-    class Alerts:
+    class Pager:
         @hookimpl
         def register_settings(self):
-            return [SettingDef("healthchecks.url", "text", "", "ping URL", "alerts"),
-                    SettingDef("healthchecks.note", "text", "", "a label", "alerts",
-                               protection=False)]
+            return [SettingDef("pager.url", "text", "", "where to page", "alerts"),
+                    SettingDef("pager.note", "text", "", "a label", "alerts", protection=False)]
 
-    mc = make_mc(plugins=[Alerts()])
+    mc = make_mc(plugins=[Pager()])
     keys = mc.settings.protection_keys()
-    assert "healthchecks.url" in keys and "healthchecks.note" not in keys
-    assert "general.site_name" not in keys
+    assert "pager.url" in keys and "pager.note" not in keys
+    # The built-in plugins' settings (alerts, off-site, audit sinks, disk guard) all count.
+    assert {"healthchecks.url", "email.password", "offsite.dir.path", "audit.jsonl.path",
+            "diskguard.factor", "offsite.max_lag_minutes"} <= set(keys)
+    assert set(mc.settings.definitions) - set(keys) == {"general.site_name", "pager.note"}
 
 
 def _request(url, method="GET", body=None, cookie=None):
