@@ -25,7 +25,7 @@ BINARY = litestream.find_binary(None)
 
 def configure(data_dir, **settings):
     """Open the service once to store `settings` (pitr.*), as an admin would, then close it."""
-    with MissionControl(Config.from_env({}, data_dir=str(data_dir))) as mc:
+    with MissionControl(Config.from_env({}, data_dir=str(data_dir)), create=True) as mc:
         mc.settings.update(settings, "test")
 
 

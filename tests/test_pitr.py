@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from mission_control import hookimpl
+from mission_control import MissionControl, hookimpl
 from mission_control import restore as restore_module
 from mission_control.builtins.pitr import litestream
 
@@ -195,7 +195,7 @@ def test_a_plugin_that_cannot_pause_stops_the_restore(make_mc):
 
 
 DROP_IN = '''
-from mission_control import hookimpl
+from mission_control import MissionControl, hookimpl
 
 def _mark(mc, text):
     with open(mc.config.db_path.parent / "serve-hooks.txt", "a") as f:
@@ -216,6 +216,7 @@ def test_serve_start_and_stop_run_under_serve_only(tmp_path):
     plugins_dir.mkdir()
     (plugins_dir / "marker.py").write_text(DROP_IN)
     data = tmp_path / "data"
+    MissionControl.open(data, environ={}, entry_points=False, create=True).close()
     cli = subprocess.run([sys.executable, "-m", "mission_control", "backup", "list", "--data-dir",
                           str(data)], env={**os.environ, "MC_PLUGINS_DIR": str(plugins_dir)},
                          capture_output=True, text=True, timeout=60)

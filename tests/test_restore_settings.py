@@ -157,3 +157,19 @@ def test_cli_keeps_and_says_so_or_restores_with_the_flag(mc):
     assert "protection settings and scheduler state: restored from the backup" in restored.stdout
     assert mc.settings.get("general.auto_backup") is False
     assert _slot(mc) is None
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_restore_to_a_moment_keeps_them_too(make_mc, keep):
+    from .conftest import logged_in_client
+    from .test_pitr import Engine
+    mc = make_mc()
+    client = logged_in_client(mc)
+    moment = mc.backups.create("test").path  # auto-backup was off at that moment
+    mc.settings.update({"general.auto_backup": "true"}, "alice")
+    mc.pm.register(Engine(moment))
+    answer = client.post("/api/backup/restore",
+                         json={"timestamp": "1970-01-01T00:20:00Z", "keep_settings": keep})
+    assert answer.status_code == 200, answer.json
+    assert answer.json["kept_settings"] == (["general.auto_backup"] if keep else [])
+    assert mc.settings.get("general.auto_backup") is keep
