@@ -110,7 +110,7 @@ HOST_SETTINGS = (
 )
 
 #: Host settings named like these configure protection (see `configures_protection`).
-PROTECTION_PATTERNS = ("general.auto_backup*", "*retention*", "*keep*", "offsite.*")
+PROTECTION_PATTERNS = ("general.auto_backup*", "*retention*", "*keep*", "offsite.*", "backup.*")
 
 
 def configures_protection(definition):

@@ -97,7 +97,7 @@ def test_the_naming_rule_and_plugin_settings(make_mc):
         return SettingDef(key, "text", "", "", "general", **kw)
     for key in ("general.auto_backup", "general.auto_backup_schedule", "retention.keep_daily",
                 "general.backup_retention_count", "general.safety_copies_keep",
-                "offsite.max_lag_minutes"):
+                "offsite.max_lag_minutes", "backup.io_limit_mb_s"):
         assert configures_protection(host(key)), key
     assert not configures_protection(host("general.site_name"))
     assert not configures_protection(host("general.auto_backup", protection=False))
