@@ -26,6 +26,7 @@ from werkzeug.test import Client  # noqa: E402
 from mission_control import snapshot_copy  # noqa: E402
 from mission_control.config import Config  # noqa: E402
 from mission_control.core import MissionControl  # noqa: E402
+from mission_control.linux_io import LinuxIO  # noqa: E402
 from mission_control.web import WebApp  # noqa: E402
 
 KEY = "bench-api-key-0123456789"
@@ -196,8 +197,12 @@ def main():
     parser.add_argument("--limits", default="0,200,100,50",
                         help="io limits (MB/s) for the trade-off table; empty: skip it")
     parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--no-idle", action="store_true",
+                        help="leave the copy's writeback at normal I/O priority (to compare)")
     parser.add_argument("--workdir", default=None, help="folder for the test database (default: a temp dir)")
     args = parser.parse_args()
+    if args.no_idle:
+        LinuxIO.idle_io_priority = lambda self: False
 
     work = Path(tempfile.mkdtemp(prefix="mc-bench-", dir=args.workdir))
     load_before = os.getloadavg()
