@@ -1,6 +1,5 @@
 """Linux writeback and I/O priority calls (through libc), each a no-op where they do not exist."""
 import ctypes
-import ctypes.util
 import logging
 import os
 import platform
@@ -17,8 +16,8 @@ _SYS_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}.get(platform.machine())
 def _libc():
     if not hasattr(os, "posix_fadvise"):  # not Linux-like: none of the calls below exist
         return None
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    try:  # the symbols already loaded into Python, libc's among them (no ldconfig run)
+        return ctypes.CDLL(None, use_errno=True)
     except OSError:
         return None
 

@@ -1,11 +1,16 @@
-"""`backup.io_limit_mb_s` and the stepped copy: the setting validates, a limited copy is correct."""
+"""`backup.io_limit_mb_s`, the stepped copy and its idle I/O priority: the setting validates, a
+limited copy is correct, the priority is the writeback thread's alone."""
+import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 from mission_control import snapshot_copy
+from mission_control.linux_io import LinuxIO
 
 from .helpers import add_tasks
 
@@ -82,3 +87,27 @@ def test_a_limited_copy_in_many_steps_is_one_consistent_snapshot(admin_client, m
         assert snap.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == 4000
     finally:
         snap.close()
+
+
+@pytest.mark.skipif(not shutil.which("ionice") or sys.platform != "linux", reason="Linux ionice")
+def test_idle_io_priority_applies_to_the_calling_thread_only():
+    """The writeback thread goes to the idle class; the request thread that started it does not."""
+    seen, ready, done = {}, threading.Event(), threading.Event()
+
+    def writeback_like():
+        seen["set"] = LinuxIO().idle_io_priority()
+        seen["tid"] = threading.get_native_id()
+        ready.set()
+        done.wait(10)
+    thread = threading.Thread(target=writeback_like)
+    thread.start()
+    try:
+        assert ready.wait(10)
+        ionice = [subprocess.run(["ionice", "-p", str(tid)], capture_output=True, text=True,
+                                 check=True).stdout.strip()
+                  for tid in (seen["tid"], threading.get_native_id())]
+    finally:
+        done.set()
+        thread.join()
+    assert seen["set"] is True
+    assert ionice[0] == "idle" and ionice[1] != "idle"
