@@ -191,7 +191,8 @@ def serve_start(mc):
 
 @hookspec
 def serve_stop(mc):
-    """Called when ``serve`` shuts down, before the database closes: stop what ``serve_start`` began.
+    """Called when ``serve`` shuts down, before the database closes: stop what ``serve_start``
+    began.
 
     :param mc: the running MissionControl.
     :return: ignored.

@@ -9,8 +9,8 @@ import time
 import boto3
 import pytest
 
-from tests.pitr_live import (BINARY, ROOT, Serve, configure, iso, litestream_processes,
-                             usernames, wait_for, write_three)
+from tests.pitr_live import (BINARY, ROOT, Serve, add_user, configure, iso, litestream_processes,
+                             local_txid, replicated, usernames, wait_for, write_three)
 from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 pytestmark = [pytest.mark.slow,
@@ -67,6 +67,14 @@ def test_restore_to_a_moment_through_the_api_while_the_service_answers(server, d
     assert again, server.lines
     events = server.call("GET", "/api/audit?action=backup_restore")[1]["events"]
     assert events[0]["detail"]["timestamp"] == body["restored"]["timestamp"]
+    # Replication goes on from the restored data: a later moment has it, plus what came after.
+    before = local_txid(data_dir)
+    add_user(data_dir, "t4")
+    assert replicated(data_dir, before)
+    latest = server.pitr()["latest"]
+    status, body = server.call("POST", "/api/backup/restore", {"timestamp": iso(latest / 1000)})
+    assert status == 200, body
+    assert {"t1", "t2", "t4"} <= usernames(data_dir) and "t3" not in usernames(data_dir)
 
 
 def test_a_restore_outside_the_window_is_a_400_and_changes_nothing(server, data_dir):

@@ -135,9 +135,9 @@ def _run(binary, args, environ, timeout):
 
 def error_message(output):
     """Litestream's last "Error: ..." line, with host paths taken out."""
-    lines = [l.strip() for l in output.strip().splitlines() if l.strip()]
-    text = next((l for l in reversed(lines) if l.startswith("Error:")), lines[-1] if lines else
-                "failed")
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    text = next((line for line in reversed(lines) if line.startswith("Error:")),
+                lines[-1] if lines else "failed")
     return re.sub(r"(?<![\w.~-])/[^\s'\",;)\]]*", "<path>", text.removeprefix("Error: "))[:300]
 
 
