@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mission_control import open_private
 
-LISTING_TIMEOUT = 30
+LISTING_TIMEOUT = 10  # a status call (health, metrics, the page) waits at most this long
 RESTORE_TIMEOUT = 600
 #: Settings that make up the engine's configuration; a change to one restarts the child.
 KEYS = ("pitr.enabled", "pitr.replica_url", "pitr.s3_endpoint", "pitr.s3_region",
