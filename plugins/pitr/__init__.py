@@ -109,6 +109,8 @@ class Engine:
 
     def pause(self):
         """Stop the running child (whichever process owns it) until `resume`."""
+        if not self.mc.settings.get("pitr.enabled") and not read_state(self.files).get("pid"):
+            return  # protection off and no child left: nothing to stop, no lock file to make
         stack = ExitStack()
         with self._lock:
             if not stack.enter_context(FileLock(self.files.pause).hold(PAUSE_WAIT)):
