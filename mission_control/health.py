@@ -1,4 +1,4 @@
-"""Backup health: last success and failure, next run, off-site copies, what is on disk, and a verdict.
+"""Backup health: last success and failure, next run, off-site copies, files on disk, and a verdict.
 
 Successes and failures come from the audit trail (`backup_create`, `backup_failed`,
 `backup_refused`, `offsite_copy`, `offsite_failed`), which every backup writes whoever started it:
@@ -70,7 +70,8 @@ def offsite_status(mc, newest, now):
 
     A configured target's `problem` is set when its last copy failed, when `newest` (the newest
     pattern-named local backup, or None) has had no verified copy there for
-    ``offsite.max_lag_minutes``, or when its last restore drill (``offsite_verify``) failed. Targets no longer configured are listed without a problem.
+    ``offsite.max_lag_minutes``, or when its last restore drill (``offsite_verify``) failed.
+    Targets no longer configured are listed without a problem.
 
     :return: a list of JSON-ready dicts, by target name.
     """

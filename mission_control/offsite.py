@@ -1,4 +1,4 @@
-"""Off-site copy targets: which are configured, and the last result of each, recorded and audited."""
+"""Off-site copy targets: which are configured, and each one's last result, recorded and audited."""
 import json
 import logging
 import os

@@ -1,4 +1,4 @@
-"""Sizes in words for people (the CLI, log lines, refusals): binary units, labelled as such (KiB, MiB).
+"""Sizes in words for people (CLI, log lines, refusals): binary units, labelled as such (KiB, MiB).
 
 The page's `static/format.js` `humanSize` follows the same rules, so both say the same thing.
 """

@@ -1,4 +1,4 @@
-"""Built-in: one log line per audit event, so the service's own log says what happened and who did it.
+"""Built-in: one log line per audit event, so the service's own log says what happened and who.
 
 Every audit event (backup, prune, delete, restore, upload, off-site copy, settings change, log-in,
 ...) becomes one line on the ``mission_control.events`` logger, INFO, or WARNING for a failure or
@@ -51,7 +51,9 @@ def describe(facts):
     if isinstance(facts.get("duration_seconds"), (int, float)):
         measures.append(f"{facts['duration_seconds']:.2f} s")
     line = " ".join(words) + (f" ({', '.join(measures)})" if measures else "")
-    line += f" by {facts['actor']}" + (f" from {facts['client_ip']}" if "client_ip" in facts else "")
+    line += f" by {facts['actor']}"
+    if "client_ip" in facts:
+        line += f" from {facts['client_ip']}"
     if isinstance(facts.get("changes"), dict):
         line += ": " + ", ".join(f"{key} {change.get('old')} -> {change.get('new')}"
                                  for key, change in facts["changes"].items()

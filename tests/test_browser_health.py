@@ -1,4 +1,4 @@
-"""The admin page tells the truth and stays current: off-site panel, reasons, refresh, elapsed time."""
+"""The admin page tells the truth and stays current: off-site panel, reasons, refresh, elapsed."""
 import re
 import threading
 import time
@@ -27,7 +27,8 @@ def test_the_offsite_panel_shows_each_target_and_why_the_verdict_fails(open_page
     page = open_page()
     log_in(page)
     expect(page.locator("#health-verdict")).to_have_text("Failing")
-    expect(page.locator("#health-reasons li")).to_have_text([f"Off-site copy to dir failed: {UNMOUNTED}."])
+    expect(page.locator("#health-reasons li")).to_have_text(
+        [f"Off-site copy to dir failed: {UNMOUNTED}."])
     row = page.locator('#offsite-body tr[data-target="dir"]')
     expect(row.locator("th")).to_have_text("dir")
     expect(row.locator('td[data-label="Last result"]')).to_contain_text(f"✗ Failed: {UNMOUNTED}")

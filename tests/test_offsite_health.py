@@ -1,4 +1,4 @@
-"""Health tells the truth about off-site copies and missed daily runs; the metrics token opens only monitoring."""
+"""Health tells the truth about off-site copies and missed daily runs; the metrics token's reach."""
 import json
 import logging
 import time
