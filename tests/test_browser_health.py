@@ -20,6 +20,11 @@ HIDE = """(state) => {
 }"""
 
 
+@pytest.fixture
+def mc(make_mc):
+    return make_mc(backup_lock_timeout=120)  # a backup waits while a test holds the lock
+
+
 def test_the_offsite_panel_shows_each_target_and_why_the_verdict_fails(open_page, mc, tmp_path):
     share = tmp_path / "share"
     mc.settings.update({"general.auto_backup": "true", "offsite.dir.path": str(share)}, "alice")
@@ -93,11 +98,6 @@ def test_a_running_backup_shows_the_time_it_has_taken(open_page, mc):
     expect(page.locator("#backups-body tr")).to_have_count(1)
     expect(button).to_have_text("Back up now")
     expect(page.get_by_role("status")).to_contain_text("created")
-
-
-@pytest.fixture
-def mc(make_mc):
-    return make_mc(backup_lock_timeout=120)  # a backup waits while a test holds the lock
 
 
 def test_a_scheduled_run_in_progress_shows_how_long_it_has_gone_on(open_page, mc):
