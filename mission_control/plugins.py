@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pluggy
 
-from . import NAME, hookspecs
+from . import NAME, __version__, hookspecs
 from .config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -141,3 +141,29 @@ def audit_failures(mc, hook, actor):
         mc.audit.emit("plugin_error", actor, target_type="plugin", target_id=plugin,
                       detail={"hook": hook, "plugin": plugin, "error": describe_error(exc)})
     return failed
+
+
+def _kind(pm, plugin):
+    if any(p is plugin for p, _ in pm.list_plugin_distinfo()):
+        return "entry_point"
+    module = getattr(plugin, "__name__", "") or ""
+    if module.startswith(DROPIN_PREFIX):
+        return "drop_in"
+    if module.startswith(f"{BUILTIN_PACKAGE}."):
+        return "builtin"
+    return "registered"
+
+
+def describe_plugins(pm, disabled=()):
+    """Name, kind, version and hooks of every registered plugin, sorted by name (for
+    `GET /api/plugins` and `plugins list`)."""
+    out = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:  # a blocked name
+            continue
+        kind = _kind(pm, plugin)
+        version = __version__ if kind == "builtin" else plugin_version(pm, plugin)
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or ())
+        out.append({"name": name, "kind": kind, "version": version, "hooks": hooks})
+    out.sort(key=lambda p: p["name"])
+    return out

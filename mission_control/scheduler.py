@@ -65,6 +65,17 @@ class TaskStatus:
     description: str = ""
     running_since: int | None = None  # when the oldest run still going in this process started
 
+    def to_json(self):
+        """The task as `GET /api/scheduler` (and `scheduler list --json`) show it."""
+        last_result = None
+        if self.last_ok is not None:
+            last_result = {"ok": self.last_ok, "message": self.last_message,
+                           "timestamp": self.last_finished or self.last_run}
+        return {"id": self.id, "name": self.name, "enabled": self.enabled,
+                "lastRun": self.last_run, "nextRun": self.next_run, "running": self.running,
+                "lastResult": last_result, "schedule": self.schedule,
+                "description": self.description, "runningSince": self.running_since}
+
 
 def slot_id(slot):
     """The slot's ISO time, as stored in `scheduler_state.last_slot` (sorts as text)."""

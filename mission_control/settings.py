@@ -192,6 +192,15 @@ class Settings:
                         "is_default": row is None})
         return out
 
+    def listing(self):
+        """`GET /api/settings`'s answer (and `settings get --json`'s): `settings`, and the same
+        grouped by category."""
+        items = self.list()
+        grouped = {}
+        for item in items:
+            grouped.setdefault(item["category"], []).append(item)
+        return {"settings": items, "grouped": grouped}
+
     def update(self, changes, actor):
         """Validate every key, then write them all in one transaction, or none, as `actor`.
 

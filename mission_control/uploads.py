@@ -65,18 +65,19 @@ class UploadSink:
 
 
 @contextmanager
-def upload_slot(mc, actor):
+def upload_slot(mc, actor, rate_key):
     """Admit one upload by `actor` for the `with` block, before its body is read.
 
-    The upload takes a slot of the admin's hourly backup budget (given back when the block
-    raises: nothing was stored), then the `pre_backup` plugins are asked with kind "upload"; a
+    The upload takes a slot of `rate_key`'s hourly backup budget (an admin's username; None, for
+    the CLI and scripts, counts nothing; given back when the block raises: nothing was stored),
+    then the `pre_backup` plugins are asked with kind "upload"; a
     refusal is audited as `backup_upload_refused`.
 
     :raises TooManyRequests: over the budget (429, `Retry-After`).
     :raises BackupRefused: a plugin refused, e.g. the disk guard (its status, 507 by default).
     :raises BackupFailed: a plugin crashed (500).
     """
-    with mc.backups.budget(actor.name):
+    with mc.backups.budget(rate_key):
         try:
             mc.backups.check_before(actor, UPLOAD.name)
         except (BackupRefused, BackupFailed) as exc:

@@ -12,6 +12,10 @@ class UserError(ValueError):
     """A user operation was refused; the message says why (for the CLI)."""
 
 
+class UserNotFound(UserError):
+    """The named user does not exist."""
+
+
 @dataclass(frozen=True)
 class User:
     id: int | None
@@ -81,7 +85,7 @@ class UserStore:
         with self._db.transaction() as conn:
             row = conn.execute("SELECT id FROM users WHERE username = ?", (username,)).fetchone()
             if not row:
-                raise UserError(f"no user {username!r}")
+                raise UserNotFound(f"no user {username!r}")
             conn.execute("UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
                          (hash_password(password), int(self._clock()), row[0]))
             conn.execute("DELETE FROM user_sessions WHERE user_id = ?", (row[0],))
@@ -89,7 +93,7 @@ class UserStore:
     def remove(self, username):
         with self._db.transaction() as conn:
             if conn.execute("DELETE FROM users WHERE username = ?", (username,)).rowcount == 0:
-                raise UserError(f"no user {username!r}")
+                raise UserNotFound(f"no user {username!r}")
 
     def create_session(self, user, token, ip_address=None, user_agent=None):
         now = int(self._clock())

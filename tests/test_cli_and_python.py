@@ -37,7 +37,7 @@ def test_user_commands(data_dir, capsys):
     with MissionControl.open(data_dir, entry_points=False) as mc:
         assert mc.auth.login("ann", "a-new-long-password")[0].role == "admin"
     assert run(data_dir, "user", "remove", "vic")[0] == 0
-    assert run(data_dir, "user", "remove", "vic")[0] == 2
+    assert run(data_dir, "user", "remove", "vic")[0] == 3  # not found
 
 
 def test_backup_commands(data_dir, capsys):
@@ -49,9 +49,9 @@ def test_backup_commands(data_dir, capsys):
     listed = json.loads(out)
     assert [b["name"] for b in listed["backups"]] == [name]
     assert run(data_dir, "backup", "list")[1].startswith(name + "\t")
-    assert run(data_dir, "backup", "delete", "../x.db")[0] == 1
+    assert run(data_dir, "backup", "delete", "../x.db")[0] == 2  # bad input
     assert "Validation failed" in capsys.readouterr().err
-    assert run(data_dir, "backup", "delete", "nope.db")[0] == 1
+    assert run(data_dir, "backup", "delete", "nope.db")[0] == 3  # not found
     assert "Backup not found" in capsys.readouterr().err
     assert run(data_dir, "backup", "delete", name) == (0, f"deleted {name}\n")
     with MissionControl.open(data_dir, entry_points=False) as mc:

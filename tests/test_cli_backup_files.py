@@ -26,7 +26,7 @@ def test_verify(mc, capsys):
     flip_page(mc.backups.dir / name)
     code, out = cli(mc, "backup", "verify", name)
     assert code == 1 and "FAILED" in out and "integrity check failed" in out
-    assert cli(mc, "backup", "verify", "missing.db")[0] == 1
+    assert cli(mc, "backup", "verify", "missing.db")[0] == 3  # not found
     assert "Backup not found" in capsys.readouterr().err
 
 
@@ -78,4 +78,4 @@ def test_restore_refuses_a_corrupt_backup(mc, capsys):
     flip_page(mc.backups.dir / name)
     code, _ = cli(mc, "backup", "restore", name, "--yes")
     err = capsys.readouterr().err
-    assert code == 1 and "Backup failed verification" in err and "integrity" in err
+    assert code == 2 and "Backup failed verification" in err and "integrity" in err

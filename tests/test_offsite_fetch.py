@@ -152,7 +152,7 @@ def test_cli_lists_and_fetches_with_an_identity_file(mc, nas, tmp_path):
     assert fetched.returncode == 0, fetched.stderr
     assert f"offsite-{made.name}" in fetched.stdout and "matches" in fetched.stdout
     again = run_cli(mc, "offsite", "fetch", "dir", f"{made.name}.zst.age")
-    assert again.returncode == 1 and "identity" in again.stderr
+    assert again.returncode == 2 and "identity" in again.stderr
     assert "Traceback" not in again.stderr
 
 

@@ -260,7 +260,7 @@ def test_cli_prune_refuses_while_a_backup_runs(mc):
     twice_a_day(mc)
     with FileLock(mc.backups.dir / LOCK_NAME).hold(0):
         result = cli(mc.config.data_dir)
-    assert result.returncode == 1
+    assert result.returncode == 4  # refused: the lock is busy
     assert result.stderr.strip() == "mission-control: A backup is already in progress"
     assert "Traceback" not in result.stderr and len(on_disk(mc)) == 12
 

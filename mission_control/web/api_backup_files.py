@@ -110,7 +110,8 @@ def backup_upload(mc, request):
     if (request.content_length or 0) > limit + MULTIPART_SLACK:
         raise too_large
     mc.backups.ensure_dir()
-    with upload_slot(mc, actor):  # 429 over the backup budget, 507 from the disk guard
+    # 429 over the admin's backup budget, 507 from the disk guard
+    with upload_slot(mc, actor, rate_key=actor.name):
         made = _receive(mc, request, actor, limit, too_large)
     return json_response({"success": True, "backup": made})
 

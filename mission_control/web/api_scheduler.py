@@ -8,20 +8,9 @@ PREVIEW_RUNS = 3
 SCHEDULE_SETTING = "general.auto_backup_schedule"
 
 
-def _task_json(task):
-    last_result = None
-    if task.last_ok is not None:
-        last_result = {"ok": task.last_ok, "message": task.last_message,
-                       "timestamp": task.last_finished or task.last_run}
-    return {"id": task.id, "name": task.name, "enabled": task.enabled, "lastRun": task.last_run,
-            "nextRun": task.next_run, "running": task.running, "lastResult": last_result,
-            "schedule": task.schedule, "description": task.description,
-            "runningSince": task.running_since}
-
-
 def scheduler_status(mc, request):
     require(mc, request, "admin")
-    return json_response({"tasks": [_task_json(t) for t in mc.scheduler.status()]})
+    return json_response({"tasks": [t.to_json() for t in mc.scheduler.status()]})
 
 
 def scheduler_run(mc, request):

@@ -5,11 +5,7 @@ from .http import json_response, read_object, require, require_actor
 
 def settings_list(mc, request):
     require(mc, request, "admin")
-    items = mc.settings.list()
-    grouped = {}
-    for item in items:
-        grouped.setdefault(item["category"], []).append(item)
-    return json_response({"settings": items, "grouped": grouped})
+    return json_response(mc.settings.listing())
 
 
 def settings_update(mc, request):

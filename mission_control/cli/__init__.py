@@ -1,0 +1,91 @@
+"""The `mission-control` command: parse, configure, run one command, and turn every expected
+failure into its exit code and one line (or the API's error JSON); `--debug` adds the traceback."""
+import getpass
+import sys
+import traceback
+from dataclasses import dataclass, replace
+
+from .. import config_file, logs
+from ..actor import Actor
+from ..core import MissionControl
+from . import admin, backup, offsite, users
+from .failures import UsageError, describe
+from .output import FAILED, OK, Output
+from .parser import build, hoist_globals, version_text
+
+GROUPS = (admin, backup, offsite, users)
+
+
+@dataclass
+class Context:
+    """What a command handler gets: its arguments, the effective configuration and the output."""
+
+    args: object
+    config: object
+    sources: dict
+    out: Output
+    stdin: object
+    actor: Actor
+
+    def open(self, create=False):
+        """The service on the configured database.
+
+        :param create: make the database when there is none: only `user add` (and `serve`) do;
+            any other command on a mistyped path is refused (DatabaseNotFound, exit 2) rather
+            than run against an empty database made on the spot.
+        """
+        return MissionControl(self.config, create=create)
+
+
+def cli_actor():
+    """The CLI's `Actor`: `cli:<login name>`."""
+    try:
+        return Actor(f"cli:{getpass.getuser()}")
+    except (KeyError, OSError):
+        return Actor("cli")
+
+
+def _flags_given(argv):
+    """--json / --quiet / --debug as typed, read before parsing so a usage error is shaped too."""
+    head = argv[:argv.index("--")] if "--" in argv else argv
+    return "--json" in head, "--quiet" in head or "-q" in head, "--debug" in head
+
+
+def main(argv=None, out=None, stdin=None, err=None):
+    """Entry point of the console script; returns the exit status (0, 1, 2, 3 or 4)."""
+    argv = hoist_globals(sys.argv[1:] if argv is None else argv)
+    as_json, quiet, debug = _flags_given(argv)
+    output = Output(out, err, as_json=as_json, quiet=quiet)
+    try:
+        return _run(argv, output, stdin or sys.stdin)
+    except SystemExit as exc:  # --help: argparse has printed it
+        return exc.code if isinstance(exc.code, int) else OK
+    except KeyboardInterrupt:
+        output.error("interrupted")
+        return FAILED
+    except Exception as exc:  # noqa: BLE001 - the one place failures become exit codes
+        if debug:
+            traceback.print_exc(file=output.err)
+        described = describe(exc)
+        if described is None:
+            described = (FAILED, f"unexpected error: {type(exc).__name__}: {exc} (run again "
+                                 "with --debug to see the traceback)", [])
+        code, message, details = described
+        output.error(message, details)
+        return code
+
+
+def _run(argv, output, stdin):
+    args = build(GROUPS).parse_args(argv)
+    if args.version:
+        output.result({"version": version_text().split()[-1]}, version_text())
+        return OK
+    if args.command is None:
+        raise UsageError("a command is required (see: mission-control --help)")
+    flags = {"data_dir": args.data_dir, "db_path": args.db_path,
+             **{key: getattr(args, key, None) for key in ("host", "port", "threads")}}
+    config, sources = config_file.load(args.config, **flags)
+    # --quiet: the events' INFO lines are chatter too; warnings and errors still show.
+    logs.configure(replace(config, log_level="WARNING") if args.quiet else config)
+    ctx = Context(args, config, sources, output, stdin, cli_actor())
+    return args.handler(ctx) or OK

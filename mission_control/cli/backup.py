@@ -1,0 +1,272 @@
+"""`mission-control backup ...`: make, list, delete, check, move and restore backups, and their status.
+
+Restore works with the service stopped or running: it takes the same cross-process lock as any
+backup and copies into the live database in one SQLite transaction, which a running service's
+connections see at once.
+"""
+import hashlib
+import os
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from ..backups import TEMP_PREFIX
+from ..fsutil import remove_files
+from ..health import backup_status
+from ..point_in_time import parse_timestamp, restore_at
+from ..private_files import open_private
+from ..restore import restore_backup
+from ..units import human_size
+from ..uploads import UploadSink, accept_upload, sweep_stale, upload_slot
+from ..verify import listing, verify_backup
+from .failures import UsageError
+
+CHUNK = 1024 * 1024
+
+
+def add_parsers(sub):
+    """Add the `backup` command and its actions."""
+    actions = sub.add_parser("backup", help="make, list, check, move and restore backups") \
+        .add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("create", help="make a backup now").set_defaults(handler=create)
+    actions.add_parser("list", help="list backups, newest first").set_defaults(handler=list_)
+    actions.add_parser("status", help="the backup verdict for monitoring (like the API)") \
+        .set_defaults(handler=status)
+    delete = actions.add_parser("delete", help="delete a backup by name")
+    delete.add_argument("name")
+    delete.set_defaults(handler=delete_)
+    prune = actions.add_parser("prune", help="apply the retention rules now "
+                                             "(the same as after a backup)")
+    prune.add_argument("--dry-run", action="store_true",
+                       help="only show what would be kept (and why) and deleted")
+    prune.set_defaults(handler=prune_)
+    verify = actions.add_parser("verify", help="check a backup's integrity and schema")
+    verify.add_argument("name")
+    verify.set_defaults(handler=verify_)
+    upload = actions.add_parser("upload", help="add a backup file from elsewhere (checked like "
+                                               "an upload to the API; stored as uploaded-*.db)")
+    upload.add_argument("file")
+    upload.set_defaults(handler=upload_)
+    download = actions.add_parser("download", help="copy a backup out of the backups folder")
+    download.add_argument("name")
+    download.add_argument("--output", "-o", help="file or folder to write (default: ./NAME)")
+    download.add_argument("--force", action="store_true", help="replace an existing file")
+    download.set_defaults(handler=download_)
+    restore = actions.add_parser("restore", help="restore the live database from a backup")
+    restore.add_argument("name", nargs="?", help="the backup to restore (or --at)")
+    restore.add_argument("--at", metavar="TIMESTAMP",
+                         help="restore to this moment instead (ISO 8601, e.g. "
+                              "2026-11-27T15:52:56Z; needs point-in-time recovery)")
+    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    restore.add_argument("--restore-settings", action="store_true",
+                         help="also take the protection settings (auto-backup, retention, "
+                              "off-site, plugins) and scheduler state from the backup; by default "
+                              "their live values are kept")
+    restore.set_defaults(handler=restore_)
+
+
+def _when(ts):
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@contextmanager
+def _growth(folder, advance):
+    """Report the growth of the backup being written (`.mc-backup-*` in `folder`) to `advance`."""
+    done = threading.Event()
+
+    def watch():
+        seen = 0
+        while not done.wait(0.2):
+            sizes = [p.stat().st_size for p in folder.glob(f"{TEMP_PREFIX}*") if p.is_file()]
+            if sizes and max(sizes) > seen:
+                advance(max(sizes) - seen)
+                seen = max(sizes)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
+def create(ctx):
+    with ctx.open() as mc:
+        total = mc.config.db_path.stat().st_size
+        with ctx.out.progress("backup", total=total) as advance, _growth(mc.backups.dir, advance):
+            made = mc.backups.create(ctx.actor)
+    ctx.out.result({"success": True, "backup": made.to_json()},
+                   f"created {made.name} ({human_size(made.size)})")
+
+
+def list_(ctx):
+    with ctx.open() as mc:
+        answer = {"backups": listing(mc, mc.backups.scan()), "dir": str(mc.backups.dir)}
+    lines = []
+    for b in answer["backups"]:
+        checked = {None: "not verified", True: "verified", False: "FAILED verification"}
+        lines.append(f"{b['name']}\t{human_size(b['size'])}\t{_when(b['created_at'])}\t"
+                     f"{checked[b.get('verified_ok')]}")
+    ctx.out.result(answer, lines)
+
+
+def status(ctx):
+    with ctx.open() as mc:
+        answer = backup_status(mc)
+    last = answer["last_success"]
+    lines = [f"verdict: {answer['verdict']}"]
+    lines += [f"  {reason}" for reason in answer["reasons"]]
+    lines.append(f"last success: {last['name']} at {_when(last['at'])}" if last
+                 else "last success: none")
+    lines.append(f"next run: {_when(answer['next_run'])}" if answer["auto_backup"]
+                 else "auto-backup: off")
+    lines.append(f"backups: {answer['backups']['count']} "
+                 f"({human_size(answer['backups']['total_size'])})")
+    ctx.out.result(answer, lines)
+
+
+def delete_(ctx):
+    with ctx.open() as mc:
+        mc.backups.delete(ctx.args.name, ctx.actor)
+    ctx.out.result({"success": True}, f"deleted {ctx.args.name}")
+
+
+def prune_(ctx):
+    dry_run = ctx.args.dry_run
+    with ctx.open() as mc:
+        outcome = mc.pruning.run(ctx.actor, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    unexplained = {"plugin": "kept by a plugin's policy",
+                   "none": "no retention policy: nothing is pruned"}.get(outcome.policy, "")
+    lines = [f"keep\t{name}\t{', '.join(reasons) or unexplained}"
+             for name, reasons in outcome.keep]
+    lines += [f"{verb}\t{name}" for name in outcome.delete]
+    lines.append(f"{len(outcome.keep)} kept, {len(outcome.delete)} {verb}")
+    ctx.out.result({"dry_run": dry_run, **outcome.to_json()}, lines)
+
+
+def verify_(ctx):
+    """Exit 1 when the file fails the check (the answer is printed either way)."""
+    with ctx.open() as mc, ctx.out.progress(f"verifying {ctx.args.name}"):
+        result = verify_backup(mc, ctx.args.name, ctx.actor)
+    state = "OK" if result["ok"] else "FAILED"
+    ctx.out.result(result, [f"{ctx.args.name}: {state} (schema {result['schema_version']}, "
+                            f"{result['page_count']} pages, sha256 {result['sha256']})",
+                            *[f"  {problem}" for problem in result["problems"]]])
+    return 0 if result["ok"] else 1
+
+
+def upload_(ctx):
+    path = ctx.args.file
+    if not os.path.isfile(path):
+        raise UsageError(f"no such file: {path}")
+    with ctx.open() as mc:
+        limit = mc.config.max_upload_mb * 1024 * 1024
+        mc.backups.ensure_dir()
+        # The disk guard is asked (507); like CLI backups, no hourly budget applies.
+        with upload_slot(mc, ctx.actor, rate_key=None):
+            made = _upload(ctx, mc, path, limit)
+    ctx.out.result({"success": True, "backup": made},
+                   f"stored {made['name']} ({human_size(made['size'])}), verified; "
+                   f"sha256 {made['sha256']}")
+
+
+def _upload(ctx, mc, path, limit):
+    """Stream the file into a private temporary file, then check and keep it (`accept_upload`)."""
+    sweep_stale(mc.backups.dir, time.time())  # compared with file mtimes: the OS clock
+    sink = UploadSink(mc.backups.dir, limit)
+    try:
+        with open(path, "rb") as src, \
+                ctx.out.progress("upload", total=os.path.getsize(path)) as advance:
+            for chunk in iter(lambda: src.read(CHUNK), b""):
+                sink.write(chunk)
+                advance(len(chunk))
+    except BaseException:
+        sink.discard()
+        raise
+    return accept_upload(mc, sink, ctx.actor, original_name=os.path.basename(path))
+
+
+def download_(ctx):
+    args = ctx.args
+    with ctx.open() as mc:
+        source = mc.backups.readable_path(args.name)
+        target = args.output or args.name
+        if os.path.isdir(target):
+            target = os.path.join(target, args.name)
+        if os.path.lexists(target) and not args.force:
+            raise UsageError(f"{target} exists (use --force to replace it)")
+        folder = os.path.dirname(os.path.abspath(target))
+        if not os.path.isdir(folder):
+            raise UsageError(f"no such folder: {folder} (create it, or choose another --output)")
+        digest, size = _copy_out(ctx, source, target)
+        mc.audit.emit("backup_download", ctx.actor, target_type="backup", target_id=args.name,
+                      detail={"name": args.name, "size": size, "to": "cli"})
+    ctx.out.result({"success": True, "name": args.name, "path": os.path.abspath(target),
+                    "size": size, "sha256": digest}, f"wrote {target} (sha256 {digest})")
+
+
+def _copy_out(ctx, source, target):
+    """Copy through `<target>.part`, hashing on the way; returns `(sha256, size)`."""
+    tmp = f"{target}.part"
+    digest, size = hashlib.sha256(), 0
+    try:
+        with open(source, "rb") as src, open_private(tmp, exclusive=False) as dst, \
+                ctx.out.progress("download", total=os.path.getsize(source)) as advance:
+            for chunk in iter(lambda: src.read(CHUNK), b""):
+                dst.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                advance(len(chunk))
+        os.replace(tmp, target)
+    except BaseException:
+        remove_files(tmp)
+        raise
+    return digest.hexdigest(), size
+
+
+def restore_(ctx):
+    args = ctx.args
+    if (args.name is None) == (args.at is None):
+        raise UsageError("give a backup name or --at TIMESTAMP, not both")
+    if not args.yes and ctx.out.as_json:
+        raise UsageError("--json cannot ask for confirmation: add --yes")
+    with ctx.open() as mc:
+        if args.at is not None:
+            parse_timestamp(args.at)
+            source = f"its state at {args.at}"
+        else:
+            mc.backups.path_of(args.name)
+            source = args.name
+        if not args.yes and not _confirmed(ctx, source):
+            ctx.out.note("not restored")
+            return 1
+        keep = not args.restore_settings
+        with ctx.out.progress("restoring"):
+            result = (restore_at(mc, args.at, ctx.actor, keep_settings=keep)
+                      if args.at is not None
+                      else restore_backup(mc, args.name, ctx.actor, keep_settings=keep))
+    restored = result["restored"]
+    ctx.out.result(result, [
+        f"restored {restored['name']} (schema {restored['schema_version']} -> "
+        f"{restored['migrated_to']}); safety backup: {result['safety_backup']['name']}",
+        _settings_line(result["kept_settings"], args.restore_settings),
+        f"admins now: {', '.join(result['session']['admins']) or 'none'}",
+        result["session"]["message"]])
+
+
+def _settings_line(kept, restored):
+    """What became of the protection settings, in one line."""
+    if restored:
+        return "protection settings and scheduler state: restored from the backup"
+    if not kept:
+        return "protection settings: kept the live ones (the backup had the same values)"
+    return f"protection settings: kept the live values of {', '.join(kept)}"
+
+
+def _confirmed(ctx, source):
+    """Ask on stdout, read one line of stdin (a script may pipe "y")."""
+    print(f"Replace the live database with {source}? A safety backup is taken first. [y/N] ",
+          end="", file=ctx.out.out, flush=True)
+    return ctx.stdin.readline().strip().lower() in ("y", "yes")

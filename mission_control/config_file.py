@@ -1,0 +1,124 @@
+"""The TOML configuration file (`--config FILE` / `MC_CONFIG`): long option names, layered under the
+environment, and where each effective value came from."""
+import os
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+    import tomli as tomllib
+
+from .config import Config, ConfigError
+
+#: A key of the file (the long option's name) -> the environment variable it stands in for.
+KEYS = {
+    "data-dir": "MISSION_CONTROL_DATA_DIR",
+    "db-path": "MISSION_CONTROL_DB_PATH",
+    "host": "MC_HOST",
+    "port": "MC_PORT",
+    "threads": "MC_THREADS",
+    "log-level": "MC_LOG_LEVEL",
+    "log-format": "MC_LOG_FORMAT",
+    "access-log": "MC_ACCESS_LOG",
+    "trusted-proxies": "MC_TRUSTED_PROXIES",
+    "plugins-dir": "MC_PLUGINS_DIR",
+    "disable-plugins": "MC_DISABLE_PLUGINS",
+    "backup-rate-limit": "MC_BACKUP_RATE_LIMIT",
+    "cookie-secure": "MC_COOKIE_SECURE",
+    "max-upload-mb": "MC_MAX_UPLOAD_MB",
+    "connection-limit": "MC_CONNECTION_LIMIT",
+    "idle-timeout": "MC_IDLE_TIMEOUT",
+    "verify-timeout": "MC_VERIFY_TIMEOUT",
+    "litestream-bin": "MC_LITESTREAM_BIN",
+    "auth-user": "AUTH_USER",
+    "auth-pass": "AUTH_PASS",
+    "api-key": "API_KEY",
+    "metrics-token": "MC_METRICS_TOKEN",
+}
+SECRETS = frozenset({"auth-pass", "api-key", "metrics-token"})
+#: Paths in the file are relative to the file's own folder, not to wherever the command runs.
+PATH_KEYS = frozenset({"data-dir", "db-path", "plugins-dir", "litestream-bin"})
+#: Where a key differs from its `Config` attribute's name.
+ATTRIBUTES = {"disable-plugins": "disabled_plugins"}
+ENV_VAR = "MC_CONFIG"
+
+
+def _as_env(key, value, folder):
+    """One file value as the environment would spell it; raises ConfigError naming the key."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        if key in PATH_KEYS and value:
+            return os.path.normpath(folder / Path(value).expanduser())
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    raise ConfigError(f"{key}: must be a string, a whole number, true/false or a list of "
+                      f"strings, got {type(value).__name__}")
+
+
+def read(path):
+    """Read the file at `path` into `{ENV_VAR_NAME: text}`.
+
+    :raises ConfigError: unreadable, not TOML, an unknown key (named), or a value of a wrong type.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} in {path} (known: "
+                          f"{', '.join(sorted(KEYS))})")
+    folder = path.absolute().parent
+    return {KEYS[key]: _as_env(key, value, folder) for key, value in data.items()}
+
+
+def load(config_path=None, environ=None, **flags):
+    """The effective `Config` and each key's source: flags > environment > file > defaults.
+
+    :param config_path: the `--config` file; else `MC_CONFIG` from `environ`; else no file.
+    :param flags: `Config.from_env` overrides from the command line (None means not given).
+    :return: `(config, sources)`, sources mapping each key of `KEYS` to "flag", "env",
+        "file" or "default".
+    :raises ConfigError: as `read`, or a value `Config.from_env` refuses.
+    """
+    env = dict(os.environ if environ is None else environ)
+    config_path = config_path or env.get(ENV_VAR) or None
+    from_file = read(config_path) if config_path else {}
+    config = Config.from_env({**from_file, **env}, **flags)
+    given = {key.replace("_", "-") for key, value in flags.items() if value is not None}
+    if "data-dir" in given and "db-path" not in given:
+        given.add("db-path")  # --data-dir alone means the database in that folder
+    sources = {}
+    for key, var in KEYS.items():
+        if key in given:
+            sources[key] = "flag"
+        elif env.get(var):
+            sources[key] = "env"
+        elif from_file.get(var):
+            sources[key] = "file"
+        else:
+            sources[key] = "default"
+    return config, sources
+
+
+def describe(config, sources):
+    """`{key: {"value", "source"}}` for `config show`: secrets masked, paths and sets as text."""
+    out = {}
+    for key in KEYS:
+        value = getattr(config, ATTRIBUTES.get(key, key.replace("-", "_")), None)
+        if key in SECRETS and value is not None:
+            value = "********"
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, (frozenset, set, tuple)):
+            value = sorted(value)
+        out[key] = {"value": value, "source": sources[key]}
+    return out
