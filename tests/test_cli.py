@@ -189,6 +189,13 @@ def test_usage_errors_are_exit_2_and_shaped_under_json(data):
     assert ran.code == 2 and "MC_BACKUP_RATE_LIMIT" in ran.json["error"]
 
 
+def test_a_missing_database_is_exit_2_and_nothing_is_made(tmp_path):
+    for args in (("backup", "list"), ("backup", "status", "--json"), ("settings", "get")):
+        ran = run_cli(*args, "--data-dir", tmp_path / "typo")
+        assert_error(ran, 2, "no Mission Control database")
+    assert not (tmp_path / "typo").exists()
+
+
 def test_not_a_database_is_exit_2_and_debug_shows_the_traceback(tmp_path):
     text_file = tmp_path / "notes.db"
     text_file.write_text("shopping list\n" * 200)

@@ -51,6 +51,8 @@ def test_flags_beat_the_environment_which_beats_the_file(tmp_path):
 
 def test_the_file_is_used_by_every_command(tmp_path):
     conf = write(tmp_path / "mc.toml", f'data-dir = "{tmp_path / "state"}"\n')
+    assert run_cli("user", "add", "ann", "--password-stdin", "--config", conf,
+                   stdin="correct-horse-battery\n").code == 0  # makes the database there
     assert run_cli("backup", "create", "--config", conf).code == 0
     assert len(run_cli("backup", "list", "--json", env={"MC_CONFIG": str(conf)})
                .json["backups"]) == 1
