@@ -1,4 +1,4 @@
-"""The installed `mission-control` command as scripts use it: every command, with and without --json,
+"""The installed `mission-control` as scripts use it: every command, with and without --json,
 each exit code (0 done, 1 failed, 2 usage/config, 3 not found, 4 refused), never a traceback."""
 import json
 import socket
@@ -245,4 +245,5 @@ def test_the_progress_bar_shows_on_a_terminal_only(data, tmp_path):
     assert "download" in text and "wrote " in text
     assert "\x1b[" in text  # the bar is drawn with terminal control sequences
     piped = cli(data, "backup", "download", name, "-o", tmp_path / "b.db")
-    assert piped.out == f"wrote {tmp_path / 'b.db'} (sha256 {json.loads(cli(data, 'backup', 'verify', name, '--json').out)['sha256']})\n"
+    digest = json.loads(cli(data, "backup", "verify", name, "--json").out)["sha256"]
+    assert piped.out == f"wrote {tmp_path / 'b.db'} (sha256 {digest})\n"  # the result alone

@@ -1,4 +1,4 @@
-"""The Containerfile: built with podman, run without network, non-root, answering 200 on /api/health.
+"""The Containerfile: built with podman, run without network, non-root, 200 on /api/health.
 
 No base image can be pulled here, so the test makes one from Debian's packages (mmdebstrap:
 bookworm with python3 and its venv module) and passes it as BASE; the image built from it is

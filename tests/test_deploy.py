@@ -1,4 +1,4 @@
-"""deploy/mission-control.service: accepted by `systemd-analyze verify`, hardened, and runs our command."""
+"""deploy/mission-control.service: systemd-analyze accepts it; hardened; runs our command."""
 import shutil
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""A Python client generated from /api/openapi.json by openapi-python-client works against a live server."""
+"""A client generated from /api/openapi.json (openapi-python-client) works on a live server."""
 import importlib
 import json
 import subprocess

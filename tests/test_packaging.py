@@ -1,5 +1,5 @@
-"""A real wheel: the built-in plugins install inside the package (mission_control.builtins), never as
-a top-level `plugins`, and every DEFAULT_PLUGINS entry loads from it (so does the editable install)."""
+"""A real wheel: the built-in plugins install inside the package (mission_control.builtins), never
+as a top-level `plugins`; every DEFAULT_PLUGINS entry loads from it (and from editable ones)."""
 import shutil
 import subprocess
 import sys

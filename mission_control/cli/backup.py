@@ -1,4 +1,4 @@
-"""`mission-control backup ...`: make, list, delete, check, move and restore backups, and their status.
+"""`mission-control backup ...`: make, list, delete, check, move and restore backups; status.
 
 Restore works with the service stopped or running: it takes the same cross-process lock as any
 backup and copies into the live database in one SQLite transaction, which a running service's

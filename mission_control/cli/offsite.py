@@ -1,4 +1,4 @@
-"""`mission-control offsite list|fetch`: the copies an off-site target holds, and fetching one back."""
+"""`mission-control offsite list|fetch`: an off-site target's copies, and fetching one back."""
 from datetime import datetime, timezone
 
 from ..errors import BadRequest
