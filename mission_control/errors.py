@@ -39,6 +39,14 @@ class ValidationFailed(BadRequest):
         super().__init__(message, details=details)
 
 
+class FileRejected(ValidationFailed):
+    """400: a backup, upload or fetched copy failed its checks; `details` says why.
+
+    The request was fine, the file was not: the CLI reports it as a failed operation (exit 1),
+    like `backup verify` on the same file.
+    """
+
+
 class AuthenticationRequired(MissionControlError):
     status = 401
     default_message = "Authentication required"

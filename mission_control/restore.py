@@ -27,7 +27,7 @@ from urllib.request import pathname2url
 from . import db as dbmod
 from .actor import as_actor
 from .backups import TEMP_PREFIX, describe_error, snapshot
-from .errors import BackupFailed, BackupRefused, Conflict, MissionControlError, ValidationFailed
+from .errors import BackupFailed, BackupRefused, Conflict, FileRejected, MissionControlError
 from .fsutil import remove_files, sha256_file
 from .names import SAFETY_COPY
 from .plugins import audit_failures, call_isolated
@@ -68,7 +68,8 @@ def restore_backup(mc, name, actor, *, session_token=None, keep_settings=True):
         state and off-site records; False takes them from the backup too.
     :return: dict with `restored` (name, sha256, schema versions), `safety_backup`, `session` and
         `kept_settings` (the protection keys whose live value differed from the backup's, kept).
-    :raises ValidationFailed: bad name, or the backup failed verification (400, `details`).
+    :raises ValidationFailed: bad name (400); `FileRejected`, its subclass: the backup failed
+        verification (400, `details`).
     :raises NotFound: no such backup (404).
     :raises Conflict: a backup or another restore is running (409, `Retry-After`).
     :raises BackupRefused: a `pre_backup` plugin refused the safety copy (its status, 507 from the
@@ -120,7 +121,7 @@ def _restore_checked(mc, source, check, actor, name, detail, session_token, keep
     if not check["ok"]:
         mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
                       detail={**detail, "reason": "; ".join(check["problems"])})
-        raise ValidationFailed(check["problems"], "Backup failed verification")
+        raise FileRejected(check["problems"], "Backup failed verification")
     _room_for_safety_copy(mc, name, detail, actor)
     prepared = mc.backups.dir / f"{TEMP_PREFIX}restore-{os.getpid()}-{secrets.token_hex(6)}.tmp"
     paused = False

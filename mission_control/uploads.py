@@ -12,7 +12,7 @@ import secrets
 import sqlite3
 from contextlib import contextmanager
 
-from .errors import BackupFailed, BackupRefused, BadRequest, PayloadTooLarge, ValidationFailed
+from .errors import BackupFailed, BackupRefused, BadRequest, FileRejected, PayloadTooLarge
 from .fsutil import fsync_dir, fsync_file, place_at_free_name, remove_files, sha256_file
 from .names import UPLOAD
 from .private_files import open_private
@@ -120,7 +120,7 @@ def check_received(mc, sink, refusal):
     `mc.config.verify_timeout`). The file is fsynced.
 
     :return: `(sha256, Inspection)` of the file as it now is.
-    :raises ValidationFailed: with `refusal` as the message and the problems as details (400).
+    :raises FileRejected: with `refusal` as the message and the problems as details (400).
     """
     digest = sink.sha256
     try:
@@ -130,7 +130,7 @@ def check_received(mc, sink, refusal):
         pass  # inspect() says what is wrong with it
     found = inspect(sink.path, timeout=mc.config.verify_timeout, clock=mc.clock)
     if not found.ok:
-        raise ValidationFailed(found.problems, refusal)
+        raise FileRejected(found.problems, refusal)
     fsync_file(sink.path)
     return digest, found
 
@@ -143,7 +143,7 @@ def keep_received(mc, sink, actor, accept, refused):
         ``detail``) for the event audited when `accept` refuses; ``detail`` gains ``reason``.
     :return: dict with `name`, `size`, `created_at`, `sha256` of the kept file, whose
         verification is recorded.
-    :raises BadRequest / ValidationFailed: what `accept` raised (400), after the audit.
+    :raises BadRequest / FileRejected: what `accept` raised (400), after the audit.
     """
     try:
         final, digest, found = accept()
@@ -167,7 +167,7 @@ def accept_upload(mc, sink, actor, *, original_name=None):
     """Check the complete upload in `sink` and store it; on any refusal nothing is left behind.
 
     :return: dict with `name`, `size`, `created_at`, `sha256`.
-    :raises BadRequest / ValidationFailed: empty, not SQLite, corrupt, or not Mission Control's (400).
+    :raises BadRequest: empty (400). :raises FileRejected: not SQLite, corrupt, or not ours (400).
     """
     def accept():
         sink.finish()

@@ -103,7 +103,7 @@ def test_verify_upload_download_restore(data, tmp_path):
     assert uploaded["backup"]["sha256"] == verified["sha256"]
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"not a database" * 100)
-    both(data, "backup", "upload", garbage, code=2, text="")
+    both(data, "backup", "upload", garbage, code=1, text="not a valid Mission Control backup")
     both(data, "backup", "upload", tmp_path / "missing.db", code=2, text="no such file")
 
     said_no = cli(data, "backup", "restore", name, stdin="n\n")

@@ -78,4 +78,4 @@ def test_restore_refuses_a_corrupt_backup(mc, capsys):
     flip_page(mc.backups.dir / name)
     code, _ = cli(mc, "backup", "restore", name, "--yes")
     err = capsys.readouterr().err
-    assert code == 2 and "Backup failed verification" in err and "integrity" in err
+    assert code == 1 and "Backup failed verification" in err and "integrity" in err

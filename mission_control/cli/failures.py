@@ -3,7 +3,7 @@ import errno
 import sqlite3
 
 from ..config import ConfigError, DatabaseNotFound
-from ..errors import MissionControlError
+from ..errors import FileRejected, MissionControlError
 from ..users import UserError, UserNotFound
 from .output import FAILED, NOT_FOUND, REFUSED, USAGE
 
@@ -30,6 +30,8 @@ def describe(exc):
     """
     if isinstance(exc, UsageError):
         return USAGE, exc.message, exc.details
+    if isinstance(exc, FileRejected):  # the request was fine; the file failed its checks
+        return FAILED, exc.message, list(exc.details or ())
     if isinstance(exc, MissionControlError):
         return STATUS_CODES.get(exc.status, FAILED), exc.message, list(exc.details or ())
     if isinstance(exc, UserNotFound):
