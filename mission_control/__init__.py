@@ -14,7 +14,7 @@ from .settings import SettingDef  # noqa: E402
 from .retention_policy import Plan as RetentionPlan, Rules as RetentionRules  # noqa: E402
 from .retention_policy import (WITHIN_PATTERN, check_within,  # noqa: E402
                                decide as decide_retention)
-from .offsite import describe_failure  # noqa: E402
+from .errors import describe_error  # noqa: E402
 from .health import backup_status  # noqa: E402
 from .backups import PATTERN  # noqa: E402
 from .fsutil import fsync_dir, remove_files, sha256_file  # noqa: E402
@@ -27,7 +27,7 @@ from .units import human_size  # noqa: E402
 from .core import MissionControl  # noqa: E402
 
 __all__ = ["NAME", "hookimpl", "Actor", "SCHEDULER", "MissionControl", "MissionControlError",
-           "BackupFailed", "BackupRefused", "SettingDef", "backup_status", "describe_failure",
+           "BackupFailed", "BackupRefused", "SettingDef", "backup_status", "describe_error",
            "PATTERN", "fsync_dir", "remove_files", "sha256_file", "REMOTE_PATTERN", "Codec",
            "Encoded", "codec_settings", "encode", "parse_remote_name", "RemoteCopy",
            "RetentionPlan", "RetentionRules", "WITHIN_PATTERN", "check_within", "decide_retention",

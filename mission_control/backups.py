@@ -2,7 +2,6 @@
 import logging
 import os
 import secrets
-import sqlite3
 import stat
 import time
 from contextlib import contextmanager
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from .actor import as_actor
 from .errors import (BackupFailed, BackupRefused, BadRequest, Conflict, MissionControlError,
-                     NotFound, TooManyRequests, ValidationFailed)
+                     NotFound, TooManyRequests, ValidationFailed, describe_error)
 from .fsutil import FileLock, fsync_dir, place_at_free_name, remove_files
 from .names import NAME_FORMAT, PATTERN  # noqa: F401 - PATTERN: its public home for plugins
 from .plugins import call_isolated
@@ -60,15 +59,6 @@ def validate_name(name):
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         problems.append("name: must not contain NUL or control characters")
     return problems
-
-
-def describe_error(exc):
-    """A short reason for the audit trail that names no host path."""
-    if isinstance(exc, OSError) and exc.errno:
-        return f"{type(exc).__name__}: {os.strerror(exc.errno)}"
-    if isinstance(exc, sqlite3.Error):
-        return f"sqlite: {exc}"
-    return type(exc).__name__ if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
 
 
 class BackupService:

@@ -1,4 +1,37 @@
 """Exceptions that carry their HTTP status, so one dispatcher can turn any of them into JSON."""
+import os
+import re
+import sqlite3
+
+_USERINFO = re.compile(r"://[^/@\s]+@")
+# A host path: starts at / ~/ or C:\ not inside a word or a URL ("http://host/x" is kept).
+_PATH = re.compile(r"(?<![\w.~:/-])(?:~?/|[A-Za-z]:\\)[^\s'\",;)\]]*")
+MAX_REASON = 300
+
+
+def safe_text(text, limit=MAX_REASON):
+    """`text` with host paths replaced by ``<path>`` and URL credentials masked, cut to `limit`."""
+    return _PATH.sub("<path>", _USERINFO.sub("://***@", text))[:limit]
+
+
+def describe_error(exc):
+    """A short reason for the log, the audit trail and answers that names no host path and no
+    credential: the one home for turning an unexpected exception into words.
+
+    ``OSError`` messages carry file names, so only their ``strerror`` is kept; SQLite's are
+    prefixed ``sqlite:``; others (botocore's, urllib's, say) describe the remote side and are
+    kept through `safe_text` (host paths and URL credentials masked). Cut to 300 characters.
+    """
+    if isinstance(exc, OSError):
+        if exc.errno:
+            return f"{type(exc).__name__}: {os.strerror(exc.errno)}"
+        reason = getattr(exc, "reason", None)  # urllib's URLError wraps the socket's error
+        if isinstance(reason, BaseException):
+            return f"{type(exc).__name__}: {describe_error(reason)}"[:MAX_REASON]
+    prefix = "sqlite" if isinstance(exc, sqlite3.Error) else type(exc).__name__
+    text = safe_text(str(exc).strip())
+    return f"{prefix}: {text}"[:MAX_REASON] if text else prefix
+
 
 
 class MissionControlError(Exception):

@@ -1,27 +1,11 @@
 """Off-site copy targets: which are configured, and each one's last result, recorded and audited."""
 import json
 import logging
-import os
-import re
 
+from .errors import describe_error
 from .plugins import call_isolated
 
-_USERINFO = re.compile(r"://[^/@\s]+@")
-
 log = logging.getLogger(__name__)
-
-
-def describe_failure(exc):
-    """A short reason for an off-site failure that names no host path and no credential.
-
-    ``OSError`` messages carry file names, so only their ``strerror`` is kept; other exceptions
-    (botocore's, for instance) describe the remote side and are kept, cut to 300 characters, with
-    any ``user:password@`` in a URL masked.
-    """
-    if isinstance(exc, OSError) and exc.errno:
-        return f"{type(exc).__name__}: {os.strerror(exc.errno)}"
-    text = _USERINFO.sub("://***@", str(exc).strip())
-    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
 class OffsiteResults:
@@ -104,7 +88,7 @@ class OffsiteResults:
 
         :return: the reason recorded.
         """
-        reason = error if isinstance(error, str) else describe_failure(error)
+        reason = error if isinstance(error, str) else describe_error(error)
         log.error("off-site copy to %s of %s failed: %s", target,
                   backup.name if backup else "?", reason)
         detail = {"target": target, "name": backup.name if backup else None, "reason": reason}

@@ -11,8 +11,7 @@ and the result says so. Each result is remembered (`mc.offsite.drills()`), audit
 import sys
 from contextlib import closing
 
-from .errors import MissionControlError
-from .offsite import describe_failure
+from .errors import MissionControlError, describe_error
 from .offsite_codec import AGE_MAGIC, CHUNK, CopyDamaged, Digesting, parse_remote_name
 from .offsite_targets import list_copies, unpack
 from .uploads import UploadSink
@@ -90,7 +89,7 @@ def _drill(mc, target):
     except MissionControlError as exc:
         return False, name, mode, exc.message
     except Exception as exc:  # noqa: BLE001 - a target's own errors (OSError, botocore's, ...)
-        return False, name, mode, f"the copy cannot be read: {describe_failure(exc)}"
+        return False, name, mode, f"the copy cannot be read: {describe_error(exc)}"
 
 
 def drill_target(mc, target, actor):

@@ -10,10 +10,9 @@ import sys
 from contextlib import closing
 from dataclasses import dataclass
 
-from .errors import BadRequest, MissionControlError, NotFound, ValidationFailed
+from .errors import BadRequest, MissionControlError, NotFound, ValidationFailed, describe_error
 from .fsutil import fsync_dir, place_without_overwrite, sha256_file
 from .names import OFFSITE_FETCH
-from .offsite import describe_failure
 from .offsite_codec import CopyDamaged, MissingExtra, decode, parse_remote_name
 from .pruning import keep_newest
 from .uploads import UploadSink, check_received, keep_received
@@ -58,7 +57,7 @@ def list_copies(target):
         copies = [c for c in target.list_copies() if parse_remote_name(c.name)]
     except Exception as exc:  # noqa: BLE001 - OSError, botocore's many kinds: all "unreadable"
         raise TargetUnavailable(f"The off-site target cannot be read: "
-                                f"{describe_failure(exc)}") from None
+                                f"{describe_error(exc)}") from None
     return sorted(copies, key=lambda c: (parse_remote_name(c.name)[0], c.created_at),
                   reverse=True)
 
@@ -80,7 +79,7 @@ def unpack(target, remote_name, sink, identity):
         raise MissionControlError(str(exc), status=501) from None
     except Exception as exc:  # noqa: BLE001
         raise TargetUnavailable(f"The off-site copy cannot be read: "
-                                f"{describe_failure(exc)}") from None
+                                f"{describe_error(exc)}") from None
 
 
 def fetch(mc, target_name, remote_name, actor, identity=None):

@@ -10,6 +10,7 @@ import pluggy
 
 from . import NAME, __version__, hookspecs
 from .config import ConfigError
+from .errors import describe_error
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,6 @@ def call_isolated(pm, hook_name, on_error, **kwargs):
 def audit_failures(mc, hook, actor):
     """An `on_error` for `call_isolated` that audits each failure as `plugin_error` by `actor`."""
     def failed(plugin, exc):
-        from .backups import describe_error  # backups imports this module
         mc.audit.emit("plugin_error", actor, target_type="plugin", target_id=plugin,
                       detail={"hook": hook, "plugin": plugin, "error": describe_error(exc)})
     return failed

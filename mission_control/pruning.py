@@ -10,8 +10,8 @@ import logging
 import os
 from dataclasses import dataclass
 
-from .backups import RETRY_AFTER_BUSY, describe_error
-from .errors import Conflict, MissionControlError, ValidationFailed
+from .backups import RETRY_AFTER_BUSY
+from .errors import Conflict, MissionControlError, ValidationFailed, describe_error
 from .fsutil import fsync_dir
 from .names import backup_time
 from .retention_policy import Plan

@@ -26,8 +26,9 @@ from urllib.request import pathname2url
 
 from . import db as dbmod
 from .actor import as_actor
-from .backups import TEMP_PREFIX, describe_error, snapshot
-from .errors import BackupFailed, BackupRefused, Conflict, FileRejected, MissionControlError
+from .backups import TEMP_PREFIX, snapshot
+from .errors import (BackupFailed, BackupRefused, Conflict, FileRejected, MissionControlError,
+                     describe_error)
 from .fsutil import remove_files, sha256_file
 from .names import SAFETY_COPY
 from .plugins import audit_failures, call_isolated

@@ -1,12 +1,11 @@
 """The task timer (auto-backup, off-site restore drill): a thread that runs each cron slot once."""
 import logging
-import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .actor import SCHEDULER, as_actor
-from .backups import describe_error
+from .errors import describe_error, safe_text
 from .errors import BackupFailed, BackupRefused, Conflict, MissionControlError, TooManyRequests
 from .offsite_drill import drill_task
 from .plugins import call_isolated
@@ -19,7 +18,6 @@ log = logging.getLogger(__name__)
 MAX_SLEEP = 300.0
 MAX_MESSAGE = 500
 # An absolute path (or ~/...) not glued to a word: "free on /var/lib" but not "and/or".
-_PATH = re.compile(r"(?<![\w.~-])(?:~?/|[A-Za-z]:\\)[^\s'\",;)\]]*")
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ def slot_id(slot):
 
 def safe_message(text):
     """`text` with anything that looks like a host path replaced, cut to a sane length."""
-    return _PATH.sub("<path>", text)[:MAX_MESSAGE]
+    return safe_text(text, MAX_MESSAGE)
 
 
 def _ms(seconds):

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
 
 from mission_control import (SCHEDULER, Actor, BackupRefused, MissionControlError, SettingDef,
-                             backup_status, describe_failure, hookimpl)
+                             backup_status, describe_error, hookimpl)
 
 CHANNEL = "email"
 RATE_SECONDS = 3600
@@ -100,7 +100,7 @@ def _mail(mc, config, actor, kind, subject, lines):
         if not mc.outbox.cancelled.is_set():  # the service is closing: nothing to write to
             mc.audit.emit("alert_failed", actor, target_type="alert", target_id=CHANNEL,
                           detail={"channel": CHANNEL, "kind": kind, "subject": subject,
-                                  "reason": describe_failure(exc)})
+                                  "reason": describe_error(exc)})
         return
     mc.audit.emit("alert_sent", actor, target_type="alert", target_id=CHANNEL,
                   detail={"channel": CHANNEL, "kind": kind, "subject": subject,

@@ -13,7 +13,7 @@ timeouts; one that never got through is audited as ``alert_failed``.
 import urllib.request
 from urllib.parse import urlsplit, urlunsplit
 
-from mission_control import SCHEDULER, SettingDef, __version__, describe_failure, hookimpl
+from mission_control import SCHEDULER, SettingDef, __version__, describe_error, hookimpl
 
 CHANNEL = "healthchecks"
 MAX_BODY = 10_000  # Healthchecks.io keeps the first 100 kB of a ping's body
@@ -75,7 +75,7 @@ def _queue(mc, actor, suffix, body):
                 mc.audit.emit("alert_failed", actor, target_type="alert", target_id=CHANNEL,
                               detail={"channel": CHANNEL, "ping": ping,
                                       "host": urlsplit(url).hostname,
-                                      "reason": describe_failure(exc)})
+                                      "reason": describe_error(exc)})
 
     if not mc.outbox.submit(CHANNEL, deliver):
         mc.audit.emit("alert_failed", actor, target_type="alert", target_id=CHANNEL,
