@@ -8,14 +8,29 @@ from urllib.request import pathname2url
 BUSY_TIMEOUT_MS = 5000
 
 
+def open_file(path, mode="ro", *, immutable=False, **kwargs):
+    """Open the database file `path` by URI, in autocommit mode: the one way files are opened
+    without the live database's settings.
+
+    :param mode: ``"ro"`` (read only) or ``"rw"`` (read and write); neither creates the file, so a
+        missing one is an error rather than a new empty database.
+    :param immutable: promise SQLite that nothing changes the file (no locks, no `-wal` read):
+        for a backup file that is checked or copied, never for a database in use.
+    :param kwargs: passed to `sqlite3.connect` (e.g. ``check_same_thread``).
+    :raises sqlite3.Error: the file cannot be opened.
+    """
+    query = f"mode={mode}" + ("&immutable=1" if immutable else "")
+    return sqlite3.connect(f"file:{pathname2url(str(path))}?{query}", uri=True,
+                           isolation_level=None, **kwargs)
+
+
 def connect(path, *, readonly=False):
     """Open a connection in autocommit mode; transactions are explicit (`Database.transaction`).
 
     Read-only connections are for backup files: no WAL switch, nothing written.
     """
     if readonly:
-        conn = sqlite3.connect(f"file:{pathname2url(str(path))}?mode=ro", uri=True,
-                               isolation_level=None, check_same_thread=False)
+        conn = open_file(path, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         return conn
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)

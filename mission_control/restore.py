@@ -22,7 +22,6 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import asdict
-from urllib.request import pathname2url
 
 from . import db as dbmod
 from .actor import as_actor
@@ -210,8 +209,7 @@ def _prepare(mc, source, prepared):
     page_size = live.execute("PRAGMA page_size").fetchone()[0]
     verifications = VerificationStore(mc.db).all()
     open_private(prepared).close()  # SQLite would create it readable by all (0644 minus umask)
-    src = sqlite3.connect(f"file:{pathname2url(str(source))}?mode=ro&immutable=1", uri=True,
-                          isolation_level=None)
+    src = dbmod.open_file(source, immutable=True)
     dst = sqlite3.connect(str(prepared), isolation_level=None)
     try:
         src.backup(dst)
@@ -340,8 +338,7 @@ def _safety_backup(mc):
 
 def _swap(prepared, live_path):
     """Copy `prepared` into the live database in one backup step: one write transaction."""
-    src = sqlite3.connect(f"file:{pathname2url(str(prepared))}?mode=ro", uri=True,
-                          isolation_level=None)
+    src = dbmod.open_file(prepared)
     dst = dbmod.connect(live_path)
     try:
         src.backup(dst, pages=-1)

@@ -4,7 +4,6 @@ import os
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
-from urllib.request import pathname2url
 
 from . import db as dbmod
 from .fsutil import sha256_file
@@ -96,8 +95,7 @@ def inspect(path, *, timeout=None, clock=time.time):
     if result.problems:
         return result
     try:
-        conn = sqlite3.connect(f"file:{pathname2url(str(path))}?mode=ro&immutable=1", uri=True,
-                               isolation_level=None)
+        conn = dbmod.open_file(path, immutable=True)
     except sqlite3.Error as exc:
         result.problems.append(f"cannot open: {exc}")
         return result
