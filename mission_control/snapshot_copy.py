@@ -3,7 +3,6 @@ import os
 import sqlite3
 import threading
 import time
-from urllib.request import pathname2url
 
 from . import db as dbmod
 from .linux_io import LinuxIO
@@ -57,9 +56,7 @@ def copy_database(source, target, *, io_limit=0):
 
 
 def _copy(source, target, io_limit, writeback):
-    # mode=rw: a missing database is an error, never silently created empty.
-    src = sqlite3.connect(f"file:{pathname2url(str(source))}?mode=rw", uri=True,
-                          isolation_level=None)
+    src = dbmod.open_file(source, "rw")  # a missing database is an error, never created empty
     try:
         src.execute(f"PRAGMA busy_timeout={dbmod.BUSY_TIMEOUT_MS}")
         src.execute(f"PRAGMA mmap_size={MMAP_SIZE}")
