@@ -3,15 +3,26 @@
 Every hook receives `mc`, the running `MissionControl` (config, settings, backups, audit), so a
 plugin needs no globals. A plugin implements only the arguments it names.
 """
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
 import pluggy
 
 from . import NAME
+
+if TYPE_CHECKING:  # for the annotations only: importing these here would be a cycle
+    from .actor import Actor
+    from .backups import BackupInfo
+    from .core import MissionControl
+    from .settings import SettingDef, Settings, SettingsView
 
 hookspec = pluggy.HookspecMarker(NAME)
 
 
 @hookspec
-def pre_backup(mc, actor, db_path, kind):
+def pre_backup(mc: MissionControl, actor: Actor, db_path: Path, kind: str) -> None:
     """Called before a backup, an upload or a pre-restore safety copy is written; may refuse it.
 
     For a backup and a safety copy the backup lock is held; an upload is asked before its body is
@@ -33,7 +44,7 @@ def pre_backup(mc, actor, db_path, kind):
 
 
 @hookspec
-def post_backup(mc, backup, actor):
+def post_backup(mc: MissionControl, backup: BackupInfo, actor: Actor) -> None:
     """Called after a backup file is complete, renamed into place and audited.
 
     Off-site copies belong here. They should catch their own failures and report each result
@@ -51,7 +62,8 @@ def post_backup(mc, backup, actor):
 
 
 @hookspec
-def backup_finished(mc, actor, backup, error):
+def backup_finished(mc: MissionControl, actor: Actor, backup: BackupInfo | None,
+                    error: BaseException | None) -> None:
     """Called once at the very end of every backup that was made, failed or refused.
 
     This is where alerts belong: it comes after ``post_backup`` (so off-site results are
@@ -74,7 +86,7 @@ def backup_finished(mc, actor, backup, error):
 
 
 @hookspec
-def periodic_check(mc):
+def periodic_check(mc: MissionControl) -> None:
     """Called every few minutes (at most 5 apart) while the service runs, for time-driven alerts.
 
     Some trouble comes with time alone, with no event to react to: a backup that is now overdue,
@@ -90,7 +102,7 @@ def periodic_check(mc):
 
 
 @hookspec
-def offsite_targets(mc):
+def offsite_targets(mc: MissionControl) -> Iterable[str | Any] | None:
     """Name the off-site targets this plugin copies every backup to, as configured right now.
 
     This is the one answer to "is this off-site copy configured?": backup health
@@ -122,7 +134,8 @@ def offsite_targets(mc):
 
 
 @hookspec(firstresult=True)
-def prune(mc, backups, keep_names, settings):
+def prune(mc: MissionControl, backups: list[BackupInfo], keep_names: frozenset[str],
+          settings: Settings | SettingsView) -> Iterable[str] | Any | None:
     """Choose which backups to delete (the retention policy): after each successful backup, for
     ``POST /api/backup/prune`` and ``mission-control backup prune``, and for their previews.
 
@@ -148,7 +161,7 @@ def prune(mc, backups, keep_names, settings):
 
 
 @hookspec
-def audit(mc, event):
+def audit(mc: MissionControl, event: dict[str, Any]) -> None:
     """Called for every audit event; this is how audit sinks receive the trail.
 
     The built-in ``audit_log`` plugin writes the ``audit_log`` table that ``GET /api/audit`` reads.
@@ -163,7 +176,7 @@ def audit(mc, event):
 
 
 @hookspec
-def register_settings(mc):
+def register_settings(mc: MissionControl) -> Iterable[SettingDef] | None:
     """Called once when the service opens, to collect the settings plugins declare.
 
     Declared settings are validated, listed and changed through ``/api/settings`` like the host's
@@ -177,7 +190,7 @@ def register_settings(mc):
 
 
 @hookspec
-def serve_start(mc):
+def serve_start(mc: MissionControl) -> None:
     """Called by ``mission-control serve`` once the service is open, before it takes requests.
 
     Background work that must run only inside a long-lived server (never in the CLI, a script or
@@ -190,7 +203,7 @@ def serve_start(mc):
 
 
 @hookspec
-def serve_stop(mc):
+def serve_stop(mc: MissionControl) -> None:
     """Called when ``serve`` shuts down, before the database closes: stop what ``serve_start``
     began.
 
@@ -201,7 +214,7 @@ def serve_stop(mc):
 
 
 @hookspec
-def restore_pause(mc, actor):
+def restore_pause(mc: MissionControl, actor: Actor) -> None:
     """Called during a restore, under the backup lock, just before the live database is replaced.
 
     Stop whatever reads or writes the database file behind SQLite's back (a replication process
@@ -215,7 +228,7 @@ def restore_pause(mc, actor):
 
 
 @hookspec
-def restore_resume(mc, actor):
+def restore_resume(mc: MissionControl, actor: Actor) -> None:
     """Called after every ``restore_pause`` (even one that raised), still under the backup lock,
     once the swap succeeded or failed.
 
@@ -227,7 +240,7 @@ def restore_resume(mc, actor):
 
 
 @hookspec(firstresult=True)
-def pitr_status(mc):
+def pitr_status(mc: MissionControl) -> dict[str, Any] | None:
     """The state of continuous protection (point-in-time recovery), for ``GET /api/backup/pitr``.
 
     :param mc: the running MissionControl.
@@ -239,7 +252,7 @@ def pitr_status(mc):
 
 
 @hookspec(firstresult=True)
-def pitr_restore_to(mc, at_ms, dest):
+def pitr_restore_to(mc: MissionControl, at_ms: int, dest: Path) -> bool | None:
     """Write the database as it was at ``at_ms`` (unix ms) to the new file ``dest``.
 
     The host then restores ``dest`` through the same path as every restore (verification,
