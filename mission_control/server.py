@@ -47,17 +47,26 @@ def serve(config, announce=print):
     log.info("Mission Control database: %s", config.db_path)  # absolute (Config makes it so)
     mc.ensure_admin(announce)
     server = make_server(mc)
-    announce(f"Mission Control backup service on http://{server.effective_host}:"
-             f"{server.effective_port} (database {config.db_path})", )
+    state = {"serving": False, "stop": False}
 
     def stop(signum, frame):
-        raise _Stop()
+        # Before the main loop, only note it: raised inside start-up (a plugin's serve_start,
+        # which is isolated) it would be swallowed and the service would run on.
+        state["stop"] = True
+        if state["serving"]:
+            raise _Stop()
 
     # waitress swallows KeyboardInterrupt itself, so Ctrl-C gets the same handler as SIGTERM.
+    # Installed before the banner: whoever waits for it may send SIGTERM at once.
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    announce(f"Mission Control backup service on http://{server.effective_host}:"
+             f"{server.effective_port} (database {config.db_path})", )
     try:
         mc.scheduler.start()
         call_isolated(mc.pm, "serve_start", audit_failures(mc, "serve_start", SERVER), mc=mc)
+        state["serving"] = True
+        if state["stop"]:  # a signal came during start-up
+            raise _Stop()
         server.run()
     except (_Stop, KeyboardInterrupt):
         log.info("shutting down")

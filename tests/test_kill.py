@@ -20,7 +20,9 @@ MARK = pathlib.Path(__file__).with_name("pruning")
 @hookimpl(tryfirst=True)
 def audit(mc, event):
     if event["action"] == "backup_prune":
-        MARK.write_text(event["target_id"])
+        # Written whole, then renamed: the test reads it as soon as the name exists.
+        MARK.with_name("pruning.tmp").write_text(event["target_id"])
+        MARK.with_name("pruning.tmp").replace(MARK)
         time.sleep(60)
 '''
 

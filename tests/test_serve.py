@@ -20,9 +20,9 @@ PASSWORD = "correct-horse-battery"
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def start(data_dir):
+def start(data_dir, **extra_env):
     env = {**os.environ, "AUTH_USER": "alice", "AUTH_PASS": PASSWORD, "MC_LOG_LEVEL": "INFO",
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", **extra_env}
     proc = subprocess.Popen([sys.executable, "run.py", "--port", "0", "--data-dir", str(data_dir)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -92,3 +92,36 @@ def test_serve_runs_a_missed_backup_then_stops_cleanly(tmp_path, stop_signal):
         events = mc.audit_store.query(action="auto_backup")[0]
         assert [(e["actor"], e["detail"]["trigger"]) for e in events] == [("scheduler", "schedule")]
     assert not [p for p in backups_dir.iterdir() if p.name.startswith(".mc-backup-")]
+
+
+SLOW_START = '''
+import time
+
+from mission_control import hookimpl
+
+
+@hookimpl
+def serve_start(mc):
+    (mc.config.db_path.parent / "starting").write_text("")
+    time.sleep(2)
+'''
+
+
+def test_sigterm_right_after_the_banner_stops_the_service(tmp_path):
+    """A signal while start-up hooks run (isolated, so an exception there would be swallowed) is
+    kept for the main loop, which then stops at once: no server left running."""
+    dropins = tmp_path / "dropins"
+    dropins.mkdir()
+    (dropins / "slow_start.py").write_text(SLOW_START)
+    data_dir = tmp_path / "data"
+    proc, _ = start(data_dir, MC_PLUGINS_DIR=str(dropins))
+    try:
+        assert wait_for((data_dir / "starting").exists)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read()
+    assert "Traceback" not in stderr and "shutting down" in stderr, stderr
