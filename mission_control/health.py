@@ -158,7 +158,7 @@ def backup_status(mc):
     newest = next((b for b in files if PATTERN.match(b.name)), None)
     offsite = offsite_status(mc, newest, now)
     problems += [("fail", target["problem"]) for target in offsite if target["problem"]]
-    pitr = point_in_time.health(mc)
+    pitr = point_in_time.health_summary(mc)
     if pitr["problem"]:
         problems.append(("fail", pitr["problem"]))
     problems = [p for p in problems if p]

@@ -46,6 +46,18 @@ def health(mc):
     return {**state, "problem": problem}
 
 
+#: What `GET /api/backup/status` shows of continuous protection: it is also open to the metrics
+#: token, so no replica location (a host path or bucket), process id or engine error text.
+HEALTH_FIELDS = ("enabled", "installed", "running", "earliest", "latest", "lag_seconds",
+                 "problem")
+
+
+def health_summary(mc):
+    """`health(mc)` cut to `HEALTH_FIELDS`, for the status verdict."""
+    state = health(mc)
+    return {key: state[key] for key in HEALTH_FIELDS}
+
+
 def parse_timestamp(text):
     """Unix ms of an ISO 8601 time with a zone ("2026-11-27T15:52:56Z", "...+01:00").
 

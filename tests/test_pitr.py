@@ -7,10 +7,12 @@ import sys
 import time
 
 import pytest
+from werkzeug.test import Client
 
 from mission_control import MissionControl, hookimpl
 from mission_control import restore as restore_module
 from mission_control.builtins.pitr import litestream
+from mission_control.web import WebApp
 
 from .backup_files import add_tasks, titles
 from .conftest import logged_in_client
@@ -264,6 +266,18 @@ def test_health_fails_when_protection_is_on_but_not_working(make_mc, state, prob
     else:
         assert problem in status["pitr"]["problem"]
         assert status["verdict"] == "fail" and status["pitr"]["problem"] in status["reasons"]
+
+
+def test_the_status_open_to_the_metrics_token_shows_no_replica_location(make_mc):
+    mc = make_mc(metrics_token="metrics-token-0123456789")
+    mc.pm.register(Status(replica="file:///srv/secret-place", last_error="open /srv/x failed"))
+    client = Client(WebApp(mc))
+    status = client.get("/api/backup/status",
+                        headers={"Authorization": "Bearer metrics-token-0123456789"})
+    assert status.status_code == 200
+    assert set(status.json["pitr"]) == {"enabled", "installed", "running", "earliest", "latest",
+                                        "lag_seconds", "problem"}
+    assert "/srv" not in status.get_data(as_text=True)
 
 
 def test_metrics_show_whether_litestream_is_up_and_its_lag(make_mc):

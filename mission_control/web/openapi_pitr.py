@@ -17,8 +17,10 @@ _STATE = dict(
 
 SCHEMAS = {
     "Pitr": obj(**_STATE),
-    "PitrHealth": obj(**_STATE, problem={**STR_OR_NULL, "description": "why it fails the "
-                                         "health verdict, or null"}),
+    "PitrHealth": obj(**{k: v for k, v in _STATE.items()
+                         if k not in ("pid", "replica", "last_error")},
+                      problem={**STR_OR_NULL, "description": "why it fails the health verdict, "
+                                                             "or null"}),
     "RestoreTimestamp": {
         "type": "string", "examples": ["2026-11-27T15:52:56Z"],
         "description": "ISO 8601 with Z or an offset; must lie in the window of "
