@@ -1,10 +1,10 @@
 """`GET /api/backup/pitr`: continuous protection's state and restorable window (admin)."""
 from ..point_in_time import status
-from .http import json_response, require_actor
+from .http import json_response, require
 
 
 def pitr_status(mc, request):
-    require_actor(mc, request)
+    require(mc, request, "admin")
     return json_response(status(mc))
 
 

@@ -3,7 +3,7 @@
 from ..errors import ValidationFailed
 from ..point_in_time import restore_at
 from ..restore import restore_backup
-from .http import json_response, read_json, read_object, require_actor, session_token
+from .http import check_object, json_response, read_json, require_actor, session_token
 
 _KEEP = ("keep_settings",)
 
@@ -13,12 +13,13 @@ def backup_restore(mc, request):
     body = read_json(request)
     by_key = actor.id is None  # the API key lives in the config, not the database: it still works
     token = None if by_key else session_token(request)
+    # The body is read once; its `timestamp` key picks which of the two shapes it must have.
     if isinstance(body, dict) and "timestamp" in body:
-        body = read_object(request, ("timestamp",), "a name or a timestamp", optional=_KEEP)
+        body = check_object(body, ("timestamp",), optional=_KEEP)
         result = restore_at(mc, body["timestamp"], actor, session_token=token,
                             keep_settings=_keep_settings(body))
     else:
-        body = read_object(request, ("name",), "a name", optional=_KEEP)
+        body = check_object(body, ("name",), "a name", optional=_KEEP)
         result = restore_backup(mc, body["name"], actor, session_token=token,
                                 keep_settings=_keep_settings(body))
     if by_key:

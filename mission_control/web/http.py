@@ -100,11 +100,19 @@ def _first_invalid_text(body):
 
 def read_object(request, keys, described=None, optional=()):
     """The JSON body as an object with exactly `keys`, and maybe `optional` ones; 400 with one
-    `details` entry per problem.
+    `details` entry per problem (`check_object`).
 
     :param described: how the body is named in the shape error (default: the keys, joined).
     """
-    body = read_json(request)
+    return check_object(read_json(request), keys, described, optional)
+
+
+def check_object(body, keys, described=None, optional=()):
+    """`body` (an already parsed JSON value) if it is an object with exactly `keys`, and maybe
+    `optional` ones.
+
+    :raises ValidationFailed: one `details` entry per problem.
+    """
     if not isinstance(body, dict):
         described = described or " and ".join(keys)
         raise ValidationFailed([f"body: must be a JSON object with {described}"])
