@@ -1,6 +1,6 @@
 // Drawing the page's parts from API answers: health, the backups table, the schedule, the audit.
 import { $, el, timeEl } from "./dom.js";
-import { actionText, bothTimes, detailText, elapsedText, humanSize, localTime, utcTime } from "./format.js";
+import { actionText, bothTimes, detailText, elapsedText, humanSize, localTime, sentence, utcTime } from "./format.js";
 
 export function renderHealth(status) {
   const badge = $("health-verdict");
@@ -17,7 +17,7 @@ export function renderHealth(status) {
   }
   $("health-summary").textContent = parts.join(" ");
   $("health-reasons").replaceChildren(...(status.reasons || []).map((r) =>
-    el("li", { className: status.verdict, text: r.charAt(0).toUpperCase() + r.slice(1) + "." })));
+    el("li", { className: status.verdict, text: sentence(r) })));
   $("updated").textContent = `Checked ${localTime(status.checked_at)}; this page refreshes itself every 30 seconds while it is open.`;
   renderOffsite(status.offsite || []);
 }
@@ -52,7 +52,7 @@ export function renderOffsite(targets) {
   $("offsite-table").hidden = targets.length === 0;
   $("offsite-body").replaceChildren(...targets.map((t) => {
     const result = el("div", {}, offsiteResult(t));
-    if (t.problem) result.append(el("span", { className: "problem fail", text: t.problem.charAt(0).toUpperCase() + t.problem.slice(1) + "." }));
+    if (t.problem) result.append(el("span", { className: "problem fail", text: sentence(t.problem) }));
     const name = el("span", { className: "filename", text: t.target });
     return el("tr", { "data-target": t.target },
       el("th", { scope: "row", "data-label": "Target" }, t.configured ? name : el("span", {}, name, el("span", { className: "muted", text: " (no longer configured)" }))),
