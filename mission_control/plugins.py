@@ -154,7 +154,7 @@ def _kind(pm, plugin):
     return "registered"
 
 
-def describe_plugins(pm, disabled=()):
+def describe_plugins(pm):
     """Name, kind, version and hooks of every registered plugin, sorted by name (for
     `GET /api/plugins` and `plugins list`)."""
     out = []

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .actor import SCHEDULER, as_actor
-from .errors import describe_error, safe_text
-from .errors import BackupFailed, BackupRefused, Conflict, MissionControlError, TooManyRequests
+from .errors import (BackupFailed, BackupRefused, Conflict, MissionControlError, TooManyRequests,
+                     describe_error, safe_text)
 from .offsite_drill import drill_task
 from .plugins import call_isolated
 from .schedule import describe, next_run, slot_start
@@ -17,7 +17,6 @@ log = logging.getLogger(__name__)
 #: The thread re-checks at least this often (seconds), so a wall clock that jumps is noticed.
 MAX_SLEEP = 300.0
 MAX_MESSAGE = 500
-# An absolute path (or ~/...) not glued to a word: "free on /var/lib" but not "and/or".
 
 
 @dataclass(frozen=True)

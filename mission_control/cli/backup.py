@@ -78,10 +78,11 @@ def _growth(folder, advance):
     def watch():
         seen = 0
         while not done.wait(0.2):
-            sizes = [p.stat().st_size for p in folder.glob(f"{TEMP_PREFIX}*") if p.is_file()]
-            if sizes and max(sizes) > seen:
-                advance(max(sizes) - seen)
-                seen = max(sizes)
+            size = max((p.stat().st_size for p in folder.glob(f"{TEMP_PREFIX}*") if p.is_file()),
+                       default=0)
+            if size > seen:
+                advance(size - seen)
+                seen = size
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
@@ -103,9 +104,9 @@ def create(ctx):
 def list_(ctx):
     with ctx.open() as mc:
         answer = {"backups": listing(mc, mc.backups.scan()), "dir": str(mc.backups.dir)}
+    checked = {None: "not verified", True: "verified", False: "FAILED verification"}
     lines = []
     for b in answer["backups"]:
-        checked = {None: "not verified", True: "verified", False: "FAILED verification"}
         lines.append(f"{b['name']}\t{human_size(b['size'])}\t{_when(b['created_at'])}\t"
                      f"{checked[b.get('verified_ok')]}")
     ctx.out.result(answer, lines)
