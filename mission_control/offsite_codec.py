@@ -311,8 +311,3 @@ def decode(reader, sink, *, compressed, encrypted, identities=""):
     if compressed:
         top.finish()
     return out.size, out.sha256
-
-
-def has_age_header(reader):
-    """Whether `reader` starts like an age file (``age-encryption.org/v1``); reads only that line."""
-    return reader.read(len(AGE_MAGIC)) == AGE_MAGIC

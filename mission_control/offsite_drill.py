@@ -71,7 +71,7 @@ def _check_restorable(mc, target, name, record, identity):
 
 def _drill(mc, target):
     """`(ok, name, mode, message)` of drilling `target`'s newest copy."""
-    name = mode = None
+    name = None
     try:
         copies = list_copies(target)
         if not copies:
@@ -85,11 +85,11 @@ def _drill(mc, target):
             return True, name, HEADER_AND_HASH, _check_stored(target, name, record)
         return True, name, FULL, _check_restorable(mc, target, name, record, identity)
     except CopyDamaged as exc:
-        return False, name, mode, str(exc)
+        return False, name, None, str(exc)
     except MissionControlError as exc:
-        return False, name, mode, exc.message
+        return False, name, None, exc.message
     except Exception as exc:  # noqa: BLE001 - a target's own errors (OSError, botocore's, ...)
-        return False, name, mode, f"the copy cannot be read: {describe_error(exc)}"
+        return False, name, None, f"the copy cannot be read: {describe_error(exc)}"
 
 
 def drill_target(mc, target, actor):

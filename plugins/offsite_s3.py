@@ -17,6 +17,7 @@ import re
 import secrets
 import time
 from contextlib import contextmanager
+from functools import cached_property
 
 from mission_control import (REMOTE_PATTERN, Codec, Encoded, RemoteCopy, SettingDef,
                              codec_settings, encode, hookimpl, remove_files)
@@ -229,9 +230,9 @@ class BucketTarget:
     def __init__(self, mc, bucket, prefix):
         self.mc, self.bucket, self.prefix = mc, bucket, prefix
 
-    @property
+    @cached_property
     def client(self):
-        """A client made when first needed, so naming the target needs no boto3."""
+        """A client made when first needed (so naming the target needs no boto3), then reused."""
         try:
             return make_client(self.mc)
         except ImportError:
