@@ -1,15 +1,17 @@
 """The installed `mission-control` as scripts use it: every command, with and without --json,
 each exit code (0 done, 1 failed, 2 usage/config, 3 not found, 4 refused), never a traceback."""
 import json
+import os
 import socket
 import sqlite3
+import subprocess
 
 import pytest
 
 from mission_control.backups import LOCK_NAME
 from mission_control.fsutil import FileLock
 
-from .cli_run import PASSWORD, run_cli
+from .cli_run import COMMAND, PASSWORD, run_cli
 
 
 @pytest.fixture
@@ -247,3 +249,17 @@ def test_the_progress_bar_shows_on_a_terminal_only(data, tmp_path):
     piped = cli(data, "backup", "download", name, "-o", tmp_path / "b.db")
     digest = json.loads(cli(data, "backup", "verify", name, "--json").out)["sha256"]
     assert piped.out == f"wrote {tmp_path / 'b.db'} (sha256 {digest})\n"  # the result alone
+
+
+@pytest.mark.parametrize("args", [("backup", "list"), ("--json", "backup", "status")])
+def test_a_reader_that_goes_away_gets_no_traceback(data, args):
+    """`mission-control backup list | head -1`: stdout closed early is exit 1, never a traceback."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes a byte
+    try:
+        ran = subprocess.run([COMMAND, *args, "--data-dir", str(data)], stdout=write,
+                             stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert ran.returncode == 1

@@ -1,6 +1,7 @@
 """The `mission-control` command: parse, configure, run one command, and turn every expected
 failure into its exit code and one line (or the API's error JSON); `--debug` adds the traceback."""
 import getpass
+import os
 import sys
 import traceback
 from dataclasses import dataclass, replace
@@ -62,6 +63,13 @@ def main(argv=None, out=None, stdin=None, err=None):
         return exc.code if isinstance(exc.code, int) else OK
     except KeyboardInterrupt:
         output.error("interrupted")
+        return FAILED
+    except BrokenPipeError:
+        # The reader went away (`... | head`): nothing more can be said on stdout, and Python
+        # would print a traceback when it flushes stdout at exit, so point stdout at /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
         return FAILED
     except Exception as exc:  # noqa: BLE001 - the one place failures become exit codes
         if debug:
