@@ -69,7 +69,8 @@ class Pruning:
         candidates = rotating(listed, keep_names)
         answer = self.mc.pm.hook.prune(mc=self.mc, backups=candidates, keep_names=keep_names,
                                        settings=settings or self.mc.settings)
-        allowed = {b.name for b in candidates} - keep_names
+        rotating_names = {b.name for b in candidates}
+        allowed = rotating_names - keep_names
         delete = set(n for n in answer or () if n in allowed)
         explained = dict(answer.keep) if isinstance(answer, Plan) else {}
         keep = []
@@ -79,7 +80,6 @@ class Pruning:
                 if b.name in keep_names and JUST_MADE not in reasons:
                     reasons.insert(0, JUST_MADE)
                 keep.append((b.name, tuple(reasons)))
-        rotating_names = {b.name for b in candidates}
         keep += [(b.name, (NEVER_PRUNED,)) for b in listed if b.name not in rotating_names]
         policy = "none" if answer is None else "rules" if isinstance(answer, Plan) else "plugin"
         order = {b.name: i for i, b in enumerate(candidates)}

@@ -25,7 +25,7 @@ from dataclasses import asdict
 
 from . import db as dbmod
 from .actor import as_actor
-from .backups import TEMP_PREFIX, snapshot
+from .backups import RETRY_AFTER_BUSY, TEMP_PREFIX, snapshot
 from .errors import (BackupFailed, BackupRefused, Conflict, FileRejected, MissionControlError,
                      describe_error)
 from .fsutil import remove_files, sha256_file
@@ -37,7 +37,6 @@ from .verify import VerificationStore, inspect, verify_backup
 
 log = logging.getLogger(__name__)
 
-RETRY_AFTER_BUSY = 10
 AUDIT_COLUMNS = ("action", "actor", "actor_id", "target_type", "target_id", "detail",
                  "ip_address", "user_agent", "created_at")
 #: What protection has done so far (runs, off-site results, copies and drills), kept with the

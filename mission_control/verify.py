@@ -1,4 +1,5 @@
 """Checking backup files: SQLite header, `integrity_check`, Mission Control's schema, SHA-256."""
+import functools
 import json
 import os
 import sqlite3
@@ -28,6 +29,7 @@ class Inspection:
     schema_version: int | None = None
 
 
+@functools.cache  # the shipped scripts do not change: read them once, not per inspection
 def newest_schema_version():
     return dbmod.migrations()[-1][0]
 
