@@ -14,7 +14,8 @@ import secrets
 import time
 
 from mission_control import (REMOTE_PATTERN, Codec, RemoteCopy, SettingDef, codec_settings,
-                             encode, fsync_dir, hookimpl, remove_files, sha256_file)
+                             describe_error, encode, fsync_dir, hookimpl, remove_files,
+                             sha256_file)
 
 TARGET = "dir"
 TEMP_PREFIX = ".mc-offsite-"
@@ -117,9 +118,8 @@ def post_backup(mc, backup, actor):
         pruned = prune(folder, mc.settings.get("offsite.dir.retention_count"), remote_name,
                        mc.clock())
     except OSError as exc:
-        mc.offsite.failed(TARGET, backup, actor, f"copied and verified, but pruning the folder "
-                          f"failed: {os.strerror(exc.errno) if exc.errno else exc}",
-                          location=folder)
+        mc.offsite.failed(TARGET, backup, actor, "copied and verified, but pruning the folder "
+                          f"failed: {describe_error(exc)}", location=folder)
         return
     mc.offsite.succeeded(TARGET, backup, actor, location=os.path.join(folder, remote_name),
                          detail={"pruned": pruned,

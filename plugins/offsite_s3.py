@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from functools import cached_property
 
 from mission_control import (REMOTE_PATTERN, Codec, Encoded, RemoteCopy, SettingDef,
-                             codec_settings, encode, hookimpl, remove_files)
+                             codec_settings, describe_error, encode, hookimpl, remove_files)
 
 TARGET = "s3"
 STAGING_PREFIX = ".mc-offsite-s3-"
@@ -213,8 +213,8 @@ def post_backup(mc, backup, actor):
         pruned = prune_bucket(client, bucket, prefix,
                               mc.settings.get("offsite.s3.retention_count"), remote_name)
     except Exception as exc:  # noqa: BLE001
-        mc.offsite.failed(TARGET, backup, actor, f"uploaded and verified, but pruning the bucket "
-                          f"failed: {type(exc).__name__}: {exc}"[:300], location=location)
+        mc.offsite.failed(TARGET, backup, actor, "uploaded and verified, but pruning the bucket "
+                          f"failed: {describe_error(exc)}", location=location)
         return
     mc.offsite.succeeded(TARGET, backup, actor, location=location,
                          detail={"pruned": pruned,

@@ -1,11 +1,8 @@
-"""Small test helpers: fill the database, read a backup, set file times, serve, run the CLI."""
+"""Small test helpers: fill the database, read a backup, set file times, serve (the CLI: tests/cli_run.py)."""
 import contextlib
 import os
 import sqlite3
-import subprocess
-import sys
 import threading
-from pathlib import Path
 
 from mission_control.server import make_server
 
@@ -46,16 +43,3 @@ def serving(mc, threads=4):
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         server.close()
         thread.join(5)
-
-
-def run_cli(*args, stdin="", cwd=None, env=None):
-    """Run the installed `mission-control` command as a child process; returns CompletedProcess.
-
-    The environment is this one without `MISSION_CONTROL_*` (a developer's own data folder must
-    not leak in), plus `env`.
-    """
-    command = Path(sys.executable).with_name("mission-control")
-    argv = [str(command)] if command.exists() else [sys.executable, "-m", "mission_control"]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MISSION_CONTROL_")}
-    return subprocess.run([*argv, *args], input=stdin, capture_output=True, text=True, cwd=cwd,
-                          env={**clean, **(env or {})}, timeout=120)

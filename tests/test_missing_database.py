@@ -8,17 +8,17 @@ from mission_control.config import Config
 from mission_control.web import create_app
 
 from .conftest import PASSWORD
-from .helpers import run_cli
+from .cli_run import run_cli
 from .test_serve import get_json, start
 
 HINT = "(start the service once, or pass --data-dir)"
 
 
 def _refused(result, db_path):
-    assert result.returncode == 2, (result.stdout, result.stderr)
-    assert f"no Mission Control database at {db_path} {HINT}" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
+    assert result.code == 2, (result.out, result.err)
+    assert f"no Mission Control database at {db_path} {HINT}" in result.err
+    assert "Traceback" not in result.err
+    assert result.out == ""
 
 
 @pytest.mark.parametrize("argv", [
@@ -50,16 +50,16 @@ def test_user_add_creates_the_database_and_says_where(tmp_path):
     data = tmp_path / "new"
     result = run_cli("user", "add", "ann", "--role", "admin", "--password-stdin",
                      "--data-dir", str(data), stdin=PASSWORD + "\n")
-    assert result.returncode == 0, result.stderr
+    assert result.code == 0, result.err
     db_path = data / "mission-control.db"
     assert db_path.is_file()
-    said = [line for line in result.stderr.splitlines() if "database" in line]
+    said = [line for line in result.err.splitlines() if "database" in line]
     assert len(said) == 1 and f"creating a new Mission Control database at {db_path}" in said[0]
     made = run_cli("backup", "create", "--data-dir", str(data))
-    assert made.returncode == 0 and made.stdout.startswith("created mc-backup-"), made.stderr
+    assert made.code == 0 and made.out.startswith("created mc-backup-"), made.err
     again = run_cli("user", "add", "bob", "--password-stdin", "--data-dir", str(data),
                     stdin=PASSWORD + "\n")
-    assert again.returncode == 0 and "creating" not in again.stderr
+    assert again.code == 0 and "creating" not in again.err
 
 
 def test_serve_creates_the_database_and_logs_its_absolute_path(tmp_path):

@@ -10,7 +10,7 @@ from mission_control.settings import configures_protection
 
 from .backup_files import add_tasks, titles
 from .conftest import PASSWORD
-from .helpers import run_cli
+from .cli_run import run_cli
 
 #: What the backup holds (defaults, except where named) and what is live when it is restored.
 LIVE = {"general.auto_backup": "true", "general.backup_retention_count": "3",
@@ -147,14 +147,14 @@ def test_cli_keeps_and_says_so_or_restores_with_the_flag(mc):
     name = _backup_then_change(mc)
     data_dir = str(mc.config.data_dir)
     kept = run_cli("backup", "restore", name, "--yes", "--data-dir", data_dir)
-    assert kept.returncode == 0, kept.stderr
+    assert kept.code == 0, kept.err
     assert ("protection settings: kept the live values of diskguard.factor, general.auto_backup,"
-            in kept.stdout)
+            in kept.out)
     assert mc.settings.get("general.auto_backup") is True and titles(mc) == ["old"]
     restored = run_cli("backup", "restore", name, "--yes", "--restore-settings",
                        "--data-dir", data_dir)
-    assert restored.returncode == 0, restored.stderr
-    assert "protection settings and scheduler state: restored from the backup" in restored.stdout
+    assert restored.code == 0, restored.err
+    assert "protection settings and scheduler state: restored from the backup" in restored.out
     assert mc.settings.get("general.auto_backup") is False
     assert _slot(mc) is None
 
