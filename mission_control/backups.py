@@ -149,10 +149,7 @@ class BackupService:
         with self.budget(rate_key):
             try:
                 self.ensure_dir()
-                with self.lock.hold(self._lock_timeout) as locked:
-                    if not locked:
-                        raise Conflict("A backup is already in progress",
-                                       headers={"Retry-After": str(RETRY_AFTER_BUSY)})
+                with self.exclusive("A backup is already in progress", self._lock_timeout):
                     started = time.perf_counter()
                     self._pre_backup(actor)
                     made = self._snapshot(actor)
@@ -168,6 +165,17 @@ class BackupService:
                     raise
                 raise self._failed(exc, actor) from exc
         return made
+
+    @contextmanager
+    def exclusive(self, message, timeout=0):
+        """Hold the backup lock for the block, waiting at most `timeout` seconds for it.
+
+        :raises Conflict: `message`, when another backup or restore kept it (409, `Retry-After`).
+        """
+        with self.lock.hold(timeout) as locked:
+            if not locked:
+                raise Conflict(message, headers={"Retry-After": str(RETRY_AFTER_BUSY)})
+            yield
 
     def _finished(self, actor, made, error):
         call_isolated(self.mc.pm, "backup_finished",

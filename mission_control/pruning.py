@@ -10,8 +10,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from .backups import RETRY_AFTER_BUSY
-from .errors import Conflict, MissionControlError, ValidationFailed, describe_error
+from .errors import MissionControlError, ValidationFailed, describe_error
 from .fsutil import fsync_dir
 from .names import backup_time
 from .retention_policy import Plan
@@ -112,10 +111,7 @@ class Pruning:
             return self._decide_or_fail(actor, settings)
         backups = self.mc.backups
         backups.ensure_dir()
-        with backups.lock.hold(0) as locked:
-            if not locked:
-                raise Conflict("A backup is already in progress",
-                               headers={"Retry-After": str(RETRY_AFTER_BUSY)})
+        with backups.exclusive("A backup is already in progress"):
             outcome = self._decide_or_fail(actor, settings)
             self.remove(outcome.delete, actor)
         return outcome

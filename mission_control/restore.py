@@ -20,13 +20,12 @@ import os
 import secrets
 import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import asdict
 
 from . import db as dbmod
 from .actor import as_actor
-from .backups import RETRY_AFTER_BUSY, TEMP_PREFIX, snapshot
-from .errors import (BackupFailed, BackupRefused, Conflict, FileRejected, MissionControlError,
+from .backups import TEMP_PREFIX, snapshot
+from .errors import (BackupFailed, BackupRefused, FileRejected, MissionControlError,
                      describe_error)
 from .fsutil import remove_files, sha256_file
 from .names import SAFETY_COPY
@@ -37,6 +36,7 @@ from .verify import VerificationStore, inspect, verify_backup
 
 log = logging.getLogger(__name__)
 
+BUSY = "A backup or restore is already in progress"
 AUDIT_COLUMNS = ("action", "actor", "actor_id", "target_type", "target_id", "detail",
                  "ip_address", "user_agent", "created_at")
 #: What protection has done so far (runs, off-site results, copies and drills), kept with the
@@ -78,7 +78,7 @@ def restore_backup(mc, name, actor, *, session_token=None, keep_settings=True):
     """
     actor = as_actor(actor)
     mc.backups.readable_path(name)
-    with _exclusive(mc):
+    with mc.backups.exclusive(BUSY):
         check = verify_backup(mc, name, actor)
         return _restore_checked(mc, mc.backups.dir / name, check, actor, name, {"name": name},
                                 session_token, keep_settings)
@@ -97,21 +97,11 @@ def restore_prepared_file(mc, path, actor, *, label, detail, session_token=None,
     :return, raises: as `restore_backup`.
     """
     actor = as_actor(actor)
-    with _exclusive(mc):
+    with mc.backups.exclusive(BUSY):
         found = inspect(path, timeout=mc.config.verify_timeout, clock=mc.clock)
         check = {**asdict(found), "sha256": sha256_file(path)}
         return _restore_checked(mc, path, check, actor, label, {"name": label, **detail},
                                 session_token, keep_settings)
-
-
-@contextmanager
-def _exclusive(mc):
-    """Hold the backup lock for the block, or raise Conflict (409) at once."""
-    with mc.backups.lock.hold(0) as locked:
-        if not locked:
-            raise Conflict("A backup or restore is already in progress",
-                           headers={"Retry-After": str(RETRY_AFTER_BUSY)})
-        yield
 
 
 def _restore_checked(mc, source, check, actor, name, detail, session_token, keep_settings):
