@@ -6,6 +6,7 @@ the file is, and pruning one kind never touches another's.
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 
 STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S.db"  # UTC; zero-padded, so names sort as the times do
 
@@ -37,8 +38,13 @@ class FileKind:
         """The strftime format of a new file's name (UTC)."""
         return self.prefix + STAMP_FORMAT
 
+    @cached_property
+    def pattern(self):
+        """The kind's names, as `stamped(prefix)`: built once, not per file name checked."""
+        return stamped(self.prefix)
+
     def matches(self, filename):
-        return bool(stamped(self.prefix).match(filename))  # re caches the compiled pattern
+        return bool(self.pattern.match(filename))
 
 
 SAFETY_COPY = FileKind("safety_copy", "pre-restore-")
