@@ -152,13 +152,14 @@ class BackupService:
                 with self.exclusive("A backup is already in progress", self._lock_timeout):
                     started = time.perf_counter()
                     self._pre_backup(actor)
-                    made = self._snapshot(actor)
+                    made, copied_by = self._snapshot(actor)
                     self.mc.audit.emit("backup_create", actor, target_type="backup",
                                        target_id=made.name,
                                        detail={"name": made.name, "size": made.size,
                                                "path": str(made.path),
                                                "duration_seconds": round(
-                                                   time.perf_counter() - started, 3)})
+                                                   time.perf_counter() - started, 3),
+                                               "copy": copied_by})
                     self.mc.pruning.after_backup(made, actor)
             except OSError as exc:  # the folder or its lock file is unusable (a file, read-only...)
                 if made is not None:
@@ -341,12 +342,13 @@ def snapshot(db_path, folder, name_format, second, *, io_limit=0):
 
     :param io_limit: bytes per second the copy may read and write (0: no limit).
 
-    :return: the new `BackupInfo`.
+    :return: the new `BackupInfo`, and how it was copied: ``"file"`` (the database file, by the
+        kernel) or ``"pages"`` (SQLite's backup API), as `copy_database` says.
     :raises Exception: whatever the copy or the filesystem raised.
     """
     tmp = folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
     try:
-        copy_database(db_path, tmp, io_limit=io_limit)
+        copied_by = copy_database(db_path, tmp, io_limit=io_limit)
         # Stat before placing: once in place, a DELETE may remove it at once (a client that
         # listed an older file of the same name), and that must not turn the backup into a
         # failure. Moving a file keeps its size and mtime.
@@ -358,4 +360,5 @@ def snapshot(db_path, folder, name_format, second, *, io_limit=0):
             remove_files(tmp, f"{tmp}-journal")  # gone already once placed
         except OSError:
             log.exception("could not remove a backup's temporary file")
-    return BackupInfo(final.name, st.st_size, int(st.st_mtime), folder, st.st_mtime_ns)
+    return (BackupInfo(final.name, st.st_size, int(st.st_mtime), folder, st.st_mtime_ns),
+            copied_by)

@@ -1,5 +1,6 @@
 """Linux writeback and I/O priority calls (through libc), each a no-op where they do not exist."""
 import ctypes
+import errno
 import logging
 import os
 import platform
@@ -35,6 +36,9 @@ class LinuxIO:
         if self._sfr is not None:
             self._sfr.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
         self._syscall = getattr(libc, "syscall", None) if _SYS_IOPRIO_SET else None
+        self._fallocate = getattr(libc, "fallocate", None)
+        if self._fallocate is not None:
+            self._fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
 
     def _range(self, fd, offset, length, flags):
         if self._sfr is None:
@@ -52,6 +56,20 @@ class LinuxIO:
         """Write the range's dirty pages and wait until they are on the device (no metadata:
         the final `fdatasync` still makes the file durable)."""
         return self._range(fd, offset, length, _SFR_WAIT_BEFORE | _SFR_WRITE | _SFR_WAIT_AFTER)
+
+    def preallocate(self, fd, length):
+        """Reserve `length` bytes of disk for `fd` at once (`fallocate`, the file's size grows
+        too): a full disk is known before anything is copied, and writing the file later
+        allocates nothing. Returns False where the filesystem or platform cannot (nothing was
+        done); raises OSError for anything else (ENOSPC among them)."""
+        if self._fallocate is None:
+            return False
+        if self._fallocate(fd, 0, 0, length) != 0:
+            err = ctypes.get_errno()
+            if err in (errno.EOPNOTSUPP, errno.ENOSYS):
+                return False
+            raise OSError(err, os.strerror(err))
+        return True
 
     def idle_io_priority(self):
         """Put the calling thread's I/O in the idle class: served when the disk has nothing else

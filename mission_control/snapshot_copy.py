@@ -1,36 +1,55 @@
-"""Copying a live WAL-mode database into a new, durable, checked file (one backup's copy)."""
+"""Copying a live database into a new, durable, checked file (one backup's copy)."""
+import errno
+import logging
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from contextlib import closing, contextmanager
+from pathlib import Path
 
 from . import db as dbmod
+from . import file_copy
+from .errors import describe_error
 from .linux_io import LinuxIO
 from .private_files import PRIVATE_FILE
 
-#: Pages per backup step: 256 KiB at the default page size. Small steps keep the copy's pace
-#: (and `backup.io_limit_mb_s`) even, in the same time as larger ones.
+log = logging.getLogger(__name__)
+
+#: Pages per step of SQLite's backup API: 256 KiB at the default page size. Small steps keep the
+#: copy's pace (and `backup.io_limit_mb_s`) even, in the same time as larger ones.
 STEP_PAGES = 64
-#: Copied bytes not yet on the device before the copy waits for the disk. On ext4 (data=ordered)
-#: a live commit's fsync waits for what the copy has pending, so less pending is a faster commit.
-MAX_UNWRITTEN = 8 * 2**20
+MAX_UNWRITTEN = file_copy.MAX_UNWRITTEN
 #: Longest wait for the disk between two steps: the bound is politeness, never a reason to stall.
 MAX_WAIT = 1.0
 #: Read through a memory map (no read call and no copy per page). SQLite caps it at its own
 #: compile-time maximum (2 GiB in common builds); past that it reads the rest with read calls.
 MMAP_SIZE = 1 << 40
+#: How long the proof that the file holds the snapshot may wait for the write lock (ms).
+WRITE_LOCK_WAIT_MS = 250
+#: Tries at that proof, and the pause between two (s). A try fails when another checkpoint runs
+#: or an older reader holds part of the WAL out of the file; only the first goes away quickly.
+PROOF_ATTEMPTS = 3
+PROOF_RETRY_WAIT = 0.02
+#: A failed kernel copy that says the disk is full is a failed backup, not a reason to retry.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+CHILD = Path(file_copy.__file__)
 
 
 def copy_database(source, target, *, io_limit=0):
-    """Snapshot `source` into the new file `target` with SQLite's online backup API; make it
-    durable and check it with `PRAGMA quick_check`.
+    """Snapshot `source` into the new file `target`; make it durable and check it with
+    `PRAGMA quick_check`.
 
-    The steps share one read transaction on the WAL-mode source, so writers carry on and the copy
-    never restarts. The copy is switched to rollback-journal mode (one self-contained file). A
-    thread hands it to the disk while it is written, at idle I/O priority, and makes it durable
-    while the check runs.
+    One read transaction on the source is the snapshot: writers carry on (WAL) and the copy never
+    restarts. When the database file provably holds exactly that snapshot, a child process copies
+    the file inside the kernel (`file_copy`); otherwise SQLite's online backup API copies it page
+    by page. Either way the copy is a rollback-journal database (one self-contained file), handed
+    to the disk while it is written at idle I/O priority, and made durable while the check runs.
 
     :param io_limit: at most this many bytes per second are copied (0: no limit).
+    :return: ``"file"`` (the kernel copied the file) or ``"pages"`` (the backup API did).
     :raises sqlite3.Error or OSError: on any failure (disk full included); `target` may be left
         behind for the caller to remove.
     """
@@ -38,11 +57,12 @@ def copy_database(source, target, *, io_limit=0):
     writeback = _Writeback(fd, LinuxIO())
     try:
         os.fchmod(fd, PRIVATE_FILE)  # whatever the umask
-        writeback.start()
-        try:
-            _copy(source, target, io_limit, writeback)
-        finally:
-            writeback.finish()  # the final fdatasync runs while the check reads the copy
+        with _snapshot(source) as (src, length):
+            method = "file" if length and _copy_file(source, fd, length, io_limit) else "pages"
+            writeback.start()
+            if method == "pages":
+                _copy_pages(src, target, io_limit, writeback)
+        writeback.finish()  # the final fdatasync runs while the check reads the copy
         result = _quick_check(target)
         writeback.join()
         if writeback.error is not None:
@@ -53,29 +73,129 @@ def copy_database(source, target, *, io_limit=0):
         os.close(fd)  # last: SQLite's connections to the copy are closed by now
     if result != ["ok"]:
         raise sqlite3.DatabaseError(f"quick_check of the copy failed: {'; '.join(result[:3])}")
+    return method
 
 
-def _copy(source, target, io_limit, writeback):
+@contextmanager
+def _snapshot(source):
+    """A connection to `source` inside a read transaction, the snapshot every copy is made of,
+    and the snapshot's length in bytes when the database file holds exactly it (else None)."""
     src = dbmod.open_file(source, "rw")  # a missing database is an error, never created empty
     try:
         src.execute(f"PRAGMA busy_timeout={dbmod.BUSY_TIMEOUT_MS}")
         src.execute(f"PRAGMA mmap_size={MMAP_SIZE}")
-        dst = sqlite3.connect(str(target), isolation_level=None)
-        try:
-            dst.execute("PRAGMA journal_mode=OFF")
-            dst.execute("PRAGMA synchronous=OFF")
-            # The snapshot: a read transaction held across every step, so that no other
-            # connection's commit makes the backup start over.
-            src.execute("BEGIN")
-            src.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if src.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            with closing(dbmod.open_file(source, "rw")) as ck:
+                for attempt in range(PROOF_ATTEMPTS):
+                    if attempt:  # another checkpoint (a writer's automatic one) was running
+                        src.execute("COMMIT")
+                        time.sleep(PROOF_RETRY_WAIT)
+                    _checkpoint(ck)  # the bulk of the work, before writers are paused
+                    with _writers_paused(source):
+                        _begin(src)
+                        in_file = _checkpoint(ck)
+                    if in_file:
+                        break
+        else:
+            _begin(src)  # our shared lock keeps every writer out of the file
+            in_file = True
+        length = None
+        if in_file:
             page_size = src.execute("PRAGMA page_size").fetchone()[0]
-            src.backup(dst, pages=STEP_PAGES, progress=_Pace(page_size, io_limit, writeback))
-            src.execute("COMMIT")
-            dst.execute("PRAGMA journal_mode=DELETE")
-        finally:
-            dst.close()
+            length = src.execute("PRAGMA page_count").fetchone()[0] * page_size
+        yield src, length
+        src.execute("COMMIT")
     finally:
         src.close()
+
+
+def _begin(src):
+    src.execute("BEGIN")
+    src.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+
+def _checkpoint(ck):
+    """A passive checkpoint (it never waits): whether every frame in the WAL is now also in the
+    database file. False when it cannot tell (busy, not WAL, an error).
+
+    Run after our snapshot began, True proves that the file holds exactly the snapshot, and keeps
+    holding it while the snapshot's read transaction lasts. The WAL's frames it counts are at
+    least our snapshot's; the frames it checkpointed are at most our snapshot's, because a
+    checkpoint never copies a frame past the oldest reader's snapshot into the file. Equal, every
+    frame of our snapshot is in the file, and the file cannot change further: in WAL mode writers
+    only append to the WAL. (A reader that began on a fully checkpointed WAL reads the file alone,
+    and no checkpoint writes to the file while it lasts.)
+    """
+    try:
+        busy, frames, checkpointed = ck.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    except sqlite3.Error as exc:  # a read-only folder, ...: prove nothing, copy page by page
+        log.debug("checkpoint before a backup failed: %s", describe_error(exc))
+        return False
+    return not busy and 0 <= frames == checkpointed
+
+
+@contextmanager
+def _writers_paused(source):
+    """Hold the database's write lock for the block, so that no commit lands meanwhile; or
+    nothing, when another writer kept it for `WRITE_LOCK_WAIT_MS`.
+
+    Not needed for the proof to be sound (see `_checkpoint`), only for it to succeed under
+    steady writes: with no commit between the snapshot and the checkpoint, the WAL holds exactly
+    the snapshot's frames. It is held for one small checkpoint: the bulk ran before.
+    """
+    with closing(dbmod.open_file(source, "rw")) as lock:
+        lock.execute(f"PRAGMA busy_timeout={WRITE_LOCK_WAIT_MS}")
+        try:
+            lock.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # busy (or read only): the proof may still succeed
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.execute("ROLLBACK")
+
+
+def _copy_file(source, fd, length, io_limit):
+    """Copy the first `length` bytes of the database file into `fd` in a child process
+    (`file_copy`), and mark the copy a rollback-journal database. Returns False, with `fd`
+    emptied, when the child could not copy (the caller copies page by page instead).
+
+    :raises OSError: the disk is full (no second try could succeed).
+    """
+    argv = [sys.executable, "-I", "-S", str(CHILD), os.fspath(source), str(fd), str(length),
+            str(int(io_limit)), str(os.getpid())]
+    try:
+        child = subprocess.run(argv, pass_fds=(fd,), capture_output=True, text=True, check=False)
+        problem = child.stderr.strip().splitlines()[-1:] if child.returncode else []
+        if child.returncode and not problem:
+            problem = [f"exit status {child.returncode}"]
+    except (OSError, subprocess.SubprocessError) as exc:  # no interpreter to start, ...
+        problem = [describe_error(exc)]
+    if not problem:
+        os.pwrite(fd, b"\x01\x01", 18)  # file format write/read versions: 1 = rollback journal
+        return True
+    code = problem[0].removeprefix("errno ").split(":", 1)[0]
+    if code.isdigit() and int(code) in NO_SPACE:
+        raise OSError(int(code), os.strerror(int(code)))
+    log.warning("the kernel copy of the database failed (%s); copying it page by page",
+                problem[0])
+    os.ftruncate(fd, 0)
+    return False
+
+
+def _copy_pages(src, target, io_limit, writeback):
+    """Copy the snapshot `src` reads into `target` with SQLite's online backup API, in steps of
+    `STEP_PAGES` pages paced by `_Pace`."""
+    dst = sqlite3.connect(str(target), isolation_level=None)
+    try:
+        dst.execute("PRAGMA journal_mode=OFF")
+        dst.execute("PRAGMA synchronous=OFF")
+        page_size = src.execute("PRAGMA page_size").fetchone()[0]
+        src.backup(dst, pages=STEP_PAGES, progress=_Pace(page_size, io_limit, writeback))
+        dst.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        dst.close()
 
 
 def _quick_check(path):
