@@ -53,12 +53,13 @@ def cp_fsync(src, dst):
     return elapsed
 
 
-def api_backup(client, mc):
+def api_backup(client):
+    """One POST /api/backup: its seconds. With the retention count at 1, as in the steady state of
+    a service that keeps N backups, each backup after the first also prunes the one before."""
     started = time.perf_counter()
     response = client.post("/api/backup", headers={"x-api-key": KEY})
     elapsed = time.perf_counter() - started
     assert response.status_code == 200, response.get_data(as_text=True)
-    os.unlink(mc.backups.dir / response.json["backup"]["name"])
     return elapsed
 
 
@@ -98,7 +99,7 @@ def durable_copy_seconds(db_path, folder):
         os.unlink(target)
 
 
-def memory_growth(client, mc):
+def memory_growth(client):
     """RssAnon and RssFile growth (MiB) of this process, the server, during one backup."""
     def sample():
         with open("/proc/self/status") as f:
@@ -112,7 +113,7 @@ def memory_growth(client, mc):
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        api_backup(client, mc)
+        api_backup(client)
     finally:
         done.set()
         watcher.join()
@@ -158,33 +159,65 @@ def writer(db_path, interval, synchronous, stop, out):
     out.put(latencies)
 
 
-def latency_run(db_path, seconds, do_backups, client, mc, synchronous="NORMAL", io_limit=0):
-    """Writer latency (ms) over `seconds`, without or during back-to-back backups copied at
-    `io_limit` MB/s (0: no limit); also the backups' median seconds."""
-    mc.settings.update({"backup.io_limit_mb_s": str(io_limit)}, actor="bench")
+def _stats(latencies, windows):
+    values = sorted(lat for t, lat in latencies if any(a <= t <= b for a, b in windows))
+    return {"commits": len(values), "p50": statistics.median(values) * 1000,
+            "p99": values[int(len(values) * 0.99) - 1] * 1000, "max": values[-1] * 1000}
+
+
+def _backups_until(end, client):
+    """Back-to-back backups until `end` (perf_counter); their (start, end) windows."""
+    windows = []
+    while time.perf_counter() < end:
+        started = time.perf_counter()
+        api_backup(client)
+        windows.append((started, time.perf_counter()))
+    return windows
+
+
+def _with_writer(db_path, synchronous, body):
+    """Run `body()` while a writer process commits every 2 ms; returns (body's result, the
+    writer's (start time, latency) pairs)."""
     stop, out = multiprocessing.Event(), multiprocessing.Queue()
     proc = multiprocessing.Process(target=writer, args=(db_path, 0.002, synchronous, stop, out))
     proc.start()
     time.sleep(0.5)
-    windows = []
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        if do_backups:
-            started = time.perf_counter()
-            api_backup(client, mc)
-            windows.append((started, time.perf_counter()))
-        else:
-            time.sleep(0.05)
-    stop.set()
+    try:
+        result = body()
+    finally:
+        stop.set()
     latencies = out.get(timeout=60)
     proc.join()
-    if do_backups:
-        latencies = [(t, lat) for t, lat in latencies if any(a <= t <= b for a, b in windows)]
-    values = sorted(lat for _, lat in latencies)
-    return {"commits": len(values), "backups": len(windows),
-            "backup_s": statistics.median(b - a for a, b in windows) if windows else 0,
-            "p50": statistics.median(values) * 1000,
-            "p99": values[int(len(values) * 0.99) - 1] * 1000, "max": values[-1] * 1000}
+    return result, latencies
+
+
+def latency_run(db_path, seconds, client, mc, synchronous="NORMAL", io_limit=0):
+    """Writer latency (ms) during back-to-back backups copied at `io_limit` MB/s (0: no limit)
+    for `seconds`; also the backups' median seconds."""
+    mc.settings.update({"backup.io_limit_mb_s": str(io_limit)}, actor="bench")
+    windows, latencies = _with_writer(
+        db_path, synchronous, lambda: _backups_until(time.perf_counter() + seconds, client))
+    return {**_stats(latencies, windows), "backups": len(windows),
+            "backup_s": statistics.median(b - a for a, b in windows)}
+
+
+def latency_pair(db_path, seconds, client, mc, synchronous, io_limit, rounds=3):
+    """The same writer, in alternating windows without backups and with back-to-back backups at
+    `io_limit` MB/s (`rounds` of each, `seconds` in all): (quiet, during) latency figures. One
+    writer and interleaved windows, so that drift on a shared machine hits both alike."""
+    mc.settings.update({"backup.io_limit_mb_s": str(io_limit)}, actor="bench")
+    each = seconds / (2 * rounds)
+
+    def alternate():
+        quiet, busy = [], []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            time.sleep(each)
+            quiet.append((started, time.perf_counter()))
+            busy += _backups_until(time.perf_counter() + each, client)
+        return quiet, busy
+    (quiet, busy), latencies = _with_writer(db_path, synchronous, alternate)
+    return _stats(latencies, quiet), _stats(latencies, busy)
 
 
 def main():
@@ -210,7 +243,7 @@ def main():
     try:
         config = Config.from_env({"API_KEY": KEY, "MC_BACKUP_RATE_LIMIT": "0"}, data_dir=work)
         mc = MissionControl(config, entry_points=False, create=True)
-        mc.settings.update({"general.backup_retention_count": "1000"}, actor="bench")
+        mc.settings.update({"general.backup_retention_count": "1"}, actor="bench")
         client = Client(WebApp(mc))
         print(f"filling a {args.size_mib} MiB database in {work} ...", flush=True)
         fill(config.db_path, args.size_mib)
@@ -223,16 +256,15 @@ def main():
             seconds, method = durable_copy_seconds(config.db_path, mc.backups.dir)
             copy_times.append(seconds)
             methods.add(method)
-            backup_times.append(api_backup(client, mc))
+            backup_times.append(api_backup(client))
         cp_med, bk_med = statistics.median(cp_times), statistics.median(backup_times)
         check_med, copy_med = statistics.median(check_times), statistics.median(copy_times)
-        anon, rss_file = memory_growth(client, mc)
+        anon, rss_file = memory_growth(client)
 
-        full_quiet = latency_run(config.db_path, args.latency_seconds / 2, False, client, mc, "FULL")
-        full_polite = latency_run(config.db_path, args.latency_seconds, True, client, mc, "FULL",
-                                  args.polite_limit)
-        normal = latency_run(config.db_path, args.latency_seconds, True, client, mc, "NORMAL")
-        trade = [(limit, latency_run(config.db_path, args.latency_seconds / 2, True, client, mc,
+        full_quiet, full_polite = latency_pair(config.db_path, args.latency_seconds * 2, client,
+                                               mc, "FULL", args.polite_limit)
+        normal = latency_run(config.db_path, args.latency_seconds, client, mc, "NORMAL")
+        trade = [(limit, latency_run(config.db_path, args.latency_seconds / 2, client, mc,
                                      "FULL", limit))
                  for limit in [int(x) for x in args.limits.split(",") if x.strip()]]
         list_ms, floor_ms = listing_ms(client, mc, args.files)
@@ -249,7 +281,8 @@ def main():
             ("backup / (cp + fsync + quick_check)", f"{bk_med / (cp_med + check_med):.2f}x",
              "<= 1.0x"),
             ("backup throughput", f"{size / 2**20 / bk_med:.0f} MiB/s", ""),
-            ("writer p99, FULL, no backup", f"{full_quiet['p99']:.2f} ms", "baseline"),
+            ("writer p99, FULL, no backup (windows between those below)",
+             f"{full_quiet['p99']:.2f} ms", "baseline"),
             (f"writer p99, FULL, backups at {args.polite_limit} MB/s",
              f"{full_polite['p99']:.2f} ms", ""),
             ("  ratio to no backup", f"{full_polite['p99'] / full_quiet['p99']:.2f}x", "<= 2x"),

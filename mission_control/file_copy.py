@@ -18,8 +18,10 @@ import os
 import sys
 import time
 
-#: Bytes per `copy_file_range` call: the pace of the copy and of its writeback.
+#: Bytes per `copy_file_range` call: the pace of the copy and of its writeback. Under a limit,
+#: smaller: a live commit that comes while a chunk is written waits for less.
 CHUNK = 256 << 10
+LIMITED_CHUNK = 64 << 10
 #: Copied bytes not yet on the device before the copy waits for the disk. On ext4 (data=ordered)
 #: a live commit's fsync waits for what the copy has pending, so less pending is a faster commit.
 MAX_UNWRITTEN = 8 * 2**20
@@ -35,8 +37,9 @@ def copy_range(src, dst, length, io, *, io_limit=0, parent=None):
     started = time.monotonic()
     done = written = 0
     kernel = hasattr(os, "copy_file_range")
+    chunk = LIMITED_CHUNK if io_limit else CHUNK
     while done < length:
-        count = min(CHUNK, length - done)
+        count = min(chunk, length - done)
         if kernel:
             try:
                 n = os.copy_file_range(src, dst, count, done, done)
