@@ -66,7 +66,7 @@ class LinuxIO:
             return False
         if self._fallocate(fd, 0, 0, length) != 0:
             err = ctypes.get_errno()
-            if err in (errno.EOPNOTSUPP, errno.ENOSYS):
+            if err in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                 return False
             raise OSError(err, os.strerror(err))
         return True

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from mission_control import snapshot_copy
+from mission_control import file_copy, snapshot_copy
+from mission_control.linux_io import LinuxIO
 
 
 def _wal_database(path, rows=2000, checkpointed=True):
@@ -107,7 +108,8 @@ def test_a_full_disk_in_the_kernel_copy_fails_the_backup_at_once(tmp_path):
         import resource, signal
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, 512 * 1024))
-        from mission_control import snapshot_copy
+        from mission_control import file_copy, snapshot_copy
+from mission_control.linux_io import LinuxIO
         called = []
         snapshot_copy._copy_pages = lambda *args: called.append(1)
         try:
@@ -191,3 +193,25 @@ def test_writers_wait_for_the_proof_only_briefly(tmp_path):
     for i in range(3):
         count, _ = _rows(tmp_path / f"copy{i}.db")
         assert count >= 20000
+
+
+def test_where_the_kernel_cannot_copy_between_the_files_it_reads_and_writes(tmp_path, monkeypatch):
+    """`copy_file_range` refused (another filesystem on an older kernel, ...): the same bytes are
+    copied with read and write calls, under the same limit and writeback."""
+    source = tmp_path / "source.bin"
+    source.write_bytes(os.urandom(3 * file_copy.CHUNK + 123))
+    calls = []
+
+    def refuse(*args):
+        calls.append(args)
+        raise OSError(18, "Invalid cross-device link")  # EXDEV
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+    src = os.open(source, os.O_RDONLY)
+    dst = os.open(tmp_path / "copy.bin", os.O_RDWR | os.O_CREAT)
+    try:
+        file_copy.copy_range(src, dst, 2 * file_copy.CHUNK + 7, LinuxIO())
+    finally:
+        os.close(src)
+        os.close(dst)
+    assert len(calls) == 1  # asked once, then read and write
+    assert (tmp_path / "copy.bin").read_bytes() == source.read_bytes()[:2 * file_copy.CHUNK + 7]
