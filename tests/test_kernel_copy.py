@@ -108,8 +108,7 @@ def test_a_full_disk_in_the_kernel_copy_fails_the_backup_at_once(tmp_path):
         import resource, signal
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, 512 * 1024))
-        from mission_control import file_copy, snapshot_copy
-from mission_control.linux_io import LinuxIO
+        from mission_control import snapshot_copy
         called = []
         snapshot_copy._copy_pages = lambda *args: called.append(1)
         try:
