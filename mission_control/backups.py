@@ -12,6 +12,7 @@ from pathlib import Path
 from .actor import as_actor
 from .errors import (BackupFailed, BackupRefused, BadRequest, Conflict, MissionControlError,
                      NotFound, TooManyRequests, ValidationFailed, describe_error)
+from .file_removal import remove_gently
 from .fsutil import FileLock, fsync_dir, place_at_free_name, remove_files
 from .names import NAME_FORMAT, PATTERN  # noqa: F401 - PATTERN: its public home for plugins
 from .plugins import call_isolated
@@ -305,13 +306,22 @@ class BackupService:
         """
         path = self.path_of(name)
         try:
-            size = os.lstat(path).st_size
-            os.unlink(path)  # unlinking a name never follows a symlink
+            size = self.remove_file(path)
         except FileNotFoundError:
             raise NotFound("Backup not found") from None
         fsync_dir(self.dir)
         self.mc.audit.emit("backup_delete", as_actor(actor), target_type="backup",
                            target_id=name, detail={"name": name, "size": size})
+
+    def remove_file(self, path):
+        """Delete the file `path` of the backups folder (never following a symlink), a large one
+        in steps so that the live database's writers are not stalled (`remove_gently`); returns
+        its size.
+
+        :raises FileNotFoundError: no such file.
+        :raises OSError: it could not be removed.
+        """
+        return remove_gently(path, self.dir / f"{TEMP_PREFIX}delete-{secrets.token_hex(6)}.tmp")
 
     # -- start-up ------------------------------------------------------------------------------
     def remove_leftovers(self):

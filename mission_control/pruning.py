@@ -7,7 +7,6 @@ uploads, fetched off-site copies: `names.FileKind`) are limited to the newest
 `general.safety_copies_keep` of each kind by `keep_newest`, through the same deletion path.
 """
 import logging
-import os
 from dataclasses import dataclass
 
 from .errors import MissionControlError, ValidationFailed, describe_error
@@ -124,8 +123,7 @@ class Pruning:
         removed = []
         for name in names:
             try:
-                size = os.lstat(folder / name).st_size
-                os.unlink(folder / name)
+                size = self.mc.backups.remove_file(folder / name)
             except FileNotFoundError:
                 continue
             except OSError as exc:
