@@ -1,10 +1,12 @@
 """The kernel copy of a database file into a backup's open file: a child process of `snapshot_copy`.
 
-Run as ``python -I -S file_copy.py SOURCE FD LENGTH IO_LIMIT PARENT_PID`` with the backup's file
-passed as descriptor FD. It copies the first LENGTH bytes of SOURCE with `copy_file_range` (inside
-the kernel: no read or write call per page, no copy through this process), hands them to the disk
-as it goes, never more than `MAX_UNWRITTEN` ahead of it, at idle I/O priority, and at most IO_LIMIT
-bytes a second (0: no limit).
+Run as ``python -I -S file_copy.py SOURCE DEV INO FD LENGTH IO_LIMIT PARENT_PID`` with the
+backup's file passed as descriptor FD. It copies the first LENGTH bytes of SOURCE, which must still
+be the file (DEV, INO), with `sendfile` (inside the kernel: no read or write call per page, no copy
+through this process; unlike `copy_file_range` it never shares the blocks with the source on a
+filesystem that can clone, so the backup does not share the live database's fate), hands them to
+the disk as it goes, never more than `MAX_UNWRITTEN` ahead of it, at idle I/O priority, and at most
+IO_LIMIT bytes a second (0: no limit).
 
 Why a child: closing any descriptor of a file drops every POSIX lock the closing *process* holds
 on it, SQLite's included. The server never opens the live database except through SQLite; this
@@ -18,7 +20,7 @@ import os
 import sys
 import time
 
-#: Bytes per `copy_file_range` call: the pace of the copy and of its writeback. Under a limit,
+#: Bytes per `sendfile` call: the pace of the copy and of its writeback. Under a limit,
 #: smaller: a live commit that comes while a chunk is written waits for less.
 CHUNK = 256 << 10
 LIMITED_CHUNK = 64 << 10
@@ -36,15 +38,17 @@ def copy_range(src, dst, length, io, *, io_limit=0, parent=None):
     """
     started = time.monotonic()
     done = written = 0
-    kernel = hasattr(os, "copy_file_range")
+    kernel = hasattr(os, "sendfile")
+    if kernel:
+        os.lseek(dst, 0, os.SEEK_SET)  # sendfile writes at the file position
     chunk = LIMITED_CHUNK if io_limit else CHUNK
     while done < length:
         count = min(chunk, length - done)
         if kernel:
             try:
-                n = os.copy_file_range(src, dst, count, done, done)
-            except OSError as exc:  # not between these files or on this kernel: read and write
-                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                n = os.sendfile(dst, src, done, count)
+            except OSError as exc:  # not between these files or on this system: read and write
+                if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                     raise
                 kernel = False
                 continue
@@ -70,12 +74,16 @@ def copy_range(src, dst, length, io, *, io_limit=0, parent=None):
 
 
 def main(argv, io):
-    source, fd, length, io_limit, parent = argv[0], *map(int, argv[1:])
+    source, dev, ino, fd, length, io_limit, parent = argv[0], *map(int, argv[1:])
     io.idle_io_priority()
     try:
         src = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            if os.fstat(src).st_size < length:
+            st = os.fstat(src)
+            if (st.st_dev, st.st_ino) != (dev, ino):
+                print("the database file was replaced during the backup", file=sys.stderr)
+                return 2
+            if st.st_size < length:
                 print(f"the source is shorter than {length} bytes", file=sys.stderr)
                 return 2
             io.preallocate(fd, length)

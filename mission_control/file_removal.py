@@ -46,15 +46,30 @@ def remove_gently(path, hidden):
 
 
 def _shrink(path, st):
-    """Shrink `path` (the file `st` described) to nothing in steps, while nobody else opens it."""
+    """Shrink `path` (the file `st` described) to nothing in steps, while nobody else opens it.
+
+    The file is first opened as a path only (`O_PATH`: closing such a descriptor releases no
+    POSIX lock), checked to be the same single-named regular file, and only then reopened for
+    writing through that descriptor, so whatever replaced the name meanwhile is never opened.
+    """
+    if not hasattr(os, "O_PATH"):
+        return
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        pinned = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return
     try:
-        now = os.fstat(fd)
-        if (now.st_dev, now.st_ino, now.st_nlink) != (st.st_dev, st.st_ino, 1):
+        now = os.fstat(pinned)
+        if (not stat.S_ISREG(now.st_mode)
+                or (now.st_dev, now.st_ino, now.st_nlink) != (st.st_dev, st.st_ino, 1)):
             return  # not the file we renamed (only this service's user could swap it)
+        try:
+            fd = os.open(f"/proc/self/fd/{pinned}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:  # no /proc: delete it whole
+            return
+    finally:
+        os.close(pinned)
+    try:
         try:
             fcntl.fcntl(fd, fcntl.F_SETSIG, _LEASE_SIGNAL)
             fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
@@ -67,6 +82,9 @@ def _shrink(path, st):
                 os.ftruncate(fd, size)
                 time.sleep(SHRINK_PAUSE)
         finally:
-            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+            except OSError:  # the kernel already took it back (a break that timed out)
+                pass
     finally:
         os.close(fd)

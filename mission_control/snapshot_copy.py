@@ -2,6 +2,7 @@
 import errno
 import logging
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -57,8 +58,9 @@ def copy_database(source, target, *, io_limit=0):
     writeback = _Writeback(fd, LinuxIO())
     try:
         os.fchmod(fd, PRIVATE_FILE)  # whatever the umask
-        with _snapshot(source) as (src, length):
-            method = "file" if length and _copy_file(source, fd, length, io_limit) else "pages"
+        with _snapshot(source) as (src, length, identity):
+            method = ("file" if length and _copy_file(source, identity, fd, length, io_limit)
+                      else "pages")
             writeback.start()
             if method == "pages":
                 _copy_pages(src, target, io_limit, writeback)
@@ -78,8 +80,10 @@ def copy_database(source, target, *, io_limit=0):
 
 @contextmanager
 def _snapshot(source):
-    """A connection to `source` inside a read transaction, the snapshot every copy is made of,
-    and the snapshot's length in bytes when the database file holds exactly it (else None)."""
+    """A connection to `source` inside a read transaction, the snapshot every copy is made of;
+    the snapshot's length in bytes when the database file holds exactly it (else None); and the
+    file's (device, inode), which the kernel copy checks it copies."""
+    identity = _identity(source)
     src = dbmod.open_file(source, "rw")  # a missing database is an error, never created empty
     try:
         src.execute(f"PRAGMA busy_timeout={dbmod.BUSY_TIMEOUT_MS}")
@@ -97,16 +101,21 @@ def _snapshot(source):
                     if in_file:
                         break
         else:
-            _begin(src)  # our shared lock keeps every writer out of the file
-            in_file = True
+            _begin(src)  # our shared lock keeps every writer out of the file (and out of WAL)
+            in_file = src.execute("PRAGMA journal_mode").fetchone()[0] != "wal"
         length = None
-        if in_file:
+        if in_file and _identity(source) == identity:  # the file src opened, as far as we know
             page_size = src.execute("PRAGMA page_size").fetchone()[0]
             length = src.execute("PRAGMA page_count").fetchone()[0] * page_size
-        yield src, length
+        yield src, length, identity
         src.execute("COMMIT")
     finally:
         src.close()
+
+
+def _identity(path):
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def _begin(src):
@@ -156,22 +165,29 @@ def _writers_paused(source):
             lock.execute("ROLLBACK")
 
 
-def _copy_file(source, fd, length, io_limit):
+def _copy_file(source, identity, fd, length, io_limit):
     """Copy the first `length` bytes of the database file into `fd` in a child process
     (`file_copy`), and mark the copy a rollback-journal database. Returns False, with `fd`
     emptied, when the child could not copy (the caller copies page by page instead).
 
+    :param identity: the file's (device, inode): a file that replaced it is not copied.
     :raises OSError: the disk is full (no second try could succeed).
+    :raises ChildProcessError: the child was stopped by a signal (the service is stopping: no
+        second try either).
     """
-    argv = [sys.executable, "-I", "-S", str(CHILD), os.fspath(source), str(fd), str(length),
-            str(int(io_limit)), str(os.getpid())]
+    argv = [sys.executable, "-I", "-S", str(CHILD), os.fspath(source), *map(str, identity),
+            str(fd), str(length), str(int(io_limit)), str(os.getpid())]
     try:
         child = subprocess.run(argv, pass_fds=(fd,), capture_output=True, text=True, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:  # no interpreter to start, ...
+        problem = [describe_error(exc)]
+    else:
+        if child.returncode < 0:
+            raise ChildProcessError("the copy was stopped by signal "
+                                    f"{signal.Signals(-child.returncode).name}")
         problem = child.stderr.strip().splitlines()[-1:] if child.returncode else []
         if child.returncode and not problem:
             problem = [f"exit status {child.returncode}"]
-    except (OSError, subprocess.SubprocessError) as exc:  # no interpreter to start, ...
-        problem = [describe_error(exc)]
     if not problem:
         os.pwrite(fd, b"\x01\x01", 18)  # file format write/read versions: 1 = rollback journal
         return True

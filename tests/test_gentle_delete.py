@@ -181,3 +181,31 @@ def test_the_live_database_is_still_fine_after_a_prune_of_large_backups(mc, cloc
     check = sqlite3.connect(second.path)
     assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     check.close()
+
+
+def test_a_file_swapped_in_after_the_rename_is_never_opened_for_writing(mc, small_steps,
+                                                                       monkeypatch):
+    """Whatever stands at the hidden name when it is opened must be the file renamed there; a
+    hard link to the live database put there meanwhile is only looked at (`O_PATH`) and its name
+    removed."""
+    path = _backup_file(mc, "swap.db")
+    real_rename, opened, real_open = os.rename, [], os.open
+
+    def rename_then_swap(src, dst):
+        real_rename(src, dst)
+        os.unlink(dst)
+        os.link(mc.config.db_path, dst)
+
+    def recording_open(target, flags, *args, **kwargs):
+        opened.append((os.path.basename(target), flags))
+        return real_open(target, flags, *args, **kwargs)
+    monkeypatch.setattr(os, "rename", rename_then_swap)
+    monkeypatch.setattr(os, "open", recording_open)
+    before = mc.config.db_path.stat().st_size
+    mc.backups.remove_file(path)
+    assert small_steps == []
+    writes = [name for name, flags in opened if flags & (os.O_WRONLY | os.O_RDWR)]
+    assert writes == [] and any(flags & os.O_PATH for _, flags in opened)
+    assert mc.config.db_path.stat().st_size == before
+    assert os.stat(mc.config.db_path).st_nlink == 1
+    assert mc.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

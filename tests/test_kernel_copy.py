@@ -122,6 +122,27 @@ def test_a_full_disk_in_the_kernel_copy_fails_the_backup_at_once(tmp_path):
     assert out.stdout.strip().endswith("[]")  # the page copy was never tried
 
 
+def _copying_children(live):
+    """Pids of `file_copy` children copying the database file `live`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(b"file_copy.py") for a in argv) and str(live).encode() in argv:
+            found.append(int(pid))
+    return found
+
+
+def _wait_for(predicate, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return predicate()
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_the_child_stops_when_the_server_is_killed_mid_copy(tmp_path):
     """kill -9 of the server during a slow (1 MB/s) copy: its child notices within a chunk or two
@@ -131,35 +152,64 @@ def test_the_child_stops_when_the_server_is_killed_mid_copy(tmp_path):
     script = (f"from mission_control import snapshot_copy; snapshot_copy.copy_database("
               f"{str(live)!r}, {str(tmp_path / 'copy.db')!r}, io_limit=10**6)")
     server = subprocess.Popen([sys.executable, "-c", script])
-
-    def children():
-        found = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if any(a.endswith(b"file_copy.py") for a in argv) and str(live).encode() in argv:
-                found.append(int(pid))
-        return found
     try:
-        deadline = time.monotonic() + 20
-        while not children() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert children(), "the kernel copy never started"
+        assert _wait_for(lambda: _copying_children(live)), "the kernel copy never started"
         time.sleep(0.5)
         server.send_signal(signal.SIGKILL)
         server.wait(10)
-        deadline = time.monotonic() + 5
-        while children() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not children()
+        assert _wait_for(lambda: not _copying_children(live), timeout=5)
         assert os.path.getsize(tmp_path / "copy.db") > 0  # it had started writing
     finally:
         server.kill()
-        for pid in children():
+        for pid in _copying_children(live):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_child_stopped_by_a_signal_fails_the_backup_without_a_page_copy(tmp_path,
+                                                                         monkeypatch):
+    """`systemctl stop` signals the whole service, the copying child included: the backup fails
+    at once rather than starting over page by page while the service is stopping."""
+    live = tmp_path / "live.db"
+    _wal_database(live, rows=8000).close()
+    pages = []
+    monkeypatch.setattr(snapshot_copy, "_copy_pages", lambda *args: pages.append(1))
+    outcome = []
+
+    def backup():
+        try:
+            snapshot_copy.copy_database(live, tmp_path / "copy.db", io_limit=10**6)
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            outcome.append(exc)
+    thread = threading.Thread(target=backup)
+    thread.start()
+    try:
+        assert _wait_for(lambda: _copying_children(live)), "the kernel copy never started"
+        for pid in _copying_children(live):
+            os.kill(pid, signal.SIGTERM)
+    finally:
+        thread.join(30)
+    [error] = outcome
+    assert isinstance(error, ChildProcessError) and "SIGTERM" in str(error)
+    assert pages == []
+
+
+def test_a_database_file_replaced_meanwhile_is_not_the_one_copied(tmp_path, monkeypatch):
+    """The live file renamed over (an operator's `mv`) between the snapshot and the child: the
+    child refuses the other file, and the page copy takes the snapshot SQLite has open."""
+    live = tmp_path / "live.db"
+    _wal_database(live).close()
+    other = tmp_path / "other.db"
+    conn = _wal_database(other, rows=10)
+    conn.close()
+    real = snapshot_copy._copy_file
+
+    def replaced_first(source, *args):
+        os.rename(other, live)
+        return real(source, *args)
+    monkeypatch.setattr(snapshot_copy, "_copy_file", replaced_first)
+    assert snapshot_copy.copy_database(live, tmp_path / "copy.db") == "pages"
+    assert _rows(tmp_path / "copy.db") == (2000, 2_000_000)
 
 
 def test_writers_wait_for_the_proof_only_briefly(tmp_path):
@@ -195,16 +245,16 @@ def test_writers_wait_for_the_proof_only_briefly(tmp_path):
 
 
 def test_where_the_kernel_cannot_copy_between_the_files_it_reads_and_writes(tmp_path, monkeypatch):
-    """`copy_file_range` refused (another filesystem on an older kernel, ...): the same bytes are
-    copied with read and write calls, under the same limit and writeback."""
+    """`sendfile` refused (a source it cannot read that way, ...): the same bytes are copied with
+    read and write calls, under the same limit and writeback."""
     source = tmp_path / "source.bin"
     source.write_bytes(os.urandom(3 * file_copy.CHUNK + 123))
     calls = []
 
     def refuse(*args):
         calls.append(args)
-        raise OSError(18, "Invalid cross-device link")  # EXDEV
-    monkeypatch.setattr(os, "copy_file_range", refuse)
+        raise OSError(22, "Invalid argument")  # EINVAL
+    monkeypatch.setattr(os, "sendfile", refuse)
     src = os.open(source, os.O_RDONLY)
     dst = os.open(tmp_path / "copy.bin", os.O_RDWR | os.O_CREAT)
     try:
