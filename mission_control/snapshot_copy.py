@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import db as dbmod
@@ -58,9 +59,10 @@ def copy_database(source, target, *, io_limit=0):
     writeback = _Writeback(fd, LinuxIO())
     try:
         os.fchmod(fd, PRIVATE_FILE)  # whatever the umask
-        with _snapshot(source) as (src, length, identity):
-            method = ("file" if length and _copy_file(source, identity, fd, length, io_limit)
-                      else "pages")
+        with _snapshot(source) as (src, plan):
+            method = "pages"
+            if plan is not None and _copy_file(source, plan, fd, io_limit):
+                method = "file+wal" if plan.wal else "file"
             writeback.start()
             if method == "pages":
                 _copy_pages(src, target, io_limit, writeback)
@@ -78,16 +80,27 @@ def copy_database(source, target, *, io_limit=0):
     return method
 
 
+@dataclass(frozen=True)
+class FilePlan:
+    """What the kernel copy copies: the database file's first `length` bytes, which must still be
+    the file `identity` (device, inode), then, when `wal` is set, the WAL's frames `first` to
+    `last` over them: ``(wal identity, first, last)``."""
+    identity: tuple
+    length: int
+    page_size: int
+    wal: tuple | None = None
+
+
 @contextmanager
 def _snapshot(source):
-    """A connection to `source` inside a read transaction, the snapshot every copy is made of;
-    the snapshot's length in bytes when the database file holds exactly it (else None); and the
-    file's (device, inode), which the kernel copy checks it copies."""
+    """A connection to `source` inside a read transaction, the snapshot every copy is made of, and
+    the `FilePlan` that copies exactly that snapshot from the files (None: only a page copy can)."""
     identity = _identity(source)
     src = dbmod.open_file(source, "rw")  # a missing database is an error, never created empty
     try:
         src.execute(f"PRAGMA busy_timeout={dbmod.BUSY_TIMEOUT_MS}")
         src.execute(f"PRAGMA mmap_size={MMAP_SIZE}")
+        frames = None  # (first, last): the WAL's frames the file lacks; (): none
         if src.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
             with closing(dbmod.open_file(source, "rw")) as ck:
                 for attempt in range(PROOF_ATTEMPTS):
@@ -95,19 +108,22 @@ def _snapshot(source):
                         src.execute("COMMIT")
                         time.sleep(PROOF_RETRY_WAIT)
                     _checkpoint(ck)  # the bulk of the work, before writers are paused
-                    with _writers_paused(source):
+                    with _writers_paused(source) as paused:
                         _begin(src)
-                        in_file = _checkpoint(ck)
-                    if in_file:
+                        frames = _frames_missing(_checkpoint(ck), paused)
+                    if frames is not None:
                         break
         else:
             _begin(src)  # our shared lock keeps every writer out of the file (and out of WAL)
-            in_file = src.execute("PRAGMA journal_mode").fetchone()[0] != "wal"
-        length = None
-        if in_file and _identity(source) == identity:  # the file src opened, as far as we know
+            if src.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                frames = ()
+        plan = None
+        if frames is not None and _identity(source) == identity:  # the file src opened
             page_size = src.execute("PRAGMA page_size").fetchone()[0]
             length = src.execute("PRAGMA page_count").fetchone()[0] * page_size
-        yield src, length, identity
+            wal = (_identity(f"{source}-wal"), *frames) if frames else None
+            plan = FilePlan(identity, length, page_size, wal) if length else None
+        yield src, plan
         src.execute("COMMIT")
     finally:
         src.close()
@@ -124,59 +140,78 @@ def _begin(src):
 
 
 def _checkpoint(ck):
-    """A passive checkpoint (it never waits): whether every frame in the WAL is now also in the
-    database file. False when it cannot tell (busy, not WAL, an error).
-
-    Run after our snapshot began, True proves that the file holds exactly the snapshot, and keeps
-    holding it while the snapshot's read transaction lasts. The WAL's frames it counts are at
-    least our snapshot's; the frames it checkpointed are at most our snapshot's, because a
-    checkpoint never copies a frame past the oldest reader's snapshot into the file. Equal, every
-    frame of our snapshot is in the file, and the file cannot change further: in WAL mode writers
-    only append to the WAL. (A reader that began on a fully checkpointed WAL reads the file alone,
-    and no checkpoint writes to the file while it lasts.)
-    """
+    """A passive checkpoint (it never waits): ``(frames in the WAL, frames checkpointed into the
+    database file)``, or None when it cannot tell (busy, not WAL, an error)."""
     try:
         busy, frames, checkpointed = ck.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     except sqlite3.Error as exc:  # a read-only folder, ...: prove nothing, copy page by page
         log.debug("checkpoint before a backup failed: %s", describe_error(exc))
-        return False
-    return not busy and 0 <= frames == checkpointed
+        return None
+    return None if busy or frames < 0 else (frames, checkpointed)
+
+
+def _frames_missing(counts, paused):
+    """From a checkpoint run right after our snapshot began: () when the database file holds
+    exactly the snapshot, ``(first, last)`` when the file plus the WAL's frames first to last
+    (applied in order) do, None when neither can be known.
+
+    The frames the checkpoint counts are at least our snapshot's (it ran after the snapshot
+    began); the frames it checkpointed are at most our snapshot's, because a checkpoint never
+    copies a frame past the oldest reader's snapshot into the file. Equal, every frame of the
+    snapshot is in the file, and the file cannot change while our read transaction lasts: in WAL
+    mode only checkpoints write to it. (A reader that began on a fully checkpointed WAL reads the
+    file alone, and no checkpoint writes to the file while it lasts.)
+
+    Not equal, but with the write lock held since before the snapshot began (`paused`): nobody
+    could commit, so the WAL's last frame is the snapshot's last. The file lacks the frames after
+    those checkpointed; checkpoints that run during the copy only write, into the file, versions
+    of those same pages (never past our snapshot); and while our read transaction lasts the WAL
+    is not restarted, so those frames stay as they are.
+    """
+    if counts is None:
+        return None
+    frames, checkpointed = counts
+    if frames == checkpointed:
+        return ()
+    return (checkpointed + 1, frames) if paused else None
 
 
 @contextmanager
 def _writers_paused(source):
-    """Hold the database's write lock for the block, so that no commit lands meanwhile; or
-    nothing, when another writer kept it for `WRITE_LOCK_WAIT_MS`.
+    """Hold the database's write lock for the block (yield True), so that no commit lands
+    meanwhile; or yield False when another writer kept it for `WRITE_LOCK_WAIT_MS`.
 
-    Not needed for the proof to be sound (see `_checkpoint`), only for it to succeed under
-    steady writes: with no commit between the snapshot and the checkpoint, the WAL holds exactly
-    the snapshot's frames. It is held for one small checkpoint: the bulk ran before.
+    With no commit between the snapshot and the checkpoint, the WAL holds exactly the snapshot's
+    frames (see `_frames_missing`). It is held for one small checkpoint: the bulk ran before.
     """
     with closing(dbmod.open_file(source, "rw")) as lock:
         lock.execute(f"PRAGMA busy_timeout={WRITE_LOCK_WAIT_MS}")
         try:
             lock.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:  # busy (or read only): the proof may still succeed
-            yield
+            yield False
             return
         try:
-            yield
+            yield True
         finally:
             lock.execute("ROLLBACK")
 
 
-def _copy_file(source, identity, fd, length, io_limit):
-    """Copy the first `length` bytes of the database file into `fd` in a child process
+def _copy_file(source, plan, fd, io_limit):
+    """Copy the snapshot that `plan` (a `FilePlan`) describes into `fd` in a child process
     (`file_copy`), and mark the copy a rollback-journal database. Returns False, with `fd`
     emptied, when the child could not copy (the caller copies page by page instead).
 
-    :param identity: the file's (device, inode): a file that replaced it is not copied.
     :raises OSError: the disk is full (no second try could succeed).
     :raises ChildProcessError: the child was stopped by a signal (the service is stopping: no
         second try either).
     """
-    argv = [sys.executable, "-I", "-S", str(CHILD), os.fspath(source), *map(str, identity),
-            str(fd), str(length), str(int(io_limit)), str(os.getpid())]
+    argv = [sys.executable, "-I", "-S", str(CHILD), os.fspath(source), *map(str, plan.identity),
+            str(fd), str(plan.length), str(int(io_limit)), str(os.getpid())]
+    if plan.wal:
+        (wal_dev, wal_ino), first, last = plan.wal
+        argv += [f"{os.fspath(source)}-wal", str(wal_dev), str(wal_ino), str(first), str(last),
+                 str(plan.page_size)]
     try:
         child = subprocess.run(argv, pass_fds=(fd,), capture_output=True, text=True, check=False)
     except (OSError, subprocess.SubprocessError) as exc:  # no interpreter to start, ...

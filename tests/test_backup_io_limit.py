@@ -111,12 +111,26 @@ def test_a_limited_kernel_copy_is_one_consistent_snapshot_at_the_limit(admin_cli
     _assert_one_moment(mc, name)
 
 
+def test_a_limited_kernel_copy_with_wal_frames_is_one_consistent_snapshot(admin_client, mc):
+    """An older reader (a long report, Litestream) keeps the newest frames out of the database
+    file: the file is copied, then the WAL's frames the snapshot has and the file lacks are
+    written over it, at the limit, while the writer carries on."""
+    response, elapsed, commits = _limited_backup_during_writes(admin_client, mc,
+                                                               hold_old_reader=True)
+    name = response.json["backup"]["name"]
+    assert _copied_by(mc, name) == "file+wal"
+    assert elapsed >= response.json["backup"]["size"] / 10**6 * 0.9
+    assert commits > 50
+    _assert_one_moment(mc, name)
+
+
 def test_a_limited_copy_in_many_steps_is_one_consistent_snapshot(admin_client, mc, monkeypatch):
-    """When the file cannot be proven to hold the snapshot (an older reader keeps part of the WAL
-    out of it), SQLite's backup API copies it in small steps at 1 MB/s: the copy is the database
-    as of one moment, complete, and never starts over (the read transaction spans every step;
-    without it SQLite restarts the copy after each commit of another connection)."""
+    """Where no child process can copy (no Python executable to start), SQLite's backup API
+    copies in small steps at 1 MB/s: the copy is the database as of one moment, complete, and
+    never starts over (the read transaction spans every step; without it SQLite restarts the copy
+    after each commit of another connection)."""
     monkeypatch.setattr(snapshot_copy, "STEP_PAGES", 8)
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
     remaining = []
 
     class Recording(snapshot_copy._Pace):

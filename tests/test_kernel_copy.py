@@ -9,6 +9,8 @@ import sys
 import textwrap
 import threading
 import time
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 
@@ -264,3 +266,60 @@ def test_where_the_kernel_cannot_copy_between_the_files_it_reads_and_writes(tmp_
         os.close(dst)
     assert len(calls) == 1  # asked once, then read and write
     assert (tmp_path / "copy.bin").read_bytes() == source.read_bytes()[:2 * file_copy.CHUNK + 7]
+
+
+def _pages(path, page_size=4096):
+    data = path.read_bytes()
+    pages = [data[i:i + page_size] for i in range(0, len(data), page_size)]
+    first = bytearray(pages[0])
+    for start, end in ((18, 20), (24, 28), (92, 100)):  # journal mode, change counter, version
+        first[start:end] = bytes(end - start)
+    return [bytes(first), *pages[1:]]
+
+
+def test_with_an_older_reader_the_copy_is_the_file_then_the_wal_frames_page_for_page(tmp_path):
+    """An older reader keeps the newest frames (several versions of the same pages, a grown and
+    a shrunk table) out of the database file: the copy is the file with those frames written over
+    it, page for page what SQLite's own backup API makes of the same moment."""
+    live = tmp_path / "live.db"
+    conn = _wal_database(live)
+    old = sqlite3.connect(live, isolation_level=None)
+    old.execute("BEGIN")
+    old.execute("SELECT count(*) FROM t").fetchone()
+    try:
+        for round_ in range(4):
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO t (data) VALUES (randomblob(700))", [()] * 300)
+            conn.execute("UPDATE t SET data = randomblob(900) WHERE id % 3 = ?", (round_ % 3,))
+            conn.execute("DELETE FROM t WHERE id % 11 = ?", (round_,))
+            conn.execute("COMMIT")
+        assert snapshot_copy.copy_database(live, tmp_path / "copy.db") == "file+wal"
+        with closing(sqlite3.connect(tmp_path / "reference.db")) as reference:
+            conn.backup(reference)
+    finally:
+        old.execute("COMMIT")
+        old.close()
+        conn.close()
+    assert _pages(tmp_path / "copy.db") == _pages(tmp_path / "reference.db")
+    count, _ = _rows(tmp_path / "copy.db")
+    assert count == _rows(tmp_path / "reference.db")[0] > 2000
+
+
+def test_frames_of_another_generation_are_refused_not_copied(tmp_path):
+    """The frames' salts must be the WAL header's: a frame left from before the WAL restarted is
+    not part of the snapshot (here: the header's salt changed under it)."""
+    live = tmp_path / "live.db"
+    conn = _wal_database(live, checkpointed=False)
+    data = bytearray(Path(f"{live}-wal").read_bytes())
+    conn.close()
+    wal = tmp_path / "wal-copy"
+    data[16] ^= 0xFF  # salt-1 of the header
+    wal.write_bytes(bytes(data))
+    src = os.open(wal, os.O_RDONLY)
+    dst = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT)
+    try:
+        with pytest.raises(ValueError, match="frame 1 is not part of this WAL"):
+            file_copy.overlay_wal(src, dst, 1, 3, 4096, 10 * 4096)
+    finally:
+        os.close(src)
+        os.close(dst)
