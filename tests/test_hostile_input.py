@@ -209,7 +209,10 @@ def test_any_headers_and_cookies_get_a_clean_answer(make_mc):
                                data=b'{"name": "nope.db"}', environ_base={"REMOTE_ADDR": "127.0.0.1"})
         assert_clean(response)
         if endpoint[1] not in ("/api/health", "/api/auth/logout") and not ({"x-api-key", "Authorization"} & set(headers)):
-            assert response.status_code in (401, 403, 404, 413), response.status_code
+            # A Host that is no host name at all (".", "..", 300 letters) is a bad request before
+            # anything else; otherwise nobody gets in without a key or a session.
+            allowed = (400, 401, 403, 404, 413) if "Host" in headers else (401, 403, 404, 413)
+            assert response.status_code in allowed, response.status_code
 
     check()
 
