@@ -352,8 +352,8 @@ def snapshot(db_path, folder, name_format, second, *, io_limit=0):
 
     :param io_limit: bytes per second the copy may read and write (0: no limit).
 
-    :return: the new `BackupInfo`, and how it was copied: ``"file"`` (the database file, by the
-        kernel) or ``"pages"`` (SQLite's backup API), as `copy_database` says.
+    :return: the new `BackupInfo`, and how it was copied (``"file"``, ``"file+wal"`` or
+        ``"pages"``, as `copy_database` says).
     :raises Exception: whatever the copy or the filesystem raised.
     """
     tmp = folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"

@@ -2,16 +2,16 @@
 
 Run as ``python -I -S file_copy.py SOURCE DEV INO FD LENGTH IO_LIMIT PARENT_PID [WAL WAL_DEV
 WAL_INO FIRST LAST PAGE_SIZE]`` with the backup's file passed as descriptor FD. It copies the first
-LENGTH bytes of SOURCE, which must still be the file (DEV, INO), with `sendfile` (inside the kernel: no read or write call per page, no copy
-through this process; unlike `copy_file_range` it never shares the blocks with the source on a
-filesystem that can clone, so the backup does not share the live database's fate), hands them to
-the disk as it goes, never more than `MAX_UNWRITTEN` ahead of it, at idle I/O priority, and at most
-IO_LIMIT bytes a second (0: no limit). Given a WAL, it then writes the WAL's frames FIRST to LAST
-over the copy, in order (`overlay_wal`).
+LENGTH bytes of SOURCE, which must still be the file (DEV, INO), with `sendfile` (inside the
+kernel: no read or write call per page, no copy through this process; unlike `copy_file_range` it
+never shares the blocks with the source on a filesystem that can clone, so the backup does not
+share the live database's fate), hands them to the disk as it goes, never more than `MAX_UNWRITTEN`
+ahead of it, at idle I/O priority, and at most IO_LIMIT bytes a second (0: no limit). Given a WAL,
+it then writes the WAL's frames FIRST to LAST over the copy, in order (`overlay_wal`).
 
 Why a child: closing any descriptor of a file drops every POSIX lock the closing *process* holds
-on it, SQLite's included. The server never opens the live database except through SQLite; this
-process holds no SQLite lock, so its descriptor of the database is harmless.
+on it, SQLite's included. The server never opens the live database or its WAL except through
+SQLite; this process holds no SQLite lock, so its descriptors of them are harmless.
 
 It imports the standard library only, plus `linux_io` from its own folder, and prints one line on
 failure: ``errno N: message`` for an operating system error (exit 1), or a message (exit 2).

@@ -322,7 +322,8 @@ def _keep_protection(mc, prepared):
 
 def _safety_backup(mc):
     """Snapshot the live database as `pre-restore-<UTC time>.db`."""
-    made, _ = snapshot(mc.config.db_path, mc.backups.dir, SAFETY_COPY.name_format, int(mc.clock()))
+    made, _ = snapshot(mc.config.db_path, mc.backups.dir, SAFETY_COPY.name_format,
+                       int(mc.clock()))
     return made
 
 

@@ -29,10 +29,11 @@ MAX_WAIT = 1.0
 #: Read through a memory map (no read call and no copy per page). SQLite caps it at its own
 #: compile-time maximum (2 GiB in common builds); past that it reads the rest with read calls.
 MMAP_SIZE = 1 << 40
-#: How long the proof that the file holds the snapshot may wait for the write lock (ms).
+#: How long the proof of what the file holds may wait for the write lock (ms).
 WRITE_LOCK_WAIT_MS = 250
-#: Tries at that proof, and the pause between two (s). A try fails when another checkpoint runs
-#: or an older reader holds part of the WAL out of the file; only the first goes away quickly.
+#: Tries at that proof, and the pause between two (s). A try fails when another checkpoint is
+#: running (a writer's automatic one, quickly over), or when another writer kept the write lock
+#: while frames were missing from the file.
 PROOF_ATTEMPTS = 3
 PROOF_RETRY_WAIT = 0.02
 #: A failed kernel copy that says the disk is full is a failed backup, not a reason to retry.
@@ -45,13 +46,15 @@ def copy_database(source, target, *, io_limit=0):
     `PRAGMA quick_check`.
 
     One read transaction on the source is the snapshot: writers carry on (WAL) and the copy never
-    restarts. When the database file provably holds exactly that snapshot, a child process copies
-    the file inside the kernel (`file_copy`); otherwise SQLite's online backup API copies it page
-    by page. Either way the copy is a rollback-journal database (one self-contained file), handed
-    to the disk while it is written at idle I/O priority, and made durable while the check runs.
+    restarts. When it is known which of the WAL's frames of that snapshot the database file lacks
+    (`_frames_missing`), a child process copies the file inside the kernel and writes those
+    frames over it (`file_copy`); otherwise SQLite's online backup API copies it page by page.
+    Either way the copy is a rollback-journal database (one self-contained file), handed to the
+    disk while it is written at idle I/O priority, and made durable while the check runs.
 
     :param io_limit: at most this many bytes per second are copied (0: no limit).
-    :return: ``"file"`` (the kernel copied the file) or ``"pages"`` (the backup API did).
+    :return: ``"file"`` (the kernel copied the file), ``"file+wal"`` (and WAL frames over it) or
+        ``"pages"`` (the backup API copied it).
     :raises sqlite3.Error or OSError: on any failure (disk full included); `target` may be left
         behind for the caller to remove.
     """
