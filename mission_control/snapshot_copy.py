@@ -36,6 +36,8 @@ WRITE_LOCK_WAIT_MS = 250
 #: while frames were missing from the file.
 PROOF_ATTEMPTS = 3
 PROOF_RETRY_WAIT = 0.02
+#: The check's CPU priority (nice value; the service runs at 0).
+CHECK_NICENESS = 10
 #: A failed kernel copy that says the disk is full is a failed backup, not a reason to retry.
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 CHILD = Path(file_copy.__file__)
@@ -70,7 +72,7 @@ def copy_database(source, target, *, io_limit=0):
             if method == "pages":
                 _copy_pages(src, target, io_limit, writeback)
         writeback.finish()  # the final fdatasync runs while the check reads the copy
-        result = _quick_check(target)
+        result = _check_politely(target)
         writeback.join()
         if writeback.error is not None:
             raise writeback.error
@@ -250,6 +252,30 @@ def _copy_pages(src, target, io_limit, writeback):
         dst.execute("PRAGMA journal_mode=DELETE")
     finally:
         dst.close()
+
+
+def _check_politely(path):
+    """`_quick_check(path)` in a thread of its own at a lower CPU priority (nice +10, that thread
+    only; on Linux a thread's nice value is its own): the check is CPU-bound, and on a small
+    machine it would take the CPU from the live database's writers. The thread ends with it, so
+    nothing needs to be given back (which an unprivileged process could not do)."""
+    outcome = {}
+
+    def run():
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CHECK_NICENESS)
+        except (AttributeError, OSError):  # no such call here: check at the usual priority
+            pass
+        try:
+            outcome["rows"] = _quick_check(path)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            outcome["error"] = exc
+    thread = threading.Thread(target=run, name="backup-check")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["rows"]
 
 
 def _quick_check(path):

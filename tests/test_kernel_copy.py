@@ -323,3 +323,36 @@ def test_frames_of_another_generation_are_refused_not_copied(tmp_path):
     finally:
         os.close(src)
         os.close(dst)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values")
+def test_the_check_runs_at_a_lower_cpu_priority_and_leaves_the_callers_alone(tmp_path,
+                                                                            monkeypatch):
+    live = tmp_path / "live.db"
+    _wal_database(live).close()
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = []
+    real = snapshot_copy._quick_check
+
+    def recording(path):
+        seen.append((threading.current_thread().name,
+                     os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        return real(path)
+    monkeypatch.setattr(snapshot_copy, "_quick_check", recording)
+    snapshot_copy.copy_database(live, tmp_path / "copy.db")
+    assert seen == [("backup-check", min(19, before + snapshot_copy.CHECK_NICENESS))]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+
+
+def test_a_failing_check_fails_the_copy_in_the_callers_thread(tmp_path, monkeypatch):
+    live = tmp_path / "live.db"
+    _wal_database(live).close()
+    monkeypatch.setattr(snapshot_copy, "_quick_check", lambda path: ["*** in database main ***"])
+    with pytest.raises(sqlite3.DatabaseError, match="quick_check of the copy failed"):
+        snapshot_copy.copy_database(live, tmp_path / "copy.db")
+
+    def broken(path):
+        raise sqlite3.DatabaseError("file is not a database")
+    monkeypatch.setattr(snapshot_copy, "_quick_check", broken)
+    with pytest.raises(sqlite3.DatabaseError, match="file is not a database"):
+        snapshot_copy.copy_database(live, tmp_path / "copy2.db")
