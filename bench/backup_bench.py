@@ -86,7 +86,7 @@ def cp_check_seconds(src, dst):
 
 def durable_copy_seconds(db_path, folder):
     """The copy phase alone: `copy_database` to a durable temp file, with its check left out;
-    also how it copied ("file" or "pages")."""
+    also how it copied ("file", "file+wal" or "pages")."""
     real = snapshot_copy._quick_check
     snapshot_copy._quick_check = lambda path: ["ok"]
     target = folder / ".bench-copy.tmp"
