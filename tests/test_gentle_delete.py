@@ -85,7 +85,7 @@ def test_a_backup_open_in_this_process_is_not_shrunk_either(mc, small_steps):
     assert small_steps == []
 
 
-def test_a_hard_link_to_the_live_database_is_never_opened_when_pruned(mc, clock, small_steps,
+def test_a_hard_link_to_the_live_database_is_never_opened_when_pruned(mc, small_steps,
                                                                     monkeypatch):
     """Planted under a rotating name, it is pruned like any old backup: its name goes, the live
     database (the same file) is untouched."""
