@@ -1,6 +1,7 @@
 """Continuous protection with the real Litestream binary under real `serve` processes."""
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -178,3 +179,56 @@ def test_a_settings_change_restarts_litestream_with_the_new_config(server, data_
     status, body = server.call("PUT", "/api/settings", {"settings": {"pitr.enabled": False}})
     assert wait_for(lambda: not litestream_processes(data_dir))
     assert server.pitr()["running"] is False
+
+
+def test_backups_while_litestream_replicates_are_kernel_copies_of_one_moment(server, data_dir):
+    """Litestream keeps a read transaction a little behind the WAL's head, so the database file
+    lacks the newest frames: the backup copies the file and writes those frames over it
+    (`file+wal`), through the real server, and each copy is one moment (every pair whole) and
+    passes verification."""
+    assert wait_for(lambda: running(server)), server.lines
+    db_path = data_dir / "mission-control.db"
+    setup = sqlite3.connect(db_path, isolation_level=None)
+    setup.execute("CREATE TABLE pairs (n INTEGER, half INTEGER, pad BLOB)")
+    setup.execute("BEGIN")
+    setup.executemany("INSERT INTO pairs VALUES (?, ?, randomblob(2000))",
+                      [(n, h) for n in range(1000) for h in (0, 1)])
+    setup.execute("COMMIT")
+    setup.close()
+    stop = threading.Event()
+
+    def write_pairs():
+        conn = sqlite3.connect(db_path, isolation_level=None, timeout=10)
+        n = 1000
+        while not stop.is_set():
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO pairs VALUES (?, ?, randomblob(500))",
+                             [(n, 0), (n, 1)])
+            conn.execute("COMMIT")
+            n += 1
+            time.sleep(0.01)
+        conn.close()
+    writer = threading.Thread(target=write_pairs)
+    writer.start()
+    made = []
+    try:
+        for _ in range(5):
+            status, body = server.call("POST", "/api/backup")
+            assert status == 200, body
+            made.append(body["backup"]["name"])
+            time.sleep(0.3)
+    finally:
+        stop.set()
+        writer.join()
+    events = server.call("GET", "/api/audit?action=backup_create")[1]["events"]
+    copies = {e["target_id"]: e["detail"]["copy"] for e in events}
+    assert sum(copies[name] in ("file", "file+wal") for name in made) >= 3, copies
+    assert "file+wal" in {copies[name] for name in made}, copies
+    for name in made:
+        status, body = server.call("POST", "/api/backup/verify", {"name": name})
+        assert status == 200 and body["ok"] is True, body
+        snap = sqlite3.connect(data_dir / "backups" / name)
+        halves = snap.execute("SELECT count(*) FROM pairs GROUP BY n HAVING count(*) != 2")
+        assert halves.fetchall() == [] and snap.execute(
+            "SELECT count(*) FROM pairs").fetchone()[0] >= 2000
+        snap.close()
