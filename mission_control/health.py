@@ -114,7 +114,8 @@ def _last_success(event, now):
     detail = event["detail"] if isinstance(event["detail"], dict) else {}
     return {"name": event["target_id"], "at": event["created_at"],
             "age_seconds": max(0, now - event["created_at"]), "size": detail.get("size"),
-            "duration_seconds": detail.get("duration_seconds"), "actor": event["actor"]}
+            "duration_seconds": detail.get("duration_seconds"), "copy": detail.get("copy"),
+            "actor": event["actor"]}
 
 
 def _last_failure(event):

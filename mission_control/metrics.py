@@ -43,6 +43,12 @@ class BackupCollector:
         ):
             if value is not None:
                 yield GaugeMetricFamily(f"mission_control_backup_{name}", doc, value=value)
+        if success.get("copy") is not None:  # known for backups made since the kernel copy
+            yield GaugeMetricFamily(
+                "mission_control_backup_last_page_copy",
+                "1 when the last good backup was copied page by page (the slower fallback: the "
+                "kernel copy could not run; the log says why)",
+                value=int(success["copy"] == "pages"))
         yield GaugeMetricFamily("mission_control_backup_auto_enabled",
                                 "1 when general.auto_backup is on", value=int(status["auto_backup"]))
 

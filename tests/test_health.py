@@ -1,4 +1,7 @@
 """`/api/health`, `/api/backup/status` and `/metrics`."""
+import logging
+import sys
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import Client
@@ -100,7 +103,7 @@ def test_verdicts_over_time(mc, admin_client, clock, plugin):
     good = _status(admin_client)
     assert (good["verdict"], good["reasons"]) == ("pass", [])
     assert good["last_success"]["name"] == made.name and good["last_success"]["age_seconds"] == 0
-    assert good["last_success"]["size"] == made.size
+    assert good["last_success"]["size"] == made.size and good["last_success"]["copy"] == "file"
     assert good["backups"]["count"] == 1 and good["backups"]["total_size"] == made.size
 
     clock.advance(25 * HOUR)
@@ -144,6 +147,7 @@ def test_metrics(mc, admin_client, clock, plugin):
     assert values["mission_control_backup_last_success_timestamp_seconds[]"] == clock()
     assert values["mission_control_backup_last_size_bytes[]"] == made.size
     assert values["mission_control_backup_last_duration_seconds[]"] >= 0
+    assert values["mission_control_backup_last_page_copy[]"] == 0
     assert values["mission_control_backup_runs_total[('result', 'success')]"] == 1
     assert values["mission_control_backup_runs_total[('result', 'failed')]"] == 1
     assert values["mission_control_backup_files[('kind', 'rotating')]"] == 1
@@ -191,3 +195,17 @@ def test_metrics_without_prometheus_client(mc, admin_client, monkeypatch):
     monkeypatch.setattr(metrics, "available", lambda: False)
     response = admin_client.get("/metrics")
     assert response.status_code == 501 and "[metrics]" in response.json["error"]
+
+
+def test_a_backup_that_fell_back_to_the_page_copy_shows_in_status_and_metrics(
+        mc, admin_client, monkeypatch, caplog):
+    """The kernel copy cannot run (no Python executable to start, as in some embedded servers):
+    backups still work, page by page and slower; the log says why on each backup, the status
+    says `copy: pages` and a gauge turns 1, so a dashboard shows it."""
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
+    with caplog.at_level(logging.WARNING, logger="mission_control.snapshot_copy"):
+        mc.backups.create("scheduler")
+    assert "copying it page by page" in caplog.text
+    assert _status(admin_client)["last_success"]["copy"] == "pages"
+    values = _metrics(admin_client.get("/metrics"))
+    assert values["mission_control_backup_last_page_copy[]"] == 1

@@ -46,6 +46,10 @@ SCHEMAS = {
         last_success={"anyOf": [{"type": "null"}, obj(
             name=STR_OR_NULL, at={"type": "integer"}, age_seconds={"type": "integer"},
             size=INT_OR_NULL, duration_seconds={"type": ["number", "null"]},
+            copy={"enum": ["file", "file+wal", "pages", None],
+                  "description": "how it was copied: the database file by the kernel (and the "
+                                 "WAL frames it lacked), or page by page, the slower fallback; "
+                                 "null for backups made before this was recorded"},
             actor={"type": "string"})]},
         last_failure={"anyOf": [{"type": "null"}, obj(
             at={"type": "integer"}, action={"type": "string"}, reason=STR_OR_NULL,
