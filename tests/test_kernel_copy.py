@@ -1,5 +1,6 @@
-"""The kernel copy of the database file (`file_copy` in a child process): taken only when the file
-provably holds the snapshot, byte for byte that snapshot, and never a reason for a lost backup."""
+"""The kernel copy of the database file (`file_copy` in a child process): taken only when it is
+known what the file lacks of the snapshot (nothing, or WAL frames written over it), byte for byte
+that snapshot, and never a reason for a lost backup."""
 import logging
 import os
 import signal
