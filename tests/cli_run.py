@@ -21,12 +21,14 @@ class Ran:
         return json.loads(self.out)
 
 
-def run_cli(*args, env=None, stdin="", cwd=None, timeout=120):
-    """Run the command with `args`; asserts no traceback on stderr (no --debug here)."""
+def run_cli(*args, env=None, stdin="", cwd=None, timeout=120, prefix=()):
+    """Run the command with `args` (after `prefix`, a wrapper's argv that execs the rest);
+    asserts no traceback on stderr (no --debug here)."""
     environ = {k: v for k, v in os.environ.items()
                if not k.startswith(("MC_", "MISSION_CONTROL_", "AUTH_", "API_KEY"))}
     environ.update(env or {})
-    result = subprocess.run([COMMAND, *map(str, args)], input=stdin, capture_output=True,
-                            text=True, env=environ, cwd=cwd, timeout=timeout)
+    result = subprocess.run([*prefix, COMMAND, *map(str, args)], input=stdin,
+                            capture_output=True, text=True, env=environ, cwd=cwd,
+                            timeout=timeout)
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     return Ran(result.returncode, result.stdout, result.stderr)
