@@ -1,6 +1,7 @@
 """The TOML configuration file (`--config FILE` / `MC_CONFIG`): long option names, layered under the
 environment, and where each effective value came from."""
 import os
+import stat
 from pathlib import Path
 
 try:
@@ -59,15 +60,27 @@ def _as_env(key, value, folder):
                       f"strings, got {type(value).__name__}")
 
 
-def read(path):
+def exposure(path, mode, keys):
+    """The warning for a file at `path` with permission bits `mode` holding `keys`, or None: a
+    file other users can read must not hold a secret (the API key opens everything)."""
+    held = sorted(SECRETS & set(keys))
+    if not held or not mode & (stat.S_IRGRP | stat.S_IROTH):
+        return None
+    return (f"the configuration file {path} holds secrets ({', '.join(held)}) and other users "
+            f"can read it (mode {oct(mode)}); make it private: chmod 600 {path}")
+
+
+def read(path, warn=None):
     """Read the file at `path` into `{ENV_VAR_NAME: text}`.
 
+    :param warn: called with a sentence when the file holds secrets and other users can read it.
     :raises ConfigError: unreadable, not TOML, an unknown key (named), or a value of a wrong type.
     """
     path = Path(path)
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
+            mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
     except OSError as exc:
         raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
@@ -77,13 +90,18 @@ def read(path):
         raise ConfigError(f"unknown key {unknown[0]!r} in {path} (known: "
                           f"{', '.join(sorted(KEYS))})")
     folder = path.absolute().parent
-    return {KEYS[key]: _as_env(key, value, folder) for key, value in data.items()}
+    values = {KEYS[key]: _as_env(key, value, folder) for key, value in data.items()}
+    warning = exposure(path.absolute(), mode, data)
+    if warning and warn is not None:
+        warn(warning)
+    return values
 
 
-def load(config_path=None, environ=None, **flags):
+def load(config_path=None, environ=None, warn=None, **flags):
     """The effective `Config` and each key's source: flags > environment > file > defaults.
 
     :param config_path: the `--config` file; else `MC_CONFIG` from `environ`; else no file.
+    :param warn: as for `read`.
     :param flags: `Config.from_env` overrides from the command line (None means not given).
     :return: `(config, sources)`, sources mapping each key of `KEYS` to "flag", "env",
         "file" or "default".
@@ -91,7 +109,7 @@ def load(config_path=None, environ=None, **flags):
     """
     env = dict(os.environ if environ is None else environ)
     config_path = config_path or env.get(ENV_VAR) or None
-    from_file = read(config_path) if config_path else {}
+    from_file = read(config_path, warn) if config_path else {}
     config = Config.from_env({**from_file, **env}, **flags)
     given = {key.replace("_", "-") for key, value in flags.items() if value is not None}
     if "data-dir" in given and "db-path" not in given:

@@ -65,7 +65,7 @@ def age_problem(age, auto, enabled_for, period=24 * 3600):
     return None
 
 
-def offsite_status(mc, newest, now):
+def offsite_status(mc, newest, now, for_monitor=False):
     """Every configured off-site target, and every one that ever reported, each with its problem.
 
     A configured target's `problem` is set when its last copy failed, when `newest` (the newest
@@ -73,6 +73,9 @@ def offsite_status(mc, newest, now):
     ``offsite.max_lag_minutes``, or when its last restore drill (``offsite_verify``) failed.
     Targets no longer configured are listed without a problem.
 
+    :param for_monitor: leave out the text of the last copy's and drill's result (`message`
+        null, `problem` without it): the remote side's errors name the endpoint, the bucket and
+        its prefix, or the folder, which the metrics token is not to see.
     :return: a list of JSON-ready dicts, by target name.
     """
     configured = set(mc.offsite.configured())
@@ -86,19 +89,23 @@ def offsite_status(mc, newest, now):
         result = results.get(name) or {}
         drill = drills.get(name)
         problem = None
+        message = None if for_monitor else result.get("message")
         if name in configured and result.get("ok") is False:
-            problem = f"off-site copy to {name} failed: {result['message']}"
+            problem = f"off-site copy to {name} failed" + (f": {message}" if message else "")
         elif name in configured and newest is not None and now - newest.created_at >= max_lag \
                 and not (result.get("ok") and (result.get("backup") or "") >= newest.name):
             # Pattern names sort by time: a copy of this backup or a newer one is up to date.
             problem = (f"no off-site copy at {name} of the newest backup {newest.name} after "
                        f"{(now - newest.created_at) // 60} minutes")
+        if drill and for_monitor:
+            drill = {**drill, "message": None}
         if name in configured and drill and not drill["ok"]:
-            failed = f"the last restore drill of {name} failed: {drill['message']}"
+            failed = f"the last restore drill of {name} failed" + (
+                f": {drill['message']}" if drill["message"] else "")
             problem = f"{problem}; {failed}" if problem else failed
         targets.append({
             "target": name, "configured": name in configured, "ok": result.get("ok"),
-            "backup": result.get("backup"), "message": result.get("message"),
+            "backup": result.get("backup"), "message": message,
             "finished_at": result.get("finished_at"),
             "last_success_at": copies.get(name, {}).get("last_at"),
             "failures": failures.get(name, {}).get("count", 0), "problem": problem,
@@ -126,12 +133,15 @@ def _last_failure(event):
             "reason": detail.get("reason"), "actor": event["actor"]}
 
 
-def backup_status(mc):
+def backup_status(mc, for_monitor=False):
     """The state of backups for monitoring, as a JSON-ready dict (see README, "Monitoring").
 
     `verdict` is "fail", "warn" or "pass" by the rules of `age_problem`, a failed last run (warn),
     auto-backup off (warn) and each configured off-site target's `problem` (fail); `reasons` says
     why it is not "pass", naming the target at fault.
+
+    :param for_monitor: the answer for the metrics token, without where off-site copies go (see
+        `offsite_status`); the verdict is the same.
     """
     now = int(mc.clock())
     success, successes = _newest(mc, SUCCESS)
@@ -157,7 +167,7 @@ def backup_status(mc):
     if not auto:
         problems.append(("warn", "auto-backup disabled"))
     newest = next((b for b in files if PATTERN.match(b.name)), None)
-    offsite = offsite_status(mc, newest, now)
+    offsite = offsite_status(mc, newest, now, for_monitor)
     problems += [("fail", target["problem"]) for target in offsite if target["problem"]]
     pitr = point_in_time.health_summary(mc)
     if pitr["problem"]:

@@ -7,18 +7,11 @@ With ``MC_LOG_FORMAT=json`` the same facts are also fields of the line's JSON ob
 one place these lines come from, it is turned off with ``MC_DISABLE_PLUGINS=event_log``.
 """
 import logging
-import re
 
-from mission_control import hookimpl, human_size
+from mission_control import hookimpl, human_size, printable
 
 LOGGER = "mission_control.events"
 _WARNING_SUFFIXES = ("_failed", "_refused", "_error")
-#: Characters that could fake a second log line or hide text (user names come from clients).
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _printable(value):
-    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
 
 
 def fields(event):
@@ -60,7 +53,9 @@ def describe(facts):
                                  if isinstance(change, dict))
     elif "reason" in facts:
         line += f": {facts['reason']}"
-    return _printable(line)
+    # User names and reasons come from outside: escaped here too, for handlers of an embedding
+    # application that format records their own way.
+    return printable(line)
 
 
 @hookimpl(trylast=True)

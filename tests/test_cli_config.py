@@ -1,5 +1,7 @@
 """`--config FILE` / `MC_CONFIG`: TOML with long option names; flags > environment > file >
 defaults; unknown keys named; `config show` with sources and secrets masked."""
+import json
+
 import pytest
 
 from mission_control.config import ConfigError
@@ -84,3 +86,34 @@ def test_every_key_is_a_config_attribute_or_known_alias(tmp_path):
     assert set(sources) == set(KEYS) and set(sources.values()) == {"default"}
     with pytest.raises(ConfigError, match="unknown key 'nope'"):
         read(write(tmp_path / "x.toml", "nope = 1\n"))
+
+
+def test_a_file_others_can_read_that_holds_a_secret_is_named_with_its_mode(tmp_path):
+    conf = write(tmp_path / "mc.toml", f'data-dir = "{tmp_path / "state"}"\n'
+                                       'api-key = "a-long-secret-api-key"\n')
+    warning = (f"the configuration file {conf} holds secrets (api-key) and other users can "
+               "read it (mode 0o644)")
+    for mode in (0o644, 0o640):
+        conf.chmod(mode)
+        ran = run_cli("config", "show", "--json", "--config", conf)
+        assert ran.code == 0 and warning.replace("0o644", oct(mode)) in ran.err, ran.err
+        assert "a-long-secret-api-key" not in ran.err
+    # As JSON log lines when the log is JSON, even with --quiet, and from the environment's file.
+    conf.chmod(0o604)
+    ran = run_cli("--quiet", "config", "show", "--json",
+                  env={"MC_CONFIG": str(conf), "MC_LOG_FORMAT": "json"})
+    [record] = [json.loads(line) for line in ran.err.splitlines()]
+    assert record["level"] == "WARNING" and f"{conf} holds secrets" in record["message"]
+    assert "(mode 0o604)" in record["message"]
+
+
+@pytest.mark.parametrize("text, mode", [
+    ('api-key = "a-long-secret-api-key"\n', 0o600),  # private: nothing to say
+    ('api-key = "a-long-secret-api-key"\n', 0o400),
+    ('port = 9001\nauth-user = "ann"\n', 0o644),  # readable, but nothing secret in it
+])
+def test_a_private_file_or_one_without_secrets_is_used_quietly(tmp_path, text, mode):
+    conf = write(tmp_path / "mc.toml", text)
+    conf.chmod(mode)
+    ran = run_cli("config", "show", "--json", "--config", conf)
+    assert ran.code == 0 and ran.err == ""

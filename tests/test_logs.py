@@ -201,3 +201,82 @@ def test_a_client_cannot_forge_a_log_line_through_its_user_name(make_mc, caplog)
     [record] = [r for r in caplog.records if r.name == "mission_control.events"]
     assert record.levelno == logging.WARNING and record.action == "login_failed"
     assert "\n" not in record.getMessage() and "mallory\\x0a2026" in record.getMessage()
+
+
+#: A remote error that tries to end our line and start a record of its own (XML, which carries
+#: S3's errors, has no escape, so no other C0 control).
+FORGED = ("bucket refused\n2026-03-04 03:00:00,000 INFO mission_control.events: backup_create "
+          "forged\rover\u2028sep\x85nel")
+#: How each of those characters reads on our line once escaped.
+ESCAPED = ("bucket refused\\x0a2026-03-04 03:00:00,000 INFO mission_control.events: "
+           "backup_create forged\\x0dover\\u2028sep\\x85nel")
+#: A user name that tries the same (user names are cut to 64 characters).
+FORGED_USER, ESCAPED_USER = ("m\n2026-03-04 03:00:00,000 INFO x: forged\x1b[2K",
+                             "m\\x0a2026-03-04 03:00:00,000 INFO x: forged\\x1b[2K")
+RECORD_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ \S+: ")
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_remote_error_text_cannot_forge_a_log_line(tmp_path, log_format):
+    from .s3server import FailingS3
+    aws = {"AWS_ACCESS_KEY_ID": "AKIDMCTEST", "AWS_SECRET_ACCESS_KEY": "mc-test-secret",
+           "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true",
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    with FailingS3(FORGED) as s3:
+        proc, base = serve(tmp_path / "data", {"MC_LOG_FORMAT": log_format, **aws})
+        try:
+            assert call(base, "PUT", "/api/settings", {"settings": {
+                "offsite.s3.bucket": "b", "offsite.s3.endpoint_url": s3.url,
+                "offsite.s3.region": "us-east-1"}})[0] == 200
+            assert call(base, "POST", "/api/backup")[0] == 200  # the copy fails, not the backup
+            assert call(base, "POST", "/api/auth/login",  # a user name is foreign text too
+                        {"username": FORGED_USER, "password": "x" * 12})[0] == 401
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    lines = stderr.splitlines()
+    assert lines and "2026-03-04 03:00:00" not in "".join(line[:30] for line in lines)
+    if log_format == "json":
+        records = [json.loads(line) for line in lines]  # one whole object per line
+        mentions = [r for r in records if FORGED in r["message"]]
+        assert "mission_control.offsite" in {r["logger"] for r in mentions}
+        assert any(r["message"] == f"login_failed {ESCAPED_USER} by {ESCAPED_USER} from "
+                   "127.0.0.1" for r in records)
+        return
+    # Every line is a record of ours; the remote text is on its record's line, escaped.
+    assert all(RECORD_START.match(line) for line in lines), stderr
+    mentions = [line for line in lines if "forged" in line]
+    assert all(ESCAPED in line or ESCAPED_USER in line for line in mentions), stderr
+    for start in (" ERROR mission_control.offsite: off-site copy to s3 of mc-backup-",
+                  " WARNING mission_control.events: offsite_failed s3 mc-backup-",
+                  f" WARNING mission_control.events: login_failed {ESCAPED_USER} by"):
+        assert any(start in line for line in mentions), (start, stderr)
+
+
+def test_a_traceback_keeps_its_lines_but_only_records_start_at_the_margin():
+    import io
+
+    from mission_control import logs
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.formatter("text"))
+    log = logging.getLogger("mission_control.test_forgery")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        try:
+            raise RuntimeError(FORGED)
+        except RuntimeError:
+            log.exception("restore of %s failed", "mc\u2028x.db", stack_info=True)
+    finally:
+        log.removeHandler(handler)
+    first, *rest = stream.getvalue().splitlines()
+    assert RECORD_START.match(first) and first.endswith("restore of mc\\u2028x.db failed")
+    assert rest and all(line.startswith(logs.CONTINUATION) for line in rest)
+    assert f"{logs.CONTINUATION}Traceback (most recent call last):" in rest
+    # The exception's own lines stay lines, below the margin where only records start.
+    forged_line = ESCAPED.split("\\x0a")[1]
+    assert f"{logs.CONTINUATION}RuntimeError: bucket refused" in rest
+    assert f"{logs.CONTINUATION}{forged_line}" in rest
+    assert f"{logs.CONTINUATION}Stack (most recent call last):" in rest

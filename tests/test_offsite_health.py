@@ -86,11 +86,14 @@ def test_an_unmounted_offsite_folder_fails_the_verdict_and_the_metrics_show_it(
     mc.settings.update({"general.auto_backup": "true", "offsite.dir.path": str(nas)}, "alice")
     assert call(live_server, "POST", "/api/backup", key=API_KEY)[0] == 200
 
-    health = status_of(live_server)
-    assert (health["verdict"], health["reasons"]) == ("fail", [UNMOUNTED])
+    health = status_of(live_server)  # the metrics token: the failure, not its text
+    assert (health["verdict"], health["reasons"]) == ("fail", ["off-site copy to dir failed"])
     [target] = health["offsite"]
     assert target.items() >= {"target": "dir", "configured": True, "ok": False, "failures": 1,
-                              "last_success_at": None, "problem": UNMOUNTED}.items()
+                              "last_success_at": None,
+                              "problem": "off-site copy to dir failed"}.items()
+    status, text = call(live_server, "GET", "/api/backup/status", key=API_KEY)
+    assert (status, json.loads(text)["reasons"]) == (200, [UNMOUNTED])  # an admin: the reason
     values = metrics(live_server)
     assert values["mission_control_offsite_failures_total[('target', 'dir')]"] == 1
     assert values["mission_control_offsite_last_success_timestamp_seconds[('target', 'dir')]"] == 0
@@ -207,3 +210,40 @@ def test_a_plugin_failing_to_name_its_targets_is_logged_and_counts_none(make_mc,
     with caplog.at_level(logging.ERROR, logger="mission_control.plugins"):
         assert mc.offsite.configured() == []
     assert "failed in offsite_targets" in caplog.text
+
+
+def test_the_metrics_token_does_not_see_where_offsite_copies_go(make_mc, aws_env):
+    """A failed S3 copy's and drill's error text name the endpoint, the bucket and the prefix:
+    admins read them in the status, the metrics token reads the same verdict without them."""
+    from werkzeug.test import Client
+
+    from mission_control.web import WebApp
+
+    from .receivers import free_port
+    mc = make_mc(api_key=API_KEY, metrics_token=TOKEN)
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens: the copy and drill fail
+    mc.settings.update({"offsite.s3.bucket": "corp-archive-eu", "offsite.s3.endpoint_url":
+                        endpoint, "offsite.s3.prefix": "payroll-db",
+                        "offsite.s3.region": "us-east-1"}, "alice")
+    client = Client(WebApp(mc))
+    admin = {"x-api-key": API_KEY}
+    assert client.post("/api/backup", headers=admin).status_code == 200
+    assert client.post("/api/scheduler", json={"task_id": "offsite_verify"},
+                       headers=admin).status_code == 500  # the drill failed too
+    secret = ("127.0.0.1:" + endpoint.rsplit(":", 1)[1], "corp-archive-eu", "payroll-db")
+
+    full = client.get("/api/backup/status", headers=admin)
+    [target] = full.json["offsite"]
+    assert all(part in target["message"] and part in target["drill"]["message"]
+               for part in secret[1:]), target
+    assert any(secret[0] in reason for reason in full.json["reasons"]), full.json["reasons"]
+
+    monitored = client.get("/api/backup/status", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert monitored.status_code == 200
+    assert not any(part in monitored.get_data(as_text=True) for part in secret), monitored.json
+    assert monitored.json["verdict"] == full.json["verdict"] == "fail"
+    [target] = monitored.json["offsite"]
+    assert target.items() >= {"target": "s3", "configured": True, "ok": False, "failures": 1,
+                              "message": None, "problem": "off-site copy to s3 failed; the "
+                              "last restore drill of s3 failed"}.items()
+    assert target["drill"]["ok"] is False and target["drill"]["message"] is None

@@ -1,6 +1,7 @@
 """The `mission-control` command: parse, configure, run one command, and turn every expected
 failure into its exit code and one line (or the API's error JSON); `--debug` adds the traceback."""
 import getpass
+import logging
 import os
 import sys
 import traceback
@@ -92,8 +93,11 @@ def _run(argv, output, stdin):
         raise UsageError("a command is required (see: mission-control --help)")
     flags = {"data_dir": args.data_dir, "db_path": args.db_path,
              **{key: getattr(args, key, None) for key in ("host", "port", "threads")}}
-    config, sources = config_file.load(args.config, **flags)
+    warnings = []
+    config, sources = config_file.load(args.config, warn=warnings.append, **flags)
     # --quiet: the events' INFO lines are chatter too; warnings and errors still show.
     logs.configure(replace(config, log_level="WARNING") if args.quiet else config)
+    for warning in warnings:  # said once logging is set up, in the configured format
+        logging.getLogger(config_file.__name__).warning("%s", warning)
     ctx = Context(args, config, sources, output, stdin, cli_actor())
     return args.handler(ctx) or OK

@@ -32,13 +32,17 @@ SCHEMAS = {
         target={"type": "string"},
         configured={"type": "boolean", "description": "a plugin names it in offsite_targets"},
         ok={"type": ["boolean", "null"], "description": "the last copy's result (null: none)"},
-        backup=STR_OR_NULL, message=STR_OR_NULL, finished_at=INT_OR_NULL,
+        backup=STR_OR_NULL, finished_at=INT_OR_NULL,
+        message={**STR_OR_NULL, "description": "the last result in words; null for the metrics "
+                 "token (a remote error names the endpoint, bucket, prefix or folder)"},
         last_success_at=INT_OR_NULL, failures={"type": "integer"},
-        problem={**STR_OR_NULL, "description": "why this target fails the verdict, or null"},
+        problem={**STR_OR_NULL, "description": "why this target fails the verdict, or null "
+                 "(for the metrics token, without the remote side's error text)"},
         stored_size={**INT_OR_NULL, "description": "bytes the last copy takes off-site"},
         ratio={"type": ["number", "null"], "description": "stored size / backup size"},
         drill={"anyOf": [{"type": "null"}, obj(
-            ok={"type": "boolean"}, remote_name=STR_OR_NULL, message={"type": "string"},
+            ok={"type": "boolean"}, remote_name=STR_OR_NULL,
+            message={**STR_OR_NULL, "description": "null for the metrics token"},
             finished_at={"type": "integer"})],
             "description": "the last restore drill (offsite_verify), or null when never drilled"}),
     "BackupStatus": obj(
@@ -141,7 +145,8 @@ PATHS = {
     "/api/health": {"get": _health()},
     "/api/backup/status": {"get": operation(
         "Backup health for monitoring: last success and failure, off-site targets, verdict and "
-        "reasons (admin, or the MC_METRICS_TOKEN bearer token)",
+        "reasons (admin, or the MC_METRICS_TOKEN bearer token, which gets the same verdict but "
+        "not the off-site targets' result texts, since they name where copies go)",
         response("The status", ref("BackupStatus")), 500, tag="health")},
     "/metrics": {"get": _metrics()},
 }
