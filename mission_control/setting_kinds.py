@@ -1,7 +1,7 @@
 """What a text setting means (URL, host, path, e-mail, duration, cron): one check per kind, shared.
 
 A `SettingDef` with ``kind=URL`` (say) is checked by `URL` whatever plugin declares it, and the
-OpenAPI document describes it with the kind's pattern. Every kind trims ASCII whitespace around
+OpenAPI document describes it with the kind's pattern. Every kind trims spaces and tabs around
 the value; an empty value is accepted only by a setting whose default is empty ("" turns it off).
 """
 import ipaddress
@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 
 from .schedule import check_schedule
 
-#: Trimmed around every kind's value: ASCII whitespace only, which JSON Schema's ``\s`` matches too.
-_SPACE = " \t\n\r\f\v"
+#: Trimmed around every kind's value (and each address of a list). Not line breaks: a value that
+#: holds one is refused, as in any text setting, rather than quietly mended.
+_SPACE = " \t"
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LOCAL_PART = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
