@@ -11,6 +11,8 @@ from .actor import SCHEDULER, Actor  # noqa: E402
 from .config import DatabaseNotFound  # noqa: E402
 from .errors import BackupFailed, BackupRefused, MissionControlError  # noqa: E402
 from .settings import SettingDef  # noqa: E402
+from .setting_kinds import (CRON, EMAIL, EMAILS, HOST, PATH, URL, Kind,  # noqa: E402
+                            duration, duration_seconds)
 from .retention_policy import Plan as RetentionPlan, Rules as RetentionRules  # noqa: E402
 from .retention_policy import (WITHIN_PATTERN, check_within,  # noqa: E402
                                decide as decide_retention)
@@ -28,7 +30,9 @@ from .logs import printable  # noqa: E402
 from .core import MissionControl  # noqa: E402
 
 __all__ = ["NAME", "hookimpl", "Actor", "SCHEDULER", "MissionControl", "MissionControlError",
-           "BackupFailed", "BackupRefused", "SettingDef", "backup_status", "describe_error",
+           "BackupFailed", "BackupRefused", "SettingDef", "Kind", "URL", "HOST", "PATH",
+           "EMAIL", "EMAILS", "CRON", "duration", "duration_seconds", "backup_status",
+           "describe_error",
            "PATTERN", "fsync_dir", "remove_files", "sha256_file", "REMOTE_PATTERN", "Codec",
            "Encoded", "codec_settings", "encode", "parse_remote_name", "RemoteCopy",
            "RetentionPlan", "RetentionRules", "WITHIN_PATTERN", "check_within", "decide_retention",

@@ -5,15 +5,25 @@ every computation is in UTC, so there is no daylight-saving gap or repeat.
 """
 import re
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from cron_descriptor import ExpressionDescriptor, Options
 from croniter import CroniterBadDateError, CroniterError, croniter
 
 DEFAULT_SCHEDULE = "0 3 * * *"  # every day at 03:00 UTC, the seed's slot
 MIN_INTERVAL_MINUTES = 5
+#: A schedule must run at least once in any this many days (a backup a year at the least).
+MAX_GAP_DAYS = 366
 FIELDS_HELP = "must be a cron expression of 5 fields (minute hour day-of-month month day-of-week)"
 #: Five fields of cron characters, for API clients (the OpenAPI document); `check_schedule` decides.
-SCHEDULE_PATTERN = r"^\s*[0-9A-Za-z*/,?#-]+(\s+[0-9A-Za-z*/,?#-]+){4}\s*$"
+SCHEDULE_PATTERN = r"^\s*[0-9A-Za-z*/,#-]+(\s+[0-9A-Za-z*/,#-]+){4}\s*$"
+_SPACES = re.compile(r"[ \t\n\r\f\v]+")
+_FIELD = re.compile(r"[0-9A-Za-z*/,#-]+")
+_MONTHS = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}
+_DAYS = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
+#: The words each field may hold: names, and croniter's `L` (last) where it means a day. Anything
+#: else croniter would take is not plain cron: `R` (random: a new time at each parse), `H`, `W`.
+_WORDS = (set(), set(), {"l"}, _MONTHS, _DAYS | {"l"})
 _TIME = re.compile(r"\b\d\d:\d\d\b")
 _DAILY = re.compile(r"At (\d\d:\d\d)")
 
@@ -27,23 +37,57 @@ def check_schedule(text):
 
     :param text: a 5-field cron expression, evaluated in UTC (``"0 3 * * *"``).
     :return: the expression with its fields joined by single spaces.
-    :raises ValueError: not 5 fields, not valid cron, never fires, or fires more often than every
-        `MIN_INTERVAL_MINUTES` minutes (the reason is the message).
+    :raises ValueError: not 5 plain fields (digits, ``* , - /``, month and day names, ``L`` and
+        ``#``), not valid cron, never fires, fires more often than every `MIN_INTERVAL_MINUTES`
+        minutes, or less often than once in `MAX_GAP_DAYS` days (the reason is the message).
     """
-    fields = text.split() if isinstance(text, str) else []
+    # ASCII whitespace only: str.split() would also take U+2028 or U+0085 as a separator.
+    fields = _SPACES.split(text.strip(" \t\n\r\f\v")) if isinstance(text, str) else []
     if len(fields) != 5:
         raise ValueError(FIELDS_HELP)
-    expression = " ".join(fields)
+    return _checked(" ".join(fields))
+
+
+@lru_cache(maxsize=64)
+def _checked(expression):
+    # Cached: every `Settings.get` of a schedule checks it again, and the yearly walk costs ms.
+    fields = expression.split(" ")
+    for index, field in enumerate(fields):
+        words = {w.lower() for w in re.findall(r"[A-Za-z]+", field)}
+        if not _FIELD.fullmatch(field) or words - _WORDS[index] or "#" in field and index != 4:
+            raise ValueError(f"{FIELDS_HELP}: {field!r} is not a plain cron field")
     try:
         minutes, hours = croniter(expression).expanded[:2]
         croniter(expression, _utc(0)).get_next(float)
+        gap = _longest_gap_days(expression)
     except CroniterBadDateError:
         raise ValueError("never runs: no date matches it") from None
     except CroniterError as exc:
         raise ValueError(f"{FIELDS_HELP}: {exc}") from None
     if _shortest_gap(minutes, hours) < MIN_INTERVAL_MINUTES:
         raise ValueError(f"must not run more often than every {MIN_INTERVAL_MINUTES} minutes")
+    if gap > MAX_GAP_DAYS:
+        raise ValueError(f"must run at least once a year (it can go {int(gap)} days without "
+                         "running)")
     return expression
+
+
+def _longest_gap_days(expression):
+    """The longest time between two runs of `expression`, in days, up to just past the limit.
+
+    The calendar repeats every 28 years from 1901 to 2099, so 29 years from 2001 hold every gap.
+    Each probe, 30 seconds off a whole minute and so never a run time, lies in exactly one gap,
+    and prev/next give that gap exactly; a probe every 60 days lands in every gap longer than that.
+    """
+    start = datetime(2001, 1, 1, 0, 0, 30, tzinfo=timezone.utc).timestamp()
+    runs, longest, probe = croniter(expression, _utc(start)), 0.0, start
+    while probe < start + 29 * 366 * 86400 and longest <= MAX_GAP_DAYS:
+        runs.set_current(_utc(probe))
+        after = runs.get_next(float)
+        runs.set_current(_utc(probe))
+        longest = max(longest, (after - runs.get_prev(float)) / 86400)
+        probe += 60 * 86400
+    return longest
 
 
 def _shortest_gap(minutes, hours):

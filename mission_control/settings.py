@@ -5,12 +5,16 @@ from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
 from .errors import NotFound, ValidationFailed
-from .schedule import DEFAULT_SCHEDULE, SCHEDULE_PATTERN, check_schedule
+from .schedule import DEFAULT_SCHEDULE
+from .setting_kinds import CRON
 
 log = logging.getLogger(__name__)
 
 #: ASCII digits only: `int()` alone would also take "1_000" and other scripts' digits.
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")
+#: Never in a setting: controls (C0 but tab, DEL, C1) and the line and paragraph separators, which
+#: a value would carry into a mail header (the site name in a subject) and end it there.
+_NOT_PRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -18,7 +22,10 @@ class SettingDef:
     """One setting: values are stored and returned as strings, as upstream Mission Control does.
 
     `type` is "text", "bool" or "int"; `minimum`/`maximum` bound an int; a `secret` value is never
-    returned by the API. A text setting may list its allowed `choices`, or name a `clean`
+    returned by the API. A text setting may name its `kind` (`mission_control.setting_kinds`:
+    URL, HOST, PATH, EMAIL, EMAILS, CRON, a duration), whose check and OpenAPI pattern every
+    setting of that kind shares; an empty value then passes only when the default is empty.
+    It may also (or instead) list its allowed `choices`, or name a `clean`
     function that takes the given string and returns the canonical one, or raises ValueError
     with the reason (the API answers 400 naming the setting); its `pattern` then tells API
     clients (in the OpenAPI document) what `clean` accepts. `protection` says whether the setting
@@ -39,6 +46,7 @@ class SettingDef:
     clean: object = None
     pattern: str | None = None
     protection: bool | None = None
+    kind: object = None
 
     def normalize(self, value):
         """The canonical stored string for `value`, or raise ValueError with the reason."""
@@ -63,10 +71,11 @@ class SettingDef:
             raise ValueError("must be a string")
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"must be one of {', '.join(self.choices)}")
+        if self.kind is not None and len(value) <= self.max_length:
+            value = self.kind.clean(value, secret=self.secret, optional=self.default == "")
         if self.clean is not None and len(value) <= self.max_length:
             value = self.clean(value)
-        if len(value) > self.max_length or \
-                any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+        if len(value) > self.max_length or _NOT_PRINTABLE.search(value):
             raise ValueError(f"must be at most {self.max_length} printable characters")
         return value
 
@@ -86,12 +95,11 @@ HOST_SETTINGS = (
                "general"),
     SettingDef("general.auto_backup_schedule", "text", DEFAULT_SCHEDULE,
                "When automatic backups run: a 5-field cron expression in UTC, at most every 5 "
-               "minutes", "general", max_length=100, clean=check_schedule,
-               pattern=SCHEDULE_PATTERN),
+               "minutes", "general", max_length=100, kind=CRON),
     SettingDef("offsite.verify_schedule", "text", "0 4 * * 0",
                "When the off-site restore drill (task offsite_verify) runs while a target is "
                "configured: a 5-field cron expression in UTC (default Sundays at 04:00)",
-               "offsite", max_length=100, clean=check_schedule, pattern=SCHEDULE_PATTERN),
+               "offsite", max_length=100, kind=CRON),
     SettingDef("general.backup_retention_count", "int", "10",
                "Keep the newest N mc-backup-* files (keep-last); the retention.* rules may keep "
                "more; the rest are pruned after each backup",

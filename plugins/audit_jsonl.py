@@ -9,14 +9,20 @@ import fcntl
 import json
 import os
 
-from mission_control import SettingDef, hookimpl
+from mission_control import PATH, SettingDef, hookimpl
 
 
 @hookimpl
 def register_settings():
     return [SettingDef("audit.jsonl.path", "text", "",
                        "Absolute path of a .jsonl file that receives every audit event as one "
-                       "JSON line (empty turns it off)", "audit")]
+                       "JSON line (empty turns it off)", "audit", kind=PATH, clean=_jsonl)]
+
+
+def _jsonl(path):
+    if path and not path.endswith(".jsonl"):
+        raise ValueError("must end in .jsonl")
+    return path
 
 
 def check_path(path):

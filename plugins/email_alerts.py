@@ -15,8 +15,9 @@ from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
 
-from mission_control import (SCHEDULER, Actor, BackupRefused, MissionControlError, SettingDef,
-                             backup_status, describe_error, hookimpl)
+from mission_control import (EMAIL, EMAILS, HOST, SCHEDULER, Actor, BackupRefused,
+                             MissionControlError, SettingDef, backup_status, describe_error,
+                             hookimpl)
 
 CHANNEL = "email"
 RATE_SECONDS = 3600
@@ -29,7 +30,7 @@ def register_settings():
         return SettingDef(f"email.{key}", type_, default, description, "alerts", **kw)
     return [
         mail("smtp_host", "text", "", "SMTP server that sends alert mail (empty turns mail off)",
-             max_length=255),
+             max_length=255, kind=HOST),
         mail("smtp_port", "int", "587", "SMTP port (587 for submission with STARTTLS, 25 for "
              "a local relay)", minimum=1, maximum=65535),
         mail("starttls", "bool", "true", "Upgrade the SMTP connection with STARTTLS (certificate "
@@ -37,9 +38,10 @@ def register_settings():
         mail("username", "text", "", "SMTP login name (empty: send without logging in)",
              max_length=255),
         mail("password", "text", "", "SMTP password", secret=True, max_length=255),
-        mail("from", "text", "", "Sender address (empty: the first recipient)", max_length=255),
+        mail("from", "text", "", "Sender address (empty: the first recipient)", max_length=255,
+             kind=EMAIL),
         mail("to", "text", "", "Recipients, comma-separated (empty turns mail off)",
-             max_length=2000),
+             max_length=2000, kind=EMAILS),
     ]
 
 

@@ -13,7 +13,7 @@ timeouts; one that never got through is audited as ``alert_failed``.
 import urllib.request
 from urllib.parse import urlsplit, urlunsplit
 
-from mission_control import SCHEDULER, SettingDef, __version__, describe_error, hookimpl
+from mission_control import SCHEDULER, URL, SettingDef, __version__, describe_error, hookimpl
 
 CHANNEL = "healthchecks"
 MAX_BODY = 10_000  # Healthchecks.io keeps the first 100 kB of a ping's body
@@ -25,7 +25,7 @@ def register_settings():
         SettingDef("healthchecks.url", "text", "",
                    "Ping URL of a Healthchecks.io-style check (https://hc-ping.com/<uuid>); "
                    "/start and /fail are appended for those pings (empty turns pings off)",
-                   "alerts", max_length=2048),
+                   "alerts", max_length=2048, kind=URL),
         SettingDef("healthchecks.all_backups", "bool", "false",
                    "Ping for manual backups (API, CLI, scripts) too, not only the daily scheduled "
                    "one", "alerts"),

@@ -13,7 +13,7 @@ import os
 import secrets
 import time
 
-from mission_control import (REMOTE_PATTERN, Codec, RemoteCopy, SettingDef, codec_settings,
+from mission_control import (PATH, REMOTE_PATTERN, Codec, RemoteCopy, SettingDef, codec_settings,
                              describe_error, encode, fsync_dir, hookimpl, remove_files,
                              sha256_file)
 
@@ -27,7 +27,8 @@ def register_settings():
     return [
         SettingDef("offsite.dir.path", "text", "",
                    "Absolute path of an existing folder (a mounted NAS or share) that receives a "
-                   "verified copy of every backup (empty turns it off)", "offsite", max_length=4096),
+                   "verified copy of every backup (empty turns it off)", "offsite", max_length=4096,
+                   kind=PATH),
         SettingDef("offsite.dir.retention_count", "int", "10",
                    "How many backups to keep in the off-site folder", "offsite",
                    minimum=1, maximum=1000),

@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from functools import cached_property
 
-from mission_control import (REMOTE_PATTERN, Codec, Encoded, RemoteCopy, SettingDef,
+from mission_control import (REMOTE_PATTERN, URL, Codec, Encoded, RemoteCopy, SettingDef,
                              codec_settings, describe_error, encode, hookimpl, remove_files)
 
 TARGET = "s3"
@@ -40,7 +40,7 @@ def register_settings():
         s3("prefix", "text", "mission-control/", "Key prefix for backups in the bucket",
            max_length=512),
         s3("endpoint_url", "text", "", "Endpoint of an S3-compatible service (MinIO, Ceph, R2, "
-           "...); empty means AWS", max_length=1024),
+           "...); empty means AWS", max_length=1024, kind=URL),
         s3("region", "text", "", "Region name; empty uses the AWS chain's", max_length=64),
         s3("access_key_id", "text", "", "Access key id; empty uses the standard AWS credential "
            "chain", secret=True, max_length=256),

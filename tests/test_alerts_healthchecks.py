@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from mission_control import SCHEDULER
+from mission_control.errors import ValidationFailed
 from mission_control.builtins.healthchecks import ping_url
 from tests.receivers import WAIT, PingReceiver, free_port
 from tests.scheduling import enable
@@ -128,15 +129,19 @@ def test_a_failing_monitor_is_tried_three_times(make_mc):
     assert reasons == ["HTTPError: HTTP Error 503: Service Unavailable"] * 2
 
 
-def test_no_url_no_ping_and_a_bad_url_is_audited(make_mc):
+def test_no_url_no_ping_and_a_bad_url_is_refused_when_set(make_mc):
     mc = make_mc()
     mc.backups.create(SCHEDULER)
     assert mc.outbox.wait_idle(WAIT) and mc.audit_store.query(action="alert_failed")[1] == 0
-    configure(mc, "ftp://example.com/p")
+    with pytest.raises(ValidationFailed) as refused:
+        configure(mc, "ftp://example.com/p")
+    assert refused.value.details == ["healthchecks.url: must be an http(s) URL with a host, "
+                                     "such as https://example.com/path"]
+    with mc.db.transaction() as conn:  # stored before the check existed: read as no URL at all
+        conn.execute("INSERT INTO settings (key, value, updated_at) VALUES (?, ?, 0)",
+                     ("healthchecks.url", "ftp://example.com/p"))
     mc.backups.create(SCHEDULER)
-    assert mc.outbox.wait_idle(WAIT)
-    [failure, _] = mc.audit_store.query(action="alert_failed")[0]
-    assert "http:// or https://" in failure["detail"]["reason"]
+    assert mc.outbox.wait_idle(WAIT) and mc.audit_store.query(action="alert_failed")[1] == 0
 
 
 def test_ping_urls_follow_the_healthchecks_convention():

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from mission_control.builtins.audit_jsonl import append_line
+from mission_control.errors import ValidationFailed
 
 
 def lines(path):
@@ -34,11 +35,16 @@ def test_jsonl_receives_every_event(admin_client, mc, tmp_path):
 
 def test_jsonl_rejects_a_path_that_is_not_a_jsonl_file(mc, tmp_path):
     target = tmp_path / "bashrc"
-    mc.settings.update({"audit.jsonl.path": str(target)}, actor="test")
+    for path, reason in ((str(target), "must end in .jsonl"),
+                         ("trail/audit.jsonl", "must be an absolute path (starting with /)")):
+        with pytest.raises(ValidationFailed) as refused:
+            mc.settings.update({"audit.jsonl.path": path}, actor="test")
+        assert refused.value.details == [f"audit.jsonl.path: {reason}"]
+    with mc.db.transaction() as conn:  # stored before the check existed: reads as off
+        conn.execute("INSERT INTO settings (key, value, updated_at) VALUES (?, ?, 0)",
+                     ("audit.jsonl.path", str(target)))
     mc.backups.create(actor="test")
     assert not target.exists()
-    errors = mc.audit_store.query(action="plugin_error")[0]
-    assert errors and errors[0]["target_id"] == "audit_jsonl"
 
 
 def test_jsonl_lines_never_interleave_across_threads_and_processes(tmp_path):

@@ -154,11 +154,17 @@ def setting_value_schema(definition):
                 "description": "a whole number (a string of digits is accepted too)"}
     if definition.choices is not None:
         return {"enum": list(definition.choices)}
+    if definition.kind is not None:
+        kind = definition.kind
+        return {"type": "string", "maxLength": definition.max_length,
+                "pattern": kind.schema_pattern(optional=definition.default == ""),
+                "x-kind": kind.name, "description": kind.must +
+                (' ("" turns it off)' if definition.default == "" else "")}
     if definition.pattern is not None:
         return {"type": "string", "maxLength": definition.max_length,
                 "pattern": definition.pattern}
     return {"type": "string", "maxLength": definition.max_length,
-            "pattern": "^[^\\x00-\\x08\\x0a-\\x1f\\x7f]*$",
+            "pattern": "^[^\\x00-\\x08\\x0a-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$",
             "description": "printable text (tabs allowed)"}
 
 

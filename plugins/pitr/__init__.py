@@ -13,13 +13,17 @@ import threading
 import time
 from contextlib import ExitStack
 
-from mission_control import FileLock, MissionControlError, SettingDef, hookimpl
+from mission_control import URL, FileLock, MissionControlError, SettingDef, duration, hookimpl
 
 from . import litestream
 from .supervisor import Supervisor, read_state
 
 NAME = "pitr"
 PAUSE_WAIT = 60
+#: How far back a restore may reach: a minute to a year. Litestream keeps every WAL segment for
+#: this long; beyond a year its Go duration parser overflows (and it would restart in a loop)
+#: long before the disk of a replica holding years of WAL would be sensible.
+RETENTION = duration(60, 365 * 24 * 3600)
 
 
 class PitrUnavailable(MissionControlError):
@@ -41,7 +45,10 @@ class Engine:
         return litestream.find_binary(self.mc.config.litestream_bin)
 
     def values(self):
-        return {k: self.mc.settings.get_raw(k) for k in litestream.KEYS}
+        # Checked text: a value stored before its check existed (a retention of centuries, which
+        # Litestream cannot parse) reads as the default instead of reaching the config file.
+        return {k: self.mc.settings.get_raw(k) if k == "pitr.enabled" else self.mc.settings.get(k)
+                for k in litestream.KEYS}
 
     def wanted(self):
         """Whether Litestream should run: enabled, configured and installed."""
@@ -155,14 +162,13 @@ def register_settings():
              **_matching(r"|file:///[!-~]+|s3://[a-z0-9][a-z0-9.-]{1,62}(/[!-~]*)?",
                          "must be file:///absolute/path or s3://bucket/prefix")),
         pitr("s3_endpoint", "text", "", "Endpoint of an S3-compatible service; empty means AWS",
-             max_length=1024, **_matching(r"|https?://[!-~]+", "must be an http(s) URL")),
+             max_length=1024, kind=URL),
         pitr("s3_region", "text", "", "S3 region", max_length=64),
         pitr("s3_access_key_id", "text", "", "S3 access key id", secret=True, max_length=256),
         pitr("s3_secret_access_key", "text", "", "S3 secret access key", secret=True,
              max_length=256),
         pitr("retention", "text", "72h", "How far back a restore can go (a duration: 72h, "
-             "90m, 1h30m)", max_length=32,
-             **_matching(litestream.DURATION, "must be a duration such as 72h, 90m or 1h30m")),
+             "90m, 1h30m; 1m to 8760h, a year)", max_length=32, kind=RETENTION),
         pitr("max_lag_seconds", "int", "60", "Health fails when the replica is this far "
              "behind the live database", minimum=1, maximum=86400),
     ]

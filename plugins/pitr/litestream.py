@@ -14,24 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mission_control import open_private
+from mission_control import duration_seconds, open_private
 
 LISTING_TIMEOUT = 10  # a status call (health, metrics, the page) waits at most this long
 RESTORE_TIMEOUT = 600
 #: Settings that make up the engine's configuration; a change to one restarts the child.
 KEYS = ("pitr.enabled", "pitr.replica_url", "pitr.s3_endpoint", "pitr.s3_region",
         "pitr.s3_access_key_id", "pitr.s3_secret_access_key", "pitr.retention")
-DURATION = r"(?=\d)(\d+h)?(\d+m)?(\d+s)?"
-_UNITS = {"h": 3600, "m": 60, "s": 1}
 
 
 class EngineError(Exception):
     """A Litestream command failed; the message is safe to show (no host path)."""
-
-
-def duration_seconds(text):
-    """Seconds in a Go-style duration of hours, minutes and seconds ("72h", "1h30m")."""
-    return sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)([hms])", text))
 
 
 def go_duration(seconds):
