@@ -96,6 +96,11 @@ def make_client(mc):
 
     get = mc.settings.get
     endpoint = get("offsite.s3.endpoint_url") or None
+    if endpoint is None and mc.settings.get_raw("offsite.s3.endpoint_url"):
+        # An endpoint stored before its check existed and refused by it now: falling back to the
+        # default would send the copies to AWS instead.
+        raise ValueError("offsite.s3.endpoint_url holds a value that is no longer valid (an "
+                         "http(s) URL with a host and no user:password part): set it again")
     session = boto3.session.Session(
         aws_access_key_id=get("offsite.s3.access_key_id") or None,
         aws_secret_access_key=get("offsite.s3.secret_access_key") or None,
@@ -199,6 +204,9 @@ def post_backup(mc, backup, actor):
         client = make_client(mc)
     except ImportError:
         mc.offsite.failed(TARGET, backup, actor, MISSING_BOTO3, location=location)
+        return
+    except ValueError as exc:
+        mc.offsite.failed(TARGET, backup, actor, exc, location=location)
         return
     started = time.perf_counter()
     try:

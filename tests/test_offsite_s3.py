@@ -108,6 +108,19 @@ def test_broken_endpoint_keeps_the_local_backup(admin_client, mc, aws_env):
         assert secret not in failures and secret not in offsite.get_data(as_text=True)
 
 
+def test_an_endpoint_stored_before_its_check_is_not_replaced_by_aws(mc, s3_server, aws_env):
+    mc.settings.update({"offsite.s3.bucket": "bucket"}, actor="test")
+    with mc.db.transaction() as conn:  # as an older version stored it, credentials and all
+        conn.execute("INSERT INTO settings (key, value, updated_by, updated_at) VALUES "
+                     "('offsite.s3.endpoint_url', ?, 'old', 0)",
+                     (s3_server.url.replace("://", "://minio:pw@"),))
+    mc.backups.create(actor="test")
+    result = mc.offsite.get("s3")
+    assert result["ok"] is False
+    assert "offsite.s3.endpoint_url holds a value that is no longer valid" in result["message"]
+    assert "pw" not in result["message"]
+
+
 def test_missing_bucket_is_reported(mc, s3_server, aws_env):
     configure(mc, s3_server, "no-such-bucket-here")
     made = mc.backups.create(actor="test")
