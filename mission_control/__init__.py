@@ -30,6 +30,7 @@ from .core import MissionControl  # noqa: E402
 __all__ = ["NAME", "hookimpl", "Actor", "SCHEDULER", "MissionControl", "MissionControlError",
            "BackupFailed", "BackupRefused", "SettingDef", "backup_status", "describe_error",
            "PATTERN", "fsync_dir", "remove_files", "sha256_file", "REMOTE_PATTERN", "Codec",
-           "Encoded", "codec_settings", "encode", "parse_remote_name", "RemoteCopy", "MANIFEST_SUFFIX",
+           "Encoded", "codec_settings", "encode", "parse_remote_name", "RemoteCopy",
+           "MANIFEST_SUFFIX",
            "RetentionPlan", "RetentionRules", "WITHIN_PATTERN", "check_within", "decide_retention",
            "FileLock", "open_private", "human_size", "DatabaseNotFound"]

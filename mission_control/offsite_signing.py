@@ -35,7 +35,7 @@ RECORD_FIELDS = ("target", "remote_name", "backup", "size", "sha256", "plain_siz
 
 
 class NotAuthentic(BadRequest):
-    """An off-site copy is not in the signed record of copies this service made, or differs (400)."""
+    """An off-site copy is not in the signed record of the copies made here, or differs (400)."""
 
 
 def _canonical(payload):
@@ -125,7 +125,7 @@ class Signer:
             return self._create(announce)
 
     def verify_key(self, create=True):
-        """This service's verification key (``ed25519:…``), or None if not made and not `create`."""
+        """Our verification key (``ed25519:…``); None when there is none and not `create`."""
         if not create and not os.path.exists(self.path):
             return None
         return encode_verify_key(self.private_key().public_key())

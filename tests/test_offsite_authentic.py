@@ -1,4 +1,4 @@
-"""Off-site copies are authentic: a copy planted at the target with the public age key alone is refused.
+"""Off-site copies are authentic: a copy planted with the public age key alone is refused.
 
 Whoever can write to the folder or bucket can encrypt a file to the age recipient. Only copies in
 the signed record of copies this service made (its database, or a manifest signed with its
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def planted_database(mc, tmp_path):
-    """A genuine-looking backup in which `mallory` is an admin (the live database, copied, edited)."""
+    """A genuine-looking backup in which `mallory` is an admin (the live database, edited)."""
     path = tmp_path / PLANTED
     live, conn = sqlite3.connect(mc.config.db_path), sqlite3.connect(path)
     live.backup(conn)
@@ -90,6 +90,8 @@ def test_a_copy_planted_in_the_folder_is_refused_by_fetch_drill_and_restore(admi
     [event] = mc.audit_store.query(action="offsite_fetch_refused")[0]
     assert event["detail"]["name"] == name and "signed record" in event["detail"]["reason"]
     assert not (mc.backups.dir / f"offsite-{PLANTED}").exists()
+    by_cli = run_cli("offsite", "fetch", "dir", name, "--data-dir", mc.config.data_dir)
+    assert by_cli.code == 2 and "not in the signed record" in by_cli.err, by_cli
 
     # The drill checks the newest *recorded* copy, and the planted one is a problem.
     [result] = drill_all(mc, "test")
@@ -142,10 +144,8 @@ def test_manifests_that_do_not_verify_are_refused(mc, nas, keys, tmp_path):
     with pytest.raises(BadRequest, match="describes another copy"):
         fetch(mc, "dir", name, "test")
     # A manifest for the planted copy, signed with a key of the attacker's own.
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from mission_control.offsite_signing import Signer
-    forger = Signer(tmp_path / "forger.key")
-    forger._create = lambda announce: Ed25519PrivateKey.generate()  # never written anywhere
+    forger = Signer(tmp_path / "forger.key", announce=lambda text: None)  # a key of its own
     record = {**manifest["record"], "remote_name": name, "backup": PLANTED}
     (nas / (name + MANIFEST_SUFFIX)).write_bytes(forger.sign(record))
     with pytest.raises(BadRequest, match="signature does not verify"):

@@ -1,4 +1,4 @@
-"""`mission-control offsite list|fetch|key`: a target's copies, fetching one back, the verification key."""
+"""`mission-control offsite list|fetch|key`: a target's copies, fetching one, the signing key."""
 from datetime import datetime, timezone
 
 from ..errors import BadRequest
