@@ -23,6 +23,7 @@ from .fsutil import fsync_dir, remove_files, sha256_file  # noqa: E402
 from .offsite_codec import (REMOTE_PATTERN, Codec, Encoded, codec_settings, encode,  # noqa: E402
                             parse_remote_name)
 from .offsite_targets import RemoteCopy  # noqa: E402
+from .offsite_signing import MANIFEST_SUFFIX  # noqa: E402
 from .fsutil import FileLock  # noqa: E402
 from .private_files import open_private  # noqa: E402
 from .units import human_size  # noqa: E402
@@ -35,6 +36,7 @@ __all__ = ["NAME", "hookimpl", "Actor", "SCHEDULER", "MissionControl", "MissionC
            "describe_error",
            "PATTERN", "fsync_dir", "remove_files", "sha256_file", "REMOTE_PATTERN", "Codec",
            "Encoded", "codec_settings", "encode", "parse_remote_name", "RemoteCopy",
+           "MANIFEST_SUFFIX",
            "RetentionPlan", "RetentionRules", "WITHIN_PATTERN", "check_within", "decide_retention",
            "FileLock", "open_private", "human_size", "DatabaseNotFound",
            "printable"]

@@ -4,6 +4,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .offsite_signing import parse_verify_keys
 
 LOG_FORMATS = ("text", "json")
 
@@ -87,6 +88,8 @@ class Config:
     access_log: bool = False  # one log line per request (MC_ACCESS_LOG)
     verify_timeout: int = 300  # seconds `integrity_check` may run on one file (MC_VERIFY_TIMEOUT)
     litestream_bin: str | None = None  # another Litestream binary (MC_LITESTREAM_BIN)
+    #: More keys off-site manifests may be signed with, e.g. an old host's (MC_OFFSITE_VERIFY_KEYS).
+    offsite_verify_keys: str = ""
 
     @property
     def backups_dir(self) -> Path:
@@ -127,11 +130,17 @@ class Config:
             access_log=bool(_flag(env, "MC_ACCESS_LOG")),
             verify_timeout=_int(env, "MC_VERIFY_TIMEOUT", 300, minimum=1),
             litestream_bin=env.get("MC_LITESTREAM_BIN") or None,
+            offsite_verify_keys=(env.get("MC_OFFSITE_VERIFY_KEYS") or "").strip(),
         )
         if overrides:
             config = replace(config, **overrides)
         if config.port > 65535:
             raise ConfigError(f"MC_PORT must be at most 65535, got {config.port}")
+        if config.offsite_verify_keys:
+            try:
+                parse_verify_keys(config.offsite_verify_keys)
+            except ValueError as exc:
+                raise ConfigError(f"MC_OFFSITE_VERIFY_KEYS: {exc}") from None
         if config.log_format not in LOG_FORMATS:
             raise ConfigError(f"MC_LOG_FORMAT must be text or json, got {config.log_format!r}")
         token = config.metrics_token

@@ -10,6 +10,7 @@ from .config import Config, ConfigError, DatabaseNotFound
 from .db import Database, migrate
 from .offsite import OffsiteResults
 from .offsite_codec import IDENTITY_SETTING
+from .offsite_signing import KEY_FILE, Signer, parse_verify_keys
 from .outbox import Outbox
 from .passwords import check_strength
 from .pruning import Pruning
@@ -65,7 +66,10 @@ class MissionControl:
         self.outbox = Outbox()
         self.audit_store = AuditStore(self.db)
         self.audit = Auditor(self.pm, clock, mc=self)
-        self.offsite = OffsiteResults(self.db, clock, self.audit, self.pm, mc=self)
+        signer = Signer(self.config.db_path.parent / KEY_FILE,
+                        parse_verify_keys(self.config.offsite_verify_keys))
+        self.offsite = OffsiteResults(self.db, clock, self.audit, self.pm, mc=self,
+                                      signer=signer)
         declared = [plugin_setting(d) for found in self.hook.register_settings(mc=self)
                     for d in found or ()]
         self.settings = Settings(self.db, clock, self.audit, (*HOST_SETTINGS, IDENTITY_SETTING,

@@ -119,11 +119,15 @@ def offsite_targets(mc: MissionControl) -> Iterable[str | Any] | None:
       created_at)``, in any order; names ``mission_control.parse_remote_name`` does not know
       are ignored;
     - ``open_copy(name)``: a binary reader (``read(n)``, ``close()``) streaming that copy's stored
-      bytes; the host closes it.
+      bytes; the host closes it;
+    - optionally ``read_manifest(name, limit)``: at most `limit` bytes of the manifest stored
+      beside the copy (``name + mission_control.MANIFEST_SUFFIX``), or None when there is none.
 
     The host unpacks what it reads (zstd, age) as the name says, so a target only moves bytes.
-    Copies made with ``mission_control.encode`` and reported with ``mc.offsite.succeeded(...,
-    remote_name=..., encoded=...)`` are compared with what was sent when fetched back.
+    Only copies in the signed record of copies this service made are fetched or drilled: record
+    each one with ``mc.offsite.record_copy(target, backup, remote_name, encoded)`` (which returns
+    the signed manifest to store beside it) or ``mc.offsite.succeeded(..., remote_name=...,
+    encoded=...)``; both SHA-256s are compared with the record when it comes back.
 
     :param mc: the running MissionControl.
     :return: a list of target names or target objects; an empty list or ``None`` when not

@@ -17,14 +17,16 @@ class OffsiteResults:
         ``offsite_failed``.
     :param pm: the plugin manager, asked which targets are configured (``offsite_targets``).
     :param mc: the MissionControl handed to that hook.
+    :param signer: the `offsite_signing.Signer` that signs each copy's record (`record_copy`).
     """
 
-    def __init__(self, db, clock, auditor, pm=None, mc=None):
+    def __init__(self, db, clock, auditor, pm=None, mc=None, signer=None):
         self._db = db
         self._clock = clock
         self._audit = auditor
         self._pm = pm
         self.mc = mc
+        self.signer = signer
 
     def configured(self):
         """Sorted names of the targets the plugins say are configured now (``offsite_targets``).
@@ -71,17 +73,44 @@ class OffsiteResults:
                           plain_sha256=encoded.plain_sha256, stored_size=encoded.size,
                           ratio=encoded.ratio, compressed=encoded.compressed,
                           encrypted=encoded.encrypted)
-            with self._db.transaction() as conn:
-                conn.execute(
-                    "INSERT OR REPLACE INTO offsite_copies (target, remote_name, backup, size,"
-                    " sha256, plain_size, plain_sha256, compressed, encrypted, created_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (target, remote_name, backup.name, encoded.size, encoded.sha256,
-                     encoded.plain_size, encoded.plain_sha256, int(encoded.compressed),
-                     int(encoded.encrypted), int(self._clock())))
+            known = self.copy_record(target, remote_name)
+            if known is None or known["sha256"] != encoded.sha256:
+                # A plugin that does not upload manifests still gets its copies recorded here.
+                self.record_copy(target, backup, remote_name, encoded)
         self._store(target, True, backup.name, location, "Copied and verified", detail)
         self._audit.emit("offsite_copy", actor, target_type="offsite", target_id=target,
                          detail=detail)
+
+    def record_copy(self, target, backup, remote_name, encoded):
+        """Sign and remember that `remote_name` at `target` is this service's copy of `backup`.
+
+        Call it once the copy is uploaded and verified, then put the manifest it returns beside
+        the copy as ``<remote_name>`` + ``MANIFEST_SUFFIX``: fetches and drills refuse any copy
+        that has neither this record nor a manifest signed by a trusted key.
+        :param encoded: the ``Encoded`` that `encode` returned (or one built for a plain copy).
+        :return: the signed manifest (JSON bytes).
+        :raises OSError: the signing key could not be read or created.
+        """
+        record = {"target": target, "remote_name": remote_name, "backup": backup.name,
+                  "size": encoded.size, "sha256": encoded.sha256,
+                  "plain_size": encoded.plain_size, "plain_sha256": encoded.plain_sha256,
+                  "compressed": bool(encoded.compressed), "encrypted": bool(encoded.encrypted),
+                  "created_at": int(self._clock())}
+        manifest = self.signer.sign(record)
+        self.remember(record, manifest)
+        return manifest
+
+    def remember(self, record, manifest):
+        """Keep `record` (the `RECORD_FIELDS`) and its signed `manifest` in `offsite_copies`."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO offsite_copies (target, remote_name, backup, size,"
+                " sha256, plain_size, plain_sha256, compressed, encrypted, created_at, manifest)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (record["target"], record["remote_name"], record["backup"], record["size"],
+                 record["sha256"], record["plain_size"], record["plain_sha256"],
+                 int(record["compressed"]), int(record["encrypted"]), record["created_at"],
+                 manifest.decode() if isinstance(manifest, bytes) else manifest))
 
     def failed(self, target, backup, actor, error, *, location=None):
         """Record and audit a failed copy. `error` is an exception or an already safe sentence.
@@ -129,6 +158,12 @@ class OffsiteResults:
             "SELECT target, remote_name, backup, size, sha256, plain_size, plain_sha256,"
             " compressed, encrypted, created_at FROM offsite_copies"
             " WHERE target = ? AND remote_name = ?", (target, remote_name))
+
+    def records_of(self, backup):
+        """The records of every copy of `backup` (a backup's name) that this service knows of."""
+        return self._db.query(
+            "SELECT target, remote_name, plain_sha256 FROM offsite_copies WHERE backup = ?",
+            (backup,))
 
     def drilled(self, target, ok, remote_name, message, detail):
         """Remember the last restore drill of `target` (the auditing is the caller's)."""

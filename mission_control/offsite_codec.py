@@ -181,7 +181,7 @@ class Digesting:
         return self._digest.hexdigest()
 
 
-class _DigestingReader(Digesting):
+class DigestingReader(Digesting):
     """A reader that counts and hashes what is read from `source`."""
 
     def __init__(self, source):
@@ -222,7 +222,7 @@ def encode(source, sink, codec):
     recipients = _recipients(codec.recipients) if codec.encrypted else None
     out = Digesting(sink)
     with open(source, "rb") as raw:
-        plain = _DigestingReader(raw)
+        plain = DigestingReader(raw)
         reader = plain
         if codec.compressed:
             zstd = _require("zstandard")

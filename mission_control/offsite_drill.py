@@ -1,11 +1,13 @@
 """Restore drills: fetch each target's newest copy to a temporary file and prove it restores.
 
-For every off-site target that can give copies back, the newest copy is unpacked (decrypted with
-the secret setting ``offsite.age_identity``, decompressed) into a hidden temporary file, checked
-like an upload (``integrity_check``, Mission Control's schema) and its plain SHA-256 compared
-with the one recorded when it was sent; the file is then deleted. An encrypted copy without an
-identity configured can only be checked by its age header and the SHA-256 of the stored bytes,
-and the result says so. Each result is remembered (`mc.offsite.drills()`), audited as
+For every off-site target that can give copies back, the newest copy in the signed record of
+copies this service made (`offsite_signing.authentic_record`) is unpacked (decrypted with the
+secret setting ``offsite.age_identity``, decompressed) into a hidden temporary file, checked like
+an upload (``integrity_check``, Mission Control's schema) and both its SHA-256s compared with the
+record; the file is then deleted. An encrypted copy without an identity configured can only be
+checked by its age header and the SHA-256 of the stored bytes, and the result says so. A copy at
+the target that is not in the signed record (planted by whoever can write there) fails the drill,
+named in `unrecorded`. Each result is remembered (`mc.offsite.drills()`), audited as
 ``offsite_verify`` and counted by backup health.
 """
 import sys
@@ -13,6 +15,7 @@ from contextlib import closing
 
 from .errors import MissionControlError, describe_error
 from .offsite_codec import AGE_MAGIC, CHUNK, CopyDamaged, Digesting, parse_remote_name
+from .offsite_signing import NotAuthentic, authentic_record
 from .offsite_targets import list_copies, unpack
 from .uploads import UploadSink
 from .verify import inspect
@@ -41,9 +44,6 @@ def _check_stored(target, name, record):
     is_age, digest = _stored_digest(target, name)
     if not is_age:
         raise CopyDamaged("the copy does not start with an age header")
-    if record is None:
-        return ("age header present; no record here of the bytes sent, and no identity "
-                "(offsite.age_identity) to decrypt: not decrypted or restored")
     if digest != record["sha256"]:
         raise CopyDamaged("the stored bytes' SHA-256 differs from what was sent")
     return ("age header and SHA-256 of the stored bytes match what was sent; not decrypted "
@@ -54,7 +54,7 @@ def _check_restorable(mc, target, name, record, identity):
     """The full drill: unpack into a temporary file, inspect, compare; returns the message."""
     sink = UploadSink(mc.backups.dir, sys.maxsize)
     try:
-        _, digest = unpack(target, name, sink, identity)
+        unpack(target, name, sink, identity, record)
         sink.finish()
         found = inspect(sink.path, timeout=mc.config.verify_timeout, clock=mc.clock)
         if not found.ok:
@@ -62,29 +62,46 @@ def _check_restorable(mc, target, name, record, identity):
                               "; ".join(found.problems[:3]))
     finally:
         sink.discard()
-    if record is None:
-        return "unpacked and passed integrity_check; no record here to compare its SHA-256 with"
-    if digest != record["plain_sha256"]:
-        raise CopyDamaged("the unpacked backup's SHA-256 differs from the backup that was sent")
     return "unpacked, passed integrity_check, and its SHA-256 matches the backup that was sent"
 
 
-def _drill(mc, target):
-    """`(ok, name, mode, message)` of drilling `target`'s newest copy."""
+def _newest_recorded(mc, target, copies):
+    """`(name, record)` of the newest of `copies` in the signed record (or `(None, None)`), and
+    the names of the others that are not in it."""
+    newest, unrecorded = (None, None), []
+    for copy in copies:
+        try:
+            record = authentic_record(mc, target, copy.name)
+        except NotAuthentic:
+            unrecorded.append(copy.name)
+            continue
+        if newest[0] is None:
+            newest = (copy.name, record)
+    return newest, unrecorded
+
+
+def _drill(mc, target, unrecorded):
+    """`(ok, name, mode, message)` of drilling `target`'s newest recorded copy.
+
+    :param unrecorded: a list that gains the copies not in the signed record.
+    """
     name = None
     try:
         copies = list_copies(target)
         if not copies:
             # Not a failed drill: a target with no copy yet is what copy health reports.
             return True, None, None, "the target holds no copy yet: nothing to drill"
-        name = copies[0].name
+        (name, record), planted = _newest_recorded(mc, target, copies)
+        unrecorded.extend(planted)
+        if name is None:
+            return False, None, None, "no copy at the target is in the signed record of copies " \
+                                      "this service made"
         _, _, encrypted = parse_remote_name(name)
-        record = mc.offsite.copy_record(target.name, name)
         identity = mc.settings.get("offsite.age_identity")
         if encrypted and not identity:
             return True, name, HEADER_AND_HASH, _check_stored(target, name, record)
         return True, name, FULL, _check_restorable(mc, target, name, record, identity)
-    except CopyDamaged as exc:
+    except (CopyDamaged, NotAuthentic) as exc:
         return False, name, None, str(exc)
     except MissionControlError as exc:
         return False, name, None, exc.message
@@ -93,13 +110,21 @@ def _drill(mc, target):
 
 
 def drill_target(mc, target, actor):
-    """Drill one target's newest copy; remember and audit the result.
+    """Drill one target's newest recorded copy; remember and audit the result.
 
     :return: dict with `target`, `ok`, `name` (the copy drilled, or None), `mode` ("full" or
-        "header_and_hash", or None when nothing was drilled) and `message`.
+        "header_and_hash", or None when nothing was drilled), `message`, and `unrecorded`: the
+        copies at the target that are not in the signed record (any of them fails the drill).
     """
-    ok, name, mode, message = _drill(mc, target)
-    result = {"target": target.name, "ok": ok, "name": name, "mode": mode, "message": message}
+    unrecorded = []
+    ok, name, mode, message = _drill(mc, target, unrecorded)
+    if unrecorded:
+        ok = False
+        message += (f"; {len(unrecorded)} cop{'y' if len(unrecorded) == 1 else 'ies'} at the "
+                    "target not in the signed record of copies this service made (planted by "
+                    f"whoever can write there?): {', '.join(unrecorded[:5])}")
+    result = {"target": target.name, "ok": ok, "name": name, "mode": mode, "message": message,
+              "unrecorded": unrecorded}
     mc.offsite.drilled(target.name, ok, name, message, result)
     mc.audit.emit("offsite_verify", actor, target_type="offsite", target_id=target.name,
                   detail=result)

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from .errors import BadRequest, MissionControlError, NotFound, ValidationFailed, describe_error
 from .fsutil import fsync_dir, place_without_overwrite, sha256_file
 from .names import OFFSITE_FETCH
-from .offsite_codec import CopyDamaged, MissingExtra, decode, parse_remote_name
+from .offsite_codec import (CHUNK, CopyDamaged, DigestingReader, MissingExtra, decode,
+                            parse_remote_name)
+from .offsite_signing import NotAuthentic, authentic_record
 from .pruning import keep_newest
 from .uploads import UploadSink, check_received, keep_received
 
@@ -62,17 +64,23 @@ def list_copies(target):
                   reverse=True)
 
 
-def unpack(target, remote_name, sink, identity):
+def unpack(target, remote_name, sink, identity, record):
     """Download `remote_name` from `target` and unpack it into `sink`; `(size, plain_sha256)`.
 
+    :param record: the copy's signed record (`offsite_signing.authentic_record`): both SHA-256s
+        must match it.
     :raises CopyDamaged: wrong identity, truncated or altered copy.
+    :raises NotAuthentic: the stored or the plain bytes differ from the signed record.
     :raises TargetUnavailable: the copy could not be read.
     """
     _, compressed, encrypted = parse_remote_name(remote_name)
     try:
-        with closing(target.open_copy(remote_name)) as reader:
-            return decode(reader, sink, compressed=compressed, encrypted=encrypted,
-                          identities=identity)
+        with closing(target.open_copy(remote_name)) as raw:
+            stored = DigestingReader(raw)
+            size, digest = decode(stored, sink, compressed=compressed, encrypted=encrypted,
+                                  identities=identity)
+            for _ in iter(lambda: stored.read(CHUNK), b""):
+                pass  # bytes after what decode needed are part of the stored object's SHA-256
     except CopyDamaged:
         raise
     except MissingExtra as exc:
@@ -80,17 +88,25 @@ def unpack(target, remote_name, sink, identity):
     except Exception as exc:  # noqa: BLE001
         raise TargetUnavailable(f"The off-site copy cannot be read: "
                                 f"{describe_error(exc)}") from None
+    if stored.sha256 != record["sha256"]:
+        raise NotAuthentic("its stored bytes' SHA-256 differs from the signed record of the "
+                           "copy that was uploaded")
+    if digest != record["plain_sha256"]:
+        raise NotAuthentic("the unpacked backup's SHA-256 differs from the signed record of the "
+                           "backup that was sent")
+    return size, digest
 
 
 def fetch(mc, target_name, remote_name, actor, identity=None):
     """Fetch copy `remote_name` from `target_name` back into the backups folder, checked.
 
     :param identity: age secret key(s); by default the secret setting ``offsite.age_identity``.
-    :return: `{"backup": {name, size, created_at, sha256}, "sha256_match": bool or None}`
-        (None when this server has no record of the copy).
+    :return: `{"backup": {name, size, created_at, sha256}, "sha256_match": True}` (a copy
+        that does not match its signed record is refused, so the match is always true).
     :raises ValidationFailed: not a copy's name (400). :raises NotFound: no such target or copy.
-    :raises BadRequest: the copy cannot be decrypted or unpacked, or is not a valid backup, or
-        differs from what was sent (400); nothing is left behind, and the refusal is audited.
+    :raises BadRequest: the copy is not in the signed record of copies this service made (it may
+        have been planted), cannot be decrypted or unpacked, is not a valid backup, or differs
+        from its record (400); nothing is left behind, and the refusal is audited.
     """
     target = find_target(mc, target_name)
     parsed = parse_remote_name(remote_name)
@@ -99,23 +115,18 @@ def fetch(mc, target_name, remote_name, actor, identity=None):
                                 "(mc-backup-…db, optionally .zst and/or .age)"])
     if remote_name not in {c.name for c in list_copies(target)}:
         raise NotFound("The off-site target holds no copy of that name")
-    record = mc.offsite.copy_record(target.name, remote_name)
     sink = UploadSink(mc.backups.dir, sys.maxsize)
-    match = None
 
     def accept():
-        nonlocal match
         try:
-            unpack(target, remote_name, sink, identity or mc.settings.get("offsite.age_identity"))
-        except CopyDamaged as exc:
-            raise BadRequest(f"The off-site copy was refused: {exc}") from None
+            record = authentic_record(mc, target, remote_name)  # before a byte is downloaded
+            unpack(target, remote_name, sink, identity or mc.settings.get("offsite.age_identity"),
+                   record)
+        except (CopyDamaged, NotAuthentic) as exc:
+            raise NotAuthentic(f"The off-site copy was refused: {exc}") from None
         sink.finish()
         digest, found = check_received(mc, sink, "The off-site copy is not a valid Mission "
                                                  "Control backup")
-        match = None if record is None else record["plain_sha256"] == digest
-        if match is False:
-            raise BadRequest("The off-site copy was refused: its SHA-256 differs from the backup "
-                             "that was sent")
         final = mc.backups.dir / f"{FETCHED_PREFIX}{parsed[0]}"
         try:
             place_without_overwrite(sink.path, final)
@@ -132,6 +143,6 @@ def fetch(mc, target_name, remote_name, actor, identity=None):
         "detail": {"target": target.name, "name": remote_name}})
     mc.audit.emit("offsite_fetch", actor, target_type="offsite", target_id=target.name,
                   detail={"target": target.name, "name": remote_name, "backup": backup["name"],
-                          "sha256": backup["sha256"], "sha256_match": match})
+                          "sha256": backup["sha256"], "sha256_match": True})
     keep_newest(mc, OFFSITE_FETCH, backup["name"], actor)
-    return {"backup": backup, "sha256_match": match}
+    return {"backup": backup, "sha256_match": True}

@@ -28,7 +28,8 @@ from .backups import TEMP_PREFIX, snapshot
 from .errors import (BackupFailed, BackupRefused, FileRejected, MissionControlError,
                      describe_error)
 from .fsutil import remove_files, sha256_file
-from .names import SAFETY_COPY
+from .names import OFFSITE_FETCH, SAFETY_COPY
+from .offsite_signing import NotAuthentic
 from .plugins import audit_failures, call_isolated
 from .private_files import open_private
 from .pruning import keep_newest
@@ -80,8 +81,28 @@ def restore_backup(mc, name, actor, *, session_token=None, keep_settings=True):
     mc.backups.readable_path(name)
     with mc.backups.exclusive(BUSY):
         check = verify_backup(mc, name, actor)
+        _refuse_unrecorded_fetch(mc, name, check, actor)
         return _restore_checked(mc, mc.backups.dir / name, check, actor, name, {"name": name},
                                 session_token, keep_settings)
+
+
+def _refuse_unrecorded_fetch(mc, name, check, actor):
+    """A copy fetched back from off-site is restored only if it is one this service sent.
+
+    `fetch` already refuses a copy outside the signed record; this also holds for an
+    ``offsite-…`` file fetched before copies were signed, or put into the folder by hand.
+    :raises NotAuthentic: no record of a copy of that backup has its SHA-256 (400), audited.
+    """
+    if not name.startswith(OFFSITE_FETCH.prefix):
+        return
+    records = mc.offsite.records_of(name[len("offsite-"):])
+    if any(r["plain_sha256"] == check["sha256"] for r in records):
+        return
+    reason = ("it was fetched from off-site, but matches no signed record of a copy this service "
+              "made (it may have been planted)")
+    mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
+                  detail={"name": name, "reason": reason})
+    raise NotAuthentic(f"Restore refused: {reason}")
 
 
 def restore_prepared_file(mc, path, actor, *, label, detail, session_token=None,

@@ -46,6 +46,7 @@ def serve(config, announce=print):
     mc = MissionControl(config, create=True)
     log.info("Mission Control database: %s", config.db_path)  # absolute (Config makes it so)
     mc.ensure_admin(announce)
+    mc.offsite.signer.private_key(announce)  # made on first start; shown once, like the password
     server = make_server(mc)
     state = {"serving": False, "stop": False}
 

@@ -4,7 +4,9 @@ After each backup, when ``offsite.dir.path`` names an existing folder, the backu
 there (compressed with zstd and encrypted with age when ``offsite.dir.compress`` and
 ``offsite.dir.age_recipients`` say so) under a hidden temporary name, fsynced, read back and
 compared by SHA-256 with what was written, then renamed to its final name (the backup's, plus
-``.zst``/``.age``) and the folder fsynced. Then the folder keeps the newest
+``.zst``/``.age``) and the folder fsynced; the copy's signed manifest is written beside it
+(``<copy name>.manifest.json``), so a copy someone else put in the folder is told apart. Then the
+folder keeps the newest
 ``offsite.dir.retention_count`` backups. Pruning runs only after a verified copy and never touches
 the copy just made, so the last good copy is never deleted. A failure is recorded and audited as
 ``offsite_failed``; the local backup is never affected.
@@ -13,9 +15,9 @@ import os
 import secrets
 import time
 
-from mission_control import (PATH, REMOTE_PATTERN, Codec, RemoteCopy, SettingDef, codec_settings,
-                             describe_error, encode, fsync_dir, hookimpl, remove_files,
-                             sha256_file)
+from mission_control import (MANIFEST_SUFFIX, PATH, REMOTE_PATTERN, Codec, RemoteCopy, SettingDef,
+                             codec_settings, describe_error, encode, fsync_dir, hookimpl,
+                             remove_files, sha256_file)
 
 TARGET = "dir"
 TEMP_PREFIX = ".mc-offsite-"
@@ -65,10 +67,25 @@ def copy_verified(source, folder, name, codec):
         remove_files(tmp)
 
 
+def write_manifest(folder, name, manifest):
+    """Put `manifest` (bytes) beside copy `name` in `folder`, whole or not at all."""
+    tmp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp")
+    try:
+        with open(tmp, "xb") as out:
+            out.write(manifest)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, os.path.join(folder, name + MANIFEST_SUFFIX))
+        fsync_dir(folder)
+    finally:
+        remove_files(tmp)
+
+
 def prune(folder, keep, just_made, now):
     """Keep the newest `keep` copies in `folder` (by name, which is by time).
 
-    `just_made` is always kept. Hidden temporary files older than a day (left by a crash) go too.
+    `just_made` is always kept. A deleted copy's manifest goes with it; hidden temporary files
+    older than a day (left by a crash) go too.
     :return: names deleted.
     """
     names, deleted = [], []
@@ -86,6 +103,7 @@ def prune(folder, keep, just_made, now):
             os.unlink(os.path.join(folder, name))
         except FileNotFoundError:
             continue  # another process pruned it first
+        remove_files(os.path.join(folder, name + MANIFEST_SUFFIX))
         deleted.append(name)
     if deleted:
         fsync_dir(folder)
@@ -112,6 +130,8 @@ def post_backup(mc, backup, actor):
     started = time.perf_counter()
     try:
         encoded = copy_verified(backup.path, folder, remote_name, codec)
+        write_manifest(folder, remote_name,
+                       mc.offsite.record_copy(TARGET, backup, remote_name, encoded))
     except Exception as exc:  # noqa: BLE001 - I/O, a missing extra: all mean "not copied"
         mc.offsite.failed(TARGET, backup, actor, exc, location=folder)
         return
@@ -149,6 +169,15 @@ class FolderTarget:
         if not REMOTE_PATTERN.match(name):  # the host checks too; a path never gets through
             raise FileNotFoundError(name)
         return open(os.path.join(self.folder, name), "rb")
+
+    def read_manifest(self, name, limit):
+        if not REMOTE_PATTERN.match(name):
+            raise FileNotFoundError(name)
+        try:
+            with open(os.path.join(self.folder, name + MANIFEST_SUFFIX), "rb") as f:
+                return f.read(limit)
+        except FileNotFoundError:
+            return None
 
 
 @hookimpl

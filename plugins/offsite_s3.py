@@ -4,8 +4,10 @@ Off until ``offsite.s3.bucket`` is set. Needs ``boto3`` (``pip install 'mission-
 imported only when the plugin has work to do. Credentials come from the standard AWS chain
 (environment, shared files, instance roles) unless the two secret settings are set. Large files
 go up in parts (multipart upload); what landed is checked against the local file (size, and the
-MD5-based ETag, or a full download compared by SHA-256 when the ETag cannot tell), and then the
-bucket keeps the newest ``offsite.s3.retention_count`` backups under the prefix.
+MD5-based ETag, or a full download compared by SHA-256 when the ETag cannot tell), the copy's signed
+manifest goes up beside it (``<copy name>.manifest.json``, so a copy someone else put in the bucket
+is told apart), and then the bucket keeps the newest ``offsite.s3.retention_count`` backups under
+the prefix.
 
 With ``offsite.s3.compress`` or ``offsite.s3.age_recipients`` set, the backup is first packed
 (zstd, age) into a hidden temporary file beside it, in bounded memory, and that file is uploaded
@@ -19,8 +21,9 @@ import time
 from contextlib import contextmanager
 from functools import cached_property
 
-from mission_control import (REMOTE_PATTERN, URL, Codec, Encoded, RemoteCopy, SettingDef,
-                             codec_settings, describe_error, encode, hookimpl, remove_files)
+from mission_control import (MANIFEST_SUFFIX, REMOTE_PATTERN, URL, Codec, Encoded, RemoteCopy,
+                             SettingDef, codec_settings, describe_error, encode, hookimpl,
+                             remove_files)
 
 TARGET = "s3"
 STAGING_PREFIX = ".mc-offsite-s3-"
@@ -155,7 +158,10 @@ def upload_verified(client, mc, path, bucket, key):
 
 
 def prune_bucket(client, bucket, prefix, keep, just_made):
-    """Keep the newest `keep` copies under `prefix`; return the keys deleted."""
+    """Keep the newest `keep` copies under `prefix`; return the keys deleted.
+
+    A deleted copy's manifest goes with it (not counted among the keys returned).
+    """
     names = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", ()):
@@ -166,6 +172,7 @@ def prune_bucket(client, bucket, prefix, keep, just_made):
     for name in sorted(names, reverse=True)[keep:]:
         if name != just_made:
             client.delete_object(Bucket=bucket, Key=prefix + name)
+            client.delete_object(Bucket=bucket, Key=prefix + name + MANIFEST_SUFFIX)
             deleted.append(prefix + name)
     return deleted
 
@@ -214,6 +221,9 @@ def post_backup(mc, backup, actor):
             sha256 = upload_verified(client, mc, path, bucket, prefix + remote_name)
         if encoded is None:
             encoded = Encoded(backup.size, sha256, backup.size, sha256, False, False)
+        manifest = mc.offsite.record_copy(TARGET, backup, remote_name, encoded)
+        client.put_object(Bucket=bucket, Key=prefix + remote_name + MANIFEST_SUFFIX,
+                          Body=manifest, ContentType="application/json")
     except Exception as exc:  # noqa: BLE001 - botocore raises many kinds; all mean "not copied"
         mc.offsite.failed(TARGET, backup, actor, exc, location=location)
         return
@@ -260,6 +270,18 @@ class BucketTarget:
 
     def open_copy(self, name):
         return self.client.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"]
+
+    def read_manifest(self, name, limit):
+        from botocore.exceptions import ClientError
+        try:
+            body = self.client.get_object(Bucket=self.bucket,
+                                          Key=self.prefix + name + MANIFEST_SUFFIX)["Body"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        with body:
+            return body.read(limit)
 
 
 @hookimpl

@@ -3,6 +3,7 @@ import hashlib
 import os
 import time
 
+from mission_control import MANIFEST_SUFFIX
 from mission_control.backups import NAME_FORMAT
 
 
@@ -32,7 +33,7 @@ def test_every_backup_lands_verified_in_the_folder(admin_client, mc, tmp_path):
     assert made.status_code == 200, made.json
     name = made.json["backup"]["name"]
     local = mc.backups.dir / name
-    assert sorted(os.listdir(nas)) == [name]  # no temporary file left behind
+    assert sorted(os.listdir(nas)) == [name, name + MANIFEST_SUFFIX]  # no temporary file
     assert sha256(nas / name) == sha256(local)
     [event] = audits(mc, "offsite_copy")
     assert event["detail"]["sha256"] == sha256(local)
@@ -50,7 +51,8 @@ def test_folder_keeps_its_own_retention_count(mc, clock, tmp_path):
     for _ in range(4):
         names.append(mc.backups.create(actor="test").name)
         clock.advance(60)
-    assert sorted(os.listdir(nas)) == sorted(["keep-me.db", *names[-2:]])
+    assert sorted(os.listdir(nas)) == sorted(  # a pruned copy's manifest goes with it
+        ["keep-me.db", *names[-2:], *(n + MANIFEST_SUFFIX for n in names[-2:])])
     assert len(mc.backups.list()) == 4  # the local retention (10) is separate
     assert audits(mc, "offsite_copy")[0]["detail"]["pruned"] == [names[1]]
 

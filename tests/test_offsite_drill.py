@@ -50,7 +50,7 @@ def test_a_drill_passes_then_fails_once_the_remote_copy_is_damaged(admin_client,
     assert passed.json["message"] == "Restore drill passed: dir: passed (restored and compared)"
     [result] = [e["detail"] for e in mc.audit_store.query(action="offsite_verify")[0]]
     assert result == {"target": "dir", "ok": True, "name": f"{made.name}.zst.age",
-                      "mode": "full", "message": result["message"]}
+                      "mode": "full", "message": result["message"], "unrecorded": []}
     assert "matches the backup that was sent" in result["message"]
     assert mc.audit_store.query(action="offsite_verify")[0][0]["actor"] == "alice"
     status = backup_status(mc)

@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from mission_control import MANIFEST_SUFFIX
+
 boto3 = pytest.importorskip("boto3")
 
 
@@ -26,7 +28,8 @@ def test_backup_lands_verified_in_the_bucket(admin_client, mc, s3, s3_server, bu
     made = admin_client.post("/api/backup")
     assert made.status_code == 200, made.json
     name = made.json["backup"]["name"]
-    assert keys(s3, bucket) == [f"mission-control/{name}"]
+    assert keys(s3, bucket) == [f"mission-control/{name}",
+                                f"mission-control/{name}{MANIFEST_SUFFIX}"]
     body = s3.get_object(Bucket=bucket, Key=f"mission-control/{name}")["Body"].read()
     assert body == (mc.backups.dir / name).read_bytes()
     [event] = audits(mc, "offsite_copy")
@@ -65,7 +68,8 @@ def test_bucket_keeps_its_own_retention(mc, clock, s3, s3_server, bucket):
         names.append(mc.backups.create(actor="test").name)
         clock.advance(60)
     assert keys(s3, bucket) == sorted(["mission-control/pinned.db",
-                                       *(f"mission-control/{n}" for n in names[-2:])])
+                                       *(f"mission-control/{n}{m}" for n in names[-2:]
+                                         for m in ("", MANIFEST_SUFFIX))])
 
 
 def test_credentials_from_secret_settings(mc, s3, s3_server, bucket, monkeypatch):

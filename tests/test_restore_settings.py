@@ -28,8 +28,9 @@ def _backup_then_change(mc):
     add_tasks(mc, "new")
     SchedulerState(mc.db).claim_slot("auto_backup", "2026-03-04T03:00:00Z", mc.clock())
     with mc.db.transaction() as conn:  # an off-site copy made since the backup
-        conn.execute("INSERT INTO offsite_copies VALUES ('dir', 'x.db.zst', ?, 1, 'a', 2, 'b',"
-                     " 1, 0, 0)", (name,))
+        conn.execute("INSERT INTO offsite_copies (target, remote_name, backup, size, sha256,"
+                     " plain_size, plain_sha256, compressed, encrypted, created_at)"
+                     " VALUES ('dir', 'x.db.zst', ?, 1, 'a', 2, 'b', 1, 0, 0)", (name,))
     return name
 
 

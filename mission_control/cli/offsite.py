@@ -1,4 +1,4 @@
-"""`mission-control offsite list|fetch`: an off-site target's copies, and fetching one back."""
+"""`mission-control offsite list|fetch|key`: a target's copies, fetching one, the signing key."""
 from datetime import datetime, timezone
 
 from ..errors import BadRequest
@@ -7,7 +7,7 @@ from ..units import human_size
 
 
 def add_parsers(sub):
-    """Add the `offsite` command and its two actions."""
+    """Add the `offsite` command and its three actions."""
     actions = sub.add_parser("offsite", help="list and fetch back off-site copies") \
         .add_subparsers(dest="action", metavar="ACTION", required=True)
     lst = actions.add_parser("list", help="the copies a target holds")
@@ -19,6 +19,9 @@ def add_parsers(sub):
     get.add_argument("--identity-file", help="age identity file (default: the secret setting "
                                              "offsite.age_identity)")
     get.set_defaults(handler=fetch_)
+    key = actions.add_parser("key", help="the key that verifies this service's signed records of "
+                                         "its off-site copies (keep it with the age identity)")
+    key.set_defaults(handler=key_)
 
 
 def _identity(path):
@@ -46,7 +49,16 @@ def fetch_(ctx):
     with ctx.open() as mc, ctx.out.progress(f"fetching {ctx.args.name}"):
         result = fetch(mc, ctx.args.target, ctx.args.name, ctx.actor, identity)
     backup = result["backup"]
-    match = {True: "matches the copy's record", False: "differs",
-             None: "no record here to compare"}[result["sha256_match"]]
     ctx.out.result(result, f"fetched {backup['name']} ({human_size(backup['size'])}), "
-                           f"verified; sha256 {backup['sha256']} {match}")
+                           f"verified; sha256 {backup['sha256']} matches the copy's signed record")
+
+
+def key_(ctx):
+    with ctx.open() as mc:
+        signer = mc.offsite.signer
+        created = signer.verify_key(create=False) is None
+        signer.private_key(announce=lambda text: None)  # shown just below instead
+        key = signer.verify_key()
+    ctx.out.result({"verify_key": key, "created": created},
+                   [key, "Keep it with the age identity: with it, a new host can tell the copies "
+                         "this service made (MC_OFFSITE_VERIFY_KEYS)."])

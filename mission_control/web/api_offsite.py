@@ -61,9 +61,10 @@ PATHS = {
         response("Fetched and verified", obj(
             backup=obj(name={"type": "string"}, size={"type": "integer"},
                        created_at={"type": "integer"}, sha256={"type": "string"}),
-            sha256_match={"type": ["boolean", "null"],
-                          "description": "the plain SHA-256 equals the one recorded when the "
-                                         "copy was sent (null: no record here)"})),
+            sha256_match={"const": True,
+                          "description": "both SHA-256s equal the signed record of the copy "
+                                         "sent; a copy not in that record, or differing from "
+                                         "it, is refused (400)"})),
         400, 404, 413, 501, 502, params=[_TARGET], tag="offsite",
         request=body(obj(name={"type": "string", "pattern": REMOTE_PATTERN.pattern},
                          optional={"identity": {

@@ -11,7 +11,8 @@ def plugins_list(mc, request):
 
 def offsite_list(mc, request):
     require(mc, request, "admin")
-    return json_response({"targets": mc.offsite.list()})
+    return json_response({"targets": mc.offsite.list(),
+                          "verify_key": mc.offsite.signer.verify_key(create=False)})
 
 
 ROUTES = [

@@ -140,7 +140,10 @@ PATHS = {
     "/api/plugins": {"get": operation("The loaded plugins", response("Plugins", obj(
         plugins=array(ref("Plugin")), blocked=array({"type": "string"}))), tag="plugins")},
     "/api/offsite": {"get": operation("The last off-site copy result per target", response(
-        "Targets", obj(targets=array(ref("OffsiteResult")))), tag="plugins")},
+        "Targets", obj(targets=array(ref("OffsiteResult")), verify_key={
+            **STR_OR_NULL, "description": "the Ed25519 key (ed25519:…) that verifies this "
+            "service's signed records of its off-site copies; keep it with the age identity "
+            "(null until the first copy or start)"})), tag="plugins")},
 }
 
 
