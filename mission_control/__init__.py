@@ -23,6 +23,7 @@ from .offsite_codec import (REMOTE_PATTERN, Codec, Encoded, codec_settings, enco
 from .offsite_targets import RemoteCopy  # noqa: E402
 from .fsutil import FileLock  # noqa: E402
 from .private_files import open_private  # noqa: E402
+from .scratch_files import SCRATCH_PREFIX, create_scratch  # noqa: E402
 from .units import human_size  # noqa: E402
 from .core import MissionControl  # noqa: E402
 
@@ -31,4 +32,5 @@ __all__ = ["NAME", "hookimpl", "Actor", "SCHEDULER", "MissionControl", "MissionC
            "PATTERN", "fsync_dir", "remove_files", "sha256_file", "REMOTE_PATTERN", "Codec",
            "Encoded", "codec_settings", "encode", "parse_remote_name", "RemoteCopy",
            "RetentionPlan", "RetentionRules", "WITHIN_PATTERN", "check_within", "decide_retention",
-           "FileLock", "open_private", "human_size", "DatabaseNotFound"]
+           "FileLock", "open_private", "human_size", "DatabaseNotFound", "SCRATCH_PREFIX",
+           "create_scratch"]
