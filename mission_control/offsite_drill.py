@@ -1,23 +1,28 @@
 """Restore drills: fetch each target's newest copy to a temporary file and prove it restores.
 
 For every off-site target that can give copies back, the newest copy is unpacked (decrypted with
-the secret setting ``offsite.age_identity``, decompressed) into a hidden temporary file, checked
+the secret setting ``offsite.age_identity``, decompressed) into a hidden scratch file, checked
 like an upload (``integrity_check``, Mission Control's schema) and its plain SHA-256 compared
 with the one recorded when it was sent; the file is then deleted. An encrypted copy without an
 identity configured can only be checked by its age header and the SHA-256 of the stored bytes,
-and the result says so. Each result is remembered (`mc.offsite.drills()`), audited as
-``offsite_verify`` and counted by backup health.
+and the result says so. As a fetch does, a drill asks the disk guard first and stops unpacking
+past the copy's recorded plain size (or ``MC_MAX_UPLOAD_MB``). Each result is remembered
+(`mc.offsite.drills()`), audited as ``offsite_verify`` and counted by backup health.
 """
-import sys
 from contextlib import closing
 
+from .actor import as_actor
 from .errors import MissionControlError, describe_error
 from .offsite_codec import AGE_MAGIC, CHUNK, CopyDamaged, Digesting, parse_remote_name
-from .offsite_targets import list_copies, unpack
+from .offsite_targets import list_copies, plain_cap, unpack, unwritable
+from .scratch_files import SCRATCH_PREFIX
 from .uploads import UploadSink
 from .verify import inspect
 
 FULL, HEADER_AND_HASH = "full", "header_and_hash"
+DRILL_SCRATCH = f"{SCRATCH_PREFIX}drill-"
+#: The `pre_backup` hook's `kind` when a drill asks the disk guard before unpacking.
+DRILL_KIND = "offsite_drill"
 
 
 class _Discard:
@@ -50,12 +55,17 @@ def _check_stored(target, name, record):
             "(no offsite.age_identity set), so not restored")
 
 
-def _check_restorable(mc, target, name, record, identity):
-    """The full drill: unpack into a temporary file, inspect, compare; returns the message."""
-    sink = UploadSink(mc.backups.dir, sys.maxsize)
+def _check_restorable(mc, target, name, record, identity, actor):
+    """The full drill: unpack into a scratch file, inspect, compare; returns the message."""
+    mc.backups.check_before(as_actor(actor), DRILL_KIND)
+    cap = plain_cap(mc, record)
+    sink = UploadSink(mc.backups.dir, cap.size, DRILL_SCRATCH)
     try:
-        _, digest = unpack(target, name, sink, identity)
-        sink.finish()
+        _, digest = unpack(target, name, sink, identity, cap)
+        try:
+            sink.finish()
+        except OSError as exc:
+            raise unwritable(exc) from None
         found = inspect(sink.path, timeout=mc.config.verify_timeout, clock=mc.clock)
         if not found.ok:
             raise CopyDamaged("the unpacked backup is not restorable: " +
@@ -69,7 +79,7 @@ def _check_restorable(mc, target, name, record, identity):
     return "unpacked, passed integrity_check, and its SHA-256 matches the backup that was sent"
 
 
-def _drill(mc, target):
+def _drill(mc, target, actor):
     """`(ok, name, mode, message)` of drilling `target`'s newest copy."""
     name = None
     try:
@@ -83,7 +93,7 @@ def _drill(mc, target):
         identity = mc.settings.get("offsite.age_identity")
         if encrypted and not identity:
             return True, name, HEADER_AND_HASH, _check_stored(target, name, record)
-        return True, name, FULL, _check_restorable(mc, target, name, record, identity)
+        return True, name, FULL, _check_restorable(mc, target, name, record, identity, actor)
     except CopyDamaged as exc:
         return False, name, None, str(exc)
     except MissionControlError as exc:
@@ -98,7 +108,7 @@ def drill_target(mc, target, actor):
     :return: dict with `target`, `ok`, `name` (the copy drilled, or None), `mode` ("full" or
         "header_and_hash", or None when nothing was drilled) and `message`.
     """
-    ok, name, mode, message = _drill(mc, target)
+    ok, name, mode, message = _drill(mc, target, actor)
     result = {"target": target.name, "ok": ok, "name": name, "mode": mode, "message": message}
     mc.offsite.drilled(target.name, ok, name, message, result)
     mc.audit.emit("offsite_verify", actor, target_type="offsite", target_id=target.name,

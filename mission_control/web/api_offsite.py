@@ -64,7 +64,7 @@ PATHS = {
             sha256_match={"type": ["boolean", "null"],
                           "description": "the plain SHA-256 equals the one recorded when the "
                                          "copy was sent (null: no record here)"})),
-        400, 404, 413, 501, 502, params=[_TARGET], tag="offsite",
+        400, 404, 413, 501, 502, 507, params=[_TARGET], tag="offsite",
         request=body(obj(name={"type": "string", "pattern": REMOTE_PATTERN.pattern},
                          optional={"identity": {
             **STR_OR_NULL, "description": "age secret key (AGE-SECRET-KEY-1…); default: the "
