@@ -124,3 +124,23 @@ def test_every_fetch_failure_is_audited_with_its_reason(admin_client, mc, nas):
     missing, unreadable = reversed(refusals(mc))
     assert missing["status"] == 404 and "no copy of that name" in missing["reason"]
     assert unreadable["status"] == 502 and "cannot be read" in unreadable["reason"]
+
+
+def test_an_encrypted_bomb_stops_there_too(make_mc, tmp_path):
+    pyrage = pytest.importorskip("pyrage")
+    from .test_offsite_crypt import new_key
+    identity, recipient = new_key()
+    mc = make_mc(max_upload_mb=1)
+    folder = tmp_path / "nas"
+    folder.mkdir()
+    mc.settings.update({"offsite.dir.path": str(folder), "offsite.age_identity": identity},
+                       actor="test")
+    remote = "mc-backup-2026-01-01_00-00-00.db.zst.age"
+    bomb = zstd_bomb(tmp_path / "bomb.zst").read_bytes()
+    (folder / remote).write_bytes(
+        pyrage.encrypt(bomb, [pyrage.x25519.Recipient.from_str(recipient)]))
+    with pytest.raises(MissionControlError) as refused:
+        fetch(mc, "dir", remote, "test")
+    assert refused.value.status == 400
+    assert "larger than the 1 MB limit (MC_MAX_UPLOAD_MB)" in refused.value.message
+    assert hidden(mc) == []
