@@ -26,6 +26,7 @@ from .offsite_targets import RemoteCopy  # noqa: E402
 from .offsite_signing import MANIFEST_SUFFIX  # noqa: E402
 from .fsutil import FileLock  # noqa: E402
 from .private_files import open_private  # noqa: E402
+from .scratch_files import SCRATCH_PREFIX, create_scratch  # noqa: E402
 from .units import human_size  # noqa: E402
 from .logs import printable  # noqa: E402
 from .core import MissionControl  # noqa: E402
@@ -39,4 +40,4 @@ __all__ = ["NAME", "hookimpl", "Actor", "SCHEDULER", "MissionControl", "MissionC
            "MANIFEST_SUFFIX",
            "RetentionPlan", "RetentionRules", "WITHIN_PATTERN", "check_within", "decide_retention",
            "FileLock", "open_private", "human_size", "DatabaseNotFound",
-           "printable"]
+           "printable", "SCRATCH_PREFIX", "create_scratch"]

@@ -17,7 +17,9 @@ from .pruning import Pruning
 from .plugins import DEFAULT_PLUGINS, get_plugin_manager
 from .private_files import private_umask, secure_data_folder
 from .scheduler import Scheduler
+from .scratch_files import SCRATCH_PREFIX, sweep_scratch
 from .settings import HOST_SETTINGS, Settings, plugin_setting
+from .uploads import UPLOAD_PREFIX
 from .users import UserError, UserStore
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,11 @@ class MissionControl:
         self.pruning = Pruning(self)  # after each backup, on demand, and previews
         self.backups.ensure_dir()
         self.backups.remove_leftovers()
+        # A fetch, drill, S3 packing or upload killed mid-way; another process's live ones stay.
+        swept = sweep_scratch(self.backups.dir, (SCRATCH_PREFIX, UPLOAD_PREFIX))
+        if swept:
+            log.warning("removed %d temporary file(s) left by an interrupted fetch, drill, "
+                        "packing or upload", swept)
         self.scheduler = Scheduler(self)  # its thread is started only by `server.serve()`
         #: Objects plugins keep for the life of this service, by plugin name (e.g. a supervisor).
         self.services = {}

@@ -33,8 +33,10 @@ def pre_backup(mc: MissionControl, actor: Actor, db_path: Path, kind: str) -> No
         ``ip_address``, ``user_agent``); ``str(actor)`` is the name (username, ``"scheduler"``,
         ``"api"``, ``"cli:alice"``, ...).
     :param db_path: ``pathlib.Path`` of the live database.
-    :param kind: ``"backup"``, ``"upload"`` (an uploaded backup file) or ``"safety_copy"`` (the
-        snapshot a restore takes first); a monitor that pings on each backup checks it.
+    :param kind: ``"backup"``, ``"upload"`` (an uploaded backup file), ``"safety_copy"`` (the
+        snapshot a restore takes first), ``"offsite_fetch"`` (a copy fetched back) or
+        ``"offsite_drill"`` (a restore drill's scratch copy); a monitor that pings on each
+        backup checks it.
     :return: nothing.
     :raises mission_control.BackupRefused: to refuse; its reason and status (507 by default) go
         back to the client and the refusal is audited (``backup_refused`` for a backup,

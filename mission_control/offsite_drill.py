@@ -2,25 +2,30 @@
 
 For every off-site target that can give copies back, the newest copy in the signed record of
 copies this service made (`offsite_signing.authentic_record`) is unpacked (decrypted with the
-secret setting ``offsite.age_identity``, decompressed) into a hidden temporary file, checked like
+secret setting ``offsite.age_identity``, decompressed) into a hidden scratch file, checked like
 an upload (``integrity_check``, Mission Control's schema) and both its SHA-256s compared with the
 record; the file is then deleted. An encrypted copy without an identity configured can only be
-checked by its age header and the SHA-256 of the stored bytes, and the result says so. A copy at
-the target that is not in the signed record (planted by whoever can write there) fails the drill,
-named in `unrecorded`. Each result is remembered (`mc.offsite.drills()`), audited as
-``offsite_verify`` and counted by backup health.
+checked by its age header and the SHA-256 of the stored bytes, and the result says so. As a fetch
+does, a drill asks the disk guard first and stops unpacking past the copy's recorded plain
+size. A copy at the target that is not in the signed record (planted by
+whoever can write there) fails the drill, named in `unrecorded`. Each result is remembered
+(`mc.offsite.drills()`), audited as ``offsite_verify`` and counted by backup health.
 """
-import sys
 from contextlib import closing
 
+from .actor import as_actor
 from .errors import MissionControlError, describe_error
 from .offsite_codec import AGE_MAGIC, CHUNK, CopyDamaged, Digesting, parse_remote_name
 from .offsite_signing import NotAuthentic, authentic_record
-from .offsite_targets import list_copies, unpack
+from .offsite_targets import list_copies, plain_cap, unpack, unwritable
+from .scratch_files import SCRATCH_PREFIX
 from .uploads import UploadSink
 from .verify import inspect
 
 FULL, HEADER_AND_HASH = "full", "header_and_hash"
+DRILL_SCRATCH = f"{SCRATCH_PREFIX}drill-"
+#: The `pre_backup` hook's `kind` when a drill asks the disk guard before unpacking.
+DRILL_KIND = "offsite_drill"
 
 
 class _Discard:
@@ -50,12 +55,17 @@ def _check_stored(target, name, record):
             "(no offsite.age_identity set), so not restored")
 
 
-def _check_restorable(mc, target, name, record, identity):
-    """The full drill: unpack into a temporary file, inspect, compare; returns the message."""
-    sink = UploadSink(mc.backups.dir, sys.maxsize)
+def _check_restorable(mc, target, name, record, identity, actor):
+    """The full drill: unpack into a scratch file, inspect, compare; returns the message."""
+    mc.backups.check_before(as_actor(actor), DRILL_KIND)
+    cap = plain_cap(record)
+    sink = UploadSink(mc.backups.dir, cap.size, DRILL_SCRATCH)
     try:
-        unpack(target, name, sink, identity, record)
-        sink.finish()
+        unpack(target, name, sink, identity, record, cap)
+        try:
+            sink.finish()
+        except OSError as exc:
+            raise unwritable(exc) from None
         found = inspect(sink.path, timeout=mc.config.verify_timeout, clock=mc.clock)
         if not found.ok:
             raise CopyDamaged("the unpacked backup is not restorable: " +
@@ -80,7 +90,7 @@ def _newest_recorded(mc, target, copies):
     return newest, unrecorded
 
 
-def _drill(mc, target, unrecorded):
+def _drill(mc, target, actor, unrecorded):
     """`(ok, name, mode, message)` of drilling `target`'s newest recorded copy.
 
     :param unrecorded: a list that gains the copies not in the signed record.
@@ -100,7 +110,7 @@ def _drill(mc, target, unrecorded):
         identity = mc.settings.get("offsite.age_identity")
         if encrypted and not identity:
             return True, name, HEADER_AND_HASH, _check_stored(target, name, record)
-        return True, name, FULL, _check_restorable(mc, target, name, record, identity)
+        return True, name, FULL, _check_restorable(mc, target, name, record, identity, actor)
     except (CopyDamaged, NotAuthentic) as exc:
         return False, name, None, str(exc)
     except MissionControlError as exc:
@@ -117,7 +127,7 @@ def drill_target(mc, target, actor):
         copies at the target that are not in the signed record (any of them fails the drill).
     """
     unrecorded = []
-    ok, name, mode, message = _drill(mc, target, unrecorded)
+    ok, name, mode, message = _drill(mc, target, actor, unrecorded)
     if unrecorded:
         ok = False
         message += (f"; {len(unrecorded)} cop{'y' if len(unrecorded) == 1 else 'ies'} at the "

@@ -2,14 +2,19 @@
 
 A target is an object a plugin returns from the ``offsite_targets`` hook with a ``name``, a
 ``list_copies()`` and an ``open_copy(name)`` (see `mission_control.hookspecs` and
-`mc.offsite.targets`). A copy fetched back is unpacked into a hidden temporary file, checked like
+`mc.offsite.targets`). A copy fetched back is unpacked into a hidden scratch file, checked like
 an upload, and kept as ``offsite-<backup name>`` in the backups folder, where the normal restore
 path can restore it; the newest ``general.safety_copies_keep`` of them are kept.
+
+A copy not in the signed record of copies this service made is refused before it is downloaded
+(`offsite_signing`); unpacking stops as soon as the copy grows past the plain size in its record:
+a small zstd file can unpack to any size.
 """
-import sys
+import errno
 from contextlib import closing
 from dataclasses import dataclass
 
+from .actor import as_actor
 from .errors import BadRequest, MissionControlError, NotFound, ValidationFailed, describe_error
 from .fsutil import fsync_dir, place_without_overwrite, sha256_file
 from .names import OFFSITE_FETCH
@@ -17,9 +22,12 @@ from .offsite_codec import (CHUNK, CopyDamaged, DigestingReader, MissingExtra, d
                             parse_remote_name)
 from .offsite_signing import NotAuthentic, authentic_record
 from .pruning import keep_newest
+from .scratch_files import SCRATCH_PREFIX
+from .units import human_size
 from .uploads import UploadSink, check_received, keep_received
 
 FETCHED_PREFIX = "offsite-"
+FETCH_SCRATCH = f"{SCRATCH_PREFIX}fetch-"
 
 
 @dataclass(frozen=True)
@@ -64,28 +72,89 @@ def list_copies(target):
                   reverse=True)
 
 
-def unpack(target, remote_name, sink, identity, record):
+class CopyTooLarge(CopyDamaged):
+    """The copy unpacks to more bytes than it may have (`plain_cap`)."""
+
+
+class CopyUnwritable(MissionControlError):
+    """The unpacked copy could not be written here (a full disk: 507)."""
+
+
+@dataclass(frozen=True)
+class PlainCap:
+    """The most bytes a copy may unpack to, and why (said in the refusal)."""
+
+    size: int
+    why: str
+
+
+def plain_cap(record):
+    """The cap on the copy of signed `record`: its plain size when it was sent."""
+    return PlainCap(record["plain_size"], f"the {human_size(record['plain_size'])} recorded "
+                    "when it was sent")
+
+
+def unwritable(exc):
+    """`CopyUnwritable` for an OSError of writing the unpacked copy (507 when the disk is full)."""
+    return CopyUnwritable("The off-site copy cannot be stored in the backups folder: "
+                          f"{describe_error(exc)}",
+                          status=507 if exc.errno in (errno.ENOSPC, errno.EDQUOT) else 500)
+
+
+class _Bounded:
+    """The writer a copy unpacks into: refuses to pass `cap` bytes, and keeps why a write failed
+    (pyrage turns a writer's exception into its own error)."""
+
+    def __init__(self, sink, cap):
+        self._sink, self._cap = sink, cap
+        self.size = 0
+        self.failure = None
+
+    def write(self, data):
+        if self.size + len(data) > self._cap.size:
+            self.failure = CopyTooLarge(f"it is larger than {self._cap.why}: unpacking "
+                                        "stopped there")
+            raise self.failure
+        try:
+            self._sink.write(data)
+        except OSError as exc:
+            self.failure = unwritable(exc)
+            raise
+        self.size += len(data)
+        return len(data)
+
+    def flush(self):
+        pass
+
+
+def unpack(target, remote_name, sink, identity, record, cap):
     """Download `remote_name` from `target` and unpack it into `sink`; `(size, plain_sha256)`.
 
     :param record: the copy's signed record (`offsite_signing.authentic_record`): both SHA-256s
         must match it.
+    :param cap: a `PlainCap`: nothing past it is written.
+    :raises CopyTooLarge: the copy unpacks to more than `cap` (a CopyDamaged).
     :raises CopyDamaged: wrong identity, truncated or altered copy.
     :raises NotAuthentic: the stored or the plain bytes differ from the signed record.
+    :raises CopyUnwritable: `sink` could not take it (disk full: 507).
     :raises TargetUnavailable: the copy could not be read.
     """
     _, compressed, encrypted = parse_remote_name(remote_name)
+    out = _Bounded(sink, cap)
     try:
         with closing(target.open_copy(remote_name)) as raw:
             stored = DigestingReader(raw)
-            size, digest = decode(stored, sink, compressed=compressed, encrypted=encrypted,
+            size, digest = decode(stored, out, compressed=compressed, encrypted=encrypted,
                                   identities=identity)
             for _ in iter(lambda: stored.read(CHUNK), b""):
                 pass  # bytes after what decode needed are part of the stored object's SHA-256
-    except CopyDamaged:
-        raise
-    except MissingExtra as exc:
-        raise MissionControlError(str(exc), status=501) from None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - OSError, botocore's many kinds: all "unreadable"
+        if out.failure is not None:  # the cap or our disk, not the copy or the target
+            raise out.failure from None
+        if isinstance(exc, CopyDamaged):
+            raise
+        if isinstance(exc, MissingExtra):
+            raise MissionControlError(str(exc), status=501) from None
         raise TargetUnavailable(f"The off-site copy cannot be read: "
                                 f"{describe_error(exc)}") from None
     if stored.sha256 != record["sha256"]:
@@ -98,6 +167,25 @@ def unpack(target, remote_name, sink, identity, record):
 
 
 def fetch(mc, target_name, remote_name, actor, identity=None):
+    """`_fetch`, with every failure audited as ``offsite_fetch_refused`` with its reason.
+
+    An OSError of storing the copy becomes `CopyUnwritable` (507 when the disk is full).
+    """
+    try:
+        return _fetch(mc, target_name, remote_name, actor, identity)
+    except (MissionControlError, OSError) as exc:
+        failure = unwritable(exc) if isinstance(exc, OSError) else exc
+        mc.audit.emit("offsite_fetch_refused", actor, target_type="offsite",
+                      target_id=str(target_name)[:40],
+                      detail={"target": str(target_name)[:40], "name": str(remote_name)[:255],
+                              "reason": "; ".join(failure.details or [failure.message]),
+                              "status": failure.status})
+        if failure is exc:
+            raise
+        raise failure from exc
+
+
+def _fetch(mc, target_name, remote_name, actor, identity=None):
     """Fetch copy `remote_name` from `target_name` back into the backups folder, checked.
 
     :param identity: age secret key(s); by default the secret setting ``offsite.age_identity``.
@@ -105,8 +193,10 @@ def fetch(mc, target_name, remote_name, actor, identity=None):
         that does not match its signed record is refused, so the match is always true).
     :raises ValidationFailed: not a copy's name (400). :raises NotFound: no such target or copy.
     :raises BadRequest: the copy is not in the signed record of copies this service made (it may
-        have been planted), cannot be decrypted or unpacked, is not a valid backup, or differs
-        from its record (400); nothing is left behind, and the refusal is audited.
+        have been planted), cannot be decrypted or unpacked, unpacks to more than it may
+        (`plain_cap`), is not a valid backup, or differs from its record (400); nothing is left
+        behind.
+    :raises BackupRefused: the disk guard (a `pre_backup` plugin) refused (507).
     """
     target = find_target(mc, target_name)
     parsed = parse_remote_name(remote_name)
@@ -115,13 +205,18 @@ def fetch(mc, target_name, remote_name, actor, identity=None):
                                 "(mc-backup-…db, optionally .zst and/or .age)"])
     if remote_name not in {c.name for c in list_copies(target)}:
         raise NotFound("The off-site target holds no copy of that name")
-    sink = UploadSink(mc.backups.dir, sys.maxsize)
+    try:
+        record = authentic_record(mc, target, remote_name)  # before a byte is downloaded
+    except NotAuthentic as exc:
+        raise NotAuthentic(f"The off-site copy was refused: {exc}") from None
+    mc.backups.check_before(as_actor(actor), OFFSITE_FETCH.name)
+    cap = plain_cap(record)
+    sink = UploadSink(mc.backups.dir, cap.size, FETCH_SCRATCH)
 
     def accept():
         try:
-            record = authentic_record(mc, target, remote_name)  # before a byte is downloaded
             unpack(target, remote_name, sink, identity or mc.settings.get("offsite.age_identity"),
-                   record)
+                   record, cap)
         except (CopyDamaged, NotAuthentic) as exc:
             raise NotAuthentic(f"The off-site copy was refused: {exc}") from None
         sink.finish()
@@ -138,9 +233,7 @@ def fetch(mc, target_name, remote_name, actor, identity=None):
         fsync_dir(mc.backups.dir)
         return final, digest, found
 
-    backup = keep_received(mc, sink, actor, accept, {
-        "action": "offsite_fetch_refused", "target_type": "offsite", "target_id": target.name,
-        "detail": {"target": target.name, "name": remote_name}})
+    backup = keep_received(mc, sink, actor, accept, None)
     mc.audit.emit("offsite_fetch", actor, target_type="offsite", target_id=target.name,
                   detail={"target": target.name, "name": remote_name, "backup": backup["name"],
                           "sha256": backup["sha256"], "sha256_match": True})

@@ -8,34 +8,36 @@ refused or broken upload leaves nothing behind.
 """
 import hashlib
 import os
-import secrets
 import sqlite3
 from contextlib import contextmanager
 
 from .errors import BackupFailed, BackupRefused, BadRequest, FileRejected, PayloadTooLarge
 from .fsutil import fsync_dir, fsync_file, place_at_free_name, remove_files, sha256_file
 from .names import UPLOAD
-from .private_files import open_private
 from .pruning import keep_newest
+from .scratch_files import create_scratch
 from .verify import VerificationStore, inspect
 
-UPLOAD_PREFIX = ".mc-upload-"  # hidden: never listed; stale ones are swept by later uploads
+UPLOAD_PREFIX = ".mc-upload-"  # hidden: never listed; swept at start once its writer is gone
 STALE_SECONDS = 24 * 3600
 
 
 class UploadSink:
-    """A write-only temporary file in the backups folder that hashes, counts and caps what it gets.
+    """A write-only scratch file in the backups folder that hashes, counts and caps what it gets.
 
+    The file stays open (and so locked against a start's sweep, see `scratch_files`) until
+    `close` or `discard`.
+
+    :param prefix: the file name's start: `UPLOAD_PREFIX`, or a fetch's or drill's scratch prefix.
     :raises PayloadTooLarge: from `write`, once more than `limit` bytes arrived.
     """
 
-    def __init__(self, folder, limit):
+    def __init__(self, folder, limit, prefix=UPLOAD_PREFIX):
         self.limit = limit
         self.size = 0
         self.used = False
         self._digest = hashlib.sha256()
-        self.path = folder / f"{UPLOAD_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
-        self._file = open_private(self.path)
+        self.path, self._file = create_scratch(folder, prefix)
 
     def write(self, data):
         self.used = True
@@ -55,8 +57,12 @@ class UploadSink:
         return self._digest.hexdigest()
 
     def finish(self):
+        """Flush and fsync what was written; the file stays open (locked) until `close`."""
         self._file.flush()
         os.fsync(self._file.fileno())
+
+    def close(self):
+        """Let go of the file once it is renamed into place."""
         self._file.close()
 
     def discard(self):
@@ -141,6 +147,7 @@ def keep_received(mc, sink, actor, accept, refused):
     :param accept: checks the file and places it: returns `(final_path, sha256, Inspection)`.
     :param refused: ``mc.audit.emit`` keyword arguments (``action``, ``target_type``, ...,
         ``detail``) for the event audited when `accept` refuses; ``detail`` gains ``reason``.
+        None when the caller audits every failure itself.
     :return: dict with `name`, `size`, `created_at`, `sha256` of the kept file, whose
         verification is recorded.
     :raises BadRequest / FileRejected: what `accept` raised (400), after the audit.
@@ -149,6 +156,8 @@ def keep_received(mc, sink, actor, accept, refused):
         final, digest, found = accept()
     except BadRequest as exc:
         sink.discard()
+        if refused is None:
+            raise
         event = dict(refused)
         event["detail"] = {**event.get("detail", {}),
                            "reason": "; ".join(exc.details or [exc.message])}
@@ -157,6 +166,7 @@ def keep_received(mc, sink, actor, accept, refused):
     except BaseException:
         sink.discard()
         raise
+    sink.close()
     st = os.stat(final)
     VerificationStore(mc.db).record(final.name, st, digest, found, int(mc.clock()), str(actor))
     return {"name": final.name, "size": st.st_size, "created_at": int(st.st_mtime),

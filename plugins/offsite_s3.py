@@ -10,23 +10,23 @@ is told apart), and then the bucket keeps the newest ``offsite.s3.retention_coun
 the prefix.
 
 With ``offsite.s3.compress`` or ``offsite.s3.age_recipients`` set, the backup is first packed
-(zstd, age) into a hidden temporary file beside it, in bounded memory, and that file is uploaded
-as ``<backup name>.zst.age``; it is deleted afterwards, whatever happened.
+(zstd, age) into a private scratch file beside it (``create_scratch``), in bounded memory, and
+that file is uploaded as ``<backup name>.zst.age``; it is deleted afterwards, whatever happened,
+and one a killed process left behind is swept at the next start.
 """
 import hashlib
 import os
 import re
-import secrets
 import time
 from contextlib import contextmanager
 from functools import cached_property
 
-from mission_control import (MANIFEST_SUFFIX, REMOTE_PATTERN, URL, Codec, Encoded, RemoteCopy,
-                             SettingDef, codec_settings, describe_error, encode, hookimpl,
-                             remove_files)
+from mission_control import (MANIFEST_SUFFIX, REMOTE_PATTERN, SCRATCH_PREFIX, URL, Codec, Encoded,
+                             RemoteCopy, SettingDef, codec_settings, create_scratch,
+                             describe_error, encode, hookimpl, remove_files)
 
 TARGET = "s3"
-STAGING_PREFIX = ".mc-offsite-s3-"
+STAGING_PREFIX = f"{SCRATCH_PREFIX}s3-"
 MD5_ETAG = re.compile(r"^[0-9a-f]{32}(-\d+)?$")
 MB = 1024 * 1024
 CHUNK = MB
@@ -188,12 +188,12 @@ def packed(backup, codec):
     if codec.plain:
         yield backup.path, None
         return
-    staging = backup.folder / f"{STAGING_PREFIX}{secrets.token_hex(8)}.tmp"
+    staging, out = create_scratch(backup.folder, STAGING_PREFIX)
     try:
-        with open(staging, "xb") as out:
-            os.fchmod(out.fileno(), 0o600)
+        with out:  # open (so locked against a start's sweep) until the upload is done
             encoded = encode(backup.path, out, codec)
-        yield staging, encoded
+            out.flush()
+            yield staging, encoded
     finally:
         remove_files(staging)
 

@@ -65,7 +65,7 @@ PATHS = {
                           "description": "both SHA-256s equal the signed record of the copy "
                                          "sent; a copy not in that record, or differing from "
                                          "it, is refused (400)"})),
-        400, 404, 413, 501, 502, params=[_TARGET], tag="offsite",
+        400, 404, 413, 501, 502, 507, params=[_TARGET], tag="offsite",
         request=body(obj(name={"type": "string", "pattern": REMOTE_PATTERN.pattern},
                          optional={"identity": {
             **STR_OR_NULL, "description": "age secret key (AGE-SECRET-KEY-1…); default: the "

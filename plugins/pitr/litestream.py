@@ -1,8 +1,11 @@
 """Litestream as an engine: its binary, the config file generated from settings, its commands.
 
 Every command reads the same generated config file (0600, beside the database), so credentials
-never appear on a command line, and `-no-expand-env` keeps a `$` in a secret as it is.
+never appear on a command line, and `-no-expand-env` keeps a `$` in a secret as it is. Every
+child dies with the thread that started it and creates its files 0600 (a restore's copy holds
+every password hash).
 """
+import ctypes
 import json
 import os
 import re
@@ -21,6 +24,8 @@ RESTORE_TIMEOUT = 600
 #: Settings that make up the engine's configuration; a change to one restarts the child.
 KEYS = ("pitr.enabled", "pitr.replica_url", "pitr.s3_endpoint", "pitr.s3_region",
         "pitr.s3_access_key_id", "pitr.s3_secret_access_key", "pitr.retention")
+_PR_SET_PDEATHSIG = 1
+PRIVATE_UMASK = 0o077
 
 
 class EngineError(Exception):
@@ -113,10 +118,27 @@ def write_config(path, text):
     os.replace(tmp, path)
 
 
+def die_with_parent():
+    """A `preexec_fn` that has the child SIGTERMed when the thread that starts it dies.
+
+    A `serve` or CLI killed with SIGKILL then leaves no Litestream behind: no second replicator
+    under the next owner, no restore still writing. libc is loaded here, before the fork.
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec():
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the signal was asked for
+            os._exit(1)
+    return preexec
+
+
 def _run(binary, args, environ, timeout):
     try:
         done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=timeout,
-                              env=child_environment(environ))
+                              env=child_environment(environ), preexec_fn=die_with_parent(),
+                              umask=PRIVATE_UMASK)
     except subprocess.TimeoutExpired:
         raise EngineError(f"litestream {args[0]} did not answer within {timeout} s") from None
     except OSError as exc:

@@ -6,13 +6,11 @@ owner restarts a child that dies, with a growing pause (audited `pitr_restarted`
 when its settings change, and stops it on shutdown. A restore, in any process, takes the pause
 lock and stops the child; the owner starts a new one once the pause lock is free again.
 """
-import ctypes
 import json
 import logging
 import os
 import re
 import secrets
-import signal
 import subprocess
 import threading
 import time
@@ -32,7 +30,6 @@ STOP_WAIT = 15.0
 _LEVEL = re.compile(r"\blevel=(\w+)")
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
            "ERROR": logging.ERROR}
-_PR_SET_PDEATHSIG = 1
 
 
 def read_state(files):
@@ -49,15 +46,6 @@ def write_state(files, **changes):
     with open_private(tmp, exclusive=False) as f:
         f.write(json.dumps(state).encode())
     os.replace(tmp, files.state)
-
-
-def _die_with_parent():
-    """In the child before exec: SIGTERM it when the thread that started it dies.
-
-    A `serve` killed with SIGKILL then leaves no Litestream behind, and the next owner does not
-    run a second one. (The supervisor thread is the only one that starts children.)
-    """
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Supervisor:
@@ -148,7 +136,7 @@ class Supervisor:
                 litestream.replicate_command(self.engine.binary(), files),
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 env=litestream.child_environment(self.engine.environ), text=True,
-                preexec_fn=_die_with_parent)
+                preexec_fn=litestream.die_with_parent(), umask=litestream.PRIVATE_UMASK)
         except OSError as exc:
             self._state(pid=None, last_error=f"cannot start Litestream: {exc.strerror}")
             log.error("cannot start Litestream: %s", exc.strerror)
