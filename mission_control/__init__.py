@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker(NAME)
 
 from .actor import SCHEDULER, Actor  # noqa: E402
-from .config import DatabaseNotFound  # noqa: E402
+from .config import DatabaseNotFound, ForeignDatabase  # noqa: E402
 from .errors import BackupFailed, BackupRefused, MissionControlError  # noqa: E402
 from .settings import SettingDef  # noqa: E402
 from .retention_policy import Plan as RetentionPlan, Rules as RetentionRules  # noqa: E402
@@ -31,4 +31,5 @@ __all__ = ["NAME", "hookimpl", "Actor", "SCHEDULER", "MissionControl", "MissionC
            "PATTERN", "fsync_dir", "remove_files", "sha256_file", "REMOTE_PATTERN", "Codec",
            "Encoded", "codec_settings", "encode", "parse_remote_name", "RemoteCopy",
            "RetentionPlan", "RetentionRules", "WITHIN_PATTERN", "check_within", "decide_retention",
-           "FileLock", "open_private", "human_size", "DatabaseNotFound"]
+           "FileLock", "open_private", "human_size", "DatabaseNotFound",
+           "ForeignDatabase"]

@@ -127,7 +127,7 @@ def test_an_old_database_is_migrated_forward(tmp_path, make_config, clock):
 
 
 def test_another_applications_database_is_taken_only_with_init(tmp_path, make_config, clock):
-    from mission_control.config import ForeignDatabase
+    from mission_control import ForeignDatabase
     path = make_config().db_path
     path.parent.mkdir(parents=True)
     conn = sqlite3.connect(path)
