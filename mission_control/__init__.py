@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker(NAME)
 
 from .actor import SCHEDULER, Actor  # noqa: E402
-from .config import DatabaseNotFound  # noqa: E402
+from .config import DatabaseNotFound, ForeignDatabase  # noqa: E402
 from .errors import BackupFailed, BackupRefused, MissionControlError  # noqa: E402
 from .settings import SettingDef  # noqa: E402
 from .setting_kinds import (CRON, EMAIL, EMAILS, HOST, PATH, URL, Kind,  # noqa: E402
@@ -40,4 +40,4 @@ __all__ = ["NAME", "hookimpl", "Actor", "SCHEDULER", "MissionControl", "MissionC
            "MANIFEST_SUFFIX",
            "RetentionPlan", "RetentionRules", "WITHIN_PATTERN", "check_within", "decide_retention",
            "FileLock", "open_private", "human_size", "DatabaseNotFound",
-           "printable", "SCRATCH_PREFIX", "create_scratch"]
+           "printable", "SCRATCH_PREFIX", "create_scratch", "ForeignDatabase"]

@@ -30,6 +30,27 @@ class DatabaseNotFound(FileNotFoundError):
         return self.message
 
 
+class ForeignDatabase(ConfigError):
+    """The database path holds something that is not a Mission Control database (a folder, a
+    text file, another application's SQLite database): refused before anything was changed.
+
+    :param path: the configured database path.
+    :param found: what is there, as a phrase ("a folder", "an SQLite database with 2 tables ...").
+    :param adoptable: it is an SQLite database that `serve --init` could add Mission Control's
+        tables to; the message says so.
+    """
+
+    def __init__(self, path, found, *, adoptable=False):
+        hint = ("check --db-path / --data-dir, or run `mission-control serve --init` to add "
+                "Mission Control's tables to it" if adoptable
+                else "check --db-path / --data-dir")
+        super().__init__(f"{path} is not a Mission Control database: it is {found}; nothing was "
+                         f"changed ({hint})")
+        self.path = str(path)
+        self.found = found
+        self.adoptable = adoptable
+
+
 def _int(environ, key, default, minimum=0):
     raw = environ.get(key)
     if raw is None or raw.strip() == "":

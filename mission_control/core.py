@@ -6,8 +6,9 @@ import time
 from .audit import Auditor, AuditStore
 from .auth import Authenticator
 from .backups import BackupService
-from .config import Config, ConfigError, DatabaseNotFound
+from .config import Config, ConfigError, DatabaseNotFound, ForeignDatabase
 from .db import Database, migrate
+from .db_identity import EMPTY, MISSING, OURS, identify
 from .offsite import OffsiteResults
 from .offsite_codec import IDENTITY_SETTING
 from .offsite_signing import KEY_FILE, Signer, parse_verify_keys
@@ -25,35 +26,54 @@ from .users import UserError, UserStore
 log = logging.getLogger(__name__)
 
 
-def _check_database(db_path, create):
-    """Refuse a missing database unless `create`, in which case say where the new one goes."""
-    if db_path.exists():
-        return
-    if not create:
-        raise DatabaseNotFound(db_path)
-    log.info("creating a new Mission Control database at %s", db_path)
+def _check_database(db_path, create, init):
+    """What is at `db_path`, refused unless this caller may use it; True when it is Mission
+    Control's own database (its files may be made private).
+
+    :raises DatabaseNotFound: nothing there (or an empty file) and not `create`.
+    :raises ForeignDatabase: something else is there, and it is not an SQLite database `init`
+        may adopt. Nothing has been changed.
+    """
+    found = identify(db_path)
+    if found.kind == OURS:
+        return True
+    if found.kind in (MISSING, EMPTY):
+        if not create:
+            raise DatabaseNotFound(db_path)
+        log.info("creating a new Mission Control database at %s", db_path)
+        return found.kind == MISSING
+    if not (init and found.adoptable):
+        raise ForeignDatabase(db_path, found.what, adoptable=found.adoptable)
+    log.warning("adding Mission Control's tables to %s, which is %s (--init)", db_path,
+                found.what)
+    return False
 
 
 class MissionControl:
     """Everything the service is, for the API, the CLI, the scheduler and scripts alike.
 
-    Opening one makes the data folder private (0700, files 0600), migrates the database forward
-    and removes the temporary files of backups a crash interrupted. It starts no thread.
+    Opening one first looks at the file without changing it: anything but a Mission Control
+    database is refused (`init` aside). Then it makes a new data folder private (0700, files
+    0600; an existing folder keeps its mode, with a warning), migrates the database forward and
+    removes the temporary files of backups a crash interrupted. It starts no thread.
 
     :param config: a `Config`; by default `Config.from_env()`.
     :param clock: returns the time as unix seconds; tests pass a fake one.
     :param plugins: extra plugin objects to register (after the built-ins and entry points).
     :param create: make the database (and its folder) when it does not exist yet. Off by default,
         so a mistyped path fails instead of opening a new, empty database.
+    :param init: also take an existing SQLite database that is not Mission Control's (another
+        application's, the dashboard's) and add Mission Control's tables to it (`serve --init`).
     :raises DatabaseNotFound: no database at `config.db_path` and `create` is false.
+    :raises ForeignDatabase: something else is there (see `init`); nothing was changed.
     """
 
     def __init__(self, config=None, *, clock=time.time, plugins=(), entry_points=True,
-                 default_plugins=DEFAULT_PLUGINS, create=False):
+                 default_plugins=DEFAULT_PLUGINS, create=False, init=False):
         self.config = config or Config.from_env()
         self.clock = clock
-        _check_database(self.config.db_path, create)
-        secure_data_folder(self.config.db_path, self.config.backups_dir)
+        ours = _check_database(self.config.db_path, create, init)
+        secure_data_folder(self.config.db_path, self.config.backups_dir, own_database=ours)
         self.db = Database(self.config.db_path)
         try:
             with private_umask():  # the first connection may create the database

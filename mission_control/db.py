@@ -6,6 +6,9 @@ from importlib import resources
 from urllib.request import pathname2url
 
 BUSY_TIMEOUT_MS = 5000
+#: `PRAGMA application_id` of every database Mission Control makes or migrates ("MCBP"), so that
+#: it is told from another application's SQLite file by its header (see `db_identity`).
+APPLICATION_ID = 0x4D434250
 
 
 def open_file(path, mode="ro", *, immutable=False, **kwargs):
@@ -68,11 +71,14 @@ def migrate(conn, target=None):
     processes start at once.
 
     The whole upgrade runs in one IMMEDIATE transaction, so a second process waits, then sees the
-    new `user_version` and does nothing. Returns `(old_version, new_version)`.
+    new `user_version` and does nothing. Sets `APPLICATION_ID` where it is missing (a database
+    made before it existed, or restored from such a backup). Returns `(old_version, new_version)`.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
         old = conn.execute("PRAGMA user_version").fetchone()[0]
+        if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
         new = old
         for version, script in migrations():
             if version <= old or (target is not None and version > target):

@@ -52,27 +52,46 @@ def tighten(path, mode):
     return old
 
 
-def secure_data_folder(db_path, backups_dir):
-    """Make the database's folder private before the service opens it; created 0700 when missing.
+def secure_data_folder(db_path, backups_dir, *, own_database=True):
+    """Before the service opens its database: make its folder 0700 when missing, and look at the
+    modes of what is already there.
 
-    A folder, backups folder, database, `-wal`, `-shm` or `-journal` that others may read (an
-    install from before this check, a copy made with `cp`) is tightened, with a warning in the
-    log for each. One that cannot be changed is only warned about.
+    Only a Mission Control database (`own_database`) and its `-wal`, `-shm` and `-journal` are
+    tightened when others may read them (an install from before this check, a copy made with
+    `cp`), with a warning for each. An existing folder, data folder or `backups/`, and a file the
+    service adopts (`serve --init`, an empty file) may be shared with others: their mode is never
+    changed, only warned about, naming the path and its mode.
     """
     folder = db_path.parent
-    folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-    wanted = [(folder, PRIVATE_DIR), (backups_dir, PRIVATE_DIR)]
-    wanted += [(f"{db_path}{suffix}", PRIVATE_FILE) for suffix in DATABASE_SUFFIXES]
-    for path, mode in wanted:
+    if not os.path.lexists(folder):
+        folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    files = [f"{db_path}{suffix}" for suffix in DATABASE_SUFFIXES]
+    for path, mode in [(folder, PRIVATE_DIR), (backups_dir, PRIVATE_DIR)]:
+        _warn_if_readable(path, mode)
+    for path in files:
+        if not own_database:
+            _warn_if_readable(path, PRIVATE_FILE)
+            continue
         try:
-            old = tighten(path, mode)
+            old = tighten(path, PRIVATE_FILE)
         except OSError as exc:
             log.warning("%s can be read by other users and could not be made private: %s",
                         path, os.strerror(exc.errno) if exc.errno else exc)
             continue
         if old is not None:
             log.warning("%s could be read by other users (mode %s); changed to %s", path,
-                        oct(old), oct(old & mode))
+                        oct(old), oct(old & PRIVATE_FILE))
+
+
+def _warn_if_readable(path, mode):
+    try:
+        old = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return
+    if old & ~mode:
+        log.warning("%s can be read by other users (mode %s); left as it is, as Mission Control "
+                    "changes the mode only of what it created (`chmod %s %s` makes it private)",
+                    path, oct(old), oct(old & mode)[2:], path)
 
 
 @contextmanager

@@ -41,9 +41,12 @@ def make_server(mc, host=None, port=None, threads=None):
         asyncore_use_poll=True)
 
 
-def serve(config, announce=print):
-    """Open the service, create the first admin if needed, and serve until told to stop."""
-    mc = MissionControl(config, create=True)
+def serve(config, announce=print, *, init=False):
+    """Open the service, create the first admin if needed, and serve until told to stop.
+
+    :param init: adopt an existing SQLite database that is not Mission Control's (`--init`).
+    """
+    mc = MissionControl(config, create=True, init=init)
     log.info("Mission Control database: %s", config.db_path)  # absolute (Config makes it so)
     mc.ensure_admin(announce)
     mc.offsite.signer.private_key(announce)  # made on first start; shown once, like the password

@@ -203,7 +203,8 @@ def test_not_a_database_is_exit_2_and_debug_shows_the_traceback(tmp_path):
     text_file.write_text("shopping list\n" * 200)
     for args in (("backup", "list"), ("backup", "list", "--json")):
         ran = run_cli(*args, "--db-path", text_file)
-        assert_error(ran, 2, "not a database")
+        assert_error(ran, 2, f"{text_file} is not a Mission Control database: it is a file of "
+                             "2800 bytes that is not an SQLite database; nothing was changed")
     with pytest.raises(AssertionError, match="Traceback"):  # run_cli refuses tracebacks
         run_cli("backup", "list", "--db-path", text_file, "--debug")
     assert sqlite3.connect(text_file) and text_file.read_text().startswith("shopping")

@@ -113,11 +113,33 @@ def test_migration_is_idempotent_and_keeps_data(mc, make_mc):
 
 
 def test_an_old_database_is_migrated_forward(tmp_path, make_config, clock):
+    from mission_control.db import APPLICATION_ID, migrate
+    path = make_config().db_path
+    path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, target=1)
+    conn.execute("PRAGMA application_id=0")  # made before the id existed
+    conn.close()
+    with MissionControl(make_config(), clock=clock, entry_points=False) as mc:
+        assert mc.db.conn().execute("PRAGMA user_version").fetchone()[0] > 1
+        assert mc.db.conn().execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        assert mc.backups.create("t").size > 0
+
+
+def test_another_applications_database_is_taken_only_with_init(tmp_path, make_config, clock):
+    from mission_control import ForeignDatabase
     path = make_config().db_path
     path.parent.mkdir(parents=True)
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE legacy (x)")
     conn.close()
-    with MissionControl(make_config(), clock=clock, entry_points=False) as mc:
+    before = path.read_bytes()
+    for create in (False, True):
+        with pytest.raises(ForeignDatabase, match="1 table \\('legacy'\\)"):
+            MissionControl(make_config(), clock=clock, entry_points=False, create=create)
+        assert path.read_bytes() == before
+    with MissionControl(make_config(), clock=clock, entry_points=False, init=True) as mc:
         assert mc.db.conn().execute("PRAGMA user_version").fetchone()[0] >= 1
         assert mc.backups.create("t").size > 0
+    with MissionControl(make_config(), clock=clock, entry_points=False) as mc:  # now it is ours
+        assert mc.db.query("SELECT name FROM sqlite_master WHERE name = 'legacy'")

@@ -10,6 +10,7 @@ import pytest
 
 from mission_control.config import Config
 from mission_control.core import MissionControl
+from mission_control.db import migrate
 
 from .backup_files import add_tasks
 from .conftest import PASSWORD
@@ -95,26 +96,37 @@ def test_cli_download_is_private_even_over_an_existing_file(mc, tmp_path):
 
 
 def test_an_existing_readable_database_is_tightened_with_a_warning(umask_022, tmp_path, caplog):
+    """Its files are tightened; the folders, which may be shared, keep their mode with a warning
+    (issue 20: a folder the service did not create is never chmodded)."""
     data = tmp_path / "data"
     os.makedirs(data / "backups", mode=0o755)
     os.chmod(data, 0o755)
     db = data / "mission-control.db"
-    # An install from before the check, still open in another process: its -wal and -shm exist.
+    # An install from before the check and the application id, still open in another process:
+    # its -wal and -shm exist.
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("PRAGMA journal_mode=WAL")
+    migrate(holder)
+    holder.execute("PRAGMA application_id=0")
     holder.execute("CREATE TABLE kept (x)")
     for path in (db, f"{db}-wal", f"{db}-shm"):
         assert mode(path) == 0o644
     try:
         with caplog.at_level(logging.WARNING, logger="mission_control.private_files"):
             with MissionControl(Config.from_env({}, data_dir=data), entry_points=False):
-                assert readable_by_others(data) == []
+                assert readable_by_others(data) == [str(data), str(data / "backups")]
         warned = [r.getMessage() for r in caplog.records]
-        for path in (data, data / "backups", db, f"{db}-wal", f"{db}-shm"):
+        for path in (db, f"{db}-wal", f"{db}-shm"):
             assert any(m.startswith(f"{path} could be read by other users (mode 0o") for m in warned)
+        for path in (data, data / "backups"):
+            assert mode(path) == 0o755
+            assert any(m.startswith(f"{path} can be read by other users (mode 0o755); left as it "
+                                    "is") for m in warned)
         assert holder.execute("SELECT COUNT(*) FROM kept").fetchone() == (0,)
     finally:
         holder.close()
+    os.chmod(data, 0o700)
+    os.chmod(data / "backups", 0o700)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="mission_control.private_files"):
         MissionControl(Config.from_env({}, data_dir=data), entry_points=False).close()

@@ -20,10 +20,12 @@ PASSWORD = "correct-horse-battery"
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def start(data_dir, **extra_env):
+def start(data_dir, *args, **extra_env):
+    """`python run.py --port 0 --data-dir DATA_DIR *ARGS`; returns (process, base URL)."""
     env = {**os.environ, "AUTH_USER": "alice", "AUTH_PASS": PASSWORD, "MC_LOG_LEVEL": "INFO",
            "PYTHONUNBUFFERED": "1", **extra_env}
-    proc = subprocess.Popen([sys.executable, "run.py", "--port", "0", "--data-dir", str(data_dir)],
+    proc = subprocess.Popen([sys.executable, "run.py", "--port", "0", "--data-dir", str(data_dir),
+                             *args],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     lines = queue.Queue()

@@ -10,6 +10,11 @@ def add_parsers(sub):
     serve.add_argument("--host", help="listen address (MC_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (MC_PORT, default 8000)")
     serve.add_argument("--threads", type=int, help="worker threads (MC_THREADS, default 8)")
+    serve.add_argument("--init", action="store_true",
+                       help="use an existing SQLite database that is not Mission Control's "
+                            "(another application's) and add Mission Control's tables to it; "
+                            "without it such a file is refused. A missing or empty file is "
+                            "created either way")
     serve.set_defaults(handler=serve_)
 
     config = sub.add_parser("config", help="the effective configuration") \
@@ -43,7 +48,8 @@ def add_parsers(sub):
 
 def serve_(ctx):
     from ..server import serve  # waitress only when serving
-    return serve(ctx.config, announce=lambda text: ctx.out.result({"message": text}, text))
+    return serve(ctx.config, announce=lambda text: ctx.out.result({"message": text}, text),
+                 init=ctx.args.init)
 
 
 def config_show(ctx):
