@@ -126,7 +126,7 @@ def _last_success(event, now):
     return {"name": event["target_id"], "at": event["created_at"],
             "age_seconds": max(0, now - event["created_at"]), "size": detail.get("size"),
             "duration_seconds": detail.get("duration_seconds"), "copy": detail.get("copy"),
-            "actor": event["actor"]}
+            "disk_error": detail.get("disk_error"), "actor": event["actor"]}
 
 
 def _last_failure(event):
@@ -141,7 +141,9 @@ def backup_status(mc):
     """The state of backups for monitoring, as a JSON-ready dict (see README, "Monitoring").
 
     `verdict` is "fail", "warn" or "pass" by the rules of `age_problem`, a failed last run (warn),
-    auto-backup off (warn), the newest rotating backup failing verification (warn), each
+    auto-backup off (warn), an I/O error of the live database's disk during the last good
+    backup (warn, until a backup meets none), the newest rotating backup failing verification
+    (warn), each
     configured off-site target's `problem` (fail) and continuous protection's (fail); `reasons`
     says why it is not "pass", naming the target or file at fault.
     """
@@ -168,6 +170,10 @@ def backup_status(mc):
         problems.append(("warn", f"last run failed: {last_failure['reason'] or failure['action']}"))
     if not auto:
         problems.append(("warn", "auto-backup disabled"))
+    if last_success and last_success["disk_error"]:
+        problems.append(("warn", "the disk under the live database "
+                                 f"({mc.config.db_path.name}) gave an I/O error during the last "
+                                 f"backup ({last_success['disk_error']}); check it now"))
     newest = next((b for b in files if PATTERN.match(b.name)), None)
     if newest is not None:
         problems.append(newest_verification_problem(mc, newest))
