@@ -153,14 +153,15 @@ class BackupService:
                 with self.exclusive("A backup is already in progress", self._lock_timeout):
                     started = time.perf_counter()
                     self._pre_backup(actor)
-                    made, copied_by = self._snapshot(actor)
+                    disk_errors = []
+                    made, copied_by = self._snapshot(actor, disk_errors)
+                    detail = {"name": made.name, "size": made.size, "path": str(made.path),
+                              "duration_seconds": round(time.perf_counter() - started, 3),
+                              "copy": copied_by}
+                    if disk_errors:  # health warns until a backup meets none (see health.py)
+                        detail["disk_error"] = disk_errors[0]
                     self.mc.audit.emit("backup_create", actor, target_type="backup",
-                                       target_id=made.name,
-                                       detail={"name": made.name, "size": made.size,
-                                               "path": str(made.path),
-                                               "duration_seconds": round(
-                                                   time.perf_counter() - started, 3),
-                                               "copy": copied_by})
+                                       target_id=made.name, detail=detail)
                     self.mc.pruning.after_backup(made, actor)
             except OSError as exc:  # the folder or its lock file is unusable (a file, read-only...)
                 if made is not None:
@@ -238,11 +239,11 @@ class BackupService:
                                detail={"reason": f"pre_backup plugin: {exc.reason}"})
             raise
 
-    def _snapshot(self, actor):
+    def _snapshot(self, actor, disk_errors):
         try:
             limit = self.mc.settings.get("backup.io_limit_mb_s") * 10**6
             return snapshot(self.db_path, self.dir, NAME_FORMAT, int(self.mc.clock()),
-                            io_limit=limit)
+                            io_limit=limit, disk_errors=disk_errors)
         except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
             raise self._failed(exc, actor) from exc
 
@@ -344,13 +345,14 @@ class BackupService:
         return removed
 
 
-def snapshot(db_path, folder, name_format, second, *, io_limit=0):
+def snapshot(db_path, folder, name_format, second, *, io_limit=0, disk_errors=None):
     """Copy the live database into `folder` as a new, checked file named by `name_format`.
 
     The copy goes to a hidden temporary file (`copy_database`), then takes the first free name
     from `second` on, and the folder is fsynced. A failure leaves no file behind.
 
     :param io_limit: bytes per second the copy may read and write (0: no limit).
+    :param disk_errors: a list for the live database's I/O errors, as `copy_database`.
 
     :return: the new `BackupInfo`, and how it was copied (``"file"``, ``"file+wal"`` or
         ``"pages"``, as `copy_database` says).
@@ -358,7 +360,7 @@ def snapshot(db_path, folder, name_format, second, *, io_limit=0):
     """
     tmp = folder / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
     try:
-        copied_by = copy_database(db_path, tmp, io_limit=io_limit)
+        copied_by = copy_database(db_path, tmp, io_limit=io_limit, disk_errors=disk_errors)
         # Stat before placing: once in place, a DELETE may remove it at once (a client that
         # listed an older file of the same name), and that must not turn the backup into a
         # failure. Moving a file keeps its size and mtime.

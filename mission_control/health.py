@@ -9,6 +9,7 @@ from . import point_in_time
 from .backups import PATTERN
 from .names import OFFSITE_FETCH, SAFETY_COPY, UPLOAD
 from .schedule import longest_gap, next_run
+from .verify import VerificationStore
 
 WARN_AFTER = 24 * 3600
 #: With auto-backup on, a day's run plus slack for a slow one.
@@ -63,6 +64,16 @@ def age_problem(age, auto, enabled_for, period=24 * 3600):
     if age >= WARN_AFTER + stretch:
         return "warn", f"last good backup is {age // 3600} hours old"
     return None
+
+
+def newest_verification_problem(mc, newest):
+    """`("warn", reason)` when the newest rotating backup `newest` (a `BackupInfo`) failed its
+    last verification and is still the file that was verified; else None (passed, or never
+    verified: a backup is checked with `quick_check` as it is made)."""
+    row = VerificationStore(mc.db).of_file(newest.name, newest.size, newest.mtime_ns)
+    if row is None or row["ok"]:
+        return None
+    return "warn", f"the newest backup {newest.name} failed verification"
 
 
 def offsite_status(mc, newest, now, for_monitor=False):
@@ -122,7 +133,7 @@ def _last_success(event, now):
     return {"name": event["target_id"], "at": event["created_at"],
             "age_seconds": max(0, now - event["created_at"]), "size": detail.get("size"),
             "duration_seconds": detail.get("duration_seconds"), "copy": detail.get("copy"),
-            "actor": event["actor"]}
+            "disk_error": detail.get("disk_error"), "actor": event["actor"]}
 
 
 def _last_failure(event):
@@ -137,8 +148,10 @@ def backup_status(mc, for_monitor=False):
     """The state of backups for monitoring, as a JSON-ready dict (see README, "Monitoring").
 
     `verdict` is "fail", "warn" or "pass" by the rules of `age_problem`, a failed last run (warn),
-    auto-backup off (warn) and each configured off-site target's `problem` (fail); `reasons` says
-    why it is not "pass", naming the target at fault.
+    auto-backup off (warn), an I/O error of the live database's disk during the last good
+    backup (warn, until a backup meets none), the newest rotating backup failing verification
+    (warn), each configured off-site target's `problem` (fail) and continuous protection's
+    (fail); `reasons` says why it is not "pass", naming the target or file at fault.
 
     :param for_monitor: the answer for the metrics token, without where off-site copies go (see
         `offsite_status`); the verdict is the same.
@@ -166,7 +179,13 @@ def backup_status(mc, for_monitor=False):
         problems.append(("warn", f"last run failed: {last_failure['reason'] or failure['action']}"))
     if not auto:
         problems.append(("warn", "auto-backup disabled"))
+    if last_success and last_success["disk_error"]:
+        problems.append(("warn", "the disk under the live database "
+                                 f"({mc.config.db_path.name}) gave an I/O error during the last "
+                                 f"backup ({last_success['disk_error']}); check it now"))
     newest = next((b for b in files if PATTERN.match(b.name)), None)
+    if newest is not None:
+        problems.append(newest_verification_problem(mc, newest))
     offsite = offsite_status(mc, newest, now, for_monitor)
     problems += [("fail", target["problem"]) for target in offsite if target["problem"]]
     pitr = point_in_time.health_summary(mc)

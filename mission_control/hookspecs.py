@@ -246,13 +246,18 @@ def restore_resume(mc: MissionControl, actor: Actor) -> None:
 
 
 @hookspec(firstresult=True)
-def pitr_status(mc: MissionControl) -> dict[str, Any] | None:
-    """The state of continuous protection (point-in-time recovery), for ``GET /api/backup/pitr``.
+def pitr_status(mc: MissionControl, fresh: bool) -> dict[str, Any] | None:
+    """The state of continuous protection (point-in-time recovery), for ``GET /api/backup/pitr``,
+    health and metrics (``fresh`` false), and a restore to a moment (``fresh`` true).
 
     :param mc: the running MissionControl.
+    :param fresh: false: answer from state kept in the background, without starting a process
+        or waiting on the replica (health is scraped often, by several monitors at once); true:
+        ask the engine now (a restore must see the window as it is).
     :return: a dict with ``enabled``, ``installed``, ``running``, ``pid``, ``replica``,
         ``earliest`` and ``latest`` (unix ms or None: the restorable window), ``lag_seconds``,
-        ``last_error``; or None to defer (no engine: the host answers "not installed").
+        ``checked_at`` (unix ms of the state's last check, or None), ``last_error``; or None to
+        defer (no engine: the host answers "not installed").
     :raises: anything; the request fails with a 500.
     """
 

@@ -16,19 +16,24 @@ from .restore import restore_prepared_file
 
 NOT_INSTALLED = {"enabled": False, "installed": False, "running": False, "pid": None,
                  "replica": None, "earliest": None, "latest": None, "lag_seconds": None,
-                 "last_error": None}
+                 "checked_at": None, "last_error": None}
 
 
-def status(mc):
-    """The engine's state (`GET /api/backup/pitr`); "not installed" when no plugin answers."""
-    return mc.hook.pitr_status(mc=mc) or dict(NOT_INSTALLED)
+def status(mc, fresh=False):
+    """The engine's state (`GET /api/backup/pitr`); "not installed" when no plugin answers.
+
+    :param fresh: ask the engine now rather than read the state it keeps (see `pitr_status`).
+    """
+    return {"checked_at": None, **(mc.hook.pitr_status(mc=mc, fresh=fresh) or NOT_INSTALLED)}
 
 
 def health(mc):
     """`status(mc)` plus `problem`: why continuous protection fails the health verdict, or None.
 
-    It fails when it is enabled and Litestream is missing, not running, or further behind than
-    `pitr.max_lag_seconds`. Off (or no engine plugin), it is never a problem.
+    It fails when it is enabled and Litestream is missing, not running, further behind than
+    `pitr.max_lag_seconds` (a replica that cannot be written falls behind from its last
+    progress), or its state was last checked longer ago than that. Off (or no engine plugin),
+    it is never a problem.
     """
     state = status(mc)
     problem = None
@@ -43,13 +48,18 @@ def health(mc):
         elif state["lag_seconds"] is not None and state["lag_seconds"] > limit:
             problem = (f"the point-in-time replica is {state['lag_seconds']:.0f} s behind "
                        f"(pitr.max_lag_seconds is {limit})")
+        elif state["checked_at"] is not None and \
+                mc.clock() - state["checked_at"] / 1000 > limit:
+            problem = (f"the point-in-time replica was last checked "
+                       f"{mc.clock() - state['checked_at'] / 1000:.0f} s ago "
+                       f"(pitr.max_lag_seconds is {limit})")
     return {**state, "problem": problem}
 
 
 #: What `GET /api/backup/status` shows of continuous protection: it is also open to the metrics
 #: token, so no replica location (a host path or bucket), process id or engine error text.
 HEALTH_FIELDS = ("enabled", "installed", "running", "earliest", "latest", "lag_seconds",
-                 "problem")
+                 "checked_at", "problem")
 
 
 def health_summary(mc):
@@ -95,7 +105,7 @@ def restore_at(mc, timestamp, actor, *, session_token=None, keep_settings=True):
     """
     actor = as_actor(actor)
     at_ms = parse_timestamp(timestamp)
-    state = status(mc)
+    state = status(mc, fresh=True)
     if not (state["enabled"] and state["installed"]):
         raise ValidationFailed(["timestamp: point-in-time restore is off (pitr.enabled) or "
                                 "not installed"], "Point-in-time restore is not available")

@@ -41,9 +41,11 @@ CHECK_NICENESS = 10
 #: A failed kernel copy that says the disk is full is a failed backup, not a reason to retry.
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 CHILD = Path(file_copy.__file__)
+#: SQLite's primary result code for an I/O error (its extended codes add a reason above 8 bits).
+SQLITE_IOERR = 10
 
 
-def copy_database(source, target, *, io_limit=0):
+def copy_database(source, target, *, io_limit=0, disk_errors=None):
     """Snapshot `source` into the new file `target`; make it durable and check it with
     `PRAGMA quick_check`.
 
@@ -55,6 +57,10 @@ def copy_database(source, target, *, io_limit=0):
     disk while it is written at idle I/O priority, and made durable while the check runs.
 
     :param io_limit: at most this many bytes per second are copied (0: no limit).
+    :param disk_errors: a list; an I/O error of the live database's own file while the copy is
+        prepared (the checkpoint before it: an EIO from its fsync, say) is logged as an error,
+        naming the database, and its reason appended here. The copy is still made, page by page:
+        the backup is never more needed than when the disk under the live data is failing.
     :return: ``"file"`` (the kernel copied the file), ``"file+wal"`` (and WAL frames over it) or
         ``"pages"`` (the backup API copied it).
     :raises sqlite3.Error or OSError: on any failure (disk full included); `target` may be left
@@ -64,7 +70,7 @@ def copy_database(source, target, *, io_limit=0):
     writeback = _Writeback(fd, LinuxIO())
     try:
         os.fchmod(fd, PRIVATE_FILE)  # whatever the umask
-        with _snapshot(source) as (src, plan):
+        with _snapshot(source, _IOErrors(source, disk_errors)) as (src, plan):
             method = "pages"
             if plan is not None and _copy_file(source, plan, fd, io_limit):
                 method = "file+wal" if plan.wal else "file"
@@ -96,10 +102,30 @@ class FilePlan:
     wal: tuple | None = None
 
 
+class _IOErrors:
+    """Where the checkpoints before a copy report an I/O error of the live database: logged once
+    per backup as an error (with the database's path: the log is the operator's), kept in
+    `found` (a list, or None) as a reason without a path."""
+
+    def __init__(self, source, found):
+        self.source, self.found, self.seen = source, found, False
+
+    def __call__(self, exc):
+        reason = describe_error(exc)
+        if not self.seen:
+            log.error("I/O error on the live database %s during a backup's checkpoint (%s): the "
+                      "disk under it may be failing; copying it page by page", self.source, reason)
+            if self.found is not None:
+                self.found.append(reason)
+        self.seen = True
+
+
 @contextmanager
-def _snapshot(source):
+def _snapshot(source, io_error):
     """A connection to `source` inside a read transaction, the snapshot every copy is made of, and
-    the `FilePlan` that copies exactly that snapshot from the files (None: only a page copy can)."""
+    the `FilePlan` that copies exactly that snapshot from the files (None: only a page copy can).
+
+    :param io_error: called with each I/O error a checkpoint of `source` meets."""
     identity = _identity(source)
     src = dbmod.open_file(source, "rw")  # a missing database is an error, never created empty
     try:
@@ -112,10 +138,10 @@ def _snapshot(source):
                     if attempt:  # another checkpoint (a writer's automatic one) was running
                         src.execute("COMMIT")
                         time.sleep(PROOF_RETRY_WAIT)
-                    _checkpoint(ck)  # the bulk of the work, before writers are paused
+                    _checkpoint(ck, io_error)  # the bulk of the work, before writers wait
                     with _writers_paused(source) as paused:
                         _begin(src)
-                        frames = _frames_missing(_checkpoint(ck), paused)
+                        frames = _frames_missing(_checkpoint(ck, io_error), paused)
                     if frames is not None:
                         break
         else:
@@ -144,13 +170,17 @@ def _begin(src):
     src.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
 
-def _checkpoint(ck):
+def _checkpoint(ck, io_error):
     """A passive checkpoint (it never waits): ``(frames in the WAL, frames checkpointed into the
-    database file)``, or None when it cannot tell (busy, not WAL, an error)."""
+    database file)``, or None when it cannot tell (busy, not WAL, an error). An I/O error (the
+    checkpoint writes and fsyncs the live database's file) also goes to `io_error`."""
     try:
         busy, frames, checkpointed = ck.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     except sqlite3.Error as exc:  # a read-only folder, ...: prove nothing, copy page by page
-        log.debug("checkpoint before a backup failed: %s", describe_error(exc))
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == SQLITE_IOERR:
+            io_error(exc)
+        else:
+            log.debug("checkpoint before a backup failed: %s", describe_error(exc))
         return None
     return None if busy or frames < 0 else (frames, checkpointed)
 

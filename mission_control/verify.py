@@ -170,8 +170,12 @@ class VerificationStore:
 
     def current(self, name, st):
         """The row for `name` if the file is still the one that was verified, else None."""
+        return self.of_file(name, st.st_size, st.st_mtime_ns)
+
+    def of_file(self, name, size, mtime_ns):
+        """The row for `name` if it was verified at this `size` and `mtime_ns`, else None."""
         row = self._db.query_one("SELECT * FROM backup_verifications WHERE name = ?", (name,))
-        if row and row["size"] == st.st_size and row["mtime_ns"] == st.st_mtime_ns:
+        if row and row["size"] == size and row["mtime_ns"] == mtime_ns:
             return row
         return None
 

@@ -209,3 +209,34 @@ def test_a_backup_that_fell_back_to_the_page_copy_shows_in_status_and_metrics(
     assert _status(admin_client)["last_success"]["copy"] == "pages"
     values = _metrics(admin_client.get("/metrics"))
     assert values["mission_control_backup_last_page_copy[]"] == 1
+
+
+def test_the_newest_rotating_backup_failing_verification_is_a_warn_naming_it(mc, admin_client,
+                                                                             clock):
+    mc.settings.update({"general.auto_backup": "true"}, "alice")
+    older = mc.backups.create("scheduler")
+    clock.advance(60)
+    newest = mc.backups.create("scheduler")
+    assert _status(admin_client)["verdict"] == "pass"
+    with open(newest.path, "r+b") as f:  # a bad sector in the middle of the copy
+        f.seek(newest.size // 2)
+        f.write(b"\xff" * 4096)
+    checked = admin_client.post("/api/backup/verify", json={"name": newest.name})
+    assert checked.status_code == 200 and checked.json["ok"] is False
+    failed = _status(admin_client)
+    assert failed["verdict"] == "warn"
+    assert failed["reasons"] == [f"the newest backup {newest.name} failed verification"]
+
+    clock.advance(60)  # a newer backup is the one a restore would take: the warning goes
+    mc.backups.create("scheduler")
+    assert _status(admin_client)["verdict"] == "pass"
+    assert admin_client.post("/api/backup/verify", json={"name": older.name}).json["ok"]
+
+
+def test_an_older_or_kept_backup_failing_verification_leaves_the_verdict(mc, admin_client):
+    mc.settings.update({"general.auto_backup": "true"}, "alice")
+    mc.backups.create("scheduler")
+    (mc.backups.dir / "keep-forever.db").write_bytes(b"not a database")
+    checked = admin_client.post("/api/backup/verify", json={"name": "keep-forever.db"})
+    assert checked.json["ok"] is False
+    assert _status(admin_client)["verdict"] == "pass"

@@ -17,6 +17,7 @@ from mission_control.web import WebApp
 from .backup_files import add_tasks, titles
 from .conftest import logged_in_client
 from .pitr_live import Serve, wait_for
+from .scheduling import START
 
 
 class Engine:
@@ -47,7 +48,7 @@ def test_status_says_not_installed_without_the_binary(make_mc):
     assert status.status_code == 200
     assert status.json == {"enabled": True, "installed": False, "running": False, "pid": None,
                            "replica": "file:///tmp/r", "earliest": None, "latest": None,
-                           "lag_seconds": None, "last_error": None}
+                           "lag_seconds": None, "checked_at": None, "last_error": None}
     answer = client.post("/api/backup/restore", json={"timestamp": "2026-11-27T15:52:56Z"})
     assert answer.status_code == 400
     assert "not installed" in answer.json["details"][0]
@@ -254,6 +255,9 @@ class Status:
     ({"installed": False, "running": False}, "Litestream is not installed"),
     ({"lag_seconds": 61.0}, "61 s behind (pitr.max_lag_seconds is 60)"),
     ({"lag_seconds": 60.0}, None),
+    # The background check stopped (a hung `litestream` command): its answer is too old to trust.
+    ({"checked_at": (START - 61) * 1000}, "last checked 61 s ago (pitr.max_lag_seconds is 60)"),
+    ({"checked_at": (START - 60) * 1000}, None),
 ])
 def test_health_fails_when_protection_is_on_but_not_working(make_mc, state, problem):
     mc = make_mc()
@@ -276,7 +280,7 @@ def test_the_status_open_to_the_metrics_token_shows_no_replica_location(make_mc)
                         headers={"Authorization": "Bearer metrics-token-0123456789"})
     assert status.status_code == 200
     assert set(status.json["pitr"]) == {"enabled", "installed", "running", "earliest", "latest",
-                                        "lag_seconds", "problem"}
+                                        "lag_seconds", "checked_at", "problem"}
     assert "/srv" not in status.get_data(as_text=True)
 
 

@@ -1,16 +1,19 @@
 """Continuous protection with the real Litestream binary under real `serve` processes."""
+import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import boto3
 import pytest
 
-from tests.pitr_live import (BINARY, ROOT, Serve, add_user, configure, iso, litestream_processes,
+from tests.pitr_live import (BINARY, KEY, OPENER, ROOT, Serve, add_user, configure, iso, litestream_processes,
                              local_txid, replicated, usernames, wait_for, write_three)
 from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
@@ -21,7 +24,8 @@ pytestmark = [pytest.mark.slow,
 @pytest.fixture
 def data_dir(tmp_path):
     data = tmp_path / "data"
-    configure(data, **{"pitr.enabled": True,
+    # A small limit: the replica is checked in the background every 2 s (a third of it).
+    configure(data, **{"pitr.enabled": True, "pitr.max_lag_seconds": 6,
                        "pitr.replica_url": f"file://{tmp_path / 'replica'}"})
     return data
 
@@ -42,9 +46,10 @@ def test_restore_to_a_moment_through_the_api_while_the_service_answers(server, d
     first = wait_for(lambda: running(server))
     assert first, server.lines
     between = write_three(data_dir)
-    state = server.pitr()
-    assert state["earliest"] <= between * 1000 <= state["latest"]
-    assert state["lag_seconds"] == 0
+    # The state is checked in the background: wait for a check that saw the third row.
+    state = wait_for(lambda: (s := server.pitr())["latest"] and s["latest"] >= between * 1000
+                     and s["lag_seconds"] == 0 and s)
+    assert state and state["earliest"] <= between * 1000 <= state["latest"], server.pitr()
 
     answers, done = [], threading.Event()
 
@@ -72,7 +77,8 @@ def test_restore_to_a_moment_through_the_api_while_the_service_answers(server, d
     before = local_txid(data_dir)
     add_user(data_dir, "t4")
     assert replicated(data_dir, before)
-    latest = server.pitr()["latest"]
+    since = time.time() * 1000  # the window shown is the background check's: wait for a new one
+    latest = wait_for(lambda: (s := server.pitr())["checked_at"] > since and s["latest"])
     status, body = server.call("POST", "/api/backup/restore", {"timestamp": iso(latest / 1000)})
     assert status == 200, body
     assert {"t1", "t2", "t4"} <= usernames(data_dir) and "t3" not in usernames(data_dir)
@@ -232,3 +238,81 @@ def test_backups_while_litestream_replicates_are_kernel_copies_of_one_moment(ser
         assert halves.fetchall() == [] and snap.execute(
             "SELECT count(*) FROM pairs").fetchone()[0] >= 2000
         snap.close()
+
+
+def checked(serve):
+    """The status once Litestream runs and its replica has been checked with no problem."""
+    status = serve.call("GET", "/api/backup/status")[1]
+    pitr = status["pitr"]
+    return status if pitr["running"] and pitr["lag_seconds"] is not None and \
+        not pitr["problem"] else None
+
+
+def test_a_replica_that_cannot_be_written_fails_the_verdict_within_max_lag(tmp_path):
+    """The replica's folder is replaced by a file while Litestream runs: Litestream keeps running
+    and logs errors, its listing fails, and the health verdict turns to fail, naming the
+    replica, within pitr.max_lag_seconds (plus a check interval and slack for a busy machine)."""
+    data, replica = tmp_path / "data", tmp_path / "replica"
+    configure(data, **{"pitr.enabled": True, "pitr.max_lag_seconds": 3,
+                       "pitr.replica_url": f"file://{replica}"})
+    serve = Serve(data)
+    try:
+        assert wait_for(lambda: checked(serve), timeout=60), serve.lines
+        add_user(data, "before")
+        assert replicated(data, None)
+        shutil.rmtree(replica)
+        replica.write_text("not a folder")
+        broke = time.monotonic()
+        add_user(data, "after")
+        failed = wait_for(lambda: (s := serve.call("GET", "/api/backup/status")[1])["pitr"]
+                          ["problem"] and s, timeout=30)
+        assert failed, serve.pitr()
+        assert time.monotonic() - broke < 3 + 1 + 8
+        assert failed["verdict"] == "fail" and failed["pitr"]["problem"] in failed["reasons"]
+        assert "replica is" in failed["pitr"]["problem"] and "behind" in failed["pitr"]["problem"]
+        assert "not a directory" in serve.pitr()["last_error"]
+        assert str(tmp_path) not in json.dumps(failed)
+    finally:
+        serve.stop()
+
+
+def test_reads_start_no_litestream_process(tmp_path):
+    """Eight monitors scraping status, metrics, the PITR state and health at once: every answer
+    comes from the state the supervisor keeps, and no read runs `litestream` (the binary is a
+    wrapper that logs each run)."""
+    data, calls = tmp_path / "data", tmp_path / "calls.log"
+    wrapper = tmp_path / "litestream"
+    wrapper.write_text(f'#!/bin/sh\necho "$1" >> {calls}\nexec {BINARY} "$@"\n')
+    wrapper.chmod(0o755)
+    # 90 s: the background check runs every 30 s, so none falls during the reads.
+    configure(data, **{"pitr.enabled": True, "pitr.max_lag_seconds": 90,
+                       "pitr.replica_url": f"file://{tmp_path / 'replica'}"})
+    serve = Serve(data, MC_LITESTREAM_BIN=str(wrapper))
+    try:
+        assert wait_for(lambda: checked(serve), timeout=60), serve.lines
+        before = calls.read_text().split()
+        assert before.count("ltx") == before.count("status") >= 1  # the background check
+        answers = []
+
+        def scrape():
+            for _ in range(5):
+                for path in ("/api/backup/status", "/metrics", "/api/backup/pitr",
+                             "/api/health"):
+                    answers.append(serve.call("GET", path)[0] if path != "/metrics"
+                                   else _metrics_status(serve))
+        threads = [threading.Thread(target=scrape) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert answers == [200] * 160
+        assert calls.read_text().split() == before
+    finally:
+        serve.stop()
+
+
+def _metrics_status(serve):
+    request = urllib.request.Request(serve.url + "/metrics", headers={"x-api-key": KEY})
+    with OPENER.open(request, timeout=120) as response:
+        response.read()
+        return response.status

@@ -12,7 +12,10 @@ _STATE = dict(
     earliest={**_MS_OR_NULL, "description": "oldest moment a restore can reach (unix ms)"},
     latest={**_MS_OR_NULL, "description": "newest moment a restore can reach (unix ms)"},
     lag_seconds={"type": ["number", "null"],
-                 "description": "how far the replica is behind the live database"},
+                 "description": "how far the replica is behind the live database (at the time of "
+                                "the answer, from the last background check)"},
+    checked_at={**_MS_OR_NULL, "description": "when the replica was last checked in the "
+                                              "background (unix ms); no request starts a check"},
     last_error=STR_OR_NULL)
 
 SCHEMAS = {

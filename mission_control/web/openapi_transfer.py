@@ -54,6 +54,9 @@ SCHEMAS = {
                   "description": "how it was copied: the database file by the kernel (and the "
                                  "WAL frames it lacked), or page by page, the slower fallback; "
                                  "null for backups made before this was recorded"},
+            disk_error={**STR_OR_NULL, "description": "the I/O error the live database's disk "
+                                                      "gave while this backup was made (it was "
+                                                      "then copied page by page), or null"},
             actor={"type": "string"})]},
         last_failure={"anyOf": [{"type": "null"}, obj(
             at={"type": "integer"}, action={"type": "string"}, reason=STR_OR_NULL,

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 
 from mission_control import URL, FileLock, MissionControlError, SettingDef, duration, hookimpl
 
-from . import litestream
+from . import litestream, replica_check
 from .supervisor import Supervisor, read_state
 
 NAME = "pitr"
@@ -37,7 +37,6 @@ class Engine:
         self.mc = mc
         self.environ = environ
         self.files = litestream.Files(mc.config.db_path)
-        self._behind = None  # (replica txid, first seen behind at) for the lag
         self._paused = None
         self._lock = threading.Lock()
 
@@ -59,8 +58,10 @@ class Engine:
         litestream.write_config(self.files.config,
                                 litestream.config_text(self.files.db_path, self.values()))
 
-    def status(self):
-        """The JSON of `GET /api/backup/pitr`."""
+    def status(self, fresh=False):
+        """The JSON of `GET /api/backup/pitr`, from the last background check (`replica_check`):
+        no process is started, unless `fresh` (a restore, which needs the window as it is now).
+        """
         enabled = self.mc.settings.get("pitr.enabled")
         binary = self.binary()
         state = read_state(self.files)
@@ -69,38 +70,26 @@ class Engine:
         out = {"enabled": enabled, "installed": binary is not None, "running": running,
                "pid": pid if running else None,
                "replica": self.mc.settings.get("pitr.replica_url") or None,
-               "earliest": None, "latest": None, "lag_seconds": None,
+               "earliest": None, "latest": None, "lag_seconds": None, "checked_at": None,
                "last_error": state.get("last_error")}
         if not (enabled and binary and out["replica"]):
             return out
-        try:
-            self.write_config()
-            window = litestream.listing(binary, self.files, self.environ)
-            local = litestream.local_txid(binary, self.files, self.environ)
-        except litestream.EngineError as exc:
-            out["last_error"] = str(exc)
-            return out
-        out["earliest"], out["latest"] = window["earliest"], window["latest"]
-        out["lag_seconds"] = self._lag(local, window)
-        return out
-
-    def _lag(self, local, window):
-        """Seconds the replica is behind the live database: 0 when it holds every transaction.
-
-        Otherwise the time since this process first saw it behind at the same replica position,
-        capped by the age of the newest replicated file (Litestream lists no write times).
-        """
+        found = state.get("check")
+        if found is not None and found.get("replica") != out["replica"]:
+            found = None  # a check of the replica before the setting changed
         now = self.mc.clock()
-        replica = window["replica_txid"]
-        if local is None or (replica is not None and replica >= local):
-            self._behind = None
-            return 0.0
-        if self._behind is None or self._behind[0] != replica:
-            self._behind = (replica, now)
-        lag = now - self._behind[1]
-        if window["latest"] is not None:
-            lag = min(lag, max(0.0, now - window["latest"] / 1000))
-        return round(lag, 1)
+        if fresh:
+            self.write_config()
+            found = replica_check.check(binary, self.files, self.environ, out["replica"],
+                                        found, now, now)
+        if found is None:
+            return out
+        out["earliest"], out["latest"] = found["earliest"], found["latest"]
+        out["lag_seconds"] = replica_check.lag(found, now)
+        out["checked_at"] = int(found["checked_at"] * 1000)
+        if found["error"]:
+            out["last_error"] = found["error"]
+        return out
 
     def restore_to(self, at_ms, dest):
         binary = self.binary()
@@ -200,8 +189,8 @@ def restore_resume(mc):
 
 
 @hookimpl
-def pitr_status(mc):
-    return _engine(mc).status()
+def pitr_status(mc, fresh):
+    return _engine(mc).status(fresh)
 
 
 @hookimpl

@@ -5,6 +5,9 @@ released by the kernel when its process dies) owns the child; the others wait fo
 owner restarts a child that dies, with a growing pause (audited `pitr_restarted`), restarts it
 when its settings change, and stops it on shutdown. A restore, in any process, takes the pause
 lock and stops the child; the owner starts a new one once the pause lock is free again.
+
+While it owns the child, a second thread checks the replica in the background
+(`replica_check`) and keeps the result in the state file, which every process reads.
 """
 import json
 import logging
@@ -17,7 +20,7 @@ import time
 
 from mission_control import Actor, FileLock, open_private
 
-from . import litestream
+from . import litestream, replica_check
 
 log = logging.getLogger(__name__)
 engine_log = logging.getLogger("litestream")
@@ -49,7 +52,7 @@ def write_state(files, **changes):
 
 
 class Supervisor:
-    """The supervisor thread of one `serve` process.
+    """The supervisor thread of one `serve` process, and its replica-check thread.
 
     :param mc: the running MissionControl (settings, audit, clock).
     :param engine: the plugin's `Engine` (binary, files, config, environment).
@@ -61,6 +64,9 @@ class Supervisor:
         self._stopping = threading.Event()
         self._restart = threading.Event()
         self._thread = None
+        self._checker = None
+        self._owning = threading.Event()  # set while this process runs the child
+        self._check_soon = threading.Event()
         self._state_lock = threading.Lock()  # the log reader writes the state file too
 
     def _state(self, **changes):
@@ -70,14 +76,46 @@ class Supervisor:
     def start(self):
         self._thread = threading.Thread(target=self._run, name="pitr-supervisor", daemon=True)
         self._thread.start()
+        self._checker = threading.Thread(target=self._check_loop, name="pitr-check",
+                                         daemon=True)
+        self._checker.start()
 
     def stop(self, timeout=30):
-        """Stop the child (if ours) and the thread; True when both are gone in time."""
+        """Stop the child (if ours) and the threads; True when all are gone in time."""
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
+        self._check_soon.set()
+        deadline = time.monotonic() + timeout
+        for thread in (self._thread, self._checker):
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t is not None and t.is_alive() for t in (self._thread, self._checker))
+
+    def _check_loop(self):
+        """While this process owns the child: check the replica every `replica_check.interval`,
+        and at once after each start of the child."""
+        while not self._stopping.is_set():
+            wait = replica_check.interval(self.mc.settings.get("pitr.max_lag_seconds"))
+            self._check_soon.wait(wait)
+            self._check_soon.clear()
+            if self._owning.is_set() and not self._stopping.is_set():
+                try:
+                    self.check_replica()
+                except Exception:  # noqa: BLE001 - the next check may work; never die silently
+                    log.exception("checking the point-in-time replica failed")
+
+    def check_replica(self):
+        """Check the replica once (`replica_check.check`) and keep the result in the state file."""
+        engine = self.engine
+        binary, replica = engine.binary(), self.mc.settings.get("pitr.replica_url")
+        if not (binary and replica):
+            return
+        engine.write_config()
+        state = read_state(engine.files)
+        now = self.mc.clock()
+        since = state["started_at"] / 1000 if state.get("started_at") else now
+        found = replica_check.check(binary, engine.files, engine.environ, replica,
+                                    state.get("check"), now, since)
+        self._state(check=found)
 
     def settings_changed(self, keys):
         """`mc.settings.on_change` listener: restart the child with a new config if it differs."""
@@ -93,7 +131,11 @@ class Supervisor:
             with election.hold(0) as elected:
                 if elected:
                     log.info("this process runs Litestream for %s", self.engine.files.db_path.name)
-                    self._own()
+                    self._owning.set()
+                    try:
+                        self._own()
+                    finally:
+                        self._owning.clear()
             if not elected:
                 self._stopping.wait(1.0)
 
@@ -142,6 +184,7 @@ class Supervisor:
             log.error("cannot start Litestream: %s", exc.strerror)
             return None
         self._state(pid=proc.pid, started_at=int(self.mc.clock() * 1000))
+        self._check_soon.set()
         threading.Thread(target=self._read_log, args=(proc,), name="litestream-log",
                          daemon=True).start()
         return proc
