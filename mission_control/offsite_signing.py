@@ -190,8 +190,8 @@ def authentic_record(mc, target, remote_name):
     """The record of copy `remote_name` at `target`: this database's, or a verified manifest's.
 
     The database's own row was written by this service when it uploaded the copy; without one,
-    the manifest beside the copy must carry a signature by a trusted key (see `Signer.verify`),
-    and is then remembered here (a copy fetched from it can be restored).
+    the manifest beside the copy must carry a signature by a trusted key (see `Signer.verify`)
+    and name this target, and is then remembered here (a copy fetched from it can be restored).
     :return: a dict with the `RECORD_FIELDS`.
     :raises NotAuthentic: neither (the reason says which); the copy must not be used.
     """
@@ -208,5 +208,9 @@ def authentic_record(mc, target, remote_name):
     except NotAuthentic as exc:
         raise NotAuthentic(f"{remote_name} is not in the signed record of copies this service "
                            f"made: {exc.message}") from None
-    mc.offsite.remember({**record, "target": target.name}, manifest)
+    if record["target"] != target.name:  # a genuine copy and its manifest moved between targets
+        raise NotAuthentic(f"{remote_name} is not in the signed record of copies this service "
+                           f"made at {target.name}: its signed manifest is of a copy sent to "
+                           f"another target ({str(record['target'])[:40]})")
+    mc.offsite.remember(record, manifest)
     return record

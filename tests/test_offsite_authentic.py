@@ -189,6 +189,27 @@ def test_a_new_host_trusts_the_old_hosts_verification_key(mc, make_mc, nas, keys
     assert result["name"] == genuine and result["unrecorded"] == [name]
 
 
+def test_a_manifest_signed_for_another_target_is_refused(mc, make_mc, nas, keys):
+    """A genuine copy and its manifest moved from one target to another are not in the record
+    of copies made at the second one: the record names the target it was sent to."""
+    genuine = f"{mc.backups.create(actor='test').name}.zst.age"
+    record = json.loads((nas / (genuine + MANIFEST_SUFFIX)).read_bytes())["record"]
+    assert record["target"] == "dir"
+    # What the same copy's manifest in the bucket would be, put in the folder.
+    (nas / (genuine + MANIFEST_SUFFIX)).write_bytes(
+        mc.offsite.signer.sign({**record, "target": "s3"}))
+    heir = make_mc(config=Config.from_env({"MC_OFFSITE_VERIFY_KEYS":
+                                           mc.offsite.signer.verify_key()},
+                                          data_dir=nas.parent / "heir"))
+    heir.settings.update({"offsite.dir.path": str(nas), "offsite.age_identity": keys[0]},
+                         actor="test")
+    with pytest.raises(BadRequest, match="copy sent to another target"):
+        fetch(heir, "dir", genuine, "test")
+    assert heir.offsite.copy_record("dir", genuine) is None
+    [result] = drill_all(heir, "test")
+    assert result["ok"] is False and result["unrecorded"] == [genuine]
+
+
 def test_a_bad_verification_key_in_the_environment_is_a_config_error():
     from mission_control.config import ConfigError
     with pytest.raises(ConfigError, match="MC_OFFSITE_VERIFY_KEYS"):
