@@ -19,7 +19,6 @@ from .scratch_files import create_scratch
 from .verify import VerificationStore, inspect
 
 UPLOAD_PREFIX = ".mc-upload-"  # hidden: never listed; swept at start once its writer is gone
-STALE_SECONDS = 24 * 3600
 
 
 class UploadSink:
@@ -91,17 +90,6 @@ def upload_slot(mc, actor, rate_key):
                           detail={"reason": exc.reason, "status": exc.status})
             raise
         yield
-
-
-def sweep_stale(folder, now):
-    """Remove temporary upload files a crash left behind more than a day ago."""
-    for entry in os.scandir(folder):
-        if entry.name.startswith(UPLOAD_PREFIX) and entry.is_file(follow_symlinks=False):
-            if entry.stat(follow_symlinks=False).st_mtime < now - STALE_SECONDS:
-                try:
-                    os.unlink(entry.path)
-                except FileNotFoundError:
-                    pass
 
 
 def _self_contained(path):

@@ -3,6 +3,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 from mission_control.scratch_files import create_scratch
 
@@ -63,3 +64,26 @@ def test_scratch_files_are_private_whatever_the_umask(tmp_path):
     with out:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert path.name.startswith(f".mc-tmp-fetch-{os.getpid()}-")
+
+
+UPLOAD_HOLDER = HOLDER.replace('".mc-tmp-fetch-"', '".mc-upload-"')
+
+
+def test_an_upload_in_progress_survives_another_upload_however_old(mc, admin_client):
+    """Uploads are swept like every scratch file: by their writer's lock, not their age (an upload
+    that has been trickling in for a day is still someone's)."""
+    folder = mc.backups.dir
+    holder = subprocess.Popen([sys.executable, "-c", UPLOAD_HOLDER, str(folder)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        live = holder.stdout.readline().strip()
+        two_days_ago = time.time() - 2 * 86400  # file times are the OS clock's
+        os.utime(live, (two_days_ago, two_days_ago))
+        data = (folder / mc.backups.create(actor="test").name).read_bytes()
+        uploaded = admin_client.post("/api/backup/upload", data=data,
+                                     content_type="application/octet-stream")
+        assert uploaded.status_code == 200, uploaded.json
+        assert os.path.exists(live)
+    finally:
+        holder.stdin.close()
+        holder.wait(10)

@@ -7,7 +7,6 @@ connections see at once.
 import hashlib
 import os
 import threading
-import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
@@ -18,7 +17,7 @@ from ..point_in_time import parse_timestamp, restore_at
 from ..private_files import open_private
 from ..restore import restore_backup
 from ..units import human_size
-from ..uploads import UploadSink, accept_upload, sweep_stale, upload_slot
+from ..uploads import UploadSink, accept_upload, upload_slot
 from ..verify import listing, verify_backup
 from .failures import UsageError
 
@@ -175,7 +174,6 @@ def upload_(ctx):
 
 def _upload(ctx, mc, path, limit):
     """Stream the file into a private temporary file, then check and keep it (`accept_upload`)."""
-    sweep_stale(mc.backups.dir, time.time())  # compared with file mtimes: the OS clock
     sink = UploadSink(mc.backups.dir, limit)
     try:
         with open(path, "rb") as src, \

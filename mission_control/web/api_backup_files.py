@@ -2,7 +2,6 @@
 import base64
 import os
 import stat
-import time
 import unicodedata
 from urllib.parse import quote
 
@@ -14,7 +13,7 @@ from werkzeug.wsgi import wrap_file
 
 from ..errors import BadRequest, NotFound, PayloadTooLarge, ValidationFailed
 from ..fsutil import sha256_file
-from ..uploads import UploadSink, accept_upload, sweep_stale, upload_slot
+from ..uploads import UploadSink, accept_upload, upload_slot
 from ..verify import VerificationStore, verify_backup
 from .http import json_response, read_name, require_actor
 
@@ -118,7 +117,6 @@ def backup_upload(mc, request):
 
 def _receive(mc, request, actor, limit, too_large):
     """Stream the body into a private temporary file, then check and keep it (`accept_upload`)."""
-    sweep_stale(mc.backups.dir, time.time())  # compared with file mtimes: the OS clock
     sink = UploadSink(mc.backups.dir, limit)
     try:
         if request.mimetype == "multipart/form-data":
