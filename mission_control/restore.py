@@ -30,6 +30,7 @@ from .errors import (BackupFailed, BackupRefused, FileRejected, MissionControlEr
 from .fsutil import remove_files, sha256_file
 from .names import OFFSITE_FETCH, SAFETY_COPY
 from .offsite_signing import NotAuthentic
+from .offsite_targets import FETCHED_PREFIX
 from .plugins import audit_failures, call_isolated
 from .private_files import open_private
 from .pruning import keep_newest
@@ -95,7 +96,7 @@ def _refuse_unrecorded_fetch(mc, name, check, actor):
     """
     if not name.startswith(OFFSITE_FETCH.prefix):
         return
-    records = mc.offsite.records_of(name[len("offsite-"):])
+    records = mc.offsite.records_of(name[len(FETCHED_PREFIX):])
     if any(r["plain_sha256"] == check["sha256"] for r in records):
         return
     reason = ("it was fetched from off-site, but matches no signed record of a copy this service "

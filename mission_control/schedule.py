@@ -15,10 +15,10 @@ MIN_INTERVAL_MINUTES = 5
 #: A schedule must run at least once in any this many days (a backup a year at the least).
 MAX_GAP_DAYS = 366
 FIELDS_HELP = "must be a cron expression of 5 fields (minute hour day-of-month month day-of-week)"
-#: Five fields of cron characters, for API clients (the OpenAPI document); `check_schedule` decides.
-SCHEDULE_PATTERN = r"^\s*[0-9A-Za-z*/,#-]+(\s+[0-9A-Za-z*/,#-]+){4}\s*$"
+#: One field's characters; five of them is the cron kind's OpenAPI pattern (`setting_kinds.CRON`).
+FIELD_PATTERN = r"[0-9A-Za-z*/,#-]+"
 _SPACES = re.compile(r"[ \t\n\r\f\v]+")
-_FIELD = re.compile(r"[0-9A-Za-z*/,#-]+")
+_FIELD = re.compile(FIELD_PATTERN)
 _MONTHS = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}
 _DAYS = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
 #: The words each field may hold: names, and croniter's `L` (last) where it means a day. Anything

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from email.utils import getaddresses
 from urllib.parse import urlsplit
 
-from .schedule import check_schedule
+from .schedule import FIELD_PATTERN, check_schedule
 
 #: Trimmed around every kind's value (and each address of a list). Not line breaks: a value that
 #: holds one is refused, as in any text setting, rather than quietly mended.
@@ -161,5 +161,5 @@ EMAIL = Kind("email", "an e-mail address", _ADDRESS, lambda text, secret: check_
 EMAILS = Kind("emails", "e-mail addresses separated by commas",
               rf"[\s,]*{_ADDRESS}(?:\s*,[\s,]*{_ADDRESS})*[\s,]*", _addresses)
 CRON = Kind("cron", "a 5-field cron expression (UTC)",
-            r"[0-9A-Za-z*/,#-]+(?:\s+[0-9A-Za-z*/,#-]+){4}",
+            rf"{FIELD_PATTERN}(?:\s+{FIELD_PATTERN}){{4}}",
             lambda text, secret: check_schedule(text))
