@@ -18,7 +18,7 @@ import logging
 import os
 import secrets
 
-from .errors import BadRequest
+from .errors import BadRequest, MissionControlError, describe_error
 from .private_files import open_private
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,12 @@ RECORD_FIELDS = ("target", "remote_name", "backup", "size", "sha256", "plain_siz
 
 class NotAuthentic(BadRequest):
     """An off-site copy is not in the signed record of the copies made here, or differs (400)."""
+
+
+class ManifestUnreadable(MissionControlError):
+    """The target holds a manifest beside the copy but it cannot be read (502, as the copy)."""
+
+    status = 502
 
 
 def _canonical(payload):
@@ -175,12 +181,17 @@ def read_manifest(target, remote_name):
     """The manifest bytes the target holds beside `remote_name`, or None when it has none.
 
     A target that cannot hold manifests (no ``read_manifest``) has none.
-    :raises Exception: the target's own error when it cannot be read.
+    :raises ManifestUnreadable: the target's own error (an OSError, botocore's many kinds) when
+        it cannot be read, described without a traceback.
     """
     reader = getattr(target, "read_manifest", None)
     if not callable(reader):
         return None
-    data = reader(remote_name, MAX_MANIFEST_BYTES + 1)
+    try:
+        data = reader(remote_name, MAX_MANIFEST_BYTES + 1)
+    except Exception as exc:  # noqa: BLE001 - whatever the plugin's storage raises
+        raise ManifestUnreadable("The off-site copy's manifest cannot be read: "
+                                 f"{describe_error(exc)}") from None
     if data is not None and len(data) > MAX_MANIFEST_BYTES:
         raise NotAuthentic("its manifest is too large to be one of this service's")
     return data
@@ -194,6 +205,7 @@ def authentic_record(mc, target, remote_name):
     and name this target, and is then remembered here (a copy fetched from it can be restored).
     :return: a dict with the `RECORD_FIELDS`.
     :raises NotAuthentic: neither (the reason says which); the copy must not be used.
+    :raises ManifestUnreadable: the manifest beside it cannot be read (502).
     """
     record = mc.offsite.copy_record(target.name, remote_name)
     if record is not None:

@@ -210,6 +210,24 @@ def test_a_manifest_signed_for_another_target_is_refused(mc, make_mc, nas, keys)
     assert result["ok"] is False and result["unrecorded"] == [genuine]
 
 
+def test_a_manifest_that_cannot_be_read_is_a_502_audited(admin_client, mc, nas, keys, tmp_path):
+    """The target's own error reading a manifest (here a folder in its place; in a bucket, an
+    AccessDenied) is the target's failure: 502 without a host path, audited, nothing kept."""
+    mc.backups.create(actor="test")
+    name, data = plant(mc, tmp_path, keys[1])
+    (nas / name).write_bytes(data)
+    (nas / (name + MANIFEST_SUFFIX)).mkdir()
+    answer = admin_client.post("/api/offsite/dir/fetch", json={"name": name})
+    assert answer.status_code == 502, answer.json
+    assert "manifest cannot be read" in answer.json["error"]
+    assert str(nas) not in json.dumps(answer.json)
+    [event] = mc.audit_store.query(action="offsite_fetch_refused")[0]
+    assert event["detail"]["status"] == 502 and "manifest" in event["detail"]["reason"]
+    assert not (mc.backups.dir / f"offsite-{PLANTED}").exists()
+    [result] = drill_all(mc, "test")
+    assert result["ok"] is False and "manifest cannot be read" in result["message"]
+
+
 def test_a_bad_verification_key_in_the_environment_is_a_config_error():
     from mission_control.config import ConfigError
     with pytest.raises(ConfigError, match="MC_OFFSITE_VERIFY_KEYS"):
