@@ -241,7 +241,7 @@ def test_paths_outside_the_state_directory_need_the_documented_drop_in(protect_s
     name = json.loads(made.out)["backup"]["name"]
     assert (data / "backups" / name).is_file()
     if drop_in:
-        assert os.listdir(nas) == [name]
+        assert sorted(os.listdir(nas)) == [name, f"{name}.manifest.json"]  # the copy, signed
         assert "backup_create" in (logs / "audit.jsonl").read_text()
     else:
         assert os.listdir(nas) == [] and os.listdir(logs) == []
