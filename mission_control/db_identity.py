@@ -72,6 +72,12 @@ def identify(path):
 
 def _by_schema(path):
     immutable = not os.path.lexists(f"{path}-wal")
+    if not immutable and not os.path.lexists(f"{path}-shm"):
+        # SQLite would create the -shm to read the log, and an immutable open would ignore the
+        # log (a schema held only there would look like an empty database, free to take).
+        return Found(FOREIGN, "an SQLite database with a write-ahead log (-wal) but no -shm "
+                              "beside it, which cannot be read without creating one (open it "
+                              "once with its own application or sqlite3, then try again)")
     try:
         conn = dbmod.open_file(path, immutable=immutable)
         try:

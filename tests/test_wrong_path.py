@@ -72,6 +72,31 @@ def test_a_text_file_as_the_database_is_refused_and_left_as_it_was(etc, argv):
     assert snapshot(etc) == before == (0o755, {"hostname": (0o644, b"build-host\n")})
 
 
+@pytest.mark.parametrize("argv", [["backup", "list"], ["serve", "--port", "0", "--init"]])
+def test_a_wal_database_copied_without_its_shm_is_refused_and_left_as_it_was(tmp_path, argv):
+    """A `cp` of a live WAL-mode database takes its -wal but not its -shm: reading the log
+    would create a -shm beside it, and ignoring the log would hide the schema it holds."""
+    live, copied = tmp_path / "live", tmp_path / "copied"
+    live.mkdir()
+    copied.mkdir()
+    conn = sqlite3.connect(live / "app.db")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.execute("INSERT INTO notes VALUES ('in the log only')")
+    conn.commit()
+    for name in ("app.db", "app.db-wal"):
+        (copied / name).write_bytes((live / name).read_bytes())
+    conn.close()
+    before = snapshot(copied)
+    ran = run_cli(*argv, "--db-path", copied / "app.db")
+    refused(ran, copied / "app.db", "an SQLite database with a write-ahead log (-wal) but no "
+                                   "-shm beside it, which cannot be read without creating one "
+                                   "(open it once with its own application or sqlite3, then try "
+                                   "again)")
+    assert snapshot(copied) == before
+
+
 def test_a_folder_as_the_database_is_refused_and_left_as_it_was(etc):
     before = snapshot(etc)
     refused(run_cli("backup", "list", "--db-path", etc), etc, "a folder")
