@@ -91,6 +91,11 @@ class Signer:
     def _load(self):
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
         with open(self.path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode & 0o777
+            if mode & 0o077:  # not tightened: it may not be ours to change; say so instead
+                log.warning("the off-site signing key %s can be read by other users (mode %#o): "
+                            "whoever reads it can sign planted copies; chmod 600 it", self.path,
+                            mode)
             return load_pem_private_key(f.read(), password=None)
 
     def _create(self, announce):

@@ -263,6 +263,17 @@ def test_the_signing_key_is_private_and_its_verification_key_shown(admin_client,
     assert key_file.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
 
 
+def test_a_signing_key_others_can_read_is_named_with_its_mode_and_left_alone(mc, nas):
+    mc.backups.create(actor="test")
+    key_file = mc.config.db_path.parent / KEY_FILE
+    os.chmod(key_file, 0o644)  # as a careless restore of the data folder leaves it
+    ran = run_cli("offsite", "key", "--data-dir", mc.config.data_dir)
+    assert ran.code == 0
+    assert f"the off-site signing key {key_file} can be read by other users (mode 0o644)" \
+        in ran.err, ran.err
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o644
+
+
 def test_serve_shows_the_verification_key_once_on_first_start(tmp_path):
     data = tmp_path / "data"
 
