@@ -1,7 +1,9 @@
-"""Service configuration, read once from the environment and command-line overrides."""
+"""Service configuration: one table of options (variable, flag, file key, default, parser), read
+once from the environment and command-line overrides."""
 import errno
 import os
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .offsite_signing import parse_verify_keys
@@ -51,66 +53,169 @@ class ForeignDatabase(ConfigError):
         self.adoptable = adoptable
 
 
-def _int(environ, key, default, minimum=0):
-    raw = environ.get(key)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{key} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{key} must be at least {minimum}, got {value}")
-    return value
+def _whole(minimum=0):
+    """A parser of whole numbers of at least `minimum`; blank text means the default."""
+    def parse(name, raw):
+        if raw.strip() == "":
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        return value
+    return parse
 
 
-def _flag(environ, key, auto=False):
-    """True, False, or None when unset (or "auto", where `auto` allows it)."""
-    raw = (environ.get(key) or "").strip().lower()
-    if raw == "" or auto and raw == "auto":
-        return None
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{key} must be 1, 0{' or auto' if auto else ''}, got {raw!r}")
+def _switch(auto=False):
+    """A parser of 1/0 (yes/no, on/off, true/false); None (the default) for blank, or "auto"
+    where `auto` allows it."""
+    def parse(name, raw):
+        raw = raw.strip().lower()
+        if raw == "" or auto and raw == "auto":
+            return None
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be 1, 0{' or auto' if auto else ''}, got {raw!r}")
+    return parse
 
 
 def _csv(raw):
     return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
 
 
+def _text(name, raw):
+    return raw
+
+
+def _path(name, raw):
+    return Path(raw).absolute()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting of the service: where it is read from, its default and how its text is parsed.
+
+    :param attr: the `Config` attribute it fills.
+    :param env: the environment variable.
+    :param flag: the command-line flag, or None; global unless `command` names the one
+        sub-command that takes it.
+    :param key: the configuration file's key (the long option's name), or None: environment only.
+    :param default: the value when the variable is unset or empty.
+    :param parse: `parse(env, text)` -> the value, None for the default; raises ConfigError
+        naming `env`. Called only with non-empty text.
+    :param secret: masked by `config show`, and a file holding it should be private.
+    :param path: the file's value is relative to the file's folder.
+    :param help: a few words for `--help`.
+    :param shown: the default as the README and `--help` spell it, when `str(default)` will not do.
+    """
+
+    attr: str
+    env: str
+    default: object = None
+    parse: Callable[[str, str], object] = _text
+    key: str | None = None
+    flag: str | None = None
+    command: str | None = None
+    secret: bool = False
+    path: bool = False
+    help: str = ""
+    shown: str | None = None
+
+    def read(self, environ):
+        """This option's value in `environ` (a mapping of variable names to text)."""
+        raw = environ.get(self.env)
+        value = self.parse(self.env, raw) if raw else None
+        return self.default if value is None else value
+
+    @property
+    def default_text(self):
+        """The default in words: "unset", "0"/"1" for a switch, else the value."""
+        if self.shown is not None:
+            return self.shown
+        if self.default is None or self.default in ("", (), frozenset()):
+            return "unset"
+        if isinstance(self.default, bool):
+            return str(int(self.default))
+        return str(self.default)
+
+
+#: Every option, in the order `config show` lists them. Defaults live here and nowhere else.
+OPTIONS = (
+    Option("data_dir", "MISSION_CONTROL_DATA_DIR", "./.data", key="data-dir", flag="--data-dir",
+           path=True, help="folder holding the database"),
+    # None: the database in the data folder (worked out in `Config.from_env`).
+    Option("db_path", "MISSION_CONTROL_DB_PATH", key="db-path", flag="--db-path", path=True,
+           help="the SQLite database", shown="<data dir>/mission-control.db"),
+    Option("host", "MC_HOST", "127.0.0.1", key="host", flag="--host", command="serve",
+           help="listen address"),
+    Option("port", "MC_PORT", 8000, _whole(), key="port", flag="--port", command="serve",
+           help="listen port"),
+    Option("threads", "MC_THREADS", 8, _whole(1), key="threads", flag="--threads",
+           command="serve", help="worker threads"),
+    Option("log_level", "MC_LOG_LEVEL", "INFO", lambda name, raw: raw.upper(), key="log-level"),
+    Option("log_format", "MC_LOG_FORMAT", "text", lambda name, raw: raw.strip().lower(),
+           key="log-format"),
+    Option("access_log", "MC_ACCESS_LOG", False, _switch(), key="access-log"),
+    Option("trusted_proxies", "MC_TRUSTED_PROXIES", frozenset(),
+           lambda name, raw: frozenset(_csv(raw)), key="trusted-proxies"),
+    Option("plugins_dir", "MC_PLUGINS_DIR", None, _path, key="plugins-dir", path=True),
+    Option("disabled_plugins", "MC_DISABLE_PLUGINS", (), lambda name, raw: _csv(raw),
+           key="disable-plugins"),
+    Option("backup_rate_limit", "MC_BACKUP_RATE_LIMIT", 10, _whole(), key="backup-rate-limit"),
+    # None: Secure only when the request came over HTTPS.
+    Option("cookie_secure", "MC_COOKIE_SECURE", None, _switch(auto=True), key="cookie-secure",
+           shown="auto"),
+    Option("max_upload_mb", "MC_MAX_UPLOAD_MB", 1024, _whole(1), key="max-upload-mb"),
+    Option("connection_limit", "MC_CONNECTION_LIMIT", 500, _whole(1), key="connection-limit"),
+    Option("idle_timeout", "MC_IDLE_TIMEOUT", 15, _whole(1), key="idle-timeout"),
+    Option("verify_timeout", "MC_VERIFY_TIMEOUT", 300, _whole(1), key="verify-timeout"),
+    Option("litestream_bin", "MC_LITESTREAM_BIN", None, key="litestream-bin", path=True),
+    Option("auth_user", "AUTH_USER", None, key="auth-user"),
+    Option("auth_pass", "AUTH_PASS", None, key="auth-pass", secret=True),
+    Option("api_key", "API_KEY", None, key="api-key", secret=True),
+    Option("metrics_token", "MC_METRICS_TOKEN", None, key="metrics-token", secret=True),
+    # Public keys, so not secret; not in the file, as it never was.
+    Option("offsite_verify_keys", "MC_OFFSITE_VERIFY_KEYS", "", lambda name, raw: raw.strip()),
+)
+
+
 @dataclass(frozen=True)
 class Config:
-    """Everything the service reads from its surroundings. Build it with `Config.from_env`."""
+    """Everything the service reads from its surroundings. Build it with `Config.from_env`; the
+    attributes filled from the environment are described, with their defaults, in `OPTIONS`."""
 
     data_dir: Path
     db_path: Path
-    host: str = "127.0.0.1"
-    port: int = 8000
-    threads: int = 8
-    auth_user: str | None = None
-    auth_pass: str | None = None
-    api_key: str | None = None
-    cookie_secure: bool | None = None  # None: Secure only when the request came over HTTPS
-    backup_rate_limit: int = 10  # per admin per rolling hour; 0 turns it off
-    trusted_proxies: frozenset = field(default_factory=frozenset)
-    log_level: str = "INFO"
-    disabled_plugins: tuple = ()
-    plugins_dir: Path | None = None  # drop-in folder of *.py plugins (MC_PLUGINS_DIR)
+    host: str
+    port: int
+    threads: int
+    log_level: str
+    log_format: str  # "text" or "json"
+    access_log: bool  # one log line per request
+    trusted_proxies: frozenset
+    plugins_dir: Path | None  # drop-in folder of *.py plugins
+    disabled_plugins: tuple
+    backup_rate_limit: int  # per admin per rolling hour; 0 turns it off
+    cookie_secure: bool | None  # None: Secure only when the request came over HTTPS
+    max_upload_mb: int  # cap on an uploaded backup file
+    connection_limit: int  # open connections the server holds
+    idle_timeout: int  # seconds a connection may send nothing before it is closed
+    verify_timeout: int  # seconds `integrity_check` may run on one file
+    litestream_bin: str | None  # another Litestream binary
+    auth_user: str | None
+    auth_pass: str | None
+    api_key: str | None
+    metrics_token: str | None  # bearer token for /metrics and /api/backup/status only
+    #: More keys off-site manifests may be signed with, e.g. an old host's.
+    offsite_verify_keys: str
+    # Not read from the environment: only callers (tests, embedding scripts) change these.
     backup_lock_timeout: float = 30.0  # seconds a backup waits for the running one
     login_attempts_per_minute: int = 5
     max_body_bytes: int = 1024 * 1024
-    max_upload_mb: int = 1024  # cap on an uploaded backup file (MC_MAX_UPLOAD_MB)
-    connection_limit: int = 500  # open connections the server holds (MC_CONNECTION_LIMIT)
-    idle_timeout: int = 15  # seconds a connection may send nothing before it is closed
-    metrics_token: str | None = None  # bearer token for /metrics and /api/backup/status only
-    log_format: str = "text"  # or "json" (MC_LOG_FORMAT)
-    access_log: bool = False  # one log line per request (MC_ACCESS_LOG)
-    verify_timeout: int = 300  # seconds `integrity_check` may run on one file (MC_VERIFY_TIMEOUT)
-    litestream_bin: str | None = None  # another Litestream binary (MC_LITESTREAM_BIN)
-    #: More keys off-site manifests may be signed with, e.g. an old host's (MC_OFFSITE_VERIFY_KEYS).
-    offsite_verify_keys: str = ""
 
     @property
     def backups_dir(self) -> Path:
@@ -119,40 +224,18 @@ class Config:
 
     @classmethod
     def from_env(cls, environ=None, **overrides):
-        """Read the `MISSION_CONTROL_*` / `MC_*` variables; keyword overrides win (None is ignored)."""
+        """Read the `MISSION_CONTROL_*` / `MC_*` variables of `OPTIONS`; keyword overrides win
+        (None is ignored)."""
         env = os.environ if environ is None else environ
         overrides = {k: v for k, v in overrides.items() if v is not None}
+        values = {option.attr: option.read(env) for option in OPTIONS}
         data_dir_override = overrides.pop("data_dir", None)
-        data_dir = Path(data_dir_override or env.get("MISSION_CONTROL_DATA_DIR") or "./.data")
+        data_dir = Path(data_dir_override or values["data_dir"])
         # An explicit --data-dir means "the database in that folder", whatever the environment says.
-        env_db = None if data_dir_override else env.get("MISSION_CONTROL_DB_PATH")
+        env_db = None if data_dir_override else values["db_path"]
         db_path = overrides.pop("db_path", None) or env_db or data_dir / "mission-control.db"
-        config = cls(
-            data_dir=data_dir.absolute(),
-            db_path=Path(db_path).absolute(),
-            host=env.get("MC_HOST") or "127.0.0.1",
-            port=_int(env, "MC_PORT", 8000),
-            threads=_int(env, "MC_THREADS", 8, minimum=1),
-            auth_user=env.get("AUTH_USER") or None,
-            auth_pass=env.get("AUTH_PASS") or None,
-            api_key=env.get("API_KEY") or None,
-            cookie_secure=_flag(env, "MC_COOKIE_SECURE", auto=True),
-            backup_rate_limit=_int(env, "MC_BACKUP_RATE_LIMIT", 10),
-            trusted_proxies=frozenset(_csv(env.get("MC_TRUSTED_PROXIES"))),
-            log_level=(env.get("MC_LOG_LEVEL") or "INFO").upper(),
-            disabled_plugins=_csv(env.get("MC_DISABLE_PLUGINS")),
-            plugins_dir=(Path(env["MC_PLUGINS_DIR"]).absolute() if env.get("MC_PLUGINS_DIR")
-                         else None),
-            max_upload_mb=_int(env, "MC_MAX_UPLOAD_MB", 1024, minimum=1),
-            connection_limit=_int(env, "MC_CONNECTION_LIMIT", 500, minimum=1),
-            idle_timeout=_int(env, "MC_IDLE_TIMEOUT", 15, minimum=1),
-            metrics_token=env.get("MC_METRICS_TOKEN") or None,
-            log_format=(env.get("MC_LOG_FORMAT") or "text").strip().lower(),
-            access_log=bool(_flag(env, "MC_ACCESS_LOG")),
-            verify_timeout=_int(env, "MC_VERIFY_TIMEOUT", 300, minimum=1),
-            litestream_bin=env.get("MC_LITESTREAM_BIN") or None,
-            offsite_verify_keys=(env.get("MC_OFFSITE_VERIFY_KEYS") or "").strip(),
-        )
+        values.update(data_dir=data_dir.absolute(), db_path=Path(db_path).absolute())
+        config = cls(**values)
         if overrides:
             config = replace(config, **overrides)
         if config.port > 65535:

@@ -9,38 +9,15 @@ try:
 except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
     import tomli as tomllib
 
-from .config import Config, ConfigError
+from .config import OPTIONS, Config, ConfigError
 
-#: A key of the file (the long option's name) -> the environment variable it stands in for.
-KEYS = {
-    "data-dir": "MISSION_CONTROL_DATA_DIR",
-    "db-path": "MISSION_CONTROL_DB_PATH",
-    "host": "MC_HOST",
-    "port": "MC_PORT",
-    "threads": "MC_THREADS",
-    "log-level": "MC_LOG_LEVEL",
-    "log-format": "MC_LOG_FORMAT",
-    "access-log": "MC_ACCESS_LOG",
-    "trusted-proxies": "MC_TRUSTED_PROXIES",
-    "plugins-dir": "MC_PLUGINS_DIR",
-    "disable-plugins": "MC_DISABLE_PLUGINS",
-    "backup-rate-limit": "MC_BACKUP_RATE_LIMIT",
-    "cookie-secure": "MC_COOKIE_SECURE",
-    "max-upload-mb": "MC_MAX_UPLOAD_MB",
-    "connection-limit": "MC_CONNECTION_LIMIT",
-    "idle-timeout": "MC_IDLE_TIMEOUT",
-    "verify-timeout": "MC_VERIFY_TIMEOUT",
-    "litestream-bin": "MC_LITESTREAM_BIN",
-    "auth-user": "AUTH_USER",
-    "auth-pass": "AUTH_PASS",
-    "api-key": "API_KEY",
-    "metrics-token": "MC_METRICS_TOKEN",
-}
-SECRETS = frozenset({"auth-pass", "api-key", "metrics-token"})
+#: The options the file may set, by key (the long option's name).
+BY_KEY = {option.key: option for option in OPTIONS if option.key}
+#: A key of the file -> the environment variable it stands in for.
+KEYS = {key: option.env for key, option in BY_KEY.items()}
+SECRETS = frozenset(key for key, option in BY_KEY.items() if option.secret)
 #: Paths in the file are relative to the file's own folder, not to wherever the command runs.
-PATH_KEYS = frozenset({"data-dir", "db-path", "plugins-dir", "litestream-bin"})
-#: Where a key differs from its `Config` attribute's name.
-ATTRIBUTES = {"disable-plugins": "disabled_plugins"}
+PATH_KEYS = frozenset(key for key, option in BY_KEY.items() if option.path)
 ENV_VAR = "MC_CONFIG"
 
 
@@ -111,7 +88,8 @@ def load(config_path=None, environ=None, warn=None, **flags):
     config_path = config_path or env.get(ENV_VAR) or None
     from_file = read(config_path, warn) if config_path else {}
     config = Config.from_env({**from_file, **env}, **flags)
-    given = {key.replace("_", "-") for key, value in flags.items() if value is not None}
+    keys = {option.attr: key for key, option in BY_KEY.items()}
+    given = {keys[attr] for attr, value in flags.items() if value is not None}
     if "data-dir" in given and "db-path" not in given:
         given.add("db-path")  # --data-dir alone means the database in that folder
     sources = {}
@@ -130,8 +108,8 @@ def load(config_path=None, environ=None, warn=None, **flags):
 def describe(config, sources):
     """`{key: {"value", "source"}}` for `config show`: secrets masked, paths and sets as text."""
     out = {}
-    for key in KEYS:
-        value = getattr(config, ATTRIBUTES.get(key, key.replace("-", "_")), None)
+    for key, option in BY_KEY.items():
+        value = getattr(config, option.attr)
         if key in SECRETS and value is not None:
             value = "********"
         elif isinstance(value, Path):

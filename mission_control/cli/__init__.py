@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 from .. import config_file, logs
 from ..actor import Actor
+from ..config import OPTIONS
 from ..core import MissionControl
 from . import admin, backup, offsite, users
 from .failures import UsageError, describe
@@ -91,8 +92,8 @@ def _run(argv, output, stdin):
         return OK
     if args.command is None:
         raise UsageError("a command is required (see: mission-control --help)")
-    flags = {"data_dir": args.data_dir, "db_path": args.db_path,
-             **{key: getattr(args, key, None) for key in ("host", "port", "threads")}}
+    # A sub-command's own flags (serve --port) are absent from the others' arguments.
+    flags = {option.attr: getattr(args, option.attr, None) for option in OPTIONS if option.flag}
     warnings = []
     config, sources = config_file.load(args.config, warn=warnings.append, **flags)
     # --quiet: the events' INFO lines are chatter too; warnings and errors still show.

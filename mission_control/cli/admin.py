@@ -2,14 +2,14 @@
 from .. import config_file
 from ..errors import NotFound
 from .failures import UsageError
+from .parser import add_option, command_options
 
 
 def add_parsers(sub):
     """Add the service-wide commands."""
     serve = sub.add_parser("serve", help="run the HTTP service and scheduler")
-    serve.add_argument("--host", help="listen address (MC_HOST, default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (MC_PORT, default 8000)")
-    serve.add_argument("--threads", type=int, help="worker threads (MC_THREADS, default 8)")
+    for option in command_options("serve"):
+        add_option(serve, option)
     serve.add_argument("--init", action="store_true",
                        help="use an existing SQLite database that is not Mission Control's "
                             "(another application's) and add Mission Control's tables to it; "

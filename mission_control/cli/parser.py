@@ -3,10 +3,13 @@ module, and argparse's complaints turned into `UsageError` (exit 2, JSON under -
 import argparse
 
 from .. import __version__
+from ..config import OPTIONS
 from .failures import UsageError
 
+#: The options of `config.OPTIONS` every command takes (the others belong to one sub-command).
+GLOBAL_OPTIONS = tuple(option for option in OPTIONS if option.flag and option.command is None)
 #: Global options that take a value, and flags; each may come before or after the sub-command.
-GLOBAL_VALUES = ("--data-dir", "--db-path", "--config")
+GLOBAL_VALUES = (*(option.flag for option in GLOBAL_OPTIONS), "--config")
 GLOBAL_FLAGS = ("--json", "--quiet", "-q", "--debug", "--version")
 
 
@@ -51,8 +54,8 @@ def build(groups):
     parser = Parser(prog="mission-control", description="Mission Control backup service. Global "
                     "options may come before or after the command.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    parser.add_argument("--data-dir", help="folder holding the database (MISSION_CONTROL_DATA_DIR)")
-    parser.add_argument("--db-path", help="the SQLite database (MISSION_CONTROL_DB_PATH)")
+    for option in GLOBAL_OPTIONS:
+        add_option(parser, option)
     parser.add_argument("--config", metavar="FILE",
                         help="a TOML file of long option names (MC_CONFIG)")
     parser.add_argument("--json", action="store_true",
@@ -65,6 +68,18 @@ def build(groups):
     for group in groups:
         group.add_parsers(sub)
     return parser
+
+
+def add_option(parser, option):
+    """Add `option`'s flag to `parser`; its value lands on the `Config` attribute's name."""
+    whole = isinstance(option.default, int) and not isinstance(option.default, bool)
+    parser.add_argument(option.flag, dest=option.attr, type=int if whole else None,
+                        help=f"{option.help} ({option.env}, default {option.default_text})")
+
+
+def command_options(command):
+    """The options of `config.OPTIONS` only `command` takes."""
+    return tuple(option for option in OPTIONS if option.flag and option.command == command)
 
 
 def version_text():

@@ -54,6 +54,8 @@ export function bothTimes(seconds) {
   return `${localTime(seconds)} (${utcTime(seconds).slice(11)})`;
 }
 
+// One entry per action of the catalogue mission_control/audit_actions.py (a test keeps them equal);
+// an action a third-party plugin adds reads as its name with spaces.
 const ACTIONS = {
   login: "logged in",
   login_failed: "failed to log in",
@@ -63,19 +65,26 @@ const ACTIONS = {
   backup_refused: "backup refused",
   backup_delete: "deleted a backup",
   backup_prune: "pruned an old backup",
+  backup_prune_failed: "backup prune failed",
   backup_verify: "verified a backup",
   backup_download: "downloaded a backup",
   backup_upload: "uploaded a backup",
+  backup_upload_refused: "backup upload refused",
   backup_restore: "restored a backup",
   backup_restore_failed: "restore failed",
   offsite_copy: "copied a backup off-site",
   offsite_failed: "off-site copy failed",
+  offsite_fetch: "offsite fetch",
+  offsite_fetch_refused: "offsite fetch refused",
+  offsite_verify: "offsite verify",
   auto_backup: "ran the scheduled backup",
   settings_update: "changed settings",
   settings_reset: "reset a setting",
   alert_sent: "sent an alert",
   alert_failed: "alert not delivered",
   health_changed: "backup health changed",
+  pitr_restarted: "pitr restarted",
+  plugin_error: "plugin error",
 };
 
 export function actionText(action) {
