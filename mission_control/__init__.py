@@ -1,4 +1,9 @@
-"""Mission Control backup service: the host package, and the one import a plugin needs."""
+"""Mission Control backup service: the host package, and the one import a plugin needs.
+
+Only `NAME`, `__version__` and `hookimpl` live here, so ``from mission_control import hookimpl``
+loads no other module of ours. Every other public name is defined by `mission_control.api` and
+loaded from there on first use (PEP 562), so ``from mission_control import MissionControl`` works.
+"""
 import pluggy
 
 NAME = "mission_control"
@@ -7,37 +12,28 @@ __version__ = "0.1.0"
 #: Marker for hook implementations; the only thing a plugin has to import.
 hookimpl = pluggy.HookimplMarker(NAME)
 
-from .actor import SCHEDULER, Actor  # noqa: E402
-from .config import DatabaseNotFound, ForeignDatabase  # noqa: E402
-from .errors import BackupFailed, BackupRefused, MissionControlError  # noqa: E402
-from .settings import SettingDef  # noqa: E402
-from .setting_kinds import (CRON, EMAIL, EMAILS, HOST, PATH, URL, Kind,  # noqa: E402
-                            duration, duration_seconds)
-from .retention_policy import Plan as RetentionPlan, Rules as RetentionRules  # noqa: E402
-from .retention_policy import (WITHIN_PATTERN, check_within,  # noqa: E402
-                               decide as decide_retention)
-from .errors import describe_error  # noqa: E402
-from .health import backup_status  # noqa: E402
-from .backups import PATTERN  # noqa: E402
-from .fsutil import fsync_dir, remove_files, sha256_file  # noqa: E402
-from .offsite_codec import (REMOTE_PATTERN, Codec, Encoded, codec_settings, encode,  # noqa: E402
-                            parse_remote_name)
-from .offsite_targets import RemoteCopy  # noqa: E402
-from .offsite_signing import MANIFEST_SUFFIX  # noqa: E402
-from .fsutil import FileLock  # noqa: E402
-from .private_files import open_private  # noqa: E402
-from .scratch_files import SCRATCH_PREFIX, create_scratch  # noqa: E402
-from .units import human_size  # noqa: E402
-from .logs import printable  # noqa: E402
-from .core import MissionControl  # noqa: E402
-
-__all__ = ["NAME", "hookimpl", "Actor", "SCHEDULER", "MissionControl", "MissionControlError",
-           "BackupFailed", "BackupRefused", "SettingDef", "Kind", "URL", "HOST", "PATH",
-           "EMAIL", "EMAILS", "CRON", "duration", "duration_seconds", "backup_status",
-           "describe_error",
-           "PATTERN", "fsync_dir", "remove_files", "sha256_file", "REMOTE_PATTERN", "Codec",
-           "Encoded", "codec_settings", "encode", "parse_remote_name", "RemoteCopy",
-           "MANIFEST_SUFFIX",
+# The same names as `mission_control.api.__all__` (a test holds them equal). Spelled out here,
+# not read from `api`, so that asking for a submodule (`from . import db`) never loads `api`.
+__all__ = ["NAME", "__version__", "hookimpl",
+           "Actor", "SCHEDULER", "MissionControl", "PluginContext", "BackupInfo",
+           "MissionControlError", "BackupFailed", "BackupRefused", "ConfigError",
+           "DatabaseNotFound", "ForeignDatabase",
+           "SettingDef", "Kind", "URL", "HOST", "PATH", "EMAIL", "EMAILS", "CRON", "duration",
+           "duration_seconds",
            "RetentionPlan", "RetentionRules", "WITHIN_PATTERN", "check_within", "decide_retention",
-           "FileLock", "open_private", "human_size", "DatabaseNotFound",
-           "printable", "SCRATCH_PREFIX", "create_scratch", "ForeignDatabase"]
+           "REMOTE_PATTERN", "Codec", "Encoded", "codec_settings", "encode", "parse_remote_name",
+           "RemoteCopy", "MANIFEST_SUFFIX",
+           "backup_status", "describe_error", "PATTERN", "fsync_dir", "remove_files",
+           "sha256_file", "FileLock", "open_private", "SCRATCH_PREFIX", "create_scratch",
+           "human_size", "printable"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

@@ -5,8 +5,6 @@ import secrets
 import stat
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 from .actor import as_actor
@@ -14,7 +12,7 @@ from .errors import (BackupFailed, BackupRefused, BadRequest, Conflict, MissionC
                      NotFound, TooManyRequests, ValidationFailed, describe_error)
 from .file_removal import remove_gently
 from .fsutil import FileLock, fsync_dir, place_at_free_name, remove_files
-from .names import NAME_FORMAT, PATTERN  # noqa: F401 - PATTERN: its public home for plugins
+from .names import NAME_FORMAT, PATTERN, BackupInfo  # noqa: F401 - PATTERN, for plugins
 from .plugins import call_isolated
 from .private_files import PRIVATE_DIR
 from .ratelimit import RateLimiter
@@ -25,23 +23,6 @@ log = logging.getLogger(__name__)
 TEMP_PREFIX = ".mc-backup-"  # hidden, never listed, removed at start
 LOCK_NAME = ".backup.lock"
 RETRY_AFTER_BUSY = 10
-
-
-@dataclass(frozen=True)
-class BackupInfo:
-    name: str
-    size: int
-    created_at: int
-    folder: Path  # the backups folder
-    mtime_ns: int | None = field(default=None, compare=False, repr=False)
-
-    @cached_property
-    def path(self) -> Path:
-        """`folder / name`, made when first asked for: listing 10,000 files needs no Path each."""
-        return self.folder / self.name
-
-    def to_json(self):
-        return {"name": self.name, "size": self.size, "created_at": self.created_at}
 
 
 def validate_name(name):

@@ -1,28 +1,144 @@
-"""The hook points plugins implement: `pre_backup`, `post_backup`, `prune`, `audit` and more.
+"""The hook points plugins implement (`pre_backup`, `post_backup`, `prune`, `audit`, ...) and
+`PluginContext`, the `mc` every hook is handed.
 
-Every hook receives `mc`, the running `MissionControl` (config, settings, backups, audit), so a
-plugin needs no globals. A plugin implements only the arguments it names.
+Every hook receives `mc`, the running `MissionControl`, so a plugin needs no globals. A plugin
+implements only the arguments it names, and may rely on the attributes of `mc` that
+`PluginContext` lists; anything else on `mc` is internal and may change.
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Callable, Iterable, Protocol, TypeVar, runtime_checkable
 
 import pluggy
 
 from . import NAME
+from .actor import Actor
+from .names import BackupInfo
+from .offsite_codec import Encoded
+from .settings import SettingDef
 
-if TYPE_CHECKING:  # for the annotations only: importing these here would be a cycle
-    from .actor import Actor
-    from .backups import BackupInfo
-    from .core import MissionControl
-    from .settings import SettingDef, Settings, SettingsView
+T = TypeVar("T")
+
+
+@runtime_checkable
+class SettingValues(Protocol):
+    """Settings to read: `mc.settings`, or the values a `prune` preview is about to save."""
+
+    def get(self, key: str) -> Any:
+        """The typed value of `key`; :raises KeyError: `key` is not a declared setting."""
+
+
+@runtime_checkable
+class PluginSettings(SettingValues, Protocol):
+    """`mc.settings`: the host's settings and every plugin's (`register_settings`)."""
+
+    def get_raw(self, key: str) -> str:
+        """The stored text of `key` (its default when unset), unchecked."""
+
+    def on_change(self, callback: Callable[[list[str]], Any]) -> None:
+        """Call `callback(changed_keys)` after every committed update or reset."""
+
+
+@runtime_checkable
+class BackupFolder(Protocol):
+    """`mc.backups`: the backups folder."""
+
+    dir: Path
+
+    def list(self) -> list[BackupInfo]:
+        """Every backup in the folder, newest first."""
+
+
+@runtime_checkable
+class AuditTrail(Protocol):
+    """`mc.audit`: hands an event to every audit sink (the `audit` hook)."""
+
+    def emit(self, action: str, actor: Actor | str, *, target_type: str | None = None,
+             target_id: Any = None, detail: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Build the event, hand it to every sink and return it."""
+
+
+@runtime_checkable
+class AuditRecords(Protocol):
+    """`mc.audit_store`: the `audit_log` table that ``GET /api/audit`` reads."""
+
+    def insert(self, event: dict[str, Any]) -> int:
+        """Write one event (as the `audit` hook receives it); returns its id."""
+
+    def query(self, action: str | None = None, actor: str | None = None,
+              since: int | None = None, until: int | None = None, limit: int = 100,
+              offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Events newest first, and how many match the filters before paging."""
+
+
+@runtime_checkable
+class OffsiteReport(Protocol):
+    """`mc.offsite`: where off-site plugins report each copy (``GET /api/offsite``, the audit)."""
+
+    def succeeded(self, target: str, backup: BackupInfo, actor: Actor | str, *, location: str,
+                  detail: dict[str, Any] | None = None, remote_name: str | None = None,
+                  encoded: Encoded | None = None) -> None:
+        """Record and audit (``offsite_copy``) a verified copy of `backup` at `location`."""
+
+    def failed(self, target: str, backup: BackupInfo | None, actor: Actor | str,
+               error: BaseException | str, *, location: str | None = None) -> str:
+        """Record and audit (``offsite_failed``) a failed copy; returns the reason recorded."""
+
+    def record_copy(self, target: str, backup: BackupInfo, remote_name: str,
+                    encoded: Encoded) -> bytes:
+        """Sign and remember the copy; returns the manifest to store beside it."""
+
+
+@runtime_checkable
+class Background(Protocol):
+    """`mc.outbox`: background queues for slow, best-effort work (alert pings, mail)."""
+
+    cancelled: threading.Event
+
+    def submit(self, channel: str, job: Callable[[], Any]) -> bool:
+        """Queue `job` on `channel`'s thread; False when the channel is full or closing."""
+
+    def retry(self, attempt: Callable[[], T], delays: Iterable[float] | None = None) -> T:
+        """Call `attempt()` until it returns, waiting in between; re-raises the last failure."""
+
+
+@runtime_checkable
+class ServiceConfig(Protocol):
+    """`mc.config`: where the service's files are, as it was started."""
+
+    db_path: Path
+    backups_dir: Path
+    litestream_bin: str | None
+
+
+@runtime_checkable
+class PluginContext(Protocol):
+    """The `mc` every hook receives: what a plugin may rely on (a `MissionControl` is one).
+
+    Each attribute is described by its own protocol above; a test holds the real
+    `MissionControl` to them and every ``mc.<name>`` in the built-in plugins to this list.
+    """
+
+    config: ServiceConfig
+    #: The time as unix seconds (a fake clock in tests).
+    clock: Callable[[], float]
+    settings: PluginSettings
+    backups: BackupFolder
+    audit: AuditTrail
+    audit_store: AuditRecords
+    offsite: OffsiteReport
+    outbox: Background
+    #: Objects a plugin keeps for the life of the service, under the plugin's name.
+    services: dict[str, Any]
+
 
 hookspec = pluggy.HookspecMarker(NAME)
 
 
 @hookspec
-def pre_backup(mc: MissionControl, actor: Actor, db_path: Path, kind: str) -> None:
+def pre_backup(mc: PluginContext, actor: Actor, db_path: Path, kind: str) -> None:
     """Called before a backup, an upload or a pre-restore safety copy is written; may refuse it.
 
     For a backup and a safety copy the backup lock is held; an upload is asked before its body is
@@ -46,7 +162,7 @@ def pre_backup(mc: MissionControl, actor: Actor, db_path: Path, kind: str) -> No
 
 
 @hookspec
-def post_backup(mc: MissionControl, backup: BackupInfo, actor: Actor) -> None:
+def post_backup(mc: PluginContext, backup: BackupInfo, actor: Actor) -> None:
     """Called after a backup file is complete, renamed into place and audited.
 
     Off-site copies belong here. They should catch their own failures and report each result
@@ -64,7 +180,7 @@ def post_backup(mc: MissionControl, backup: BackupInfo, actor: Actor) -> None:
 
 
 @hookspec
-def backup_finished(mc: MissionControl, actor: Actor, backup: BackupInfo | None,
+def backup_finished(mc: PluginContext, actor: Actor, backup: BackupInfo | None,
                     error: BaseException | None) -> None:
     """Called once at the very end of every backup that was made, failed or refused.
 
@@ -88,7 +204,7 @@ def backup_finished(mc: MissionControl, actor: Actor, backup: BackupInfo | None,
 
 
 @hookspec
-def periodic_check(mc: MissionControl) -> None:
+def periodic_check(mc: PluginContext) -> None:
     """Called every few minutes (at most 5 apart) while the service runs, for time-driven alerts.
 
     Some trouble comes with time alone, with no event to react to: a backup that is now overdue,
@@ -104,7 +220,7 @@ def periodic_check(mc: MissionControl) -> None:
 
 
 @hookspec
-def offsite_targets(mc: MissionControl) -> Iterable[str | Any] | None:
+def offsite_targets(mc: PluginContext) -> Iterable[str | Any] | None:
     """Name the off-site targets this plugin copies every backup to, as configured right now.
 
     This is the one answer to "is this off-site copy configured?": backup health
@@ -140,8 +256,8 @@ def offsite_targets(mc: MissionControl) -> Iterable[str | Any] | None:
 
 
 @hookspec(firstresult=True)
-def prune(mc: MissionControl, backups: list[BackupInfo], keep_names: frozenset[str],
-          settings: Settings | SettingsView) -> Iterable[str] | Any | None:
+def prune(mc: PluginContext, backups: list[BackupInfo], keep_names: frozenset[str],
+          settings: SettingValues) -> Iterable[str] | Any | None:
     """Choose which backups to delete (the retention policy): after each successful backup, for
     ``POST /api/backup/prune`` and ``mission-control backup prune``, and for their previews.
 
@@ -167,7 +283,7 @@ def prune(mc: MissionControl, backups: list[BackupInfo], keep_names: frozenset[s
 
 
 @hookspec
-def audit(mc: MissionControl, event: dict[str, Any]) -> None:
+def audit(mc: PluginContext, event: dict[str, Any]) -> None:
     """Called for every audit event; this is how audit sinks receive the trail.
 
     The built-in ``audit_log`` plugin writes the ``audit_log`` table that ``GET /api/audit`` reads.
@@ -182,7 +298,7 @@ def audit(mc: MissionControl, event: dict[str, Any]) -> None:
 
 
 @hookspec
-def register_settings(mc: MissionControl) -> Iterable[SettingDef] | None:
+def register_settings(mc: PluginContext) -> Iterable[SettingDef] | None:
     """Called once when the service opens, to collect the settings plugins declare.
 
     Declared settings are validated, listed and changed through ``/api/settings`` like the host's
@@ -196,7 +312,7 @@ def register_settings(mc: MissionControl) -> Iterable[SettingDef] | None:
 
 
 @hookspec
-def serve_start(mc: MissionControl) -> None:
+def serve_start(mc: PluginContext) -> None:
     """Called by ``mission-control serve`` once the service is open, before it takes requests.
 
     Background work that must run only inside a long-lived server (never in the CLI, a script or
@@ -209,7 +325,7 @@ def serve_start(mc: MissionControl) -> None:
 
 
 @hookspec
-def serve_stop(mc: MissionControl) -> None:
+def serve_stop(mc: PluginContext) -> None:
     """Called when ``serve`` shuts down, before the database closes: stop what ``serve_start``
     began.
 
@@ -220,7 +336,7 @@ def serve_stop(mc: MissionControl) -> None:
 
 
 @hookspec
-def restore_pause(mc: MissionControl, actor: Actor) -> None:
+def restore_pause(mc: PluginContext, actor: Actor) -> None:
     """Called during a restore, under the backup lock, just before the live database is replaced.
 
     Stop whatever reads or writes the database file behind SQLite's back (a replication process
@@ -234,7 +350,7 @@ def restore_pause(mc: MissionControl, actor: Actor) -> None:
 
 
 @hookspec
-def restore_resume(mc: MissionControl, actor: Actor) -> None:
+def restore_resume(mc: PluginContext, actor: Actor) -> None:
     """Called after every ``restore_pause`` (even one that raised), still under the backup lock,
     once the swap succeeded or failed.
 
@@ -246,7 +362,7 @@ def restore_resume(mc: MissionControl, actor: Actor) -> None:
 
 
 @hookspec(firstresult=True)
-def pitr_status(mc: MissionControl, fresh: bool) -> dict[str, Any] | None:
+def pitr_status(mc: PluginContext, fresh: bool) -> dict[str, Any] | None:
     """The state of continuous protection (point-in-time recovery), for ``GET /api/backup/pitr``,
     health and metrics (``fresh`` false), and a restore to a moment (``fresh`` true).
 
@@ -263,7 +379,7 @@ def pitr_status(mc: MissionControl, fresh: bool) -> dict[str, Any] | None:
 
 
 @hookspec(firstresult=True)
-def pitr_restore_to(mc: MissionControl, at_ms: int, dest: Path) -> bool | None:
+def pitr_restore_to(mc: PluginContext, at_ms: int, dest: Path) -> bool | None:
     """Write the database as it was at ``at_ms`` (unix ms) to the new file ``dest``.
 
     The host then restores ``dest`` through the same path as every restore (verification,

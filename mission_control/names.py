@@ -1,12 +1,14 @@
-"""File names in the backups folder: rotating backups' pattern, format and time, and the kinds.
+"""File names in the backups folder: rotating backups' pattern, format and time, the kinds, and
+`BackupInfo`, a file listed there.
 
 Every name the service makes is a prefix and a UTC time (`STAMP_FORMAT`); the prefix says what
 the file is, and pruning one kind never touches another's.
 """
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
+from pathlib import Path
 
 STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S.db"  # UTC; zero-padded, so names sort as the times do
 
@@ -20,6 +22,25 @@ def stamped(prefix):
 #: Names pruning may touch. Any other `*.db` in the folder is listed but kept forever.
 PATTERN = stamped("mc-backup-")
 NAME_FORMAT = "mc-backup-" + STAMP_FORMAT
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    """A backup file in the backups folder, as listed and as handed to `post_backup` and `prune`."""
+
+    name: str
+    size: int
+    created_at: int
+    folder: Path  # the backups folder
+    mtime_ns: int | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def path(self) -> Path:
+        """`folder / name`, made when first asked for: listing 10,000 files needs no Path each."""
+        return self.folder / self.name
+
+    def to_json(self):
+        return {"name": self.name, "size": self.size, "created_at": self.created_at}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,50 @@
+"""The public surface: every name plugins and scripts may use, kept stable across minor versions.
+
+Anything imported from here (or, the same objects, from ``mission_control``) follows semantic
+versioning: a name is removed or changes meaning only in a new major version. Every other module
+of the package is internal and may change in any release. See docs/plugins.md.
+"""
+from . import NAME, __version__, hookimpl
+from .actor import SCHEDULER, Actor
+from .backups import PATTERN
+from .config import ConfigError, DatabaseNotFound, ForeignDatabase
+from .core import MissionControl
+from .errors import BackupFailed, BackupRefused, MissionControlError, describe_error
+from .fsutil import FileLock, fsync_dir, remove_files, sha256_file
+from .health import backup_status
+from .hookspecs import PluginContext
+from .logs import printable
+from .names import BackupInfo
+from .offsite_codec import REMOTE_PATTERN, Codec, Encoded, codec_settings, encode, parse_remote_name
+from .offsite_signing import MANIFEST_SUFFIX
+from .offsite_targets import RemoteCopy
+from .private_files import open_private
+from .retention_policy import WITHIN_PATTERN, check_within
+from .retention_policy import Plan as RetentionPlan
+from .retention_policy import Rules as RetentionRules
+from .retention_policy import decide as decide_retention
+from .scratch_files import SCRATCH_PREFIX, create_scratch
+from .setting_kinds import CRON, EMAIL, EMAILS, HOST, PATH, URL, Kind, duration, duration_seconds
+from .settings import SettingDef
+from .units import human_size
+
+__all__ = [
+    # the plugin marker and the package's identity
+    "NAME", "__version__", "hookimpl",
+    # the service, who acts, and what hooks are handed
+    "Actor", "SCHEDULER", "MissionControl", "PluginContext", "BackupInfo",
+    # errors a plugin raises or a script catches
+    "MissionControlError", "BackupFailed", "BackupRefused", "ConfigError", "DatabaseNotFound",
+    "ForeignDatabase",
+    # settings a plugin declares, and the kinds their values are checked as
+    "SettingDef", "Kind", "URL", "HOST", "PATH", "EMAIL", "EMAILS", "CRON", "duration",
+    "duration_seconds",
+    # retention
+    "RetentionPlan", "RetentionRules", "WITHIN_PATTERN", "check_within", "decide_retention",
+    # off-site copies
+    "REMOTE_PATTERN", "Codec", "Encoded", "codec_settings", "encode", "parse_remote_name",
+    "RemoteCopy", "MANIFEST_SUFFIX",
+    # helpers the built-in plugins use: names, files, health, text
+    "backup_status", "describe_error", "PATTERN", "fsync_dir", "remove_files", "sha256_file",
+    "FileLock", "open_private", "SCRATCH_PREFIX", "create_scratch", "human_size", "printable",
+]
