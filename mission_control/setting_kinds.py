@@ -15,6 +15,9 @@ from .schedule import FIELD_PATTERN, check_schedule
 #: Trimmed around every kind's value (and each address of a list). Not line breaks: a value that
 #: holds one is refused, as in any text setting, rather than quietly mended.
 _SPACE = " \t"
+#: Never in a setting: controls (C0 but tab, DEL, C1) and the line and paragraph separators, which
+#: a value would carry into a mail header (the site name in a subject) and end it there.
+NOT_PRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LOCAL_PART = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
@@ -41,6 +44,9 @@ class Kind:
     def clean(self, value, *, secret=False, optional=False):
         """The value to store for `value` (trimmed), or raise ValueError with the reason."""
         text = value.strip(_SPACE)
+        if NOT_PRINTABLE.search(text):
+            raise ValueError(f"must be {self.must}, without control characters or line "
+                             "separators")
         return "" if not text and optional else self.check(text, secret)
 
     def schema_pattern(self, optional):

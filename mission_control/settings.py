@@ -6,15 +6,12 @@ from fnmatch import fnmatchcase
 
 from .errors import NotFound, ValidationFailed
 from .schedule import DEFAULT_SCHEDULE
-from .setting_kinds import CRON
+from .setting_kinds import CRON, NOT_PRINTABLE
 
 log = logging.getLogger(__name__)
 
 #: ASCII digits only: `int()` alone would also take "1_000" and other scripts' digits.
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")
-#: Never in a setting: controls (C0 but tab, DEL, C1) and the line and paragraph separators, which
-#: a value would carry into a mail header (the site name in a subject) and end it there.
-_NOT_PRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,7 @@ class SettingDef:
             value = self.kind.clean(value, secret=self.secret, optional=self.default == "")
         if self.clean is not None and len(value) <= self.max_length:
             value = self.clean(value)
-        if len(value) > self.max_length or _NOT_PRINTABLE.search(value):
+        if len(value) > self.max_length or NOT_PRINTABLE.search(value):
             raise ValueError(f"must be at most {self.max_length} printable characters")
         return value
 
