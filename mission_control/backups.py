@@ -12,8 +12,7 @@ from .errors import (BackupFailed, BackupRefused, BadRequest, Conflict, MissionC
                      NotFound, TooManyRequests, ValidationFailed, describe_error)
 from .file_removal import remove_gently
 from .fsutil import FileLock, fsync_dir, place_at_free_name, remove_files
-from .names import NAME_FORMAT, PATTERN, BackupInfo  # noqa: F401 - PATTERN, for plugins
-from .plugins import call_isolated
+from .names import NAME_FORMAT, PATTERN, BackupInfo  # noqa: F401 - re-exported
 from .private_files import PRIVATE_DIR
 from .ratelimit import RateLimiter
 from .snapshot_copy import copy_database
@@ -46,7 +45,7 @@ def validate_name(name):
 class BackupService:
     """Makes, lists and deletes backups of one database, calling the backup hooks on the way.
 
-    :param mc: the MissionControl whose `config`, `pm`, `audit`, `settings` and `clock` it uses.
+    :param mc: the MissionControl whose `config`, `hooks`, `audit`, `settings` and `clock` it uses.
     """
 
     def __init__(self, mc):
@@ -120,9 +119,7 @@ class BackupService:
         except (BackupFailed, BackupRefused) as exc:
             self._finished(actor, None, exc)
             raise
-        call_isolated(self.mc.pm, "post_backup",
-                      lambda plugin, exc: self.plugin_failed("post_backup", plugin, exc, actor),
-                      mc=self.mc, backup=made, actor=actor)
+        self.mc.hooks.post_backup(made, actor)
         self._finished(actor, made, None)
         return made
 
@@ -162,10 +159,7 @@ class BackupService:
             yield
 
     def _finished(self, actor, made, error):
-        call_isolated(self.mc.pm, "backup_finished",
-                      lambda plugin, exc: self.plugin_failed("backup_finished", plugin, exc,
-                                                             actor),
-                      mc=self.mc, actor=actor, backup=made, error=error)
+        self.mc.hooks.backup_finished(actor, made, error)
 
     @contextmanager
     def budget(self, rate_key):
@@ -200,13 +194,7 @@ class BackupService:
         :raises BackupRefused: a plugin refused (its status, 507 by default).
         :raises BackupFailed: a plugin crashed (500); the traceback is logged.
         """
-        try:
-            self.mc.pm.hook.pre_backup(mc=self.mc, actor=actor, db_path=self.db_path, kind=kind)
-        except BackupRefused:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a broken plugin fails the write, cleanly
-            log.exception("pre_backup plugin failed")
-            raise BackupFailed(describe_error(exc)) from exc
+        self.mc.hooks.pre_backup(actor, self.db_path, kind)
 
     def _pre_backup(self, actor):
         try:
@@ -234,12 +222,6 @@ class BackupService:
         log.error("backup failed: %s", reason, exc_info=exc)
         self.mc.audit.emit("backup_failed", actor, target_type="backup", detail={"reason": reason})
         return BackupFailed(reason)
-
-    def plugin_failed(self, hook, plugin, exc, actor):
-        """Log a plugin's failure in `hook` and audit it as `plugin_error`."""
-        log.error("plugin %s failed in %s: %s", plugin, hook, describe_error(exc))
-        self.mc.audit.emit("plugin_error", actor, target_type="plugin", target_id=plugin,
-                           detail={"hook": hook, "plugin": plugin, "error": describe_error(exc)})
 
     # -- deletion ------------------------------------------------------------------------------
     def path_of(self, name):

@@ -9,6 +9,7 @@ from .backups import BackupService
 from .config import Config, ConfigError, DatabaseNotFound, ForeignDatabase
 from .db import Database, migrate
 from .db_identity import EMPTY, MISSING, OURS, identify
+from .hooks import Hooks
 from .offsite import OffsiteResults
 from .offsite_codec import IDENTITY_SETTING
 from .offsite_signing import KEY_FILE, Signer, parse_verify_keys
@@ -83,17 +84,16 @@ class MissionControl:
         except BaseException:
             self.db.close()  # a bad plugin or schema must not leave the database open
             raise
-        self.hook = self.pm.hook
+        #: The one way services call plugins (`hooks.Hooks`): it sees only the manager's relay.
+        self.hooks = Hooks(self.pm.hook, self)
         #: Background deliveries (alert pings, mail), so no request waits on a slow receiver.
         self.outbox = Outbox()
         self.audit_store = AuditStore(self.db)
-        self.audit = Auditor(self.pm, clock, mc=self)
+        self.audit = Auditor(self.hooks, clock)
         signer = Signer(self.config.db_path.parent / KEY_FILE,
                         parse_verify_keys(self.config.offsite_verify_keys))
-        self.offsite = OffsiteResults(self.db, clock, self.audit, self.pm, mc=self,
-                                      signer=signer)
-        declared = [plugin_setting(d) for found in self.hook.register_settings(mc=self)
-                    for d in found or ()]
+        self.offsite = OffsiteResults(self.db, clock, self.audit, self.hooks, signer=signer)
+        declared = [plugin_setting(d) for d in self.hooks.register_settings()]
         self.settings = Settings(self.db, clock, self.audit, (*HOST_SETTINGS, IDENTITY_SETTING,
                                                                *declared))
         self.users = UserStore(self.db, clock)

@@ -3,7 +3,6 @@ import json
 import logging
 
 from .errors import describe_error
-from .plugins import call_isolated
 
 log = logging.getLogger(__name__)
 
@@ -15,17 +14,15 @@ class OffsiteResults:
     :param clock: returns unix seconds.
     :param auditor: the `Auditor`; successes are audited as ``offsite_copy``, failures as
         ``offsite_failed``.
-    :param pm: the plugin manager, asked which targets are configured (``offsite_targets``).
-    :param mc: the MissionControl handed to that hook.
+    :param hooks: the `Hooks`, asked which targets are configured (``offsite_targets``).
     :param signer: the `offsite_signing.Signer` that signs each copy's record (`record_copy`).
     """
 
-    def __init__(self, db, clock, auditor, pm=None, mc=None, signer=None):
+    def __init__(self, db, clock, auditor, hooks=None, signer=None):
         self._db = db
         self._clock = clock
         self._audit = auditor
-        self._pm = pm
-        self.mc = mc
+        self._hooks = hooks
         self.signer = signer
 
     def configured(self):
@@ -47,11 +44,10 @@ class OffsiteResults:
 
     def _answers(self):
         """`{name: answer}` of every ``offsite_targets`` answer (a name, or a target object)."""
-        if self._pm is None:
+        if self._hooks is None:
             return {}
         found = {}
-        answers = call_isolated(self._pm, "offsite_targets", lambda plugin, exc: None, mc=self.mc)
-        for items in answers:
+        for items in self._hooks.offsite_targets():
             for item in items or ():
                 found.setdefault(str(getattr(item, "name", item)), item)
         return found

@@ -1,4 +1,7 @@
-"""Builds the plugin manager (built-ins, entry points, blocks) and calls hooks with failures isolated."""
+"""Builds the plugin manager (built-ins, entry points, drop-ins, blocks) and describes its plugins.
+
+Hooks are called through `hooks.Hooks` (``mc.hooks``), which is handed only ``pm.hook``.
+"""
 import hashlib
 import importlib
 import importlib.util
@@ -10,7 +13,6 @@ import pluggy
 
 from . import NAME, __version__, hookspecs
 from .config import ConfigError
-from .errors import describe_error
 
 log = logging.getLogger(__name__)
 
@@ -110,37 +112,6 @@ def plugin_version(pm, plugin):
             return dist.version
     version = getattr(plugin, "__version__", None)
     return str(version) if version is not None else None
-
-
-def call_isolated(pm, hook_name, on_error, **kwargs):
-    """Call every implementation of a notification hook, each in isolation.
-
-    pluggy stops at the first exception; for `post_backup` and `audit` one broken plugin must not
-    silence the others, so each implementation is called on its own, in pluggy's order
-    (tryfirst first, trylast last). `on_error(plugin_name, exc)` is called for each failure.
-
-    :return: the answers of the implementations that did not fail, in calling order.
-    """
-    caller = getattr(pm.hook, hook_name)
-    answers = []
-    for impl in reversed(caller.get_hookimpls()):
-        if getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False):
-            continue
-        args = {name: kwargs[name] for name in impl.argnames}
-        try:
-            answers.append(impl.function(**args))
-        except Exception as exc:  # noqa: BLE001 - isolating plugins is the point
-            log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
-            on_error(impl.plugin_name, exc)
-    return answers
-
-
-def audit_failures(mc, hook, actor):
-    """An `on_error` for `call_isolated` that audits each failure as `plugin_error` by `actor`."""
-    def failed(plugin, exc):
-        mc.audit.emit("plugin_error", actor, target_type="plugin", target_id=plugin,
-                      detail={"hook": hook, "plugin": plugin, "error": describe_error(exc)})
-    return failed
 
 
 def _kind(pm, plugin):

@@ -24,7 +24,7 @@ def status(mc, fresh=False):
 
     :param fresh: ask the engine now rather than read the state it keeps (see `pitr_status`).
     """
-    return {"checked_at": None, **(mc.hook.pitr_status(mc=mc, fresh=fresh) or NOT_INSTALLED)}
+    return {"checked_at": None, **(mc.hooks.pitr_status(fresh) or NOT_INSTALLED)}
 
 
 def health(mc):
@@ -117,7 +117,7 @@ def restore_at(mc, timestamp, actor, *, session_token=None, keep_settings=True):
     dest = mc.backups.dir / f"{TEMP_PREFIX}pitr-{os.getpid()}-{secrets.token_hex(6)}.db"
     label = f"point-in-time {iso(at_ms)}"
     try:
-        mc.hook.pitr_restore_to(mc=mc, at_ms=at_ms, dest=dest)
+        mc.hooks.pitr_restore_to(at_ms, dest)
         return restore_prepared_file(mc, dest, actor, label=label,
                                      detail={"timestamp": iso(at_ms)},
                                      session_token=session_token,

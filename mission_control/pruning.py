@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .errors import MissionControlError, ValidationFailed, describe_error
 from .fsutil import fsync_dir
+from .hooks import UNKNOWN_PLUGIN
 from .names import backup_time
 from .retention_policy import Plan
 
@@ -49,24 +50,34 @@ def rotating(backups, keep_names=frozenset()):
 
 
 class Pruning:
-    """Decides and deletes for one `MissionControl` (its `backups`, `pm`, `settings`, `audit`)."""
+    """Decides and deletes for one `MissionControl` (its `backups`, `hooks`, `settings`, `audit`)."""
 
     def __init__(self, mc):
         self.mc = mc
 
-    def decide(self, keep_names=frozenset(), settings=None):
+    def decide(self, actor, keep_names=frozenset(), settings=None, listed=None):
         """Ask the `prune` hook about the backups on disk now; deletes nothing.
 
+        :param actor: whom a failing policy is audited for (`plugin_error`).
         :param keep_names: names that are kept whatever the hook says (the backup just made).
         :param settings: what the hook reads its settings from (default `mc.settings`).
+        :param listed: `mc.backups.list()`, when the caller has it already.
         :return: an `Outcome` covering every listed backup.
-        :raises Exception: whatever the hook raised.
+        :raises Exception: whatever the hook raised, or a malformed answer's error; both are
+            logged and audited as `plugin_error` first.
         """
-        listed = self.mc.backups.list()
+        listed = self.mc.backups.list() if listed is None else listed
         keep_names = frozenset(keep_names)
         candidates = rotating(listed, keep_names)
-        answer = self.mc.pm.hook.prune(mc=self.mc, backups=candidates, keep_names=keep_names,
-                                       settings=settings or self.mc.settings)
+        answer = self.mc.hooks.prune(candidates, keep_names, settings or self.mc.settings, actor)
+        try:
+            return self._outcome(answer, listed, candidates, keep_names)
+        except Exception as exc:  # not names, nor a plan: the policy failed all the same
+            self.mc.hooks.failed("prune", UNKNOWN_PLUGIN, exc, actor)
+            raise
+
+    @staticmethod
+    def _outcome(answer, listed, candidates, keep_names):
         rotating_names = {b.name for b in candidates}
         allowed = rotating_names - keep_names
         delete = set(n for n in answer or () if n in allowed)
@@ -87,9 +98,9 @@ class Pruning:
         """Prune after `made` was made (the caller holds the backup lock); never raises for a
         failing policy or a file that will not go: both are audited and the backup stands."""
         try:
-            outcome = self.decide({made.name})
+            outcome = self.decide(actor, {made.name})
         except Exception as exc:  # noqa: BLE001 - a broken policy must not fail the backup
-            self._policy_failed(exc, actor)
+            log.warning("nothing pruned after %s: %s", made.name, describe_error(exc))
             return
         self.remove(outcome.delete, actor)
 
@@ -141,15 +152,12 @@ class Pruning:
         return removed
 
     def _decide_or_fail(self, actor, settings):
+        listed = self.mc.backups.list()  # an unreadable folder is its own 500, not the policy's
         try:
-            return self.decide(settings=settings)
-        except Exception as exc:  # noqa: BLE001 - reported to the caller without its text
-            self._policy_failed(exc, actor)
+            return self.decide(actor, settings=settings, listed=listed)
+        except Exception as exc:  # noqa: BLE001 - audited; the caller gets no text of it
             raise MissionControlError("The retention policy failed; the reason is in the audit "
                                       "trail") from exc
-
-    def _policy_failed(self, exc, actor):
-        self.mc.backups.plugin_failed("prune", "?", exc, actor)
 
 
 def keep_newest(mc, kind, made, actor):

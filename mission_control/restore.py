@@ -31,7 +31,6 @@ from .fsutil import remove_files, sha256_file
 from .names import OFFSITE_FETCH, SAFETY_COPY
 from .offsite_signing import NotAuthentic
 from .offsite_targets import FETCHED_PREFIX
-from .plugins import audit_failures, call_isolated
 from .private_files import open_private
 from .pruning import keep_newest
 from .verify import VerificationStore, inspect, verify_backup
@@ -143,7 +142,7 @@ def _restore_checked(mc, source, check, actor, name, detail, session_token, keep
         _top_up_audit(mc, prepared, carried)
         # Whatever reads the database file itself (a replication process) stops for the swap.
         paused = True  # from here on, restore_resume follows whatever happens
-        mc.hook.restore_pause(mc=mc, actor=actor)
+        mc.hooks.restore_pause(actor)
         _swap(prepared, mc.config.db_path)
     except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
         if paused:
@@ -173,8 +172,7 @@ def _restore_checked(mc, source, check, actor, name, detail, session_token, keep
 
 def _resume(mc, actor):
     """Call `restore_resume` on every plugin; one that fails is logged and audited."""
-    call_isolated(mc.pm, "restore_resume", audit_failures(mc, "restore_resume", actor), mc=mc,
-                  actor=actor)
+    mc.hooks.restore_resume(actor)
 
 
 def _after_swap(mc, restored, safety, actor, session_token, measures, kept):

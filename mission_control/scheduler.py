@@ -8,7 +8,6 @@ from .actor import SCHEDULER, as_actor
 from .errors import (BackupFailed, BackupRefused, Conflict, MissionControlError, TooManyRequests,
                      describe_error, safe_text)
 from .offsite_drill import drill_task
-from .plugins import call_isolated
 from .schedule import describe, next_run, slot_start
 from .scheduler_state import SchedulerState
 
@@ -205,7 +204,7 @@ class Scheduler:
 
     def periodic_check(self):
         """Call the `periodic_check` hook, each plugin isolated (the thread, after every check)."""
-        call_isolated(self.mc.pm, "periodic_check", lambda plugin, exc: None, mc=self.mc)
+        self.mc.hooks.periodic_check()
 
     # -- what the API shows --------------------------------------------------------------------
     def status(self):

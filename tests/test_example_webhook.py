@@ -136,7 +136,8 @@ def test_a_failing_receiver_is_audited_not_fatal(mc, receiver):
     made = mc.backups.create(actor="test")
     assert made.path.is_file() and len(receiver.received) == 1
     [error] = mc.audit_store.query(action="plugin_error")[0]
-    assert error["target_id"] == "webhook" and error["detail"]["error"] == "HTTPError"
+    assert error["target_id"] == "webhook"
+    assert error["detail"]["error"] == "HTTPError: HTTP Error 500: Internal Server Error"
 
 
 def test_blocked_by_mc_disable_plugins(make_mc, webhook_site, monkeypatch):

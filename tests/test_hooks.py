@@ -58,8 +58,9 @@ def test_a_failing_audit_sink_does_not_stop_the_audit_log(make_mc):
     assert "backup_create" in actions
     # The other sinks hear that one sink failed, and about which event.
     notices = mc.audit_store.query(action="plugin_error")[0]
-    assert any(n["detail"] == {"hook": "audit", "plugin": n["target_id"], "error": "OSError",
-                               "event": "backup_create"} for n in notices)
+    assert any(n["detail"] == {"hook": "audit", "plugin": n["target_id"],
+                               "error": "OSError: sink is down", "event": "backup_create"}
+               for n in notices)
     assert "plugin_error" in recorder.events
 
 
@@ -286,3 +287,245 @@ def test_every_hook_has_a_test():
     assert hooks, "no hookspecs found"
     for name in hooks:
         assert f"def {name}(" in source, f"hook {name} has no test implementing it"
+
+
+HOOK_NAMES = sorted(name for name in dir(hookspecs)
+                    if hasattr(getattr(hookspecs, name), "mission_control_spec"))
+
+
+def test_every_hookspec_has_one_hooks_method_taking_its_arguments(make_mc):
+    import inspect
+
+    from mission_control.hooks import Hooks
+
+    mc = make_mc()
+    assert {name for name in vars(mc.pm.hook) if not name.startswith("_")} == set(HOOK_NAMES)
+    methods = {name for name, _ in inspect.getmembers(Hooks, inspect.isfunction)
+               if not name.startswith("_")}
+    assert methods - {"failed"} == set(HOOK_NAMES)
+    for name in HOOK_NAMES:
+        wanted = set(inspect.signature(getattr(hookspecs, name)).parameters) - {"mc"}
+        taken = set(inspect.signature(getattr(Hooks, name)).parameters) - {"self"}
+        assert wanted <= taken, f"mc.hooks.{name} does not take {wanted - taken}"
+
+
+def test_only_mc_hooks_calls_the_plugin_manager():
+    """Services call `mc.hooks.<name>(...)`; no second way past its failure policies."""
+    import pathlib
+    import re
+
+    import mission_control
+
+    package = pathlib.Path(mission_control.__file__).parent
+    calls = re.compile(r"\.hook\.|\bmc\.hook\b|get_hookimpls|call_isolated")
+    offenders = [f"{path.relative_to(package)}:{number}"
+                 for path in package.rglob("*.py") if path.name != "hooks.py"
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if calls.search(line)]
+    assert offenders == []
+
+
+RECORDER = '''
+import shutil
+
+from mission_control import hookimpl
+
+
+def _fired(mc, name):
+    with open(mc.config.db_path.parent / "fired.txt", "a") as f:
+        f.write(name + "\\n")
+
+
+@hookimpl
+def register_settings(mc):
+    _fired(mc, "register_settings")
+
+
+@hookimpl
+def pre_backup(mc):
+    _fired(mc, "pre_backup")
+
+
+@hookimpl
+def post_backup(mc):
+    _fired(mc, "post_backup")
+
+
+@hookimpl
+def backup_finished(mc):
+    _fired(mc, "backup_finished")
+
+
+@hookimpl
+def periodic_check(mc):
+    _fired(mc, "periodic_check")
+
+
+@hookimpl
+def offsite_targets(mc):
+    _fired(mc, "offsite_targets")
+
+
+@hookimpl
+def prune(mc):
+    _fired(mc, "prune")  # and defers to the built-in policy
+
+
+@hookimpl
+def audit(mc):
+    _fired(mc, "audit")
+
+
+@hookimpl
+def serve_start(mc):
+    _fired(mc, "serve_start")
+
+
+@hookimpl
+def serve_stop(mc):
+    _fired(mc, "serve_stop")
+
+
+@hookimpl
+def restore_pause(mc):
+    _fired(mc, "restore_pause")
+
+
+@hookimpl
+def restore_resume(mc):
+    _fired(mc, "restore_resume")
+
+
+@hookimpl(tryfirst=True)
+def pitr_status(mc):
+    _fired(mc, "pitr_status")
+    return {"enabled": True, "installed": True, "running": True, "pid": 1, "replica": "x",
+            "earliest": 1_000_000, "latest": 2_000_000, "lag_seconds": 0, "last_error": None}
+
+
+@hookimpl(tryfirst=True)
+def pitr_restore_to(mc, dest):
+    _fired(mc, "pitr_restore_to")
+    shutil.copyfile(mc.backups.list()[0].path, dest)
+    return True
+'''
+
+
+def test_every_hook_fires_through_the_services(make_config, tmp_path):
+    """datasette's meta-test, made real: a drop-in plugin implementing every hook hears each one
+    from the code paths that call it (opening, a backup, health, the scheduler's check, restores,
+    `serve`)."""
+    import os
+    import signal
+
+    from mission_control import point_in_time
+    from mission_control.core import MissionControl
+    from mission_control.restore import restore_backup
+    from mission_control.server import serve
+
+    dropins = tmp_path / "dropins"
+    dropins.mkdir()
+    (dropins / "recorder.py").write_text(RECORDER)
+    config = make_config(plugins_dir=dropins, port=0, host="127.0.0.1")
+    with MissionControl(config, create=True, entry_points=False) as mc:
+        made = mc.backups.create("t")
+        mc.offsite.configured()
+        mc.scheduler.periodic_check()
+        restore_backup(mc, made.name, "t")
+        point_in_time.restore_at(mc, "1970-01-01T00:20:00Z", "t")
+
+    def stop_once_serving(line):
+        # The banner comes after serve's own signal handlers are in place, and a stop noted
+        # during start-up ends the service right after `serve_start`.
+        if line.startswith("Mission Control backup service on"):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    assert serve(config, announce=stop_once_serving) == 0
+    fired = set((config.db_path.parent / "fired.txt").read_text().split())
+    assert sorted(fired) == HOOK_NAMES
+
+
+class Faulty:
+    """Fails in every hook whose failure the host isolates and audits."""
+
+    @hookimpl(tryfirst=True)
+    def post_backup(self):
+        raise RuntimeError("boom")
+
+    @hookimpl(tryfirst=True)
+    def backup_finished(self):
+        raise RuntimeError("boom")
+
+    @hookimpl(tryfirst=True)
+    def prune(self):
+        raise RuntimeError("boom")
+
+    @hookimpl(tryfirst=True)
+    def restore_resume(self):
+        raise RuntimeError("boom")
+
+    @hookimpl(tryfirst=True)
+    def audit(self, event):
+        if event["action"] == "backup_create":
+            raise RuntimeError("boom")
+
+
+def test_a_plugin_failure_is_reported_in_one_shape_in_every_hook(make_mc, caplog):
+    from mission_control.errors import MissionControlError
+    from mission_control.restore import restore_backup
+
+    faulty = Faulty()
+    mc = make_mc(plugins=[faulty])
+    name = mc.pm.get_name(faulty)
+    made = mc.backups.create("t")
+    with pytest.raises(MissionControlError):
+        mc.pruning.run("t")
+    restore_backup(mc, made.name, "t")
+    events = mc.audit_store.query(action="plugin_error")[0]
+    shapes = {}
+    for event in events:
+        detail = dict(event["detail"])
+        assert (event["target_type"], event["target_id"]) == ("plugin", name)
+        assert detail.pop("event", "backup_create") == "backup_create"
+        shapes.setdefault(detail.pop("hook"), set()).add(tuple(sorted(detail.items())))
+    one_shape = {(("error", "RuntimeError: boom"), ("plugin", name))}
+    assert shapes == {"post_backup": one_shape, "backup_finished": one_shape, "prune": one_shape,
+                      "restore_resume": one_shape, "audit": one_shape}
+    logged = {r.getMessage() for r in caplog.records if r.name == "mission_control.hooks"}
+    assert {f"plugin {name} failed in {hook}: RuntimeError: boom" for hook in shapes} <= logged
+
+
+def test_a_crashing_pre_backup_is_logged_under_its_plugins_name(make_mc, caplog):
+    from mission_control.errors import BackupFailed
+
+    class Crashing:
+        @hookimpl
+        def pre_backup(self):
+            raise KeyError("bug")
+
+    crashing = Crashing()
+    mc = make_mc(plugins=[crashing])
+    with pytest.raises(BackupFailed):
+        mc.backups.create("t")
+    assert f"plugin {mc.pm.get_name(crashing)} failed in pre_backup: KeyError: 'bug'" in \
+        caplog.text
+    [failed] = mc.audit_store.query(action="backup_failed")[0]
+    assert failed["detail"] == {"reason": "pre_backup plugin: KeyError: 'bug'"}
+
+
+def test_a_prune_answer_that_is_neither_names_nor_a_plan_is_a_policy_failure(make_mc, clock):
+    class Garbled:
+        @hookimpl(tryfirst=True)
+        def prune(self):
+            return 42
+
+    mc = make_mc(plugins=[Garbled()])
+    mc.settings.update({"general.backup_retention_count": "1"}, actor="t")
+    mc.backups.create("t")
+    clock.advance(1)
+    mc.backups.create("t")
+    assert len(mc.backups.list()) == 2
+    events = mc.audit_store.query(action="plugin_error")[0]
+    assert len(events) == 2 and all(
+        e["detail"] == {"hook": "prune", "plugin": "?",
+                        "error": "TypeError: 'int' object is not iterable"} for e in events)
