@@ -105,11 +105,11 @@ def test_invalid_settings_never_half_apply(admin_client, mc):
     ("[]", 400, {"error": "Validation failed", "details": ["body: must be a JSON object with settings"]}),
     ("{}", 400, {"error": "Validation failed", "details": ["settings: is required"]}),
     ('{"settings": {}, "x": 1}', 400,
-     {"error": "Validation failed", "details": ["x: unknown field"]}),
+     {"error": "Validation failed", "details": ["settings: must not be empty", "x: unknown field"]}),
     ('{"settings": {}}', 400,
-     {"error": "Validation failed", "details": ["settings: must be a non-empty object of key to value"]}),
+     {"error": "Validation failed", "details": ["settings: must not be empty"]}),
     ('{"settings": ["general.auto_backup"]}', 400,
-     {"error": "Validation failed", "details": ["settings: must be a non-empty object of key to value"]}),
+     {"error": "Validation failed", "details": ["settings: must be a JSON object"]}),
 ])
 def test_bad_put_bodies(admin_client, data, status, body):
     response = admin_client.put("/api/settings", data=data,
@@ -135,7 +135,8 @@ def test_delete_resets_to_the_default(admin_client, mc):
     ('{"key": "general.nope"}', 404, {"error": "Setting not found"}),
     ("", 400, {"error": "Request body required"}),
     ("{}", 400, {"error": "Validation failed", "details": ["key: is required"]}),
-    ('{"key": 3}', 400, {"error": "Validation failed", "details": ["key: must be a non-empty string"]}),
+    ('{"key": 3}', 400, {"error": "Validation failed", "details": ["key: must be a string"]}),
+    ('{"key": " "}', 400, {"error": "Validation failed", "details": ["key: must be a setting's key"]}),
     ('{"key": "general.site_name", "value": 1}', 400,
      {"error": "Validation failed", "details": ["value: unknown field"]}),
 ])

@@ -1,4 +1,5 @@
-"""Small helpers that build OpenAPI 3.1 schemas, responses and operations, and the shared errors."""
+"""Helpers that build OpenAPI 3.1 schemas, responses and operations, and the component schemas
+shared by several API areas (each area keeps its own beside its operations)."""
 
 JSON = "application/json"
 SECURED = [{"cookieAuth": []}, {"apiKeyAuth": []}, {"bearerAuth": []}]
@@ -82,3 +83,13 @@ def query_param(name, schema, description):
 BACKUP_NAME = {
     "type": "string", "maxLength": 255, "pattern": r"^(?!.*\.\.)[^/\\\x00-\x1f\x7f]*\.db$",
     "description": "A backup file name: ends in .db; no /, \\, .., NUL or control character"}
+
+
+#: Component schemas more than one API area answers with; the rest live beside their operations.
+SCHEMAS = {
+    "Error": obj(optional={"details": array({"type": "string"})},
+                 error={"type": "string", "description": "A human sentence"}),
+    "Backup": obj(name={"type": "string", "examples": ["mc-backup-2026-03-04_03-00-00.db"]},
+                  size={"type": "integer", "minimum": 0},
+                  created_at={"type": "integer", "description": "unix seconds (file mtime)"}),
+}
