@@ -8,8 +8,8 @@ from mission_control import BackupRefused, hookimpl
 from mission_control.backups import LOCK_NAME
 from mission_control.fsutil import FileLock
 
-from .conftest import logged_in_client
-from .helpers import add_tasks, read_titles, touch
+from tests.support.accounts import logged_in_client
+from tests.support.helpers import add_tasks, read_titles, touch
 
 CONTRACT_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
                     "X-Frame-Options": "DENY"}

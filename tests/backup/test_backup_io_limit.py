@@ -12,7 +12,7 @@ import pytest
 from mission_control import snapshot_copy
 from mission_control.linux_io import LinuxIO
 
-from .helpers import add_tasks
+from tests.support.helpers import add_tasks
 
 
 @pytest.mark.parametrize("value, detail", [

@@ -14,7 +14,7 @@ import pytest
 from mission_control.backups import LOCK_NAME, PATTERN
 from mission_control.errors import Conflict
 
-from .helpers import add_tasks, touch
+from tests.support.helpers import add_tasks, touch
 
 
 def test_a_name_is_never_reused_in_the_same_second(mc):

@@ -7,8 +7,8 @@ from werkzeug.test import Client
 
 from mission_control.web import WebApp
 
-from .backup_files import add_tasks, titles
-from .conftest import PASSWORD
+from tests.support.accounts import PASSWORD
+from tests.support.backup_files import add_tasks, titles
 
 
 def names(mc):

@@ -16,7 +16,7 @@ from mission_control import backups as backups_module
 from mission_control.backups import LOCK_NAME
 from mission_control.web import WebApp
 
-from .helpers import add_tasks, touch
+from tests.support.helpers import add_tasks, touch
 
 KEY = "fault-key-0123456789"
 

@@ -16,8 +16,8 @@ import pytest
 from mission_control import db as dbmod
 from mission_control.restore import check_swappable
 
-from .backup_files import add_tasks, mission_control_db, rewrite_schema, run_sql, titles
-from .scheduling import FakeClock
+from tests.support.backup_files import add_tasks, mission_control_db, rewrite_schema, run_sql, titles
+from tests.support.scheduling import FakeClock
 
 KEY = "hostile-files-key-0123456789"
 TEN_YEARS = 10 * 365 * 86400

@@ -15,8 +15,8 @@ from werkzeug.test import Client
 
 from mission_control.web import WebApp
 
-from .cli_run import run_cli
-from .helpers import add_tasks
+from tests.support.cli_run import run_cli
+from tests.support.helpers import add_tasks
 
 SHIM = r"""
 #define _GNU_SOURCE

@@ -1,6 +1,5 @@
 """Point-in-time restore without Litestream running: settings, status, the restore path, config."""
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -14,30 +13,11 @@ from mission_control import restore as restore_module
 from mission_control.builtins.pitr import litestream
 from mission_control.web import WebApp
 
-from .backup_files import add_tasks, titles
-from .conftest import logged_in_client
-from .pitr_live import Serve, wait_for
-from .scheduling import START
-
-
-class Engine:
-    """A stand-in engine: its window is fixed, and a moment's copy is a file it was given."""
-
-    def __init__(self, source, earliest=1_000_000, latest=2_000_000):
-        self.source, self.earliest, self.latest = source, earliest, latest
-        self.asked = []
-
-    @hookimpl(tryfirst=True)
-    def pitr_status(self):
-        return {"enabled": True, "installed": True, "running": True, "pid": 1, "replica": "x",
-                "earliest": self.earliest, "latest": self.latest, "lag_seconds": 0,
-                "last_error": None}
-
-    @hookimpl(tryfirst=True)
-    def pitr_restore_to(self, at_ms, dest):
-        self.asked.append(at_ms)
-        shutil.copyfile(self.source, dest)
-        return True
+from tests.support.accounts import logged_in_client
+from tests.support.backup_files import add_tasks, titles
+from tests.support.pitr_engine import Engine
+from tests.support.pitr_live import Serve, wait_for
+from tests.support.scheduling import START
 
 
 def test_status_says_not_installed_without_the_binary(make_mc):
@@ -303,7 +283,7 @@ def test_the_page_shows_the_window_and_restores_to_a_moment_after_typed_confirma
                                                                                     mc):
     from playwright.sync_api import expect
 
-    from .browser import log_in
+    from tests.support.browser import log_in
     add_tasks(mc, "kept")
     now_ms = int(mc.clock() * 1000)
     engine = Engine(mc.backups.create("alice").path, earliest=now_ms - 3_600_000, latest=now_ms)

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -13,15 +12,9 @@ import pytest
 from mission_control import hookimpl
 from mission_control.backups import LOCK_NAME
 from mission_control.fsutil import FileLock
-from tests.helpers import touch
+from tests.support.helpers import DAYS, n, touch
 
-ROOT = Path(__file__).resolve().parent.parent
-DAYS = ["2026-11-17", "2026-11-16", "2026-11-15", "2026-11-14", "2026-11-13", "2026-11-12"]
-
-
-def n(text):
-    moment = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
-    return moment.strftime("mc-backup-%Y-%m-%d_%H-%M-%S.db")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def seed(mc, times, mtime=1000):
@@ -172,7 +165,7 @@ class Broken:
 
 
 def plugin_client(make_mc, plugin):
-    from tests.conftest import logged_in_client
+    from tests.support.accounts import logged_in_client
     mc = make_mc(plugins=[plugin])
     return mc, logged_in_client(mc)
 

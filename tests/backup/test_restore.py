@@ -10,8 +10,8 @@ import pytest
 from mission_control import hookimpl
 from mission_control import restore as restore_module
 
-from .backup_files import add_tasks, flip_page, old_schema_db, titles
-from .conftest import PASSWORD
+from tests.support.accounts import PASSWORD
+from tests.support.backup_files import add_tasks, flip_page, old_schema_db, titles
 
 
 def _state(conn):

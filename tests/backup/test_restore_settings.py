@@ -8,9 +8,9 @@ from mission_control import SettingDef, hookimpl
 from mission_control.scheduler_state import SchedulerState
 from mission_control.settings import configures_protection
 
-from .backup_files import add_tasks, titles
-from .conftest import PASSWORD
-from .cli_run import run_cli
+from tests.support.accounts import PASSWORD
+from tests.support.backup_files import add_tasks, titles
+from tests.support.cli_run import run_cli
 
 #: What the backup holds (defaults, except where named) and what is live when it is restored.
 LIVE = {"general.auto_backup": "true", "general.backup_retention_count": "3",
@@ -162,8 +162,8 @@ def test_cli_keeps_and_says_so_or_restores_with_the_flag(mc):
 
 @pytest.mark.parametrize("keep", [True, False])
 def test_a_restore_to_a_moment_keeps_them_too(make_mc, keep):
-    from .conftest import logged_in_client
-    from .test_pitr import Engine
+    from tests.support.accounts import logged_in_client
+    from tests.support.pitr_engine import Engine
     mc = make_mc()
     client = logged_in_client(mc)
     moment = mc.backups.create("test").path  # auto-backup was off at that moment

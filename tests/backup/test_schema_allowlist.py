@@ -11,7 +11,7 @@ from mission_control.errors import ValidationFailed
 from mission_control.restore import restore_backup
 from mission_control.schema_check import allowlist_problems, expected_schema, tokens
 
-from .backup_files import mission_control_db, rewrite_schema, run_sql, schema_rows
+from tests.support.backup_files import mission_control_db, rewrite_schema, run_sql, schema_rows
 
 NEWEST = dbmod.migrations()[-1][0]
 OUR_TABLES = ("tasks", "agents", "activities", "users")

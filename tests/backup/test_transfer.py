@@ -11,7 +11,7 @@ import pytest
 from mission_control.config import Config
 from mission_control.core import MissionControl
 
-from .backup_files import add_tasks, foreign_sqlite, titles
+from tests.support.backup_files import add_tasks, foreign_sqlite, titles
 
 
 def test_download_streams_the_file_with_headers(mc, admin_client):

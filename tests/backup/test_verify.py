@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from .backup_files import add_tasks, flip_page, foreign_sqlite, old_schema_db
+from tests.support.backup_files import add_tasks, flip_page, foreign_sqlite, old_schema_db
 
 
 def test_verify_a_good_backup_and_list_remembers_it(mc, admin_client):

@@ -4,10 +4,9 @@ import shutil
 import pytest
 
 from mission_control import SCHEDULER, BackupRefused
-from tests.receivers import WAIT, MailReceiver, free_port
-
-from .conftest import PASSWORD
-from .test_e2e import Http
+from tests.support.accounts import PASSWORD
+from tests.support.receivers import WAIT, MailReceiver, free_port
+from tests.support.servers import Http
 
 HOUR = 3600
 

@@ -9,11 +9,10 @@ import pytest
 from mission_control import SCHEDULER
 from mission_control.errors import ValidationFailed
 from mission_control.builtins.healthchecks import ping_url
-from tests.receivers import WAIT, PingReceiver, free_port
-from tests.scheduling import enable
-
-from .conftest import PASSWORD
-from .test_e2e import Http
+from tests.support.accounts import PASSWORD
+from tests.support.receivers import WAIT, PingReceiver, free_port
+from tests.support.scheduling import enable
+from tests.support.servers import Http
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from mission_control.backups import LOCK_NAME
 from mission_control.fsutil import FileLock
 
-from .cli_run import COMMAND, PASSWORD, run_cli
+from tests.support.cli_run import COMMAND, PASSWORD, run_cli
 
 
 @pytest.fixture
@@ -226,7 +226,7 @@ def test_the_progress_bar_shows_on_a_terminal_only(data, tmp_path):
     import pty
     import subprocess
 
-    from .cli_run import COMMAND
+    from tests.support.cli_run import COMMAND
     name = backups(data)[0]["name"]
     leader, follower = pty.openpty()
     proc = subprocess.Popen([COMMAND, "backup", "download", name, "-o", tmp_path / "a.db",

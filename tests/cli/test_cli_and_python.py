@@ -8,7 +8,7 @@ import pytest
 from mission_control import MissionControl
 from mission_control.cli import main
 
-from .conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 
 
 def run(data_dir, *args, stdin=""):

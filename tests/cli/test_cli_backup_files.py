@@ -6,7 +6,7 @@ import urllib.request
 
 from mission_control.cli import main
 
-from .backup_files import add_tasks, flip_page, titles
+from tests.support.backup_files import add_tasks, flip_page, titles
 
 
 def cli(mc, *argv, stdin=""):

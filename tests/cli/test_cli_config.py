@@ -7,7 +7,7 @@ import pytest
 from mission_control.config import ConfigError
 from mission_control.config_file import KEYS, load, read
 
-from .cli_run import run_cli
+from tests.support.cli_run import run_cli
 
 
 def write(path, text):

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .cli_run import PASSWORD, run_cli
+from tests.support.cli_run import PASSWORD, run_cli
 
 #: Words the command knows, so random lines reach deep into the grammar, and some it does not.
 #: `serve` is left out (it would run until stopped), and so are `--debug` (it prints tracebacks

@@ -4,7 +4,7 @@ from werkzeug.test import Client
 
 from mission_control import SettingDef, hookimpl
 from mission_control.web import WebApp
-from tests.conftest import Auth
+from tests.support.accounts import Auth
 
 HOST_KEYS = ["general.auto_backup", "general.auto_backup_schedule",
              "general.backup_retention_count", "general.safety_copies_keep", "general.site_name"]

@@ -5,7 +5,7 @@ from werkzeug.test import Client
 from mission_control.users import SESSION_SECONDS, token_hash
 from mission_control.web import WebApp
 
-from .conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 
 
 def test_login_sets_a_strict_httponly_session_cookie(auth):

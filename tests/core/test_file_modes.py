@@ -12,8 +12,8 @@ from mission_control.config import Config
 from mission_control.core import MissionControl
 from mission_control.db import migrate
 
-from .backup_files import add_tasks
-from .conftest import PASSWORD
+from tests.support.accounts import PASSWORD
+from tests.support.backup_files import add_tasks
 
 
 def mode(path):

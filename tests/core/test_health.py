@@ -10,7 +10,7 @@ from mission_control import __version__, hookimpl
 from mission_control.schedule import next_run
 from mission_control.web import WebApp
 
-from .conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 
 HOUR = 3600
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 
 API_KEY = "k" * 32
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -218,7 +218,7 @@ RECORD_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ \S+: ")
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_remote_error_text_cannot_forge_a_log_line(tmp_path, log_format):
-    from .s3server import FailingS3
+    from tests.support.s3server import FailingS3
     aws = {"AWS_ACCESS_KEY_ID": "AKIDMCTEST", "AWS_SECRET_ACCESS_KEY": "mc-test-secret",
            "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true",
            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}

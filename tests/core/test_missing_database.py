@@ -7,9 +7,9 @@ from mission_control import DatabaseNotFound, MissionControl
 from mission_control.config import Config
 from mission_control.web import create_app
 
-from .conftest import PASSWORD
-from .cli_run import run_cli
-from .test_serve import get_json, start
+from tests.support.accounts import PASSWORD
+from tests.support.cli_run import run_cli
+from tests.support.servers import get_json, start
 
 HINT = "(start the service once, or pass --data-dir)"
 

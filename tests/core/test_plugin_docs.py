@@ -6,7 +6,7 @@ from pathlib import Path
 from mission_control import hookspecs
 from mission_control.plugins import DEFAULT_PLUGINS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "plugins.md").read_text()
 README = (ROOT / "README.md").read_text()
 

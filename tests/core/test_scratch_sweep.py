@@ -6,7 +6,7 @@ import sys
 
 from mission_control.scratch_files import create_scratch
 
-from .cli_run import run_cli
+from tests.support.cli_run import run_cli
 
 #: What a run killed with SIGKILL leaves: the service's prefixes, nobody holding them.
 LEFTOVERS = (".mc-tmp-fetch-4242-0123456789ab.tmp", ".mc-tmp-drill-4242-0123456789ab.tmp",

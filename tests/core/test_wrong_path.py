@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from .cli_run import PASSWORD, run_cli
-from .test_serve import get_json, start
+from tests.support.cli_run import PASSWORD, run_cli
+from tests.support.servers import get_json, start
 
 #: Spelled out, not imported: databases out there carry this value, so it may never change.
 APPLICATION_ID = 0x4D434250  # "MCBP"

@@ -24,15 +24,14 @@ from mission_control.offsite_drill import drill_all
 from mission_control.offsite_signing import KEY_FILE, FORMAT
 from mission_control.offsite_targets import fetch
 
-from .cli_run import run_cli
-from .test_offsite_crypt import new_key
-from .test_offsite_fetch import damage
+from tests.support.cli_run import run_cli
+from tests.support.offsite import damage, new_key
 
 pytest.importorskip("pyrage")
 pytest.importorskip("zstandard")
 
 PLANTED = "mc-backup-2099-01-01_00-00-00.db"  # newer than any real copy: the drill's old pick
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def planted_database(mc, tmp_path):

@@ -8,7 +8,7 @@ from mission_control.errors import MissionControlError
 from mission_control.offsite_drill import drill_all
 from mission_control.offsite_targets import fetch
 
-from .cli_run import run_cli
+from tests.support.cli_run import run_cli
 
 zstd = pytest.importorskip("zstandard")
 
@@ -129,7 +129,7 @@ def test_every_fetch_failure_is_audited_with_its_reason(admin_client, mc, nas):
 
 def test_an_encrypted_bomb_stops_there_too(mc, tmp_path):
     pyrage = pytest.importorskip("pyrage")
-    from .test_offsite_crypt import new_key
+    from tests.support.offsite import new_key
     identity, recipient = new_key()
     folder = tmp_path / "nas"
     folder.mkdir()

@@ -1,6 +1,5 @@
 """Off-site copies compressed (zstd) and encrypted (age): to a real folder and to moto's S3 server."""
 import hashlib
-import itertools
 import shutil
 import subprocess
 
@@ -8,22 +7,10 @@ import pytest
 
 from mission_control import MANIFEST_SUFFIX
 from mission_control.offsite_codec import decode, parse_remote_name
+from tests.support.offsite import PACKINGS, expected_name, new_key, packing
 
-pyrage = pytest.importorskip("pyrage")
+pytest.importorskip("pyrage")
 pytest.importorskip("zstandard")
-
-PACKINGS = list(itertools.product(("none", "zstd"), (False, True)))
-
-
-def new_key():
-    """`(identity, recipient)` strings of a fresh age X25519 key pair."""
-    identity = pyrage.x25519.Identity.generate()
-    return str(identity), str(identity.to_public())
-
-
-def packing(target, compress, encrypt, recipient):
-    return {f"offsite.{target}.compress": compress,
-            f"offsite.{target}.age_recipients": recipient if encrypt else ""}
 
 
 def unpack(path, identity):
@@ -35,10 +22,6 @@ def unpack(path, identity):
     data = plain.read_bytes()
     plain.unlink()
     return data
-
-
-def expected_name(name, compress, encrypt):
-    return name + (".zst" if compress == "zstd" else "") + (".age" if encrypt else "")
 
 
 @pytest.mark.parametrize("compress,encrypt", PACKINGS)

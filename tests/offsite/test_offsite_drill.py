@@ -5,9 +5,8 @@ from mission_control import metrics
 from mission_control.health import backup_status
 from mission_control.offsite_drill import drill_all
 
-from .scheduling import ts
-from .test_offsite_crypt import new_key
-from .test_offsite_fetch import damage
+from tests.support.offsite import damage, new_key
+from tests.support.scheduling import ts
 
 pytest.importorskip("pyrage")
 pytest.importorskip("zstandard")

@@ -9,7 +9,7 @@ import pytest
 from mission_control import RemoteCopy, encode, hookimpl
 from mission_control.offsite_codec import Codec
 
-from .test_offsite_crypt import PACKINGS, expected_name, new_key, packing
+from tests.support.offsite import PACKINGS, damage, expected_name, new_key, packing
 
 pytest.importorskip("pyrage")
 pytest.importorskip("zstandard")
@@ -63,15 +63,6 @@ def test_fetch_from_a_bucket_in_every_packing(mc, s3, s3_server, bucket, compres
     result = fetch(mc, "s3", expected_name(made.name, compress, encrypt), "test")
     assert result["sha256_match"] is True
     assert (mc.backups.dir / f"offsite-{made.name}").read_bytes() == made.path.read_bytes()
-
-
-def damage(path, how):
-    data = bytearray(path.read_bytes())
-    if how == "truncated":
-        del data[len(data) - 100:]
-    else:
-        data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
 
 
 @pytest.mark.parametrize("compress,encrypt,how", [

@@ -12,7 +12,7 @@ from mission_control import hookimpl
 from mission_control.config import Config, ConfigError
 from mission_control.health import backup_status
 
-from .scheduling import FakeClock
+from tests.support.scheduling import FakeClock
 
 TOKEN = "metrics-" + "t" * 24
 API_KEY = "k" * 32
@@ -219,7 +219,7 @@ def test_the_metrics_token_does_not_see_where_offsite_copies_go(make_mc, aws_env
 
     from mission_control.web import WebApp
 
-    from .receivers import free_port
+    from tests.support.receivers import free_port
     mc = make_mc(api_key=API_KEY, metrics_token=TOKEN)
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens: the copy and drill fail
     mc.settings.update({"offsite.s3.bucket": "corp-archive-eu", "offsite.s3.endpoint_url":

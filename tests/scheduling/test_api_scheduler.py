@@ -7,7 +7,7 @@ from werkzeug.test import Client
 
 from mission_control import hookimpl
 from mission_control.web import WebApp
-from tests.conftest import PASSWORD, Auth
+from tests.support.accounts import PASSWORD, Auth
 
 
 def ts(text):

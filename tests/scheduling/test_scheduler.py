@@ -6,7 +6,7 @@ import pytest
 from mission_control import Actor, BackupRefused, hookimpl
 from mission_control.db import migrate, migrations
 from mission_control.scheduler import safe_message  # errors.safe_text with the scheduler's length
-from tests.scheduling import backups, enable, events, ts
+from tests.support.scheduling import backups, enable, events, ts
 
 
 def test_enabled_at_0259_runs_at_0300_once(smc, at):

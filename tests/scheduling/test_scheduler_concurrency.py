@@ -4,7 +4,7 @@ import sys
 import threading
 
 from mission_control import hookimpl
-from tests.scheduling import RUN_DUE, backups, enable, events, ts
+from tests.support.scheduling import RUN_DUE, backups, enable, events, ts
 
 
 def test_two_instances_on_one_database_make_one_backup_per_slot(make_mc, make_config, at):

@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from tests.conftest import logged_in_client
-from tests.scheduling import RUN_DUE, backups, enable, events, ts
+from tests.support.accounts import logged_in_client
+from tests.support.scheduling import RUN_DUE, backups, enable, events, ts
 
 
 def schedule(mc, expression):

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 
 
 # Loopback only: never through a proxy the environment may name.

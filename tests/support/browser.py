@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.accounts import PASSWORD
 
 CHROMIUM = os.environ.get("MC_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
@@ -68,7 +69,6 @@ def log_in(page, username="alice", password=None, ready=None):
     has finished loading (`#main` loses `aria-busy`), so the test does not race its first fetches.
     """
     if password is None:
-        from tests.conftest import PASSWORD  # here, as conftest imports this module's fixtures
         password = PASSWORD
         ready = username == "alice" if ready is None else ready
     page.goto("/")

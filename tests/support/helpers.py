@@ -1,10 +1,19 @@
-"""Small test helpers: fill the database, read a backup, set file times, serve (the CLI: tests/cli_run.py)."""
+"""Small test helpers: fill the database, read a backup, name and date backups, serve (the CLI: cli_run.py)."""
 import contextlib
 import os
 import sqlite3
 import threading
+from datetime import datetime, timezone
 
 from mission_control.server import make_server
+
+DAYS = ["2026-11-17", "2026-11-16", "2026-11-15", "2026-11-14", "2026-11-13", "2026-11-12"]
+
+
+def n(text):
+    """The backup name for the UTC moment `text` ("2026-11-17 03:00")."""
+    moment = datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return moment.strftime("mc-backup-%Y-%m-%d_%H-%M-%S.db")
 
 
 def add_tasks(mc, count, prefix="task"):
@@ -34,6 +43,8 @@ def touch(path, mtime, data=b"x"):
 def serving(mc, threads=4):
     """A real waitress server for `mc` on a free loopback port, in a thread; yields its base URL."""
     server = make_server(mc, host="127.0.0.1", port=0, threads=threads)
+    # The loop notices the close only when its poll times out: a short poll makes teardown quick.
+    server.adj.asyncore_loop_timeout = 0.05
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -16,7 +16,7 @@ from mission_control import MissionControl
 from mission_control.config import Config
 from mission_control.builtins.pitr import litestream
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "pitr-test-api-key-0123456789"
 PASSWORD = "correct-horse-battery"
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))

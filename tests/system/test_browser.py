@@ -5,7 +5,7 @@ import pytest
 
 from mission_control.backups import LOCK_NAME
 from mission_control.fsutil import FileLock
-from tests.browser import PHONE, log_in, shot, wait_ready
+from tests.support.browser import PHONE, log_in, shot, wait_ready
 
 expect = pytest.importorskip("playwright.sync_api",
                              reason="browser tests need playwright: pip install -e '.[test]'").expect

@@ -8,7 +8,7 @@ import pytest
 from mission_control import human_size
 from mission_control.backups import LOCK_NAME
 from mission_control.fsutil import FileLock
-from tests.browser import PHONE, log_in, shot
+from tests.support.browser import PHONE, log_in, shot
 
 expect = pytest.importorskip("playwright.sync_api",
                              reason="browser tests need playwright: pip install -e '.[test]'").expect

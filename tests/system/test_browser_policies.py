@@ -1,9 +1,8 @@
 """The page's retention rules (preview, confirm, save) and schedule picker, in a real Chromium."""
 import pytest
 
-from tests.browser import log_in, shot
-from tests.helpers import touch
-from tests.test_prune import DAYS, n
+from tests.support.browser import log_in, shot
+from tests.support.helpers import DAYS, n, touch
 
 expect = pytest.importorskip("playwright.sync_api",
                              reason="browser tests need playwright: pip install -e '.[test]'").expect

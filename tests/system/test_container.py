@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BASE = "localhost/mission-control-test-base:bookworm"
 SOURCES = ("setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md", "mission_control", "plugins")
 PROBE = ("import json, urllib.request; r = urllib.request.urlopen("

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from . import unit_seccomp
-from .cli_run import COMMAND, PASSWORD, Ran, run_cli
-from .helpers import read_titles
+from tests.support import unit_seccomp
+from tests.support.cli_run import COMMAND, PASSWORD, Ran, run_cli
+from tests.support.helpers import read_titles
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "mission-control.service"
 INSTALLED = "/opt/mission-control/bin/mission-control"
 ANALYZE = shutil.which("systemd-analyze")

@@ -1,40 +1,13 @@
 """End to end against a real waitress server on loopback: the README's curl session, and kill -9."""
-import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from http.cookiejar import CookieJar
-from pathlib import Path
 
 import pytest
 
-from .conftest import PASSWORD
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class Http:
-    """A tiny cookie-keeping JSON client, like curl -c/-b."""
-
-    def __init__(self, base):
-        self.base = base
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-
-    def __call__(self, method, path, body=None, headers=None):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json", **(headers or {})})
-        try:
-            with self.opener.open(request, timeout=60) as response:
-                return response.status, dict(response.headers), json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            return err.code, dict(err.headers), json.loads(err.read())
+from tests.support.accounts import PASSWORD
+from tests.support.servers import Http, make_big_database, start_server
 
 
 def test_readme_session_against_a_live_server(live_server, users):
@@ -53,27 +26,6 @@ def test_readme_session_against_a_live_server(live_server, users):
     assert http("POST", "/api/backup", headers={"Origin": "http://evil.example"})[0] == 403
     assert http("POST", "/api/auth/logout")[2] == {"ok": True}
     assert http("GET", "/api/backup")[0] == 401
-
-
-def start_server(data_dir, extra_env=None):
-    env = dict(os.environ, AUTH_USER="alice", AUTH_PASS=PASSWORD, MC_LOG_LEVEL="WARNING",
-               **(extra_env or {}))
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--port", "0", "--data-dir",
-                             str(data_dir)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if "http://" in line:
-            return proc, line.split("http://", 1)[1].split()[0]
-    raise AssertionError(f"server did not start: {proc.stderr.read()}")
-
-
-def make_big_database(path, megabytes):
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE IF NOT EXISTS blobs (data BLOB)")
-    conn.executemany("INSERT INTO blobs VALUES (randomblob(1048576))", [()] * megabytes)
-    conn.commit()
-    conn.close()
 
 
 def test_kill_9_in_the_middle_of_a_backup_leaves_nothing_broken(tmp_path):

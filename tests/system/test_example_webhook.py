@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mc-webhook"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mc-webhook"
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from .conftest import PASSWORD
-from .test_e2e import Http, make_big_database, start_server
+from tests.support.accounts import PASSWORD
+from tests.support.servers import Http, make_big_database, start_server
 
 SLOW_PRUNE = '''"""Test plugin: stops the world just after the first pruned file is deleted."""
 import pathlib

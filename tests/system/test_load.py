@@ -2,7 +2,7 @@
 import importlib.util
 from pathlib import Path
 
-LOAD = Path(__file__).resolve().parent.parent / "bench" / "load.py"
+LOAD = Path(__file__).resolve().parents[2] / "bench" / "load.py"
 
 
 def load_module():

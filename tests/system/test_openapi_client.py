@@ -6,7 +6,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from .conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 
 #: Package name of the generated client: unique, so it never shadows an installed module.
 CLIENT = "mc_generated_client"

@@ -10,7 +10,7 @@ import pytest
 
 from mission_control.plugins import BUILTIN_PACKAGE, DEFAULT_PLUGINS, get_plugin_manager
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md", "mission_control", "plugins")
 CHECK = """
 import sys

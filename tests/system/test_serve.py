@@ -1,46 +1,14 @@
 """`python run.py` as a real process: it starts the scheduler and stops cleanly on SIGTERM and Ctrl-C."""
 import json
-import os
-import queue
-import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from mission_control import MissionControl
-
-ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "correct-horse-battery"
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def start(data_dir, *args, **extra_env):
-    """`python run.py --port 0 --data-dir DATA_DIR *ARGS`; returns (process, base URL)."""
-    env = {**os.environ, "AUTH_USER": "alice", "AUTH_PASS": PASSWORD, "MC_LOG_LEVEL": "INFO",
-           "PYTHONUNBUFFERED": "1", **extra_env}
-    proc = subprocess.Popen([sys.executable, "run.py", "--port", "0", "--data-dir", str(data_dir),
-                             *args],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True).start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-        except queue.Empty:
-            break
-        found = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
-        if found:
-            return proc, found.group(1)
-    proc.kill()
-    raise AssertionError(f"the server did not start: {proc.stderr.read()}")
+from tests.support.accounts import PASSWORD
+from tests.support.servers import OPENER, get_json, start
 
 
 def wait_for(predicate, timeout=20):
@@ -51,11 +19,6 @@ def wait_for(predicate, timeout=20):
             return True
         time.sleep(0.05)
     return False
-
-
-def get_json(url, headers=None):
-    with OPENER.open(urllib.request.Request(url, headers=headers or {}), timeout=30) as response:
-        return json.loads(response.read())
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from mission_control.web import WebApp
 
-from .conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 
 KEY = "body-limit-key-0123456789"
 MiB = 1024 * 1024

@@ -4,20 +4,12 @@ import os
 import shutil
 import string
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from werkzeug.test import Client
 
-from mission_control.web import WebApp
+from tests.support.helpers import add_tasks
+from tests.support.hostile import FUZZ, KEY, SAFE_PLUGINS_ONLY, api, json_values
 
-from .helpers import add_tasks
-
-KEY = "hostile-input-key-0123456789"
-FUZZ = settings(max_examples=120, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
-#: Plugins whose settings name paths and addresses: fuzzing them would write files elsewhere.
-SAFE_PLUGINS_ONLY = ("audit_jsonl", "audit_syslog", "offsite_dir", "offsite_s3")
 NAME_ENDPOINTS = (("DELETE", "/api/backup"), ("POST", "/api/backup/verify"),
                   ("POST", "/api/backup/restore"), ("GET", "/api/backup/download"))
 BODY_ENDPOINTS = (("POST", "/api/auth/login"), ("POST", "/api/auth/logout"),
@@ -25,16 +17,6 @@ BODY_ENDPOINTS = (("POST", "/api/auth/login"), ("POST", "/api/auth/logout"),
                   ("DELETE", "/api/settings"), ("POST", "/api/scheduler"),
                   ("POST", "/api/backup/verify"), ("POST", "/api/backup/restore"),
                   ("POST", "/api/backup/upload"))
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
-    lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=12), inner,
-                                                                 max_size=6),
-    max_leaves=30)
-
-
-def api(mc):
-    return Client(WebApp(mc))
 
 
 def call(client, method, path, body=None, **kwargs):

@@ -11,9 +11,9 @@ from openapi_spec_validator import validate
 from mission_control.web.app import build_routes
 from mission_control.web.openapi_ids import OPERATION_IDS, fallback_id
 
-from .conftest import PASSWORD
+from tests.support.accounts import PASSWORD
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "schemathesis-key-0123456789"
 #: Plugins whose settings name paths or addresses: fuzzed values would write files all over the
 #: host or send packets. They are covered by their own tests; the fuzzer leaves them out. So is

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from .conftest import PASSWORD
-from .test_hostile_input import FUZZ, KEY, SAFE_PLUGINS_ONLY, api, json_values
+from tests.support.accounts import PASSWORD
+from tests.support.hostile import FUZZ, KEY, SAFE_PLUGINS_ONLY, api, json_values
 
 #: Every endpoint that reads a JSON body, with a body it would otherwise accept or judge.
 JSON_ENDPOINTS = {
