@@ -14,6 +14,9 @@ from mission_control.linux_io import LinuxIO
 
 from tests.support.helpers import add_tasks
 
+#: In the slow lane (rate-limited copies in child processes: ~4.5 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("value, detail", [
     (-1, "backup.io_limit_mb_s: must be between 0 and 100000"),

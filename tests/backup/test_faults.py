@@ -146,6 +146,7 @@ def hold_write_lock(db_path, seconds):
     return holder
 
 
+@pytest.mark.slow
 def test_a_write_lock_shorter_than_the_busy_timeout_only_delays_the_audit(make_mc):
     """WAL: the snapshot reads past the writer; the audit insert waits for it, then lands."""
     mc = make_mc(api_key=KEY)
@@ -165,6 +166,7 @@ def test_a_write_lock_shorter_than_the_busy_timeout_only_delays_the_audit(make_m
     assert mc.db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == 101
 
 
+@pytest.mark.slow
 def test_a_write_lock_longer_than_the_busy_timeout_keeps_the_backup_and_logs_the_lost_audit(
         make_mc, caplog):
     """The backup is complete and answered 200; the audit sink that could not write says so in

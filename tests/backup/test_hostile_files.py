@@ -19,6 +19,9 @@ from mission_control.restore import check_swappable
 from tests.support.backup_files import add_tasks, mission_control_db, rewrite_schema, run_sql, titles
 from tests.support.scheduling import FakeClock
 
+#: In the slow lane (crafted files uploaded and restored over a real server: ~4.5 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 KEY = "hostile-files-key-0123456789"
 TEN_YEARS = 10 * 365 * 86400
 TIMEOUT = 5  # MC_VERIFY_TIMEOUT; only the ticking clock ever reaches it

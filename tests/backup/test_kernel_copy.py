@@ -146,6 +146,7 @@ def _wait_for(predicate, timeout=20):
     return predicate()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_the_child_stops_when_the_server_is_killed_mid_copy(tmp_path):
     """kill -9 of the server during a slow (1 MB/s) copy: its child notices within a chunk or two

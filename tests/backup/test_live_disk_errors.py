@@ -18,6 +18,9 @@ from mission_control.web import WebApp
 from tests.support.cli_run import run_cli
 from tests.support.helpers import add_tasks
 
+#: In the slow lane (real CLI runs on a failing disk: ~2.5 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 SHIM = r"""
 #define _GNU_SOURCE
 #include <dlfcn.h>

@@ -194,6 +194,7 @@ def serve_stop(mc):
 '''
 
 
+@pytest.mark.slow
 def test_serve_start_and_stop_run_under_serve_only(tmp_path):
     plugins_dir = tmp_path / "plugins"
     plugins_dir.mkdir()
@@ -279,6 +280,7 @@ def test_metrics_show_whether_litestream_is_up_and_its_lag(make_mc):
     assert "mission_control_pitr" not in client.get("/metrics").get_data(as_text=True)
 
 
+@pytest.mark.slow
 def test_the_page_shows_the_window_and_restores_to_a_moment_after_typed_confirmation(open_page,
                                                                                     mc):
     from playwright.sync_api import expect

@@ -230,6 +230,7 @@ def cli(data_dir, *args, **environ):
                           timeout=120, cwd=ROOT, env=env)
 
 
+@pytest.mark.slow
 def test_cli_prune_dry_run_then_for_real(mc):
     mc.settings.update({"general.backup_retention_count": 3}, "t")
     twice_a_day(mc)

@@ -13,6 +13,9 @@ from mission_control import restore as restore_module
 from tests.support.accounts import PASSWORD
 from tests.support.backup_files import add_tasks, flip_page, old_schema_db, titles
 
+#: In the slow lane (restores of real databases over real servers: ~5 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 
 def _state(conn):
     conn.execute("BEGIN")

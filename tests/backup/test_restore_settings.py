@@ -12,6 +12,9 @@ from tests.support.accounts import PASSWORD
 from tests.support.backup_files import add_tasks, titles
 from tests.support.cli_run import run_cli
 
+#: In the slow lane (real servers and CLI runs: ~2.7 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 #: What the backup holds (defaults, except where named) and what is live when it is restored.
 LIVE = {"general.auto_backup": "true", "general.backup_retention_count": "3",
         "offsite.dir.path": "/mnt/offsite", "offsite.s3.secret_access_key": "live-secret"}

@@ -110,6 +110,7 @@ def variation(draw):
     return [f"CREATE TABLE {n}t (u INTEGER REFERENCES {ours}(id))"], None, False
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(version=st.integers(1, NEWEST),

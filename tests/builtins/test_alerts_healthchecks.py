@@ -14,6 +14,9 @@ from tests.support.receivers import WAIT, PingReceiver, free_port
 from tests.support.scheduling import enable
 from tests.support.servers import Http
 
+#: In the slow lane (real CLI runs and servers: ~7 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def receiver():

@@ -7,6 +7,9 @@ import pytest
 
 from mission_control import MANIFEST_SUFFIX
 
+#: In the slow lane (round trips to moto's S3 server: ~5 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 boto3 = pytest.importorskip("boto3")
 
 

@@ -13,6 +13,9 @@ from mission_control.fsutil import FileLock
 
 from tests.support.cli_run import COMMAND, PASSWORD, run_cli
 
+#: In the slow lane (one real `mission-control` process per step: ~40 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def data(tmp_path):

@@ -9,6 +9,9 @@ from mission_control.config_file import KEYS, load, read
 
 from tests.support.cli_run import run_cli
 
+#: In the slow lane (real CLI runs: ~3.5 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 
 def write(path, text):
     path.write_text(text)

@@ -8,6 +8,9 @@ from hypothesis import strategies as st
 
 from tests.support.cli_run import PASSWORD, run_cli
 
+#: In the slow lane (hypothesis drives the installed command: ~13 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 #: Words the command knows, so random lines reach deep into the grammar, and some it does not.
 #: `serve` is left out (it would run until stopped), and so are `--debug` (it prints tracebacks
 #: by design) and path options with random values (they would make databases anywhere).

@@ -15,6 +15,9 @@ from mission_control.db import migrate
 from tests.support.accounts import PASSWORD
 from tests.support.backup_files import add_tasks
 
+#: In the slow lane (real CLI runs under a umask: ~1.5 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 
 def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)

@@ -17,6 +17,9 @@ import pytest
 
 from tests.support.accounts import PASSWORD
 
+#: In the slow lane (real `serve` processes and CLI runs: ~6 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 API_KEY = "k" * 32
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

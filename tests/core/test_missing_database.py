@@ -11,6 +11,9 @@ from tests.support.accounts import PASSWORD
 from tests.support.cli_run import run_cli
 from tests.support.servers import get_json, start
 
+#: In the slow lane (real CLI runs and `serve` processes: ~2.5 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 HINT = "(start the service once, or pass --data-dir)"
 
 

@@ -4,9 +4,14 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 from mission_control.scratch_files import create_scratch
 
 from tests.support.cli_run import run_cli
+
+#: In the slow lane (real CLI runs after killed children: ~0.7 s on the 2-core machine).
+pytestmark = pytest.mark.slow
 
 #: What a run killed with SIGKILL leaves: the service's prefixes, nobody holding them.
 LEFTOVERS = (".mc-tmp-fetch-4242-0123456789ab.tmp", ".mc-tmp-drill-4242-0123456789ab.tmp",

@@ -124,6 +124,7 @@ def test_a_random_schedule_stored_before_the_check_no_longer_breaks_the_schedule
     assert answer.json["tasks"][0]["schedule"] == "0 3 * * *"
 
 
+@pytest.mark.slow  # 60 cases through the real API: ~8 s
 @pytest.mark.parametrize("separator", SEPARATORS)
 @pytest.mark.parametrize("key, value", [
     ("general.site_name", "Mission{}Control"), ("email.from", "Ops{}Team <mc@example.com>"),

@@ -9,6 +9,9 @@ import pytest
 from tests.support.cli_run import PASSWORD, run_cli
 from tests.support.servers import get_json, start
 
+#: In the slow lane (a real command run per wrong path, and `serve` processes: ~8 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 #: Spelled out, not imported: databases out there carry this value, so it may never change.
 APPLICATION_ID = 0x4D434250  # "MCBP"
 

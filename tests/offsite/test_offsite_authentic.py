@@ -27,6 +27,9 @@ from mission_control.offsite_targets import fetch
 from tests.support.cli_run import run_cli
 from tests.support.offsite import damage, new_key
 
+#: In the slow lane (`serve` processes, CLI runs and S3 round trips: ~3.5 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("pyrage")
 pytest.importorskip("zstandard")
 

@@ -10,6 +10,9 @@ from mission_control.offsite_targets import fetch
 
 from tests.support.cli_run import run_cli
 
+#: In the slow lane (S3 round trips and CLI runs: ~2 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 zstd = pytest.importorskip("zstandard")
 
 BOMB_MB = 400

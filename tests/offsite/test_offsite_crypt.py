@@ -47,6 +47,7 @@ def test_folder_copies_round_trip_in_every_packing(mc, tmp_path, compress, encry
         assert result["ratio"] < 0.5  # a young database is mostly empty pages
 
 
+@pytest.mark.slow  # moto's S3 server is a real process: not in the quick lane
 @pytest.mark.parametrize("compress,encrypt", PACKINGS)
 def test_bucket_copies_round_trip_in_every_packing(mc, tmp_path, s3, s3_server, bucket, compress,
                                                    encrypt):

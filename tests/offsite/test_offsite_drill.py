@@ -97,6 +97,7 @@ def test_a_target_with_no_copy_yet_has_nothing_to_drill(mc, tmp_path):
     assert result["ok"] is False and "cannot be read" in result["message"]
 
 
+@pytest.mark.slow  # moto's S3 server is a real process: not in the quick lane
 def test_a_drill_against_the_bucket(mc, s3, s3_server, bucket):
     identity, recipient = new_key()
     mc.settings.update({"offsite.s3.bucket": bucket, "offsite.s3.endpoint_url": s3_server.url,

@@ -11,6 +11,9 @@ from mission_control.offsite_codec import Codec
 
 from tests.support.offsite import PACKINGS, damage, expected_name, new_key, packing
 
+#: In the slow lane (every packing to a folder and to moto's S3, and CLI runs: ~6 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("pyrage")
 pytest.importorskip("zstandard")
 

@@ -212,6 +212,7 @@ def test_a_plugin_failing_to_name_its_targets_is_logged_and_counts_none(make_mc,
     assert "failed in offsite_targets" in caplog.text
 
 
+@pytest.mark.slow
 def test_the_metrics_token_does_not_see_where_offsite_copies_go(make_mc, aws_env):
     """A failed S3 copy's and drill's error text name the endpoint, the bucket and the prefix:
     admins read them in the status, the metrics token reads the same verdict without them."""

@@ -115,6 +115,7 @@ def test_re_enabling_never_drifts(smc, at):
     assert runs_between(smc, at, moments) == ["2026-03-04 11:00:00"]
 
 
+@pytest.mark.slow
 def test_three_processes_make_one_backup_per_hourly_slot(make_mc, make_config, at):
     config = make_config()
     at("2026-03-04 10:30:00")

@@ -10,6 +10,9 @@ import pytest
 
 from tests.support.accounts import PASSWORD
 
+#: In the slow lane (a real waitress server and the seed's steps: ~0.6 s on the 2-core machine).
+pytestmark = pytest.mark.slow
+
 
 # Loopback only: never through a proxy the environment may name.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))

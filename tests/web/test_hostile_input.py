@@ -4,6 +4,7 @@ import os
 import shutil
 import string
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -106,6 +107,7 @@ settings_values = st.one_of(json_values, st.sampled_from(
      "x" * 101, "tab\there", "nul\x00", float("nan"), float("inf")]))
 
 
+@pytest.mark.slow
 def test_settings_apply_all_or_nothing(make_mc):
     mc = make_mc(api_key=KEY, disabled_plugins=SAFE_PLUGINS_ONLY)
     client = api(mc)

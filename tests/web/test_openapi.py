@@ -131,6 +131,7 @@ def fuzz_target(tmp_path):
     assert "Traceback" not in log.read_text(), log.read_text()[-4000:]
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_nothing_against_the_live_server(fuzz_target, tmp_path):
     """Every operation, every check: no 5xx, no undocumented status, no response off the schema,
     valid data accepted, invalid data refused, and no answer without the API key."""

@@ -85,6 +85,7 @@ def test_static_files_are_package_data():
         assert ref.rsplit(".", 1)[1] in manifest
 
 
+@pytest.mark.slow
 def test_a_built_wheel_carries_the_page(tmp_path):
     """What pip installs from a wheel has every static file (package data, not just the tree)."""
     root = Path(mission_control.__file__).parent.parent
