@@ -11,7 +11,7 @@ import mission_control
 from mission_control import api, hookspecs
 from mission_control.hookspecs import PluginContext
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "mission_control"
 PLUGINS = ROOT / "plugins"
 #: What a module of the package may import from the package itself (not a submodule).

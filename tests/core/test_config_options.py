@@ -9,9 +9,9 @@ import pytest
 from mission_control.config import OPTIONS, Config, ConfigError
 from mission_control.config_file import KEYS, SECRETS, load
 
-from .cli_run import run_cli
+from tests.support.cli_run import run_cli
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def _ticked(cell):

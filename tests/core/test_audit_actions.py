@@ -8,7 +8,7 @@ from pathlib import Path
 from mission_control import health
 from mission_control.audit_actions import ACTIONS, FAILURES, LABELS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("mission_control", "plugins")
 #: Emits whose action is not a literal at the call, with where that literal is spelled instead
 #: (the scan below finds it there): a task's `audit=` field, an `"action"` key of a dict.

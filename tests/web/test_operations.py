@@ -13,7 +13,7 @@ from mission_control.web.openapi import operations, request_components
 from mission_control.web.openapi_schemas import SCHEMAS, obj
 from mission_control.web.operations import BodyCheck, Operation
 
-WEB = Path(__file__).resolve().parent.parent / "mission_control" / "web"
+WEB = Path(__file__).resolve().parents[2] / "mission_control" / "web"
 
 
 def test_at_most_one_openapi_helper_module_is_left():
