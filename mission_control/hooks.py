@@ -17,7 +17,7 @@ from .actor import Actor
 from .errors import BackupFailed, BackupRefused, describe_error
 
 if TYPE_CHECKING:  # annotations only: the host's types sit above this module
-    from .backups import BackupInfo
+    from .backup.service import BackupInfo
     from .settings import SettingDef, Settings, SettingsView
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """`/api/backup`: list, create, delete and prune backups (admin only)."""
-from ..verify import listing
+from ..backup.verify import listing
 from .http import json_response, read_body, require, require_actor
 from .openapi_schemas import (BACKUP_NAME, INT_OR_NULL, STR_OR_NULL, array, obj, operation, ref,
                               response)

@@ -12,9 +12,12 @@ from werkzeug.wrappers import Response
 from werkzeug.wsgi import wrap_file
 
 from ..errors import BadRequest, NotFound, PayloadTooLarge, ValidationFailed
-from ..fsutil import sha256_file
-from ..uploads import UploadSink, accept_upload, upload_slot
-from ..verify import VerificationStore, verify_backup
+from ..files import sha256_file
+from ..backup.uploads import UploadSink
+from ..backup.uploads import accept_upload
+from ..backup.uploads import upload_slot
+from ..backup.verify import VerificationStore
+from ..backup.verify import verify_backup
 from .http import json_response, read_body, require_actor
 from .openapi_schemas import (BACKUP_NAME, INT_OR_NULL, array, obj, operation, ref, query_param,
                               response)

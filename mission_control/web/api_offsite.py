@@ -1,6 +1,8 @@
 """`/api/offsite/<target>/backups` and `/fetch`: the copies a target holds, and fetching one back (admin)."""
-from ..offsite_codec import REMOTE_PATTERN
-from ..offsite_targets import fetch, find_target, list_copies
+from ..offsite.codec import REMOTE_PATTERN
+from ..offsite.targets import fetch
+from ..offsite.targets import find_target
+from ..offsite.targets import list_copies
 from .http import json_response, read_body, require, require_actor
 from .openapi_schemas import STR_OR_NULL, array, obj, operation, ref, response
 from .operations import Operation

@@ -1,5 +1,5 @@
 """`GET /api/backup/pitr`: continuous protection's state and restorable window (admin)."""
-from ..point_in_time import status
+from ..backup.point_in_time import status
 from .http import json_response, require
 from .openapi_schemas import INT_OR_NULL, STR_OR_NULL, obj, operation, ref, response
 from .operations import Operation

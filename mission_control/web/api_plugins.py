@@ -1,5 +1,5 @@
 """`/api/plugins` and `/api/offsite`: the loaded plugins and the last off-site result per target (admin)."""
-from ..plugins import describe_plugins
+from ..plugin_manager import describe_plugins
 from .http import json_response, require
 from .openapi_schemas import INT_OR_NULL, STR_OR_NULL, array, obj, operation, ref, response
 from .operations import Operation

@@ -1,7 +1,7 @@
 """`POST /api/backup/restore`: restore the live database from a backup, or to a moment in time
 (`{"timestamp": ...}`, with point-in-time recovery on), while the service runs."""
-from ..point_in_time import restore_at
-from ..restore import restore_backup
+from ..backup.point_in_time import restore_at
+from ..backup.restore import restore_backup
 from .http import json_response, read_body, require_actor, session_token
 from .openapi_schemas import BACKUP_NAME, INT_OR_NULL, array, obj, operation, ref, response
 from .operations import Operation

@@ -1,7 +1,8 @@
 """`/api/scheduler`: the scheduled tasks' state, running one now, and previewing a schedule
 (admin only)."""
 from ..errors import ValidationFailed
-from ..schedule import describe, next_runs
+from ..scheduling.cron import describe
+from ..scheduling.cron import next_runs
 from .http import json_response, read_body, require, require_actor
 from .openapi_schemas import INT_OR_NULL, STR_OR_NULL, array, obj, operation, ref, response
 from .operations import Operation

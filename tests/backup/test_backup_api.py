@@ -5,8 +5,8 @@ import sqlite3
 import pytest
 
 from mission_control import BackupRefused, hookimpl
-from mission_control.backups import LOCK_NAME
-from mission_control.fsutil import FileLock
+from mission_control.backup.service import LOCK_NAME
+from mission_control.files import FileLock
 
 from tests.support.accounts import logged_in_client
 from tests.support.helpers import add_tasks, read_titles, touch

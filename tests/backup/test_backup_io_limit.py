@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from mission_control import snapshot_copy
-from mission_control.linux_io import LinuxIO
+from mission_control.backup import snapshot as snapshot_copy
+from mission_control.backup.linux_io import LinuxIO
 
 from tests.support.helpers import add_tasks
 

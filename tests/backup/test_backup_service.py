@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from mission_control.backups import LOCK_NAME, PATTERN
+from mission_control.backup.service import LOCK_NAME
+from mission_control.backup.service import PATTERN
 from mission_control.errors import Conflict
 
 from tests.support.helpers import add_tasks, touch
@@ -158,7 +159,7 @@ def test_leftovers_of_a_crash_are_removed_at_start(make_mc, mc):
 
 
 def test_leftovers_are_kept_while_another_process_is_backing_up(make_mc, mc):
-    from mission_control.fsutil import FileLock
+    from mission_control.files import FileLock
     running = mc.backups.dir / ".mc-backup-999-feedface.tmp"
     running.write_bytes(b"in progress")
     with FileLock(mc.backups.dir / LOCK_NAME).hold(0):

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 import pytest
 from werkzeug.test import Client
 
-from mission_control import backups as backups_module
-from mission_control.backups import LOCK_NAME
+from mission_control.backup import service as backups_module
+from mission_control.backup.service import LOCK_NAME
 from mission_control.web import WebApp
 
 from tests.support.helpers import add_tasks, touch

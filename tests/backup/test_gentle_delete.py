@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from mission_control import file_removal
-from mission_control.backups import TEMP_PREFIX
+from mission_control.backup import removal as file_removal
+from mission_control.backup.service import TEMP_PREFIX
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux leases")
 
@@ -137,7 +137,8 @@ def test_a_crash_while_shrinking_leaves_nothing_listed_and_start_up_removes_it(m
     mc.backups.ensure_dir()
     path = _backup_file(mc, "mc-backup-2000-01-01_00-00-00.db")
     script = textwrap.dedent(f"""
-        from mission_control import file_removal, MissionControl
+        from mission_control.backup import removal as file_removal
+        from mission_control import MissionControl
         file_removal.SHRINK_STEP = {STEP}
         file_removal.SHRINK_PAUSE = 30
         mc = MissionControl.open({str(mc.config.data_dir)!r})

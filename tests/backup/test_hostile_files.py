@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from mission_control import db as dbmod
-from mission_control.restore import check_swappable
+from mission_control.backup.restore import check_swappable
 
 from tests.support.backup_files import add_tasks, mission_control_db, rewrite_schema, run_sql, titles
 from tests.support.scheduling import FakeClock

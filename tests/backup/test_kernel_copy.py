@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from mission_control import file_copy, snapshot_copy
-from mission_control.linux_io import LinuxIO
+from mission_control.backup import kernel_copy as file_copy
+from mission_control.backup import snapshot as snapshot_copy
+from mission_control.backup.linux_io import LinuxIO
 
 
 def _wal_database(path, rows=2000, checkpointed=True):
@@ -93,7 +94,7 @@ def test_without_an_interpreter_to_start_the_backup_is_copied_page_by_page(tmp_p
     live = tmp_path / "live.db"
     _wal_database(live).close()
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
-    with caplog.at_level(logging.WARNING, logger="mission_control.snapshot_copy"):
+    with caplog.at_level(logging.WARNING, logger="mission_control.backup.snapshot"):
         assert snapshot_copy.copy_database(live, tmp_path / "copy.db") == "pages"
     assert _rows(tmp_path / "copy.db") == (2000, 2_000_000)
     [record] = caplog.records
@@ -111,7 +112,7 @@ def test_a_full_disk_in_the_kernel_copy_fails_the_backup_at_once(tmp_path):
         import resource, signal
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, 512 * 1024))
-        from mission_control import snapshot_copy
+        from mission_control.backup import snapshot as snapshot_copy
         called = []
         snapshot_copy._copy_pages = lambda *args: called.append(1)
         try:
@@ -134,7 +135,7 @@ def _copying_children(live):
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if any(a.endswith(b"file_copy.py") for a in argv) and str(live).encode() in argv:
+        if any(a.endswith(b"kernel_copy.py") for a in argv) and str(live).encode() in argv:
             found.append(int(pid))
     return found
 

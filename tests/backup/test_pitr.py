@@ -9,7 +9,7 @@ import pytest
 from werkzeug.test import Client
 
 from mission_control import MissionControl, hookimpl
-from mission_control import restore as restore_module
+from mission_control.backup import restore as restore_module
 from mission_control.builtins.pitr import litestream
 from mission_control.web import WebApp
 

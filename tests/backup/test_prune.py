@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from mission_control import hookimpl
-from mission_control.backups import LOCK_NAME
-from mission_control.fsutil import FileLock
+from mission_control.backup.service import LOCK_NAME
+from mission_control.files import FileLock
 from tests.support.helpers import DAYS, n, touch
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from mission_control import hookimpl
-from mission_control import restore as restore_module
+from mission_control.backup import restore as restore_module
 
 from tests.support.accounts import PASSWORD
 from tests.support.backup_files import add_tasks, flip_page, old_schema_db, titles

@@ -5,7 +5,7 @@ import urllib.request
 import pytest
 
 from mission_control import SettingDef, hookimpl
-from mission_control.scheduler_state import SchedulerState
+from mission_control.scheduling.state import SchedulerState
 from mission_control.settings import configures_protection
 
 from tests.support.accounts import PASSWORD

@@ -5,8 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mission_control.names import backup_time
-from mission_control.retention_policy import Rules, Within, decide, parse_within
+from mission_control.backup.names import backup_time
+from mission_control.backup.retention import Rules
+from mission_control.backup.retention import Within
+from mission_control.backup.retention import decide
+from mission_control.backup.retention import parse_within
 
 
 def n(text):

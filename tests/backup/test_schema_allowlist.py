@@ -8,8 +8,10 @@ from hypothesis import strategies as st
 
 from mission_control import db as dbmod
 from mission_control.errors import ValidationFailed
-from mission_control.restore import restore_backup
-from mission_control.schema_check import allowlist_problems, expected_schema, tokens
+from mission_control.backup.restore import restore_backup
+from mission_control.backup.schema_check import allowlist_problems
+from mission_control.backup.schema_check import expected_schema
+from mission_control.backup.schema_check import tokens
 
 from tests.support.backup_files import mission_control_db, rewrite_schema, run_sql, schema_rows
 

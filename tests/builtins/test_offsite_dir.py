@@ -4,7 +4,7 @@ import os
 import time
 
 from mission_control import MANIFEST_SUFFIX
-from mission_control.backups import NAME_FORMAT
+from mission_control.backup.service import NAME_FORMAT
 
 
 def sha256(path):

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from mission_control.backups import LOCK_NAME
-from mission_control.fsutil import FileLock
+from mission_control.backup.service import LOCK_NAME
+from mission_control.files import FileLock
 
 from tests.support.cli_run import COMMAND, PASSWORD, run_cli
 

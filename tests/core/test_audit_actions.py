@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("mission_control", "plugins")
 #: Emits whose action is not a literal at the call, with where that literal is spelled instead
 #: (the scan below finds it there): a task's `audit=` field, an `"action"` key of a dict.
-INDIRECT = {("mission_control/scheduler.py", "task.audit"),
-            ("mission_control/uploads.py", "event.pop('action')")}
+INDIRECT = {("mission_control/scheduling/scheduler.py", "task.audit"),
+            ("mission_control/backup/uploads.py", "event.pop('action')")}
 
 
 def _text(node):

@@ -115,7 +115,7 @@ def test_an_existing_readable_database_is_tightened_with_a_warning(umask_022, tm
     for path in (db, f"{db}-wal", f"{db}-shm"):
         assert mode(path) == 0o644
     try:
-        with caplog.at_level(logging.WARNING, logger="mission_control.private_files"):
+        with caplog.at_level(logging.WARNING, logger="mission_control.files"):
             with MissionControl(Config.from_env({}, data_dir=data), entry_points=False):
                 assert readable_by_others(data) == [str(data), str(data / "backups")]
         warned = [r.getMessage() for r in caplog.records]
@@ -131,6 +131,6 @@ def test_an_existing_readable_database_is_tightened_with_a_warning(umask_022, tm
     os.chmod(data, 0o700)
     os.chmod(data / "backups", 0o700)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="mission_control.private_files"):
+    with caplog.at_level(logging.WARNING, logger="mission_control.files"):
         MissionControl(Config.from_env({}, data_dir=data), entry_points=False).close()
     assert caplog.records == []  # private already: nothing to say

@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import Client
 
 from mission_control import __version__, hookimpl
-from mission_control.schedule import next_run
+from mission_control.scheduling.cron import next_run
 from mission_control.web import WebApp
 
 from tests.support.accounts import PASSWORD
@@ -203,7 +203,7 @@ def test_a_backup_that_fell_back_to_the_page_copy_shows_in_status_and_metrics(
     backups still work, page by page and slower; the log says why on each backup, the status
     says `copy: pages` and a gauge turns 1, so a dashboard shows it."""
     monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
-    with caplog.at_level(logging.WARNING, logger="mission_control.snapshot_copy"):
+    with caplog.at_level(logging.WARNING, logger="mission_control.backup.snapshot"):
         mc.backups.create("scheduler")
     assert "copying it page by page" in caplog.text
     assert _status(admin_client)["last_success"]["copy"] == "pages"

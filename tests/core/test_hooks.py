@@ -6,7 +6,8 @@ import pluggy
 import pytest
 
 from mission_control import hookimpl, hookspecs
-from mission_control.plugins import DEFAULT_PLUGINS, get_plugin_manager
+from mission_control.plugin_manager import DEFAULT_PLUGINS
+from mission_control.plugin_manager import get_plugin_manager
 
 
 class Recorder:
@@ -418,9 +419,9 @@ def test_every_hook_fires_through_the_services(make_config, tmp_path):
     import os
     import signal
 
-    from mission_control import point_in_time
+    from mission_control.backup import point_in_time
     from mission_control.core import MissionControl
-    from mission_control.restore import restore_backup
+    from mission_control.backup.restore import restore_backup
     from mission_control.server import serve
 
     dropins = tmp_path / "dropins"
@@ -472,7 +473,7 @@ class Faulty:
 
 def test_a_plugin_failure_is_reported_in_one_shape_in_every_hook(make_mc, caplog):
     from mission_control.errors import MissionControlError
-    from mission_control.restore import restore_backup
+    from mission_control.backup.restore import restore_backup
 
     faulty = Faulty()
     mc = make_mc(plugins=[faulty])

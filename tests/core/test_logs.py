@@ -243,7 +243,7 @@ def test_remote_error_text_cannot_forge_a_log_line(tmp_path, log_format):
     if log_format == "json":
         records = [json.loads(line) for line in lines]  # one whole object per line
         mentions = [r for r in records if FORGED in r["message"]]
-        assert "mission_control.offsite" in {r["logger"] for r in mentions}
+        assert "mission_control.offsite.results" in {r["logger"] for r in mentions}
         assert any(r["message"] == f"login_failed {ESCAPED_USER} by {ESCAPED_USER} from "
                    "127.0.0.1" for r in records)
         return
@@ -251,7 +251,7 @@ def test_remote_error_text_cannot_forge_a_log_line(tmp_path, log_format):
     assert all(RECORD_START.match(line) for line in lines), stderr
     mentions = [line for line in lines if "forged" in line]
     assert all(ESCAPED in line or ESCAPED_USER in line for line in mentions), stderr
-    for start in (" ERROR mission_control.offsite: off-site copy to s3 of mc-backup-",
+    for start in (" ERROR mission_control.offsite.results: off-site copy to s3 of mc-backup-",
                   " WARNING mission_control.events: offsite_failed s3 mc-backup-",
                   f" WARNING mission_control.events: login_failed {ESCAPED_USER} by"):
         assert any(start in line for line in mentions), (start, stderr)

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 from mission_control import hookspecs
-from mission_control.plugins import DEFAULT_PLUGINS
+from mission_control.plugin_manager import DEFAULT_PLUGINS
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "plugins.md").read_text()

@@ -6,7 +6,7 @@ from werkzeug.test import Client
 
 import mission_control
 from mission_control.errors import ValidationFailed
-from mission_control.plugins import PluginLoadError
+from mission_control.plugin_manager import PluginLoadError
 from mission_control.web import WebApp
 
 HELLO = '''

@@ -125,14 +125,15 @@ def test_the_package_face_is_the_api_and_loads_it_only_when_asked():
     exec("from mission_control import *", star)
     assert {name: star[name] for name in api.__all__} == {n: getattr(api, n) for n in api.__all__}
     # BackupInfo is what hooks are handed; it is public now.
-    assert api.BackupInfo.__module__ == "mission_control.names"
+    assert api.BackupInfo.__module__ == "mission_control.backup.names"
     # Submodules and unknown names do not load the api (nor the service behind it).
     script = ("import sys, mission_control\n"
-              "from mission_control import names\n"
+              "from mission_control.backup import names\n"
               "assert not hasattr(mission_control, 'no_such_name')\n"
               "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mission_control'))")
     done = run_python("-c", script)
-    assert done.stdout.strip() == "['mission_control', 'mission_control.names']"
+    assert done.stdout.strip() == ("['mission_control', 'mission_control.backup', "
+                                   "'mission_control.backup.names']")
 
 
 def test_no_import_cycle_among_the_modules():

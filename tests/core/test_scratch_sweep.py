@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mission_control.scratch_files import create_scratch
+from mission_control.backup.scratch import create_scratch
 
 from tests.support.cli_run import run_cli
 
@@ -24,7 +24,7 @@ FOREIGN = ("notes.txt", ".mc-tmp-fetch-notes.txt", ".mc-tmpfile.tmp", ".other-42
 
 HOLDER = """
 import sys, pathlib
-from mission_control.scratch_files import create_scratch
+from mission_control.backup.scratch import create_scratch
 path, out = create_scratch(pathlib.Path(sys.argv[1]), ".mc-tmp-fetch-")
 print(path, flush=True)
 sys.stdin.read()

@@ -19,10 +19,11 @@ from mission_control import MANIFEST_SUFFIX, encode
 from mission_control.config import Config
 from mission_control.errors import BadRequest
 from mission_control.health import backup_status
-from mission_control.offsite_codec import Codec
-from mission_control.offsite_drill import drill_all
-from mission_control.offsite_signing import KEY_FILE, FORMAT
-from mission_control.offsite_targets import fetch
+from mission_control.offsite.codec import Codec
+from mission_control.offsite.drill import drill_all
+from mission_control.offsite.signing import KEY_FILE
+from mission_control.offsite.signing import FORMAT
+from mission_control.offsite.targets import fetch
 
 from tests.support.cli_run import run_cli
 from tests.support.offsite import damage, new_key
@@ -146,7 +147,7 @@ def test_manifests_that_do_not_verify_are_refused(mc, nas, keys, tmp_path):
     with pytest.raises(BadRequest, match="describes another copy"):
         fetch(mc, "dir", name, "test")
     # A manifest for the planted copy, signed with a key of the attacker's own.
-    from mission_control.offsite_signing import Signer
+    from mission_control.offsite.signing import Signer
     forger = Signer(tmp_path / "forger.key", announce=lambda text: None)  # a key of its own
     record = {**manifest["record"], "remote_name": name, "backup": PLANTED}
     (nas / (name + MANIFEST_SUFFIX)).write_bytes(forger.sign(record))

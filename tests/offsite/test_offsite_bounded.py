@@ -5,8 +5,8 @@ import time
 import pytest
 
 from mission_control.errors import MissionControlError
-from mission_control.offsite_drill import drill_all
-from mission_control.offsite_targets import fetch
+from mission_control.offsite.drill import drill_all
+from mission_control.offsite.targets import fetch
 
 from tests.support.cli_run import run_cli
 

@@ -6,7 +6,8 @@ import subprocess
 import pytest
 
 from mission_control import MANIFEST_SUFFIX
-from mission_control.offsite_codec import decode, parse_remote_name
+from mission_control.offsite.codec import decode
+from mission_control.offsite.codec import parse_remote_name
 from tests.support.offsite import PACKINGS, expected_name, new_key, packing
 
 pytest.importorskip("pyrage")

@@ -3,7 +3,7 @@ import pytest
 
 from mission_control import metrics
 from mission_control.health import backup_status
-from mission_control.offsite_drill import drill_all
+from mission_control.offsite.drill import drill_all
 
 from tests.support.offsite import damage, new_key
 from tests.support.scheduling import ts

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from mission_control import RemoteCopy, encode, hookimpl
-from mission_control.offsite_codec import Codec
+from mission_control.offsite.codec import Codec
 
 from tests.support.offsite import PACKINGS, damage, expected_name, new_key, packing
 
@@ -62,7 +62,7 @@ def test_fetch_from_a_bucket_in_every_packing(mc, s3, s3_server, bucket, compres
                         "offsite.s3.region": "us-east-1", "offsite.age_identity": identity,
                         **packing("s3", compress, encrypt, recipient)}, actor="test")
     made = mc.backups.create(actor="test")
-    from mission_control.offsite_targets import fetch
+    from mission_control.offsite.targets import fetch
     result = fetch(mc, "s3", expected_name(made.name, compress, encrypt), "test")
     assert result["sha256_match"] is True
     assert (mc.backups.dir / f"offsite-{made.name}").read_bytes() == made.path.read_bytes()
@@ -183,6 +183,6 @@ def test_a_third_party_target_takes_part(make_mc):
 
     mc = make_mc(plugins=[Plugin()])
     made = mc.backups.create(actor="test")
-    from mission_control.offsite_targets import fetch
+    from mission_control.offsite.targets import fetch
     assert fetch(mc, "memory", made.name + ".zst", "test")["sha256_match"] is True
     assert os.path.exists(mc.backups.dir / f"offsite-{made.name}")

@@ -207,7 +207,7 @@ class Broken:
 
 def test_a_plugin_failing_to_name_its_targets_is_logged_and_counts_none(make_mc, caplog):
     mc = make_mc(plugins=[Broken()])
-    with caplog.at_level(logging.ERROR, logger="mission_control.plugins"):
+    with caplog.at_level(logging.ERROR, logger="mission_control.plugin_manager"):
         assert mc.offsite.configured() == []
     assert "failed in offsite_targets" in caplog.text
 

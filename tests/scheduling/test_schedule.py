@@ -4,7 +4,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from mission_control.schedule import check_schedule, describe, next_run, next_runs, slot_start
+from mission_control.scheduling.cron import check_schedule
+from mission_control.scheduling.cron import describe
+from mission_control.scheduling.cron import next_run
+from mission_control.scheduling.cron import next_runs
+from mission_control.scheduling.cron import slot_start
 
 
 def ts(text):

@@ -5,7 +5,7 @@ import pytest
 
 from mission_control import Actor, BackupRefused, hookimpl
 from mission_control.db import migrate, migrations
-from mission_control.scheduler import safe_message  # errors.safe_text with the scheduler's length
+from mission_control.scheduling.scheduler import safe_message
 from tests.support.scheduling import backups, enable, events, ts
 
 

@@ -211,7 +211,7 @@ def test_restoring_a_backup_that_has_my_session_keeps_me_logged_in(open_page, mc
 
 def test_the_page_shows_the_offsite_copy_its_ratio_and_drill(open_page, mc, tmp_path):
     pytest.importorskip("zstandard")
-    from mission_control.offsite_drill import drill_all
+    from mission_control.offsite.drill import drill_all
     nas = tmp_path / "nas"
     nas.mkdir()
     mc.settings.update({"offsite.dir.path": str(nas), "offsite.dir.compress": "zstd"}, "alice")

@@ -6,8 +6,8 @@ import time
 import pytest
 
 from mission_control import human_size
-from mission_control.backups import LOCK_NAME
-from mission_control.fsutil import FileLock
+from mission_control.backup.service import LOCK_NAME
+from mission_control.files import FileLock
 from tests.support.browser import PHONE, log_in, shot
 
 expect = pytest.importorskip("playwright.sync_api",

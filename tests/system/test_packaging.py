@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mission_control.plugins import BUILTIN_PACKAGE, DEFAULT_PLUGINS, get_plugin_manager
+from mission_control.plugin_manager import BUILTIN_PACKAGE
+from mission_control.plugin_manager import DEFAULT_PLUGINS
+from mission_control.plugin_manager import get_plugin_manager
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md", "mission_control", "plugins")
@@ -16,7 +18,7 @@ CHECK = """
 import sys
 sys.path.insert(0, sys.argv[1])
 import mission_control
-from mission_control.plugins import get_plugin_manager
+from mission_control.plugin_manager import get_plugin_manager
 pm = get_plugin_manager(entry_points=False)
 names = sorted(name for name, plugin in pm.list_name_plugin() if plugin is not None)
 inside = all(pm.get_plugin(n).__file__.startswith(sys.argv[1]) for n in names)

@@ -12,7 +12,8 @@ import fcntl
 import os
 import secrets
 
-from .private_files import DATABASE_SUFFIXES, open_private
+from ..files import DATABASE_SUFFIXES
+from ..files import open_private
 
 #: Every scratch file's name starts so: ``.mc-tmp-<kind>-<pid>-<random>.tmp``.
 SCRATCH_PREFIX = ".mc-tmp-"

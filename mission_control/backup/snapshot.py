@@ -12,11 +12,11 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import db as dbmod
-from . import file_copy
-from .errors import describe_error
+from .. import db as dbmod
+from . import kernel_copy as file_copy
+from ..errors import describe_error
 from .linux_io import LinuxIO
-from .private_files import PRIVATE_FILE
+from ..files import PRIVATE_FILE
 
 log = logging.getLogger(__name__)
 

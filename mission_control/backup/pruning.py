@@ -9,11 +9,11 @@ uploads, fetched off-site copies: `names.FileKind`) are limited to the newest
 import logging
 from dataclasses import dataclass
 
-from .errors import MissionControlError, ValidationFailed, describe_error
-from .fsutil import fsync_dir
-from .hooks import UNKNOWN_PLUGIN
+from ..errors import MissionControlError, ValidationFailed, describe_error
+from ..files import fsync_dir
+from ..hooks import UNKNOWN_PLUGIN
 from .names import backup_time
-from .retention_policy import Plan
+from .retention import Plan
 
 log = logging.getLogger(__name__)
 

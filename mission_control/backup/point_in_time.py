@@ -8,10 +8,10 @@ import os
 import secrets
 from datetime import datetime, timezone
 
-from .actor import as_actor
-from .backups import TEMP_PREFIX
-from .errors import ValidationFailed
-from .fsutil import remove_files
+from ..actor import as_actor
+from .service import TEMP_PREFIX
+from ..errors import ValidationFailed
+from ..files import remove_files
 from .restore import restore_prepared_file
 
 NOT_INSTALLED = {"enabled": False, "installed": False, "running": False, "pid": None,

@@ -13,7 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from types import NoneType
 
-from . import db as dbmod
+from .. import db as dbmod
 
 MAX_NAME = 60  # names in problems are cut here: a hostile file may hold any text
 

@@ -4,12 +4,14 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from .actor import SCHEDULER, as_actor
-from .errors import (BackupFailed, BackupRefused, Conflict, MissionControlError, TooManyRequests,
+from ..actor import SCHEDULER, as_actor
+from ..errors import (BackupFailed, BackupRefused, Conflict, MissionControlError, TooManyRequests,
                      describe_error, safe_text)
-from .offsite_drill import drill_task
-from .schedule import describe, next_run, slot_start
-from .scheduler_state import SchedulerState
+from ..offsite.drill import drill_task
+from .cron import describe
+from .cron import next_run
+from .cron import slot_start
+from .state import SchedulerState
 
 log = logging.getLogger(__name__)
 

@@ -14,17 +14,22 @@ import errno
 from contextlib import closing
 from dataclasses import dataclass
 
-from .actor import as_actor
-from .errors import BadRequest, MissionControlError, NotFound, ValidationFailed, describe_error
-from .fsutil import fsync_dir, place_without_overwrite, sha256_file
-from .names import OFFSITE_FETCH
-from .offsite_codec import (CHUNK, CopyDamaged, DigestingReader, MissingExtra, decode,
+from ..actor import as_actor
+from ..errors import BadRequest, MissionControlError, NotFound, ValidationFailed, describe_error
+from ..files import fsync_dir
+from ..files import place_without_overwrite
+from ..files import sha256_file
+from ..backup.names import OFFSITE_FETCH
+from .codec import (CHUNK, CopyDamaged, DigestingReader, MissingExtra, decode,
                             parse_remote_name)
-from .offsite_signing import NotAuthentic, authentic_record
-from .pruning import keep_newest
-from .scratch_files import SCRATCH_PREFIX
-from .units import human_size
-from .uploads import UploadSink, check_received, keep_received
+from .signing import NotAuthentic
+from .signing import authentic_record
+from ..backup.pruning import keep_newest
+from ..backup.scratch import SCRATCH_PREFIX
+from ..units import human_size
+from ..backup.uploads import UploadSink
+from ..backup.uploads import check_received
+from ..backup.uploads import keep_received
 
 FETCHED_PREFIX = "offsite-"
 FETCH_SCRATCH = f"{SCRATCH_PREFIX}fetch-"

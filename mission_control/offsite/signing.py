@@ -18,8 +18,8 @@ import logging
 import os
 import secrets
 
-from .errors import BadRequest, MissionControlError, describe_error
-from .private_files import open_private
+from ..errors import BadRequest, MissionControlError, describe_error
+from ..files import open_private
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 import json
 import logging
 
-from .errors import describe_error
+from ..errors import describe_error
 
 log = logging.getLogger(__name__)
 

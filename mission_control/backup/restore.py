@@ -22,18 +22,23 @@ import sqlite3
 import time
 from dataclasses import asdict
 
-from . import db as dbmod
-from .actor import as_actor
-from .backups import TEMP_PREFIX, snapshot
-from .errors import (BackupFailed, BackupRefused, FileRejected, MissionControlError,
+from .. import db as dbmod
+from ..actor import as_actor
+from .service import TEMP_PREFIX
+from .service import snapshot
+from ..errors import (BackupFailed, BackupRefused, FileRejected, MissionControlError,
                      describe_error)
-from .fsutil import remove_files, sha256_file
-from .names import OFFSITE_FETCH, SAFETY_COPY
-from .offsite_signing import NotAuthentic
-from .offsite_targets import FETCHED_PREFIX
-from .private_files import open_private
+from ..files import remove_files
+from ..files import sha256_file
+from .names import OFFSITE_FETCH
+from .names import SAFETY_COPY
+from ..offsite.signing import NotAuthentic
+from ..offsite.targets import FETCHED_PREFIX
+from ..files import open_private
 from .pruning import keep_newest
-from .verify import VerificationStore, inspect, verify_backup
+from .verify import VerificationStore
+from .verify import inspect
+from .verify import verify_backup
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,22 @@ whoever can write there) fails the drill, named in `unrecorded`. Each result is 
 """
 from contextlib import closing
 
-from .actor import as_actor
-from .errors import MissionControlError, describe_error
-from .offsite_codec import AGE_MAGIC, CHUNK, CopyDamaged, Digesting, parse_remote_name
-from .offsite_signing import NotAuthentic, authentic_record
-from .offsite_targets import list_copies, plain_cap, unpack, unwritable
-from .scratch_files import SCRATCH_PREFIX
-from .uploads import UploadSink
-from .verify import inspect
+from ..actor import as_actor
+from ..errors import MissionControlError, describe_error
+from .codec import AGE_MAGIC
+from .codec import CHUNK
+from .codec import CopyDamaged
+from .codec import Digesting
+from .codec import parse_remote_name
+from .signing import NotAuthentic
+from .signing import authentic_record
+from .targets import list_copies
+from .targets import plain_cap
+from .targets import unpack
+from .targets import unwritable
+from ..backup.scratch import SCRATCH_PREFIX
+from ..backup.uploads import UploadSink
+from ..backup.verify import inspect
 
 FULL, HEADER_AND_HASH = "full", "header_and_hash"
 DRILL_SCRATCH = f"{SCRATCH_PREFIX}drill-"

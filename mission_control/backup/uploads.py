@@ -11,12 +11,17 @@ import os
 import sqlite3
 from contextlib import contextmanager
 
-from .errors import BackupFailed, BackupRefused, BadRequest, FileRejected, PayloadTooLarge
-from .fsutil import fsync_dir, fsync_file, place_at_free_name, remove_files, sha256_file
+from ..errors import BackupFailed, BackupRefused, BadRequest, FileRejected, PayloadTooLarge
+from ..files import fsync_dir
+from ..files import fsync_file
+from ..files import place_at_free_name
+from ..files import remove_files
+from ..files import sha256_file
 from .names import UPLOAD
 from .pruning import keep_newest
-from .scratch_files import create_scratch
-from .verify import VerificationStore, inspect
+from .scratch import create_scratch
+from .verify import VerificationStore
+from .verify import inspect
 
 UPLOAD_PREFIX = ".mc-upload-"  # hidden: never listed; swept at start once its writer is gone
 

@@ -1,6 +1,6 @@
 """The kernel copy of a database file into a backup's open file: a child process of `snapshot_copy`.
 
-Run as ``python -I -S file_copy.py SOURCE DEV INO FD LENGTH IO_LIMIT PARENT_PID [WAL WAL_DEV
+Run as ``python -I -S kernel_copy.py SOURCE DEV INO FD LENGTH IO_LIMIT PARENT_PID [WAL WAL_DEV
 WAL_INO FIRST LAST PAGE_SIZE]`` with the backup's file passed as descriptor FD. It copies the first
 LENGTH bytes of SOURCE, which must still be the file (DEV, INO), with `sendfile` (inside the
 kernel: no read or write call per page, no copy through this process; unlike `copy_file_range` it

@@ -6,8 +6,8 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 
-from . import db as dbmod
-from .fsutil import sha256_file
+from .. import db as dbmod
+from ..files import sha256_file
 from .schema_check import allowlist_problems
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

@@ -7,15 +7,20 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .actor import as_actor
-from .errors import (BackupFailed, BackupRefused, BadRequest, Conflict, MissionControlError,
+from ..actor import as_actor
+from ..errors import (BackupFailed, BackupRefused, BadRequest, Conflict, MissionControlError,
                      NotFound, TooManyRequests, ValidationFailed, describe_error)
-from .file_removal import remove_gently
-from .fsutil import FileLock, fsync_dir, place_at_free_name, remove_files
-from .names import NAME_FORMAT, PATTERN, BackupInfo  # noqa: F401 - re-exported
-from .private_files import PRIVATE_DIR
-from .ratelimit import RateLimiter
-from .snapshot_copy import copy_database
+from .removal import remove_gently
+from ..files import FileLock
+from ..files import fsync_dir
+from ..files import place_at_free_name
+from ..files import remove_files
+from .names import NAME_FORMAT
+from .names import PATTERN
+from .names import BackupInfo
+from ..files import PRIVATE_DIR
+from ..ratelimit import RateLimiter
+from .snapshot import copy_database
 
 log = logging.getLogger(__name__)
 

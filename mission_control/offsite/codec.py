@@ -12,7 +12,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from .settings import SettingDef
+from ..settings import SettingDef
 
 CHUNK = 1024 * 1024
 AGE_MAGIC = b"age-encryption.org/v1\n"
