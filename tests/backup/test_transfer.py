@@ -214,16 +214,6 @@ def test_upload_of_a_live_wal_database_is_made_self_contained(mc, admin_client, 
     assert not [n for n in _everything(mc) if n.endswith(("-wal", "-shm", "-journal"))]
 
 
-def test_stale_upload_leftovers_are_swept(mc, admin_client, elsewhere):
-    old, fresh = mc.backups.dir / ".mc-upload-1-old.tmp", mc.backups.dir / ".mc-upload-2-new.tmp"
-    old.write_bytes(b"x")
-    fresh.write_bytes(b"x")
-    two_days_ago = os.stat(old).st_mtime - 2 * 24 * 3600
-    os.utime(old, (two_days_ago, two_days_ago))
-    admin_client.post("/api/backup/upload", data=elsewhere, content_type="application/octet-stream")
-    assert not old.exists() and fresh.exists()  # a fresh one may be another upload running
-
-
 def test_upload_over_a_real_server(mc, users, live_server, elsewhere):
     import http.client
     import socket
