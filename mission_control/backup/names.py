@@ -70,6 +70,8 @@ class FileKind:
 
 SAFETY_COPY = FileKind("safety_copy", "pre-restore-")
 UPLOAD = FileKind("upload", "uploaded-")
+#: What a copy fetched back from off-site is named: this prefix and the backup's own name.
+FETCHED_PREFIX = "offsite-"
 OFFSITE_FETCH = FileKind("offsite_fetch", "offsite-mc-backup-")  # copies fetched back from off-site
 
 

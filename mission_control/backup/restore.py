@@ -27,13 +27,10 @@ from ..actor import as_actor
 from .service import TEMP_PREFIX
 from .service import snapshot
 from ..errors import (BackupFailed, BackupRefused, FileRejected, MissionControlError,
-                     describe_error)
+                     NotAuthentic, describe_error)
 from ..files import remove_files
 from ..files import sha256_file
-from .names import OFFSITE_FETCH
-from .names import SAFETY_COPY
-from ..offsite.signing import NotAuthentic
-from ..offsite.targets import FETCHED_PREFIX
+from .names import FETCHED_PREFIX, OFFSITE_FETCH, SAFETY_COPY
 from ..files import open_private
 from .pruning import keep_newest
 from .verify import VerificationStore

@@ -18,7 +18,8 @@ import logging
 import os
 import secrets
 
-from ..errors import BadRequest, MissionControlError, describe_error
+from ..errors import (BadRequest, MissionControlError, NotAuthentic,  # noqa: F401 - re-exported
+                      describe_error)
 from ..files import open_private
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,6 @@ MAX_MANIFEST_BYTES = 64 * 1024
 #: The fields of a copy's record, in the manifest and in table `offsite_copies`.
 RECORD_FIELDS = ("target", "remote_name", "backup", "size", "sha256", "plain_size",
                  "plain_sha256", "compressed", "encrypted", "created_at")
-
-
-class NotAuthentic(BadRequest):
-    """An off-site copy is not in the signed record of the copies made here, or differs (400)."""
 
 
 class ManifestUnreadable(MissionControlError):

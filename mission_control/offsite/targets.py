@@ -19,7 +19,7 @@ from ..errors import BadRequest, MissionControlError, NotFound, ValidationFailed
 from ..files import fsync_dir
 from ..files import place_without_overwrite
 from ..files import sha256_file
-from ..backup.names import OFFSITE_FETCH
+from ..backup.names import FETCHED_PREFIX, OFFSITE_FETCH  # noqa: F401 - FETCHED_PREFIX re-exported
 from .codec import (CHUNK, CopyDamaged, DigestingReader, MissingExtra, decode,
                             parse_remote_name)
 from .signing import NotAuthentic
@@ -31,7 +31,6 @@ from ..backup.uploads import UploadSink
 from ..backup.uploads import check_received
 from ..backup.uploads import keep_received
 
-FETCHED_PREFIX = "offsite-"
 FETCH_SCRATCH = f"{SCRATCH_PREFIX}fetch-"
 
 
