@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from werkzeug.test import Client  # noqa: E402
 
-from mission_control import snapshot_copy  # noqa: E402
+from mission_control.backup import snapshot as snapshot_copy
 from mission_control.config import Config  # noqa: E402
 from mission_control.core import MissionControl  # noqa: E402
 from mission_control.web import WebApp  # noqa: E402

@@ -25,7 +25,7 @@ import pyrage  # noqa: E402
 from mission_control.builtins import offsite_dir, offsite_s3  # noqa: E402
 from mission_control.config import Config  # noqa: E402
 from mission_control.core import MissionControl  # noqa: E402
-from mission_control.offsite_drill import drill_all  # noqa: E402
+from mission_control.offsite.drill import drill_all
 
 GOAL_MIB = 32
 MIB = 1024 * 1024

@@ -6,24 +6,34 @@ of the package is internal and may change in any release. See docs/plugins.md.
 """
 from . import NAME, __version__, hookimpl
 from .actor import SCHEDULER, Actor
-from .backups import PATTERN
+from .backup.service import PATTERN
 from .config import ConfigError, DatabaseNotFound, ForeignDatabase
 from .core import MissionControl
 from .errors import BackupFailed, BackupRefused, MissionControlError, describe_error
-from .fsutil import FileLock, fsync_dir, remove_files, sha256_file
+from .files import FileLock
+from .files import fsync_dir
+from .files import remove_files
+from .files import sha256_file
 from .health import backup_status
 from .hookspecs import PluginContext
 from .logs import printable
-from .names import BackupInfo
-from .offsite_codec import REMOTE_PATTERN, Codec, Encoded, codec_settings, encode, parse_remote_name
-from .offsite_signing import MANIFEST_SUFFIX
-from .offsite_targets import RemoteCopy
-from .private_files import open_private
-from .retention_policy import WITHIN_PATTERN, check_within
-from .retention_policy import Plan as RetentionPlan
-from .retention_policy import Rules as RetentionRules
-from .retention_policy import decide as decide_retention
-from .scratch_files import SCRATCH_PREFIX, create_scratch
+from .backup.names import BackupInfo
+from .offsite.codec import REMOTE_PATTERN
+from .offsite.codec import Codec
+from .offsite.codec import Encoded
+from .offsite.codec import codec_settings
+from .offsite.codec import encode
+from .offsite.codec import parse_remote_name
+from .offsite.signing import MANIFEST_SUFFIX
+from .offsite.targets import RemoteCopy
+from .files import open_private
+from .backup.retention import WITHIN_PATTERN
+from .backup.retention import check_within
+from .backup.retention import Plan as RetentionPlan
+from .backup.retention import Rules as RetentionRules
+from .backup.retention import decide as decide_retention
+from .backup.scratch import SCRATCH_PREFIX
+from .backup.scratch import create_scratch
 from .setting_kinds import CRON, EMAIL, EMAILS, HOST, PATH, URL, Kind, duration, duration_seconds
 from .settings import SettingDef
 from .units import human_size

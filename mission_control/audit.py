@@ -1,27 +1,23 @@
 """The audit trail: `Auditor` sends events to the `audit` hook; `AuditStore` is the table's SQL."""
 import json
-import logging
 
 from .actor import as_actor
 from .errors import ValidationFailed
-from .plugins import call_isolated
-
-log = logging.getLogger(__name__)
 
 MAX_LIMIT = 10000
 DEFAULT_LIMIT = 100
 
 
 class Auditor:
-    """Builds audit events and hands them to every sink, one failing sink never stopping another."""
+    """Builds audit events and hands them to every sink (`Hooks.audit`: one failing sink never stops
+    another)."""
 
-    def __init__(self, pm, clock, mc=None):
-        self._pm = pm
+    def __init__(self, hooks, clock):
+        self._hooks = hooks
         self._clock = clock
-        self.mc = mc
 
     def emit(self, action, actor, *, target_type=None, target_id=None, detail=None):
-        """Build the event and hand it to every sink; returns the event.
+        """Build the event and hand it to every sink (`Hooks.audit`); returns the event.
 
         :param actor: an `Actor` (or a plain name, for plugins and scripts).
         """
@@ -33,26 +29,8 @@ class Auditor:
             "detail": detail,
             "created_at": int(self._clock()),
         }
-        failed = []
-        call_isolated(self._pm, "audit", lambda plugin, exc: failed.append((plugin, exc)),
-                      mc=self.mc, event=event)
-        for plugin, exc in failed:
-            self._tell_other_sinks(plugin, exc, event)
+        self._hooks.audit(event)
         return event
-
-    def _tell_other_sinks(self, plugin, exc, event):
-        # Only the sinks that did not fail hear of it, so a broken sink cannot loop forever.
-        notice = dict(event, action="plugin_error", target_type="plugin", target_id=plugin,
-                      detail={"hook": "audit", "plugin": plugin, "error": type(exc).__name__,
-                              "event": event["action"]})
-        for impl in reversed(self._pm.hook.audit.get_hookimpls()):
-            if impl.plugin_name == plugin:
-                continue
-            try:
-                impl.function(**{n: {"mc": self.mc, "event": notice}[n] for n in impl.argnames})
-            except Exception:  # noqa: BLE001
-                log.exception("audit sink %s failed while reporting another sink's failure",
-                              impl.plugin_name)
 
 
 class AuditStore:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .offsite_signing import parse_verify_keys
+from .offsite.signing import parse_verify_keys
 
 LOG_FORMATS = ("text", "json")
 

@@ -5,22 +5,28 @@ import time
 
 from .audit import Auditor, AuditStore
 from .auth import Authenticator
-from .backups import BackupService
+from .backup.service import BackupService
 from .config import Config, ConfigError, DatabaseNotFound, ForeignDatabase
 from .db import Database, migrate
 from .db_identity import EMPTY, MISSING, OURS, identify
-from .offsite import OffsiteResults
-from .offsite_codec import IDENTITY_SETTING
-from .offsite_signing import KEY_FILE, Signer, parse_verify_keys
+from .hooks import Hooks
+from .offsite.results import OffsiteResults
+from .offsite.codec import IDENTITY_SETTING
+from .offsite.signing import KEY_FILE
+from .offsite.signing import Signer
+from .offsite.signing import parse_verify_keys
 from .outbox import Outbox
 from .passwords import check_strength
-from .pruning import Pruning
-from .plugins import DEFAULT_PLUGINS, get_plugin_manager
-from .private_files import private_umask, secure_data_folder
-from .scheduler import Scheduler
-from .scratch_files import SCRATCH_PREFIX, sweep_scratch
+from .backup.pruning import Pruning
+from .plugin_manager import DEFAULT_PLUGINS
+from .plugin_manager import get_plugin_manager
+from .files import private_umask
+from .files import secure_data_folder
+from .scheduling.scheduler import Scheduler
+from .backup.scratch import SCRATCH_PREFIX
+from .backup.scratch import sweep_scratch
 from .settings import HOST_SETTINGS, Settings, plugin_setting
-from .uploads import UPLOAD_PREFIX
+from .backup.uploads import UPLOAD_PREFIX
 from .users import UserError, UserStore
 
 log = logging.getLogger(__name__)
@@ -83,17 +89,16 @@ class MissionControl:
         except BaseException:
             self.db.close()  # a bad plugin or schema must not leave the database open
             raise
-        self.hook = self.pm.hook
+        #: The one way services call plugins (`hooks.Hooks`): it sees only the manager's relay.
+        self.hooks = Hooks(self.pm.hook, self)
         #: Background deliveries (alert pings, mail), so no request waits on a slow receiver.
         self.outbox = Outbox()
         self.audit_store = AuditStore(self.db)
-        self.audit = Auditor(self.pm, clock, mc=self)
+        self.audit = Auditor(self.hooks, clock)
         signer = Signer(self.config.db_path.parent / KEY_FILE,
                         parse_verify_keys(self.config.offsite_verify_keys))
-        self.offsite = OffsiteResults(self.db, clock, self.audit, self.pm, mc=self,
-                                      signer=signer)
-        declared = [plugin_setting(d) for found in self.hook.register_settings(mc=self)
-                    for d in found or ()]
+        self.offsite = OffsiteResults(self.db, clock, self.audit, self.hooks, signer=signer)
+        declared = [plugin_setting(d) for d in self.hooks.register_settings()]
         self.settings = Settings(self.db, clock, self.audit, (*HOST_SETTINGS, IDENTITY_SETTING,
                                                                *declared))
         self.users = UserStore(self.db, clock)

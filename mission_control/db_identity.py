@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from . import db as dbmod
 from .db import APPLICATION_ID
-from .schema_check import expected_schema
+from .backup.schema_check import expected_schema
 
 MAGIC = b"SQLite format 3\x00"
 HEADER_SIZE = 100

@@ -63,6 +63,10 @@ class BadRequest(MissionControlError):
     default_message = "Bad request"
 
 
+class NotAuthentic(BadRequest):
+    """An off-site copy is not in the signed record of the copies made here, or differs (400)."""
+
+
 class ValidationFailed(BadRequest):
     """400 with one `details` entry per problem, e.g. `"name: must end in .db"`."""
 

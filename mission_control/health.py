@@ -5,11 +5,14 @@ Successes and failures come from the audit trail (`backup_create`, `backup_faile
 API, scheduler, CLI or script, in any process sharing the database. Each off-site target's last
 result comes from `mc.offsite`, and which targets are configured from the plugins that copy there.
 """
-from . import point_in_time
-from .backups import PATTERN
-from .names import OFFSITE_FETCH, SAFETY_COPY, UPLOAD
-from .schedule import longest_gap, next_run
-from .verify import VerificationStore
+from .backup import point_in_time
+from .backup.service import PATTERN
+from .backup.names import OFFSITE_FETCH
+from .backup.names import SAFETY_COPY
+from .backup.names import UPLOAD
+from .scheduling.cron import longest_gap
+from .scheduling.cron import next_run
+from .backup.verify import VerificationStore
 
 WARN_AFTER = 24 * 3600
 #: With auto-backup on, a day's run plus slack for a slow one.

@@ -15,8 +15,8 @@ import pluggy
 
 from . import NAME
 from .actor import Actor
-from .names import BackupInfo
-from .offsite_codec import Encoded
+from .backup.names import BackupInfo
+from .offsite.codec import Encoded
 from .settings import SettingDef
 
 T = TypeVar("T")

@@ -7,7 +7,6 @@ from waitress.wasyncore import ExitNow
 
 from .actor import Actor
 from .core import MissionControl
-from .plugins import audit_failures, call_isolated
 from .web import WebApp
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ def serve(config, announce=print, *, init=False):
              f"{server.effective_port} (database {config.db_path})", )
     try:
         mc.scheduler.start()
-        call_isolated(mc.pm, "serve_start", audit_failures(mc, "serve_start", SERVER), mc=mc)
+        mc.hooks.serve_start(SERVER)
         state["serving"] = True
         if state["stop"]:  # a signal came during start-up
             raise _Stop()
@@ -84,6 +83,6 @@ def serve(config, announce=print, *, init=False):
             log.error("the scheduler did not stop within 60 s")
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=60)
         server.close()
-        call_isolated(mc.pm, "serve_stop", audit_failures(mc, "serve_stop", SERVER), mc=mc)
+        mc.hooks.serve_stop(SERVER)
         mc.close()
     return 0

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from email.utils import getaddresses
 from urllib.parse import urlsplit
 
-from .schedule import FIELD_PATTERN, check_schedule
+from .scheduling.cron import FIELD_PATTERN
+from .scheduling.cron import check_schedule
 
 #: Trimmed around every kind's value (and each address of a list). Not line breaks: a value that
 #: holds one is refused, as in any text setting, rather than quietly mended.

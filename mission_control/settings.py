@@ -5,7 +5,7 @@ from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 
 from .errors import NotFound, ValidationFailed
-from .schedule import DEFAULT_SCHEDULE
+from .scheduling.cron import DEFAULT_SCHEDULE
 from .setting_kinds import CRON, NOT_PRINTABLE
 
 log = logging.getLogger(__name__)

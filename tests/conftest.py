@@ -8,13 +8,11 @@ from werkzeug.test import Client
 from mission_control.config import Config
 from mission_control.core import MissionControl
 from mission_control.web import WebApp
-from tests.browser import browser, open_page  # noqa: F401 - browser-test fixtures, defined once
-
-from .helpers import serving
-from .s3server import ACCESS_KEY, SECRET_KEY, S3Server
-from .scheduling import FakeClock, settable_clock
-
-PASSWORD = "correct-horse-battery"
+from tests.support.accounts import PASSWORD, Auth
+from tests.support.browser import browser, open_page  # noqa: F401 - browser-test fixtures, defined once
+from tests.support.helpers import serving
+from tests.support.s3server import ACCESS_KEY, SECRET_KEY, S3Server
+from tests.support.scheduling import FakeClock, settable_clock
 
 
 @pytest.fixture
@@ -78,28 +76,6 @@ def users(mc):
 @pytest.fixture
 def client(mc):
     return Client(WebApp(mc))
-
-
-def logged_in_client(mc, username="alice", role="admin", password=PASSWORD):
-    """A new test client for `mc`, logged in as a new user with that role."""
-    mc.users.add(username, password, role=role)
-    client = Client(WebApp(mc))
-    response = client.post("/api/auth/login", json={"username": username, "password": password})
-    assert response.status_code == 200, response.json
-    return client
-
-
-class Auth:
-    """Logs the test client in and out, like Flask's tutorial `auth` fixture."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def login(self, username="alice", password=PASSWORD):
-        return self.client.post("/api/auth/login", json={"username": username, "password": password})
-
-    def logout(self):
-        return self.client.post("/api/auth/logout")
 
 
 @pytest.fixture

@@ -127,7 +127,7 @@ def scheduler_run(ctx):
 
 
 def plugins_list(ctx):
-    from ..plugins import describe_plugins
+    from ..plugin_manager import describe_plugins
     with ctx.open() as mc:
         answer = {"plugins": describe_plugins(mc.pm),
                   "blocked": sorted(mc.config.disabled_plugins)}

@@ -10,15 +10,19 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from ..backups import TEMP_PREFIX
-from ..fsutil import remove_files
+from ..backup.service import TEMP_PREFIX
+from ..files import remove_files
 from ..health import backup_status
-from ..point_in_time import parse_timestamp, restore_at
-from ..private_files import open_private
-from ..restore import restore_backup
+from ..backup.point_in_time import parse_timestamp
+from ..backup.point_in_time import restore_at
+from ..files import open_private
+from ..backup.restore import restore_backup
 from ..units import human_size
-from ..uploads import UploadSink, accept_upload, upload_slot
-from ..verify import listing, verify_backup
+from ..backup.uploads import UploadSink
+from ..backup.uploads import accept_upload
+from ..backup.uploads import upload_slot
+from ..backup.verify import listing
+from ..backup.verify import verify_backup
 from .failures import UsageError
 
 CHUNK = 1024 * 1024

@@ -2,7 +2,9 @@
 from datetime import datetime, timezone
 
 from ..errors import BadRequest
-from ..offsite_targets import fetch, find_target, list_copies
+from ..offsite.targets import fetch
+from ..offsite.targets import find_target
+from ..offsite.targets import list_copies
 from ..units import human_size
 
 

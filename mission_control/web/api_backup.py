@@ -1,7 +1,9 @@
 """`/api/backup`: list, create, delete and prune backups (admin only)."""
-from ..errors import ValidationFailed
-from ..verify import listing
-from .http import json_response, read_json, read_name, require, require_actor
+from ..backup.verify import listing
+from .http import json_response, read_body, require, require_actor
+from .openapi_schemas import (BACKUP_NAME, INT_OR_NULL, STR_OR_NULL, array, obj, operation, ref,
+                              response)
+from .operations import Operation
 
 
 def backup_list(mc, request):
@@ -17,7 +19,7 @@ def backup_create(mc, request):
 
 def backup_delete(mc, request):
     actor = require_actor(mc, request)
-    mc.backups.delete(read_name(request), actor)
+    mc.backups.delete(read_body(request)["name"], actor)
     return json_response({"success": True})
 
 
@@ -25,23 +27,52 @@ def backup_prune(mc, request):
     """`{"dry_run": true|false, "settings"?: {key: value}}`: preview or apply the retention rules;
     `settings` previews proposed values (dry run only) without saving them."""
     actor = require_actor(mc, request)
-    body = read_json(request)
-    if not isinstance(body, dict):
-        raise ValidationFailed(["body: must be a JSON object with dry_run (and settings)"])
-    problems = [f"{key}: unknown field" for key in body if key not in ("dry_run", "settings")]
-    if not isinstance(body.get("dry_run"), bool):
-        problems.append("dry_run: must be true or false")
-    if "settings" in body and not (isinstance(body["settings"], dict) and body["settings"]):
-        problems.append("settings: must be a non-empty object of key to value")
-    if problems:
-        raise ValidationFailed(problems)
+    body = read_body(request)
     outcome = mc.pruning.run(actor, dry_run=body["dry_run"], proposed=body.get("settings"))
     return json_response({"dry_run": body["dry_run"], **outcome.to_json()})
 
 
-ROUTES = [
-    ("/api/backup", ["GET"], backup_list),
-    ("/api/backup", ["POST"], backup_create),
-    ("/api/backup", ["DELETE"], backup_delete),
-    ("/api/backup/prune", ["POST"], backup_prune),
+SCHEMAS = {
+    "ListedBackup": obj(
+        name={"type": "string"}, size={"type": "integer", "minimum": 0},
+        created_at={"type": "integer", "description": "unix seconds (file mtime)"},
+        optional={"verified_at": {**INT_OR_NULL, "description": "last verification, if the "
+                                  "file is unchanged since"},
+                  "verified_ok": {"type": ["boolean", "null"]}, "sha256": STR_OR_NULL}),
+    "PruneOutcome": obj(
+        dry_run={"type": "boolean", "description": "true: nothing was deleted"},
+        policy={"enum": ["rules", "plugin", "none"],
+                "description": "rules: the answer explains each kept backup (the built-in "
+                               "retention plugin); plugin: a plugin answered with names only; "
+                               "none: no policy answered, nothing is deleted"},
+        keep=array(obj(name={"type": "string"}, reasons=array(
+            {"type": "string", "examples": ["last 10", "daily 2026-11-20", "weekly 2026-W47",
+                                            "within 14d", "just made"]}))),
+        delete=array(obj(name={"type": "string"}))),
+}
+
+OPERATIONS = [
+    Operation("GET", "/api/backup", backup_list, "listBackups", operation(
+        "List backups, newest first", response("Every backup in the folder", obj(
+            backups=array(ref("ListedBackup")),
+            dir={"type": "string", "description": "absolute path of the backups folder"})),
+        500)),
+    Operation("POST", "/api/backup", backup_create, "createBackup", operation(
+        "Make a hot, consistent backup now (then prune to the retention count)",
+        response("The backup was made", obj(success={"const": True}, backup=ref("Backup"))),
+        409, 429, 500, 507)),
+    Operation("DELETE", "/api/backup", backup_delete, "deleteBackup", operation(
+        "Delete one backup file", response("Deleted", obj(success={"const": True})),
+        400, 404, 413), body=obj(name=BACKUP_NAME)),
+    Operation("POST", "/api/backup/prune", backup_prune, "pruneBackups", operation(
+        "Apply the retention rules now, or preview them (dry_run), optionally with proposed "
+        "settings that are not saved",
+        response("What is (or would be) kept, with the reasons, and deleted",
+                 ref("PruneOutcome")),
+        400, 409, 413, 500), body={"oneOf": [
+            obj(dry_run={"const": True, "description": "only say what would be deleted"},
+                optional={"settings": {**ref("SettingsChange"), "description":
+                                       "proposed values to preview with, not saved"}}),
+            obj(dry_run={"const": False, "description": "delete now, by the saved settings"}),
+        ]}),
 ]

@@ -12,10 +12,16 @@ from werkzeug.wrappers import Response
 from werkzeug.wsgi import wrap_file
 
 from ..errors import BadRequest, NotFound, PayloadTooLarge, ValidationFailed
-from ..fsutil import sha256_file
-from ..uploads import UploadSink, accept_upload, upload_slot
-from ..verify import VerificationStore, verify_backup
-from .http import json_response, read_name, require_actor
+from ..files import sha256_file
+from ..backup.uploads import UploadSink
+from ..backup.uploads import accept_upload
+from ..backup.uploads import upload_slot
+from ..backup.verify import VerificationStore
+from ..backup.verify import verify_backup
+from .http import json_response, read_body, require_actor
+from .openapi_schemas import (BACKUP_NAME, INT_OR_NULL, array, obj, operation, ref, query_param,
+                              response)
+from .operations import Operation
 
 CHUNK = 256 * 1024
 MULTIPART_SLACK = 64 * 1024  # room for multipart headers and boundaries around the file
@@ -23,7 +29,7 @@ MULTIPART_SLACK = 64 * 1024  # room for multipart headers and boundaries around 
 
 def backup_verify(mc, request):
     actor = require_actor(mc, request)
-    return json_response(verify_backup(mc, read_name(request), actor))
+    return json_response(verify_backup(mc, read_body(request)["name"], actor))
 
 
 def _disposition(name):
@@ -135,8 +141,63 @@ def _receive(mc, request, actor, limit, too_large):
     return accept_upload(mc, sink, actor, original_name=original)
 
 
-ROUTES = [
-    ("/api/backup/verify", ["POST"], backup_verify),
-    ("/api/backup/download", ["GET"], backup_download),
-    ("/api/backup/upload", ["POST"], backup_upload),
+_STRINGS = array({"type": "string"})
+SCHEMAS = {
+    "Verification": obj(
+        name={"type": "string"}, ok={"type": "boolean"}, integrity=_STRINGS, problems=_STRINGS,
+        page_count=INT_OR_NULL, page_size=INT_OR_NULL, schema_version=INT_OR_NULL,
+        sha256={"type": "string"}, size={"type": "integer"}, verified_at={"type": "integer"}),
+    "UploadedBackup": obj(name={"type": "string"}, size={"type": "integer"},
+                          created_at={"type": "integer"}, sha256={"type": "string"}),
+}
+
+_FILE_HEADERS = {
+    "Content-Disposition": "attachment; filename=...",
+    "X-Checksum-SHA256": "hex SHA-256 of the whole file",
+    "ETag": "the SHA-256", "Accept-Ranges": "bytes",
+}
+_BINARY = {"type": "string", "contentMediaType": "application/octet-stream"}
+
+
+def _file_response(description):
+    out = response(description, headers=_FILE_HEADERS)
+    out["content"] = {"application/octet-stream": {"schema": _BINARY}}
+    return out
+
+
+def _download_doc():
+    op = operation("Download a backup file (streamed; Range and conditional requests work)",
+                   _file_response("The whole file"), 400, 404,
+                   params=[{"name": "name", "in": "query", "required": True,
+                            "schema": BACKUP_NAME, "description": "the backup's file name"}])
+    op["responses"]["206"] = _file_response("The requested byte range (Content-Range)")
+    op["responses"]["304"] = response("Not modified (If-None-Match / If-Modified-Since)")
+    op["responses"]["416"] = response("The range cannot be satisfied")
+    return op
+
+
+def _upload_doc():
+    """Its body is the file's bytes, not JSON: documented here, checked as an upload."""
+    op = operation(
+        "Upload a backup file (raw body or a multipart file part); stored as uploaded-*.db, "
+        "counted against the hourly backup budget; the newest general.safety_copies_keep kept",
+        response("Accepted and stored", obj(success={"const": True}, backup=ref("UploadedBackup"))),
+        400, 409, 413, 429, 500, 507,
+        params=[query_param("filename", {"type": "string"}, "the original file name (audit)")])
+    op["requestBody"] = {"required": True, "content": {
+        "application/octet-stream": {"schema": _BINARY},
+        "multipart/form-data": {"schema": {"type": "object",
+                                           "properties": {"file": _BINARY}}}}}
+    return op
+
+
+OPERATIONS = [
+    Operation("POST", "/api/backup/verify", backup_verify, "verifyBackup", operation(
+        "Check a backup file: SQLite header (UTF-8), Mission Control's schema allowlist, then "
+        "integrity_check within MC_VERIFY_TIMEOUT (a failed check is still a 200 with ok false; "
+        "a hard link to the live database is a 400)",
+        response("The verification", ref("Verification")), 400, 404, 413),
+        body=obj(name=BACKUP_NAME)),
+    Operation("GET", "/api/backup/download", backup_download, "downloadBackup", _download_doc()),
+    Operation("POST", "/api/backup/upload", backup_upload, "uploadBackup", _upload_doc()),
 ]

@@ -8,6 +8,8 @@ from .. import __version__, metrics
 from ..errors import MissionControlError
 from ..health import backup_status
 from .http import bearer_token, json_response, require
+from .openapi_schemas import INT_OR_NULL, STR_OR_NULL, array, obj, operation, ref, response
+from .operations import Operation
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,79 @@ def prometheus(mc, request):
     return Response(body, content_type=content_type)
 
 
-ROUTES = [
-    ("/api/health", ["GET"], health),
-    ("/api/backup/status", ["GET"], status),
-    ("/metrics", ["GET"], prometheus),
+_STRINGS = array({"type": "string"})
+_KIND = obj(count={"type": "integer"}, total_size={"type": "integer"})
+
+SCHEMAS = {
+    "OffsiteTarget": obj(
+        target={"type": "string"},
+        configured={"type": "boolean", "description": "a plugin names it in offsite_targets"},
+        ok={"type": ["boolean", "null"], "description": "the last copy's result (null: none)"},
+        backup=STR_OR_NULL, finished_at=INT_OR_NULL,
+        message={**STR_OR_NULL, "description": "the last result in words; null for the metrics "
+                 "token (a remote error names the endpoint, bucket, prefix or folder)"},
+        last_success_at=INT_OR_NULL, failures={"type": "integer"},
+        problem={**STR_OR_NULL, "description": "why this target fails the verdict, or null "
+                 "(for the metrics token, without the remote side's error text)"},
+        stored_size={**INT_OR_NULL, "description": "bytes the last copy takes off-site"},
+        ratio={"type": ["number", "null"], "description": "stored size / backup size"},
+        drill={"anyOf": [{"type": "null"}, obj(
+            ok={"type": "boolean"}, remote_name=STR_OR_NULL,
+            message={**STR_OR_NULL, "description": "null for the metrics token"},
+            finished_at={"type": "integer"})],
+            "description": "the last restore drill (offsite_verify), or null when never drilled"}),
+    "BackupStatus": obj(
+        verdict={"enum": ["pass", "warn", "fail"]}, reasons=_STRINGS,
+        last_success={"anyOf": [{"type": "null"}, obj(
+            name=STR_OR_NULL, at={"type": "integer"}, age_seconds={"type": "integer"},
+            size=INT_OR_NULL, duration_seconds={"type": ["number", "null"]},
+            copy={"enum": ["file", "file+wal", "pages", None],
+                  "description": "how it was copied: the database file by the kernel (and the "
+                                 "WAL frames it lacked), or page by page, the slower fallback; "
+                                 "null for backups made before this was recorded"},
+            disk_error={**STR_OR_NULL, "description": "the I/O error the live database's disk "
+                                                      "gave while this backup was made (it was "
+                                                      "then copied page by page), or null"},
+            actor={"type": "string"})]},
+        last_failure={"anyOf": [{"type": "null"}, obj(
+            at={"type": "integer"}, action={"type": "string"}, reason=STR_OR_NULL,
+            actor={"type": "string"})]},
+        next_run={"type": "integer", "description": "unix seconds of the next auto-backup slot"},
+        auto_backup={"type": "boolean"},
+        offsite=array(ref("OffsiteTarget")),
+        pitr=ref("PitrHealth"),
+        backups=obj(count={"type": "integer"}, total_size={"type": "integer"},
+                    by_kind={"type": "object", "additionalProperties": _KIND}),
+        runs=obj(success={"type": "integer"}, failure={"type": "integer"}),
+        checked_at={"type": "integer"}),
+}
+
+
+def _health_doc():
+    op = operation("Up or not, for load balancers (public; reveals only the version and whether "
+                   "the database file can be read)",
+                   response("Up", obj(status={"const": "ok"}, version={"type": "string"},
+                                      db={"const": "ok"})),
+                   public=True, tag="health")
+    op["responses"]["503"] = response("The database cannot be read (missing, damaged, replaced "
+                                      "by something else)", obj(
+        status={"const": "error"}, version={"type": "string"}, db={"const": "error"}))
+    return op
+
+
+def _metrics_doc():
+    op = operation("Prometheus metrics in the text format (admin, or the MC_METRICS_TOKEN "
+                   "bearer token)", response("Metrics"), 501, tag="health")
+    op["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
+    return op
+
+
+OPERATIONS = [
+    Operation("GET", "/api/health", health, "getHealth", _health_doc()),
+    Operation("GET", "/api/backup/status", status, "getBackupStatus", operation(
+        "Backup health for monitoring: last success and failure, off-site targets, verdict and "
+        "reasons (admin, or the MC_METRICS_TOKEN bearer token, which gets the same verdict but "
+        "not the off-site targets' result texts, since they name where copies go)",
+        response("The status", ref("BackupStatus")), 500, tag="health")),
+    Operation("GET", "/metrics", prometheus, "getMetrics", _metrics_doc()),
 ]

@@ -1,9 +1,11 @@
 """`/api/offsite/<target>/backups` and `/fetch`: the copies a target holds, and fetching one back (admin)."""
-from ..errors import ValidationFailed
-from ..offsite_codec import REMOTE_PATTERN
-from ..offsite_targets import fetch, find_target, list_copies
-from .http import json_response, read_json, require, require_actor
-from .openapi_parts import STR_OR_NULL, array, body, obj, operation, ref, response
+from ..offsite.codec import REMOTE_PATTERN
+from ..offsite.targets import fetch
+from ..offsite.targets import find_target
+from ..offsite.targets import list_copies
+from .http import json_response, read_body, require, require_actor
+from .openapi_schemas import STR_OR_NULL, array, obj, operation, ref, response
+from .operations import Operation
 
 
 def offsite_backups(mc, request, target):
@@ -12,33 +14,11 @@ def offsite_backups(mc, request, target):
     return json_response({"backups": [c.to_json() for c in copies]})
 
 
-def read_fetch(request):
-    """`(name, identity or None)` from a `{"name", "identity"?}` body; 400 naming each problem."""
-    body = read_json(request)
-    if not isinstance(body, dict):
-        raise ValidationFailed(["body: must be a JSON object with name and optionally identity"])
-    problems = [f"{key}: unknown field" for key in body if key not in ("name", "identity")]
-    if "name" not in body:
-        problems.append("name: is required")
-    elif not isinstance(body["name"], str):
-        problems.append("name: must be a string")
-    if not isinstance(body.get("identity") or "", str):
-        problems.append("identity: must be a string")
-    if problems:
-        raise ValidationFailed(problems)
-    return body["name"], body.get("identity") or None
-
-
 def offsite_fetch(mc, request, target):
     actor = require_actor(mc, request)
-    name, identity = read_fetch(request)
-    return json_response(fetch(mc, target, name, actor, identity))
+    body = read_body(request)
+    return json_response(fetch(mc, target, body["name"], actor, body.get("identity") or None))
 
-
-ROUTES = [
-    ("/api/offsite/<target>/backups", ["GET"], offsite_backups),
-    ("/api/offsite/<target>/fetch", ["POST"], offsite_fetch),
-]
 
 _TARGET = {"name": "target", "in": "path", "required": True, "schema": {"type": "string"},
            "description": "The target's name: dir, s3, or a plugin's own"}
@@ -50,12 +30,12 @@ SCHEMAS = {
                       created_at={"type": "integer", "description": "unix seconds"},
                       encrypted={"type": "boolean"}, compressed={"type": "boolean"}),
 }
-PATHS = {
-    "/api/offsite/{target}/backups": {"get": operation(
-        "The copies an off-site target holds, newest first",
-        response("Copies", obj(backups=array(ref("RemoteCopy")))), 404, 502,
-        params=[_TARGET], tag="offsite")},
-    "/api/offsite/{target}/fetch": {"post": operation(
+OPERATIONS = [
+    Operation("GET", "/api/offsite/<target>/backups", offsite_backups, "listOffsiteCopies",
+              operation("The copies an off-site target holds, newest first",
+                        response("Copies", obj(backups=array(ref("RemoteCopy")))), 404, 502,
+                        params=[_TARGET], tag="offsite")),
+    Operation("POST", "/api/offsite/<target>/fetch", offsite_fetch, "fetchOffsiteCopy", operation(
         "Fetch a copy back: download, decrypt, decompress, verify like an upload, and keep it "
         "as offsite-<backup name> in the backups folder (restore it with /api/backup/restore)",
         response("Fetched and verified", obj(
@@ -65,9 +45,10 @@ PATHS = {
                           "description": "both SHA-256s equal the signed record of the copy "
                                          "sent; a copy not in that record, or differing from "
                                          "it, is refused (400)"})),
-        400, 404, 413, 501, 502, 507, params=[_TARGET], tag="offsite",
-        request=body(obj(name={"type": "string", "pattern": REMOTE_PATTERN.pattern},
-                         optional={"identity": {
-            **STR_OR_NULL, "description": "age secret key (AGE-SECRET-KEY-1…); default: the "
-                                          "secret setting offsite.age_identity"}})))},
-}
+        400, 404, 413, 501, 502, 507, params=[_TARGET], tag="offsite"),
+        body=obj(name={"type": "string", "pattern": REMOTE_PATTERN.pattern},
+                 optional={"identity": {
+                     **STR_OR_NULL, "description": "age secret key (AGE-SECRET-KEY-1…); "
+                                                   "default: the secret setting "
+                                                   "offsite.age_identity"}})),
+]

@@ -1,6 +1,8 @@
 """`GET /api/backup/pitr`: continuous protection's state and restorable window (admin)."""
-from ..point_in_time import status
+from ..backup.point_in_time import status
 from .http import json_response, require
+from .openapi_schemas import INT_OR_NULL, STR_OR_NULL, obj, operation, ref, response
+from .operations import Operation
 
 
 def pitr_status(mc, request):
@@ -8,6 +10,33 @@ def pitr_status(mc, request):
     return json_response(status(mc))
 
 
-ROUTES = [
-    ("/api/backup/pitr", ["GET"], pitr_status),
+_MS_OR_NULL = {**INT_OR_NULL, "description": "unix milliseconds, or null"}
+
+_STATE = dict(
+    enabled={"type": "boolean", "description": "the pitr.enabled setting"},
+    installed={"type": "boolean", "description": "the Litestream binary is there"},
+    running={"type": "boolean", "description": "a `litestream replicate` runs for this "
+                                               "database (in any serve process)"},
+    pid=INT_OR_NULL, replica=STR_OR_NULL,
+    earliest={**_MS_OR_NULL, "description": "oldest moment a restore can reach (unix ms)"},
+    latest={**_MS_OR_NULL, "description": "newest moment a restore can reach (unix ms)"},
+    lag_seconds={"type": ["number", "null"],
+                 "description": "how far the replica is behind the live database (at the time of "
+                                "the answer, from the last background check)"},
+    checked_at={**_MS_OR_NULL, "description": "when the replica was last checked in the "
+                                              "background (unix ms); no request starts a check"},
+    last_error=STR_OR_NULL)
+
+SCHEMAS = {
+    "Pitr": obj(**_STATE),
+    "PitrHealth": obj(**{k: v for k, v in _STATE.items()
+                         if k not in ("pid", "replica", "last_error")},
+                      problem={**STR_OR_NULL, "description": "why it fails the health verdict, "
+                                                             "or null"}),
+}
+
+OPERATIONS = [
+    Operation("GET", "/api/backup/pitr", pitr_status, "getPitrStatus", operation(
+        "Continuous protection (Litestream): whether it runs, the restorable window, the lag",
+        response("The state", ref("Pitr")), 500)),
 ]

@@ -1,6 +1,8 @@
 """`/api/plugins` and `/api/offsite`: the loaded plugins and the last off-site result per target (admin)."""
-from ..plugins import describe_plugins
+from ..plugin_manager import describe_plugins
 from .http import json_response, require
+from .openapi_schemas import INT_OR_NULL, STR_OR_NULL, array, obj, operation, ref, response
+from .operations import Operation
 
 
 def plugins_list(mc, request):
@@ -15,7 +17,27 @@ def offsite_list(mc, request):
                           "verify_key": mc.offsite.signer.verify_key(create=False)})
 
 
-ROUTES = [
-    ("/api/plugins", ["GET"], plugins_list),
-    ("/api/offsite", ["GET"], offsite_list),
+SCHEMAS = {
+    "Plugin": obj(name={"type": "string"},
+                  kind={"enum": ["builtin", "entry_point", "drop_in", "registered"]},
+                  version=STR_OR_NULL, hooks=array({"type": "string"})),
+    "OffsiteResult": obj(target={"type": "string"}, ok={"type": "boolean"},
+                         backup=STR_OR_NULL, location=STR_OR_NULL, message=STR_OR_NULL,
+                         detail={}, finished_at=INT_OR_NULL,
+                         stored_size={**INT_OR_NULL, "description": "bytes stored off-site "
+                                      "(after compression and encryption)"},
+                         ratio={"type": ["number", "null"],
+                                "description": "stored size / backup size"}),
+}
+
+OPERATIONS = [
+    Operation("GET", "/api/plugins", plugins_list, "listPlugins", operation(
+        "The loaded plugins", response("Plugins", obj(
+            plugins=array(ref("Plugin")), blocked=array({"type": "string"}))), tag="plugins")),
+    Operation("GET", "/api/offsite", offsite_list, "listOffsiteResults", operation(
+        "The last off-site copy result per target", response("Targets", obj(
+            targets=array(ref("OffsiteResult")), verify_key={
+                **STR_OR_NULL, "description": "the Ed25519 key (ed25519:…) that verifies this "
+                "service's signed records of its off-site copies; keep it with the age identity "
+                "(null until the first copy or start)"})), tag="plugins")),
 ]

@@ -1,41 +1,61 @@
 """`POST /api/backup/restore`: restore the live database from a backup, or to a moment in time
 (`{"timestamp": ...}`, with point-in-time recovery on), while the service runs."""
-from ..errors import ValidationFailed
-from ..point_in_time import restore_at
-from ..restore import restore_backup
-from .http import check_object, json_response, read_json, require_actor, session_token
-
-_KEEP = ("keep_settings",)
+from ..backup.point_in_time import restore_at
+from ..backup.restore import restore_backup
+from .http import json_response, read_body, require_actor, session_token
+from .openapi_schemas import BACKUP_NAME, INT_OR_NULL, array, obj, operation, ref, response
+from .operations import Operation
 
 
 def backup_restore(mc, request):
     actor = require_actor(mc, request)
-    body = read_json(request)
+    body = read_body(request)
     by_key = actor.id is None  # the API key lives in the config, not the database: it still works
     token = None if by_key else session_token(request)
-    # The body is read once; its `timestamp` key picks which of the two shapes it must have.
-    if isinstance(body, dict) and "timestamp" in body:
-        body = check_object(body, ("timestamp",), optional=_KEEP)
+    keep_settings = body.get("keep_settings", True)
+    if "timestamp" in body:
         result = restore_at(mc, body["timestamp"], actor, session_token=token,
-                            keep_settings=_keep_settings(body))
+                            keep_settings=keep_settings)
     else:
-        body = check_object(body, ("name",), "a name", optional=_KEEP)
         result = restore_backup(mc, body["name"], actor, session_token=token,
-                                keep_settings=_keep_settings(body))
+                                keep_settings=keep_settings)
     if by_key:
         result["session"]["logged_in"] = True
         result["session"]["message"] = "The API key is unaffected by a restore."
     return json_response(result)
 
 
-def _keep_settings(body):
-    """The optional `keep_settings` flag (default true). :raises ValidationFailed: not a bool."""
-    keep = body.get("keep_settings", True)
-    if not isinstance(keep, bool):
-        raise ValidationFailed(["keep_settings: must be true or false"])
-    return keep
+_STRINGS = array({"type": "string"})
+_KEEP_SETTINGS = {"keep_settings": {
+    "type": "boolean", "default": True,
+    "description": "keep the live protection settings (general.auto_backup*, *retention*, "
+                   "off-site, every plugin setting), scheduler state and off-site records; "
+                   "false restores them from the backup too"}}
 
+SCHEMAS = {
+    "Restore": obj(
+        success={"const": True},
+        restored=obj(name={"type": "string"}, sha256={"type": "string"},
+                     schema_version=INT_OR_NULL, migrated_to={"type": "integer"},
+                     optional={"timestamp": {"type": "string", "description":
+                                             "the moment restored to (point in time)"}}),
+        safety_backup=ref("Backup"),
+        session=obj(logged_in={"type": "boolean"}, admins=_STRINGS, message={"type": "string"}),
+        kept_settings={**_STRINGS, "description": "the protection settings whose live value "
+                       "differed from the backup's and was kept (empty with keep_settings false)"}),
+    "RestoreTimestamp": {
+        "type": "string", "examples": ["2026-11-27T15:52:56Z"],
+        "description": "ISO 8601 with Z or an offset; must lie in the window of "
+                       "GET /api/backup/pitr"},
+}
 
-ROUTES = [
-    ("/api/backup/restore", ["POST"], backup_restore),
+OPERATIONS = [
+    Operation("POST", "/api/backup/restore", backup_restore, "restoreBackup", operation(
+        "Restore the live database from a backup (`name`), or to a moment (`timestamp`, with "
+        "continuous protection on), after a safety backup, while the service runs (a 500 says "
+        "whether the data was replaced)",
+        response("Restored", ref("Restore")), 400, 404, 409, 413, 500, 507),
+        # The body's `timestamp` or `name` picks its shape, and so what is restored.
+        body={"oneOf": [obj(name=BACKUP_NAME, optional=_KEEP_SETTINGS),
+                        obj(timestamp=ref("RestoreTimestamp"), optional=_KEEP_SETTINGS)]}),
 ]

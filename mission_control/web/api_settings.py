@@ -1,6 +1,7 @@
 """`/api/settings`: list, change (all or nothing) and reset settings (admin only)."""
-from ..errors import ValidationFailed
-from .http import json_response, read_object, require, require_actor
+from .http import json_response, read_body, require, require_actor
+from .openapi_schemas import INT_OR_NULL, STR_OR_NULL, array, obj, operation, ref, response
+from .operations import Operation
 
 
 def settings_list(mc, request):
@@ -10,22 +11,39 @@ def settings_list(mc, request):
 
 def settings_update(mc, request):
     actor = require_actor(mc, request)
-    body = read_object(request, ("settings",))
+    body = read_body(request)
     updated = mc.settings.update(body["settings"], actor)
     return json_response({"updated": updated, "count": len(updated)})
 
 
 def settings_reset(mc, request):
     actor = require_actor(mc, request)
-    key = read_object(request, ("key",))["key"]
-    if not isinstance(key, str) or not key.strip():
-        raise ValidationFailed(["key: must be a non-empty string"])
+    key = read_body(request)["key"]
     default = mc.settings.reset(key, actor)
     return json_response({"reset": key, "default_value": default})
 
 
-ROUTES = [
-    ("/api/settings", ["GET"], settings_list),
-    ("/api/settings", ["PUT"], settings_update),
-    ("/api/settings", ["DELETE"], settings_reset),
+#: `SettingsChange` and `SettingKey` name the running service's settings: `openapi.py` builds them.
+SCHEMAS = {
+    "Setting": obj(key={"type": "string"}, value={"type": "string"},
+                   description={"type": "string"}, category={"type": "string"},
+                   updated_by=STR_OR_NULL, updated_at=INT_OR_NULL,
+                   is_default={"type": "boolean"}),
+}
+
+OPERATIONS = [
+    Operation("GET", "/api/settings", settings_list, "listSettings", operation(
+        "Every setting (secrets left out), also grouped by category",
+        response("The settings", obj(
+            settings=array(ref("Setting")),
+            grouped={"type": "object", "additionalProperties": array(ref("Setting"))})),
+        tag="settings")),
+    Operation("PUT", "/api/settings", settings_update, "updateSettings", operation(
+        "Change settings, all or nothing", response("Written", obj(
+            updated=array({"type": "string"}), count={"type": "integer"})),
+        400, 413, tag="settings"), body=obj(settings=ref("SettingsChange"))),
+    Operation("DELETE", "/api/settings", settings_reset, "resetSetting", operation(
+        "Reset one setting to its default", response("Reset", obj(
+            reset={"type": "string"}, default_value={"type": "string"})),
+        400, 404, 413, tag="settings"), body=obj(key=ref("SettingKey"))),
 ]

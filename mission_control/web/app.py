@@ -10,6 +10,8 @@ from . import (api_audit, api_auth, api_backup, api_backup_files, api_health, ap
                api_openapi, api_pitr, api_plugins, api_restore, api_scheduler, api_settings, ui)
 from .access_log import AccessLog
 from .http import SECURITY_HEADERS, Request, check_same_origin, error_response
+from .openapi import operations, request_components
+from .operations import compile_checks
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +22,11 @@ _HTTP_MESSAGES = {404: "Not found", 405: "Method not allowed", 413: "Request bod
 
 
 def build_routes(modules=API_MODULES):
-    """The URL map and the endpoint -> view table, from each API module's `ROUTES` list."""
+    """The URL map and the endpoint -> view table, from each module's `OPERATIONS`."""
     rules, views = [], {}
-    for module in modules:
-        for path, methods, view in module.ROUTES:
-            endpoint = f"{module.__name__.rsplit('.', 1)[-1]}.{view.__name__}"
-            rules.append(Rule(path, methods=methods, endpoint=endpoint))
-            views[endpoint] = view
+    for endpoint, op in operations(modules).items():
+        rules.append(Rule(op.path, methods=[op.method], endpoint=endpoint))
+        views[endpoint] = op.view
     # merge_slashes off: `//api//backup` is a 404, not a redirect the API's clients would not follow.
     return Map(rules, strict_slashes=False, merge_slashes=False), views
 
@@ -37,6 +37,10 @@ class WebApp:
     def __init__(self, mc):
         self.mc = mc
         self.url_map, self.views = build_routes()
+        # Compiled once: the schema of every body, with the task ids this service runs.
+        self.body_checks = compile_checks(
+            operations(API_MODULES),
+            request_components(API_MODULES, list(mc.scheduler.tasks)), mc)
         self._entry = (AccessLog(self.wsgi_app, mc.config.trusted_proxies) if mc.config.access_log
                        else self.wsgi_app)
 
@@ -44,6 +48,8 @@ class WebApp:
         try:
             check_same_origin(request, self.mc.config.trusted_proxies)
             endpoint, args = self.url_map.bind_to_environ(request.environ).match()
+            request.body_check = self.body_checks.get(endpoint)
+            request.api_modules = API_MODULES
             return self.views[endpoint](self.mc, request, **args)
         except MissionControlError as exc:
             return error_response(exc.message, exc.status, exc.details, exc.headers)

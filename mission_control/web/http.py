@@ -22,10 +22,13 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class Request(BaseRequest):
-    """A Werkzeug request that remembers who it was authenticated as."""
+    """A Werkzeug request that remembers who it was authenticated as, and what the app that
+    routed it knows of it: its operation's body check and the API modules it serves."""
 
     user = None
     user_resolved = False
+    body_check = None
+    api_modules = ()
 
 
 def json_response(data, status=200, headers=None):
@@ -98,34 +101,13 @@ def _first_invalid_text(body):
     return None
 
 
-def read_object(request, keys, described=None, optional=()):
-    """The JSON body as an object with exactly `keys`, and maybe `optional` ones; 400 with one
-    `details` entry per problem (`check_object`).
+def read_body(request):
+    """The JSON body, checked against the schema its operation declares (`Operation.body`).
 
-    :param described: how the body is named in the shape error (default: the keys, joined).
+    :raises BadRequest, ValidationFailed, PayloadTooLarge: as `read_json`, and `BodyCheck.check`.
     """
-    return check_object(read_json(request), keys, described, optional)
-
-
-def check_object(body, keys, described=None, optional=()):
-    """`body` (an already parsed JSON value) if it is an object with exactly `keys`, and maybe
-    `optional` ones.
-
-    :raises ValidationFailed: one `details` entry per problem.
-    """
-    if not isinstance(body, dict):
-        described = described or " and ".join(keys)
-        raise ValidationFailed([f"body: must be a JSON object with {described}"])
-    problems = [f"{key}: unknown field" for key in body if key not in (*keys, *optional)]
-    problems += [f"{key}: is required" for key in keys if key not in body]
-    if problems:
-        raise ValidationFailed(problems)
-    return body
-
-
-def read_name(request):
-    """The `name` of a `{"name": ...}` body; the service checks the name itself (`path_of`)."""
-    return read_object(request, ("name",), "a name")["name"]
+    check = request.body_check
+    return check.check(read_json(request, check.no_body))
 
 
 def client_ip(request, trusted_proxies):

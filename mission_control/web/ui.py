@@ -6,6 +6,7 @@ from importlib import resources
 from werkzeug.wrappers import Response
 
 from ..errors import NotFound
+from .operations import Operation
 
 # No inline script or style anywhere: the page loads its CSS and JS from /static only.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -50,7 +51,8 @@ def static(mc, request, filename):
     return _asset_response(request, body, match.group(1), "no-cache")
 
 
-ROUTES = [
-    ("/", ["GET"], index),
-    ("/static/<path:filename>", ["GET"], static),
+#: Pages, not API: no OpenAPI entry.
+OPERATIONS = [
+    Operation("GET", "/", index),
+    Operation("GET", "/static/<path:filename>", static),
 ]

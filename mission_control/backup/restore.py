@@ -1,0 +1,370 @@
+"""Restoring the live database from a backup while the service runs, in one atomic step.
+
+The steps, all under the backup lock (so no backup or other restore runs meanwhile):
+1. verify the backup (header, `integrity_check`, Mission Control's schema, not from a newer version);
+2. prepare a private copy: same page size as the live database, migrated forward, with the live
+   verification records (never the file's) and every live audit event it lacks carried over,
+   then check that it can be swapped in (encoding, page size); unless told otherwise, also the
+   live protection settings, scheduler state and off-site records, so that restoring an old
+   backup cannot switch the daily backup or an off-site copy off;
+3. take a pre-restore safety backup of the live database (`pre-restore-...db`), once the
+   `pre_backup` plugins (the disk guard) allow it; after the swap only the newest
+   `general.safety_copies_keep` safety copies are kept;
+4. copy the prepared file into the live database with SQLite's backup API in one step. The live
+   database stays in WAL mode, and every other connection sees either the old or the new data.
+The swap is the last step that can fail; a failure after it is reported as such, never as a
+failed restore, because the data was replaced.
+"""
+import logging
+import os
+import secrets
+import sqlite3
+import time
+from dataclasses import asdict
+
+from .. import db as dbmod
+from ..actor import as_actor
+from .service import TEMP_PREFIX
+from .service import snapshot
+from ..errors import (BackupFailed, BackupRefused, FileRejected, MissionControlError,
+                     NotAuthentic, describe_error)
+from ..files import remove_files
+from ..files import sha256_file
+from .names import FETCHED_PREFIX, OFFSITE_FETCH, SAFETY_COPY
+from ..files import open_private
+from .pruning import keep_newest
+from .verify import VerificationStore
+from .verify import inspect
+from .verify import verify_backup
+
+log = logging.getLogger(__name__)
+
+BUSY = "A backup or restore is already in progress"
+AUDIT_COLUMNS = ("action", "actor", "actor_id", "target_type", "target_id", "detail",
+                 "ip_address", "user_agent", "created_at")
+#: What protection has done so far (runs, off-site results, copies and drills), kept with the
+#: protection settings (`_keep_protection`): the file's rows would describe copies of its own day.
+PROTECTION_STATE_TABLES = ("scheduler_state", "offsite_results", "offsite_copies", "offsite_drills")
+
+
+class RestoreFailed(MissionControlError):
+    """The restore broke after verification; the live database is unchanged (500)."""
+
+    status = 500
+    default_message = "Restore failed"
+
+
+class RestoredWithErrors(MissionControlError):
+    """The data was replaced, but a step after the swap failed (500); `details` says which."""
+
+    status = 500
+    default_message = "Restored: the live data was replaced, but a step after the swap failed"
+
+
+def restore_backup(mc, name, actor, *, session_token=None, keep_settings=True):
+    """Replace the live database's content with backup `name`.
+
+    :param actor: who asked: an `Actor`, or a plain name.
+    :param session_token: the caller's session token, to tell them whether it survived.
+    :param keep_settings: keep the live protection settings (`Settings.protection_keys`), scheduler
+        state and off-site records; False takes them from the backup too.
+    :return: dict with `restored` (name, sha256, schema versions), `safety_backup`, `session` and
+        `kept_settings` (the protection keys whose live value differed from the backup's, kept).
+    :raises ValidationFailed: bad name (400); `FileRejected`, its subclass: the backup failed
+        verification (400, `details`).
+    :raises NotFound: no such backup (404).
+    :raises Conflict: a backup or another restore is running (409, `Retry-After`).
+    :raises BackupRefused: a `pre_backup` plugin refused the safety copy (its status, 507 from the
+        disk guard); nothing was changed.
+    :raises RestoreFailed: anything else went wrong before the swap; nothing was changed (500).
+    :raises RestoredWithErrors: the data was replaced, but something after the swap failed (500).
+    """
+    actor = as_actor(actor)
+    mc.backups.readable_path(name)
+    with mc.backups.exclusive(BUSY):
+        check = verify_backup(mc, name, actor)
+        _refuse_unrecorded_fetch(mc, name, check, actor)
+        return _restore_checked(mc, mc.backups.dir / name, check, actor, name, {"name": name},
+                                session_token, keep_settings)
+
+
+def _refuse_unrecorded_fetch(mc, name, check, actor):
+    """A copy fetched back from off-site is restored only if it is one this service sent.
+
+    `fetch` already refuses a copy outside the signed record; this also holds for an
+    ``offsite-…`` file fetched before copies were signed, or put into the folder by hand.
+    :raises NotAuthentic: no record of a copy of that backup has its SHA-256 (400), audited.
+    """
+    if not name.startswith(OFFSITE_FETCH.prefix):
+        return
+    records = mc.offsite.records_of(name[len(FETCHED_PREFIX):])
+    if any(r["plain_sha256"] == check["sha256"] for r in records):
+        return
+    reason = ("it was fetched from off-site, but matches no signed record of a copy this service "
+              "made (it may have been planted)")
+    mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
+                  detail={"name": name, "reason": reason})
+    raise NotAuthentic(f"Restore refused: {reason}")
+
+
+def restore_prepared_file(mc, path, actor, *, label, detail, session_token=None,
+                          keep_settings=True):
+    """Replace the live database's content with `path`, a temporary file that is not a backup.
+
+    The entry point for sources other than the backups folder (a point-in-time copy made by a
+    replication engine): the same checks, safety backup, swap and audit as `restore_backup`,
+    but the file is not recorded as a verified backup. The caller deletes `path` afterwards.
+
+    :param label: what the audit trail and the answer call the source (`target_id`, `name`).
+    :param detail: extra audit detail (e.g. `{"timestamp": ...}`).
+    :return, raises: as `restore_backup`.
+    """
+    actor = as_actor(actor)
+    with mc.backups.exclusive(BUSY):
+        found = inspect(path, timeout=mc.config.verify_timeout, clock=mc.clock)
+        check = {**asdict(found), "sha256": sha256_file(path)}
+        return _restore_checked(mc, path, check, actor, label, {"name": label, **detail},
+                                session_token, keep_settings)
+
+
+def _restore_checked(mc, source, check, actor, name, detail, session_token, keep_settings):
+    """Steps 2-4 and the audit, for a `source` whose verification result is `check`."""
+    started = time.perf_counter()
+    if not check["ok"]:
+        mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
+                      detail={**detail, "reason": "; ".join(check["problems"])})
+        raise FileRejected(check["problems"], "Backup failed verification")
+    _room_for_safety_copy(mc, name, detail, actor)
+    prepared = mc.backups.dir / f"{TEMP_PREFIX}restore-{os.getpid()}-{secrets.token_hex(6)}.tmp"
+    paused = False
+    try:
+        migrated_to, carried = _prepare(mc, source, prepared)
+        kept = _keep_protection(mc, prepared) if keep_settings else []
+        safety = _safety_backup(mc)
+        _top_up_audit(mc, prepared, carried)
+        # Whatever reads the database file itself (a replication process) stops for the swap.
+        paused = True  # from here on, restore_resume follows whatever happens
+        mc.hooks.restore_pause(actor)
+        _swap(prepared, mc.config.db_path)
+    except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
+        if paused:
+            _resume(mc, actor)
+        reason = describe_error(exc)
+        log.exception("restore of %s failed: %s", name, reason)
+        mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
+                      detail={**detail, "reason": reason})
+        raise RestoreFailed() from exc
+    finally:
+        remove_files(prepared, f"{prepared}-journal")
+    restored = {**detail, "name": name, "sha256": check["sha256"],
+                "schema_version": check["schema_version"], "migrated_to": migrated_to}
+    measures = {"size": os.path.getsize(source),
+                "duration_seconds": round(time.perf_counter() - started, 3)}
+    try:
+        return _after_swap(mc, restored, safety, actor, session_token, measures, kept)
+    except Exception as exc:  # noqa: BLE001 - the data is replaced whatever failed here
+        reason = describe_error(exc)
+        log.exception("restore of %s: a step after the swap failed: %s", name, reason)
+        raise RestoredWithErrors(details=[
+            reason, f"the data before the restore is in the safety backup {safety.name}"]) \
+            from exc
+    finally:
+        _resume(mc, actor)
+
+
+def _resume(mc, actor):
+    """Call `restore_resume` on every plugin; one that fails is logged and audited."""
+    mc.hooks.restore_resume(actor)
+
+
+def _after_swap(mc, restored, safety, actor, session_token, measures, kept):
+    """Settle the live database and tell the world about a restore whose swap is done.
+
+    `measures` (the restored file's `size`, the restore's `duration_seconds`) and `kept` (the
+    protection settings kept) go to the audit.
+
+    :return: the restore's JSON answer.
+    """
+    _settle(mc.config.db_path)
+    # Written after the swap, so the restored audit trail records its own restore.
+    mc.audit.emit("backup_restore", actor, target_type="backup", target_id=restored["name"],
+                  detail={**restored, "safety_backup": safety.name, **measures,
+                          "kept_settings": kept})
+    keep_newest(mc, SAFETY_COPY, safety.name, actor)  # after the swap, so the restored trail has it
+    mc.settings.notify()  # the restored settings may differ (general.auto_backup, say)
+    return {"success": True, "restored": restored, "safety_backup": safety.to_json(),
+            "session": session_after_restore(mc, session_token), "kept_settings": kept}
+
+
+def session_after_restore(mc, session_token):
+    """What the caller needs to know to log in again: the restored tables decide who is logged in."""
+    still = bool(session_token) and mc.auth.authenticate(session_token=session_token) is not None
+    admins = [u.username for u in mc.users.list() if u.role == "admin"]
+    if still:
+        message = "Your session exists in the restored database; you are still logged in."
+    else:
+        message = ("Users, passwords and sessions are now those of the backup. Log in again "
+                   "with an admin account and the password it had when the backup was taken.")
+    if not admins:
+        message += (" The backup has no admin: create one with "
+                    "`mission-control user add NAME --role admin`.")
+    return {"logged_in": still, "admins": admins, "message": message}
+
+
+def _prepare(mc, source, prepared):
+    """Copy `source` to `prepared` in the live page size, migrated, with live records carried over.
+
+    :return: `(schema version after migration, id of the last live audit event carried over)`.
+    """
+    live = mc.db.conn()
+    page_size = live.execute("PRAGMA page_size").fetchone()[0]
+    verifications = VerificationStore(mc.db).all()
+    open_private(prepared).close()  # SQLite would create it readable by all (0644 minus umask)
+    src = dbmod.open_file(source, immutable=True)
+    dst = sqlite3.connect(str(prepared), isolation_level=None)
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")
+        if dst.execute("PRAGMA page_size").fetchone()[0] != page_size:
+            # The backup API refuses to copy into a WAL database of another page size.
+            dst.execute(f"PRAGMA page_size={int(page_size)}")
+            dst.execute("VACUUM")
+        _, version = dbmod.migrate(dst)
+        dst.execute("BEGIN IMMEDIATE")
+        carried = _carry_over_audit(live, dst)
+        VerificationStore.replace_rows(dst, verifications)
+        dst.execute("COMMIT")
+        check_swappable(dst, live)
+        return version, carried
+    finally:
+        dst.close()
+        src.close()
+
+
+def _carry_over_audit(live, dst, after_id=0):
+    """Append to `dst` every event of the live trail (after id `after_id`) it does not hold.
+
+    The audit trail is never rolled back, and nothing in the file can hide a live event: an
+    event counts as held only when the file has a row equal in every column, as often as the
+    live trail has it (times in the file are not trusted, so no cutoff is taken from them).
+
+    :return: the id of the last live event read.
+    """
+    columns = ", ".join(AUDIT_COLUMNS)
+    same = " AND ".join(f"a.{c} IS l.{c}" for c in AUDIT_COLUMNS)
+    last = [after_id]
+
+    def events():
+        for event_id, *row in live.execute(f"SELECT id, {columns} FROM audit_log WHERE id > ?"
+                                           " ORDER BY id", (after_id,)):
+            last[0] = event_id
+            yield row
+    dst.execute(f"CREATE TEMP TABLE live_audit AS SELECT {columns} FROM main.audit_log WHERE 0")
+    dst.executemany(f"INSERT INTO temp.live_audit VALUES ({', '.join('?' * len(AUDIT_COLUMNS))})",
+                    events())
+    dst.execute(
+        f"INSERT INTO main.audit_log ({columns}) SELECT {columns} FROM ("
+        f" SELECT rowid AS seq, *, ROW_NUMBER() OVER (PARTITION BY {columns} ORDER BY rowid) AS n"
+        " FROM temp.live_audit) AS l"
+        f" WHERE n > (SELECT COUNT(*) FROM main.audit_log AS a WHERE a.created_at = l.created_at"
+        f" AND {same}) ORDER BY seq")
+    dst.execute("DROP TABLE temp.live_audit")
+    return last[0]
+
+
+def _top_up_audit(mc, prepared, carried):
+    """Carry over the live events written since `_prepare` read the trail (while the safety
+    backup was made), so only the last milliseconds before the swap are not in the restored trail.
+    """
+    dst = sqlite3.connect(str(prepared), isolation_level=None)
+    try:
+        dst.execute("BEGIN IMMEDIATE")
+        _carry_over_audit(mc.db.conn(), dst, carried)
+        dst.execute("COMMIT")
+    finally:
+        dst.close()
+
+
+def check_swappable(prepared, live):
+    """Check that the backup API can copy the `prepared` connection's database into `live`'s.
+
+    Pages are copied verbatim: a file of another text encoding or page size would be swapped in
+    and then be unreadable by every connection of the service.
+
+    :raises ValueError: the encodings or page sizes differ (which, named in the message).
+    """
+    for pragma in ("encoding", "page_size"):
+        ours, theirs = (c.execute(f"PRAGMA {pragma}").fetchone()[0] for c in (live, prepared))
+        if ours != theirs:
+            raise ValueError(f"the prepared copy's {pragma} is {theirs}, the live one's {ours}")
+
+
+def _room_for_safety_copy(mc, name, detail, actor):
+    """Ask the `pre_backup` plugins about the safety copy; a refusal fails the restore, audited."""
+    try:
+        mc.backups.check_before(actor, SAFETY_COPY.name)
+    except (BackupRefused, BackupFailed) as exc:
+        mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
+                      detail={**detail, "reason": exc.reason, "status": exc.status})
+        raise
+
+
+def _keep_protection(mc, prepared):
+    """Put the live protection settings and `PROTECTION_STATE_TABLES` rows into `prepared`.
+
+    A key at its default live loses the backup's row too, so it reads as the default after the
+    swap. Secrets travel like any other value. Both sides are at the newest schema by now.
+    :return: the protection keys whose live value differs from the backup's, sorted.
+    """
+    keys = mc.settings.protection_keys()
+    live = {r["key"]: r for r in mc.db.query(
+        "SELECT key, value, updated_by, updated_at FROM settings")}
+    state = {table: mc.db.query(f"SELECT * FROM {table}") for table in PROTECTION_STATE_TABLES}
+    dst = sqlite3.connect(str(prepared), isolation_level=None)
+    try:
+        stored = dict(dst.execute("SELECT key, value FROM settings").fetchall())
+        defaults = {k: mc.settings.definitions[k].default for k in keys}
+        kept = [k for k in keys if (live[k]["value"] if k in live else defaults[k])
+                != stored.get(k, defaults[k])]
+        dst.execute("BEGIN IMMEDIATE")
+        dst.executemany("DELETE FROM settings WHERE key = ?", [(k,) for k in keys])
+        dst.executemany("INSERT INTO settings (key, value, updated_by, updated_at)"
+                        " VALUES (?, ?, ?, ?)", [tuple(live[k].values()) for k in keys if k in live])
+        for table, rows in state.items():
+            dst.execute(f"DELETE FROM {table}")
+            if rows:
+                dst.executemany(f"INSERT INTO {table} ({', '.join(rows[0])})"
+                                f" VALUES ({', '.join('?' * len(rows[0]))})",
+                                [tuple(r.values()) for r in rows])
+        dst.execute("COMMIT")
+        return kept
+    finally:
+        dst.close()
+
+
+def _safety_backup(mc):
+    """Snapshot the live database as `pre-restore-<UTC time>.db`."""
+    made, _ = snapshot(mc.config.db_path, mc.backups.dir, SAFETY_COPY.name_format,
+                       int(mc.clock()))
+    return made
+
+
+def _swap(prepared, live_path):
+    """Copy `prepared` into the live database in one backup step: one write transaction."""
+    src = dbmod.open_file(prepared)
+    dst = dbmod.connect(live_path)
+    try:
+        src.backup(dst, pages=-1)
+    finally:
+        dst.close()
+        src.close()
+
+
+def _settle(live_path):
+    """After the swap: the live database in WAL mode (as before it) and the new pages
+    checkpointed."""
+    conn = dbmod.connect(live_path)  # switches to WAL when it is not
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        conn.close()

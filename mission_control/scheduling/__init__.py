@@ -1,0 +1,1 @@
+"""When tasks run: cron expressions, the scheduler thread and its persisted state."""

@@ -1,0 +1,1 @@
+"""Backups: making, copying, removing, verifying, uploading, pruning and restoring them, and point in time."""

@@ -1,0 +1,84 @@
+"""`POST /api/backup/verify` and the verification fields of `GET /api/backup`."""
+import hashlib
+import os
+import sqlite3
+
+import pytest
+
+from tests.support.backup_files import add_tasks, flip_page, foreign_sqlite, old_schema_db
+
+
+def test_verify_a_good_backup_and_list_remembers_it(mc, admin_client):
+    add_tasks(mc, "a")
+    name = admin_client.post("/api/backup").json["backup"]["name"]
+    path = mc.backups.dir / name
+    response = admin_client.post("/api/backup/verify", json={"name": name})
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert body["ok"] is True and body["integrity"] == ["ok"] and body["problems"] == []
+    assert body["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert body["size"] == path.stat().st_size
+    assert body["page_count"] * body["page_size"] == body["size"]
+    assert body["schema_version"] == mc.db.execute("PRAGMA user_version").fetchone()[0]
+    listed = admin_client.get("/api/backup").json["backups"][0]
+    assert listed["name"] == name and listed["size"] == body["size"]
+    assert isinstance(listed["created_at"], int)
+    assert listed["verified_at"] == body["verified_at"] and listed["verified_ok"] is True
+    assert listed["sha256"] == body["sha256"]
+    events = admin_client.get("/api/audit?action=backup_verify").json["events"]
+    assert events[0]["actor"] == "alice" and events[0]["detail"]["ok"] is True
+
+
+def test_unverified_and_changed_files_show_no_verification(mc, admin_client):
+    name = mc.backups.create("test").name
+    assert admin_client.get("/api/backup").json["backups"][0]["verified_at"] is None
+    admin_client.post("/api/backup/verify", json={"name": name})
+    path = mc.backups.dir / name
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the file is not the one checked
+    listed = admin_client.get("/api/backup").json["backups"][0]
+    assert listed["verified_at"] is None and listed["verified_ok"] is None
+
+
+def test_verify_catches_a_corrupted_backup(mc, admin_client):
+    add_tasks(mc, *["row " + "x" * 300 for _ in range(50)])
+    name = mc.backups.create("test").name
+    assert admin_client.post("/api/backup/verify", json={"name": name}).json["ok"] is True
+    flip_page(mc.backups.dir / name)
+    body = admin_client.post("/api/backup/verify", json={"name": name}).json
+    assert body["ok"] is False and body["integrity"] != ["ok"]
+    assert body["problems"][0].startswith("integrity check failed")
+    assert admin_client.get("/api/backup").json["backups"][0]["verified_ok"] is False
+
+
+def with_trigger(path):
+    old_schema_db(path)
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TRIGGER sneaky AFTER INSERT ON users BEGIN"
+                 " UPDATE users SET role = 'admin'; END")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda p: p.write_bytes(b"just some text, not a database" * 10), "not a SQLite database"),
+    (foreign_sqlite, "not a Mission Control database: missing tables"),
+    (lambda p: old_schema_db(p, user_version=0), "no schema version"),
+    (lambda p: with_trigger(p), "trigger sneaky is not one Mission Control creates"),
+])
+def test_verify_names_what_is_wrong(mc, admin_client, make, problem):
+    make(mc.backups.dir / "odd.db")
+    body = admin_client.post("/api/backup/verify", json={"name": "odd.db"}).json
+    assert body["ok"] is False
+    assert any(problem in p for p in body["problems"]), body["problems"]
+
+
+def test_verify_errors(mc, admin_client, tmp_path):
+    assert admin_client.post("/api/backup/verify", json={"name": "nope.db"}).status_code == 404
+    assert admin_client.post("/api/backup/verify", json={"name": "a/b.db"}).status_code == 400
+    assert admin_client.post("/api/backup/verify", data="").json == {
+        "error": "Request body required"}
+    outside = tmp_path / "outside.db"
+    old_schema_db(outside)
+    os.symlink(outside, mc.backups.dir / "link.db")
+    assert admin_client.post("/api/backup/verify", json={"name": "link.db"}).status_code == 404

@@ -1,0 +1,1 @@
+"""The built-in plugins (the repository's plugins/ folder, installed as mission_control.builtins)."""

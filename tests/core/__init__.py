@@ -1,0 +1,1 @@
+"""The core: configuration, database, settings, auth, health, metrics, logs, hooks and plugin loading."""

@@ -1,0 +1,1 @@
+"""Off-site copies: packing, authenticity, bounds, fetching back, drills and their health."""

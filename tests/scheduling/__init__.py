@@ -1,0 +1,1 @@
+"""The scheduler: slots, cron schedules, the daily rules, concurrency and its API."""

@@ -1,0 +1,135 @@
+"""kill -9 of a real server during a restore and during pruning: nothing broken, a clean start."""
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from tests.support.accounts import PASSWORD
+from tests.support.servers import Http, make_big_database, start_server
+
+SLOW_PRUNE = '''"""Test plugin: stops the world just after the first pruned file is deleted."""
+import pathlib
+import time
+
+from mission_control import hookimpl
+
+MARK = pathlib.Path(__file__).with_name("pruning")
+
+
+@hookimpl(tryfirst=True)
+def audit(mc, event):
+    if event["action"] == "backup_prune":
+        # Written whole, then renamed: the test reads it as soon as the name exists.
+        MARK.with_name("pruning.tmp").write_text(event["target_id"])
+        MARK.with_name("pruning.tmp").replace(MARK)
+        time.sleep(60)
+'''
+
+
+def login(host):
+    http = Http(f"http://{host}")
+    assert http("POST", "/api/auth/login", {"username": "alice", "password": PASSWORD})[0] == 200
+    return http
+
+
+def count(path, table):
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def fire_and_forget(http, method, path, body=None):
+    def run():
+        try:
+            http(method, path, body)
+        except OSError:  # the server dies mid-request: that is the point
+            pass
+    threading.Thread(target=run, daemon=True).start()
+
+
+def kill(proc):
+    proc.kill()
+    proc.wait(10)
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def wait_for(predicate, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.005)
+    pytest.fail(f"never saw: {what}")
+
+
+def test_kill_9_during_a_restore_leaves_old_or_new_data_and_a_clean_start(tmp_path):
+    data = tmp_path / "data"
+    backups = data / "backups"
+    proc, host = start_server(data)
+    http = login(host)
+    make_big_database(data / "mission-control.db", 120)  # blobs: 120 rows of 1 MiB
+    status, _, made = http("POST", "/api/backup")
+    assert status == 200
+    make_big_database(data / "mission-control.db", 1)  # live now has 121 rows
+    fire_and_forget(http, "POST", "/api/backup/restore", {"name": made["backup"]["name"]})
+    wait_for(lambda: any(p.name.startswith(".mc-backup-restore-") and p.stat().st_size > 0
+                         for p in backups.iterdir()), "the restore preparing its copy")
+    kill(proc)
+
+    assert count(data / "mission-control.db", "blobs") in (120, 121)
+    assert count(backups / made["backup"]["name"], "blobs") == 120
+    proc, host = start_server(data)
+    try:
+        assert [p.name for p in backups.iterdir() if p.name.startswith(".mc-")] == []
+        for backup in backups.glob("*.db"):  # every listed file is a complete database
+            count(backup, "blobs")
+        http = login(host)
+        status, _, restored = http("POST", "/api/backup/restore", {"name": made["backup"]["name"]})
+        assert status == 200, restored
+        assert count(data / "mission-control.db", "blobs") == 120
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_kill_9_during_pruning_leaves_complete_backups_and_the_next_backup_prunes(tmp_path):
+    data, dropins = tmp_path / "data", tmp_path / "dropins"
+    dropins.mkdir()
+    (dropins / "slow_prune.py").write_text(SLOW_PRUNE)
+    backups = data / "backups"
+    proc, host = start_server(data, {"MC_PLUGINS_DIR": str(dropins), "MC_BACKUP_RATE_LIMIT": "0"})
+    http = login(host)
+    assert http("PUT", "/api/settings", {"settings": {"general.backup_retention_count": 2}})[0] == 200
+    names = [http("POST", "/api/backup")[2]["backup"]["name"] for _ in range(2)]
+    fire_and_forget(http, "POST", "/api/backup")
+    wait_for((dropins / "pruning").exists, "the first pruned file")
+    kill(proc)
+
+    pruned = (dropins / "pruning").read_text()
+    assert pruned == names[0]
+    left = sorted(p.name for p in backups.glob("*.db"))
+    assert names[0] not in left and names[1] in left and len(left) == 2
+    for name in left:
+        count(backups / name, "tasks")
+
+    (dropins / "slow_prune.py").unlink()
+    proc, host = start_server(data, {"MC_PLUGINS_DIR": str(dropins), "MC_BACKUP_RATE_LIMIT": "0"})
+    try:
+        assert [p.name for p in backups.iterdir() if p.name.startswith(".mc-")] == []
+        http = login(host)
+        status, _, made = http("POST", "/api/backup")
+        assert status == 200
+        after = sorted(p.name for p in backups.glob("*.db"))
+        assert len(after) == 2 and made["backup"]["name"] in after  # retention holds again
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+        proc.stdout.close()
+        proc.stderr.close()
