@@ -154,7 +154,7 @@ def test_the_child_stops_when_the_server_is_killed_mid_copy(tmp_path):
     and exits, rather than writing on for a server that is gone."""
     live = tmp_path / "live.db"
     _wal_database(live, rows=8000).close()  # about 8 MB: 8 s at 1 MB/s
-    script = (f"from mission_control import snapshot_copy; snapshot_copy.copy_database("
+    script = (f"from mission_control.backup import snapshot; snapshot.copy_database("
               f"{str(live)!r}, {str(tmp_path / 'copy.db')!r}, io_limit=10**6)")
     server = subprocess.Popen([sys.executable, "-c", script])
     try:
