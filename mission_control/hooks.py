@@ -17,7 +17,7 @@ from .actor import Actor
 from .errors import BackupFailed, BackupRefused, describe_error
 
 if TYPE_CHECKING:  # annotations only: the host's types sit above this module
-    from .backup.service import BackupInfo
+    from .backup.names import BackupInfo
     from .settings import SettingDef, Settings, SettingsView
 
 log = logging.getLogger(__name__)
