@@ -23,6 +23,8 @@ __all__ = ["NAME", "__version__", "hookimpl",
            "RetentionPlan", "RetentionRules", "WITHIN_PATTERN", "check_within", "decide_retention",
            "REMOTE_PATTERN", "Codec", "Encoded", "codec_settings", "encode", "parse_remote_name",
            "RemoteCopy", "MANIFEST_SUFFIX",
+           "FolderStorage", "S3Storage", "StoredObject", "Lock", "ObjectHeld", "make_s3_client",
+           "open_storage",
            "backup_status", "describe_error", "PATTERN", "fsync_dir", "remove_files",
            "sha256_file", "FileLock", "open_private", "SCRATCH_PREFIX", "create_scratch",
            "human_size", "printable"]

@@ -25,6 +25,8 @@ from .offsite.codec import codec_settings
 from .offsite.codec import encode
 from .offsite.codec import parse_remote_name
 from .offsite.signing import MANIFEST_SUFFIX
+from .offsite.storage import (FolderStorage, Lock, ObjectHeld, S3Storage, StoredObject,
+                              make_s3_client, open_storage)
 from .offsite.targets import RemoteCopy
 from .files import open_private
 from .backup.retention import WITHIN_PATTERN
@@ -54,6 +56,9 @@ __all__ = [
     # off-site copies
     "REMOTE_PATTERN", "Codec", "Encoded", "codec_settings", "encode", "parse_remote_name",
     "RemoteCopy", "MANIFEST_SUFFIX",
+    # storage primitives off-site targets are made of
+    "FolderStorage", "S3Storage", "StoredObject", "Lock", "ObjectHeld", "make_s3_client",
+    "open_storage",
     # helpers the built-in plugins use: names, files, health, text
     "backup_status", "describe_error", "PATTERN", "fsync_dir", "remove_files", "sha256_file",
     "FileLock", "open_private", "SCRATCH_PREFIX", "create_scratch", "human_size", "printable",
