@@ -122,10 +122,11 @@ def _fetch(storage, item, replica, identities):
 def fetch_until(storage, identities, at_ms, replica):
     """Fill the file replica folder `replica` with what a restore to `at_ms` needs.
 
-    The newest snapshot written before `at_ms`, then, level by level, the files after it in
-    transaction order up to the first one written at or after `at_ms`.
+    The newest snapshot written before `at_ms` (and the newer ones looked at on the way), then,
+    level by level, the files after it in transaction order, up to and including the first one
+    written at or after `at_ms`: Litestream refuses a moment later than every file it sees.
 
-    :return: `{LtxFile: timestamp}` of the files kept.
+    :return: `{LtxFile: timestamp}` of the files fetched.
     :raises NothingToRestore: no snapshot before `at_ms`.
     :raises CopyDamaged: a file cannot be decrypted, or is not what its name says.
     """
@@ -134,21 +135,18 @@ def fetch_until(storage, identities, at_ms, replica):
     base = None
     for snapshot in sorted((f for f in files if f.level == SNAPSHOT_LEVEL),
                            key=lambda f: f.max_txid, reverse=True):
-        stamp = _fetch(storage, snapshot, replica, identities)
-        if stamp < at_ms:
-            base, stamps[snapshot] = snapshot, stamp
+        stamps[snapshot] = _fetch(storage, snapshot, replica, identities)
+        if stamps[snapshot] < at_ms:
+            base = snapshot
             break
-        os.unlink(snapshot.path_in(replica))
     if base is None:
         raise NothingToRestore("The point-in-time stream holds nothing from before that moment")
     for level in range(SNAPSHOT_LEVEL):
         for item in sorted((f for f in files if f.level == level and f.max_txid > base.max_txid),
                            key=lambda f: f.min_txid):
-            stamp = _fetch(storage, item, replica, identities)
-            if stamp >= at_ms:
-                os.unlink(item.path_in(replica))
+            stamps[item] = _fetch(storage, item, replica, identities)
+            if stamps[item] >= at_ms:
                 break  # a level's files are written in transaction order
-            stamps[item] = stamp
     return stamps
 
 
@@ -160,15 +158,17 @@ def _iso(ms):
 def run_restore(litestream_binary, replica, at_ms, dest, environ, timeout=RESTORE_TIMEOUT):
     """`litestream restore -timestamp` from the file replica folder `replica` into `dest`.
 
+    :param at_ms: the moment, or None for the newest state the replica holds.
+
     :return: the transaction id restored up to (int).
     :raises MissionControlError: Litestream failed (500; the reason names no host path).
     """
     url = "file://" + urllib.parse.quote(str(replica))
+    moment = [] if at_ms is None else ["-timestamp", _iso(at_ms)]
     try:
         done = subprocess.run(
-            [litestream_binary, "restore", "-json", "-timestamp", _iso(at_ms), "-o", str(dest),
-             url], capture_output=True, text=True, timeout=timeout, env=dict(environ),
-            umask=0o077)
+            [litestream_binary, "restore", "-json", *moment, "-o", str(dest), url],
+            capture_output=True, text=True, timeout=timeout, env=dict(environ), umask=0o077)
     except subprocess.TimeoutExpired:
         raise MissionControlError(f"litestream restore did not finish within {timeout} s") \
             from None
@@ -207,6 +207,9 @@ def restore_sealed(storage, identities, at_ms, dest, litestream_binary, environ)
     with tempfile.TemporaryDirectory(prefix=".mc-pitr-restore-", dir=dest.parent) as tmp:
         replica = Path(tmp)
         stamps = fetch_until(storage, identities, at_ms, replica)
-        txid = run_restore(litestream_binary, replica, at_ms, dest, environ)
-    applied = [ts for f, ts in stamps.items() if f.max_txid == txid]
-    return max(applied or stamps.values())
+        # Past every file, Litestream refuses the moment: the newest state is the one asked for.
+        past_all = max(stamps.values()) < at_ms
+        txid = run_restore(litestream_binary, replica, None if past_all else at_ms, dest,
+                           environ)
+    applied = [ts for f, ts in stamps.items() if f.max_txid == txid and ts < at_ms]
+    return max(applied or [ts for ts in stamps.values() if ts < at_ms])

@@ -28,7 +28,8 @@ def test_status_says_not_installed_without_the_binary(make_mc):
     assert status.status_code == 200
     assert status.json == {"enabled": True, "installed": False, "running": False, "pid": None,
                            "replica": "file:///tmp/r", "earliest": None, "latest": None,
-                           "lag_seconds": None, "checked_at": None, "last_error": None}
+                           "lag_seconds": None, "checked_at": None, "last_error": None,
+                           "sealed": False, "staging_bytes": None, "seal_error": None}
     answer = client.post("/api/backup/restore", json={"timestamp": "2026-11-27T15:52:56Z"})
     assert answer.status_code == 400
     assert "not installed" in answer.json["details"][0]
