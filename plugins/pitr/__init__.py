@@ -77,11 +77,21 @@ class Engine:
     def wanted(self):
         """Whether Litestream should run: enabled, configured, installed, and sealable."""
         return bool(self.mc.settings.get("pitr.enabled") and
-                    self.mc.settings.get("pitr.replica_url") and self.binary() and
+                    self.replica_url() and self.binary() and
                     self.seal_problem() is None)
 
+    def replica_url(self):
+        """`pitr.replica_url` as stored, checked for its form only: a sealed replica stored
+        while pyrage was there still reads as itself once it is gone (and health says why
+        nothing streams), not as "no replica"."""
+        value = self.mc.settings.get_raw("pitr.replica_url")
+        try:
+            return REPLICA_URL["clean"](value)
+        except ValueError:
+            return ""
+
     def sealed(self):
-        return litestream.sealed({"pitr.replica_url": self.mc.settings.get("pitr.replica_url")})
+        return litestream.sealed({"pitr.replica_url": self.replica_url()})
 
     def restarts_on(self, key):
         """Whether a change of setting `key` needs a new child (and sealer)."""
@@ -121,7 +131,7 @@ class Engine:
     def storage(self):
         """The sealed stream's storage: the replica's bucket and prefix."""
         get = self.mc.settings.get
-        return open_storage(get("pitr.replica_url"),
+        return open_storage(self.replica_url(),
                             endpoint_url=get("pitr.s3_endpoint") or None,
                             region=get("pitr.s3_region") or None,
                             access_key_id=get("pitr.s3_access_key_id") or None,
@@ -130,14 +140,14 @@ class Engine:
     def sealer(self, report):
         """A `Sealer` from the staging folder to the storage (`seal_problem` must be None);
         `report` gets its record, marked with the replica it is about."""
-        replica = self.mc.settings.get("pitr.replica_url")
+        replica = self.replica_url()
         return Sealer(self.files.staging, self.storage(), Codec(recipients=self.recipients()),
                       lambda found: report({**found, "replica": replica}))
 
     def window(self):
         """What the sealer last recorded the storage holds (see `replica_check.check`)."""
         found = read_state(self.files).get("sealed_stream") or {}
-        if found.get("replica") != self.mc.settings.get("pitr.replica_url"):
+        if found.get("replica") != self.replica_url():
             return NOTHING_SEALED  # a record of the replica before the setting changed
         return found
 
@@ -173,7 +183,7 @@ class Engine:
         sealed = self.sealed()
         out = {"enabled": enabled, "installed": binary is not None, "running": running,
                "pid": pid if running else None,
-               "replica": self.mc.settings.get("pitr.replica_url") or None,
+               "replica": self.replica_url() or None,
                "earliest": None, "latest": None, "lag_seconds": None, "checked_at": None,
                "last_error": state.get("last_error"), "sealed": sealed,
                "staging_bytes": self.staging_bytes() if sealed else None,

@@ -108,7 +108,7 @@ class Supervisor:
     def check_replica(self):
         """Check the replica once (`replica_check.check`) and keep the result in the state file."""
         engine = self.engine
-        binary, replica = engine.binary(), self.mc.settings.get("pitr.replica_url")
+        binary, replica = engine.binary(), engine.replica_url()
         if not (binary and replica):
             return
         engine.write_config()
