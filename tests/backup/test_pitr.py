@@ -289,7 +289,10 @@ def test_the_page_shows_the_window_and_restores_to_a_moment_after_typed_confirma
     from tests.support.browser import log_in
     add_tasks(mc, "kept")
     now_ms = int(mc.clock() * 1000)
-    engine = Engine(mc.backups.create("alice").path, earliest=now_ms - 3_600_000, latest=now_ms)
+    asked_ms = now_ms // 1000 * 1000 - 60_000
+    # A sealed stream says which moment its copy holds (Litestream's compaction steps).
+    engine = Engine(mc.backups.create("alice").path, earliest=now_ms - 3_600_000, latest=now_ms,
+                    held=asked_ms - 750)
     mc.pm.register(engine)
     add_tasks(mc, "later")
     page = open_page()
@@ -312,5 +315,7 @@ def test_the_page_shows_the_window_and_restores_to_a_moment_after_typed_confirma
     typed.fill(moment.replace("Z", ".000Z"))
     confirm.click()
     expect(page.locator("#login-notice")).to_contain_text(f"Restored {moment[:-1]}.000Z")
-    assert engine.asked == [now_ms // 1000 * 1000 - 60_000]
+    held = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(asked_ms / 1000 - 1)) + ".250Z"
+    expect(page.locator("#login-notice")).to_contain_text(f"The data is from {held}")
+    assert engine.asked == [asked_ms]
     assert titles(mc) == ["kept"]
