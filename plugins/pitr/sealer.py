@@ -18,7 +18,7 @@ from mission_control import (ObjectHeld, describe_error, encode, open_private, p
 
 log = logging.getLogger(__name__)
 
-POLL = 0.2
+POLL = 0.1
 MAX_BACKOFF = 10.0
 
 
