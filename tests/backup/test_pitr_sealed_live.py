@@ -1,6 +1,5 @@
 """The sealed point-in-time stream end to end: a real `serve` runs the real Litestream into its
 staging folder and seals every file into a real S3 (SeaweedFS); restores read it back."""
-import json
 import os
 import random
 import sqlite3
@@ -13,7 +12,8 @@ from mission_control import open_storage, restore_sealed
 from mission_control.offsite.codec import AGE_MAGIC
 from tests.support.offsite import new_key
 from tests.support.pitr_live import (BINARY, Serve, add_user, configure, iso,
-                                     litestream_processes, local_txid, usernames, wait_for)
+                                     litestream_processes, local_txid, sealed_txid, usernames,
+                                     wait_for)
 from tests.support.seaweed import ADMIN, SERVICE
 
 pytestmark = [pytest.mark.slow,
@@ -27,15 +27,6 @@ def sealed_settings(seaweed, bucket, recipient):
             "pitr.s3_endpoint": seaweed.url, "pitr.s3_region": "us-east-1",
             "pitr.s3_access_key_id": SERVICE[0], "pitr.s3_secret_access_key": SERVICE[1],
             "pitr.age_recipients": recipient, "pitr.max_lag_seconds": "5"}
-
-
-def sealed_txid(data):
-    """The newest transaction the sealer has uploaded (its record in the state file)."""
-    try:
-        state = json.loads((data / ".mission-control.db.pitr.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return (state.get("sealed_stream") or {}).get("replica_txid")
 
 
 def user_rows(path):

@@ -124,6 +124,17 @@ def local_txid(data_dir):
     return litestream.local_txid(BINARY, files, os.environ)
 
 
+def sealed_txid(data_dir):
+    """The newest transaction a sealed stream's sealer has uploaded (its record in the state
+    file), or None."""
+    files = litestream.Files(Path(data_dir).absolute() / "mission-control.db")
+    try:
+        state = json.loads(files.state.read_text())
+    except (OSError, ValueError):
+        return None
+    return (state.get("sealed_stream") or {}).get("replica_txid")
+
+
 def litestream_processes(data_dir):
     """Pids of `litestream replicate` processes on this data folder's config file."""
     files = litestream.Files(Path(data_dir).absolute() / "mission-control.db")

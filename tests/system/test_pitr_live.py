@@ -14,7 +14,9 @@ import boto3
 import pytest
 
 from tests.support.pitr_live import (BINARY, KEY, OPENER, ROOT, Serve, add_user, configure, iso, litestream_processes,
-                             local_txid, replicated, usernames, wait_for, write_three)
+                             local_txid, replicated, sealed_txid, usernames, wait_for,
+                             write_three)
+from tests.support.offsite import new_key
 from tests.support.s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 pytestmark = [pytest.mark.slow,
@@ -153,15 +155,20 @@ def test_restore_to_a_moment_from_an_s3_replica(tmp_path):
                      aws_secret_access_key=SECRET_KEY,
                      region_name="us-east-1").create_bucket(Bucket="pitr")
         data = tmp_path / "data"
+        identity, recipient = new_key()
         configure(data, **{"pitr.enabled": True, "pitr.replica_url": "s3://pitr/mc/live",
                            "pitr.s3_endpoint": s3.url, "pitr.s3_region": "us-east-1",
                            "pitr.s3_access_key_id": ACCESS_KEY,
-                           "pitr.s3_secret_access_key": SECRET_KEY})
+                           "pitr.s3_secret_access_key": SECRET_KEY,
+                           "pitr.age_recipients": recipient, "offsite.age_identity": identity})
         serve = Serve(data)
         try:
             assert wait_for(lambda: running(serve)), serve.lines
             assert SECRET_KEY not in open(f"/proc/{serve.pitr()['pid']}/cmdline").read()
+            # Sealed: Litestream itself is never given the bucket or its credentials.
+            assert SECRET_KEY not in (data / "mission-control.db.litestream.yml").read_text()
             between = write_three(data)
+            assert wait_for(lambda: (sealed_txid(data) or 0) >= local_txid(data))
             status, body = serve.call("POST", "/api/backup/restore", {"timestamp": iso(between)})
             assert status == 200, body
             assert {"t1", "t2"} <= usernames(data) and "t3" not in usernames(data)
