@@ -188,8 +188,9 @@ class Engine:
                "last_error": state.get("last_error"), "sealed": sealed,
                "staging_bytes": self.staging_bytes() if sealed else None,
                "seal_error": self.seal_problem() if enabled else None}
-        if sealed and self.window()["error"]:
-            out["last_error"] = self.window()["error"]
+        sealing_error = self.window()["error"] if sealed else None
+        if sealing_error:
+            out["last_error"] = sealing_error
         if not (enabled and binary and out["replica"]) or out["seal_error"]:
             return out
         found = state.get("check")
