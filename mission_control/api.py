@@ -25,9 +25,14 @@ from .offsite.codec import codec_settings
 from .offsite.codec import encode
 from .offsite.codec import parse_remote_name
 from .offsite.signing import MANIFEST_SUFFIX
+from .offsite.storage import TEMP_PREFIX as OFFSITE_TEMP_PREFIX
 from .offsite.storage import (FolderStorage, Lock, ObjectHeld, S3Storage, StoredObject,
                               make_s3_client, open_storage)
 from .offsite.targets import RemoteCopy
+from .offsite.sender import Policy as OffsitePolicy
+from .offsite.sender import StorageTarget
+from .offsite.sender import held_text
+from .offsite.sender import send as send_offsite
 from .files import open_private
 from .backup.retention import WITHIN_PATTERN
 from .backup.retention import check_within
@@ -59,6 +64,8 @@ __all__ = [
     # storage primitives off-site targets are made of
     "FolderStorage", "S3Storage", "StoredObject", "Lock", "ObjectHeld", "make_s3_client",
     "open_storage",
+    # the host that sends a backup to a storage (pack, put, check, sign, catalog, keep, report)
+    "StorageTarget", "OffsitePolicy", "send_offsite", "held_text", "OFFSITE_TEMP_PREFIX",
     # helpers the built-in plugins use: names, files, health, text
     "backup_status", "describe_error", "PATTERN", "fsync_dir", "remove_files", "sha256_file",
     "FileLock", "open_private", "SCRATCH_PREFIX", "create_scratch", "human_size", "printable",
