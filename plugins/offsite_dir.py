@@ -12,8 +12,8 @@ never affected.
 """
 import os
 
-from mission_control import (OFFSITE_TEMP_PREFIX, PATH, Codec, FolderStorage, OffsitePolicy, SettingDef,
-                             StorageTarget, codec_settings, hookimpl, remove_files,
+from mission_control import (OFFSITE_TEMP_PREFIX, PATH, Codec, FolderStorage, OffsitePolicy,
+                             SettingDef, StorageTarget, codec_settings, hookimpl, remove_files,
                              send_offsite)
 
 TARGET = "dir"

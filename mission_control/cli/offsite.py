@@ -1,4 +1,4 @@
-"""`mission-control offsite status|list|fetch|key`: each target's last result, its copies, fetching one, the signing key."""
+"""`mission-control offsite status|list|fetch|key`: results, copies, fetching one, the signing key."""
 from datetime import datetime, timezone
 
 from ..errors import BadRequest

@@ -1,4 +1,4 @@
-"""Sending a backup off-site, written once for every storage: pack, put, check what landed, sign, catalog, keep, report.
+"""Sending a backup off-site, once for every storage: pack, put, check, sign, catalog, keep, report.
 
 A target plugin only says where (a `FolderStorage`, an `S3Storage`) and how (`Codec`, `Policy`):
 `StorageTarget` is that pair, and is also what fetches and drills read copies back from. Then

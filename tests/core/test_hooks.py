@@ -566,7 +566,8 @@ def test_check_settings_refuses_a_change_whole_and_a_crash_refuses_too(make_mc):
     with pytest.raises(ValidationFailed) as refused:
         mc.settings.update({"general.site_name": "forbidden", "general.auto_backup": "false"},
                            actor="t")
-    crashed = f"{mc.pm.get_name(crashing)}: could not check the change: RuntimeError: cannot reach it"
+    crashed = (f"{mc.pm.get_name(crashing)}: could not check the change: "
+               "RuntimeError: cannot reach it")
     assert sorted(refused.value.details) == sorted(
         ["general.site_name: the outside world says no", crashed])
     assert mc.settings.get("general.site_name") == "fine"  # nothing written
