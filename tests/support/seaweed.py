@@ -66,9 +66,9 @@ class SeaweedFS:
              "-ip.bind=127.0.0.1", f"-master.port={master}", f"-volume.port={volume}",
              f"-filer.port={filer}", "-s3", f"-s3.port={s3}",
              f"-s3.config={self.folder / 's3.json'}",
-             # Each bucket that is written to grows 7 volumes (sparse files): 20 ran out at the
+             # Each bucket written to grows its own 7 volumes (sparse files): 20 ran out at the
              # third bucket ("No writable volumes and no free volumes left": InternalError).
-             "-volume.max=300",
+             "-volume.max=1000",
              "-master.volumeSizeLimitMB=64", "-master.telemetry=false",
              # Fixed default ports a second server (or another test run) would collide on.
              "-s3.port.iceberg=0", "-s3.port.lance=0"],
