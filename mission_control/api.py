@@ -24,6 +24,16 @@ from .offsite.codec import Encoded
 from .offsite.codec import codec_settings
 from .offsite.codec import encode
 from .offsite.codec import parse_remote_name
+from .offsite.codec import parse_recipients
+from .offsite.codec import CopyDamaged
+from .offsite.codec import MissingExtra
+from .offsite.sealed_stream import LtxFile
+from .offsite.sealed_stream import NothingToRestore
+from .offsite.sealed_stream import parse_name as parse_ltx_name
+from .offsite.sealed_stream import read_timestamp as read_ltx_timestamp
+from .offsite.sealed_stream import restore_sealed
+from .offsite.sealed_stream import sealed_files
+from .offsite.sealed_stream import window as stream_window
 from .offsite.signing import MANIFEST_SUFFIX
 from .offsite.storage import (FolderStorage, Lock, ObjectHeld, S3Storage, StoredObject,
                               make_s3_client, open_storage)
@@ -55,7 +65,10 @@ __all__ = [
     "RetentionPlan", "RetentionRules", "WITHIN_PATTERN", "check_within", "decide_retention",
     # off-site copies
     "REMOTE_PATTERN", "Codec", "Encoded", "codec_settings", "encode", "parse_remote_name",
-    "RemoteCopy", "MANIFEST_SUFFIX",
+    "RemoteCopy", "MANIFEST_SUFFIX", "parse_recipients", "CopyDamaged", "MissingExtra",
+    # the sealed point-in-time stream
+    "LtxFile", "NothingToRestore", "parse_ltx_name", "read_ltx_timestamp", "restore_sealed",
+    "sealed_files", "stream_window",
     # storage primitives off-site targets are made of
     "FolderStorage", "S3Storage", "StoredObject", "Lock", "ObjectHeld", "make_s3_client",
     "open_storage",

@@ -372,14 +372,16 @@ def pitr_status(mc: PluginContext, fresh: bool) -> dict[str, Any] | None:
         ask the engine now (a restore must see the window as it is).
     :return: a dict with ``enabled``, ``installed``, ``running``, ``pid``, ``replica``,
         ``earliest`` and ``latest`` (unix ms or None: the restorable window), ``lag_seconds``,
-        ``checked_at`` (unix ms of the state's last check, or None), ``last_error``; or None to
-        defer (no engine: the host answers "not installed").
+        ``checked_at`` (unix ms of the state's last check, or None), ``last_error``, and
+        optionally ``sealed``, ``staging_bytes`` and ``seal_error`` (why a sealed stream cannot
+        run: health fails with it); or None to defer (no engine: the host answers "not
+        installed").
     :raises: anything; the request fails with a 500.
     """
 
 
 @hookspec(firstresult=True)
-def pitr_restore_to(mc: PluginContext, at_ms: int, dest: Path) -> bool | None:
+def pitr_restore_to(mc: PluginContext, at_ms: int, dest: Path) -> bool | int | None:
     """Write the database as it was at ``at_ms`` (unix ms) to the new file ``dest``.
 
     The host then restores ``dest`` through the same path as every restore (verification,
@@ -388,6 +390,7 @@ def pitr_restore_to(mc: PluginContext, at_ms: int, dest: Path) -> bool | None:
     :param mc: the running MissionControl.
     :param at_ms: the moment wanted, inside the window ``pitr_status`` reported.
     :param dest: ``pathlib.Path`` of a file that does not exist yet, in the backups folder.
-    :return: True when written; None to defer to another implementation.
+    :return: True when written, or the unix ms (int) of the moment the copy actually holds
+        when it differs (at or before ``at_ms``); None to defer to another implementation.
     :raises mission_control.MissionControlError: e.g. a 400 when ``at_ms`` is outside the window.
     """

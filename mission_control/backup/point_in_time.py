@@ -17,6 +17,8 @@ from .restore import restore_prepared_file
 NOT_INSTALLED = {"enabled": False, "installed": False, "running": False, "pid": None,
                  "replica": None, "earliest": None, "latest": None, "lag_seconds": None,
                  "checked_at": None, "last_error": None}
+#: What an engine that knows nothing of sealing answers for it.
+UNSEALED = {"sealed": False, "staging_bytes": None, "seal_error": None}
 
 
 def status(mc, fresh=False):
@@ -24,13 +26,14 @@ def status(mc, fresh=False):
 
     :param fresh: ask the engine now rather than read the state it keeps (see `pitr_status`).
     """
-    return {"checked_at": None, **(mc.hooks.pitr_status(fresh) or NOT_INSTALLED)}
+    return {"checked_at": None, **UNSEALED, **(mc.hooks.pitr_status(fresh) or NOT_INSTALLED)}
 
 
 def health(mc):
     """`status(mc)` plus `problem`: why continuous protection fails the health verdict, or None.
 
-    It fails when it is enabled and Litestream is missing, not running, further behind than
+    It fails when it is enabled and Litestream is missing, its sealed stream cannot be sealed
+    (so nothing streams: never a plaintext fallback), it is not running, further behind than
     `pitr.max_lag_seconds` (a replica that cannot be written falls behind from its last
     progress), or its state was last checked longer ago than that. Off (or no engine plugin),
     it is never a problem.
@@ -43,6 +46,9 @@ def health(mc):
             problem = "continuous protection is on but Litestream is not installed"
         elif not state["replica"]:
             problem = "continuous protection is on but pitr.replica_url is not set"
+        elif state["seal_error"]:
+            problem = ("continuous protection is stopped: its replica is sealed and "
+                       f"{state['seal_error']}")
         elif not state["running"]:
             problem = "continuous protection is on but Litestream is not running"
         elif state["lag_seconds"] is not None and state["lag_seconds"] > limit:
@@ -98,7 +104,8 @@ def restore_at(mc, timestamp, actor, *, session_token=None, keep_settings=True):
 
     `keep_settings` as in `restore.restore_backup`: the live protection settings stay by default.
 
-    :return: as `restore.restore_backup`; `restored` also has `timestamp`.
+    :return: as `restore.restore_backup`; `restored` also has `timestamp` (the moment asked
+        for) and, when the engine says, `restored_to` (the moment the copy holds, at or before).
     :raises ValidationFailed: bad timestamp, point-in-time restore off, or the time outside
         `[earliest, latest]` (400). Nothing is changed then.
     :raises Conflict, RestoreFailed, RestoredWithErrors: as `restore.restore_backup`.
@@ -117,10 +124,11 @@ def restore_at(mc, timestamp, actor, *, session_token=None, keep_settings=True):
     dest = mc.backups.dir / f"{TEMP_PREFIX}pitr-{os.getpid()}-{secrets.token_hex(6)}.db"
     label = f"point-in-time {iso(at_ms)}"
     try:
-        mc.hooks.pitr_restore_to(at_ms, dest)
-        return restore_prepared_file(mc, dest, actor, label=label,
-                                     detail={"timestamp": iso(at_ms)},
-                                     session_token=session_token,
-                                     keep_settings=keep_settings)
+        written = mc.hooks.pitr_restore_to(at_ms, dest)
+        # An engine may say which moment the copy holds (a sealed stream's compaction steps).
+        held = written if type(written) is int else None
+        detail = {"timestamp": iso(at_ms), **({"restored_to": iso(held)} if held else {})}
+        return restore_prepared_file(mc, dest, actor, label=label, detail=detail,
+                                     session_token=session_token, keep_settings=keep_settings)
     finally:
         remove_files(dest, f"{dest}-wal", f"{dest}-shm", f"{dest}-journal")

@@ -350,7 +350,9 @@ async function restoreClosed() {
   try {
     const r = await api("POST", "/api/backup/restore", body);
     const safety = r.safety_backup ? ` The data it replaced is in ${r.safety_backup.name}.` : "";
-    const text = `Restored ${name}.${safety}${keptText(r.kept_settings, keepSettings)}`;
+    const held = r.restored && r.restored.restored_to && r.restored.restored_to !== r.restored.timestamp
+      ? ` The data is from ${r.restored.restored_to}, the last moment the stream kept before it.` : "";
+    const text = `Restored ${name}.${held}${safety}${keptText(r.kept_settings, keepSettings)}`;
     if (r.session && r.session.logged_in === false) {
       showLogin(`${text} ${r.session.message || "Please log in again."}`);
       return;

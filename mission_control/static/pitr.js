@@ -1,7 +1,7 @@
 // Continuous protection on the page: Litestream's state, the restorable window, and the
 // "restore to a moment" form (the restore itself goes through the page's restore dialog).
 import { $ } from "./dom.js";
-import { bothTimes } from "./format.js";
+import { bothTimes, humanSize } from "./format.js";
 
 /** Fill the card from `GET /api/backup/pitr`; hidden while protection is off. */
 export function renderPitr(pitr) {
@@ -10,7 +10,11 @@ export function renderPitr(pitr) {
   if (card.hidden) return;
   let text;
   if (!pitr.installed) text = "On, but Litestream is not installed (pip install 'mission-control-backup[pitr]').";
-  else if (pitr.running) text = `Running: every change is streamed to ${pitr.replica}.`;
+  else if (pitr.seal_error) text = `Stopped: the replica is sealed and ${pitr.seal_error}.`;
+  else if (pitr.running && pitr.sealed) {
+    text = `Running: every change is sealed (age) and streamed to ${pitr.replica}; ` +
+      `${humanSize(pitr.staging_bytes || 0)} staged locally.`;
+  } else if (pitr.running) text = `Running: every change is streamed to ${pitr.replica}.`;
   else text = "On, but Litestream is not running.";
   if (pitr.last_error) text += ` Last error: ${pitr.last_error}`;
   $("pitr-state").textContent = text;

@@ -27,8 +27,16 @@ _STATE = dict(
                                               "background (unix ms); no request starts a check"},
     last_error=STR_OR_NULL)
 
+_SEALING = dict(
+    sealed={"type": "boolean", "description": "the replica is not a local folder, so every file "
+                                              "is age-encrypted before it is uploaded"},
+    staging_bytes={**INT_OR_NULL, "description": "bytes in the local staging folder Litestream "
+                                                 "writes before sealing (null: not sealed)"},
+    seal_error={**STR_OR_NULL, "description": "why the sealed stream cannot run (nothing "
+                                              "streams then), or null"})
+
 SCHEMAS = {
-    "Pitr": obj(**_STATE),
+    "Pitr": obj(**_STATE, **_SEALING),
     "PitrHealth": obj(**{k: v for k, v in _STATE.items()
                          if k not in ("pid", "replica", "last_error")},
                       problem={**STR_OR_NULL, "description": "why it fails the health verdict, "

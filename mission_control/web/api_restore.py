@@ -38,7 +38,11 @@ SCHEMAS = {
         restored=obj(name={"type": "string"}, sha256={"type": "string"},
                      schema_version=INT_OR_NULL, migrated_to={"type": "integer"},
                      optional={"timestamp": {"type": "string", "description":
-                                             "the moment restored to (point in time)"}}),
+                                             "the moment asked for (point in time)"},
+                               "restored_to": {"type": "string", "description":
+                                               "the moment the restored data is from, at or "
+                                               "before `timestamp` (a sealed stream keeps "
+                                               "Litestream's compaction steps)"}}),
         safety_backup=ref("Backup"),
         session=obj(logged_in={"type": "boolean"}, admins=_STRINGS, message={"type": "string"}),
         kept_settings={**_STRINGS, "description": "the protection settings whose live value "

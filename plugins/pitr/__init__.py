@@ -6,6 +6,12 @@ Off until ``pitr.enabled`` is true and ``pitr.replica_url`` is set. Needs the Li
 may name another); without it the plugin only reports "not installed". Only ``mission-control
 serve`` runs Litestream (one child per database, elected across processes); any process can
 read the status and restore to a moment.
+
+Litestream has no encryption, so a replica that is not a local folder (s3://) never sees it:
+Litestream writes to a private staging folder beside the database, and the sealer (`sealer`)
+uploads each file it writes there age-encrypted (`pitr.age_recipients`, by default the off-site
+targets' recipients). Without pyrage or a recipient nothing streams at all: the setting is
+refused, and health fails, rather than anything leaving the host in plaintext.
 """
 import os
 import re
@@ -13,9 +19,12 @@ import threading
 import time
 from contextlib import ExitStack
 
-from mission_control import URL, FileLock, MissionControlError, SettingDef, duration, hookimpl
+from mission_control import (URL, Codec, CopyDamaged, FileLock, MissingExtra,
+                             MissionControlError, SettingDef, describe_error, duration, hookimpl,
+                             open_storage, parse_recipients, restore_sealed)
 
 from . import litestream, replica_check
+from .sealer import Sealer
 from .supervisor import Supervisor, read_state
 
 NAME = "pitr"
@@ -24,6 +33,22 @@ PAUSE_WAIT = 60
 #: this long; beyond a year its Go duration parser overflows (and it would restart in a loop)
 #: long before the disk of a replica holding years of WAL would be sensible.
 RETENTION = duration(60, 365 * 24 * 3600)
+#: Whose recipients seal the stream when `pitr.age_recipients` is empty: the off-site targets'.
+OFFSITE_RECIPIENTS = ("offsite.s3.age_recipients", "offsite.dir.age_recipients")
+NO_PYRAGE = "pyrage is not installed: pip install 'mission-control-backup[offsite-crypt]'"
+NO_BOTO3 = "boto3 is not installed: pip install 'mission-control-backup[s3]'"
+NO_RECIPIENT = ("no age recipient to seal it to: set pitr.age_recipients (or an off-site "
+                "target's age_recipients)")
+#: What `window` answers for a sealed stream before its sealer recorded anything.
+NOTHING_SEALED = {"earliest": None, "latest": None, "replica_txid": None, "error": None}
+
+
+def _importable(module):
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
 
 
 class PitrUnavailable(MissionControlError):
@@ -50,13 +75,101 @@ class Engine:
                 for k in litestream.KEYS}
 
     def wanted(self):
-        """Whether Litestream should run: enabled, configured and installed."""
+        """Whether Litestream should run: enabled, configured, installed, and sealable."""
         return bool(self.mc.settings.get("pitr.enabled") and
-                    self.mc.settings.get("pitr.replica_url") and self.binary())
+                    self.replica_url() and self.binary() and
+                    self.seal_problem() is None)
+
+    def replica_url(self):
+        """`pitr.replica_url` as stored, checked for its form only: a sealed replica stored
+        while pyrage was there still reads as itself once it is gone (and health says why
+        nothing streams), not as "no replica"."""
+        value = self.mc.settings.get_raw("pitr.replica_url")
+        try:
+            return REPLICA_URL["clean"](value)
+        except ValueError:
+            return ""
+
+    def sealed(self):
+        return litestream.sealed({"pitr.replica_url": self.replica_url()})
+
+    def restarts_on(self, key):
+        """Whether a change of setting `key` needs a new child (and sealer)."""
+        return key in litestream.KEYS or key in litestream.SEAL_KEYS or \
+            key in OFFSITE_RECIPIENTS
+
+    def recipients(self):
+        """The age public keys the stream is sealed to (a tuple, possibly empty)."""
+        own = self.mc.settings.get("pitr.age_recipients").split()
+        if own:
+            return tuple(own)
+        keys = []
+        for setting in OFFSITE_RECIPIENTS:
+            try:
+                keys += [k for k in self.mc.settings.get(setting).split() if k not in keys]
+            except KeyError:
+                pass  # that off-site plugin is not loaded
+        return tuple(keys)
+
+    def seal_problem(self):
+        """Why a sealed stream cannot run (a sentence naming what to fix), or None."""
+        if not self.sealed():
+            return None
+        if not _importable("pyrage"):
+            return NO_PYRAGE
+        if not _importable("boto3"):
+            return NO_BOTO3
+        keys = self.recipients()
+        if not keys:
+            return NO_RECIPIENT
+        try:
+            parse_recipients(" ".join(keys))
+        except ValueError as exc:
+            return f"pitr.age_recipients: {exc}"
+        return None
+
+    def storage(self):
+        """The sealed stream's storage: the replica's bucket and prefix."""
+        get = self.mc.settings.get
+        return open_storage(self.replica_url(),
+                            endpoint_url=get("pitr.s3_endpoint") or None,
+                            region=get("pitr.s3_region") or None,
+                            access_key_id=get("pitr.s3_access_key_id") or None,
+                            secret_access_key=get("pitr.s3_secret_access_key") or None)
+
+    def sealer(self, report):
+        """A `Sealer` from the staging folder to the storage (`seal_problem` must be None);
+        `report` gets its record, marked with the replica it is about."""
+        replica = self.replica_url()
+        return Sealer(self.files.staging, self.storage(), Codec(recipients=self.recipients()),
+                      lambda found: report({**found, "replica": replica}))
+
+    def window(self):
+        """What the sealer last recorded the storage holds (see `replica_check.check`)."""
+        found = read_state(self.files).get("sealed_stream") or {}
+        if found.get("replica") != self.replica_url():
+            return NOTHING_SEALED  # a record of the replica before the setting changed
+        return found
+
+    def staging_bytes(self):
+        total = 0
+        for folder, _, names in os.walk(self.files.staging):
+            for name in names:
+                try:
+                    total += os.lstat(os.path.join(folder, name)).st_size
+                except FileNotFoundError:
+                    pass  # compacted away meanwhile
+        return total
 
     def write_config(self):
+        staging = None
+        if self.sealed():
+            staging = self.files.staging
+            staging.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(staging, 0o700)  # it holds every row in clear, as the database does
         litestream.write_config(self.files.config,
-                                litestream.config_text(self.files.db_path, self.values()))
+                                litestream.config_text(self.files.db_path, self.values(),
+                                                       staging))
 
     def status(self, fresh=False):
         """The JSON of `GET /api/backup/pitr`, from the last background check (`replica_check`):
@@ -67,12 +180,17 @@ class Engine:
         state = read_state(self.files)
         pid = state.get("pid")
         running = bool(pid) and litestream.is_ours(pid, self.files)
+        sealed = self.sealed()
         out = {"enabled": enabled, "installed": binary is not None, "running": running,
                "pid": pid if running else None,
-               "replica": self.mc.settings.get("pitr.replica_url") or None,
+               "replica": self.replica_url() or None,
                "earliest": None, "latest": None, "lag_seconds": None, "checked_at": None,
-               "last_error": state.get("last_error")}
-        if not (enabled and binary and out["replica"]):
+               "last_error": state.get("last_error"), "sealed": sealed,
+               "staging_bytes": self.staging_bytes() if sealed else None,
+               "seal_error": self.seal_problem() if enabled else None}
+        if sealed and self.window()["error"]:
+            out["last_error"] = self.window()["error"]
+        if not (enabled and binary and out["replica"]) or out["seal_error"]:
             return out
         found = state.get("check")
         if found is not None and found.get("replica") != out["replica"]:
@@ -81,7 +199,7 @@ class Engine:
         if fresh:
             self.write_config()
             found = replica_check.check(binary, self.files, self.environ, out["replica"],
-                                        found, now, now)
+                                        found, now, now, self.window if sealed else None)
         if found is None:
             return out
         out["earliest"], out["latest"] = found["earliest"], found["latest"]
@@ -92,9 +210,13 @@ class Engine:
         return out
 
     def restore_to(self, at_ms, dest):
+        """Write the database as of `at_ms` to `dest`; for a sealed stream, the moment (unix ms)
+        the copy actually holds, else True."""
         binary = self.binary()
         if binary is None:
             raise PitrUnavailable("Point-in-time restore is not installed")
+        if self.sealed():
+            return self._restore_sealed(binary, at_ms, dest)
         self.write_config()
         try:
             litestream.restore(binary, self.files, self.environ, at_ms, dest)
@@ -102,6 +224,26 @@ class Engine:
             raise MissionControlError(f"Litestream could not restore that moment: {exc}",
                                       status=500) from exc
         os.chmod(dest, 0o600)
+        return True
+
+    def _restore_sealed(self, binary, at_ms, dest):
+        identity = self.mc.settings.get("offsite.age_identity")
+        if not identity:
+            raise PitrUnavailable("The point-in-time stream is sealed: set offsite.age_identity "
+                                  "(the secret key of one of its recipients) to restore from it")
+        try:
+            moment = restore_sealed(self.storage(), identity, at_ms, dest, binary,
+                                    litestream.child_environment(self.environ))
+        except (CopyDamaged, MissingExtra) as exc:
+            raise MissionControlError(f"The point-in-time stream could not be read: {exc}",
+                                      status=500) from exc
+        except MissionControlError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the storage's own errors (botocore's, say)
+            raise MissionControlError("The point-in-time stream could not be read: "
+                                      f"{describe_error(exc)}", status=500) from exc
+        os.chmod(dest, 0o600)
+        return moment
 
     def pause(self):
         """Stop the running child (whichever process owns it) until `resume`."""
@@ -139,6 +281,30 @@ def _matching(regex, hint):
     return {"clean": clean, "pattern": f"^(?:{regex})$"}
 
 
+def _replica_url(value):
+    """`pitr.replica_url`'s check: a replica that is not a local folder is only ever sealed, so
+    it is refused while sealing is impossible (never a plaintext fallback)."""
+    value = REPLICA_URL["clean"](value)
+    if litestream.sealed({"pitr.replica_url": value}):
+        for module, missing in (("pyrage", NO_PYRAGE), ("boto3", NO_BOTO3)):
+            if not _importable(module):
+                raise ValueError(f"an s3:// replica is sealed with age; {missing}")
+    return value
+
+
+def _sealable_recipients(value):
+    keys = parse_recipients(value)
+    if keys and not _importable("pyrage"):
+        raise ValueError(NO_PYRAGE)  # parse_recipients cannot check the keys without it
+    return keys
+
+
+_KEY = "age1[02-9ac-hj-np-z]{58}"
+_RECIPIENTS = f"^[\\s,]*({_KEY}([\\s,]+{_KEY})*[\\s,]*)?$"
+REPLICA_URL = _matching(r"|file:///[!-~]+|s3://[a-z0-9][a-z0-9.-]{1,62}(/[!-~]*)?",
+                        "must be file:///absolute/path or s3://bucket/prefix")
+
+
 @hookimpl
 def register_settings():
     def pitr(key, type_, default, description, **kw):
@@ -147,15 +313,17 @@ def register_settings():
         pitr("enabled", "bool", "false", "Stream every transaction to the replica with "
              "Litestream, for point-in-time restore (needs the [pitr] extra)"),
         pitr("replica_url", "text", "", "Where Litestream keeps the replica: file:///absolute/"
-             "path or s3://bucket/prefix", max_length=1024,
-             **_matching(r"|file:///[!-~]+|s3://[a-z0-9][a-z0-9.-]{1,62}(/[!-~]*)?",
-                         "must be file:///absolute/path or s3://bucket/prefix")),
+             "path, or s3://bucket/prefix (sealed: every file age-encrypted before upload)", max_length=1024,
+             clean=_replica_url, pattern=REPLICA_URL["pattern"]),
         pitr("s3_endpoint", "text", "", "Endpoint of an S3-compatible service; empty means AWS",
              max_length=1024, kind=URL),
         pitr("s3_region", "text", "", "S3 region", max_length=64),
         pitr("s3_access_key_id", "text", "", "S3 access key id", secret=True, max_length=256),
         pitr("s3_secret_access_key", "text", "", "S3 secret access key", secret=True,
              max_length=256),
+        pitr("age_recipients", "text", "", "age public keys (age1…) the stream is sealed to "
+             "when the replica is not a local folder; empty: the off-site targets' recipients",
+             max_length=10000, clean=_sealable_recipients, pattern=_RECIPIENTS),
         pitr("retention", "text", "72h", "How far back a restore can go (a duration: 72h, "
              "90m, 1h30m; 1m to 8760h, a year)", max_length=32, kind=RETENTION),
         pitr("max_lag_seconds", "int", "60", "Health fails when the replica is this far "
@@ -195,5 +363,4 @@ def pitr_status(mc, fresh):
 
 @hookimpl
 def pitr_restore_to(mc, at_ms, dest):
-    _engine(mc).restore_to(at_ms, dest)
-    return True
+    return _engine(mc).restore_to(at_ms, dest)

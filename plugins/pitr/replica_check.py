@@ -22,7 +22,7 @@ def interval(max_lag):
     return max(MIN_INTERVAL, min(max_lag / 3, MAX_INTERVAL))
 
 
-def check(binary, files, environ, replica, previous, now, since):
+def check(binary, files, environ, replica, previous, now, since, window=None):
     """Run `litestream ltx` and `litestream status` once; the new check, a JSON-ready dict.
 
     :param replica: the `pitr.replica_url` checked (a check of another replica is no guide).
@@ -34,6 +34,9 @@ def check(binary, files, environ, replica, previous, now, since):
     :return: `replica`, `checked_at`, `error` (None, or the failed command's message, without
         host paths), `earliest`, `latest`, `replica_txid`, `local_txid` (the last known ones
         when the check failed), `caught_up` and `progress_at`.
+    :param window: for a sealed stream, a function returning what the storage holds sealed
+        (`{"earliest", "latest", "replica_txid"}`, the sealer's record) instead of what
+        `litestream ltx` lists in the staging folder: only sealed and uploaded counts.
     """
     if previous is not None and previous.get("replica") != replica:
         previous = None
@@ -41,7 +44,7 @@ def check(binary, files, environ, replica, previous, now, since):
                          "local_txid": None, "progress_at": since}
     known = {**known, "progress_at": max(known["progress_at"], since)}
     try:
-        window = litestream.listing(binary, files, environ)
+        window = window() if window else litestream.listing(binary, files, environ)
         local = litestream.local_txid(binary, files, environ)
     except litestream.EngineError as exc:
         return {**known, "replica": replica, "checked_at": now, "error": str(exc),

@@ -7,7 +7,9 @@ when its settings change, and stops it on shutdown. A restore, in any process, t
 lock and stops the child; the owner starts a new one once the pause lock is free again.
 
 While it owns the child, a second thread checks the replica in the background
-(`replica_check`) and keeps the result in the state file, which every process reads.
+(`replica_check`) and keeps the result in the state file, which every process reads. For a
+sealed stream, a third (`sealer`) seals and uploads what the child writes to the staging folder,
+from just before the child starts until just after it stopped (its last files are sealed too).
 """
 import json
 import logging
@@ -18,7 +20,7 @@ import subprocess
 import threading
 import time
 
-from mission_control import Actor, FileLock, open_private
+from mission_control import Actor, FileLock, describe_error, open_private
 
 from . import litestream, replica_check
 
@@ -106,7 +108,7 @@ class Supervisor:
     def check_replica(self):
         """Check the replica once (`replica_check.check`) and keep the result in the state file."""
         engine = self.engine
-        binary, replica = engine.binary(), self.mc.settings.get("pitr.replica_url")
+        binary, replica = engine.binary(), engine.replica_url()
         if not (binary and replica):
             return
         engine.write_config()
@@ -114,12 +116,13 @@ class Supervisor:
         now = self.mc.clock()
         since = state["started_at"] / 1000 if state.get("started_at") else now
         found = replica_check.check(binary, engine.files, engine.environ, replica,
-                                    state.get("check"), now, since)
+                                    state.get("check"), now, since,
+                                    engine.window if engine.sealed() else None)
         self._state(check=found)
 
     def settings_changed(self, keys):
         """`mc.settings.on_change` listener: restart the child with a new config if it differs."""
-        if any(k in litestream.KEYS for k in keys):
+        if any(self.engine.restarts_on(k) for k in keys):
             self._restart.set()
 
     def _run(self):
@@ -145,30 +148,59 @@ class Supervisor:
         backoff = FIRST_BACKOFF
         while not self._stopping.is_set() and self.engine.wanted():
             self._restart.clear()
+            sealer = proc = None
             with pause.hold(0) as free:
-                proc = self._spawn() if free else None
-            if proc is None:
-                self._stopping.wait(POLL)  # a restore holds the pause lock, or spawning failed
-                continue
-            started = time.monotonic()
-            while proc.poll() is None and not self._stopping.is_set() and \
-                    not self._restart.is_set():
-                self._stopping.wait(POLL)
-            if proc.poll() is None:  # shutdown, or new settings: a clean stop, not a failure
-                litestream.stop_process(proc.pid, self.engine.files, STOP_WAIT, time.sleep)
-                proc.wait()
-                self._state(pid=None)
-                continue
+                if free:
+                    sealer = self._start_sealer()
+                    ready = sealer is not None or not self.engine.sealed()
+                    proc = self._spawn() if ready else None
+            try:
+                if proc is None:
+                    # A restore holds the pause lock, or the sealer or the child failed to start.
+                    self._stopping.wait(POLL if not free else backoff)
+                    backoff = backoff if not free else min(MAX_BACKOFF, backoff * 2)
+                    continue
+                backoff = self._watch(proc, pause, backoff)
+            finally:
+                if sealer is not None and not sealer.stop():
+                    log.error("the point-in-time sealer did not stop in time")
+
+    def _start_sealer(self):
+        """For a sealed stream, a running `Sealer` (its record goes to the state file); None
+        when the stream is not sealed or the sealer could not be made."""
+        if not self.engine.sealed():
+            return None
+        try:
+            sealer = self.engine.sealer(lambda found: self._state(sealed_stream=found))
+        except Exception as exc:  # noqa: BLE001 - the storage's settings; the next round may work
+            reason = f"cannot open the sealed replica: {describe_error(exc)}"
+            log.error("%s", reason)
+            self._state(last_error=reason)
+            return None
+        sealer.start()
+        return sealer
+
+    def _watch(self, proc, pause, backoff):
+        """Wait until the child ends, or stop it (shutdown, new settings); the next backoff."""
+        started = time.monotonic()
+        while proc.poll() is None and not self._stopping.is_set() and \
+                not self._restart.is_set():
+            self._stopping.wait(POLL)
+        if proc.poll() is None:  # shutdown, or new settings: a clean stop, not a failure
+            litestream.stop_process(proc.pid, self.engine.files, STOP_WAIT, time.sleep)
+            proc.wait()
             self._state(pid=None)
-            with pause.hold(0) as free:
-                pass
-            if not free:
-                continue  # stopped for a restore; started again once the restore is done
-            if time.monotonic() - started >= STABLE_AFTER:
-                backoff = FIRST_BACKOFF
-            self._died(proc.returncode, backoff)
-            self._stopping.wait(backoff)
-            backoff = min(MAX_BACKOFF, backoff * 2)
+            return backoff
+        self._state(pid=None)
+        with pause.hold(0) as free:
+            pass
+        if not free:
+            return backoff  # stopped for a restore; started again once it is done
+        if time.monotonic() - started >= STABLE_AFTER:
+            backoff = FIRST_BACKOFF
+        self._died(proc.returncode, backoff)
+        self._stopping.wait(backoff)
+        return min(MAX_BACKOFF, backoff * 2)
 
     def _spawn(self):
         files = self.engine.files

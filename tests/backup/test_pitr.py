@@ -28,7 +28,8 @@ def test_status_says_not_installed_without_the_binary(make_mc):
     assert status.status_code == 200
     assert status.json == {"enabled": True, "installed": False, "running": False, "pid": None,
                            "replica": "file:///tmp/r", "earliest": None, "latest": None,
-                           "lag_seconds": None, "checked_at": None, "last_error": None}
+                           "lag_seconds": None, "checked_at": None, "last_error": None,
+                           "sealed": False, "staging_bytes": None, "seal_error": None}
     answer = client.post("/api/backup/restore", json={"timestamp": "2026-11-27T15:52:56Z"})
     assert answer.status_code == 400
     assert "not installed" in answer.json["details"][0]
@@ -288,7 +289,10 @@ def test_the_page_shows_the_window_and_restores_to_a_moment_after_typed_confirma
     from tests.support.browser import log_in
     add_tasks(mc, "kept")
     now_ms = int(mc.clock() * 1000)
-    engine = Engine(mc.backups.create("alice").path, earliest=now_ms - 3_600_000, latest=now_ms)
+    asked_ms = now_ms // 1000 * 1000 - 60_000
+    # A sealed stream says which moment its copy holds (Litestream's compaction steps).
+    engine = Engine(mc.backups.create("alice").path, earliest=now_ms - 3_600_000, latest=now_ms,
+                    held=asked_ms - 750)
     mc.pm.register(engine)
     add_tasks(mc, "later")
     page = open_page()
@@ -311,5 +315,7 @@ def test_the_page_shows_the_window_and_restores_to_a_moment_after_typed_confirma
     typed.fill(moment.replace("Z", ".000Z"))
     confirm.click()
     expect(page.locator("#login-notice")).to_contain_text(f"Restored {moment[:-1]}.000Z")
-    assert engine.asked == [now_ms // 1000 * 1000 - 60_000]
+    held = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(asked_ms / 1000 - 1)) + ".250Z"
+    expect(page.locator("#login-notice")).to_contain_text(f"The data is from {held}")
+    assert engine.asked == [asked_ms]
     assert titles(mc) == ["kept"]

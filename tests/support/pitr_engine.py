@@ -7,8 +7,10 @@ from mission_control import hookimpl
 class Engine:
     """A stand-in engine: its window is fixed, and a moment's copy is a file it was given."""
 
-    def __init__(self, source, earliest=1_000_000, latest=2_000_000):
-        self.source, self.earliest, self.latest = source, earliest, latest
+    def __init__(self, source, earliest=1_000_000, latest=2_000_000, held=None):
+        """:param held: the moment (unix ms) it says its copies hold, as a sealed stream does;
+        None: it says only that it wrote the copy."""
+        self.source, self.earliest, self.latest, self.held = source, earliest, latest, held
         self.asked = []
 
     @hookimpl(tryfirst=True)
@@ -21,4 +23,4 @@ class Engine:
     def pitr_restore_to(self, at_ms, dest):
         self.asked.append(at_ms)
         shutil.copyfile(self.source, dest)
-        return True
+        return self.held or True

@@ -1,0 +1,143 @@
+"""The sealed point-in-time stream without a running Litestream: settings, health, the sealer's
+mirroring of the staging folder into a real S3 (SeaweedFS), and the restore answer's moment."""
+import struct
+import sys
+
+import pytest
+
+from mission_control import Codec, S3Storage
+from mission_control.builtins.pitr.sealer import Sealer
+from mission_control.offsite.codec import AGE_MAGIC
+from tests.support.accounts import logged_in_client
+from tests.support.backup_files import add_tasks, titles
+from tests.support.offsite import new_key
+from tests.support.pitr_engine import Engine
+from tests.support.seaweed import ADMIN, SERVICE
+
+S3_REPLICA = {"pitr.enabled": True, "pitr.replica_url": "s3://bucket/pitr"}
+
+
+@pytest.fixture
+def no_pyrage(monkeypatch):
+    """This process as it is without the [offsite-crypt] extra: `import pyrage` fails."""
+    monkeypatch.setitem(sys.modules, "pyrage", None)
+
+
+@pytest.mark.parametrize("key, value", [("pitr.replica_url", "s3://bucket/pitr"),
+                                        ("pitr.age_recipients", None)])
+def test_without_pyrage_a_sealed_replica_is_refused(admin_client, no_pyrage, key, value):
+    value = value or "age1" + "q" * 58
+    answer = admin_client.put("/api/settings", json={"settings": {key: value}})
+    assert answer.status_code == 400
+    assert answer.json["details"][0].startswith(key) and "pyrage" in answer.json["details"][0]
+    # A local folder needs no sealing, so it stays possible.
+    local = admin_client.put("/api/settings", json={"settings": {
+        "pitr.replica_url": "file:///srv/replica"}})
+    assert local.status_code == 200
+
+
+def test_a_bad_recipient_is_refused(admin_client):
+    _, good = new_key()
+    answer = admin_client.put("/api/settings", json={"settings": {
+        "pitr.age_recipients": f"{good} {good[:-1]}x"}})
+    assert answer.status_code == 400
+    assert answer.json["details"][0].startswith("pitr.age_recipients: not an age public key")
+
+
+def problem(client):
+    status = client.get("/api/backup/status").json
+    return status["verdict"], status["pitr"]["problem"]
+
+
+def test_a_stream_that_cannot_be_sealed_stops_and_fails_health(make_mc, monkeypatch):
+    mc = make_mc()
+    _, recipient = new_key()
+    mc.settings.update({**S3_REPLICA, "pitr.age_recipients": recipient}, "test")
+    client = logged_in_client(mc)
+    state = client.get("/api/backup/pitr").json
+    assert (state["sealed"], state["seal_error"], state["staging_bytes"]) == (True, None, 0)
+    # pyrage removed after the settings were stored: nothing streams, health says why.
+    monkeypatch.setitem(sys.modules, "pyrage", None)
+    state = client.get("/api/backup/pitr").json
+    assert "pyrage is not installed" in state["seal_error"] and not state["running"]
+    verdict, reason = problem(client)
+    assert verdict == "fail" and "sealed and pyrage is not installed" in reason
+    assert not mc.services["pitr"]["engine"].wanted()
+
+
+def test_the_stream_is_sealed_to_the_offsite_recipients_by_default(make_mc):
+    mc = make_mc()
+    mc.settings.update(S3_REPLICA, "test")
+    client = logged_in_client(mc)
+    verdict, reason = problem(client)
+    assert verdict == "fail" and "no age recipient to seal it to" in reason
+    keys = [new_key()[1] for _ in range(3)]
+    mc.settings.update({"offsite.dir.age_recipients": f"{keys[0]} {keys[1]}",
+                        "offsite.s3.age_recipients": keys[1]}, "test")
+    assert client.get("/api/backup/pitr").json["seal_error"] is None
+    engine = mc.services["pitr"]["engine"]
+    assert engine.recipients() == (keys[1], keys[0])  # each once
+    mc.settings.update({"pitr.age_recipients": keys[2]}, "test")
+    assert engine.recipients() == (keys[2],)
+
+
+def test_the_restore_answer_says_the_moment_restored_to(make_mc):
+    mc = make_mc()
+    add_tasks(mc, "kept")
+    engine = Engine(mc.backups.create("test").path, held=1_199_250)
+    mc.pm.register(engine)
+    answer = logged_in_client(mc).post("/api/backup/restore",
+                                       json={"timestamp": "1970-01-01T00:20:00Z"})
+    assert answer.status_code == 200, answer.json
+    assert answer.json["restored"]["timestamp"] == "1970-01-01T00:20:00.000Z"
+    assert answer.json["restored"]["restored_to"] == "1970-01-01T00:19:59.250Z"
+    assert titles(mc) == ["kept"]
+    event = mc.audit_store.query(action="backup_restore", limit=1)[0][0]
+    assert event["detail"]["restored_to"] == "1970-01-01T00:19:59.250Z"
+
+
+def write_ltx(staging, level, min_txid, max_txid, stamp):
+    """An LTX file as Litestream leaves it in a file replica (its header, then page data)."""
+    path = staging / "ltx" / str(level) / f"{min_txid:016x}-{max_txid:016x}.ltx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack(">4sIIIQQq", b"LTX1", 2, 4096, 4, min_txid, max_txid, stamp)
+    path.write_bytes(header + b"\x00" * 60 + b"page data " * 50)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lock", [False, True])
+def test_the_sealer_uploads_sealed_and_mirrors_deletions(seaweed, tmp_path, lock):
+    bucket = seaweed.bucket(lock=lock)
+    storage = S3Storage(seaweed.client(SERVICE), bucket, "pitr")
+    staging = tmp_path / "staging"
+    reports = []
+    sealer = Sealer(staging, storage, Codec(recipients=(new_key()[1],)), reports.append)
+    first = write_ltx(staging, 0, 1, 1, 1_000)
+    write_ltx(staging, 0, 2, 2, 2_000)
+    write_ltx(staging, 9, 1, 2, 2_500)
+    (staging / "ltx" / "0" / "0000000000000003-0000000000000003.ltx.tmp").write_bytes(b"half")
+    assert sealer.sweep()
+    keys = [o.key for o in storage.list()]
+    assert keys == ["ltx/0/0000000000000001-0000000000000001.ltx.age",
+                    "ltx/0/0000000000000002-0000000000000002.ltx.age",
+                    "ltx/9/0000000000000001-0000000000000002.ltx.age"]
+    for key in keys:
+        with storage.open(key) as f:
+            assert f.read(len(AGE_MAGIC)) == AGE_MAGIC
+    assert sealer.state() == {"earliest": 2_501, "latest": 2_501, "replica_txid": 2,
+                              "error": None}
+    first.unlink()  # Litestream's compaction removed it
+    assert sealer.sweep()
+    assert [o.key for o in storage.list()] == keys[1:]
+    versions = seaweed.client(ADMIN).list_object_versions(Bucket=bucket, Prefix="pitr/ltx/0/")
+    kept = [v["Key"] for v in versions.get("Versions", ())]
+    # A locking bucket keeps the deleted file's version (behind a delete marker) for its lock.
+    assert ("pitr/" + keys[0] in kept) is lock
+    assert not sealer.sweep()  # nothing new, nothing gone: nothing uploaded twice
+    # After a restart, what the storage already holds is not uploaded again.
+    before = {o.key: o.modified for o in storage.list()}
+    again = Sealer(staging, storage, Codec(recipients=(new_key()[1],)), reports.append)
+    again.sweep()
+    assert again.state() == sealer.state()
+    assert {o.key: o.modified for o in storage.list()} == before
