@@ -269,3 +269,55 @@ def _from_storage(storage, folder, keys, as_of, skipped, token):
         finally:
             remove_files(tmp)
     return None
+
+
+@dataclass
+class RecoveredAt:
+    """The database placed at `path`, as it was at `moment` (unix ms), from a sealed stream."""
+
+    path: Path
+    source: str
+    moment: int
+    schema_version: int
+    skipped: list = field(default_factory=list)
+
+
+def recover_at(storages, folder, identities, at_ms, restore, *, token=secrets.token_hex):
+    """Place the database as it was at `at_ms`, from the first sealed point-in-time stream that
+    can give it, in `folder` as `DB_NAME` (checked like a copy).
+
+    :param restore: ``restore(storage, identities, at_ms, dest) -> moment (unix ms)``: the
+        sealed stream's restore (`sealed_stream.restore_sealed` with Litestream bound).
+    :raises NothingRecoverable: no stream could give it (each reason in `skipped`).
+    """
+    folder = Path(folder).absolute()
+    created = prepare_destination(folder)
+    skipped = []
+    try:
+        for storage in storages:
+            tmp = folder / f"{SCRATCH_PREFIX}{token(8)}.tmp"
+            try:
+                moment = restore(storage, identities, at_ms, tmp)
+                found = inspect(tmp)
+                if not found.ok:
+                    raise CopyDamaged("the restored database fails its checks: "
+                                      + "; ".join(found.problems))
+                final = folder / DB_NAME
+                place_without_overwrite(tmp, final)
+                fsync_dir(folder)
+                return RecoveredAt(final, storage.location, moment, found.schema_version,
+                                   skipped)
+            except (CopyDamaged, MissionControlError) as exc:
+                skipped.append(Skip(storage.location, "point-in-time stream",
+                                    getattr(exc, "message", None) or str(exc)))
+            except Exception as exc:  # noqa: BLE001 - OSError, botocore's many kinds
+                skipped.append(Skip(storage.location, "point-in-time stream",
+                                    f"cannot be read: {describe_error(exc)}"))
+            finally:
+                remove_files(tmp, f"{tmp}-wal", f"{tmp}-shm")
+    except BaseException:
+        _undo(folder, created)
+        raise
+    _undo(folder, created)
+    raise NothingRecoverable("the point-in-time stream could not be restored to that moment",
+                             skipped)

@@ -277,10 +277,3 @@ def test_a_delete_marker_is_skipped_and_as_of_reads_the_version_before(backups, 
     assert then.code == 0, then.out
     assert then.json["recovered"]["backup"] == newer.name and then.json["versions_read"]
     assert rows(tmp_path / "then" / "mission-control.db") == rows(newer)
-
-
-def test_at_is_not_available_in_this_build(keys, nas, tmp_path):
-    ran = run_cli("recover", "--from", nas.root, "--identity", keys["identity"],
-                  "--verify-key", keys["verify"], "--to", tmp_path / "x",
-                  "--at", "2026-11-27T15:52:56Z")
-    assert ran.code == 2 and "not available in this build" in ran.err
