@@ -27,6 +27,7 @@ __all__ = ["NAME", "__version__", "hookimpl",
            "restore_sealed", "sealed_files", "stream_window",
            "FolderStorage", "S3Storage", "StoredObject", "Lock", "ObjectHeld", "make_s3_client",
            "open_storage",
+           "StorageTarget", "OffsitePolicy", "send_offsite", "held_text", "OFFSITE_TEMP_PREFIX",
            "backup_status", "describe_error", "PATTERN", "fsync_dir", "remove_files",
            "sha256_file", "FileLock", "open_private", "SCRATCH_PREFIX", "create_scratch",
            "human_size", "printable"]

@@ -35,9 +35,14 @@ from .offsite.sealed_stream import restore_sealed
 from .offsite.sealed_stream import sealed_files
 from .offsite.sealed_stream import window as stream_window
 from .offsite.signing import MANIFEST_SUFFIX
+from .offsite.storage import TEMP_PREFIX as OFFSITE_TEMP_PREFIX
 from .offsite.storage import (FolderStorage, Lock, ObjectHeld, S3Storage, StoredObject,
                               make_s3_client, open_storage)
 from .offsite.targets import RemoteCopy
+from .offsite.sender import Policy as OffsitePolicy
+from .offsite.sender import StorageTarget
+from .offsite.sender import held_text
+from .offsite.sender import send as send_offsite
 from .files import open_private
 from .backup.retention import WITHIN_PATTERN
 from .backup.retention import check_within
@@ -72,6 +77,8 @@ __all__ = [
     # storage primitives off-site targets are made of
     "FolderStorage", "S3Storage", "StoredObject", "Lock", "ObjectHeld", "make_s3_client",
     "open_storage",
+    # the host that sends a backup to a storage (pack, put, check, sign, catalog, keep, report)
+    "StorageTarget", "OffsitePolicy", "send_offsite", "held_text", "OFFSITE_TEMP_PREFIX",
     # helpers the built-in plugins use: names, files, health, text
     "backup_status", "describe_error", "PATTERN", "fsync_dir", "remove_files", "sha256_file",
     "FileLock", "open_private", "SCRATCH_PREFIX", "create_scratch", "human_size", "printable",

@@ -101,6 +101,7 @@ class MissionControl:
         declared = [plugin_setting(d) for d in self.hooks.register_settings()]
         self.settings = Settings(self.db, clock, self.audit, (*HOST_SETTINGS, IDENTITY_SETTING,
                                                                *declared))
+        self.settings.check = self.hooks.check_settings
         self.users = UserStore(self.db, clock)
         self.auth = Authenticator(self.users, self.audit, clock, api_key=self.config.api_key,
                                   login_attempts_per_minute=self.config.login_attempts_per_minute,

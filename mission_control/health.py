@@ -98,6 +98,8 @@ def offsite_status(mc, newest, now, for_monitor=False):
     failures = mc.audit_store.by_target("offsite_failed")
     max_lag = mc.settings.get("offsite.max_lag_minutes") * 60
     drills = {row["target"]: row for row in mc.offsite.drills()}
+    notes = {name: list(getattr(target, "notes", ()) or ())
+             for name, target in mc.offsite.targets().items()}
     targets = []
     for name in sorted(configured | set(results)):
         result = results.get(name) or {}
@@ -124,6 +126,7 @@ def offsite_status(mc, newest, now, for_monitor=False):
             "last_success_at": copies.get(name, {}).get("last_at"),
             "failures": failures.get(name, {}).get("count", 0), "problem": problem,
             "stored_size": result.get("stored_size"), "ratio": result.get("ratio"),
+            "held": result.get("held") or [], "notes": notes.get(name, []),
             "drill": drill and {key: drill[key] for key in
                                 ("ok", "remote_name", "message", "finished_at")}})
     return targets

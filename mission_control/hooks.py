@@ -71,6 +71,20 @@ class Hooks:
         """
         return [d for found in self._relay.register_settings(mc=self._mc) for d in found or ()]
 
+    def check_settings(self, settings: SettingsView, changed: list[str]) -> list[str]:
+        """Every plugin's problems with a settings change, flattened. A plugin that raises is
+        logged and answers a problem naming it: the change is refused, not let through."""
+        problems = []
+
+        def crashed(hook, plugin, exc):
+            _log_failure(hook, plugin, exc)
+            problems.append(f"{plugin}: could not check the change: {describe_error(exc)}")
+
+        for found in self._each("check_settings", crashed, settings=settings,
+                                changed=list(changed)):
+            problems.extend(str(p) for p in found or ())
+        return problems
+
     # -- backups -------------------------------------------------------------------------------
     def pre_backup(self, actor: Actor, db_path: Path, kind: str) -> None:
         """Ask whether a file of `kind` may be written now. Audits nothing: each caller audits

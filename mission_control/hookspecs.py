@@ -312,6 +312,25 @@ def register_settings(mc: PluginContext) -> Iterable[SettingDef] | None:
 
 
 @hookspec
+def check_settings(mc: PluginContext, settings: SettingValues,
+                   changed: list[str]) -> Iterable[str] | None:
+    """Called before a settings change is written, to check it against the world outside
+    (a bucket that must have Object Lock, a server that must answer), which the setting's own
+    validation cannot see.
+
+    :param mc: the running MissionControl.
+    :param settings: the settings as they will be if the change is written
+        (``settings.get(key)``); ``mc.settings`` still holds the old values.
+    :param changed: the keys being changed (each value already passed its own validation).
+        Check only when one of yours is among them: every change calls this hook.
+    :return: problems, each ``"<setting key>: <reason>"`` (the API answers 400 with them as
+        ``details``, the CLI exits 2, and nothing is written), or ``None`` / an empty list.
+    :raises: anything; the host logs it and refuses the change with a problem naming the
+        plugin (a check that cannot run does not let the change through unchecked).
+    """
+
+
+@hookspec
 def serve_start(mc: PluginContext) -> None:
     """Called by ``mission-control serve`` once the service is open, before it takes requests.
 

@@ -147,6 +147,9 @@ class Settings:
                 raise ValueError(f"setting {definition.key!r} is declared twice")
             self.definitions[definition.key] = definition
         self._listeners = []
+        #: `check(view, changed_keys) -> problems`: the plugins' check of a change against the
+        #: world outside (`Hooks.check_settings`), set by the service; None checks nothing more.
+        self.check = None
 
     def on_change(self, callback):
         """Call `callback(changed_keys)` after every committed update or reset."""
@@ -210,9 +213,16 @@ class Settings:
         """Validate every key, then write them all in one transaction, or none, as `actor`.
 
         :return: the keys written (in the order given).
-        :raises ValidationFailed: one `details` entry per bad key or value; nothing is written.
+        :raises ValidationFailed: one `details` entry per bad key or value, or per problem the
+            `check` found with the change as a whole; nothing is written.
         """
         normalized = self.validate(changes)
+        if self.check is not None:
+            view = SettingsView(self, {key: self.definitions[key].typed(value)
+                                       for key, value in normalized.items()})
+            problems = self.check(view, list(normalized))
+            if problems:
+                raise ValidationFailed(problems)
         now = int(self._clock())
         audit = {}
         with self._db.transaction() as conn:

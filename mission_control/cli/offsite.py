@@ -1,17 +1,21 @@
-"""`mission-control offsite list|fetch|key`: a target's copies, fetching one, the signing key."""
+"""`mission-control offsite status|list|fetch|key`: each target's last result, its copies, fetching one, the signing key."""
 from datetime import datetime, timezone
 
 from ..errors import BadRequest
 from ..offsite.targets import fetch
 from ..offsite.targets import find_target
+from ..offsite.sender import held_text
 from ..offsite.targets import list_copies
 from ..units import human_size
 
 
 def add_parsers(sub):
-    """Add the `offsite` command and its three actions."""
+    """Add the `offsite` command and its four actions."""
     actions = sub.add_parser("offsite", help="list and fetch back off-site copies") \
         .add_subparsers(dest="action", metavar="ACTION", required=True)
+    status = actions.add_parser("status", help="each target's last result, and the copies "
+                                               "held by their Object Lock")
+    status.set_defaults(handler=status_)
     lst = actions.add_parser("list", help="the copies a target holds")
     lst.add_argument("target", help="dir, s3, or a plugin's target")
     lst.set_defaults(handler=list_)
@@ -34,6 +38,19 @@ def _identity(path):
             return f.read()
     except OSError as exc:
         raise BadRequest(f"cannot read the identity file: {exc.strerror}") from None
+
+
+def status_(ctx):
+    with ctx.open() as mc:
+        targets = mc.offsite.list()
+    lines = []
+    for t in targets:
+        when = datetime.fromtimestamp(t["finished_at"], timezone.utc)
+        lines.append(f"{t['target']}\t{'ok' if t['ok'] else 'FAILED'}\t{t['backup'] or '-'}\t"
+                     f"{when:%Y-%m-%d %H:%M:%S} UTC\t{t['message']}")
+        # Held by their lock is what a locked bucket is for: said, never counted as a failure.
+        lines += [f"  {line}" for line in held_text(t["held"])]
+    ctx.out.result({"targets": targets}, lines or ["no off-site copy has been tried yet"])
 
 
 def list_(ctx):

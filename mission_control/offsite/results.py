@@ -143,6 +143,8 @@ class OffsiteResults:
             detail = row["detail"] or {}
             row["stored_size"] = detail.get("stored_size")
             row["ratio"] = detail.get("ratio")
+            # Copies retention would have deleted but whose lock has not expired: not a failure.
+            row["held"] = detail.get("held") or []
         return rows
 
     def get(self, target):

@@ -9,6 +9,7 @@ refused before any I/O.
 boto3 is imported only when an S3 client is made, so folders need no extra.
 """
 import base64
+import errno
 import hashlib
 import os
 import secrets
@@ -118,6 +119,8 @@ class FolderStorage:
         return self.head(key)
 
     def _walk(self, prefix):
+        if not os.path.isdir(self.root):  # an unmounted share is unreadable, not empty
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), self.root)
         base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
         if not os.path.isdir(base):
             return
@@ -183,11 +186,16 @@ def _hex(b64):
 
 
 class S3Storage:
-    """A bucket's prefix through a boto3 `client` (see `make_s3_client`)."""
+    """A bucket's prefix through a boto3 `client` (see `make_s3_client`).
 
-    def __init__(self, client, bucket, prefix=""):
+    Files of `multipart_threshold` bytes or more go up in parts of `part_size` bytes.
+    """
+
+    def __init__(self, client, bucket, prefix="", *, multipart_threshold=MULTIPART_THRESHOLD,
+                 part_size=PART_SIZE):
         prefix = prefix.strip().lstrip("/")
         self.client, self.bucket = client, bucket
+        self.multipart_threshold, self.part_size = multipart_threshold, part_size
         self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         self.location = f"s3://{bucket}/{self.prefix}"
 
@@ -205,13 +213,13 @@ class S3Storage:
         from boto3.s3.transfer import TransferConfig
         size = os.stat(path).st_size
         args = {"ChecksumAlgorithm": "SHA256", **self._lock_args(lock)}
-        if size < MULTIPART_THRESHOLD:
+        if size < self.multipart_threshold:
             with open(path, "rb") as body:
                 self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body,
                                        ChecksumSHA256=_sha256_b64(path), **args)
         else:
-            config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD,
-                                    multipart_chunksize=PART_SIZE, max_concurrency=4)
+            config = TransferConfig(multipart_threshold=self.multipart_threshold,
+                                    multipart_chunksize=self.part_size, max_concurrency=4)
             self.client.upload_file(os.fspath(path), self.bucket, self._key(key), Config=config,
                                     ExtraArgs=args)
         return self.head(key)
@@ -274,11 +282,14 @@ class S3Storage:
                 return None
             raise
         until = found.get("ObjectLockRetainUntilDate")
+        # A multipart upload's checksum is one of its parts' checksums, not the object's SHA-256
+        # (AWS marks it "-<parts>"; moto and others do not: the ETag's "-<parts>" tells).
+        composite = found.get("ChecksumType") == "COMPOSITE" or "-" in found.get("ETag", "")
         return StoredObject(key, found["ContentLength"], found["LastModified"].timestamp(),
                             version_id=found.get("VersionId"),
                             lock_mode=found.get("ObjectLockMode"),
                             retain_until=until.timestamp() if until else None,
-                            sha256=_hex(found.get("ChecksumSHA256")))
+                            sha256=None if composite else _hex(found.get("ChecksumSHA256")))
 
     def delete(self, key):
         """Delete the current version (on a versioned bucket: a delete marker; locked versions

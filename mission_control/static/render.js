@@ -53,6 +53,12 @@ export function renderOffsite(targets) {
   $("offsite-body").replaceChildren(...targets.map((t) => {
     const result = el("div", {}, offsiteResult(t));
     if (t.problem) result.append(el("span", { className: "problem fail", text: sentence(t.problem) }));
+    // Copies past the retention count whose Object Lock has not expired: expected, not a failure.
+    for (const h of t.held || []) {
+      result.append(el("span", { className: "held muted" }, `${h.name} held until `,
+        h.until ? timeEl(h.until, utcTime(h.until)) : "its lock expires"));
+    }
+    for (const note of t.notes || []) result.append(el("span", { className: "note muted", text: sentence(note) }));
     const name = el("span", { className: "filename", text: t.target });
     return el("tr", { "data-target": t.target },
       el("th", { scope: "row", "data-label": "Target" }, t.configured ? name : el("span", {}, name, el("span", { className: "muted", text: " (no longer configured)" }))),

@@ -17,6 +17,11 @@ def offsite_list(mc, request):
                           "verify_key": mc.offsite.signer.verify_key(create=False)})
 
 
+#: Copies retention would delete but whose Object Lock has not expired (not a failure).
+HELD = {**array(obj(name={"type": "string"}, until=INT_OR_NULL)),
+        "description": "copies past the retention count still held by their lock, each until "
+                       "when (unix seconds); deleted by a later run once it expires"}
+
 SCHEMAS = {
     "Plugin": obj(name={"type": "string"},
                   kind={"enum": ["builtin", "entry_point", "drop_in", "registered"]},
@@ -27,7 +32,8 @@ SCHEMAS = {
                          stored_size={**INT_OR_NULL, "description": "bytes stored off-site "
                                       "(after compression and encryption)"},
                          ratio={"type": ["number", "null"],
-                                "description": "stored size / backup size"}),
+                                "description": "stored size / backup size"},
+                         held=HELD),
 }
 
 OPERATIONS = [

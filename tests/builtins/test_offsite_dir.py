@@ -33,7 +33,8 @@ def test_every_backup_lands_verified_in_the_folder(admin_client, mc, tmp_path):
     assert made.status_code == 200, made.json
     name = made.json["backup"]["name"]
     local = mc.backups.dir / name
-    assert sorted(os.listdir(nas)) == [name, name + MANIFEST_SUFFIX]  # no temporary file
+    assert sorted(os.listdir(nas)) == ["catalog", name, name + MANIFEST_SUFFIX]  # no temporary file
+    assert os.listdir(nas / "catalog") == [name + ".json"]
     assert sha256(nas / name) == sha256(local)
     [event] = audits(mc, "offsite_copy")
     assert event["detail"]["sha256"] == sha256(local)
@@ -52,7 +53,8 @@ def test_folder_keeps_its_own_retention_count(mc, clock, tmp_path):
         names.append(mc.backups.create(actor="test").name)
         clock.advance(60)
     assert sorted(os.listdir(nas)) == sorted(  # a pruned copy's manifest goes with it
-        ["keep-me.db", *names[-2:], *(n + MANIFEST_SUFFIX for n in names[-2:])])
+        ["catalog", "keep-me.db", *names[-2:], *(n + MANIFEST_SUFFIX for n in names[-2:])])
+    assert sorted(os.listdir(nas / "catalog")) == [n + ".json" for n in names[-2:]]  # and its entry
     assert len(mc.backups.list()) == 4  # the local retention (10) is separate
     assert audits(mc, "offsite_copy")[0]["detail"]["pruned"] == [names[1]]
 

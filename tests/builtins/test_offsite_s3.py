@@ -31,7 +31,8 @@ def test_backup_lands_verified_in_the_bucket(admin_client, mc, s3, s3_server, bu
     made = admin_client.post("/api/backup")
     assert made.status_code == 200, made.json
     name = made.json["backup"]["name"]
-    assert keys(s3, bucket) == [f"mission-control/{name}",
+    assert keys(s3, bucket) == [f"mission-control/catalog/{name}.json",
+                                f"mission-control/{name}",
                                 f"mission-control/{name}{MANIFEST_SUFFIX}"]
     body = s3.get_object(Bucket=bucket, Key=f"mission-control/{name}")["Body"].read()
     assert body == (mc.backups.dir / name).read_bytes()
@@ -72,7 +73,9 @@ def test_bucket_keeps_its_own_retention(mc, clock, s3, s3_server, bucket):
         clock.advance(60)
     assert keys(s3, bucket) == sorted(["mission-control/pinned.db",
                                        *(f"mission-control/{n}{m}" for n in names[-2:]
-                                         for m in ("", MANIFEST_SUFFIX))])
+                                         for m in ("", MANIFEST_SUFFIX)),
+                                       *(f"mission-control/catalog/{n}.json"
+                                         for n in names[-2:])])
 
 
 def test_credentials_from_secret_settings(mc, s3, s3_server, bucket, monkeypatch):

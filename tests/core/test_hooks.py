@@ -378,6 +378,11 @@ def audit(mc):
 
 
 @hookimpl
+def check_settings(mc):
+    _fired(mc, "check_settings")
+
+
+@hookimpl
 def serve_start(mc):
     _fired(mc, "serve_start")
 
@@ -430,6 +435,7 @@ def test_every_hook_fires_through_the_services(make_config, tmp_path):
     config = make_config(plugins_dir=dropins, port=0, host="127.0.0.1")
     with MissionControl(config, create=True, entry_points=False) as mc:
         made = mc.backups.create("t")
+        mc.settings.update({"general.site_name": "recorded"}, "t")
         mc.offsite.configured()
         mc.scheduler.periodic_check()
         restore_backup(mc, made.name, "t")
@@ -530,3 +536,37 @@ def test_a_prune_answer_that_is_neither_names_nor_a_plan_is_a_policy_failure(mak
     assert len(events) == 2 and all(
         e["detail"] == {"hook": "prune", "plugin": "?",
                         "error": "TypeError: 'int' object is not iterable"} for e in events)
+
+
+def test_check_settings_refuses_a_change_whole_and_a_crash_refuses_too(make_mc):
+    """A plugin's check of a change against the world outside: its problems are a 400 with
+    `details`, nothing written; a check that crashes refuses the change rather than skip it."""
+    from mission_control.errors import ValidationFailed
+
+    seen = []
+
+    class Picky:
+        @hookimpl
+        def check_settings(self, settings, changed):
+            seen.append((settings.get("general.site_name"), list(changed)))
+            if settings.get("general.site_name") == "forbidden":
+                return ["general.site_name: the outside world says no"]
+            return None
+
+    class Crashing:
+        @hookimpl
+        def check_settings(self, changed):
+            if "general.auto_backup" in changed:
+                raise RuntimeError("cannot reach it")
+
+    crashing = Crashing()
+    mc = make_mc(plugins=[Picky(), crashing])
+    mc.settings.update({"general.site_name": "fine"}, actor="t")
+    assert seen[-1] == ("fine", ["general.site_name"])
+    with pytest.raises(ValidationFailed) as refused:
+        mc.settings.update({"general.site_name": "forbidden", "general.auto_backup": "false"},
+                           actor="t")
+    crashed = f"{mc.pm.get_name(crashing)}: could not check the change: RuntimeError: cannot reach it"
+    assert sorted(refused.value.details) == sorted(
+        ["general.site_name: the outside world says no", crashed])
+    assert mc.settings.get("general.site_name") == "fine"  # nothing written

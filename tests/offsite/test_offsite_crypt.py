@@ -34,7 +34,10 @@ def test_folder_copies_round_trip_in_every_packing(mc, tmp_path, compress, encry
                                                                 recipient)}, actor="test")
     made = mc.backups.create(actor="test")
     remote = nas / expected_name(made.name, compress, encrypt)
-    assert sorted(p.name for p in nas.iterdir()) == [remote.name, remote.name + MANIFEST_SUFFIX]
+    assert sorted(p.name for p in nas.iterdir()) == ["catalog", remote.name,
+                                                     remote.name + MANIFEST_SUFFIX]
+    assert [p.name for p in (nas / "catalog").iterdir()] == \
+        [remote.name + ".json" + (".age" if encrypt else "")]
     stored = remote.read_bytes()
     assert (stored == made.path.read_bytes()) == (compress == "none" and not encrypt)
     assert stored.startswith(b"age-encryption.org/v1\n") == encrypt
@@ -59,7 +62,8 @@ def test_bucket_copies_round_trip_in_every_packing(mc, tmp_path, s3, s3_server, 
     made = mc.backups.create(actor="test")
     key = f"mission-control/{expected_name(made.name, compress, encrypt)}"
     listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
-    assert listed == [key, key + MANIFEST_SUFFIX]
+    entry = f"mission-control/catalog/{key.rsplit('/', 1)[1]}.json" + (".age" if encrypt else "")
+    assert listed == [entry, key, key + MANIFEST_SUFFIX]
     landed = tmp_path / key.rsplit("/", 1)[1]
     landed.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     assert unpack(landed, identity) == made.path.read_bytes()

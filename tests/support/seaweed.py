@@ -65,7 +65,7 @@ class SeaweedFS:
             [weed_binary(), "server", f"-dir={self.folder}", "-ip=127.0.0.1",
              "-ip.bind=127.0.0.1", f"-master.port={master}", f"-volume.port={volume}",
              f"-filer.port={filer}", "-s3", f"-s3.port={s3}",
-             f"-s3.config={self.folder / 's3.json'}", "-volume.max=20",
+             f"-s3.config={self.folder / 's3.json'}", "-volume.max=1000",
              "-master.volumeSizeLimitMB=64", "-master.telemetry=false",
              # Fixed default ports a second server (or another test run) would collide on.
              "-s3.port.iceberg=0", "-s3.port.lance=0"],
