@@ -60,6 +60,12 @@ def test_recover_as_of_before_the_attack_restores_the_newest_copy(mode, make_mc,
     for when, path in enumerate(backups):
         publish(service, path, signer, recipients=[recipient], lock=lock, scratch=scratch,
                 created_at=time.time() - 10 + when)
+    attack_then_recover(seaweed, bucket, backups, key_file, verify_key, tmp_path)
+
+
+def attack_then_recover(seaweed, bucket, backups, key_file, verify_key, tmp_path):
+    """The attack with the service's credentials, then recover now (nothing) and as of before."""
+    service = S3Storage(seaweed.client(SERVICE), bucket, PREFIX)
     admin = seaweed.client()
     before_attack = _versions(admin, bucket)
     assert len(before_attack) == 9  # a copy, its manifest and its catalog entry, three times
@@ -109,3 +115,25 @@ def test_recover_as_of_before_the_attack_restores_the_newest_copy(mode, make_mc,
     restored = tmp_path / "recovered" / "mission-control.db"
     assert restored.read_bytes() == backups[-1].read_bytes()
     assert _rows(restored) == [(f"agent-{i}",) for i in range(3)]
+
+
+def test_the_drill_on_copies_the_service_made(make_mc, seaweed, tmp_path):
+    """The same attack on copies uploaded by the service itself (zstd, age, COMPLIANCE lock)."""
+    from tests.support.scheduling import FakeClock
+    clock = FakeClock(float(int(time.time())) - 20)
+    mc = make_mc(clock=clock)
+    identity, recipient = new_key()
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(identity + "\n")
+    bucket = seaweed.bucket(lock=True)
+    mc.settings.update({**seaweed.settings(bucket), "offsite.s3.lock_mode": "COMPLIANCE",
+                        "offsite.s3.lock_days": "1", "offsite.s3.compress": "zstd",
+                        "offsite.s3.age_recipients": recipient}, actor="test")
+    backups = []
+    for i in range(3):
+        mc.db.execute("INSERT INTO agents (name, status, created_at, updated_at) "
+                      "VALUES (?, 'online', 1, 1)", (f"agent-{i}",))
+        backups.append(mc.backups.create(actor="test").path)
+        clock.advance(5)
+    attack_then_recover(seaweed, bucket, backups, key_file, mc.offsite.signer.verify_key(),
+                        tmp_path)
