@@ -1,0 +1,323 @@
+"""Recovery on an empty machine: choose, fetch, check and place an off-site copy from the storage alone.
+
+Needs no database, no settings and no service: the storages (`offsite.storage`), the age identity
+and the verification key(s) the admin kept. Each storage's catalog (`offsite.catalog`) says which
+copies the service made; only entries whose signature verifies are trusted, since whoever can write
+to the bucket can encrypt to the public recipient. The newest trusted copy (at or before `as_of`)
+is downloaded, its stored and plain SHA-256 compared with its entry, unpacked no larger than its
+recorded plain size, checked with ``integrity_check`` and the schema allowlist, and only then
+placed as ``mission-control.db`` in the destination folder. Any copy that fails is skipped with
+its reason and the next one is tried, then the next storage.
+
+On a versioned bucket `as_of` reads object versions: the state of each key at that moment is its
+newest version at or before it (a delete marker there means absent), so copies deleted or
+overwritten later, by ransomware say, are still found.
+"""
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import MissionControlError, describe_error
+from ..files import fsync_dir, open_private, place_without_overwrite, remove_files
+from ..backup.verify import inspect
+from . import catalog
+from .codec import CopyDamaged, MissingExtra, parse_remote_name
+from .signing import NotAuthentic
+from .targets import CopyUnwritable, plain_cap, unpack
+
+#: The database file `serve --data-dir DIR` starts on (`config.Config.from_env`).
+DB_NAME = "mission-control.db"
+SCRATCH_PREFIX = ".mc-recover-"
+
+
+class NothingRecoverable(MissionControlError):
+    """Every copy of every storage was skipped; `skipped` says why for each."""
+
+    status = 500
+
+    def __init__(self, message, skipped):
+        super().__init__(message, details=[s.line() for s in skipped])
+        self.skipped = skipped
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A copy (or catalog entry, or whole storage) not used, and why."""
+
+    source: str
+    name: str
+    reason: str
+
+    def line(self):
+        return f"{self.source} {self.name}: {self.reason}"
+
+    def to_json(self):
+        return {"source": self.source, "name": self.name, "reason": self.reason}
+
+
+@dataclass
+class Recovered:
+    """The database placed at `path`, from copy `entry` (its signed catalog entry) at `source`."""
+
+    path: Path
+    source: str
+    entry: dict
+    version_id: str | None
+    schema_version: int
+    versioned: bool
+    skipped: list = field(default_factory=list)
+
+
+def iso(ts):
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def prepare_destination(folder):
+    """Make `folder` (0700) when missing; refuse one that is not a folder or not empty.
+
+    :return: True when it was made here (so a failure removes it again).
+    :raises MissionControlError: 400, it is a file or holds something.
+    """
+    folder = Path(folder)
+    if folder.exists() or folder.is_symlink():
+        if not folder.is_dir():
+            raise MissionControlError(f"--to {folder} is not a folder: give a new or empty one",
+                                      status=400)
+        if any(folder.iterdir()):
+            raise MissionControlError(f"--to {folder} is not empty: give a new or empty folder "
+                                      "(nothing is ever overwritten)", status=400)
+        return False
+    folder.mkdir(mode=0o700, parents=True)
+    return True
+
+
+def objects_at(storage, as_of=None):
+    """`({key: StoredObject}, versioned)`: the objects of `storage` at `as_of` (unix s; None: now).
+
+    Versioned: each key's newest version at or before `as_of`, a delete marker included (the
+    caller reads it as "deleted"). Not versioned: the current objects, whatever `as_of` says
+    (there is nothing older to read).
+    """
+    found = storage.versions()
+    versioned = any(o.version_id not in (None, "null") for o in found)
+    if not versioned:
+        return {o.key: o for o in found if o.is_latest and not o.delete_marker}, False
+    state = {}
+    for item in sorted(found, key=lambda o: (-o.modified, not o.is_latest)):
+        if as_of is None and not item.is_latest:
+            continue
+        if as_of is not None and item.modified > as_of:
+            continue
+        state.setdefault(item.key, item)
+    return state, True
+
+
+def _read_entry(storage, item):
+    with storage.open(item.key, item.version_id) as f:
+        return f.read(catalog.MAX_ENTRY_BYTES + 1)
+
+
+def _when(as_of):
+    return "" if as_of is None else f" as of {iso(as_of)}"
+
+
+def trusted_entries(storage, state, keys, skipped, as_of=None):
+    """The copies' entries of `storage` that verify (and were made at or before `as_of`), newest
+    first; every other catalog entry is added to `skipped` with its reason.
+
+    :param keys: `Keys` (identities, verify keys, whether signatures are checked).
+    """
+    entries = []
+    for key, item in sorted(state.items()):
+        name = catalog.copy_name(key)
+        if name is None:
+            continue
+        skip = lambda reason: skipped.append(Skip(storage.location, name, reason))  # noqa: E731
+        if item.delete_marker:
+            skip(f"its catalog entry is deleted (a delete marker){_when(as_of)}")
+            continue
+        try:
+            entry = catalog.read(_read_entry(storage, item), keys.identities, keys.verify_keys,
+                                 check_signature=keys.check_signature)
+        except (CopyDamaged, NotAuthentic, MissingExtra) as exc:
+            skip(f"catalog entry refused: {getattr(exc, 'message', None) or exc}")
+            continue
+        except Exception as exc:  # noqa: BLE001 - OSError, botocore's many kinds
+            skip(f"its catalog entry cannot be read: {describe_error(exc)}")
+            continue
+        if entry["remote_name"] != name or parse_remote_name(name) is None:
+            skip("its signed catalog entry describes another copy (moved or planted)")
+            continue
+        if as_of is not None and entry["created_at"] > as_of:
+            continue  # made after the moment asked for: not a candidate, not a failure
+        entries.append(entry)
+    return sorted(entries, key=lambda e: (e["created_at"], e["remote_name"]), reverse=True)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """What recovery decrypts and trusts with."""
+
+    identities: str
+    verify_keys: tuple
+    check_signature: bool = True
+
+
+class _Version:
+    """`storage` seen as a target of `targets.unpack`, reading one version of each copy."""
+
+    def __init__(self, storage, version_id):
+        self.storage, self.version_id = storage, version_id
+
+    def open_copy(self, name):
+        return self.storage.open(name, self.version_id)
+
+
+def fetch_checked(storage, entry, item, dest, identities):
+    """Download copy `entry` (`item`: its object or version) into `dest`, checked; its schema
+    version.
+
+    `dest` is a new file (0600), fsynced; the caller removes it on failure.
+    :raises CopyDamaged, NotAuthentic, MissionControlError: the reason this copy is not usable.
+    """
+    with open_private(dest) as sink:
+        unpack(_Version(storage, item.version_id), entry["remote_name"], sink, identities,
+               entry, plain_cap(entry))
+        sink.flush()
+        os.fsync(sink.fileno())
+    found = inspect(dest)
+    if not found.ok:
+        raise CopyDamaged("the unpacked database fails its checks: " + "; ".join(found.problems))
+    if found.schema_version != entry["schema_version"]:
+        raise CopyDamaged(f"its schema version is {found.schema_version}, its signed entry says "
+                          f"{entry['schema_version']}")
+    return found.schema_version
+
+
+def recover(storages, folder, keys, *, as_of=None, token=secrets.token_hex):
+    """Place the newest usable copy of the first storage that has one in `folder` as `DB_NAME`.
+
+    :param storages: storages (`offsite.storage`), tried in order.
+    :param folder: a new or empty folder (`prepare_destination`); left as it was on failure.
+    :param keys: `Keys`.
+    :param as_of: unix seconds: only copies made at or before it, read from the objects as they
+        were then when the bucket keeps versions.
+    :return: `Recovered`.
+    :raises NothingRecoverable: no copy could be used (each reason in `skipped`).
+    :raises CopyUnwritable: the destination could not take the copy (a full disk).
+    """
+    folder = Path(folder).absolute()
+    created = prepare_destination(folder)
+    skipped = []
+    try:
+        for storage in storages:
+            found = _from_storage(storage, folder, keys, as_of, skipped, token)
+            if found is not None:
+                found.skipped = skipped
+                return found
+    except BaseException:
+        _undo(folder, created)
+        raise
+    _undo(folder, created)
+    raise NothingRecoverable(f"no copy could be recovered{_when(as_of)}", skipped)
+
+
+def _undo(folder, created):
+    if created:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
+def _from_storage(storage, folder, keys, as_of, skipped, token):
+    try:
+        state, versioned = objects_at(storage, as_of)
+    except Exception as exc:  # noqa: BLE001 - OSError, botocore's many kinds
+        skipped.append(Skip(storage.location, "*", f"cannot be listed: {describe_error(exc)}"))
+        return None
+    entries = trusted_entries(storage, state, keys, skipped, as_of)
+    if not entries and not any(catalog.copy_name(k) for k in state):
+        skipped.append(Skip(storage.location, "*", f"holds no catalog entry{_when(as_of)}"))
+    for entry in entries:
+        name = entry["remote_name"]
+        item = state.get(name)
+        if item is None or item.delete_marker:
+            skipped.append(Skip(storage.location, name,
+                                "the copy is deleted (a delete marker)" if item is not None
+                                else f"the copy is missing{_when(as_of)}"))
+            continue
+        if item.size != entry["size"]:  # known from the listing: no need to download it
+            skipped.append(Skip(storage.location, name, (
+                "truncated" if item.size < entry["size"] else "altered") + f": it holds "
+                f"{item.size} bytes, its signed catalog entry says {entry['size']}"))
+            continue
+        tmp = folder / f"{SCRATCH_PREFIX}{token(8)}.tmp"
+        try:
+            schema = fetch_checked(storage, entry, item, tmp, keys.identities)
+            final = folder / DB_NAME
+            place_without_overwrite(tmp, final)
+            fsync_dir(folder)
+            return Recovered(final, storage.location, entry, item.version_id, schema, versioned)
+        except CopyUnwritable:
+            raise
+        except (CopyDamaged, NotAuthentic, MissionControlError) as exc:
+            reason = getattr(exc, "message", None) or str(exc)
+            skipped.append(Skip(storage.location, name, reason))
+        finally:
+            remove_files(tmp)
+    return None
+
+
+@dataclass
+class RecoveredAt:
+    """The database placed at `path`, as it was at `moment` (unix ms), from a sealed stream."""
+
+    path: Path
+    source: str
+    moment: int
+    schema_version: int
+    skipped: list = field(default_factory=list)
+
+
+def recover_at(storages, folder, identities, at_ms, restore, *, token=secrets.token_hex):
+    """Place the database as it was at `at_ms`, from the first sealed point-in-time stream that
+    can give it, in `folder` as `DB_NAME` (checked like a copy).
+
+    :param restore: ``restore(storage, identities, at_ms, dest) -> moment (unix ms)``: the
+        sealed stream's restore (`sealed_stream.restore_sealed` with Litestream bound).
+    :raises NothingRecoverable: no stream could give it (each reason in `skipped`).
+    """
+    folder = Path(folder).absolute()
+    created = prepare_destination(folder)
+    skipped = []
+    try:
+        for storage in storages:
+            tmp = folder / f"{SCRATCH_PREFIX}{token(8)}.tmp"
+            try:
+                moment = restore(storage, identities, at_ms, tmp)
+                found = inspect(tmp)
+                if not found.ok:
+                    raise CopyDamaged("the restored database fails its checks: "
+                                      + "; ".join(found.problems))
+                final = folder / DB_NAME
+                place_without_overwrite(tmp, final)
+                fsync_dir(folder)
+                return RecoveredAt(final, storage.location, moment, found.schema_version,
+                                   skipped)
+            except (CopyDamaged, MissionControlError) as exc:
+                skipped.append(Skip(storage.location, "point-in-time stream",
+                                    getattr(exc, "message", None) or str(exc)))
+            except Exception as exc:  # noqa: BLE001 - OSError, botocore's many kinds
+                skipped.append(Skip(storage.location, "point-in-time stream",
+                                    f"cannot be read: {describe_error(exc)}"))
+            finally:
+                remove_files(tmp, f"{tmp}-wal", f"{tmp}-shm")
+    except BaseException:
+        _undo(folder, created)
+        raise
+    _undo(folder, created)
+    raise NothingRecoverable("the point-in-time stream could not be restored to that moment",
+                             skipped)

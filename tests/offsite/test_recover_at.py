@@ -1,0 +1,97 @@
+"""`mission-control recover --at`: the database at a moment, from a sealed point-in-time stream alone
+(real Litestream replicating a real database; each of its files sealed with age as the sealer does)."""
+import sqlite3
+import subprocess
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from mission_control.builtins.pitr.litestream import find_binary
+from mission_control.offsite.codec import AGE_MAGIC, Codec, encode
+from mission_control.offsite.storage import FolderStorage
+from tests.support.cli_run import run_cli
+from tests.support.offsite import new_key
+
+BINARY = find_binary(None)
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(BINARY is None, reason="Litestream is not installed")]
+pytest.importorskip("pyrage")
+
+
+def iso(ts):
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def add_agent(db, name):
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO agents (name, status, created_at, updated_at) "
+                 "VALUES (?, 'online', 1, 1)", (name,))
+    conn.commit()
+    conn.close()
+
+
+def agents(db):
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in conn.execute("SELECT name FROM agents ORDER BY name")]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def stream(make_mc, tmp_path):
+    """A sealed stream in a folder: agent-0 before `moment`, agent-1 after it."""
+    mc = make_mc()
+    db = mc.config.db_path
+    mc.close()
+    add_agent(db, "agent-0")
+    replica = tmp_path / "replica"
+    config = tmp_path / "litestream.yml"
+    config.write_text(f'dbs:\n  - path: "{db}"\n    replica:\n      type: "file"\n'
+                      f'      path: "{replica}"\n')
+    proc = subprocess.Popen([BINARY, "replicate", "-config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(3)
+        moment = time.time()
+        time.sleep(0.5)
+        add_agent(db, "agent-1")
+        time.sleep(2.5)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    identity, recipient = new_key()
+    sealed = tmp_path / "sealed"
+    sealed.mkdir()
+    storage = FolderStorage(sealed)
+    codec = Codec("none", 3, (recipient,))
+    for path in sorted(replica.glob("ltx/*/*.ltx")):
+        packed = tmp_path / "packed"
+        with open(packed, "wb") as sink:
+            encode(path, sink, codec)
+        storage.put(f"ltx/{path.parent.name}/{path.name}.age", packed)
+        packed.unlink()
+    assert all(p.read_bytes().startswith(AGE_MAGIC) for p in sealed.rglob("*.age"))
+    key = tmp_path / "key.txt"
+    key.write_text(identity + "\n")
+    return {"folder": sealed, "key": key, "moment": moment}
+
+
+def test_recover_at_a_moment_from_a_sealed_stream(stream, tmp_path):
+    base = ["recover", "--from", stream["folder"], "--identity", stream["key"], "--json"]
+    then = run_cli(*base, "--to", tmp_path / "then", "--at", iso(stream["moment"]))
+    assert then.code == 0, then.out + then.err
+    assert then.json["recovered"]["restored_to"] <= stream["moment"] * 1000
+    assert "not signed" in then.json["authenticity"]
+    assert agents(tmp_path / "then" / "mission-control.db") == ["agent-0"]
+    now = run_cli(*base, "--to", tmp_path / "now", "--at", iso(time.time()))
+    assert now.code == 0, now.out + now.err
+    assert agents(tmp_path / "now" / "mission-control.db") == ["agent-0", "agent-1"]
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text(new_key()[0] + "\n")
+    refused = run_cli("recover", "--from", stream["folder"], "--identity", wrong, "--json",
+                      "--to", tmp_path / "wrong", "--at", iso(time.time()))
+    assert refused.code == 1, refused.out
+    assert "cannot decrypt" in refused.json["skipped"][0]["reason"]
+    assert not (tmp_path / "wrong").exists()
