@@ -241,7 +241,8 @@ def test_paths_outside_the_state_directory_need_the_documented_drop_in(protect_s
     name = json.loads(made.out)["backup"]["name"]
     assert (data / "backups" / name).is_file()
     if drop_in:
-        assert sorted(os.listdir(nas)) == [name, f"{name}.manifest.json"]  # the copy, signed
+        assert sorted(os.listdir(nas)) == ["catalog", name, f"{name}.manifest.json"]  # signed
+        assert os.listdir(nas / "catalog") == [f"{name}.json"]  # its catalog entry
         assert "backup_create" in (logs / "audit.jsonl").read_text()
     else:
         assert os.listdir(nas) == [] and os.listdir(logs) == []
