@@ -99,7 +99,7 @@ def read(data, identities, verify_keys, *, check_signature=True):
         payload = {"format": doc["format"], "entry": doc["entry"]}
         signature = base64.b64decode(doc["signature"], validate=True)
         entry = {k: payload["entry"][k] for k in ENTRY_FIELDS}
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):  # deep nesting: planted
         raise CopyDamaged("not a catalog entry of this service") from None
     if payload["format"] != FORMAT:
         raise CopyDamaged("a catalog entry in an unknown format")

@@ -161,7 +161,7 @@ class Signer:
             payload = {"format": doc["format"], "record": doc["record"]}
             signature = base64.b64decode(doc["signature"], validate=True)
             record = {k: payload["record"][k] for k in RECORD_FIELDS}
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, RecursionError):  # deep nesting: planted
             raise NotAuthentic("its manifest is not a signed manifest of this service") from None
         if payload["format"] != FORMAT:
             raise NotAuthentic("its manifest is in an unknown format")

@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import stat
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -299,7 +300,9 @@ class S3Storage:
         except Exception as exc:  # noqa: BLE001
             if _error_code(exc) in ("AccessDenied", "InvalidRequest", "ObjectLocked"):
                 held = self.head(key)
-                if held is not None and held.retain_until:
+                # Only a lock still running holds it; past its date the refusal is a
+                # permission problem, which must reach the verdict as a failure.
+                if held is not None and held.retain_until and held.retain_until > time.time():
                     raise ObjectHeld(key, held.retain_until) from None
             raise
 

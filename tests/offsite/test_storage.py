@@ -115,3 +115,66 @@ def test_catalog_entry_round_trip_and_forgery(tmp_path):
     _, forged = build(other.private_key(), record, 6, 4096, [str(ident.to_public())])
     with pytest.raises(NotAuthentic):
         read(forged, str(ident), mine)
+
+
+def test_a_deeply_nested_planted_manifest_or_entry_is_not_authentic_and_raises_nothing_else(
+        tmp_path):
+    signer = Signer(str(tmp_path / "k"), announce=lambda _: None)
+    nested = b"[" * 100_000
+    with pytest.raises(NotAuthentic):
+        signer.verify(nested, "mc-backup-2099-01-01_00-00-00.db")
+    with pytest.raises(CopyDamaged):
+        read(nested[:60_000], "", (signer.private_key().public_key(),))
+
+
+class _RefusingDeletes:
+    """A loopback S3 endpoint that refuses every DELETE and heads the object with a lock that
+    ends at `until` (unix s): a bucket policy without delete rights, seen from the service."""
+
+    def __init__(self, until):
+        import threading
+        from email.utils import formatdate
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(until))
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_HEAD(self):  # noqa: N802
+                self.send_response(200)
+                for name, value in (("Content-Length", "4"),
+                                    ("Last-Modified", formatdate(usegmt=True)),
+                                    ("x-amz-object-lock-mode", "GOVERNANCE"),
+                                    ("x-amz-object-lock-retain-until-date", stamp)):
+                    self.send_header(name, value)
+                self.end_headers()
+
+            def do_DELETE(self):  # noqa: N802
+                body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied'
+                        b'</Code><Message>Access Denied.</Message></Error>')
+                self.send_response(403)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize("ahead, held", [(3600, True), (-3600, False)])
+def test_a_refused_delete_is_held_only_while_the_lock_runs(ahead, held, aws_env):
+    from mission_control.offsite.storage import make_s3_client
+    endpoint = _RefusingDeletes(time.time() + ahead)
+    try:
+        storage = S3Storage(make_s3_client(endpoint.url, "us-east-1"), "bucket", "p/")
+        with pytest.raises(Exception) as refused:
+            storage.delete("mc-backup-2026-12-05_12-00-00.db")
+        # An expired lock does not hold anything: the refusal is a failure to report.
+        assert isinstance(refused.value, ObjectHeld) is held
+        if not held:
+            assert "AccessDenied" in str(refused.value)
+    finally:
+        endpoint.server.shutdown()
