@@ -25,6 +25,7 @@ from .offsite.codec import codec_settings
 from .offsite.codec import encode
 from .offsite.codec import parse_remote_name
 from .offsite.codec import parse_recipients
+from .offsite.codec import parse_identities
 from .offsite.codec import CopyDamaged
 from .offsite.codec import MissingExtra
 from .offsite.sealed_stream import LtxFile
@@ -70,7 +71,8 @@ __all__ = [
     "RetentionPlan", "RetentionRules", "WITHIN_PATTERN", "check_within", "decide_retention",
     # off-site copies
     "REMOTE_PATTERN", "Codec", "Encoded", "codec_settings", "encode", "parse_remote_name",
-    "RemoteCopy", "MANIFEST_SUFFIX", "parse_recipients", "CopyDamaged", "MissingExtra",
+    "RemoteCopy", "MANIFEST_SUFFIX", "parse_recipients", "parse_identities", "CopyDamaged",
+    "MissingExtra",
     # the sealed point-in-time stream
     "LtxFile", "NothingToRestore", "parse_ltx_name", "read_ltx_timestamp", "restore_sealed",
     "sealed_files", "stream_window",

@@ -197,6 +197,8 @@ def backup_status(mc, for_monitor=False):
     pitr = point_in_time.health_summary(mc)
     if pitr["problem"]:
         problems.append(("fail", pitr["problem"]))
+    if pitr["warning"]:
+        problems.append(("warn", pitr["warning"]))
     problems = [p for p in problems if p]
 
     by_kind = {}

@@ -18,7 +18,8 @@ NOT_INSTALLED = {"enabled": False, "installed": False, "running": False, "pid": 
                  "replica": None, "earliest": None, "latest": None, "lag_seconds": None,
                  "checked_at": None, "last_error": None}
 #: What an engine that knows nothing of sealing answers for it.
-UNSEALED = {"sealed": False, "staging_bytes": None, "seal_error": None}
+UNSEALED = {"sealed": False, "staging_bytes": None, "seal_error": None, "sealing": None,
+            "seal_warning": None}
 
 
 def status(mc, fresh=False):
@@ -59,13 +60,16 @@ def health(mc):
             problem = (f"the point-in-time replica was last checked "
                        f"{mc.clock() - state['checked_at'] / 1000:.0f} s ago "
                        f"(pitr.max_lag_seconds is {limit})")
-    return {**state, "problem": problem}
+    # Worth a look, not a failure: what the sealed stream left in the bucket, a host that
+    # could not restore it.
+    warning = state["seal_warning"] if state["enabled"] else None
+    return {**state, "problem": problem, "warning": warning}
 
 
 #: What `GET /api/backup/status` shows of continuous protection: it is also open to the metrics
 #: token, so no replica location (a host path or bucket), process id or engine error text.
 HEALTH_FIELDS = ("enabled", "installed", "running", "earliest", "latest", "lag_seconds",
-                 "checked_at", "problem")
+                 "checked_at", "problem", "warning")
 
 
 def health_summary(mc):

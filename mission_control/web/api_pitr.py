@@ -33,14 +33,24 @@ _SEALING = dict(
     staging_bytes={**INT_OR_NULL, "description": "bytes in the local staging folder Litestream "
                                                  "writes before sealing (null: not sealed)"},
     seal_error={**STR_OR_NULL, "description": "why the sealed stream cannot run (nothing "
-                                              "streams then), or null"})
+                                              "streams then), or null"},
+    sealing={"type": ["object", "null"], "description": "a sealed stream's uploads: `lock` "
+             "(mode or null), `no_delete`, `held` (deletions a lock refuses, retried from "
+             "`held_until`, unix ms), `kept_remote` (deleted here, kept in the bucket: "
+             "no_delete), `unsealed` (left in the staging folder at the last stop), "
+             "`plaintext_objects` (an unsealed setup's, left in place); null: not sealed"},
+    seal_warning={**STR_OR_NULL, "description": "what to look at (plaintext objects, a lock "
+                  "the bucket cannot hold, an age identity that cannot restore the stream), "
+                  "or null"})
 
 SCHEMAS = {
     "Pitr": obj(**_STATE, **_SEALING),
     "PitrHealth": obj(**{k: v for k, v in _STATE.items()
                          if k not in ("pid", "replica", "last_error")},
                       problem={**STR_OR_NULL, "description": "why it fails the health verdict, "
-                                                             "or null"}),
+                                                             "or null"},
+                      warning={**STR_OR_NULL, "description": "why it warns (a sealed stream's "
+                                                             "seal_warning), or null"}),
 }
 
 OPERATIONS = [

@@ -15,16 +15,20 @@ refused, and health fails, rather than anything leaving the host in plaintext.
 """
 import os
 import re
+import shutil
+import stat
 import threading
 import time
 from contextlib import ExitStack
 
 from mission_control import (URL, Codec, CopyDamaged, FileLock, MissingExtra,
                              MissionControlError, SettingDef, describe_error, duration, hookimpl,
-                             open_storage, parse_recipients, restore_sealed)
+                             open_storage, parse_identities, parse_recipients,
+                             restore_sealed)
 
 from . import litestream, replica_check
-from .sealer import Sealer
+from .sealer import Protection, Sealer
+from . import supervisor as supervisor_module
 from .supervisor import Supervisor, read_state
 
 NAME = "pitr"
@@ -41,6 +45,9 @@ NO_RECIPIENT = ("no age recipient to seal it to: set pitr.age_recipients (or an 
                 "target's age_recipients)")
 #: What `window` answers for a sealed stream before its sealer recorded anything.
 NOTHING_SEALED = {"earliest": None, "latest": None, "replica_txid": None, "error": None}
+#: `sealing` in the status: what the sealer last recorded of it (see `Sealer.state`).
+SEALING_FIELDS = {"lock": None, "no_delete": False, "held": 0, "held_until": None,
+                  "kept_remote": 0, "unsealed": 0, "plaintext_objects": 0}
 
 
 def _importable(module):
@@ -139,10 +146,58 @@ class Engine:
 
     def sealer(self, report):
         """A `Sealer` from the staging folder to the storage (`seal_problem` must be None);
-        `report` gets its record, marked with the replica it is about."""
-        replica = self.replica_url()
-        return Sealer(self.files.staging, self.storage(), Codec(recipients=self.recipients()),
-                      lambda found: report({**found, "replica": replica}))
+        `report` gets its record, marked with the replica it is about.
+
+        Uploads are locked as off-site copies are (``offsite.s3.lock_mode``, ``lock_days``)
+        when the stream's bucket has Object Lock; ``offsite.s3.no_delete`` holds for it too.
+        """
+        replica, storage = self.replica_url(), self.storage()
+        mode, days, no_delete = self._offsite_s3("lock_mode", ""), \
+            self._offsite_s3("lock_days", 0), self._offsite_s3("no_delete", False)
+        # Asked once per start: a bucket cannot lose Object Lock once it has it.
+        unlockable = bool(mode) and not storage.lock_enabled()
+        protection = Protection("" if unlockable else mode, days, no_delete)
+        extra = {"replica": replica, "lock_refused": mode if unlockable else None}
+        return Sealer(self.files.staging, storage, Codec(recipients=self.recipients()),
+                      lambda found: report({**found, **extra}), protection=protection,
+                      clock=self.mc.clock)
+
+    def _offsite_s3(self, key, default):
+        try:
+            return self.mc.settings.get(f"offsite.s3.{key}")
+        except KeyError:
+            return default  # the S3 off-site plugin is not loaded
+
+    def drop_staging(self):
+        """Remove the staging folder (every row in clear) once the stream is not sealed or
+        protection is off; only the folder the service made (a directory owned by us)."""
+        if self.mc.settings.get("pitr.enabled") and self.sealed():
+            return
+        try:
+            found = os.lstat(self.files.staging)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(found.st_mode) and found.st_uid == os.geteuid():
+            shutil.rmtree(self.files.staging, ignore_errors=True)
+
+    def restore_problem(self):
+        """Why this host could not restore the sealed stream, or None: it holds an age identity
+        (``offsite.age_identity``, what fetch-back and restores use) matching none of the
+        stream's recipients. Holding none says nothing (the key may be kept offline)."""
+        identity = self.mc.settings.get("offsite.age_identity")
+        if not identity or not _importable("pyrage"):
+            return None
+        import pyrage
+        try:
+            public = {str(pyrage.x25519.Identity.from_str(k).to_public())
+                      for k in parse_identities(identity).split()}
+        except (ValueError, pyrage.IdentityError):
+            return "offsite.age_identity is not an age secret key: this host could not " \
+                   "restore the sealed stream"
+        if public & set(self.recipients()):
+            return None
+        return ("offsite.age_identity matches none of the stream's recipients "
+                "(pitr.age_recipients): this host could not restore the sealed stream")
 
     def window(self):
         """What the sealer last recorded the storage holds (see `replica_check.check`)."""
@@ -167,6 +222,8 @@ class Engine:
             staging = self.files.staging
             staging.mkdir(mode=0o700, exist_ok=True)
             os.chmod(staging, 0o700)  # it holds every row in clear, as the database does
+        else:
+            self.drop_staging()
         litestream.write_config(self.files.config,
                                 litestream.config_text(self.files.db_path, self.values(),
                                                        staging))
@@ -191,6 +248,11 @@ class Engine:
         sealing_error = self.window()["error"] if sealed else None
         if sealing_error:
             out["last_error"] = sealing_error
+        out["sealing"], out["seal_warning"] = None, None
+        if sealed and enabled:
+            out["sealing"], out["seal_warning"] = self._sealing()
+            if state.get("sealer_error") and not out["seal_error"]:
+                out["seal_error"] = f"its sealer stopped ({state['sealer_error']})"
         if not (enabled and binary and out["replica"]) or out["seal_error"]:
             return out
         found = state.get("check")
@@ -209,6 +271,24 @@ class Engine:
         if found["error"]:
             out["last_error"] = found["error"]
         return out
+
+    def _sealing(self):
+        """`(sealing, seal_warning)` of the status: what the bucket was left holding, and what
+        an administrator should look at (or None)."""
+        found = self.window()
+        sealing = {k: found.get(k, default) for k, default in SEALING_FIELDS.items()}
+        warnings = []
+        if sealing["plaintext_objects"]:
+            warnings.append(f"{sealing['plaintext_objects']} plaintext .ltx object(s) from an "
+                            "unsealed setup are under the replica's prefix (left in place: "
+                            "delete them)")
+        if found.get("lock_refused"):
+            warnings.append(f"offsite.s3.lock_mode is {found['lock_refused']} but the stream's "
+                            "bucket has no Object Lock: its files are uploaded unlocked")
+        restore_problem = self.restore_problem()
+        if restore_problem:
+            warnings.append(restore_problem)
+        return sealing, "; ".join(warnings) or None
 
     def restore_to(self, at_ms, dest):
         """Write the database as of `at_ms` to `dest`; for a sealed stream, the moment (unix ms)
@@ -344,7 +424,8 @@ def serve_start(mc):
 def serve_stop(mc):
     supervisor = mc.services.get(NAME, {}).pop("supervisor", None)
     if supervisor is not None and not supervisor.stop():
-        raise RuntimeError("the Litestream supervisor did not stop within 30 s")
+        raise RuntimeError("the Litestream supervisor did not stop within "
+                           f"{supervisor_module.STOP_TIMEOUT:.0f} s")
 
 
 @hookimpl

@@ -1,25 +1,57 @@
 """Seals the point-in-time stream: every LTX file Litestream writes to the staging folder is
 age-encrypted and uploaded to the real replica; a file Litestream deletes there is deleted
-remotely too, unless the bucket's lock holds it.
+remotely too, unless the bucket's lock holds it or the service never deletes (``no_delete``).
 
 Litestream writes each LTX file to a temporary name, fsyncs it and renames it into place, and
 never changes it after: a file under its final name (``ltx/<level>/<min>-<max>.ltx``) is whole
-and can be sealed at once. The sealer runs as a thread of the process that runs Litestream,
-polling the folder every `POLL` seconds; nothing it uploads is plaintext, and a file whose
-sealing fails is not uploaded at all (tried again after a pause).
+and can be sealed at once. The sealer runs two threads in the process that runs Litestream, each
+polling the folder every `POLL` seconds: one seals only level 0 (the newest transactions, the
+recovery point), so a big snapshot upload on the other (higher levels, deletions) never holds
+them up. Nothing it uploads is plaintext, and a file whose sealing fails is not uploaded at all
+(tried again after a pause).
 """
 import logging
 import os
 import secrets
+import stat
 import threading
+import time
+from dataclasses import dataclass
 
-from mission_control import (ObjectHeld, describe_error, encode, open_private, parse_ltx_name,
-                             read_ltx_timestamp, remove_files, sealed_files, stream_window)
+from mission_control import (Lock, ObjectHeld, describe_error, encode, open_private,
+                             parse_ltx_name, read_ltx_timestamp, remove_files, sealed_files,
+                             stream_window)
 
 log = logging.getLogger(__name__)
 
 POLL = 0.1
 MAX_BACKOFF = 10.0
+DAY = 86400
+#: A refused delete that named no date is tried again after this long (s).
+HELD_RETRY = 3600
+#: `stop`'s default budget; the supervisor passes what is left of its own.
+STOP_TIMEOUT = 20.0
+#: The part of a stop budget kept for an upload already under way when it runs out.
+STOP_MARGIN = 5.0
+TMP_PREFIX = ".seal-"
+LEVEL0, HIGHER = "level-0", "higher levels"
+
+
+@dataclass(frozen=True)
+class Protection:
+    """What the stream's objects get from the bucket, as for off-site copies.
+
+    :param lock_mode: "" (none), "GOVERNANCE" or "COMPLIANCE": every upload carries it.
+    :param lock_days: how long each upload stays locked.
+    :param no_delete: never call a delete (Litestream's compaction is not mirrored).
+    """
+
+    lock_mode: str = ""
+    lock_days: int = 0
+    no_delete: bool = False
+
+    def lock(self, now):
+        return Lock(self.lock_mode, now + self.lock_days * DAY) if self.lock_mode else None
 
 
 class Sealer:
@@ -28,21 +60,33 @@ class Sealer:
     :param staging: the staging folder (a Path): the file replica Litestream writes.
     :param storage: the real replica (`mission_control.open_storage`).
     :param codec: a `Codec` that encrypts (its recipients are the stream's).
-    :param report: called with `{"earliest", "latest", "replica_txid", "error"}` whenever what
-        the storage holds (or the last error) changes; the supervisor keeps it in its state file.
+    :param report: called with `state()` whenever what the storage holds (or an error) changes;
+        the supervisor keeps it in its state file.
+    :param protection: a `Protection` (locks, no_delete). :param clock: unix seconds.
     """
 
-    def __init__(self, staging, storage, codec, report):
+    def __init__(self, staging, storage, codec, report, *, protection=Protection(),
+                 clock=time.time):
         if not codec.encrypted:
             raise ValueError("the point-in-time stream is only ever uploaded sealed")
         self.staging = staging
         self.storage = storage
         self.codec = codec
         self.report = report
+        self.protection = protection
+        self.clock = clock
+        self.uploads = 0  # puts made by this sealer
+        self.died = None  # why a worker thread ended other than by `stop`
         self._stamps = None  # LtxFile -> timestamp (ms) of each file the storage holds sealed
-        self._error = None
+        self._held = {}  # LtxFile -> unix s: deleted here, its delete refused by a lock until then
+        self._kept = set()  # deleted here, left in the storage (no_delete)
+        self._plaintext = 0  # plaintext .ltx objects under the prefix (an unsealed setup's)
+        self._errors = {}  # worker -> its last error
+        self._unsealed = {}  # worker -> files its final sweep had no time for
+        self._mutex = threading.Lock()  # the two workers share the records above
         self._stop = threading.Event()
-        self._thread = None
+        self._cutoff = None  # monotonic time after which the final sweep starts no upload
+        self._threads = []
 
     def local(self):
         """The LTX files in the staging folder now (set of `LtxFile`)."""
@@ -61,92 +105,213 @@ class Sealer:
             found.update(f for f in (parse_ltx_name(level.name, n) for n in names) if f)
         return found
 
-    def _reconcile(self, local):
-        """What the storage already holds of the staging folder (after a restart)."""
-        stamps = {}
-        for item in set(sealed_files(self.storage)) & local:
-            try:
-                stamps[item] = read_ltx_timestamp(item.path_in(self.staging), item)
-            except FileNotFoundError:
-                pass
-        return stamps
+    def _prepare(self, local):
+        """Once: sweep a killed run's temporary files, and learn what the storage already
+        holds of the staging folder (after a restart) and what plaintext an unsealed setup
+        left there. True the first time."""
+        with self._mutex:
+            if self._stamps is not None:
+                return False
+            self._sweep_leftovers()
+            stamps = {}
+            for item in set(sealed_files(self.storage)) & local:
+                try:
+                    stamps[item] = read_ltx_timestamp(item.path_in(self.staging), item)
+                except FileNotFoundError:
+                    pass
+            self._plaintext = sum(1 for o in self.storage.list("ltx/") if _plaintext(o.key))
+            self._stamps = stamps
+            return True
+
+    def _sweep_leftovers(self):
+        """Remove the `.seal-*.tmp` files a killed run left (ours: regular, owned by us)."""
+        try:
+            entries = list(os.scandir(self.staging))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if entry.name.startswith(TMP_PREFIX) and entry.name.endswith(".tmp"):
+                found = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(found.st_mode) and found.st_uid == os.geteuid():
+                    remove_files(entry.path)
 
     def sweep(self):
         """Seal and upload each new file, then mirror deletions; True when the storage changed.
 
         :raises Exception: an upload or deletion failed (the next sweep tries again).
         """
+        changed = self._sweep_level0()
+        return self._sweep_higher() or changed
+
+    def _sweep_level0(self):
         local = self.local()
-        if self._stamps is None:
-            self._stamps = self._reconcile(local)
-            changed = True
-        else:
-            changed = False
-        # Level 0 first: it carries the newest transactions (the recovery point).
-        for item in sorted(local - set(self._stamps), key=lambda f: (f.level != 0, f)):
+        changed = self._prepare(local)
+        return self._seal_all(LEVEL0, {f for f in local if f.level == 0}) or changed
+
+    def _sweep_higher(self):
+        local = self.local()
+        changed = self._prepare(local)
+        changed |= self._seal_all(HIGHER, {f for f in local if f.level != 0})
+        return self._mirror_deletions() or changed
+
+    def _seal_all(self, worker, files):
+        with self._mutex:
+            new = sorted(files - set(self._stamps))
+        changed = False
+        for n, item in enumerate(new):
+            if self._cutoff is not None and time.monotonic() > self._cutoff:
+                self._unsealed[worker] = len(new) - n
+                return changed
             changed |= self._seal(item)
-        for item in sorted(set(self._stamps) - local):
-            self._delete(item)
-            changed = True
+        self._unsealed.pop(worker, None)
         return changed
 
     def _seal(self, item):
         source = item.path_in(self.staging)
-        tmp = self.staging / f".seal-{os.getpid()}-{secrets.token_hex(6)}.tmp"
+        tmp = self.staging / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
         try:
             stamp = read_ltx_timestamp(source, item)
             with open_private(tmp) as out:
                 encode(source, out, self.codec)
-            self.storage.put(item.key, tmp)
+            self.storage.put(item.key, tmp, lock=self.protection.lock(self.clock()))
         except FileNotFoundError:
             return False  # compacted away before it was sealed: nothing to keep
         finally:
             remove_files(tmp)
-        self._stamps[item] = stamp
+        with self._mutex:
+            self._stamps[item] = stamp
+            self.uploads += 1
         return True
 
-    def _delete(self, item):
+    def _mirror_deletions(self):
+        now = self.clock()
+        with self._mutex:
+            # A held file is tried again once its lock has run out (never before).
+            known = set(self._stamps) | {f for f, until in self._held.items() if until <= now}
+        # Listed after: a file the level-0 thread sealed meanwhile is not taken for gone.
+        gone = known - self.local()
+        for item in sorted(gone):
+            self._delete(item, now)
+        return bool(gone)
+
+    def _delete(self, item, now):
+        if self.protection.no_delete:
+            self._forget(item, kept=True)
+            return
+        found = self.storage.head(item.key)
+        if found is not None and found.retain_until and found.retain_until > now:
+            # Held like an off-site copy: not even a delete marker over a locked file.
+            self._forget(item, until=found.retain_until)
+            return
         try:
-            self.storage.delete(item.key)
-        except ObjectHeld:
-            # The bucket's lock keeps it; its expiry is the bucket's business, not a failure.
-            log.info("%s is held by the bucket's lock; left in place", item.key)
-        del self._stamps[item]
+            if found is not None:
+                self.storage.delete(item.key)
+        except ObjectHeld as exc:
+            self._forget(item, until=exc.until or now + HELD_RETRY)
+            return
+        self._forget(item)
+
+    def _forget(self, item, until=None, kept=False):
+        with self._mutex:
+            self._stamps.pop(item, None)
+            self._held.pop(item, None)
+            if until is not None:
+                log.info("%s is held by the bucket's lock; left in place", item.key)
+                self._held[item] = until
+            if kept:
+                self._kept.add(item)
 
     def state(self):
-        stamps = self._stamps or {}
+        """What the storage holds (the window), the last error and what is left there."""
+        with self._mutex:
+            stamps = dict(self._stamps or {})
+            held = list(self._held.values())
+            kept = len(self._kept)
+        errors = [e for e in (self._errors.get(w) for w in (LEVEL0, HIGHER, "report")) if e]
         return {**stream_window(stamps),
                 "replica_txid": max((f.max_txid for f in stamps), default=None),
-                "error": self._error}
+                "error": errors[0] if errors else None,
+                "lock": self.protection.lock_mode or None,
+                "no_delete": self.protection.no_delete,
+                "held": len(held), "held_until": int(min(held) * 1000) if held else None,
+                "kept_remote": kept, "plaintext_objects": self._plaintext,
+                "unsealed": sum(self._unsealed.values())}
 
     def start(self):
-        self._thread = threading.Thread(target=self._loop, name="pitr-sealer", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._loop, args=(LEVEL0, self._sweep_level0),
+                             name="pitr-sealer-0", daemon=True),
+            threading.Thread(target=self._loop, args=(HIGHER, self._sweep_higher),
+                             name="pitr-sealer", daemon=True)]
+        for thread in self._threads:
+            thread.start()
 
-    def stop(self, timeout=60):
-        """Seal what Litestream wrote last, then stop; True when the thread ended in time."""
+    def alive(self):
+        """Whether every worker thread runs (False once one died, or after `stop`)."""
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """Seal what Litestream wrote last, within `timeout` s, then stop; True when the
+        threads ended in time. Files the final sweep has no time for stay in the staging folder
+        (`unsealed` in the state, and logged): the next start seals them."""
+        self._cutoff = time.monotonic() + max(0.0, timeout - min(STOP_MARGIN, timeout / 2))
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        ended = not any(t.is_alive() for t in self._threads)
+        left = sum(self._unsealed.values())
+        if left:
+            log.warning("%d file(s) of the point-in-time stream are left unsealed in the staging "
+                        "folder (no time left to upload them); the next start seals them", left)
+        if not ended:
+            log.error("the point-in-time sealer did not stop within %.0f s", timeout)
+        return ended
 
-    def _loop(self):
+    def _report(self):
+        try:
+            self.report(self.state())
+        except Exception as exc:  # noqa: BLE001 - a full disk, say: keep sealing, try again
+            error = f"recording the sealed stream's state failed: {describe_error(exc)}"
+            if error != self._errors.get("report"):
+                log.error("%s", error)
+            self._errors["report"] = error
+        else:
+            self._errors.pop("report", None)
+
+    def _loop(self, worker, sweep):
+        try:
+            self._run(worker, sweep)
+        except BaseException as exc:
+            # Seen by the supervisor (`alive`), which fails health with this reason.
+            self.died = f"its {worker} thread ended: {describe_error(exc)}"
+            log.exception("the point-in-time sealer's %s thread ended", worker)
+            raise
+
+    def _run(self, worker, sweep):
         wait = POLL
         while True:
             stopping = self._stop.wait(wait)
+            before = self._errors.get(worker)
             try:
-                changed = self.sweep()
+                changed = sweep()
             except Exception as exc:  # noqa: BLE001 - the storage may answer again later
                 error = f"sealing the point-in-time stream failed: {describe_error(exc)}"
-                if error != self._error:
+                if error != before:
                     log.error("%s", error)
-                self._error, wait = error, min(MAX_BACKOFF, max(1.0, wait * 2))
-                self.report(self.state())
+                self._errors[worker], changed = error, True
+                wait = min(MAX_BACKOFF, max(1.0, wait * 2))
             else:
-                if changed or self._error is not None:
-                    self._error = None
-                    self.report(self.state())
+                self._errors.pop(worker, None)
+                changed = changed or before is not None
                 wait = POLL
+            if changed or self._errors.get("report") or (stopping and self._unsealed):
+                self._report()
             if stopping:
                 return
+
+
+def _plaintext(key):
+    """Whether `key` (under ``ltx/``) is an LTX file as plain Litestream uploads it."""
+    parts = key.split("/")
+    return len(parts) == 3 and parts[1].isdigit() and parse_ltx_name(parts[1], parts[2]) is not None

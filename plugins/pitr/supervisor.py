@@ -8,8 +8,10 @@ lock and stops the child; the owner starts a new one once the pause lock is free
 
 While it owns the child, a second thread checks the replica in the background
 (`replica_check`) and keeps the result in the state file, which every process reads. For a
-sealed stream, a third (`sealer`) seals and uploads what the child writes to the staging folder,
-from just before the child starts until just after it stopped (its last files are sealed too).
+sealed stream, a `sealer` (two threads) seals and uploads what the child writes to the staging
+folder, from just before the child starts until just after it stopped (its last files are sealed
+too, within what is left of `stop`'s timeout). A sealer that dies stops the child and fails
+health with its reason (`sealer_error` in the state file) until a new one records its state.
 """
 import json
 import logging
@@ -32,6 +34,11 @@ FIRST_BACKOFF, MAX_BACKOFF = 1.0, 60.0
 STABLE_AFTER = 60.0  # a child that ran this long resets the backoff
 POLL = 0.2
 STOP_WAIT = 15.0
+STOP_TIMEOUT = 30.0
+#: Kept of `stop`'s timeout for joining the threads once the sealer's final sweep is done.
+STOP_MARGIN = 2.0
+#: The sealer's final sweep when the child is restarted (new settings, a death), not stopped.
+RESTART_SEAL_WAIT = 20.0
 _LEVEL = re.compile(r"\blevel=(\w+)")
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
            "ERROR": logging.ERROR}
@@ -70,6 +77,7 @@ class Supervisor:
         self._owning = threading.Event()  # set while this process runs the child
         self._check_soon = threading.Event()
         self._state_lock = threading.Lock()  # the log reader writes the state file too
+        self._deadline = None  # monotonic time by which `stop` must be done
 
     def _state(self, **changes):
         with self._state_lock:
@@ -82,11 +90,13 @@ class Supervisor:
                                          daemon=True)
         self._checker.start()
 
-    def stop(self, timeout=30):
-        """Stop the child (if ours) and the threads; True when all are gone in time."""
+    def stop(self, timeout=STOP_TIMEOUT):
+        """Stop the child (if ours), let the sealer seal its last files with what is left of
+        `timeout`, and stop the threads; True when all are gone in time."""
+        deadline = time.monotonic() + timeout
+        self._deadline = deadline
         self._stopping.set()
         self._check_soon.set()
-        deadline = time.monotonic() + timeout
         for thread in (self._thread, self._checker):
             if thread is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
@@ -129,6 +139,7 @@ class Supervisor:
         election = FileLock(self.engine.files.election)
         while not self._stopping.is_set():
             if not self.engine.wanted():
+                self.engine.drop_staging()
                 self._stopping.wait(1.0)
                 continue
             with election.hold(0) as elected:
@@ -160,10 +171,16 @@ class Supervisor:
                     self._stopping.wait(POLL if not free else backoff)
                     backoff = backoff if not free else min(MAX_BACKOFF, backoff * 2)
                     continue
-                backoff = self._watch(proc, pause, backoff)
+                backoff = self._watch(proc, pause, backoff, sealer)
             finally:
-                if sealer is not None and not sealer.stop():
-                    log.error("the point-in-time sealer did not stop in time")
+                if sealer is not None:
+                    sealer.stop(self._seal_budget())
+
+    def _seal_budget(self):
+        """How long the sealer's final sweep may take: what is left of `stop`'s timeout."""
+        if self._deadline is None:
+            return RESTART_SEAL_WAIT
+        return max(0.0, self._deadline - time.monotonic() - STOP_MARGIN)
 
     def _start_sealer(self):
         """For a sealed stream, a running `Sealer` (its record goes to the state file); None
@@ -171,7 +188,8 @@ class Supervisor:
         if not self.engine.sealed():
             return None
         try:
-            sealer = self.engine.sealer(lambda found: self._state(sealed_stream=found))
+            sealer = self.engine.sealer(
+                lambda found: self._state(sealed_stream=found, sealer_error=None))
         except Exception as exc:  # noqa: BLE001 - the storage's settings; the next round may work
             reason = f"cannot open the sealed replica: {describe_error(exc)}"
             log.error("%s", reason)
@@ -180,16 +198,19 @@ class Supervisor:
         sealer.start()
         return sealer
 
-    def _watch(self, proc, pause, backoff):
-        """Wait until the child ends, or stop it (shutdown, new settings); the next backoff."""
+    def _watch(self, proc, pause, backoff, sealer=None):
+        """Wait until the child ends, or stop it (shutdown, new settings, a dead sealer); the
+        next backoff."""
         started = time.monotonic()
         while proc.poll() is None and not self._stopping.is_set() and \
-                not self._restart.is_set():
+                not self._restart.is_set() and (sealer is None or sealer.alive()):
             self._stopping.wait(POLL)
         if proc.poll() is None:  # shutdown, or new settings: a clean stop, not a failure
             litestream.stop_process(proc.pid, self.engine.files, STOP_WAIT, time.sleep)
             proc.wait()
             self._state(pid=None)
+            if sealer is not None and not sealer.alive() and not self._stopping.is_set():
+                return self._sealer_died(sealer, backoff)
             return backoff
         self._state(pid=None)
         with pause.hold(0) as free:
@@ -230,6 +251,16 @@ class Supervisor:
             engine_log.log(level, "%s", re.sub(r"^time=\S+\s*", "", line))
             if level >= logging.ERROR:
                 self._state(last_error=litestream.error_message(line))
+
+    def _sealer_died(self, sealer, backoff):
+        """A sealer thread ended: nothing was uploaded since, so health fails with why; a new
+        sealer (and child) start after the backoff."""
+        reason = sealer.died or "its thread ended"
+        log.error("the point-in-time sealer stopped (%s); starting it again in %.0f s", reason,
+                  backoff)
+        self._state(sealer_error=reason)
+        self._stopping.wait(backoff)
+        return min(MAX_BACKOFF, backoff * 2)
 
     def _died(self, returncode, backoff):
         reason = f"Litestream exited with status {returncode}"

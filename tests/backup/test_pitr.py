@@ -29,7 +29,8 @@ def test_status_says_not_installed_without_the_binary(make_mc):
     assert status.json == {"enabled": True, "installed": False, "running": False, "pid": None,
                            "replica": "file:///tmp/r", "earliest": None, "latest": None,
                            "lag_seconds": None, "checked_at": None, "last_error": None,
-                           "sealed": False, "staging_bytes": None, "seal_error": None}
+                           "sealed": False, "staging_bytes": None, "seal_error": None,
+                           "sealing": None, "seal_warning": None}
     answer = client.post("/api/backup/restore", json={"timestamp": "2026-11-27T15:52:56Z"})
     assert answer.status_code == 400
     assert "not installed" in answer.json["details"][0]
@@ -262,7 +263,7 @@ def test_the_status_open_to_the_metrics_token_shows_no_replica_location(make_mc)
                         headers={"Authorization": "Bearer metrics-token-0123456789"})
     assert status.status_code == 200
     assert set(status.json["pitr"]) == {"enabled", "installed", "running", "earliest", "latest",
-                                        "lag_seconds", "checked_at", "problem"}
+                                        "lag_seconds", "checked_at", "problem", "warning"}
     assert "/srv" not in status.get_data(as_text=True)
 
 

@@ -1,0 +1,282 @@
+"""The sealer against a real S3 (SeaweedFS) and a real folder: locks, held and kept deletions, the
+level-0 files a snapshot must not hold up, a bounded final sweep, leftovers, and what status and
+health say of it (a dead sealer, plaintext objects, an identity that cannot restore)."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mission_control import Codec, FileLock, FolderStorage, S3Storage
+from mission_control.builtins.pitr import _engine, litestream
+from mission_control.builtins.pitr.sealer import DAY, Protection, Sealer
+from mission_control.builtins.pitr.supervisor import Supervisor, read_state, write_state
+from tests.backup.test_pitr_sealed import version_counts, write_ltx
+from tests.support.accounts import logged_in_client
+from tests.support.offsite import new_key
+from tests.support.seaweed import SERVICE
+
+LEVEL0 = "ltx/0/0000000000000001-0000000000000001.ltx.age"
+
+
+class Clock:
+    """Unix seconds that move only when told (starting at the real time: locks are real)."""
+
+    def __init__(self):
+        self.now = time.time()
+
+    def __call__(self):
+        return self.now
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def folder(tmp_path):
+    (tmp_path / "replica").mkdir()
+    return FolderStorage(tmp_path / "replica")
+
+
+def sealer_for(storage, staging, report=lambda _: None, **kw):
+    return Sealer(staging, storage, Codec(recipients=(new_key()[1],)), report, **kw)
+
+
+@pytest.mark.slow
+def test_uploads_are_locked_and_a_locked_deletion_is_held_until_its_date(seaweed, tmp_path):
+    bucket = seaweed.bucket(lock=True)
+    storage = S3Storage(seaweed.client(SERVICE), bucket, "pitr")
+    clock = Clock()
+    sealer = sealer_for(storage, tmp_path / "staging", clock=clock,
+                        protection=Protection("GOVERNANCE", 1))
+    first = write_ltx(tmp_path / "staging", 0, 1, 1, 1_000)
+    write_ltx(tmp_path / "staging", 9, 1, 1, 1_500)
+    assert sealer.sweep()
+    for item in storage.list():
+        found = storage.head(item.key)
+        assert found.lock_mode == "GOVERNANCE"
+        assert abs(found.retain_until - (clock.now + DAY)) < 2
+    first.unlink()  # compacted away by Litestream: its deletion is refused by the lock
+    sealer.sweep()
+    state = sealer.state()
+    assert state["held"] == 1 and abs(state["held_until"] / 1000 - (clock.now + DAY)) < 2
+    assert state["error"] is None
+    sealer.sweep()  # not tried again before its date: not even a delete marker
+    assert LEVEL0 in [o.key for o in storage.list()]
+    assert version_counts(seaweed, bucket)[f"pitr/{LEVEL0}"] == 1
+    clock.now += DAY + 60  # past its lock: deleted (a delete marker over the kept version)
+    sealer.sweep()
+    assert LEVEL0 not in [o.key for o in storage.list()]
+    assert sealer.state()["held"] == 0
+
+
+@pytest.mark.slow
+def test_with_no_delete_nothing_is_deleted_and_status_counts_it(seaweed, tmp_path):
+    bucket = seaweed.bucket(lock=False)
+    storage = S3Storage(seaweed.client(SERVICE), bucket, "pitr")
+    sealer = sealer_for(storage, tmp_path / "staging", protection=Protection(no_delete=True))
+    first = write_ltx(tmp_path / "staging", 0, 1, 1, 1_000)
+    sealer.sweep()
+    first.unlink()
+    sealer.sweep()
+    assert [o.key for o in storage.list()] == [LEVEL0]
+    assert version_counts(seaweed, bucket) == {f"pitr/{LEVEL0}": 1}
+    state = sealer.state()
+    assert (state["kept_remote"], state["no_delete"], state["held"]) == (1, True, 0)
+
+
+@pytest.mark.slow
+def test_a_big_snapshot_does_not_hold_up_level_0(seaweed, tmp_path):
+    storage = S3Storage(seaweed.client(SERVICE), seaweed.bucket(lock=False), "pitr")
+    staging = tmp_path / "staging"
+    snapshot = write_ltx(staging, 9, 1, 1, 1_000)
+    with open(snapshot, "ab") as f:
+        f.write(os.urandom(48 * 1024 * 1024))
+    sealer = sealer_for(storage, staging)
+    sealer.start()
+    try:
+        # Once the snapshot is being sealed, Litestream writes the next level-0 file.
+        assert wait_for(lambda: any(p.name.startswith(".seal-") for p in staging.iterdir()))
+        write_ltx(staging, 0, 2, 2, 2_000)
+        assert wait_for(lambda: "ltx/0/0000000000000002-0000000000000002.ltx.age"
+                        in [o.key for o in storage.list()])
+        assert "ltx/9/0000000000000001-0000000000000001.ltx.age" not in \
+            [o.key for o in storage.list()]  # the snapshot is still on its way
+    finally:
+        assert sealer.stop(60)
+    assert len(storage.list()) == 2
+
+
+@pytest.mark.slow
+def test_the_final_sweep_fits_its_budget_and_says_what_is_left(seaweed, tmp_path):
+    storage = S3Storage(seaweed.client(SERVICE), seaweed.bucket(lock=False), "pitr")
+    staging = tmp_path / "staging"
+    for n in range(1, 301):
+        write_ltx(staging, 1, n, n, n)
+    reports = []
+    sealer = sealer_for(storage, staging, report=reports.append)
+    sealer.start()
+    began = time.monotonic()
+    assert sealer.stop(1.0)  # the threads ended within the budget
+    assert time.monotonic() - began < 3
+    left = sealer.state()["unsealed"]
+    assert left > 0 and len(storage.list()) + left == 300
+    assert reports[-1]["unsealed"] == left  # recorded for the status
+    again = sealer_for(storage, staging)
+    again.sweep()  # the next start seals them
+    assert len(storage.list()) == 300 and again.state()["unsealed"] == 0
+
+
+def test_a_failing_report_reaches_the_state_and_the_sealer_goes_on(tmp_path):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    failures = [OSError(28, "No space left on device")]
+
+    def report(found):
+        if failures:
+            raise failures.pop()
+
+    sealer = sealer_for(storage, staging, report=report)
+    write_ltx(staging, 0, 1, 1, 1_000)
+    sealer.start()
+    try:
+        assert wait_for(lambda: len(storage.list()) == 1)
+        write_ltx(staging, 0, 2, 2, 2_000)  # still sealed: the thread did not die
+        assert wait_for(lambda: len(storage.list()) == 2)
+        assert sealer.alive()
+        assert wait_for(lambda: sealer.state()["error"] is None)  # reported again since
+    finally:
+        sealer.stop()
+
+
+def sealed_settings(recipient):
+    return {"pitr.enabled": True, "pitr.replica_url": "s3://bucket/pitr",
+            "pitr.age_recipients": recipient}
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_sealer_stops_the_child_and_fails_health(make_mc, tmp_path):
+    mc = make_mc()
+    mc.settings.update(sealed_settings(new_key()[1]), "test")
+    engine = _engine(mc)
+    supervisor = Supervisor(mc, engine)
+
+    def report(found):
+        raise SystemExit("the thread is gone")  # nothing a sealer catches
+
+    sealer = sealer_for(folder(tmp_path), tmp_path / "staging", report)
+    sealer.start()
+    assert wait_for(lambda: not sealer.alive())
+    # A stand-in child that `is_ours` takes for Litestream on our config.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                              "replicate", str(engine.files.config)])
+    try:
+        assert wait_for(lambda: litestream.is_ours(child.pid, engine.files))
+        began = time.monotonic()
+        supervisor._watch(child, FileLock(engine.files.pause), 0.1, sealer)
+        assert time.monotonic() - began < 10 and child.poll() is not None
+    finally:
+        child.kill()
+        child.wait()
+        sealer.stop(1)
+    assert "the thread is gone" in read_state(engine.files)["sealer_error"]
+    client = logged_in_client(mc)
+    state = client.get("/api/backup/pitr").json
+    assert state["seal_error"].startswith("its sealer stopped (its ")
+    status = client.get("/api/backup/status").json
+    assert status["verdict"] == "fail"
+    assert any("sealer stopped" in r for r in status["reasons"])
+
+
+def test_a_killed_runs_temporary_files_are_swept(tmp_path):
+    staging = tmp_path / "staging"
+    write_ltx(staging, 0, 1, 1, 1_000)
+    leftover = staging / ".seal-4242-0123456789ab.tmp"
+    leftover.write_bytes(b"half a sealed file")
+    other = staging / "notes.tmp"
+    other.write_bytes(b"not ours")
+    sealer_for(folder(tmp_path), staging).sweep()
+    assert not leftover.exists() and other.exists()
+
+
+def test_the_staging_folder_is_removed_once_sealing_is_off(make_mc):
+    mc = make_mc()
+    mc.settings.update(sealed_settings(new_key()[1]), "test")
+    engine = _engine(mc)
+    engine.write_config()
+    staging = engine.files.staging
+    write_ltx(staging, 0, 1, 1, 1_000)  # rows in clear
+    # A replica that is a local folder needs no staging: writing its config removes it.
+    mc.settings.update({"pitr.replica_url": "file:///srv/replica"}, "test")
+    engine.write_config()
+    assert not staging.exists()
+    # Protection turned off: the supervisor's idle round removes it.
+    mc.settings.update({"pitr.replica_url": "s3://bucket/pitr"}, "test")
+    engine.write_config()
+    write_ltx(staging, 0, 1, 1, 1_000)
+    mc.settings.update({"pitr.enabled": False}, "test")
+    supervisor = Supervisor(mc, engine)
+    supervisor.start()
+    try:
+        assert wait_for(lambda: not staging.exists(), timeout=10)
+    finally:
+        assert supervisor.stop()
+
+
+@pytest.mark.slow
+def test_status_warns_of_plaintext_objects_and_an_identity_that_cannot_restore(
+        make_mc, seaweed, tmp_path):
+    bucket = seaweed.bucket(lock=False)
+    identity, recipient = new_key()
+    mc = make_mc()
+    mc.settings.update({**sealed_settings(recipient), "pitr.replica_url": f"s3://{bucket}/pitr",
+                        "pitr.s3_endpoint": seaweed.url, "pitr.s3_region": "us-east-1",
+                        "pitr.s3_access_key_id": SERVICE[0],
+                        "pitr.s3_secret_access_key": SERVICE[1]}, "test")
+    engine = _engine(mc)
+    storage = engine.storage()
+    plain = "ltx/0/0000000000000001-0000000000000001.ltx"
+    storage.put_bytes(plain, b"LTX1 an unsealed setup's file")
+    sealer = engine.sealer(lambda found: write_state(engine.files, sealed_stream=found))
+    sealer.sweep()
+    sealer.report(sealer.state())
+    client = logged_in_client(mc)
+    state = client.get("/api/backup/pitr").json
+    assert state["sealing"]["plaintext_objects"] == 1
+    assert "1 plaintext .ltx object(s)" in state["seal_warning"]
+    assert plain in [o.key for o in storage.list()]  # reported, never deleted
+    assert "could not restore" not in state["seal_warning"]  # no identity held: nothing said
+    status = client.get("/api/backup/status").json
+    assert status["pitr"]["warning"] == state["seal_warning"]
+    assert state["seal_warning"] in status["reasons"]
+    # An identity for another key: this host could not restore the stream.
+    mc.settings.update({"offsite.age_identity": new_key()[0]}, "test")
+    warning = client.get("/api/backup/pitr").json["seal_warning"]
+    assert "offsite.age_identity matches none of the stream's recipients" in warning
+    mc.settings.update({"offsite.age_identity": identity}, "test")
+    assert "could not restore" not in client.get("/api/backup/pitr").json["seal_warning"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("locking", [True, False])
+def test_the_engine_locks_the_stream_like_offsite_copies(make_mc, seaweed, locking):
+    bucket = seaweed.bucket(lock=locking)
+    mc = make_mc()
+    mc.settings.update({**sealed_settings(new_key()[1]), "pitr.replica_url": f"s3://{bucket}/p",
+                        "pitr.s3_endpoint": seaweed.url, "pitr.s3_region": "us-east-1",
+                        "pitr.s3_access_key_id": SERVICE[0],
+                        "pitr.s3_secret_access_key": SERVICE[1],
+                        "offsite.s3.lock_mode": "COMPLIANCE", "offsite.s3.lock_days": 3,
+                        "offsite.s3.no_delete": True}, "test")
+    engine = _engine(mc)
+    records = []
+    sealer = engine.sealer(records.append)
+    assert sealer.protection == Protection("COMPLIANCE" if locking else "", 3, True)
+    sealer.report(sealer.state())
+    assert records[-1]["lock_refused"] == (None if locking else "COMPLIANCE")
