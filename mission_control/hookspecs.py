@@ -392,8 +392,9 @@ def pitr_status(mc: PluginContext, fresh: bool) -> dict[str, Any] | None:
     :return: a dict with ``enabled``, ``installed``, ``running``, ``pid``, ``replica``,
         ``earliest`` and ``latest`` (unix ms or None: the restorable window), ``lag_seconds``,
         ``checked_at`` (unix ms of the state's last check, or None), ``last_error``, and
-        optionally ``sealed``, ``staging_bytes`` and ``seal_error`` (why a sealed stream cannot
-        run: health fails with it); or None to defer (no engine: the host answers "not
+        optionally ``sealed``, ``staging_bytes``, ``seal_error`` (why a sealed stream cannot
+        run: health fails with it), ``sealing`` (what its uploads left in the bucket) and
+        ``seal_warning`` (health warns with it); or None to defer (no engine: the host answers "not
         installed").
     :raises: anything; the request fails with a 500.
     """

@@ -13,6 +13,7 @@ uploads each file it writes there age-encrypted (`pitr.age_recipients`, by defau
 targets' recipients). Without pyrage or a recipient nothing streams at all: the setting is
 refused, and health fails, rather than anything leaving the host in plaintext.
 """
+import logging
 import os
 import re
 import shutil
@@ -31,6 +32,7 @@ from .sealer import Protection, Sealer
 from . import supervisor as supervisor_module
 from .supervisor import Supervisor, read_state
 
+log = logging.getLogger(__name__)
 NAME = "pitr"
 PAUSE_WAIT = 60
 #: How far back a restore may reach: a minute to a year. Litestream keeps every WAL segment for
@@ -155,9 +157,22 @@ class Engine:
         mode, days, no_delete = self._offsite_s3("lock_mode", ""), \
             self._offsite_s3("lock_days", 0), self._offsite_s3("no_delete", False)
         # Asked once per start: a bucket cannot lose Object Lock once it has it.
-        unlockable = bool(mode) and not storage.lock_enabled()
-        protection = Protection("" if unlockable else mode, days, no_delete)
-        extra = {"replica": replica, "lock_refused": mode if unlockable else None}
+        refused = None
+        if mode:
+            try:
+                if not storage.lock_enabled():
+                    refused = f"offsite.s3.lock_mode is {mode} but the stream's bucket has no " \
+                              "Object Lock: its files are uploaded unlocked"
+            except Exception as exc:  # noqa: BLE001 - no permission to ask, say
+                # Locked puts would fail as well; the reason is logged, not put in the
+                # warning (health is open to the metrics token: no bucket names there).
+                log.warning("cannot tell whether the stream's bucket has Object Lock: %s",
+                            describe_error(exc))
+                refused = (f"offsite.s3.lock_mode is {mode} but whether the stream's bucket "
+                           "has Object Lock cannot be told (see the log): its files are "
+                           "uploaded unlocked")
+        protection = Protection("" if refused else mode, days, no_delete)
+        extra = {"replica": replica, "lock_refused": refused}
         return Sealer(self.files.staging, storage, Codec(recipients=self.recipients()),
                       lambda found: report({**found, **extra}), protection=protection,
                       clock=self.mc.clock)
@@ -283,8 +298,7 @@ class Engine:
                             "unsealed setup are under the replica's prefix (left in place: "
                             "delete them)")
         if found.get("lock_refused"):
-            warnings.append(f"offsite.s3.lock_mode is {found['lock_refused']} but the stream's "
-                            "bucket has no Object Lock: its files are uploaded unlocked")
+            warnings.append(found["lock_refused"])
         restore_problem = self.restore_problem()
         if restore_problem:
             warnings.append(restore_problem)
