@@ -13,7 +13,7 @@ import os
 import secrets
 import threading
 
-from mission_control import (ObjectHeld, describe_error, encode, open_private, parse_ltx_name,
+from mission_control import (ObjectHeld, describe_error, open_private, parse_ltx_name,
                              read_ltx_timestamp, remove_files, sealed_files, stream_window)
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class Sealer:
         try:
             stamp = read_ltx_timestamp(source, item)
             with open_private(tmp) as out:
-                encode(source, out, self.codec)
+                self.codec.seal(item, source, out)
             self.storage.put(item.key, tmp)
         except FileNotFoundError:
             return False  # compacted away before it was sealed: nothing to keep

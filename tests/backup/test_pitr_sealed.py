@@ -5,12 +5,13 @@ import sys
 
 import pytest
 
-from mission_control import Codec, S3Storage
+from mission_control import S3Storage, Sealing
 from mission_control.builtins.pitr.sealer import Sealer
 from mission_control.offsite.codec import AGE_MAGIC
 from tests.support.accounts import logged_in_client
 from tests.support.backup_files import add_tasks, titles
 from tests.support.offsite import new_key
+from tests.support.offsite_catalog import new_signer
 from tests.support.pitr_engine import Engine
 from tests.support.seaweed import ADMIN, SERVICE
 
@@ -117,7 +118,8 @@ def test_the_sealer_uploads_sealed_and_mirrors_deletions(seaweed, tmp_path, lock
     storage = S3Storage(seaweed.client(SERVICE), bucket, "pitr")
     staging = tmp_path / "staging"
     reports = []
-    sealer = Sealer(staging, storage, Codec(recipients=(new_key()[1],)), reports.append)
+    signer = new_signer(tmp_path)[0]
+    sealer = Sealer(staging, storage, Sealing((new_key()[1],), signer), reports.append)
     first = write_ltx(staging, 0, 1, 1, 1_000)
     write_ltx(staging, 0, 2, 2, 2_000)
     write_ltx(staging, 9, 1, 2, 2_500)
@@ -142,7 +144,7 @@ def test_the_sealer_uploads_sealed_and_mirrors_deletions(seaweed, tmp_path, lock
     assert not sealer.sweep()  # nothing new, nothing gone: nothing uploaded twice
     # After a restart, what the storage already holds is not uploaded again.
     before = {o.key: o.modified for o in storage.list()}
-    again = Sealer(staging, storage, Codec(recipients=(new_key()[1],)), reports.append)
+    again = Sealer(staging, storage, Sealing((new_key()[1],), signer), reports.append)
     again.sweep()
     assert again.state() == sealer.state()
     assert {o.key: o.modified for o in storage.list()} == before

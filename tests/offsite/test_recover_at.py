@@ -8,10 +8,12 @@ from datetime import datetime, timezone
 import pytest
 
 from mission_control.builtins.pitr.litestream import find_binary
-from mission_control.offsite.codec import AGE_MAGIC, Codec, encode
+from mission_control.offsite.codec import AGE_MAGIC
+from mission_control.offsite.sealing import seal_file
 from mission_control.offsite.storage import FolderStorage
 from tests.support.cli_run import run_cli
 from tests.support.offsite import new_key
+from tests.support.offsite_catalog import new_signer
 
 BINARY = find_binary(None)
 pytestmark = [pytest.mark.slow,
@@ -65,25 +67,28 @@ def stream(make_mc, tmp_path):
     sealed = tmp_path / "sealed"
     sealed.mkdir()
     storage = FolderStorage(sealed)
-    codec = Codec("none", 3, (recipient,))
+    signer, verify = new_signer(tmp_path)
     for path in sorted(replica.glob("ltx/*/*.ltx")):
+        key = f"ltx/{path.parent.name}/{path.name}.age"
         packed = tmp_path / "packed"
         with open(packed, "wb") as sink:
-            encode(path, sink, codec)
-        storage.put(f"ltx/{path.parent.name}/{path.name}.age", packed)
+            seal_file(path, sink, key, (recipient,), signer.private_key())
+        storage.put(key, packed)
         packed.unlink()
     assert all(p.read_bytes().startswith(AGE_MAGIC) for p in sealed.rglob("*.age"))
     key = tmp_path / "key.txt"
     key.write_text(identity + "\n")
-    return {"folder": sealed, "key": key, "moment": moment}
+    return {"folder": sealed, "key": key, "moment": moment, "verify": verify,
+            "recipient": recipient}
 
 
 def test_recover_at_a_moment_from_a_sealed_stream(stream, tmp_path):
-    base = ["recover", "--from", stream["folder"], "--identity", stream["key"], "--json"]
+    base = ["recover", "--from", stream["folder"], "--identity", stream["key"], "--json",
+            "--verify-key", stream["verify"]]
     then = run_cli(*base, "--to", tmp_path / "then", "--at", iso(stream["moment"]))
     assert then.code == 0, then.out + then.err
     assert then.json["recovered"]["restored_to"] <= stream["moment"] * 1000
-    assert "not signed" in then.json["authenticity"]
+    assert then.json["authenticity"] == "verified" and then.json["skipped"] == []
     assert agents(tmp_path / "then" / "mission-control.db") == ["agent-0"]
     now = run_cli(*base, "--to", tmp_path / "now", "--at", iso(time.time()))
     assert now.code == 0, now.out + now.err
@@ -91,7 +96,8 @@ def test_recover_at_a_moment_from_a_sealed_stream(stream, tmp_path):
     wrong = tmp_path / "wrong.txt"
     wrong.write_text(new_key()[0] + "\n")
     refused = run_cli("recover", "--from", stream["folder"], "--identity", wrong, "--json",
-                      "--to", tmp_path / "wrong", "--at", iso(time.time()))
+                      "--verify-key", stream["verify"], "--to", tmp_path / "wrong",
+                      "--at", iso(time.time()))
     assert refused.code == 1, refused.out
-    assert "cannot decrypt" in refused.json["skipped"][0]["reason"]
+    assert any("cannot decrypt" in s["reason"] for s in refused.json["skipped"])
     assert not (tmp_path / "wrong").exists()
