@@ -101,3 +101,24 @@ def test_recover_at_a_moment_from_a_sealed_stream(stream, tmp_path):
     assert refused.code == 1, refused.out
     assert any("cannot decrypt" in s["reason"] for s in refused.json["skipped"])
     assert not (tmp_path / "wrong").exists()
+
+
+def test_recover_at_trusts_only_files_signed_by_the_key_given(stream, tmp_path):
+    base = ["recover", "--from", stream["folder"], "--identity", stream["key"], "--json",
+            "--at", iso(time.time())]
+    # No verification key: nothing proves the stream's files were made by the service.
+    bare = run_cli(*base, "--to", tmp_path / "bare")
+    assert bare.code == 2 and "no verification key" in bare.json["error"]
+    assert not (tmp_path / "bare").exists()
+    # Another service's key: every file is refused as possibly planted, nothing is written.
+    (tmp_path / "other").mkdir()
+    other = new_signer(tmp_path / "other")[1]
+    refused = run_cli(*base, "--verify-key", other, "--to", tmp_path / "refused")
+    assert refused.code == 1, refused.out
+    assert any("does not verify" in s["reason"] for s in refused.json["skipped"])
+    assert not (tmp_path / "refused").exists()
+    # --unverified restores, and says loudly that nothing was checked.
+    loose = run_cli(*base, "--unverified", "--to", tmp_path / "loose")
+    assert loose.code == 0, loose.out + loose.err
+    assert loose.json["authenticity"] == "NOT CHECKED" and "NOT CHECKED" in loose.json["warning"]
+    assert agents(tmp_path / "loose" / "mission-control.db") == ["agent-0", "agent-1"]
