@@ -13,6 +13,7 @@ uploads each file it writes there age-encrypted (`pitr.age_recipients`, by defau
 targets' recipients). Without pyrage or a recipient nothing streams at all: the setting is
 refused, and health fails, rather than anything leaving the host in plaintext.
 """
+import logging
 import os
 import re
 import threading
@@ -27,6 +28,8 @@ from mission_control import (URL, CopyDamaged, FileLock, MissingExtra, MissionCo
 from . import litestream, replica_check
 from .sealer import Sealer
 from .supervisor import Supervisor, read_state
+
+log = logging.getLogger(__name__)
 
 NAME = "pitr"
 PAUSE_WAIT = 60

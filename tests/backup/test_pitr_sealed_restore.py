@@ -1,6 +1,8 @@
 """The in-service restore of a sealed stream and what it leaves: it waits (bounded) for the sealer
 to upload the moment's last files, and a killed restore's temporary replica folders are swept."""
+import logging
 import os
+import sqlite3
 import struct
 import subprocess
 import threading
@@ -8,12 +10,18 @@ import time
 
 import pytest
 
-from mission_control import MissionControlError, NothingToRestore, StreamTrust, restore_sealed
+from mission_control import (Codec, LtxFile, MissionControlError, NothingToRestore, StreamTrust,
+                             encode, restore_sealed, sealed_files)
+from mission_control.builtins.pitr.litestream import find_binary
 from mission_control.builtins.pitr.supervisor import write_state
 from mission_control.offsite.storage import FolderStorage
 from tests.support.accounts import logged_in_client
 from tests.support.offsite import new_key
+from tests.support.offsite_catalog import new_signer
+from tests.support.sealed_stream import replicate, seal_replica
+from tests.support.seaweed import SERVICE
 
+BINARY = find_binary(None)
 S3_REPLICA = {"pitr.enabled": True, "pitr.replica_url": "s3://bucket/pitr"}
 
 
@@ -73,3 +81,86 @@ def test_a_killed_restores_temporary_replica_is_swept(tmp_path):
     assert (tmp_path / f".mc-pitr-restore-{gone.pid}-link").is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".mc-pitr")) == \
         sorted([kept[0].name, kept[1].name, f".mc-pitr-restore-{gone.pid}-link"])
+
+
+def copy_database(db, dest):
+    """A whole copy of `db` (its WAL included), as one plain file (SQLite's online backup)."""
+    source, target = sqlite3.connect(db), sqlite3.connect(dest)
+    source.backup(target)
+    target.execute("PRAGMA journal_mode=DELETE")
+    source.close()
+    target.close()
+
+
+def agents(db):
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in conn.execute("SELECT name FROM agents ORDER BY name")]
+    finally:
+        conn.close()
+
+
+def add_agent(db, name):
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO agents (name, status, created_at, updated_at) "
+                 "VALUES (?, 'online', 1, 1)", (name,))
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(BINARY is None, reason="Litestream is not installed")
+def test_the_service_restores_around_a_planted_file_and_refuses_a_foreign_stream(
+        make_mc, seaweed, tmp_path, caplog):
+    mc = make_mc()
+    identity, recipient = new_key()
+    bucket = seaweed.bucket(lock=False)
+    mc.settings.update({"pitr.enabled": True, "pitr.replica_url": f"s3://{bucket}/pitr",
+                        "pitr.s3_endpoint": seaweed.url, "pitr.s3_region": "us-east-1",
+                        "pitr.s3_access_key_id": SERVICE[0],
+                        "pitr.s3_secret_access_key": SERVICE[1],
+                        "pitr.age_recipients": recipient, "offsite.age_identity": identity},
+                       "test")
+    logged_in_client(mc).get("/api/backup/pitr")
+    engine = mc.services["pitr"]["engine"]
+    source = tmp_path / "source.db"
+    copy_database(mc.config.db_path, source)
+    add_agent(source, "agent-0")
+
+    def then_agent_1():
+        time.sleep(0.5)
+        add_agent(source, "agent-1")
+    replicate(BINARY, source, tmp_path / "replica", then_agent_1)
+    storage = engine.storage()
+    seal_replica(tmp_path / "replica", storage, recipient,
+                 mc.offsite.signer.private_key(), tmp_path)
+    # Planted: a newer snapshot encrypted to the public recipient, holding an attacker's rows.
+    forged = tmp_path / "forged.db"
+    copy_database(source, forged)
+    add_agent(forged, "attacker")
+    newest = max(f.max_txid for f in sealed_files(storage))
+    planted = LtxFile(9, 1, newest + 5)
+    ltx = tmp_path / "planted.ltx"
+    ltx.write_bytes(struct.pack(">4sIIIQQq", b"LTX1", 2, 4096, 4, 1, newest + 5,
+                                int(time.time() * 1000)) + forged.read_bytes())
+    with open(tmp_path / "planted.age", "wb") as sink:
+        encode(ltx, sink, Codec("none", 3, (recipient,)))
+    storage.put(planted.key, tmp_path / "planted.age")
+
+    dest = tmp_path / "restored.db"
+    with caplog.at_level(logging.WARNING):
+        moment = engine.restore_to(int(time.time() * 1000) + 1000, dest)
+    assert agents(dest) == ["agent-0", "agent-1"] and moment <= time.time() * 1000
+    assert f"skipped {planted.key}" in caplog.text and "not a signed file" in caplog.text
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".mc-pitr-restore-")]
+
+    # A stream signed by another service's key: nothing of it is trusted.
+    storage.delete(planted.key)
+    for key in [o.key for o in storage.list()]:
+        storage.delete(key)
+    (tmp_path / "other").mkdir()
+    seal_replica(tmp_path / "replica", storage, recipient,
+                 new_signer(tmp_path / "other")[0].private_key(), tmp_path)
+    with pytest.raises(NothingToRestore, match="does not verify"):
+        engine.restore_to(int(time.time() * 1000) + 1000, tmp_path / "foreign.db")
+    assert not (tmp_path / "foreign.db").exists()

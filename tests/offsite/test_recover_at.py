@@ -1,7 +1,6 @@
 """`mission-control recover --at`: the database at a moment, from a sealed point-in-time stream alone
 (real Litestream replicating a real database; each of its files sealed with age as the sealer does)."""
 import sqlite3
-import subprocess
 import time
 from datetime import datetime, timezone
 
@@ -9,11 +8,11 @@ import pytest
 
 from mission_control.builtins.pitr.litestream import find_binary
 from mission_control.offsite.codec import AGE_MAGIC
-from mission_control.offsite.sealing import seal_file
 from mission_control.offsite.storage import FolderStorage
 from tests.support.cli_run import run_cli
 from tests.support.offsite import new_key
 from tests.support.offsite_catalog import new_signer
+from tests.support.sealed_stream import replicate, seal_replica
 
 BINARY = find_binary(None)
 pytestmark = [pytest.mark.slow,
@@ -48,33 +47,19 @@ def stream(make_mc, tmp_path):
     db = mc.config.db_path
     mc.close()
     add_agent(db, "agent-0")
-    replica = tmp_path / "replica"
-    config = tmp_path / "litestream.yml"
-    config.write_text(f'dbs:\n  - path: "{db}"\n    replica:\n      type: "file"\n'
-                      f'      path: "{replica}"\n')
-    proc = subprocess.Popen([BINARY, "replicate", "-config", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(3)
+
+    def then_agent_1():
         moment = time.time()
         time.sleep(0.5)
         add_agent(db, "agent-1")
-        time.sleep(2.5)
-    finally:
-        proc.terminate()
-        proc.wait(30)
+        return moment
+    replica = tmp_path / "replica"
+    moment = replicate(BINARY, db, replica, then_agent_1)
     identity, recipient = new_key()
     sealed = tmp_path / "sealed"
     sealed.mkdir()
-    storage = FolderStorage(sealed)
     signer, verify = new_signer(tmp_path)
-    for path in sorted(replica.glob("ltx/*/*.ltx")):
-        key = f"ltx/{path.parent.name}/{path.name}.age"
-        packed = tmp_path / "packed"
-        with open(packed, "wb") as sink:
-            seal_file(path, sink, key, (recipient,), signer.private_key())
-        storage.put(key, packed)
-        packed.unlink()
+    seal_replica(replica, FolderStorage(sealed), recipient, signer.private_key(), tmp_path)
     assert all(p.read_bytes().startswith(AGE_MAGIC) for p in sealed.rglob("*.age"))
     key = tmp_path / "key.txt"
     key.write_text(identity + "\n")
