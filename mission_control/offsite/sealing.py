@@ -19,6 +19,7 @@ from .signing import _canonical
 FORMAT = "mission-control/sealed-ltx/v1"
 #: The signed line is about 250 bytes; a longer first line is not one of ours.
 MAX_HEADER = 4096
+LTX_MAGIC = b"LTX1"
 
 
 def _header(private_key, key, size, sha256):
@@ -92,6 +93,7 @@ class _Unsealing:
         self.sink = sink
         self.head = b""
         self.ended = False  # the header's newline was seen
+        self.legacy = False  # a bare LTX file: sealed before files were signed (or planted)
         self.size = 0
         self.digest = hashlib.sha256()
 
@@ -100,6 +102,12 @@ class _Unsealing:
             if len(self.head) > MAX_HEADER:
                 return len(data)  # not ours; refused once the whole object is read
             self.head += data
+            if self.head.startswith(LTX_MAGIC):
+                self.ended = self.legacy = True
+                data, self.head = self.head, b""
+            elif len(self.head) < len(LTX_MAGIC):
+                return len(data)
+        if not self.ended:
             line, newline, rest = self.head.partition(b"\n")
             if not newline:
                 return len(data)
@@ -121,13 +129,18 @@ def open_sealed(reader, sink, key, identities, verify_keys, *, check_signature=T
     :param verify_keys: trusted ``Ed25519PublicKey``s (`Signer.trusted()`, or the keys given to
         ``recover``).
     :param check_signature: False only for ``recover --unverified``: the line must still name
-        `key` and match the bytes.
+        `key` and match the bytes; a bare LTX file (sealed before files were signed) is read.
     :raises CopyDamaged: it cannot be decrypted, is not a signed sealed file, or its bytes differ.
     :raises NotAuthentic: its signature verifies with none of `verify_keys`, or it was sealed
         for another key.
     """
     out = _Unsealing(sink)
     decode(reader, out, compressed=False, encrypted=True, identities=identities)
+    if out.legacy:
+        if check_signature:
+            raise CopyDamaged(f"{key} is not a signed file of the stream (sealed before files "
+                              "were signed, or planted): only --unverified reads it")
+        return
     try:
         if not out.ended:
             raise ValueError

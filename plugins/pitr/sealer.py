@@ -27,7 +27,7 @@ class Sealer:
 
     :param staging: the staging folder (a Path): the file replica Litestream writes.
     :param storage: the real replica (`mission_control.open_storage`).
-    :param codec: a `Codec` that encrypts (its recipients are the stream's).
+    :param codec: a `Sealing`: signs each file and encrypts it to the stream's recipients.
     :param report: called with `{"earliest", "latest", "replica_txid", "error"}` whenever what
         the storage holds (or the last error) changes; the supervisor keeps it in its state file.
     """
