@@ -27,7 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mission_control import db as dbmod  # noqa: E402
-from mission_control import Codec, restore_sealed  # noqa: E402
+from mission_control import Sealing, StreamTrust, restore_sealed  # noqa: E402
+from mission_control.offsite.signing import Signer  # noqa: E402
 from mission_control.builtins.pitr import litestream  # noqa: E402
 from mission_control.builtins.pitr.sealer import Sealer  # noqa: E402
 
@@ -57,8 +58,8 @@ def restore_latest(binary, files, at_ms, out, sealed):
         if sealed is None:
             litestream.restore(binary, files, os.environ, at_ms, out)
         else:
-            storage, identity = sealed
-            restore_sealed(storage, identity, at_ms, out, binary, os.environ)
+            storage, trust = sealed
+            restore_sealed(storage, trust, at_ms, out, binary, os.environ)
     except Exception:  # noqa: BLE001 - nothing replicated yet
         return False
     return True
@@ -114,7 +115,10 @@ def run(folder, rate, seconds, replica_url, s3_values, sealed=None):
         import pyrage
         files.staging.mkdir(mode=0o700, exist_ok=True)
         recipient = str(pyrage.x25519.Identity.from_str(sealed[1]).to_public())
-        sealer = Sealer(files.staging, sealed[0], Codec(recipients=(recipient,)), lambda _: None)
+        signer = Signer(folder / "offsite-signing.key", announce=lambda _: None)
+        signer.private_key()
+        sealer = Sealer(files.staging, sealed[0], Sealing((recipient,), signer), lambda _: None)
+        sealed = (sealed[0], StreamTrust(sealed[1], signer.trusted()))
         sealer.start()
     litestream.write_config(files.config, litestream.config_text(
         db_path, values, files.staging if sealed is not None else None))

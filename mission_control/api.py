@@ -33,6 +33,8 @@ from .offsite.sealed_stream import NothingToRestore
 from .offsite.sealed_stream import parse_name as parse_ltx_name
 from .offsite.sealed_stream import read_timestamp as read_ltx_timestamp
 from .offsite.sealed_stream import restore_sealed
+from .offsite.sealed_stream import Trust as StreamTrust
+from .offsite.sealing import Sealing
 from .offsite.sealed_stream import sealed_files
 from .offsite.sealed_stream import window as stream_window
 from .offsite.signing import MANIFEST_SUFFIX
@@ -75,6 +77,7 @@ __all__ = [
     "MissingExtra",
     # the sealed point-in-time stream
     "LtxFile", "NothingToRestore", "parse_ltx_name", "read_ltx_timestamp", "restore_sealed",
+    "StreamTrust", "Sealing",
     "sealed_files", "stream_window",
     # storage primitives off-site targets are made of
     "FolderStorage", "S3Storage", "StoredObject", "Lock", "ObjectHeld", "make_s3_client",

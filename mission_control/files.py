@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import shutil
 import stat
 import time
 from contextlib import contextmanager
@@ -140,6 +141,51 @@ def open_private(path, *, exclusive=True):
     except BaseException:
         os.close(fd)
         raise
+
+
+def _process_gone(pid):
+    if pid == os.getpid():
+        return False  # another thread of this process may be using it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
+
+
+def sweep_dead_leftovers(folder, prefix, *, folders=False):
+    """Remove what a killed process of this user left in `folder`; the names removed.
+
+    For temporary files a scratch lock cannot cover (a folder, a file another program writes),
+    named ``<prefix><pid>-…``: removed only when that name matches, the entry is a regular file
+    (a real folder when `folders`; never a link), this user owns it and process `pid` is gone.
+    Nothing else in `folder` is touched.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = entry.name[len(prefix):].split("-", 1)[0]
+        if not entry.name.startswith(prefix) or not pid.isdigit():
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            kind = stat.S_ISDIR(info.st_mode) if folders else stat.S_ISREG(info.st_mode)
+            if not kind or info.st_uid != os.geteuid() or not _process_gone(int(pid)):
+                continue
+            if folders:
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError as exc:
+            log.warning("cannot remove the leftover %s: %s", entry.path, exc.strerror)
+            continue
+        removed.append(entry.name)
+    return removed
 
 
 def tighten(path, mode):

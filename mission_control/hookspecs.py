@@ -74,8 +74,22 @@ class AuditRecords(Protocol):
 
 
 @runtime_checkable
+class Signing(Protocol):
+    """`mc.offsite.signer`: the service's own Ed25519 key (``offsite-signing.key``), which signs
+    what it puts off-site (copies' manifests, catalog entries, the sealed stream's files)."""
+
+    def private_key(self) -> Any:
+        """The ``Ed25519PrivateKey``, made (and its verification key announced) on first use."""
+
+    def trusted(self) -> tuple[Any, ...]:
+        """Every ``Ed25519PublicKey`` a signature may verify with: ours, and the extra ones."""
+
+
+@runtime_checkable
 class OffsiteReport(Protocol):
     """`mc.offsite`: where off-site plugins report each copy (``GET /api/offsite``, the audit)."""
+
+    signer: Signing
 
     def succeeded(self, target: str, backup: BackupInfo, actor: Actor | str, *, location: str,
                   detail: dict[str, Any] | None = None, remote_name: str | None = None,

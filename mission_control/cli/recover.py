@@ -9,7 +9,7 @@ import shlex
 from ..backup.point_in_time import parse_timestamp
 from ..offsite.codec import parse_identities
 from ..offsite.recovery import Keys, NothingRecoverable, iso, recover, recover_at
-from ..offsite.sealed_stream import restore_sealed
+from ..offsite.sealed_stream import Trust, restore_sealed
 from ..offsite.signing import parse_verify_keys
 from ..offsite.storage import open_storage
 from ..units import human_size
@@ -24,8 +24,10 @@ UNVERIFIED = ("AUTHENTICITY NOT CHECKED (--unverified): the copy decrypted and p
               "checks, but nothing proves the service made it; anyone who can write to the "
               "storage can plant a copy encrypted to the public recipient")
 
-SEALED_UNSIGNED = ("the point-in-time stream is encrypted, not signed: whoever can write to its "
-                   "storage and knows the public recipient could have added to it")
+SEALED_UNVERIFIED = ("AUTHENTICITY NOT CHECKED (--unverified): each file of the point-in-time "
+                     "stream decrypted and matched its own signed line, but no signature was "
+                     "checked; anyone who can write to the storage can plant files encrypted to "
+                     "the public recipient")
 
 
 def add_parsers(sub):
@@ -129,30 +131,38 @@ def _recover_at(ctx):
     identities = _read_identity(args.identity)
     if not identities:
         raise UsageError("--at needs --identity: the point-in-time stream is age-encrypted")
+    trust = Trust(identities, _verify_keys(ctx), not args.unverified)
     binary = _litestream(ctx.config)
     storages = _storages(args)
     environ = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
 
-    def restore(storage, keys, moment, dest):
-        return restore_sealed(storage, keys, moment, dest, binary, environ)
+    def restore(storage, moment, dest, skipped):
+        return restore_sealed(storage, trust, moment, dest, binary, environ, skipped)
+    keys = Keys(identities, trust.verify_keys, trust.check_signature)
     try:
         with ctx.out.progress("restoring the point-in-time stream"):
-            done = recover_at(storages, args.to, identities, at_ms, restore)
+            done = recover_at(storages, args.to, at_ms, restore)
     except NothingRecoverable as exc:
-        return _nothing(ctx, exc, Keys(identities, (), False))
+        return _nothing(ctx, exc, keys)
     serve = f"mission-control serve --data-dir {shlex.quote(str(done.path.parent))}"
-    ctx.out.result({"recovered": {"path": str(done.path), "source": done.source,
-                                  "at": args.at, "restored_to": done.moment,
-                                  "schema_version": done.schema_version, "integrity": "ok"},
-                    "authenticity": SEALED_UNSIGNED, "skipped": _skipped_json(done.skipped),
-                    "serve": serve},
-                   [*(f"skipped {s.line()}" for s in done.skipped),
-                    f"restored the point-in-time stream at {done.source} to "
-                    f"{iso(done.moment / 1000)} (asked: {args.at}): integrity ok, schema "
-                    f"{done.schema_version}",
-                    f"note: {SEALED_UNSIGNED}",
-                    f"wrote {done.path} (0600)",
-                    f"start the service on it: {serve}"])
+    verified = trust.check_signature
+    data = {"recovered": {"path": str(done.path), "source": done.source, "at": args.at,
+                          "restored_to": done.moment, "schema_version": done.schema_version,
+                          "integrity": "ok"},
+            "authenticity": "verified" if verified else "NOT CHECKED",
+            "skipped": _skipped_json(done.skipped), "serve": serve}
+    lines = [] if verified else [f"WARNING: {SEALED_UNVERIFIED}"]
+    if not verified:
+        data["warning"] = SEALED_UNVERIFIED
+    proof = ("every file's signature verified" if verified
+             else "signatures NOT CHECKED (--unverified)")
+    ctx.out.result(data, [
+        *lines, *(f"skipped {s.line()}" for s in done.skipped),
+        f"restored the point-in-time stream at {done.source} to "
+        f"{iso(done.moment / 1000)} (asked: {args.at}): integrity ok, schema "
+        f"{done.schema_version}, {proof}",
+        f"wrote {done.path} (0600)",
+        f"start the service on it: {serve}"])
 
 
 def _skipped_json(skipped):

@@ -20,10 +20,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import MissionControlError, describe_error
-from ..files import fsync_dir, open_private, place_without_overwrite, remove_files
+from ..files import (fsync_dir, open_private, place_without_overwrite, remove_files,
+                     sweep_dead_leftovers)
 from ..backup.verify import inspect
 from . import catalog
 from .codec import CopyDamaged, MissingExtra, parse_remote_name
+from .sealed_stream import TEMP_PREFIX as RESTORE_PREFIX
 from .signing import NotAuthentic
 from .targets import CopyUnwritable, plain_cap, unpack
 
@@ -77,6 +79,8 @@ def iso(ts):
 def prepare_destination(folder):
     """Make `folder` (0700) when missing; refuse one that is not a folder or not empty.
 
+    What a killed ``recover`` left in it (`sweep_leftovers`) does not count: it is removed.
+
     :return: True when it was made here (so a failure removes it again).
     :raises MissionControlError: 400, it is a file or holds something.
     """
@@ -85,6 +89,7 @@ def prepare_destination(folder):
         if not folder.is_dir():
             raise MissionControlError(f"--to {folder} is not a folder: give a new or empty one",
                                       status=400)
+        sweep_leftovers(folder)
         if any(folder.iterdir()):
             raise MissionControlError(f"--to {folder} is not empty: give a new or empty folder "
                                       "(nothing is ever overwritten)", status=400)
@@ -93,25 +98,42 @@ def prepare_destination(folder):
     return True
 
 
-def objects_at(storage, as_of=None):
-    """`({key: StoredObject}, versioned)`: the objects of `storage` at `as_of` (unix s; None: now).
+def sweep_leftovers(folder):
+    """Remove a killed ``recover``'s scratch files (``.mc-recover-<pid>-….tmp`` and SQLite's
+    files beside them) and temporary replica folders from `folder`: only ours by name and owner,
+    and only when that process is gone."""
+    sweep_dead_leftovers(folder, SCRATCH_PREFIX)
+    sweep_dead_leftovers(folder, RESTORE_PREFIX, folders=True)
 
-    Versioned: each key's newest version at or before `as_of`, a delete marker included (the
+
+def _scratch(folder, token):
+    return folder / f"{SCRATCH_PREFIX}{os.getpid()}-{token(8)}.tmp"
+
+
+def objects_at(storage, as_of=None):
+    """`({key: [StoredObject, ...]}, versioned)`: the versions of each key of `storage` at
+    `as_of` (unix s; None: now), newest first.
+
+    Versioned: the versions stored at or before `as_of` (only the current one when None), down
+    to the first delete marker; a key whose newest is a delete marker is ``[marker]`` (the
     caller reads it as "deleted"). Not versioned: the current objects, whatever `as_of` says
     (there is nothing older to read).
     """
     found = storage.versions()
     versioned = any(o.version_id not in (None, "null") for o in found)
     if not versioned:
-        return {o.key: o for o in found if o.is_latest and not o.delete_marker}, False
+        return {o.key: [o] for o in found if o.is_latest and not o.delete_marker}, False
     state = {}
     for item in sorted(found, key=lambda o: (-o.modified, not o.is_latest)):
         if as_of is None and not item.is_latest:
             continue
         if as_of is not None and item.modified > as_of:
             continue
-        state.setdefault(item.key, item)
-    return state, True
+        versions = state.setdefault(item.key, [])
+        if not (versions and versions[-1].delete_marker):
+            versions.append(item)
+    return {k: v if v[0].delete_marker else [o for o in v if not o.delete_marker]
+            for k, v in state.items()}, True
 
 
 def _read_entry(storage, item):
@@ -130,30 +152,43 @@ def trusted_entries(storage, state, keys, skipped, as_of=None):
     :param keys: `Keys` (identities, verify keys, whether signatures are checked).
     """
     entries = []
-    for key, item in sorted(state.items()):
+    for key, versions in sorted(state.items()):
         name = catalog.copy_name(key)
         if name is None:
             continue
         skip = lambda reason: skipped.append(Skip(storage.location, name, reason))  # noqa: E731
-        if item.delete_marker:
+        if versions[0].delete_marker:
             skip(f"its catalog entry is deleted (a delete marker){_when(as_of)}")
             continue
-        try:
-            entry = catalog.read(_read_entry(storage, item), keys.identities, keys.verify_keys,
-                                 check_signature=keys.check_signature)
-        except (CopyDamaged, NotAuthentic, MissingExtra) as exc:
-            skip(f"catalog entry refused: {getattr(exc, 'message', None) or exc}")
-            continue
-        except Exception as exc:  # noqa: BLE001 - OSError, botocore's many kinds
-            skip(f"its catalog entry cannot be read: {describe_error(exc)}")
-            continue
-        if entry["remote_name"] != name or parse_remote_name(name) is None:
-            skip("its signed catalog entry describes another copy (moved or planted)")
+        reasons = []
+        for item in versions:  # an overwrite may hide the genuine entry: older versions too
+            entry, reason = _entry_of(storage, item, name, keys)
+            if entry is not None:
+                break
+            reasons.append(reason)
+        else:
+            skip("; ".join(dict.fromkeys(reasons)) + (
+                f" ({len(versions)} versions tried)" if len(versions) > 1 else ""))
             continue
         if as_of is not None and entry["created_at"] > as_of:
             continue  # made after the moment asked for: not a candidate, not a failure
         entries.append(entry)
     return sorted(entries, key=lambda e: (e["created_at"], e["remote_name"]), reverse=True)
+
+
+def _entry_of(storage, item, name, keys):
+    """`(entry, None)` when version `item` of copy `name`'s catalog entry verifies, else
+    `(None, reason)`."""
+    try:
+        entry = catalog.read(_read_entry(storage, item), keys.identities, keys.verify_keys,
+                             check_signature=keys.check_signature)
+    except (CopyDamaged, NotAuthentic, MissingExtra) as exc:
+        return None, f"catalog entry refused: {getattr(exc, 'message', None) or exc}"
+    except Exception as exc:  # noqa: BLE001 - OSError, botocore's many kinds
+        return None, f"its catalog entry cannot be read: {describe_error(exc)}"
+    if entry["remote_name"] != name or parse_remote_name(name) is None:
+        return None, "its signed catalog entry describes another copy (moved or planted)"
+    return entry, None
 
 
 @dataclass(frozen=True)
@@ -242,32 +277,66 @@ def _from_storage(storage, folder, keys, as_of, skipped, token):
     if not entries and not any(catalog.copy_name(k) for k in state):
         skipped.append(Skip(storage.location, "*", f"holds no catalog entry{_when(as_of)}"))
     for entry in entries:
-        name = entry["remote_name"]
-        item = state.get(name)
-        if item is None or item.delete_marker:
-            skipped.append(Skip(storage.location, name,
-                                "the copy is deleted (a delete marker)" if item is not None
-                                else f"the copy is missing{_when(as_of)}"))
-            continue
+        found = _place_copy(storage, entry, state.get(entry["remote_name"]), folder, keys,
+                            as_of, skipped, token)
+        if found is not None:
+            return Recovered(folder / DB_NAME, storage.location, entry, found.version_id,
+                             found.schema_version, versioned)
+    return None
+
+
+@dataclass(frozen=True)
+class _Placed:
+    version_id: str | None
+    schema_version: int
+
+
+def _matching(storage, entry, versions):
+    """The versions of a copy that can be the one `entry` describes, and why each other is not:
+    its size must match, and its SHA-256 too where the storage knows it."""
+    usable, reasons = [], []
+    for item in versions:
         if item.size != entry["size"]:  # known from the listing: no need to download it
-            skipped.append(Skip(storage.location, name, (
-                "truncated" if item.size < entry["size"] else "altered") + f": it holds "
-                f"{item.size} bytes, its signed catalog entry says {entry['size']}"))
+            reasons.append(("truncated" if item.size < entry["size"] else "altered") +
+                           f": it holds {item.size} bytes, its signed catalog entry says "
+                           f"{entry['size']}")
             continue
-        tmp = folder / f"{SCRATCH_PREFIX}{token(8)}.tmp"
+        if len(versions) > 1:  # one version: the download's own check says it all
+            try:
+                head = storage.head(item.key, item.version_id)
+            except Exception:  # noqa: BLE001 - the download will say what is wrong
+                head = None
+            if head is not None and head.sha256 and head.sha256 != entry["sha256"]:
+                reasons.append("altered: its SHA-256 differs from its signed catalog entry's")
+                continue
+        usable.append(item)
+    return usable, reasons
+
+
+def _place_copy(storage, entry, versions, folder, keys, as_of, skipped, token):
+    """Fetch the first version of copy `entry` that checks out into `folder` as `DB_NAME`."""
+    name = entry["remote_name"]
+    if not versions or versions[0].delete_marker:
+        skipped.append(Skip(storage.location, name,
+                            "the copy is deleted (a delete marker)" if versions
+                            else f"the copy is missing{_when(as_of)}"))
+        return None
+    usable, reasons = _matching(storage, entry, versions)
+    for item in usable:
+        tmp = _scratch(folder, token)
         try:
             schema = fetch_checked(storage, entry, item, tmp, keys.identities)
-            final = folder / DB_NAME
-            place_without_overwrite(tmp, final)
+            place_without_overwrite(tmp, folder / DB_NAME)
             fsync_dir(folder)
-            return Recovered(final, storage.location, entry, item.version_id, schema, versioned)
+            return _Placed(item.version_id, schema)
         except CopyUnwritable:
             raise
         except (CopyDamaged, NotAuthentic, MissionControlError) as exc:
-            reason = getattr(exc, "message", None) or str(exc)
-            skipped.append(Skip(storage.location, name, reason))
+            reasons.append(getattr(exc, "message", None) or str(exc))
         finally:
             remove_files(tmp)
+    skipped.append(Skip(storage.location, name, "; ".join(dict.fromkeys(reasons)) + (
+        f" ({len(versions)} versions tried)" if len(versions) > 1 else "")))
     return None
 
 
@@ -282,12 +351,13 @@ class RecoveredAt:
     skipped: list = field(default_factory=list)
 
 
-def recover_at(storages, folder, identities, at_ms, restore, *, token=secrets.token_hex):
+def recover_at(storages, folder, at_ms, restore, *, token=secrets.token_hex):
     """Place the database as it was at `at_ms`, from the first sealed point-in-time stream that
     can give it, in `folder` as `DB_NAME` (checked like a copy).
 
-    :param restore: ``restore(storage, identities, at_ms, dest) -> moment (unix ms)``: the
-        sealed stream's restore (`sealed_stream.restore_sealed` with Litestream bound).
+    :param restore: ``restore(storage, at_ms, dest, skipped) -> moment (unix ms)``: the sealed
+        stream's restore (`sealed_stream.restore_sealed` with its trust and Litestream bound);
+        `skipped` is a dict it fills with `{key: reason}` of each file it went around.
     :raises NothingRecoverable: no stream could give it (each reason in `skipped`).
     """
     folder = Path(folder).absolute()
@@ -295,9 +365,10 @@ def recover_at(storages, folder, identities, at_ms, restore, *, token=secrets.to
     skipped = []
     try:
         for storage in storages:
-            tmp = folder / f"{SCRATCH_PREFIX}{token(8)}.tmp"
+            tmp = _scratch(folder, token)
+            files = {}
             try:
-                moment = restore(storage, identities, at_ms, tmp)
+                moment = restore(storage, at_ms, tmp, files)
                 found = inspect(tmp)
                 if not found.ok:
                     raise CopyDamaged("the restored database fails its checks: "
@@ -305,9 +376,11 @@ def recover_at(storages, folder, identities, at_ms, restore, *, token=secrets.to
                 final = folder / DB_NAME
                 place_without_overwrite(tmp, final)
                 fsync_dir(folder)
+                skipped += [Skip(storage.location, k, v) for k, v in sorted(files.items())]
                 return RecoveredAt(final, storage.location, moment, found.schema_version,
                                    skipped)
             except (CopyDamaged, MissionControlError) as exc:
+                skipped += [Skip(storage.location, k, v) for k, v in sorted(files.items())]
                 skipped.append(Skip(storage.location, "point-in-time stream",
                                     getattr(exc, "message", None) or str(exc)))
             except Exception as exc:  # noqa: BLE001 - OSError, botocore's many kinds

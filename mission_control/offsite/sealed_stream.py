@@ -5,14 +5,21 @@ transaction ids; level 0 each second, higher levels compacted from them, level 9
 Sealed, each one is stored as ``ltx/<level>/<min>-<max>.ltx.age``: the same layout, every byte
 encrypted to the stream's age recipients. Nothing in the storage is plaintext.
 
-`restore_sealed` reads such a stream back to a moment on any machine: it downloads the newest
-snapshot before the moment and the files after it up to the moment, decrypts them into a private
-temporary replica folder and runs ``litestream restore -timestamp`` on it. The plugin that streams
+Each file is signed by the service inside its envelope (`sealing`).
+
+`restore_sealed` reads such a stream back to a moment on any machine: it reads the storage as it
+was at the moment (object versions: an overwrite or delete made later changes nothing),
+downloads the newest snapshot before the moment and only the files after it that Litestream
+applies up to the moment, unseals and verifies each into a private temporary replica folder and
+runs ``litestream restore -timestamp`` on it. A file that cannot be decrypted or verified is
+skipped (and named): the restore goes around it through another level's files or an older
+snapshot, and fails only when no complete chain reaches the moment. The plugin that streams
 (``pitr``) and ``mission-control recover --at`` both use it.
 """
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import tempfile
@@ -21,13 +28,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import MissionControlError, safe_text
-from ..files import open_private
-from .codec import CopyDamaged, decode
+from ..errors import MissionControlError, NotAuthentic, describe_error, safe_text
+from ..files import open_private, remove_files, sweep_dead_leftovers
+from .codec import CopyDamaged
+from .sealing import open_sealed
 
 SNAPSHOT_LEVEL = 9
 SEALED_SUFFIX = ".age"
 RESTORE_TIMEOUT = 600
+TEMP_PREFIX = ".mc-pitr-restore-"
 _NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.ltx$")
 _KEY = re.compile(r"^ltx/([0-9])/([0-9a-f]{16}-[0-9a-f]{16}\.ltx)\.age$")
 _HEADER = struct.Struct(">4sIIIQQq")  # magic, flags, page size, commit, min, max, timestamp (ms)
@@ -108,46 +117,182 @@ def window(stamps):
     return {"earliest": min(snapshots) + 1, "latest": max(stamps.values()) + 1}
 
 
-def _fetch(storage, item, replica, identities):
-    """Download and decrypt `item` into the replica folder; its header's timestamp (ms)."""
-    path = item.path_in(replica)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with storage.open(item.key) as reader, open_private(path) as out:
-        decode(reader, out, compressed=False, encrypted=True, identities=identities)
-    stamp = read_timestamp(path, item)
-    os.utime(path, ns=(stamp * 1_000_000, stamp * 1_000_000))  # Litestream reads the mtime
-    return stamp
+@dataclass(frozen=True)
+class Trust:
+    """What a restore decrypts and trusts the stream's files with.
 
-
-def fetch_until(storage, identities, at_ms, replica):
-    """Fill the file replica folder `replica` with what a restore to `at_ms` needs.
-
-    The newest snapshot written before `at_ms` (and the newer ones looked at on the way), then,
-    level by level, the files after it in transaction order, up to and including the first one
-    written at or after `at_ms`: Litestream refuses a moment later than every file it sees.
-
-    :return: `{LtxFile: timestamp}` of the files fetched.
-    :raises NothingToRestore: no snapshot before `at_ms`.
-    :raises CopyDamaged: a file cannot be decrypted, or is not what its name says.
+    :param identities: age secret key(s) (``AGE-SECRET-KEY-1…``) of one of its recipients.
+    :param verify_keys: ``Ed25519PublicKey``s a file's signed line must verify with.
+    :param check_signature: False only for ``recover --at --unverified`` (said loudly there).
     """
-    files = sealed_files(storage)
-    stamps = {}
-    base = None
-    for snapshot in sorted((f for f in files if f.level == SNAPSHOT_LEVEL),
-                           key=lambda f: f.max_txid, reverse=True):
-        stamps[snapshot] = _fetch(storage, snapshot, replica, identities)
-        if stamps[snapshot] < at_ms:
-            base = snapshot
-            break
-    if base is None:
-        raise NothingToRestore("The point-in-time stream holds nothing from before that moment")
-    for level in range(SNAPSHOT_LEVEL):
-        for item in sorted((f for f in files if f.level == level and f.max_txid > base.max_txid),
+
+    identities: str
+    verify_keys: tuple = ()
+    check_signature: bool = True
+
+
+def versions_at(storage, at_ms):
+    """`{LtxFile: [StoredObject, ...]}`: for each file of the stream, the versions to try, best
+    first, as the storage held them at `at_ms` (unix ms).
+
+    A file present then: its newest version stored at or before the moment, then older ones (an
+    overwrite or delete after the moment changes nothing). A file first stored after it (the
+    last seconds' files are uploaded just after they are written): its first version only, since
+    Litestream writes a name once and any later version is not its. A file deleted by then (a
+    delete marker) is absent.
+    """
+    at = at_ms / 1000
+    found = {}
+    for obj in storage.versions("ltx/"):
+        item = parse_key(obj.key)
+        if item is not None:
+            found.setdefault(item, []).append(obj)
+    chosen = {}
+    for item, objects in found.items():
+        before = sorted((o for o in objects if o.modified <= at), key=lambda o: -o.modified)
+        after = sorted((o for o in objects if o.modified > at and not o.delete_marker),
+                       key=lambda o: o.modified)
+        if before and before[0].delete_marker:
+            continue
+        candidates = [o for o in before if not o.delete_marker] or after[:1]
+        if candidates:
+            chosen[item] = candidates
+    return chosen
+
+
+class _Fetcher:
+    """Downloads, unseals and checks files of the stream into a cache folder, each at most once.
+
+    A file none of whose versions unseals and checks out is recorded in `skipped` (`{key:
+    reason}`) and reads as None.
+    """
+
+    def __init__(self, storage, versions, trust, cache):
+        self.storage, self.versions, self.trust, self.cache = storage, versions, trust, cache
+        self.stamps = {}
+        self.skipped = {}
+
+    def __call__(self, item):
+        if item not in self.stamps:
+            self.stamps[item] = self._fetch(item)
+        return self.stamps[item]
+
+    def _fetch(self, item):
+        path = item.path_in(self.cache)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        reason = "no version of it can be read"
+        for version in self.versions[item]:
+            try:
+                with self.storage.open(item.key, version.version_id) as reader, \
+                        open_private(path) as out:
+                    open_sealed(reader, out, item.key, self.trust.identities,
+                                self.trust.verify_keys,
+                                check_signature=self.trust.check_signature)
+                stamp = read_timestamp(path, item)
+            except (CopyDamaged, NotAuthentic) as exc:
+                reason = getattr(exc, "message", None) or str(exc)
+            except Exception as exc:  # noqa: BLE001 - OSError, botocore's many kinds
+                reason = f"cannot be read: {describe_error(exc)}"
+            else:
+                os.utime(path, ns=(stamp * 1_000_000, stamp * 1_000_000))  # Litestream reads it
+                return stamp
+            remove_files(path)
+        self.skipped[item.key] = reason
+        return None
+
+
+#: How long after a moment a file written before it may still be uploaded: an unreadable file
+#: stored later than this cannot hold what the moment needs, so it does not break the chain (a
+#: file planted later does not stop restores to earlier moments).
+UPLOAD_LAG_MS = 60_000
+
+
+def _chain(files, base, at_ms, fetch, versions):
+    """The files after snapshot `base` Litestream applies to reach `at_ms`, walked as it does:
+    levels from the highest down, each in transaction order, a file only when it continues the
+    transactions so far.
+
+    :return: `(chain, beyond)`: the files applied (`base` first), and the readable files written
+        at or after `at_ms` found on the way (Litestream refuses a moment later than every file
+        it sees); None when the files cannot reach the moment (a gap, or an unreadable file).
+    """
+    chain, beyond, txid = [base], [], base.max_txid
+    for level in range(SNAPSHOT_LEVEL - 1, -1, -1):
+        for item in sorted((f for f in files if f.level == level and f.max_txid > txid),
                            key=lambda f: f.min_txid):
-            stamps[item] = _fetch(storage, item, replica, identities)
-            if stamps[item] >= at_ms:
-                break  # a level's files are written in transaction order
-    return stamps
+            if item.min_txid > txid + 1:
+                break  # a gap in this level; a lower one may fill it
+            stamp = fetch(item)
+            if stamp is None:
+                break
+            if stamp >= at_ms:
+                beyond.append(item)
+                break
+            chain.append(item)
+            txid = item.max_txid
+    if beyond:
+        return chain, beyond
+    # Past the last file the stream holds, the newest state is the moment: unless a file that
+    # could continue it is unreadable or beyond a gap.
+    stored_by = (at_ms + UPLOAD_LAG_MS) / 1000
+    for item in files:
+        if item.level < SNAPSHOT_LEVEL and item.max_txid > txid and \
+                versions[item][0].modified <= stored_by:
+            stamp = fetch(item)  # beyond a gap: written before the moment, or after it?
+            if stamp is None or stamp < at_ms:
+                return None
+    return chain, beyond
+
+
+def fetch_until(storage, trust, at_ms, replica, skipped=None):
+    """Fill the file replica folder `replica` with what a restore to `at_ms` needs, and no more.
+
+    Reads the storage as it was at `at_ms` (`versions_at`). Tries the newest snapshot stored by
+    then (then older ones, then any stored later), downloading only the files its chain needs; a
+    file that cannot be decrypted or verified is skipped, and the next snapshot tried when the
+    chain cannot reach the moment without it.
+
+    :param skipped: a dict that gets `{key: reason}` of every file skipped.
+    :return: `(stamps, past_all)`: `{LtxFile: timestamp}` of the files the restore applies, and
+        whether the stream ends before `at_ms` (the newest state it holds is the one asked for).
+    :raises NothingToRestore: no snapshot before `at_ms` with a complete chain to it.
+    """
+    versions = versions_at(storage, at_ms)
+    files = list(versions)
+    cache = replica / ".fetched"
+    fetch = _Fetcher(storage, versions, trust, cache)
+    at = at_ms / 1000
+    snapshots = [f for f in files if f.level == SNAPSHOT_LEVEL]
+    stored = sorted((f for f in snapshots if versions[f][0].modified <= at),
+                    key=lambda f: f.max_txid, reverse=True)
+    later = sorted((f for f in snapshots if versions[f][0].modified > at),
+                   key=lambda f: f.max_txid)
+    found = None
+    for snapshot in stored + later:
+        stamp = fetch(snapshot)
+        if stamp is None:
+            continue
+        if stamp >= at_ms:
+            if snapshot in later:
+                break  # every later one is newer still
+            continue
+        found = _chain(files, snapshot, at_ms, fetch, versions)
+        if found is not None:
+            break
+    if skipped is not None:
+        skipped.update(fetch.skipped)
+    if found is None:
+        reason = "; ".join(f"{k}: {v}" for k, v in sorted(fetch.skipped.items())[:5])
+        raise NothingToRestore("The point-in-time stream holds no complete chain of files from "
+                               "a snapshot to that moment" + (f" (skipped {reason})"
+                                                              if reason else ""))
+    chain, beyond = found
+    for item in chain + beyond:
+        path = item.path_in(replica)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.replace(item.path_in(cache), path)
+    shutil.rmtree(cache)
+    return {f: fetch.stamps[f] for f in chain}, not beyond
 
 
 def _iso(ms):
@@ -186,29 +331,33 @@ def run_restore(litestream_binary, replica, at_ms, dest, environ, timeout=RESTOR
         raise MissionControlError("litestream restore printed no transaction id") from None
 
 
-def restore_sealed(storage, identities, at_ms, dest, litestream_binary, environ):
+def restore_sealed(storage, trust, at_ms, dest, litestream_binary, environ, skipped=None):
     """Write the database as it was at `at_ms` from a sealed stream to the new file `dest`.
 
-    The decrypted files live in a private (0700) temporary folder beside `dest`, removed after.
+    The decrypted files live in a private (0700) temporary folder beside `dest`, removed after
+    (and swept by the next restore there when this process is killed).
 
     :param storage: where the stream is (a storage of `mission_control.offsite.storage`).
-    :param identities: age secret key(s) (``AGE-SECRET-KEY-1…``) of one of its recipients.
+    :param trust: a `Trust`: the age identities, and the keys each file's signature must verify
+        with.
     :param at_ms: the moment wanted (unix ms).
     :param dest: `pathlib.Path` of a file that does not exist yet.
     :param litestream_binary: path of Litestream 0.5.
     :param environ: the environment Litestream runs with.
+    :param skipped: a dict that gets `{key: reason}` of each file skipped (not decryptable, not
+        signed by a trusted key, altered); the restore went around it.
     :return: unix ms of the moment the copy actually holds: the timestamp of the newest LTX
         file Litestream applied, at or before `at_ms` (its compaction decides which remain).
-    :raises NothingToRestore: nothing in the stream is older than `at_ms`.
-    :raises CopyDamaged: a file cannot be decrypted (wrong key, altered) or is not what it says.
+    :raises NothingToRestore: no complete chain of readable files reaches `at_ms`.
     :raises MissionControlError: Litestream failed.
     """
     dest = Path(dest)
-    with tempfile.TemporaryDirectory(prefix=".mc-pitr-restore-", dir=dest.parent) as tmp:
+    sweep_dead_leftovers(dest.parent, TEMP_PREFIX, folders=True)  # a killed restore's
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-",
+                                     dir=dest.parent) as tmp:
         replica = Path(tmp)
-        stamps = fetch_until(storage, identities, at_ms, replica)
+        stamps, past_all = fetch_until(storage, trust, at_ms, replica, skipped)
         # Past every file, Litestream refuses the moment: the newest state is the one asked for.
-        past_all = max(stamps.values()) < at_ms
         txid = run_restore(litestream_binary, replica, None if past_all else at_ms, dest,
                            environ)
     applied = [ts for f, ts in stamps.items() if f.max_txid == txid and ts < at_ms]

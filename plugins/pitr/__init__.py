@@ -22,9 +22,10 @@ import threading
 import time
 from contextlib import ExitStack
 
-from mission_control import (URL, Codec, CopyDamaged, FileLock, MissingExtra,
-                             MissionControlError, SettingDef, describe_error, duration, hookimpl,
-                             open_storage, parse_identities, parse_recipients,
+from mission_control import (URL, CopyDamaged, FileLock, MissingExtra, MissionControlError,
+                             Sealing, SettingDef, StreamTrust, describe_error, duration, hookimpl,
+                             open_storage, parse_identities, parse_ltx_name, parse_recipients,
+                             read_ltx_timestamp,
                              restore_sealed)
 
 from . import litestream, replica_check
@@ -33,8 +34,11 @@ from . import supervisor as supervisor_module
 from .supervisor import Supervisor, read_state
 
 log = logging.getLogger(__name__)
+
 NAME = "pitr"
 PAUSE_WAIT = 60
+#: How long a sealed restore waits for the sealer to upload the moment's last files.
+SEAL_WAIT = 30
 #: How far back a restore may reach: a minute to a year. Litestream keeps every WAL segment for
 #: this long; beyond a year its Go duration parser overflows (and it would restart in a loop)
 #: long before the disk of a replica holding years of WAL would be sensible.
@@ -173,7 +177,8 @@ class Engine:
                            "uploaded unlocked")
         protection = Protection("" if refused else mode, days, no_delete)
         extra = {"replica": replica, "lock_refused": refused}
-        return Sealer(self.files.staging, storage, Codec(recipients=self.recipients()),
+        return Sealer(self.files.staging, storage,
+                      Sealing(self.recipients(), self.mc.offsite.signer),
                       lambda found: report({**found, **extra}), protection=protection,
                       clock=self.mc.clock)
 
@@ -326,9 +331,12 @@ class Engine:
         if not identity:
             raise PitrUnavailable("The point-in-time stream is sealed: set offsite.age_identity "
                                   "(the secret key of one of its recipients) to restore from it")
+        self.await_sealed(at_ms)
+        trust = StreamTrust(identity, self.mc.offsite.signer.trusted())
+        skipped = {}
         try:
-            moment = restore_sealed(self.storage(), identity, at_ms, dest, binary,
-                                    litestream.child_environment(self.environ))
+            moment = restore_sealed(self.storage(), trust, at_ms, dest, binary,
+                                    litestream.child_environment(self.environ), skipped)
         except (CopyDamaged, MissingExtra) as exc:
             raise MissionControlError(f"The point-in-time stream could not be read: {exc}",
                                       status=500) from exc
@@ -337,8 +345,47 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - the storage's own errors (botocore's, say)
             raise MissionControlError("The point-in-time stream could not be read: "
                                       f"{describe_error(exc)}", status=500) from exc
+        for key, reason in sorted(skipped.items()):
+            log.warning("restore: skipped %s of the point-in-time stream: %s", key, reason)
         os.chmod(dest, 0o600)
         return moment
+
+    def unsealed_before(self, at_ms):
+        """The highest transaction id of a level-0 file in the staging folder written before
+        `at_ms` that the sealer has not recorded as uploaded yet; None when there is none."""
+        sealed = self.window().get("replica_txid") or 0
+        level0 = self.files.staging / "ltx" / "0"
+        try:
+            names = os.listdir(level0)
+        except OSError:
+            return None
+        waiting = None
+        for item in filter(None, (parse_ltx_name(0, n) for n in names)):
+            if item.max_txid <= sealed:
+                continue
+            try:
+                stamp = read_ltx_timestamp(item.path_in(self.files.staging), item)
+            except (OSError, CopyDamaged):
+                continue  # compacted away meanwhile, or still being written
+            if stamp < at_ms:
+                waiting = max(waiting or 0, item.max_txid)
+        return waiting
+
+    def await_sealed(self, at_ms, timeout=SEAL_WAIT, poll=0.1):
+        """Wait (at most `timeout` s) until the sealer has uploaded every level-0 file written
+        before `at_ms`: read earlier, the stream would lack the moment's last transactions (the
+        sealer, in whichever process owns it, may still be in its final sweep).
+
+        :raises MissionControlError: 503, it has not within `timeout`.
+        """
+        deadline = time.monotonic() + timeout
+        while (waiting := self.unsealed_before(at_ms)) is not None:
+            if time.monotonic() >= deadline:
+                raise MissionControlError(
+                    "The point-in-time stream is still being sealed up to that moment "
+                    f"(transaction {waiting} is not uploaded yet); try again shortly",
+                    status=503)
+            time.sleep(poll)
 
     def pause(self):
         """Stop the running child (whichever process owns it) until `resume`."""

@@ -18,9 +18,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from mission_control import (Lock, ObjectHeld, describe_error, encode, open_private,
-                             parse_ltx_name, read_ltx_timestamp, remove_files, sealed_files,
-                             stream_window)
+from mission_control import (Lock, ObjectHeld, describe_error, open_private, parse_ltx_name,
+                             read_ltx_timestamp, remove_files, sealed_files, stream_window)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class Sealer:
 
     :param staging: the staging folder (a Path): the file replica Litestream writes.
     :param storage: the real replica (`mission_control.open_storage`).
-    :param codec: a `Codec` that encrypts (its recipients are the stream's).
+    :param codec: a `Sealing`: signs each file and encrypts it to the stream's recipients.
     :param report: called with `state()` whenever what the storage holds (or an error) changes;
         the supervisor keeps it in its state file.
     :param protection: a `Protection` (locks, no_delete). :param clock: unix seconds.
@@ -172,7 +171,7 @@ class Sealer:
         try:
             stamp = read_ltx_timestamp(source, item)
             with open_private(tmp) as out:
-                encode(source, out, self.codec)
+                self.codec.seal(item, source, out)
             self.storage.put(item.key, tmp, lock=self.protection.lock(self.clock()))
         except FileNotFoundError:
             return False  # compacted away before it was sealed: nothing to keep

@@ -1,16 +1,17 @@
 """The sealed point-in-time stream without a running Litestream: settings, health, the sealer's
 mirroring of the staging folder into a real S3 (SeaweedFS), and the restore answer's moment."""
-import struct
 import sys
 
 import pytest
 
-from mission_control import Codec, S3Storage
+from mission_control import S3Storage, Sealing
 from mission_control.builtins.pitr.sealer import Sealer
 from mission_control.offsite.codec import AGE_MAGIC
 from tests.support.accounts import logged_in_client
 from tests.support.backup_files import add_tasks, titles
+from tests.support.ltx_files import version_counts, write_ltx
 from tests.support.offsite import new_key
+from tests.support.offsite_catalog import new_signer
 from tests.support.pitr_engine import Engine
 from tests.support.seaweed import ADMIN, SERVICE
 
@@ -101,14 +102,6 @@ def test_the_restore_answer_says_the_moment_restored_to(make_mc):
     assert event["detail"]["restored_to"] == "1970-01-01T00:19:59.250Z"
 
 
-def write_ltx(staging, level, min_txid, max_txid, stamp):
-    """An LTX file as Litestream leaves it in a file replica (its header, then page data)."""
-    path = staging / "ltx" / str(level) / f"{min_txid:016x}-{max_txid:016x}.ltx"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = struct.pack(">4sIIIQQq", b"LTX1", 2, 4096, 4, min_txid, max_txid, stamp)
-    path.write_bytes(header + b"\x00" * 60 + b"page data " * 50)
-    return path
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lock", [False, True])
@@ -117,7 +110,8 @@ def test_the_sealer_uploads_sealed_and_mirrors_deletions(seaweed, tmp_path, lock
     storage = S3Storage(seaweed.client(SERVICE), bucket, "pitr")
     staging = tmp_path / "staging"
     reports = []
-    sealer = Sealer(staging, storage, Codec(recipients=(new_key()[1],)), reports.append)
+    signer = new_signer(tmp_path)[0]
+    sealer = Sealer(staging, storage, Sealing((new_key()[1],), signer), reports.append)
     first = write_ltx(staging, 0, 1, 1, 1_000)
     write_ltx(staging, 0, 2, 2, 2_000)
     write_ltx(staging, 9, 1, 2, 2_500)
@@ -146,17 +140,9 @@ def test_the_sealer_uploads_sealed_and_mirrors_deletions(seaweed, tmp_path, lock
     # After a restart, what the storage already holds is not uploaded again: no new put, no
     # new version (SeaweedFS's modified time has 1 s precision, so it could not tell).
     before = version_counts(seaweed, bucket)
-    again = Sealer(staging, storage, Codec(recipients=(new_key()[1],)), reports.append)
+    again = Sealer(staging, storage, Sealing((new_key()[1],), signer), reports.append)
     again.sweep()
     assert again.state() == sealer.state()
     assert again.uploads == 0
     assert version_counts(seaweed, bucket) == before
 
-
-def version_counts(seaweed, bucket):
-    """`{key: number of versions}` of every object in `bucket` (1 each when unversioned)."""
-    found = seaweed.client(ADMIN).list_object_versions(Bucket=bucket)
-    counts = {}
-    for version in found.get("Versions", ()):
-        counts[version["Key"]] = counts.get(version["Key"], 0) + 1
-    return counts

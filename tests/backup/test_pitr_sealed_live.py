@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from mission_control import open_storage, restore_sealed
+from mission_control import StreamTrust, open_storage, restore_sealed
+from mission_control.offsite.signing import KEY_FILE, Signer
 from mission_control.offsite.codec import AGE_MAGIC
 from tests.support.offsite import new_key
 from tests.support.pitr_live import (BINARY, Serve, add_user, configure, iso,
@@ -88,12 +89,13 @@ def test_a_sealed_stream_holds_only_age_and_restores_any_moment(seaweed, tmp_pat
         storage = open_storage(f"s3://{bucket}/pitr", endpoint_url=seaweed.url,
                                region="us-east-1", access_key_id=SERVICE[0],
                                secret_access_key=SERVICE[1])
+        trust = StreamTrust(identity, Signer(data / KEY_FILE).trusted())
         picker = random.Random(22)
         for n in range(MOMENTS):
             start, end, expected = picker.choice(spans)
             at = picker.randint(start, end)
             dest = tmp_path / f"moment-{n}.db"
-            moment = restore_sealed(storage, identity, at, dest, BINARY, os.environ)
+            moment = restore_sealed(storage, trust, at, dest, BINARY, os.environ)
             assert user_rows(dest) == expected, (n, iso(at / 1000))
             assert moment <= at
 

@@ -8,13 +8,14 @@ import time
 
 import pytest
 
-from mission_control import Codec, FileLock, FolderStorage, S3Storage
+from mission_control import FileLock, FolderStorage, S3Storage, Sealing
 from mission_control.builtins.pitr import _engine, litestream
 from mission_control.builtins.pitr.sealer import DAY, Protection, Sealer
 from mission_control.builtins.pitr.supervisor import Supervisor, read_state, write_state
-from tests.backup.test_pitr_sealed import version_counts, write_ltx
 from tests.support.accounts import logged_in_client
+from tests.support.ltx_files import version_counts, write_ltx
 from tests.support.offsite import new_key
+from tests.support.offsite_catalog import new_signer
 from tests.support.seaweed import SERVICE
 
 LEVEL0 = "ltx/0/0000000000000001-0000000000000001.ltx.age"
@@ -45,7 +46,8 @@ def folder(tmp_path):
 
 
 def sealer_for(storage, staging, report=lambda _: None, **kw):
-    return Sealer(staging, storage, Codec(recipients=(new_key()[1],)), report, **kw)
+    signer = new_signer(staging.parent)[0]
+    return Sealer(staging, storage, Sealing((new_key()[1],), signer), report, **kw)
 
 
 @pytest.mark.slow

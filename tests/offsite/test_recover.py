@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from mission_control.offsite import catalog
 from mission_control.offsite.storage import FolderStorage, S3Storage
 from tests.support.cli_run import COMMAND, run_cli
 from tests.support.offsite import new_key
@@ -277,3 +278,65 @@ def test_a_delete_marker_is_skipped_and_as_of_reads_the_version_before(backups, 
     assert then.code == 0, then.out
     assert then.json["recovered"]["backup"] == newer.name and then.json["versions_read"]
     assert rows(tmp_path / "then" / "mission-control.db") == rows(newer)
+
+
+def test_as_of_walks_older_versions_to_the_genuine_entry_and_copy(backups, keys, seaweed,
+                                                                  scratch, tmp_path):
+    """Ransomware overwrote the newest copy and its catalog entry before the moment asked for:
+    the versions under them are the genuine ones."""
+    bucket = seaweed.bucket(lock=False, versioned=True)
+    storage = S3Storage(seaweed.client(SERVICE), bucket, "p/")
+    older, newer = backups[0], backups[1]
+    publish(storage, older, keys["signer"], recipients=[keys["recipient"]], scratch=scratch,
+            created_at=time.time() - 10)
+    record = publish(storage, newer, keys["signer"], recipients=[keys["recipient"]],
+                     scratch=scratch, created_at=time.time() - 5)
+    genuine = storage.head(record["remote_name"]).version_id
+    time.sleep(1.1)  # SeaweedFS's LastModified has whole seconds
+    storage.put_bytes(record["remote_name"], os.urandom(record["size"]))  # same size, not ours
+    storage.put_bytes(catalog.entry_key(record["remote_name"], True), b"ransom note")
+    time.sleep(1.1)
+    ran = recover(keys, f"s3://{bucket}/p", to=tmp_path / "to",
+                  extra=["--endpoint-url", seaweed.url, "--json", "--as-of", iso(time.time())],
+                  env=seaweed.environ())
+    assert ran.code == 0, ran.out
+    assert ran.json["recovered"]["backup"] == newer.name
+    assert ran.json["recovered"]["version_id"] == genuine
+    assert rows(tmp_path / "to" / "mission-control.db") == rows(newer)
+
+
+def _write(path):
+    path.write_bytes(b"half a database")
+
+
+def test_a_killed_recovers_leftovers_do_not_block_a_rerun(backups, keys, nas, scratch,
+                                                         tmp_path):
+    publish(nas, backups[-1], keys["signer"], recipients=[keys["recipient"]], scratch=scratch)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    to = tmp_path / "to"
+    to.mkdir()
+    _write(to / f".mc-recover-{gone.pid}-00112233aabbccdd.tmp")
+    _write(to / f".mc-recover-{gone.pid}-00112233aabbccdd.tmp-wal")
+    (to / f".mc-pitr-restore-{gone.pid}-k3x9" / "ltx" / "0").mkdir(parents=True)
+    ran = recover(keys, nas.root, to=to, extra=["--json"])
+    assert ran.code == 0, ran.out + ran.err
+    assert os.listdir(to) == ["mission-control.db"]
+    assert rows(to / "mission-control.db") == rows(backups[-1])
+
+    # Only a dead recover's own files: a live process's, a link named like one, and anything
+    # else still make the folder "not empty", and stay.
+    outside = tmp_path / "precious"
+    _write(outside)
+    for n, (name, make) in enumerate([
+            (f".mc-recover-{os.getpid()}-aa.tmp", _write),
+            (f".mc-recover-{gone.pid}-bb.tmp", lambda p: p.symlink_to(outside)),
+            (f".mc-pitr-restore-{gone.pid}-cc", lambda p: p.symlink_to(tmp_path)),
+            ("notes.txt", _write)]):
+        other = tmp_path / f"other-{n}"
+        other.mkdir()
+        make(other / name)
+        ran = recover(keys, nas.root, to=other)
+        assert ran.code == 2 and "not empty" in ran.err, (name, ran.out, ran.err)
+        assert os.listdir(other) == [name]
+    assert outside.read_bytes() == b"half a database"

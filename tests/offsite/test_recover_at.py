@@ -1,17 +1,18 @@
 """`mission-control recover --at`: the database at a moment, from a sealed point-in-time stream alone
 (real Litestream replicating a real database; each of its files sealed with age as the sealer does)."""
 import sqlite3
-import subprocess
 import time
 from datetime import datetime, timezone
 
 import pytest
 
 from mission_control.builtins.pitr.litestream import find_binary
-from mission_control.offsite.codec import AGE_MAGIC, Codec, encode
+from mission_control.offsite.codec import AGE_MAGIC
 from mission_control.offsite.storage import FolderStorage
 from tests.support.cli_run import run_cli
 from tests.support.offsite import new_key
+from tests.support.offsite_catalog import new_signer
+from tests.support.sealed_stream import replicate, seal_replica
 
 BINARY = find_binary(None)
 pytestmark = [pytest.mark.slow,
@@ -46,44 +47,33 @@ def stream(make_mc, tmp_path):
     db = mc.config.db_path
     mc.close()
     add_agent(db, "agent-0")
-    replica = tmp_path / "replica"
-    config = tmp_path / "litestream.yml"
-    config.write_text(f'dbs:\n  - path: "{db}"\n    replica:\n      type: "file"\n'
-                      f'      path: "{replica}"\n')
-    proc = subprocess.Popen([BINARY, "replicate", "-config", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(3)
+
+    def then_agent_1():
         moment = time.time()
         time.sleep(0.5)
         add_agent(db, "agent-1")
-        time.sleep(2.5)
-    finally:
-        proc.terminate()
-        proc.wait(30)
+        return moment
+    replica = tmp_path / "replica"
+    moment = replicate(BINARY, db, replica, then_agent_1)
     identity, recipient = new_key()
     sealed = tmp_path / "sealed"
     sealed.mkdir()
-    storage = FolderStorage(sealed)
-    codec = Codec("none", 3, (recipient,))
-    for path in sorted(replica.glob("ltx/*/*.ltx")):
-        packed = tmp_path / "packed"
-        with open(packed, "wb") as sink:
-            encode(path, sink, codec)
-        storage.put(f"ltx/{path.parent.name}/{path.name}.age", packed)
-        packed.unlink()
+    signer, verify = new_signer(tmp_path)
+    seal_replica(replica, FolderStorage(sealed), recipient, signer.private_key(), tmp_path)
     assert all(p.read_bytes().startswith(AGE_MAGIC) for p in sealed.rglob("*.age"))
     key = tmp_path / "key.txt"
     key.write_text(identity + "\n")
-    return {"folder": sealed, "key": key, "moment": moment}
+    return {"folder": sealed, "key": key, "moment": moment, "verify": verify,
+            "recipient": recipient}
 
 
 def test_recover_at_a_moment_from_a_sealed_stream(stream, tmp_path):
-    base = ["recover", "--from", stream["folder"], "--identity", stream["key"], "--json"]
+    base = ["recover", "--from", stream["folder"], "--identity", stream["key"], "--json",
+            "--verify-key", stream["verify"]]
     then = run_cli(*base, "--to", tmp_path / "then", "--at", iso(stream["moment"]))
     assert then.code == 0, then.out + then.err
     assert then.json["recovered"]["restored_to"] <= stream["moment"] * 1000
-    assert "not signed" in then.json["authenticity"]
+    assert then.json["authenticity"] == "verified" and then.json["skipped"] == []
     assert agents(tmp_path / "then" / "mission-control.db") == ["agent-0"]
     now = run_cli(*base, "--to", tmp_path / "now", "--at", iso(time.time()))
     assert now.code == 0, now.out + now.err
@@ -91,7 +81,29 @@ def test_recover_at_a_moment_from_a_sealed_stream(stream, tmp_path):
     wrong = tmp_path / "wrong.txt"
     wrong.write_text(new_key()[0] + "\n")
     refused = run_cli("recover", "--from", stream["folder"], "--identity", wrong, "--json",
-                      "--to", tmp_path / "wrong", "--at", iso(time.time()))
+                      "--verify-key", stream["verify"], "--to", tmp_path / "wrong",
+                      "--at", iso(time.time()))
     assert refused.code == 1, refused.out
-    assert "cannot decrypt" in refused.json["skipped"][0]["reason"]
+    assert any("cannot decrypt" in s["reason"] for s in refused.json["skipped"])
     assert not (tmp_path / "wrong").exists()
+
+
+def test_recover_at_trusts_only_files_signed_by_the_key_given(stream, tmp_path):
+    base = ["recover", "--from", stream["folder"], "--identity", stream["key"], "--json",
+            "--at", iso(time.time())]
+    # No verification key: nothing proves the stream's files were made by the service.
+    bare = run_cli(*base, "--to", tmp_path / "bare")
+    assert bare.code == 2 and "no verification key" in bare.json["error"]
+    assert not (tmp_path / "bare").exists()
+    # Another service's key: every file is refused as possibly planted, nothing is written.
+    (tmp_path / "other").mkdir()
+    other = new_signer(tmp_path / "other")[1]
+    refused = run_cli(*base, "--verify-key", other, "--to", tmp_path / "refused")
+    assert refused.code == 1, refused.out
+    assert any("does not verify" in s["reason"] for s in refused.json["skipped"])
+    assert not (tmp_path / "refused").exists()
+    # --unverified restores, and says loudly that nothing was checked.
+    loose = run_cli(*base, "--unverified", "--to", tmp_path / "loose")
+    assert loose.code == 0, loose.out + loose.err
+    assert loose.json["authenticity"] == "NOT CHECKED" and "NOT CHECKED" in loose.json["warning"]
+    assert agents(tmp_path / "loose" / "mission-control.db") == ["agent-0", "agent-1"]

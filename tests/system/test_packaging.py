@@ -1,19 +1,15 @@
 """A real wheel: the built-in plugins install inside the package (mission_control.builtins), never
 as a top-level `plugins`; every DEFAULT_PLUGINS entry loads from it (and from editable ones)."""
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
-
-import pytest
 
 from mission_control.plugin_manager import BUILTIN_PACKAGE
 from mission_control.plugin_manager import DEFAULT_PLUGINS
 from mission_control.plugin_manager import get_plugin_manager
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md", "mission_control", "plugins")
 CHECK = """
 import sys
 sys.path.insert(0, sys.argv[1])
@@ -25,22 +21,6 @@ inside = all(pm.get_plugin(n).__file__.startswith(sys.argv[1]) for n in names)
 print(mission_control.__file__.startswith(sys.argv[1]), inside, ",".join(names))
 """
 
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    """A wheel built from a copy of the sources (the build leaves nothing in the tree)."""
-    source = tmp_path_factory.mktemp("src")
-    for name in SOURCES:
-        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
-        copy(ROOT / name, source / name, **({"ignore": shutil.ignore_patterns(
-            "__pycache__", "*.egg-info")} if (ROOT / name).is_dir() else {}))
-    out = tmp_path_factory.mktemp("dist")
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                             "--no-build-isolation", "--no-index", "-w", str(out), str(source)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    [built] = out.glob("mission_control_backup-*.whl")
-    return built
 
 
 def test_the_wheel_holds_the_builtins_inside_the_package(wheel):

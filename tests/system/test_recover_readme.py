@@ -15,7 +15,6 @@ from mission_control.offsite.storage import FolderStorage, S3Storage
 from tests.support.offsite import new_key
 from tests.support.offsite_catalog import new_signer, publish
 from tests.support.seaweed import SERVICE
-from tests.system.test_packaging import wheel  # noqa: F401 - the wheel of this tree, built once
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_SOURCE = "s3://my-bucket/mission-control"
