@@ -56,10 +56,10 @@ def test_a_kept_copy_without_an_entry_gets_one_that_verifies(mc, clock, nas, key
     first, second = copy_names(mc)
     entry_of(nas, first).unlink()  # an entry that never made it (or a copy from before them)
     backups(mc, clock, 1)
-    detail = mc.offsite.get("dir")["detail"]
-    assert detail["cataloged"] == [first] and detail["uncataloged"] == []
     entry = read(entry_of(nas, first).read_bytes(), keys["identity"],
                  (mc.offsite.signer.private_key().public_key(),))
+    detail = mc.offsite.get("dir")["detail"]
+    assert detail["cataloged"] == [first] and detail["uncataloged"] == []
     assert entry["remote_name"] == first
     assert entry["schema_version"] == mc.db.execute("PRAGMA user_version").fetchone()[0]
     assert entry["plain_sha256"] == mc.offsite.copy_record("dir", first)["plain_sha256"]
