@@ -44,7 +44,7 @@ from .offsite.storage import (FolderStorage, Lock, ObjectHeld, S3Storage, Stored
 from .offsite.targets import RemoteCopy
 from .offsite.sender import Policy as OffsitePolicy
 from .offsite.sender import StorageTarget
-from .offsite.sender import held_text
+from .offsite.keeping import held_text
 from .offsite.sender import send as send_offsite
 from .files import open_private
 from .backup.retention import WITHIN_PATTERN

@@ -126,7 +126,8 @@ def offsite_status(mc, newest, now, for_monitor=False):
             "last_success_at": copies.get(name, {}).get("last_at"),
             "failures": failures.get(name, {}).get("count", 0), "problem": problem,
             "stored_size": result.get("stored_size"), "ratio": result.get("ratio"),
-            "held": result.get("held") or [], "notes": notes.get(name, []),
+            "held": result.get("held") or [],
+            "notes": notes.get(name, []) + _uncataloged(result),
             "drill": drill and {key: drill[key] for key in
                                 ("ok", "remote_name", "message", "finished_at")}})
     return targets
@@ -148,6 +149,13 @@ def _last_failure(event):
     detail = event["detail"] if isinstance(event["detail"], dict) else {}
     return {"at": event["created_at"], "action": event["action"],
             "reason": detail.get("reason"), "actor": event["actor"]}
+
+
+def _uncataloged(result):
+    """Notes for the kept copies whose missing catalog entry the last run could not write."""
+    return [f"{item['name']} has no catalog entry and none could be written, so `recover` "
+            f"cannot use it: {item['reason']}"
+            for item in (result.get("detail") or {}).get("uncataloged") or ()]
 
 
 def backup_status(mc, for_monitor=False):

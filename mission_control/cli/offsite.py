@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 from ..errors import BadRequest
 from ..offsite.targets import fetch
 from ..offsite.targets import find_target
-from ..offsite.sender import held_text
+from ..offsite.keeping import held_text
 from ..offsite.targets import list_copies
 from ..units import human_size
 

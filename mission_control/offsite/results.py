@@ -157,6 +157,24 @@ class OffsiteResults:
             " compressed, encrypted, created_at FROM offsite_copies"
             " WHERE target = ? AND remote_name = ?", (target, remote_name))
 
+    def copy_objects(self, target, remote_name):
+        """`(versions, manifest)` of copy `remote_name` at `target`: the `{key: version_id}` its
+        objects were uploaded as (None for copies made before they were recorded) and its signed
+        manifest (text, None for copies made before signing)."""
+        row = self._db.query_one("SELECT versions, manifest FROM offsite_copies WHERE target = ?"
+                                 " AND remote_name = ?", (target, remote_name))
+        if row is None:
+            return None, None
+        return (json.loads(row["versions"]) if row["versions"] else None), row["manifest"]
+
+    def set_versions(self, target, remote_name, versions):
+        """Remember the `{key: version_id}` copy `remote_name`'s objects were stored as (a
+        version id is None on a storage without versions)."""
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE offsite_copies SET versions = ? WHERE target = ? AND"
+                         " remote_name = ?", (json.dumps(versions, sort_keys=True), target,
+                                              remote_name))
+
     def records_of(self, backup):
         """The records of every copy of `backup` (a backup's name) that this service knows of."""
         return self._db.query(

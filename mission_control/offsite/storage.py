@@ -73,6 +73,10 @@ def _iso(ts):
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _raise(exc):
+    raise exc
+
+
 def check_key(key):
     """`key` if it names something under the root; ValueError otherwise."""
     parts = key.split("/") if isinstance(key, str) else [""]
@@ -125,8 +129,12 @@ class FolderStorage:
         base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
         if not os.path.isdir(base):
             return
-        for folder, dirs, files in os.walk(base):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
+        # os.walk swallows errors by default: a folder it cannot read would list as empty, and
+        # retention would then count (and keep) nothing there.
+        for folder, dirs, files in os.walk(base, onerror=_raise):
+            # A mounted filesystem's lost+found (root's, 0700) is never ours to read.
+            dirs[:] = [d for d in dirs if not d.startswith(".")
+                       and not (folder == self.root and d == "lost+found")]
             rel = os.path.relpath(folder, self.root)
             for name in files:
                 if name.startswith(TEMP_PREFIX):
@@ -174,6 +182,12 @@ def _error_code(exc):
     return getattr(exc, "response", {}).get("Error", {}).get("Code")
 
 
+def _version_of(answer):
+    """The version id a PutObject answer names; None on an unversioned bucket ("null")."""
+    version = (answer or {}).get("VersionId")
+    return version if version and version != "null" else None
+
+
 def _sha256_b64(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -210,27 +224,32 @@ class S3Storage:
                 "ObjectLockRetainUntilDate": datetime.fromtimestamp(lock.until, timezone.utc)}
 
     def put(self, key, path, *, lock=None):
-        """Upload the file `path`; S3 checks it against its SHA-256 (`ChecksumAlgorithm`)."""
+        """Upload the file `path`; S3 checks it against its SHA-256 (`ChecksumAlgorithm`).
+
+        :return: the version that landed (headed by its version id when the store gives one).
+        """
         from boto3.s3.transfer import TransferConfig
         size = os.stat(path).st_size
         args = {"ChecksumAlgorithm": "SHA256", **self._lock_args(lock)}
         if size < self.multipart_threshold:
             with open(path, "rb") as body:
-                self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body,
-                                       ChecksumSHA256=_sha256_b64(path), **args)
-        else:
-            config = TransferConfig(multipart_threshold=self.multipart_threshold,
-                                    multipart_chunksize=self.part_size, max_concurrency=4)
-            self.client.upload_file(os.fspath(path), self.bucket, self._key(key), Config=config,
-                                    ExtraArgs=args)
+                done = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body,
+                                              ChecksumSHA256=_sha256_b64(path), **args)
+            return self.head(key, _version_of(done))
+        config = TransferConfig(multipart_threshold=self.multipart_threshold,
+                                multipart_chunksize=self.part_size, max_concurrency=4)
+        # upload_file answers nothing: the latest version is ours unless someone wrote over it
+        # in between, which the host's read-back of that very version then tells.
+        self.client.upload_file(os.fspath(path), self.bucket, self._key(key), Config=config,
+                                ExtraArgs=args)
         return self.head(key)
 
     def put_bytes(self, key, data, *, lock=None):
-        self.client.put_object(
+        done = self.client.put_object(
             Bucket=self.bucket, Key=self._key(key), Body=data, ChecksumAlgorithm="SHA256",
             ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
             **self._lock_args(lock))
-        return self.head(key)
+        return self.head(key, _version_of(done))
 
     def _relative(self, full):
         return full[len(self.prefix):] if full.startswith(self.prefix) else None
@@ -287,7 +306,7 @@ class S3Storage:
         # (AWS marks it "-<parts>"; moto and others do not: the ETag's "-<parts>" tells).
         composite = found.get("ChecksumType") == "COMPOSITE" or "-" in found.get("ETag", "")
         return StoredObject(key, found["ContentLength"], found["LastModified"].timestamp(),
-                            version_id=found.get("VersionId"),
+                            version_id=_version_of(found),
                             lock_mode=found.get("ObjectLockMode"),
                             retain_until=until.timestamp() if until else None,
                             sha256=None if composite else _hex(found.get("ChecksumSHA256")))

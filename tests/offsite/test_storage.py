@@ -3,6 +3,7 @@ import os
 import time
 
 import pytest
+from botocore.exceptions import ClientError
 
 from mission_control.offsite.catalog import build, copy_name, entry_key, read
 from mission_control.offsite.codec import CopyDamaged
@@ -65,8 +66,11 @@ def test_object_lock_holds_and_extends(seaweed, tmp_path):
     assert stored.sha256 == "3a6eb0790f39ac87c94f3856b2dd2c5d110e6811602261a9a923d3bb23adc8b7"
     storage.extend_lock("x.db", stored.version_id, Lock("COMPLIANCE", until + 86400))
     assert storage.head("x.db").retain_until > until + 86000
-    with pytest.raises(Exception):  # shortening is refused by the store
+    with pytest.raises(ClientError) as shortened:  # shortening is refused by the store
         storage.extend_lock("x.db", stored.version_id, Lock("COMPLIANCE", until))
+    assert shortened.value.response["Error"]["Code"] == "AccessDenied"
+    assert shortened.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert storage.head("x.db").retain_until > until + 86000
     storage.delete("x.db")  # only a delete marker on a versioned bucket
     versions = storage.versions()
     assert [(v.delete_marker, v.is_latest) for v in versions] == [(True, True), (False, False)]
@@ -78,8 +82,10 @@ def test_a_locked_version_cannot_be_deleted(seaweed):
     storage = S3Storage(seaweed.client(SERVICE), seaweed.bucket(lock=True), "")
     stored = storage.put_bytes("y.db", b"data", lock=Lock("GOVERNANCE", time.time() + 3600))
     client = seaweed.client(SERVICE)
-    with pytest.raises(Exception):
+    with pytest.raises(ClientError) as refused:
         client.delete_object(Bucket=storage.bucket, Key="y.db", VersionId=stored.version_id)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert storage.head("y.db", stored.version_id) is not None
     admin = seaweed.client(ADMIN)  # a bucket owner may bypass GOVERNANCE, never COMPLIANCE
     admin.delete_object(Bucket=storage.bucket, Key="y.db", VersionId=stored.version_id,
@@ -170,11 +176,12 @@ def test_a_refused_delete_is_held_only_while_the_lock_runs(ahead, held, aws_env)
     endpoint = _RefusingDeletes(time.time() + ahead)
     try:
         storage = S3Storage(make_s3_client(endpoint.url, "us-east-1"), "bucket", "p/")
-        with pytest.raises(Exception) as refused:
-            storage.delete("mc-backup-2026-12-05_12-00-00.db")
         # An expired lock does not hold anything: the refusal is a failure to report.
-        assert isinstance(refused.value, ObjectHeld) is held
-        if not held:
-            assert "AccessDenied" in str(refused.value)
+        with pytest.raises(ObjectHeld if held else ClientError) as refused:
+            storage.delete("mc-backup-2026-12-05_12-00-00.db")
+        if held:
+            assert refused.value.until > time.time()
+        else:
+            assert refused.value.response["Error"]["Code"] == "AccessDenied"
     finally:
         endpoint.server.shutdown()

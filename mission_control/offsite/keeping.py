@@ -1,0 +1,206 @@
+"""Step 5 of sending a copy: which copies a target keeps, deletes or holds; their catalog entries
+and locks.
+
+Only copies this service made count (its record, or a manifest that verifies), so planted objects
+never push a real copy out. A kept copy without a catalog entry gets one (`recover` reads only
+copies that have one). Locks are extended on exactly the versions a copy was uploaded as, each
+in its own mode.
+"""
+import hashlib
+import os
+from dataclasses import dataclass, field
+
+from ..backup.scratch import create_scratch
+from ..errors import describe_error
+from ..files import remove_files
+from .codec import REMOTE_PATTERN
+from .putting import (DAY, PACK_PREFIX, backup_shape, iso, put_entry, read_sha256, side_keys,
+                      version_ids)
+from .signing import MANIFEST_SUFFIX, ManifestUnreadable, NotAuthentic, authentic_record
+from .storage import Lock, ObjectHeld
+from .targets import plain_cap, unpack
+
+
+def _authentic(mc, target, obj, keys):
+    """Whether `obj` is a copy this service made (its record, or a manifest that verifies) and
+    still the size it was sent with. Planted objects are not; nothing is downloaded for an
+    object without a manifest beside it."""
+    record = mc.offsite.copy_record(target.name, obj.key)
+    if record is None:
+        if obj.key + MANIFEST_SUFFIX not in keys:
+            return False
+        try:
+            record = authentic_record(mc, target, obj.key)
+        except (NotAuthentic, ManifestUnreadable):
+            return False
+    return record["size"] == obj.size
+
+
+@dataclass
+class Kept:
+    """What retention did: copies deleted, held by their lock, whose lock was extended, left to
+    the storage's expiry, whose missing catalog entry was written, or could not be."""
+
+    pruned: list = field(default_factory=list)
+    held: list = field(default_factory=list)
+    extended: list = field(default_factory=list)
+    left: list = field(default_factory=list)
+    cataloged: list = field(default_factory=list)
+    uncataloged: list = field(default_factory=list)
+
+    def to_json(self):
+        return {"pruned": self.pruned, "held": self.held, "extended": self.extended,
+                "left_to_expiry": self.left, "cataloged": self.cataloged,
+                "uncataloged": self.uncataloged}
+
+def retain(mc, target, just_made):
+    """Step 5: keep the newest authentic copies, delete or hold the rest, extend locks.
+
+    Every kept copy without a catalog entry at the target gets one (`recover` reads only
+    copies that have one). Each copy past the count is looked at once (`head`) and deleted
+    only when unlocked; a locked one is held, not retried. Kept copies older than a day get
+    their lock moved to ``lock_days`` from now when that gains a day or more.
+    :return: a `Kept`.
+    """
+    storage, policy, now = target.storage, target.policy, mc.clock()
+    objects = storage.list()
+    keys = {o.key for o in objects}
+    copies = sorted((o.key for o in objects if REMOTE_PATTERN.match(o.key)
+                     and (o.key == just_made or _authentic(mc, target, o, keys))), reverse=True)
+    kept = copies[:policy.keep]
+    result = Kept()
+    for name in kept:
+        if not any(side in keys for side in side_keys(name)[1:]):
+            if _write_entry(mc, target, name, result):
+                result.cataloged.append(name)
+    for name in copies[policy.keep:]:
+        if name == just_made:
+            continue
+        if policy.no_delete:
+            result.left.append(name)
+            continue
+        found = storage.head(name)
+        if found is None:
+            continue  # pruned meanwhile by another process
+        if found.retain_until and found.retain_until > now:
+            result.held.append({"name": name, "until": int(found.retain_until)})
+            continue
+        try:
+            storage.delete(name)
+        except ObjectHeld as exc:
+            result.held.append({"name": name, "until": int(exc.until) if exc.until else None})
+            continue
+        for side in side_keys(name):
+            if side in keys:
+                try:
+                    storage.delete(side)
+                except ObjectHeld:
+                    pass  # it expires with its own lock; the copy it describes is gone
+        result.pruned.append(name)
+    if policy.lock_mode:
+        _extend(mc, target, kept, now, result)
+    return result
+
+
+def _write_entry(mc, target, name, result, renewing=False):
+    """Put a new catalog entry for kept copy `name` and remember its version; `{key: object}`,
+    or {} with the reason in ``result.uncataloged`` when it cannot be written."""
+    try:
+        record = mc.offsite.copy_record(target.name, name)
+        if record is None:
+            raise NotAuthentic(f"{name} is not in the record of copies this service made")
+        record = {**record, "compressed": bool(record["compressed"]),
+                  "encrypted": bool(record["encrypted"])}
+        written = put_entry(mc, target, record, _shape(mc, target, name, record),
+                            target.policy.lock(mc.clock()))
+    except Exception as exc:  # noqa: BLE001 - the store, the copy, a missing identity
+        reason = exc.message if isinstance(exc, NotAuthentic) else describe_error(exc)
+        if renewing:
+            reason = f"its older catalog entry is kept but not extended: {reason}"
+        result.uncataloged.append({"name": name, "reason": reason})
+        return {}
+    versions, _ = mc.offsite.copy_objects(target.name, name)
+    if versions is not None:
+        mc.offsite.set_versions(target.name, name, {**versions, **version_ids(written)})
+    return written
+
+
+def _shape(mc, target, name, record):
+    """`(schema_version, page_size)` of the backup in copy `name`: read from the local backup
+    while it is still here, else from the copy unpacked (checked against `record`) into a
+    scratch file beside the backups.
+
+    :raises CopyDamaged: the copy is encrypted and no ``offsite.age_identity`` opens it, or
+        it is damaged; :raises NotAuthentic: it differs from `record`.
+    """
+    local = mc.backups.dir / os.path.basename(record["backup"])
+    try:
+        if os.stat(local).st_size == record["plain_size"]:
+            return backup_shape(local)
+    except FileNotFoundError:
+        pass
+    path, out = create_scratch(mc.backups.dir, PACK_PREFIX)
+    try:
+        with out:
+            unpack(target, name, out, mc.settings.get("offsite.age_identity"), record,
+                   plain_cap(record))
+            out.flush()
+        return backup_shape(path)
+    finally:
+        remove_files(path)
+
+
+def _extend(mc, target, kept, now, result):
+    """Move the locks of the kept copies' own versions (never a later version someone wrote
+    over them) to ``lock_days`` from now, each in the mode it already has."""
+    storage, policy = target.storage, target.policy
+    wanted = now + policy.lock_days * DAY
+    for name in kept:
+        record = mc.offsite.copy_record(target.name, name)
+        if record is None or record["created_at"] + policy.lock_days * DAY > wanted - DAY:
+            continue  # sent within the last day: its upload lock is still good enough
+        versions, manifest = mc.offsite.copy_objects(target.name, name)
+        if versions is None:
+            versions = _recorded_versions(mc, target, name, record, manifest, result)
+        touched = False
+        for key, version in sorted(versions.items()):
+            found = storage.head(key, version)
+            if found is None or (found.retain_until or 0) > wanted - DAY:
+                continue
+            # A COMPLIANCE lock stays COMPLIANCE whatever the setting says now (S3 refuses
+            # to weaken it, and the switch would fail every run).
+            storage.extend_lock(key, version, Lock(found.lock_mode or policy.lock_mode, wanted))
+            touched = True
+        if touched:
+            result.extended.append(name)
+
+
+def _recorded_versions(mc, target, name, record, manifest, result):
+    """`{key: version_id}` of a copy uploaded before versions were recorded, remembered now.
+
+    The copy's version is the one whose SHA-256 is the recorded one, the manifest's the one
+    holding the manifest kept here; the catalog entry cannot be told from a planted one
+    without the age identity, so a new one is written (and its version recorded).
+    """
+    storage, found = target.storage, {}
+    wanted = {name: record["sha256"]}
+    if manifest:
+        wanted[name + MANIFEST_SUFFIX] = hashlib.sha256(manifest.encode()).hexdigest()
+    for key, digest in wanted.items():
+        for version in storage.versions(key):
+            if version.key != key or version.delete_marker:
+                continue
+            head = storage.head(key, version.version_id)
+            if head is not None and (head.sha256 or read_sha256(
+                    storage, key, version.version_id)) == digest:
+                found[key] = version.version_id
+                break
+    found.update(version_ids(_write_entry(mc, target, name, result, renewing=True)))
+    mc.offsite.set_versions(target.name, name, found)
+    return found
+
+
+def held_text(held):
+    """``name (held until <date>)`` for each held copy, for the CLI."""
+    return [f"{h['name']} held until {iso(h['until']) if h.get('until') else 'its lock expires'}"
+            for h in held]

@@ -1,0 +1,139 @@
+"""Locks on exactly the versions a copy was uploaded as (SeaweedFS): an overwrite never gets our
+extension, a COMPLIANCE copy stays COMPLIANCE, copies from before versions were recorded are
+matched by their SHA-256; and a store that drops the lock headers fails the copy."""
+import os
+import time
+
+import pytest
+
+from mission_control import MANIFEST_SUFFIX
+from mission_control.health import backup_status
+from tests.support.lock_ignoring_s3 import LockIgnoringS3
+from tests.support.scheduling import FakeClock
+from tests.support.seaweed import SERVICE
+
+pytestmark = pytest.mark.slow
+DAY = 86400
+PREFIX = "mission-control/"
+
+
+@pytest.fixture
+def clock():
+    """Real time (the store's locks are judged by its own clock), moved by hand."""
+    return FakeClock(float(int(time.time())))
+
+
+def configure(mc, seaweed, bucket, mode, **more):
+    mc.settings.update({**seaweed.settings(bucket), "offsite.s3.lock_mode": mode,
+                        "offsite.s3.lock_days": 1, **more}, actor="test")
+
+
+def objects(name):
+    return (name, name + MANIFEST_SUFFIX, f"catalog/{name}.json")
+
+
+def version_locks(seaweed, bucket, key):
+    """`{version id: (mode, retain-until)}` of every version of `key`."""
+    admin = seaweed.client()
+    found = {}
+    for v in admin.list_object_versions(Bucket=bucket, Prefix=PREFIX + key)["Versions"]:
+        if v["Key"] != PREFIX + key:
+            continue
+        head = admin.head_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+        until = head.get("ObjectLockRetainUntilDate")
+        found[v["VersionId"]] = (head.get("ObjectLockMode"), until and until.timestamp())
+    return found
+
+
+def overwrite(seaweed, bucket, key):
+    """What an attacker with the service's credentials does: a same-sized object over `key`
+    (so it still counts as the copy), unlocked. Returns its version id."""
+    attacker = seaweed.client(SERVICE)
+    size = attacker.head_object(Bucket=bucket, Key=PREFIX + key)["ContentLength"]
+    return attacker.put_object(Bucket=bucket, Key=PREFIX + key,
+                               Body=os.urandom(size))["VersionId"]
+
+
+def test_an_overwrite_never_gets_the_extension_the_uploaded_versions_do(mc, clock, seaweed):
+    bucket = seaweed.bucket(lock=True)
+    configure(mc, seaweed, bucket, "GOVERNANCE")
+    first = mc.backups.create(actor="test").name
+    ours = {key: next(iter(version_locks(seaweed, bucket, key))) for key in objects(first)}
+    planted = {key: overwrite(seaweed, bucket, key) for key in objects(first)}
+    clock.advance(2 * DAY)
+    mc.backups.create(actor="test")
+    assert mc.offsite.get("s3")["ok"] is True, mc.offsite.get("s3")["message"]
+    assert mc.offsite.get("s3")["detail"]["extended"] == [first]
+    for key in objects(first):
+        locks = version_locks(seaweed, bucket, key)
+        mode, until = locks[ours[key]]
+        assert mode == "GOVERNANCE" and abs(until - (clock.now + DAY)) < 5, key
+        assert locks[planted[key]] == (None, None), key  # the attacker's version: untouched
+    # Recorded at upload: the versions the copy, its manifest and its entry landed as.
+    assert mc.offsite.copy_objects("s3", first)[0] == ours
+
+
+def test_a_compliance_copy_stays_compliance_when_the_setting_says_governance(mc, clock,
+                                                                            seaweed):
+    bucket = seaweed.bucket(lock=True)
+    configure(mc, seaweed, bucket, "COMPLIANCE")
+    first = mc.backups.create(actor="test").name
+    mc.settings.update({"offsite.s3.lock_mode": "GOVERNANCE"}, actor="test")
+    for _ in range(2):  # every run, not only the first after the switch
+        clock.advance(2 * DAY)
+        second = mc.backups.create(actor="test").name
+        result = mc.offsite.get("s3")
+        assert result["ok"] is True, result["message"]
+        assert first in result["detail"]["extended"]
+    for key in objects(first):
+        [(mode, until)] = version_locks(seaweed, bucket, key).values()
+        assert mode == "COMPLIANCE" and abs(until - (clock.now + DAY)) < 5, key
+    assert {m for m, _ in version_locks(seaweed, bucket, second).values()} == {"GOVERNANCE"}
+
+
+def test_a_copy_recorded_before_versions_is_matched_by_its_sha256(mc, clock, seaweed):
+    bucket = seaweed.bucket(lock=True)
+    configure(mc, seaweed, bucket, "GOVERNANCE")
+    first = mc.backups.create(actor="test").name
+    ours = {key: next(iter(version_locks(seaweed, bucket, key))) for key in objects(first)}
+    with mc.db.transaction() as conn:  # as a copy uploaded before versions were recorded
+        conn.execute("UPDATE offsite_copies SET versions = NULL")
+    planted = {key: overwrite(seaweed, bucket, key) for key in objects(first)}
+    clock.advance(2 * DAY)
+    mc.backups.create(actor="test")
+    result = mc.offsite.get("s3")
+    assert result["ok"] is True and result["detail"]["extended"] == [first], result
+    for key in objects(first)[:2]:  # the copy and its manifest: by SHA-256
+        locks = version_locks(seaweed, bucket, key)
+        assert abs(locks[ours[key]][1] - (clock.now + DAY)) < 5, key
+        assert locks[planted[key]] == (None, None), key
+    # The entry cannot be told from a planted one without the identity: a new one is written.
+    entry = f"catalog/{first}.json"
+    locks = version_locks(seaweed, bucket, entry)
+    assert len(locks) == 3 and locks[planted[entry]] == (None, None)
+    versions, _ = mc.offsite.copy_objects("s3", first)  # remembered now
+    assert versions[first] == ours[first] and versions[first + MANIFEST_SUFFIX] == \
+        ours[first + MANIFEST_SUFFIX]
+    assert versions[entry] not in (ours[entry], planted[entry])
+    assert abs(locks[versions[entry]][1] - (clock.now + DAY)) < 5
+    assert result["detail"]["uncataloged"] == []
+
+
+def test_a_lock_the_store_drops_fails_the_copy(mc):
+    with LockIgnoringS3() as store:
+        mc.settings.update({"offsite.s3.bucket": "bucket", "offsite.s3.endpoint_url": store.url,
+                            "offsite.s3.region": "us-east-1",
+                            "offsite.s3.access_key_id": "AKIDTEST",
+                            "offsite.s3.secret_access_key": "secret-secret",
+                            "offsite.s3.lock_mode": "COMPLIANCE",
+                            "offsite.s3.lock_days": 3}, actor="test")
+        name = mc.backups.create(actor="test").name
+        assert store.lock_headers_seen == 1  # the copy went up asking for the lock
+    result = mc.offsite.get("s3")
+    assert result["ok"] is False
+    assert result["message"].startswith(f"ValueError: the store did not keep the Object Lock asked for "
+                                         f"{name} (COMPLIANCE until ")
+    assert result["message"].endswith("it holds no lock")
+    status = backup_status(mc)
+    assert status["verdict"] == "fail"
+    assert any("did not keep the Object Lock" in reason for reason in status["reasons"])
