@@ -115,6 +115,12 @@ def offsite_status(mc, newest, now, for_monitor=False):
                        f"{(now - newest.created_at) // 60} minutes")
         if drill and for_monitor:
             drill = {**drill, "message": None}
+        changed = (result.get("detail") or {}).get("changed") or []
+        if name in configured and changed:
+            altered = (f"{len(changed)} copies at {name} no longer match what was uploaded "
+                       f"(replaced by someone with write access; not counted, older copies "
+                       f"kept): {', '.join(changed)}")
+            problem = f"{problem}; {altered}" if problem else altered
         if name in configured and drill and not drill["ok"]:
             failed = f"the last restore drill of {name} failed" + (
                 f": {drill['message']}" if drill["message"] else "")

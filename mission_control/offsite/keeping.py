@@ -21,10 +21,12 @@ from .storage import Lock, ObjectHeld
 from .targets import plain_cap, unpack
 
 
-def _authentic(mc, target, obj, keys):
+def _authentic(mc, target, obj, keys, changed):
     """Whether `obj` is a copy this service made (its record, or a manifest that verifies) and
-    still the size it was sent with. Planted objects are not; nothing is downloaded for an
-    object without a manifest beside it."""
+    still the object it was sent as: its size, its SHA-256 where the storage keeps one (S3's
+    checksum, read by `head`) and the version it was uploaded as where versions were recorded. Planted objects are not; nothing is downloaded for an
+    object without a manifest beside it. A copy of ours that no longer matches is named in
+    `changed` (someone with write access replaced it)."""
     record = mc.offsite.copy_record(target.name, obj.key)
     if record is None:
         if obj.key + MANIFEST_SUFFIX not in keys:
@@ -33,13 +35,24 @@ def _authentic(mc, target, obj, keys):
             record = authentic_record(mc, target, obj.key)
         except (NotAuthentic, ManifestUnreadable):
             return False
-    return record["size"] == obj.size
+    if record["size"] == obj.size:
+        found = target.storage.head(obj.key)
+        if found is None:
+            return False  # pruned meanwhile by another process
+        versions = mc.offsite.copy_objects(target.name, obj.key)[0] or {}
+        uploaded = versions.get(obj.key)
+        if (not found.sha256 or found.sha256 == record["sha256"]) and \
+                (not uploaded or not found.version_id or found.version_id == uploaded):
+            return True
+    changed.append(obj.key)
+    return False
 
 
 @dataclass
 class Kept:
     """What retention did: copies deleted, held by their lock, whose lock was extended, left to
-    the storage's expiry, whose missing catalog entry was written, or could not be."""
+    the storage's expiry, whose missing catalog entry was written, or could not be, and
+    copies of ours whose stored object no longer matches what was uploaded (not counted)."""
 
     pruned: list = field(default_factory=list)
     held: list = field(default_factory=list)
@@ -47,11 +60,12 @@ class Kept:
     left: list = field(default_factory=list)
     cataloged: list = field(default_factory=list)
     uncataloged: list = field(default_factory=list)
+    changed: list = field(default_factory=list)
 
     def to_json(self):
         return {"pruned": self.pruned, "held": self.held, "extended": self.extended,
                 "left_to_expiry": self.left, "cataloged": self.cataloged,
-                "uncataloged": self.uncataloged}
+                "uncataloged": self.uncataloged, "changed": self.changed}
 
 def retain(mc, target, just_made):
     """Step 5: keep the newest authentic copies, delete or hold the rest, extend locks.
@@ -65,10 +79,10 @@ def retain(mc, target, just_made):
     storage, policy, now = target.storage, target.policy, mc.clock()
     objects = storage.list()
     keys = {o.key for o in objects}
-    copies = sorted((o.key for o in objects if REMOTE_PATTERN.match(o.key)
-                     and (o.key == just_made or _authentic(mc, target, o, keys))), reverse=True)
-    kept = copies[:policy.keep]
     result = Kept()
+    copies = sorted((o.key for o in objects if REMOTE_PATTERN.match(o.key) and (
+        o.key == just_made or _authentic(mc, target, o, keys, result.changed))), reverse=True)
+    kept = copies[:policy.keep]
     for name in kept:
         if not any(side in keys for side in side_keys(name)[1:]):
             if _write_entry(mc, target, name, result):
@@ -98,7 +112,9 @@ def retain(mc, target, just_made):
                     pass  # it expires with its own lock; the copy it describes is gone
         result.pruned.append(name)
     if policy.lock_mode:
-        _extend(mc, target, kept, now, result)
+        # A changed copy's own versions still hold what was uploaded (and the evidence):
+        # their locks are kept running too.
+        _extend(mc, target, kept + sorted(result.changed), now, result)
     return result
 
 

@@ -71,6 +71,35 @@ def test_an_overwrite_never_gets_the_extension_the_uploaded_versions_do(mc, cloc
         assert locks[planted[key]] == (None, None), key  # the attacker's version: untouched
     # Recorded at upload: the versions the copy, its manifest and its entry landed as.
     assert mc.offsite.copy_objects("s3", first)[0] == ours
+    # The overwrite itself is seen: the copy no longer counts and the verdict fails, naming it.
+    assert mc.offsite.get("s3")["detail"]["changed"] == [first]
+    status = backup_status(mc)
+    assert status["verdict"] == "fail"
+    assert any("no longer match" in r and first in r for r in status["reasons"]), status
+
+
+@pytest.mark.parametrize("versioned", [False, True])
+def test_a_copy_replaced_with_the_same_size_is_not_counted(mc, clock, seaweed, versioned):
+    # Unversioned, the replacement is told by its SHA-256 (the attacker sent one, as the
+    # service does); versioned, by the version the copy was uploaded as (no checksum sent).
+    bucket = seaweed.bucket(lock=versioned)
+    configure(mc, seaweed, bucket, "GOVERNANCE" if versioned else "",
+              **{"offsite.s3.retention_count": 2})
+    first = mc.backups.create(actor="test").name
+    clock.advance(3600)
+    second = mc.backups.create(actor="test").name
+    attacker = seaweed.client(SERVICE)
+    size = attacker.head_object(Bucket=bucket, Key=PREFIX + second)["ContentLength"]
+    extra = {} if versioned else {"ChecksumAlgorithm": "SHA256"}
+    attacker.put_object(Bucket=bucket, Key=PREFIX + second, Body=os.urandom(size), **extra)
+    clock.advance(3600)
+    mc.backups.create(actor="test")
+    result = mc.offsite.get("s3")
+    assert result["detail"]["changed"] == [second]
+    assert result["detail"]["pruned"] == []  # the first copy is still one of the two kept
+    listed = {o["Key"] for o in attacker.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert PREFIX + first in listed
+    assert backup_status(mc)["verdict"] == "fail"
 
 
 def test_a_compliance_copy_stays_compliance_when_the_setting_says_governance(mc, clock,
