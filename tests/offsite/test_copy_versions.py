@@ -166,3 +166,57 @@ def test_a_lock_the_store_drops_fails_the_copy(mc):
     status = backup_status(mc)
     assert status["verdict"] == "fail"
     assert any("did not keep the Object Lock" in reason for reason in status["reasons"])
+
+
+def test_a_deleted_copy_is_missing_and_its_versions_keep_their_lock(mc, clock, seaweed):
+    bucket = seaweed.bucket(lock=True)
+    configure(mc, seaweed, bucket, "GOVERNANCE")
+    first = mc.backups.create(actor="test").name
+    [ours] = version_locks(seaweed, bucket, first)
+    # With the service's credentials: a delete marker over the copy (the locked version stays).
+    seaweed.client(SERVICE).delete_object(Bucket=bucket, Key=PREFIX + first)
+    clock.advance(2 * DAY)
+    mc.backups.create(actor="test")
+    result = mc.offsite.get("s3")
+    assert result["ok"] is True, result["message"]
+    assert result["detail"]["missing"] == [first] and result["missing"] == [first]
+    assert first in result["detail"]["extended"]
+    mode, until = version_locks(seaweed, bucket, first)[ours]
+    assert mode == "GOVERNANCE" and abs(until - (clock.now + DAY)) < 5
+    status = backup_status(mc)
+    assert status["verdict"] == "fail"
+    assert any("missing" in r and first in r for r in status["reasons"]), status["reasons"]
+
+
+def test_a_same_size_replacement_without_a_checksum_is_told_by_its_etag(mc, clock, seaweed):
+    bucket = seaweed.bucket(lock=False)  # no versions to tell it by; no checksum sent
+    configure(mc, seaweed, bucket, "", **{"offsite.s3.retention_count": 2})
+    first = mc.backups.create(actor="test").name
+    assert mc.db.query_one("SELECT etag FROM offsite_copies")["etag"]
+    attacker = seaweed.client(SERVICE)
+    size = attacker.head_object(Bucket=bucket, Key=PREFIX + first)["ContentLength"]
+    attacker.put_object(Bucket=bucket, Key=PREFIX + first, Body=os.urandom(size))
+    clock.advance(3600)
+    mc.backups.create(actor="test")
+    result = mc.offsite.get("s3")
+    assert result["detail"]["changed"] == [first], result["detail"]
+    assert backup_status(mc)["verdict"] == "fail"
+
+
+def test_a_changed_copy_past_the_keep_count_no_longer_fails_and_stays(mc, clock, seaweed):
+    bucket = seaweed.bucket(lock=True)
+    configure(mc, seaweed, bucket, "GOVERNANCE", **{"offsite.s3.retention_count": 2})
+    first = mc.backups.create(actor="test").name
+    clock.advance(3600)
+    mc.backups.create(actor="test")
+    overwrite(seaweed, bucket, first)
+    clock.advance(3600)
+    mc.backups.create(actor="test")  # two newer copies count: the first would go anyway
+    result = mc.offsite.get("s3")
+    assert result["ok"] is True, result["message"]
+    assert result["detail"]["changed"] == [] and result["detail"]["changed_past_keep"] == [first]
+    status = backup_status(mc)
+    assert status["verdict"] != "fail", status["reasons"]
+    assert any(first in note for note in status["offsite"][0]["notes"])
+    listed = seaweed.client(SERVICE).list_objects_v2(Bucket=bucket)["Contents"]
+    assert PREFIX + first in {o["Key"] for o in listed}  # never deleted by us
