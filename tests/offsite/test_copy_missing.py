@@ -1,9 +1,13 @@
 """A kept copy someone deleted is `missing`: named in the run's result, `GET /api/offsite`,
 `offsite status` and health, and it fails the verdict. Copies this service pruned itself, and
-copies recorded at another location (the target moved), are never missing."""
+copies recorded at another location (the target moved), are never missing. Pruning looks at
+each copy once."""
+from collections import Counter
+
 import pytest
 
 from mission_control.health import backup_status
+from mission_control.offsite.storage import FolderStorage
 from tests.support.cli_run import run_cli
 from tests.support.scheduling import FakeClock
 
@@ -110,3 +114,18 @@ def test_a_copy_unplaced_and_not_found_is_not_missing(mc, clock, nas):
     (nas / second).unlink()
     backups(mc, clock, 1)
     assert mc.offsite.get("dir")["detail"]["missing"] == []
+
+
+def test_pruning_heads_each_copy_once(mc, clock, nas, monkeypatch):
+    mc.settings.update({"offsite.dir.retention_count": 10}, actor="test")
+    names = backups(mc, clock, 3)
+    heads, real = Counter(), FolderStorage.head
+
+    def counting(storage, key, version_id=None):
+        heads[key] += 1
+        return real(storage, key, version_id)
+    monkeypatch.setattr(FolderStorage, "head", counting)
+    mc.settings.update({"offsite.dir.retention_count": 1}, actor="test")
+    backups(mc, clock, 1)
+    assert mc.offsite.get("dir")["detail"]["pruned"] == names[::-1]
+    assert {key: heads[key] for key in names} == dict.fromkeys(names, 1)
