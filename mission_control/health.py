@@ -144,7 +144,8 @@ def offsite_status(mc, newest, now, for_monitor=False):
             "changed": changed, "missing": missing,
             "uncataloged": [item["name"] for item in uncataloged],
             "warning": _uncataloged_warning(name, uncataloged) if name in configured else None,
-            "notes": notes.get(name, []) + _uncataloged(uncataloged) + _past_keep(detail),
+            "notes": notes.get(name, []) + _altered(changed, missing) + _uncataloged(uncataloged)
+            + _past_keep(detail),
             "drill": drill and {key: drill[key] for key in
                                 ("ok", "remote_name", "message", "finished_at")}})
     return targets
@@ -166,6 +167,17 @@ def _last_failure(event):
     detail = event["detail"] if isinstance(event["detail"], dict) else {}
     return {"at": event["created_at"], "action": event["action"],
             "reason": detail.get("reason"), "actor": event["actor"]}
+
+
+def _altered(changed, missing):
+    """Notes naming the kept copies someone replaced or deleted (they are also the target's
+    `problem`, which fails the verdict)."""
+    notes = []
+    if missing:
+        notes.append(f"{', '.join(missing)}: missing (deleted by someone else, not pruned here)")
+    if changed:
+        notes.append(f"{', '.join(changed)}: changed (no longer what was uploaded)")
+    return notes
 
 
 def _uncataloged(uncataloged):

@@ -101,8 +101,10 @@ class OffsiteReport(Protocol):
         """Record and audit (``offsite_failed``) a failed copy; returns the reason recorded."""
 
     def record_copy(self, target: str, backup: BackupInfo, remote_name: str,
-                    encoded: Encoded) -> bytes:
-        """Sign and remember the copy; returns the manifest to store beside it."""
+                    encoded: Encoded, *, location: str | None = None,
+                    etag: str | None = None) -> bytes:
+        """Sign and remember the copy (with where it went and its upload's ETag, when known);
+        returns the manifest to store beside it."""
 
 
 @runtime_checkable

@@ -49,6 +49,7 @@ def test_a_deleted_kept_copy_is_missing_and_fails_the_verdict(mc, clock, nas, ad
     assert any("missing" in r and second in r for r in status["reasons"]), status["reasons"]
     [target] = status["offsite"]
     assert target["missing"] == [second] and target["changed"] == []
+    assert target["notes"] == [f"{second}: missing (deleted by someone else, not pruned here)"]
     body = admin_client.get("/api/offsite").json
     assert body["targets"][0]["missing"] == [second]
     assert admin_client.get("/api/backup/status").json["offsite"][0]["missing"] == [second]
