@@ -181,9 +181,10 @@ class BackupService:
             return
         token, wait = self.rate.reserve(rate_key)
         if token is None:
+            # When to try again is in Retry-After (the page says it in words): said once.
             raise TooManyRequests(
-                f"Too many backups: at most {self.rate.limit} per hour, uploads included, retry "
-                f"in {int(wait + 0.999)} seconds", retry_after=wait)
+                f"Too many backups: at most {self.rate.limit} per hour, uploads included",
+                retry_after=wait)
         try:
             yield
         except BaseException:
