@@ -398,6 +398,8 @@ class Engine:
                 stack.close()
                 raise RuntimeError("another restore is pausing Litestream")
             pid = read_state(self.files).get("pid")
+            if pid:
+                litestream.mark_planned_stop(self.files, pid)  # no alarm: see `Supervisor`
             if pid and not litestream.stop_process(pid, self.files, 15, time.sleep):
                 stack.close()
                 raise RuntimeError("Litestream did not stop for the restore")
