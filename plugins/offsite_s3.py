@@ -27,6 +27,7 @@ LOCK_MODES = ("", "GOVERNANCE", "COMPLIANCE")
 LOCK_CHECKED = tuple(f"offsite.s3.{key}" for key in (
     "bucket", "endpoint_url", "region", "access_key_id", "secret_access_key", "lock_mode",
     "lock_days"))
+NO_BOTO3 = "boto3, which is not installed: pip install 'mission-control-backup[s3]'"
 NO_DELETE_NOTE = ("never deletes (offsite.s3.no_delete): old copies expire only by the "
                   "bucket's lifecycle rules, which must be set (docs/offsite.md)")
 
@@ -124,9 +125,21 @@ def offsite_targets(mc):
     return [make_target(mc)] if configured_bucket(mc.settings) else []
 
 
+def boto3_missing():
+    """Whether boto3 cannot be imported (the [s3] extra is not installed)."""
+    try:
+        __import__("boto3")
+    except ImportError:
+        return True
+    return False
+
+
 @hookimpl
 def check_settings(mc, settings, changed):
-    """A lock mode is refused unless the bucket, as the settings will be, has Object Lock."""
+    """A bucket is refused while boto3 is missing (naming the extra); a lock mode unless the
+    bucket, as the settings will be, has Object Lock."""
+    if "offsite.s3.bucket" in changed and configured_bucket(settings) and boto3_missing():
+        return [f"offsite.s3.bucket: copies to S3 need {NO_BOTO3}"]
     if not set(changed) & set(LOCK_CHECKED) or not settings.get("offsite.s3.lock_mode") \
             or not configured_bucket(settings):
         return None

@@ -47,6 +47,7 @@ RETENTION = duration(60, 365 * 24 * 3600)
 OFFSITE_RECIPIENTS = ("offsite.s3.age_recipients", "offsite.dir.age_recipients")
 NO_PYRAGE = "pyrage is not installed: pip install 'mission-control-backup[offsite-crypt]'"
 NO_BOTO3 = "boto3 is not installed: pip install 'mission-control-backup[s3]'"
+INSTALL_PITR = "pip install 'mission-control-backup[pitr]'"
 NO_RECIPIENT = ("no age recipient to seal it to: set pitr.age_recipients (or an off-site "
                 "target's age_recipients)")
 #: What `window` answers for a sealed stream before its sealer recorded anything.
@@ -397,6 +398,8 @@ class Engine:
                 stack.close()
                 raise RuntimeError("another restore is pausing Litestream")
             pid = read_state(self.files).get("pid")
+            if pid:
+                litestream.mark_planned_stop(self.files, pid)  # no alarm: see `Supervisor`
             if pid and not litestream.stop_process(pid, self.files, 15, time.sleep):
                 stack.close()
                 raise RuntimeError("Litestream did not stop for the restore")
@@ -471,6 +474,20 @@ def register_settings():
         pitr("max_lag_seconds", "int", "60", "Health fails when the replica is this far "
              "behind the live database", minimum=1, maximum=86400),
     ]
+
+
+@hookimpl
+def check_settings(mc, settings, changed):
+    """Turning protection on is refused while the Litestream binary is missing (naming the
+    extra, or MC_LITESTREAM_BIN when that names no program)."""
+    if "pitr.enabled" not in changed or not settings.get("pitr.enabled") or \
+            _engine(mc).binary() is not None:
+        return None
+    if mc.config.litestream_bin:
+        return ["pitr.enabled: MC_LITESTREAM_BIN names no executable Litestream binary; point "
+                f"it at one, or unset it and {INSTALL_PITR}"]
+    return [f"pitr.enabled: point-in-time protection needs Litestream, which is not "
+            f"installed: {INSTALL_PITR}"]
 
 
 @hookimpl

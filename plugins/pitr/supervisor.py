@@ -4,7 +4,9 @@ Each `serve` process runs a supervisor thread. The one that holds the election l
 released by the kernel when its process dies) owns the child; the others wait for the lock. The
 owner restarts a child that dies, with a growing pause (audited `pitr_restarted`), restarts it
 when its settings change, and stops it on shutdown. A restore, in any process, takes the pause
-lock and stops the child; the owner starts a new one once the pause lock is free again.
+lock, marks the child as stopped on purpose (`litestream.mark_planned_stop`) and stops it; the
+owner starts a new one once the pause lock is free again. A planned stop (restore, new settings,
+shutdown) is no error and no restart event, and resets the back-off.
 
 While it owns the child, a second thread checks the replica in the background
 (`replica_check`) and keeps the result in the state file, which every process reads. For a
@@ -211,12 +213,17 @@ class Supervisor:
             self._state(pid=None)
             if sealer is not None and not sealer.alive() and not self._stopping.is_set():
                 return self._sealer_died(sealer, backoff)
-            return backoff
+            return FIRST_BACKOFF
         self._state(pid=None)
+        # A restore marks the child it stops before stopping it: its lock may be free again
+        # already (a small database restores within one poll), so the lock alone cannot say.
+        planned = litestream.planned_stop(self.engine.files) == proc.pid
         with pause.hold(0) as free:
             pass
-        if not free:
-            return backoff  # stopped for a restore; started again once it is done
+        if planned or not free:
+            log.info("Litestream stopped for a restore; it starts again once the restore is "
+                     "done")
+            return FIRST_BACKOFF  # a planned stop: no error, no restart event
         if time.monotonic() - started >= STABLE_AFTER:
             backoff = FIRST_BACKOFF
         self._died(proc.returncode, backoff)

@@ -21,8 +21,10 @@ from tests.support.scheduling import START
 
 
 def test_status_says_not_installed_without_the_binary(make_mc):
+    # Turned on while Litestream was there (it is refused without: test_settings_extras).
+    make_mc().settings.update({"pitr.enabled": True, "pitr.replica_url": "file:///tmp/r"},
+                              "test")
     mc = make_mc(litestream_bin="/nonexistent/litestream")
-    mc.settings.update({"pitr.enabled": True, "pitr.replica_url": "file:///tmp/r"}, "test")
     client = logged_in_client(mc)
     status = client.get("/api/backup/pitr")
     assert status.status_code == 200
