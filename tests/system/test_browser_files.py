@@ -7,7 +7,7 @@ import waitress
 
 from mission_control.web import WebApp
 from mission_control.web.app import API_MODULES, build_routes
-from tests.support.browser import log_in, open_tab, row_action, shot, wait_ready
+from tests.support.browser import log_in, row_action, shot, wait_ready
 
 expect = pytest.importorskip("playwright.sync_api",
                              reason="browser tests need playwright: pip install -e '.[test]'").expect
