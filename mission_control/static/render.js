@@ -9,14 +9,15 @@ export function renderHealth(status) {
   badge.textContent = words[status.verdict] || status.verdict;
   badge.className = `badge ${status.verdict}`;
   const parts = [];
-  if (status.last_success) {
-    parts.push(`Last good backup: ${status.last_success.name}, ${localTime(status.last_success.at)}.`);
+  if (status.last_success) {  // the name and the time are never broken across lines
+    parts.push("Last good backup: ", el("span", { className: "filename nowrap", text: status.last_success.name }),
+               ", ", el("span", { className: "nowrap", text: localTime(status.last_success.at) }), ". ");
   }
   if (status.backups) {
     const n = status.backups.count;
     parts.push(`${n} ${n === 1 ? "file" : "files"}, ${humanSize(status.backups.total_size)} in all.`);
   }
-  $("health-summary").textContent = parts.join(" ");
+  $("health-summary").replaceChildren(...parts);
   $("health-reasons").replaceChildren(...(status.reasons || []).map((r) =>
     el("li", { className: status.verdict, text: sentence(r) })));
   $("updated").textContent = `Checked ${localTime(status.checked_at)}; this page refreshes itself every 30 seconds while it is open.`;
@@ -229,7 +230,7 @@ export function renderAudit(events) {
       el("td", { "data-label": "Who", text: e.actor || "—" }),
       el("td", { "data-label": "What", text: actionText(e.action) }),
       el("td", { "data-label": "Details", className: "detail", text: detailText(e) }),
-      el("td", { "data-label": "From", className: "address", text: e.ip_address || "—" }),
+      el("td", { "data-label": "From" }, el("span", { className: "address", text: e.ip_address || "—" })),
     ));
   }
   if (!body.children.length) {
