@@ -103,10 +103,13 @@ function actionButton(text, label, handler, className = "secondary") {
 }
 
 /** The "More" menu of a row: a button that opens a small list of further actions. */
+let menus = 0;  // numbers the menus' ids (a file name may hold characters an id should not)
+
 function rowMenu(name, items) {
-  const list = el("div", { className: "menu-list", id: `menu-${name}`, hidden: "" }, ...items);
+  const id = `row-menu-${++menus}`;
+  const list = el("div", { className: "menu-list", id, hidden: "" }, ...items);
   const toggle = el("button", { type: "button", className: "secondary menu-toggle", "aria-expanded": "false",
-                                "aria-controls": `menu-${name}`, "aria-label": `More actions for ${name}` },
+                                "aria-controls": id, "aria-label": `More actions for ${name}` },
     el("span", { "aria-hidden": "true", text: "More ▾" }));
   toggle.addEventListener("click", () => openMenu(toggle, list, toggle.getAttribute("aria-expanded") !== "true"));
   list.addEventListener("keydown", (event) => {
