@@ -190,7 +190,12 @@ class Engine:
 
     def drop_staging(self):
         """Remove the staging folder (every row in clear) once the stream is not sealed or
-        protection is off; only the folder the service made (a directory owned by us)."""
+        protection is off; only the folder the service made (a directory owned by us).
+
+        Only the supervisor calls it, holding the election lock, with its sealer and child
+        stopped: no sealer anywhere then lists the folder, so none can take its removal for
+        Litestream's compaction (the sealer mirrors no deletion from a missing listing anyway).
+        """
         if self.mc.settings.get("pitr.enabled") and self.sealed():
             return
         try:
@@ -242,8 +247,7 @@ class Engine:
             staging = self.files.staging
             staging.mkdir(mode=0o700, exist_ok=True)
             os.chmod(staging, 0o700)  # it holds every row in clear, as the database does
-        else:
-            self.drop_staging()
+        # Not sealed: the staging folder is left to the elected supervisor (`drop_staging`).
         litestream.write_config(self.files.config,
                                 litestream.config_text(self.files.db_path, self.values(),
                                                        staging))

@@ -86,14 +86,16 @@ class Sealer:
         self._stop = threading.Event()
         self._cutoff = None  # monotonic time after which the final sweep starts no upload
         self._threads = []
+        self._unlisted = False  # the staging listing was missing or empty (warned once)
 
     def local(self):
-        """The LTX files in the staging folder now (set of `LtxFile`)."""
+        """The LTX files in the staging folder now (set of `LtxFile`); None when its ``ltx``
+        folder is missing (the staging folder wiped, or not written yet)."""
         found = set()
         try:
             levels = list(os.scandir(self.staging / "ltx"))
         except FileNotFoundError:
-            return found
+            return None
         for level in levels:
             if not level.is_dir(follow_symlinks=False):
                 continue
@@ -143,12 +145,12 @@ class Sealer:
         return self._sweep_higher() or changed
 
     def _sweep_level0(self):
-        local = self.local()
+        local = self.local() or set()
         changed = self._prepare(local)
         return self._seal_all(LEVEL0, {f for f in local if f.level == 0}) or changed
 
     def _sweep_higher(self):
-        local = self.local()
+        local = self.local() or set()
         changed = self._prepare(local)
         changed |= self._seal_all(HIGHER, {f for f in local if f.level != 0})
         return self._mirror_deletions() or changed
@@ -183,15 +185,33 @@ class Sealer:
         return True
 
     def _mirror_deletions(self):
+        """Delete in the storage what Litestream deleted from the staging folder: never once
+        the stream is stopping (the final sweep only uploads), and never from a listing that
+        is missing or empty while the storage holds files (staging wiped, a disk glitch):
+        Litestream always keeps a snapshot, so that is never a compaction."""
+        if self._stop.is_set() or self._cutoff is not None:
+            return False
         now = self.clock()
         with self._mutex:
             # A held file is tried again once its lock has run out (never before).
             known = set(self._stamps) | {f for f, until in self._held.items() if until <= now}
         # Listed after: a file the level-0 thread sealed meanwhile is not taken for gone.
-        gone = known - self.local()
-        for item in sorted(gone):
+        local = self.local()
+        if not local:
+            if known and not self._unlisted:
+                log.warning("the point-in-time staging folder %s; the sealer mirrors no "
+                            "deletion until Litestream writes there again",
+                            "is missing" if local is None else "lists no file")
+            self._unlisted = bool(known)
+            return False
+        self._unlisted = False
+        changed = False
+        for item in sorted(known - local):
+            if self._stop.is_set():
+                break  # stopping meanwhile: the rest waits for the next start
             self._delete(item, now)
-        return bool(gone)
+            changed = True
+        return changed
 
     def _delete(self, item, now):
         if self.protection.no_delete:
@@ -248,6 +268,10 @@ class Sealer:
     def alive(self):
         """Whether every worker thread runs (False once one died, or after `stop`)."""
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
+    def ended(self):
+        """Whether no worker thread runs any more (after `stop`, or before `start`)."""
+        return not any(t.is_alive() for t in self._threads)
 
     def stop(self, timeout=STOP_TIMEOUT):
         """Seal what Litestream wrote last, within `timeout` s, then stop; True when the

@@ -1,7 +1,9 @@
 """The sealer against a real S3 (SeaweedFS) and a real folder: locks, held and kept deletions, the
 level-0 files a snapshot must not hold up, a bounded final sweep, leftovers, and what status and
 health say of it (a dead sealer, plaintext objects, an identity that cannot restore)."""
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ from tests.support.offsite_catalog import new_signer
 from tests.support.seaweed import SERVICE
 
 LEVEL0 = "ltx/0/0000000000000001-0000000000000001.ltx.age"
+SNAPSHOT = "ltx/9/0000000000000001-0000000000000001.ltx.age"
 
 
 class Clock:
@@ -84,11 +87,12 @@ def test_with_no_delete_nothing_is_deleted_and_status_counts_it(seaweed, tmp_pat
     storage = S3Storage(seaweed.client(SERVICE), bucket, "pitr")
     sealer = sealer_for(storage, tmp_path / "staging", protection=Protection(no_delete=True))
     first = write_ltx(tmp_path / "staging", 0, 1, 1, 1_000)
+    write_ltx(tmp_path / "staging", 9, 1, 1, 1_500)
     sealer.sweep()
     first.unlink()
     sealer.sweep()
-    assert [o.key for o in storage.list()] == [LEVEL0]
-    assert version_counts(seaweed, bucket) == {f"pitr/{LEVEL0}": 1}
+    assert [o.key for o in storage.list()] == [LEVEL0, SNAPSHOT]
+    assert version_counts(seaweed, bucket) == {f"pitr/{LEVEL0}": 1, f"pitr/{SNAPSHOT}": 1}
     state = sealer.state()
     assert (state["kept_remote"], state["no_delete"], state["held"]) == (1, True, 0)
 
@@ -207,25 +211,26 @@ def test_a_killed_runs_temporary_files_are_swept(tmp_path):
     assert not leftover.exists() and other.exists()
 
 
-def test_the_staging_folder_is_removed_once_sealing_is_off(make_mc):
+def test_only_the_elected_supervisor_drops_the_staging_folder(make_mc):
     mc = make_mc()
     mc.settings.update(sealed_settings(new_key()[1]), "test")
     engine = _engine(mc)
     engine.write_config()
     staging = engine.files.staging
     write_ltx(staging, 0, 1, 1, 1_000)  # rows in clear
-    # A replica that is a local folder needs no staging: writing its config removes it.
+    # Sealing turned off: the owner's sealer may still be sealing from the folder.
     mc.settings.update({"pitr.replica_url": "file:///srv/replica"}, "test")
     engine.write_config()
-    assert not staging.exists()
-    # Protection turned off: the supervisor's idle round removes it.
-    mc.settings.update({"pitr.replica_url": "s3://bucket/pitr"}, "test")
-    engine.write_config()
-    write_ltx(staging, 0, 1, 1, 1_000)
+    assert staging.exists()  # writing a config (any process, any time) never drops it
     mc.settings.update({"pitr.enabled": False}, "test")
     supervisor = Supervisor(mc, engine)
-    supervisor.start()
     try:
+        with FileLock(engine.files.election).hold(0) as elected:
+            assert elected  # another process owns the stream (its sealer, its child)
+            supervisor.start()
+            time.sleep(2.5)  # two idle rounds
+            assert staging.exists()
+        # Elected, with no sealer or child of its own running: its idle round drops it.
         assert wait_for(lambda: not staging.exists(), timeout=10)
     finally:
         assert supervisor.stop()
@@ -283,3 +288,49 @@ def test_the_engine_locks_the_stream_like_offsite_copies(make_mc, seaweed, locki
     sealer.report(sealer.state())
     refused = records[-1]["lock_refused"]
     assert refused is None if locking else "has no Object Lock" in refused
+
+
+@pytest.mark.parametrize("wipe", ["folder", "files"])
+def test_a_missing_or_empty_staging_listing_mirrors_no_deletion(tmp_path, wipe, caplog):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    write_ltx(staging, 0, 1, 1, 1_000)
+    write_ltx(staging, 9, 1, 1, 1_500)
+    sealer = sealer_for(storage, staging)
+    assert sealer.sweep()
+    keys = sorted(o.key for o in storage.list())
+    assert len(keys) == 2
+    # Staging wiped (or a disk glitch): the remote stream is not taken for compacted away.
+    if wipe == "folder":
+        shutil.rmtree(staging / "ltx")
+    else:
+        for path in staging.glob("ltx/*/*.ltx"):
+            path.unlink()
+    with caplog.at_level(logging.WARNING):
+        sealer.sweep()
+        sealer.sweep()
+    assert sorted(o.key for o in storage.list()) == keys
+    assert "mirrors no deletion" in caplog.text
+    assert caplog.text.count("mirrors no deletion") == 1  # said once, not every poll
+    assert sealer.state()["replica_txid"] == 1  # still known as sealed
+    # Litestream writes again: a real compaction is mirrored once more.
+    write_ltx(staging, 9, 1, 2, 2_000)
+    sealer.sweep()
+    assert sorted(o.key for o in storage.list()) == \
+        ["ltx/9/0000000000000001-0000000000000002.ltx.age"]
+
+
+def test_the_final_sweep_uploads_and_mirrors_no_deletion(tmp_path):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    first = write_ltx(staging, 0, 1, 1, 1_000)
+    write_ltx(staging, 9, 1, 1, 1_500)
+    sealer = sealer_for(storage, staging)
+    sealer.sweep()
+    assert sealer.stop(30)  # no thread running: the cutoff is set, the final sweep comes next
+    first.unlink()  # compacted away as the stream stops
+    write_ltx(staging, 0, 2, 2, 2_000)
+    sealer.sweep()
+    keys = [o.key for o in storage.list()]
+    assert "ltx/0/0000000000000002-0000000000000002.ltx.age" in keys  # uploads still go
+    assert LEVEL0 in keys  # no deletion once the stream is stopping
