@@ -23,7 +23,8 @@ import time
 from contextlib import ExitStack
 
 from mission_control import (URL, CopyDamaged, FileLock, MissingExtra, MissionControlError,
-                             Sealing, SettingDef, StreamTrust, describe_error, duration, hookimpl,
+                             Sealing, SettingDef, StreamTrust, bucket_lock, describe_error,
+                             duration, hookimpl,
                              open_storage, parse_identities, parse_ltx_name, parse_recipients,
                              read_ltx_timestamp,
                              restore_sealed)
@@ -162,16 +163,15 @@ class Engine:
             self._offsite_s3("lock_days", 0), self._offsite_s3("no_delete", False)
         # Asked once per start: a bucket cannot lose Object Lock once it has it.
         refused = None
-        if mode:
-            try:
-                if not storage.lock_enabled():
-                    refused = f"offsite.s3.lock_mode is {mode} but the stream's bucket has no " \
-                              "Object Lock: its files are uploaded unlocked"
-            except Exception as exc:  # noqa: BLE001 - no permission to ask, say
+        if mode:  # the settings' own check (`bucket_lock`), on the stream's bucket
+            enabled, why = bucket_lock(storage)
+            if enabled is False:
+                refused = f"offsite.s3.lock_mode is {mode} but the stream's bucket has no " \
+                          "Object Lock: its files are uploaded unlocked"
+            elif enabled is None:
                 # Locked puts would fail as well; the reason is logged, not put in the
                 # warning (health is open to the metrics token: no bucket names there).
-                log.warning("cannot tell whether the stream's bucket has Object Lock: %s",
-                            describe_error(exc))
+                log.warning("cannot tell whether the stream's bucket has Object Lock: %s", why)
                 refused = (f"offsite.s3.lock_mode is {mode} but whether the stream's bucket "
                            "has Object Lock cannot be told (see the log): its files are "
                            "uploaded unlocked")

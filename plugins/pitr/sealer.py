@@ -10,6 +10,7 @@ recovery point), so a big snapshot upload on the other (higher levels, deletions
 them up. Nothing it uploads is plaintext, and a file whose sealing fails is not uploaded at all
 (tried again after a pause).
 """
+import heapq
 import logging
 import os
 import secrets
@@ -78,6 +79,8 @@ class Sealer:
         self.died = None  # why a worker thread ended other than by `stop`
         self._stamps = None  # LtxFile -> timestamp (ms) of each file the storage holds sealed
         self._held = {}  # LtxFile -> unix s: deleted here, its delete refused by a lock until then
+        self._dates = []  # heap of (until, LtxFile) of `_held`: the next one due on top
+        self._due = set()  # held files whose date has come: tried again until handled
         self._kept = set()  # deleted here, left in the storage (no_delete)
         self._plaintext = 0  # plaintext .ltx objects under the prefix (an unsealed setup's)
         self._errors = {}  # worker -> its last error
@@ -194,7 +197,12 @@ class Sealer:
         now = self.clock()
         with self._mutex:
             # A held file is tried again once its lock has run out (never before).
-            known = set(self._stamps) | {f for f, until in self._held.items() if until <= now}
+            # Only the heap's top is looked at: thousands of held files cost nothing per poll.
+            while self._dates and self._dates[0][0] <= now:
+                until, item = heapq.heappop(self._dates)
+                if self._held.get(item) == until:
+                    self._due.add(item)
+            known = set(self._stamps) | self._due
         # Listed after: a file the level-0 thread sealed meanwhile is not taken for gone.
         local = self.local()
         if not local:
@@ -234,9 +242,11 @@ class Sealer:
         with self._mutex:
             self._stamps.pop(item, None)
             self._held.pop(item, None)
+            self._due.discard(item)
             if until is not None:
                 log.info("%s is held by the bucket's lock; left in place", item.key)
                 self._held[item] = until
+                heapq.heappush(self._dates, (until, item))
             if kept:
                 self._kept.add(item)
 
@@ -244,7 +254,13 @@ class Sealer:
         """What the storage holds (the window), the last error and what is left there."""
         with self._mutex:
             stamps = dict(self._stamps or {})
-            held = list(self._held.values())
+            held = len(self._held)
+            # The top of the heap is the earliest date (entries left over from files no longer
+            # held are skipped).
+            while self._dates and self._held.get(self._dates[0][1]) != self._dates[0][0]:
+                heapq.heappop(self._dates)
+            dates = [self._held[f] for f in self._due if f in self._held]
+            first = min(dates + [d for d, _ in self._dates[:1]], default=None)
             kept = len(self._kept)
         errors = [e for e in (self._errors.get(w) for w in (LEVEL0, HIGHER, "report")) if e]
         return {**stream_window(stamps),
@@ -252,7 +268,7 @@ class Sealer:
                 "error": errors[0] if errors else None,
                 "lock": self.protection.lock_mode or None,
                 "no_delete": self.protection.no_delete,
-                "held": len(held), "held_until": int(min(held) * 1000) if held else None,
+                "held": held, "held_until": int(first * 1000) if first is not None else None,
                 "kept_remote": kept, "plaintext_objects": self._plaintext,
                 "unsealed": sum(self._unsealed.values())}
 

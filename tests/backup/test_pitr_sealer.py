@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from mission_control import FileLock, FolderStorage, S3Storage, Sealing
+from mission_control import (FileLock, FolderStorage, ObjectHeld, S3Storage, Sealing,
+                             bucket_lock)
 from mission_control.builtins.pitr import _engine, litestream
 from mission_control.builtins.pitr.sealer import DAY, Protection, Sealer
 from mission_control.builtins.pitr.supervisor import Supervisor, read_state, write_state
@@ -334,3 +335,70 @@ def test_the_final_sweep_uploads_and_mirrors_no_deletion(tmp_path):
     keys = [o.key for o in storage.list()]
     assert "ltx/0/0000000000000002-0000000000000002.ltx.age" in keys  # uploads still go
     assert LEVEL0 in keys  # no deletion once the stream is stopping
+
+
+@pytest.mark.slow
+def test_the_stream_asks_the_bucket_lock_as_the_settings_do(make_mc, seaweed, caplog):
+    client = seaweed.client(SERVICE)
+    assert bucket_lock(S3Storage(client, seaweed.bucket(lock=True), "p")) == (True, None)
+    assert bucket_lock(S3Storage(client, seaweed.bucket(lock=False), "p")) == (False, None)
+    enabled, why = bucket_lock(S3Storage(client, "no-such-bucket-here", "p"))
+    assert enabled is None and "NoSuchBucket" in why
+    mc = make_mc()
+    mc.settings.update({**sealed_settings(new_key()[1]),
+                        "pitr.replica_url": "s3://no-such-bucket-here/p",
+                        "pitr.s3_endpoint": seaweed.url, "pitr.s3_region": "us-east-1",
+                        "pitr.s3_access_key_id": SERVICE[0],
+                        "pitr.s3_secret_access_key": SERVICE[1],
+                        "offsite.s3.lock_mode": "GOVERNANCE"}, "test")
+    records = []
+    with caplog.at_level(logging.WARNING):
+        sealer = _engine(mc).sealer(records.append)
+    sealer.report(sealer.state())
+    assert sealer.protection.lock_mode == ""
+    assert "cannot be told (see the log)" in records[-1]["lock_refused"]
+    assert "no-such-bucket-here" not in records[-1]["lock_refused"]  # health shows it
+    assert why in caplog.text  # the same reason as the settings give
+
+
+class Refusing(FolderStorage):
+    """A folder whose objects are locked until a date per key (as a bucket's lock refuses)."""
+
+    def __init__(self, root, until):
+        super().__init__(root)
+        self.until = until  # key -> unix s
+
+    def delete(self, key):
+        if key in self.until:
+            raise ObjectHeld(key, self.until[key])
+        super().delete(key)
+
+
+def test_held_deletions_come_due_by_date_earliest_first(tmp_path):
+    (tmp_path / "replica").mkdir()
+    clock = Clock()
+    storage = Refusing(tmp_path / "replica", {})
+    staging = tmp_path / "staging"
+    write_ltx(staging, 9, 1, 1, 1_000)
+    files = [write_ltx(staging, 0, n, n, 1_000 + n) for n in range(2, 102)]
+    sealer = sealer_for(storage, staging, clock=clock)
+    sealer.sweep()
+    # Each level-0 file locked one more minute than the last, in reverse order of names.
+    for n, path in enumerate(files):
+        storage.until[f"ltx/0/{path.name}.age"] = clock.now + 60 * (len(files) - n)
+        path.unlink()
+    sealer.sweep()
+    state = sealer.state()
+    assert state["held"] == 100 and state["held_until"] == int((clock.now + 60) * 1000)
+    storage.until.clear()  # the locks run out; each is tried again only once its date comes
+    clock.now += 60 * 10 + 1
+    sealer.sweep()
+    state = sealer.state()
+    assert state["held"] == 90
+    assert state["held_until"] == int((clock.now - 10 * 60 - 1 + 11 * 60) * 1000)
+    remaining = {o.key for o in storage.list()}
+    assert f"ltx/0/{files[-1].name}.age" not in remaining  # the earliest date went first
+    assert f"ltx/0/{files[0].name}.age" in remaining
+    clock.now += 100 * 60
+    sealer.sweep()
+    assert sealer.state()["held"] == 0 and len(storage.list()) == 1
