@@ -314,8 +314,9 @@ class Engine:
         return sealing, "; ".join(warnings) or None
 
     def restore_to(self, at_ms, dest):
-        """Write the database as of `at_ms` to `dest`; for a sealed stream, the moment (unix ms)
-        the copy actually holds, else True."""
+        """Write the database as of `at_ms` to `dest`; for a sealed stream `{"restored_to",
+        "skipped"}` (the moment, unix ms, the copy actually holds, and the files gone around),
+        else True."""
         binary = self.binary()
         if binary is None:
             raise PitrUnavailable("Point-in-time restore is not installed")
@@ -352,7 +353,8 @@ class Engine:
         for key, reason in sorted(skipped.items()):
             log.warning("restore: skipped %s of the point-in-time stream: %s", key, reason)
         os.chmod(dest, 0o600)
-        return moment
+        return {"restored_to": moment,
+                "skipped": [{"key": k, "reason": r} for k, r in sorted(skipped.items())]}
 
     def unsealed_before(self, at_ms):
         """The highest transaction id of a level-0 file in the staging folder written before
