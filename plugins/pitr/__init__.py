@@ -54,7 +54,8 @@ NO_RECIPIENT = ("no age recipient to seal it to: set pitr.age_recipients (or an 
 NOTHING_SEALED = {"earliest": None, "latest": None, "replica_txid": None, "error": None}
 #: `sealing` in the status: what the sealer last recorded of it (see `Sealer.state`).
 SEALING_FIELDS = {"lock": None, "no_delete": False, "held": 0, "held_until": None,
-                  "kept_remote": 0, "unsealed": 0, "plaintext_objects": 0}
+                  "kept_remote": 0, "unsealed": 0, "plaintext_objects": 0, "resealed": 0,
+                  "mismatched": 0}
 
 
 def _importable(module):
@@ -306,6 +307,9 @@ class Engine:
             warnings.append(f"{sealing['plaintext_objects']} plaintext .ltx object(s) from an "
                             "unsealed setup are under the replica's prefix (left in place: "
                             "delete them)")
+        if sealing["mismatched"]:
+            warnings.append(f"{sealing['mismatched']} object(s) of the stream are not what was "
+                            "sealed (their size) and could not be replaced (see the log)")
         if found.get("lock_refused"):
             warnings.append(found["lock_refused"])
         restore_problem = self.restore_problem()

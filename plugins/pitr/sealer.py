@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from mission_control import (Lock, ObjectHeld, describe_error, open_private, parse_ltx_name,
-                             read_ltx_timestamp, remove_files, sealed_files, stream_window)
+                             read_ltx_timestamp, remove_files, stream_window)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ STOP_TIMEOUT = 20.0
 #: The part of a stop budget kept for an upload already under way when it runs out.
 STOP_MARGIN = 5.0
 TMP_PREFIX = ".seal-"
+#: In the staging folder: `<key> <size>` of each sealed object uploaded, checked at start.
+LEDGER = ".sealed-sizes"
 LEVEL0, HIGHER = "level-0", "higher levels"
 
 
@@ -90,6 +92,9 @@ class Sealer:
         self._cutoff = None  # monotonic time after which the final sweep starts no upload
         self._threads = []
         self._unlisted = False  # the staging listing was missing or empty (warned once)
+        self._resealing = set()  # found at start not as sealed (their size): to seal again
+        self._resealed = 0  # of those, sealed and uploaded again
+        self._mismatched = set()  # of those, left as they are (the storage never replaces)
 
     def local(self):
         """The LTX files in the staging folder now (set of `LtxFile`); None when its ``ltx``
@@ -117,15 +122,63 @@ class Sealer:
             if self._stamps is not None:
                 return False
             self._sweep_leftovers()
+            listed = self.storage.list("ltx/")
+            remote = {}
+            for obj in listed:
+                item = _sealed_item(obj.key)
+                if item is not None:
+                    remote[item] = obj.size
+            sizes = {f: n for f, n in self._read_ledger().items() if f in local}
             stamps = {}
-            for item in set(sealed_files(self.storage)) & local:
+            for item in set(remote) & local:
+                if item in sizes and sizes[item] != remote[item]:
+                    # Not what was sealed (truncated, overwritten): sealed and uploaded again.
+                    log.warning("%s in the point-in-time replica is %d bytes, %d were sealed: "
+                                "sealing it again", item.key, remote[item], sizes[item])
+                    self._resealing.add(item)
+                    continue
                 try:
                     stamps[item] = read_ltx_timestamp(item.path_in(self.staging), item)
                 except FileNotFoundError:
                     pass
-            self._plaintext = sum(1 for o in self.storage.list("ltx/") if _plaintext(o.key))
+            self._plaintext = sum(1 for o in listed if _plaintext(o.key))
+            self._write_ledger(sizes)
             self._stamps = stamps
             return True
+
+    def _read_ledger(self):
+        """`{LtxFile: size}` of the sealed objects uploaded from this staging folder."""
+        try:
+            text = (self.staging / LEDGER).read_text(encoding="ascii", errors="replace")
+        except FileNotFoundError:
+            return {}
+        sizes = {}
+        for line in text.splitlines():
+            key, _, size = line.partition(" ")
+            item = _sealed_item(key)
+            if item is not None and size.isdigit():
+                sizes[item] = int(size)
+        return sizes
+
+    def _write_ledger(self, sizes):
+        """Keep only the ledger lines of files still in the staging folder (at start)."""
+        if not self.staging.is_dir():
+            return
+        tmp = self.staging / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
+        try:
+            with open_private(tmp) as out:
+                out.write("".join(f"{f.key} {n}\n" for f, n in sorted(sizes.items())).encode())
+            os.replace(tmp, self.staging / LEDGER)
+        finally:
+            remove_files(tmp)
+
+    def _record_size(self, item, size):
+        """Append what was uploaded for `item` to the ledger (the next start checks it)."""
+        fd = os.open(self.staging / LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, f"{item.key} {size}\n".encode())
+        finally:
+            os.close(fd)
 
     def _sweep_leftovers(self):
         """Remove the `.seal-*.tmp` files a killed run left (ours: regular, owned by us)."""
@@ -173,18 +226,35 @@ class Sealer:
     def _seal(self, item):
         source = item.path_in(self.staging)
         tmp = self.staging / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
+        again = item in self._resealing
         try:
             stamp = read_ltx_timestamp(source, item)
             with open_private(tmp) as out:
                 self.codec.seal(item, source, out)
+            size = os.path.getsize(tmp)
             self.storage.put(item.key, tmp, lock=self.protection.lock(self.clock()))
         except FileNotFoundError:
             return False  # compacted away before it was sealed: nothing to keep
+        except FileExistsError:
+            if not again:
+                raise
+            # A storage that never replaces an object (a folder): reported, left as it is.
+            log.error("%s in the point-in-time replica is not what was sealed and cannot be "
+                      "replaced", item.key)
+            with self._mutex:
+                self._resealing.discard(item)
+                self._mismatched.add(item)
+                self._stamps[item] = stamp
+            return True
         finally:
             remove_files(tmp)
         with self._mutex:
+            self._record_size(item, size)
             self._stamps[item] = stamp
             self.uploads += 1
+            if again:
+                self._resealing.discard(item)
+                self._resealed += 1
         return True
 
     def _mirror_deletions(self):
@@ -270,6 +340,7 @@ class Sealer:
                 "no_delete": self.protection.no_delete,
                 "held": held, "held_until": int(first * 1000) if first is not None else None,
                 "kept_remote": kept, "plaintext_objects": self._plaintext,
+                "resealed": self._resealed, "mismatched": len(self._mismatched),
                 "unsealed": sum(self._unsealed.values())}
 
     def start(self):
@@ -348,6 +419,15 @@ class Sealer:
                 self._report()
             if stopping:
                 return
+
+
+def _sealed_item(key):
+    """The `LtxFile` a sealed object's key (``ltx/<level>/<name>.ltx.age``) names, or None."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] != "ltx" or not parts[1].isdigit() or \
+            not parts[2].endswith(".age"):
+        return None
+    return parse_ltx_name(parts[1], parts[2][:-len(".age")])
 
 
 def _plaintext(key):

@@ -402,3 +402,44 @@ def test_held_deletions_come_due_by_date_earliest_first(tmp_path):
     clock.now += 100 * 60
     sealer.sweep()
     assert sealer.state()["held"] == 0 and len(storage.list()) == 1
+
+
+@pytest.mark.slow
+def test_at_start_an_object_not_as_sealed_is_sealed_again(seaweed, tmp_path, caplog):
+    bucket = seaweed.bucket(lock=False, versioned=True)
+    storage = S3Storage(seaweed.client(SERVICE), bucket, "pitr")
+    staging = tmp_path / "staging"
+    write_ltx(staging, 0, 1, 1, 1_000)
+    write_ltx(staging, 9, 1, 1, 1_500)
+    sealer_for(storage, staging).sweep()
+    sizes = {o.key: o.size for o in storage.list()}
+    # While the service was down: one object truncated (a damaged or replaced upload).
+    storage.put_bytes(LEVEL0, b"age-encryption.org/v1\n-> cut short")
+    records = []
+    again = sealer_for(storage, staging, report=records.append)
+    with caplog.at_level(logging.WARNING):
+        again.sweep()
+    now = {o.key: o.size for o in storage.list()}
+    assert now[SNAPSHOT] == sizes[SNAPSHOT] and now[LEVEL0] > 100  # a whole sealed file
+    assert again.uploads == 1  # that one only: the snapshot is as it was sealed
+    with storage.open(LEVEL0) as f:
+        assert f.read(len(b"age-encryption.org/v1")) == b"age-encryption.org/v1"
+    assert "sealing it again" in caplog.text and LEVEL0 in caplog.text
+    assert (again.state()["resealed"], again.state()["mismatched"]) == (1, 0)
+    third = sealer_for(storage, staging)
+    third.sweep()  # as sealed now: nothing again
+    assert third.uploads == 0
+
+
+def test_an_object_not_as_sealed_that_cannot_be_replaced_is_reported(tmp_path):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    write_ltx(staging, 0, 1, 1, 1_000)
+    write_ltx(staging, 9, 1, 1, 1_500)
+    sealer_for(storage, staging).sweep()
+    (tmp_path / "replica" / LEVEL0).write_bytes(b"cut short")
+    again = sealer_for(storage, staging)
+    again.sweep()
+    assert (again.state()["resealed"], again.state()["mismatched"]) == (0, 1)
+    assert again.state()["error"] is None  # reported, not failed in a loop
+    assert (tmp_path / "replica" / LEVEL0).read_bytes() == b"cut short"  # never replaced
