@@ -36,6 +36,8 @@ STOP_MARGIN = 5.0
 TMP_PREFIX = ".seal-"
 #: In the staging folder: `<key> <size>` of each sealed object uploaded, checked at start.
 LEDGER = ".sealed-sizes"
+#: The ledger is rewritten once it holds this many lines more than twice the files it records.
+LEDGER_SLACK = 64
 LEVEL0, HIGHER = "level-0", "higher levels"
 
 
@@ -95,6 +97,8 @@ class Sealer:
         self._resealing = set()  # found at start not as sealed (their size): to seal again
         self._resealed = 0  # of those, sealed and uploaded again
         self._mismatched = set()  # of those, left as they are (the storage never replaces)
+        self._sizes = {}  # LtxFile -> size of the sealed object uploaded (the ledger's content)
+        self._ledger_lines = 0  # lines in the ledger file (appended since its last rewrite)
 
     def local(self):
         """The LTX files in the staging folder now (set of `LtxFile`); None when its ``ltx``
@@ -142,7 +146,8 @@ class Sealer:
                 except FileNotFoundError:
                     pass
             self._plaintext = sum(1 for o in listed if _plaintext(o.key))
-            self._write_ledger(sizes)
+            self._sizes = {f: n for f, n in sizes.items() if f in stamps}
+            self._write_ledger()
             self._stamps = stamps
             return True
 
@@ -160,17 +165,20 @@ class Sealer:
                 sizes[item] = int(size)
         return sizes
 
-    def _write_ledger(self, sizes):
-        """Keep only the ledger lines of files still in the staging folder (at start)."""
+    def _write_ledger(self):
+        """Rewrite the ledger with the sizes of the files the storage holds sealed now (at
+        start, and once appended lines outnumber them: it does not grow without bound)."""
         if not self.staging.is_dir():
             return
         tmp = self.staging / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
         try:
             with open_private(tmp) as out:
-                out.write("".join(f"{f.key} {n}\n" for f, n in sorted(sizes.items())).encode())
+                out.write("".join(f"{f.key} {n}\n"
+                                  for f, n in sorted(self._sizes.items())).encode())
             os.replace(tmp, self.staging / LEDGER)
         finally:
             remove_files(tmp)
+        self._ledger_lines = len(self._sizes)
 
     def _record_size(self, item, size):
         """Append what was uploaded for `item` to the ledger (the next start checks it)."""
@@ -179,6 +187,10 @@ class Sealer:
             os.write(fd, f"{item.key} {size}\n".encode())
         finally:
             os.close(fd)
+        self._sizes[item] = size
+        self._ledger_lines += 1
+        if self._ledger_lines > 2 * len(self._sizes) + LEDGER_SLACK:
+            self._write_ledger()
 
     def _sweep_leftovers(self):
         """Remove the `.seal-*.tmp` files a killed run left (ours: regular, owned by us)."""
@@ -311,6 +323,7 @@ class Sealer:
     def _forget(self, item, until=None, kept=False):
         with self._mutex:
             self._stamps.pop(item, None)
+            self._sizes.pop(item, None)
             self._held.pop(item, None)
             self._due.discard(item)
             if until is not None:

@@ -443,3 +443,18 @@ def test_an_object_not_as_sealed_that_cannot_be_replaced_is_reported(tmp_path):
     assert (again.state()["resealed"], again.state()["mismatched"]) == (0, 1)
     assert again.state()["error"] is None  # reported, not failed in a loop
     assert (tmp_path / "replica" / LEVEL0).read_bytes() == b"cut short"  # never replaced
+
+
+def test_the_ledger_of_sealed_sizes_does_not_grow_without_bound(tmp_path):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    write_ltx(staging, 9, 1, 1, 1_000)
+    sealer = sealer_for(storage, staging)
+    for n in range(2, 302):  # Litestream writes a file each second and compacts them away
+        path = write_ltx(staging, 0, n, n, 1_000 + n)
+        sealer.sweep()
+        path.unlink()
+    sealer.sweep()
+    lines = (staging / ".sealed-sizes").read_text().splitlines()
+    assert len(storage.list()) == 1 and len(lines) < 100
+    assert any(line.startswith(f"{SNAPSHOT} ") for line in lines)
