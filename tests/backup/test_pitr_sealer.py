@@ -458,3 +458,15 @@ def test_the_ledger_of_sealed_sizes_does_not_grow_without_bound(tmp_path):
     lines = (staging / ".sealed-sizes").read_text().splitlines()
     assert len(storage.list()) == 1 and len(lines) < 100
     assert any(line.startswith(f"{SNAPSHOT} ") for line in lines)
+
+
+def test_status_warns_of_objects_not_as_sealed(make_mc):
+    mc = make_mc()
+    mc.settings.update(sealed_settings(new_key()[1]), "test")
+    engine = _engine(mc)
+    record = {"earliest": 1, "latest": 2, "replica": "s3://bucket/pitr", "error": None,
+              "replica_txid": 1, "resealed": 2, "mismatched": 1}
+    write_state(engine.files, sealed_stream=record)
+    state = logged_in_client(mc).get("/api/backup/pitr").json
+    assert (state["sealing"]["resealed"], state["sealing"]["mismatched"]) == (2, 1)
+    assert "1 object(s) of the stream are not what was sealed" in state["seal_warning"]
