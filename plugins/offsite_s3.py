@@ -17,8 +17,8 @@ lock of the copies it keeps. With ``offsite.s3.no_delete`` the service never del
 the bucket's lifecycle rules expire old copies (docs/offsite.md).
 """
 from mission_control import (URL, Codec, OffsitePolicy, S3Storage, SettingDef, StorageTarget,
-                             codec_settings, describe_error, hookimpl, make_s3_client,
-                             send_offsite)
+                             bucket_lock, codec_settings, describe_error, hookimpl,
+                             make_s3_client, send_offsite)
 
 TARGET = "s3"
 MB = 1024 * 1024
@@ -145,10 +145,12 @@ def check_settings(mc, settings, changed):
         return None
     bucket = configured_bucket(settings)
     try:
-        enabled = make_storage(mc, settings, changed).lock_enabled()
-    except Exception as exc:  # noqa: BLE001 - boto3 missing, no such bucket, unreachable, ...
+        enabled, why = bucket_lock(make_storage(mc, settings, changed))
+    except Exception as exc:  # noqa: BLE001 - boto3 missing, a client that cannot be made
+        enabled, why = None, describe_error(exc)
+    if enabled is None:
         return [f"offsite.s3.lock_mode: cannot tell whether bucket {bucket} has Object Lock "
-                f"(GetObjectLockConfiguration): {describe_error(exc)}"]
+                f"(GetObjectLockConfiguration): {why}"]
     if not enabled:
         return [f"offsite.s3.lock_mode: bucket {bucket} does not have Object Lock enabled "
                 "(GetObjectLockConfiguration), so its copies cannot be locked; create a bucket "

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from ..errors import describe_error
 from ..files import fsync_dir, remove_files
 
 TEMP_PREFIX = ".mc-offsite-"
@@ -179,6 +180,16 @@ class FolderStorage:
 
     def versioning_enabled(self):
         return False
+
+
+def bucket_lock(storage):
+    """Whether the bucket of `storage` has Object Lock, as the settings check it (one check for
+    ``offsite.s3.lock_mode`` and for the sealed stream): `(True, None)`, `(False, None)`, or
+    `(None, why)` when it cannot be told (no permission, no such bucket, unreachable)."""
+    try:
+        return bool(storage.lock_enabled()), None
+    except Exception as exc:  # noqa: BLE001 - boto3 missing, no such bucket, unreachable, ...
+        return None, describe_error(exc)
 
 
 def _error_code(exc):

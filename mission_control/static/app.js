@@ -387,7 +387,9 @@ async function restoreClosed() {
     const safety = r.safety_backup ? ` The data it replaced is in ${r.safety_backup.name}.` : "";
     const held = r.restored && r.restored.restored_to && r.restored.restored_to !== r.restored.timestamp
       ? ` The data is from ${r.restored.restored_to}, the last moment the stream kept before it.` : "";
-    const text = `Restored ${name}.${held}${safety}${keptText(r.kept_settings, keepSettings)}`;
+    const gone = r.restored && r.restored.skipped && r.restored.skipped.length
+      ? ` ${r.restored.skipped.length} file(s) of the stream could not be read and were gone around (named in the audit log).` : "";
+    const text = `Restored ${name}.${held}${gone}${safety}${keptText(r.kept_settings, keepSettings)}`;
     if (r.session && r.session.logged_in === false) {
       showLogin(`${text} ${r.session.message || "Please log in again."}`);
       return;

@@ -80,6 +80,7 @@ class Supervisor:
         self._check_soon = threading.Event()
         self._state_lock = threading.Lock()  # the log reader writes the state file too
         self._deadline = None  # monotonic time by which `stop` must be done
+        self._lingering = None  # a sealer whose `stop` timed out (its threads may still run)
 
     def _state(self, **changes):
         with self._state_lock:
@@ -141,7 +142,9 @@ class Supervisor:
         election = FileLock(self.engine.files.election)
         while not self._stopping.is_set():
             if not self.engine.wanted():
-                self.engine.drop_staging()
+                with election.hold(0) as elected:
+                    if elected:  # no sealer nor child runs anywhere: nothing reads the folder
+                        self._drop_staging()
                 self._stopping.wait(1.0)
                 continue
             with election.hold(0) as elected:
@@ -164,6 +167,8 @@ class Supervisor:
             sealer = proc = None
             with pause.hold(0) as free:
                 if free:
+                    if not self.engine.sealed():
+                        self._drop_staging()  # elected, and the last sealer stopped
                     sealer = self._start_sealer()
                     ready = sealer is not None or not self.engine.sealed()
                     proc = self._spawn() if ready else None
@@ -175,8 +180,16 @@ class Supervisor:
                     continue
                 backoff = self._watch(proc, pause, backoff, sealer)
             finally:
-                if sealer is not None:
-                    sealer.stop(self._seal_budget())
+                if sealer is not None and not sealer.stop(self._seal_budget()):
+                    self._lingering = sealer
+
+    def _drop_staging(self):
+        """Drop the staging folder (`Engine.drop_staging`) when wanted; called holding the
+        election lock, and never while a sealer of ours that did not stop in time still runs."""
+        if self._lingering is not None and not self._lingering.ended():
+            return
+        self._lingering = None
+        self.engine.drop_staging()
 
     def _seal_budget(self):
         """How long the sealer's final sweep may take: what is left of `stop`'s timeout."""
