@@ -90,7 +90,7 @@ def retain(mc, target, just_made):
     :return: a `Kept`.
     """
     storage, policy, now = target.storage, target.policy, mc.clock()
-    objects = storage.list()
+    objects = storage.list()  # from `now`: what another send records later is not in it
     keys = {o.key for o in objects}
     result, changed, heads = Kept(), [], {}
     copies = sorted((o.key for o in objects if REMOTE_PATTERN.match(o.key) and (
@@ -99,7 +99,7 @@ def retain(mc, target, just_made):
     for name in sorted(changed):
         newer = sum(1 for copy in copies if copy > name)
         (result.changed if newer < policy.keep else result.changed_past_keep).append(name)
-    result.missing = _missing(mc, target, objects, keys)
+    result.missing = _missing(mc, target, objects, keys, now)
     for name in kept:
         renewing = False
         if any(side in keys for side in side_keys(name)[1:]):
@@ -140,14 +140,19 @@ def retain(mc, target, just_made):
     return result
 
 
-def _missing(mc, target, objects, keys):
+def _missing(mc, target, objects, keys, listed_at):
     """The copies among the newest ``keep`` this service recorded at the target's location,
     and did not prune, that are not there. Copies recorded before locations were are placed
-    where they are found first; those not found stay unplaced (they may be elsewhere)."""
+    where they are found first; those not found stay unplaced (they may be elsewhere).
+
+    Only copies recorded before the second the listing began (`listed_at`) are judged: a send
+    to the same target can overlap this one (``post_backup`` runs outside the backup lock)
+    and record its copy after `objects` was read; it is judged on the next run."""
     mc.offsite.place(target.name, [o.key for o in objects if REMOTE_PATTERN.match(o.key)],
                      target.location)
     return sorted(name for name in mc.offsite.newest_recorded(
-        target.name, target.location, target.policy.keep) if name not in keys)
+        target.name, target.location, target.policy.keep, recorded_before=listed_at)
+        if name not in keys)
 
 
 def _renewal_pending(mc, target, name):
