@@ -90,7 +90,7 @@ def retain(mc, target, just_made):
     :return: a `Kept`.
     """
     storage, policy, now = target.storage, target.policy, mc.clock()
-    objects = storage.list()
+    objects = storage.list()  # from `now`: what another send records later is not in it
     keys = {o.key for o in objects}
     result, changed, heads = Kept(), [], {}
     copies = sorted((o.key for o in objects if REMOTE_PATTERN.match(o.key) and (
@@ -99,7 +99,7 @@ def retain(mc, target, just_made):
     for name in sorted(changed):
         newer = sum(1 for copy in copies if copy > name)
         (result.changed if newer < policy.keep else result.changed_past_keep).append(name)
-    result.missing = _missing(mc, target, objects, keys)
+    result.missing = _missing(mc, target, objects, keys, now)
     for name in kept:
         renewing = False
         if any(side in keys for side in side_keys(name)[1:]):
@@ -135,19 +135,25 @@ def retain(mc, target, just_made):
         result.pruned.append(name)
     if policy.lock_mode:
         # A changed or deleted copy's own versions still hold what was uploaded (and the
-        # evidence): their locks are kept running too.
-        _extend(mc, target, kept + sorted(result.changed + result.missing), now, result)
+        # evidence): their locks are kept running too. A deleted one gets no new catalog entry.
+        _extend(mc, target, kept + sorted(result.changed + result.missing), now, result,
+                gone=result.missing)
     return result
 
 
-def _missing(mc, target, objects, keys):
+def _missing(mc, target, objects, keys, listed_at):
     """The copies among the newest ``keep`` this service recorded at the target's location,
     and did not prune, that are not there. Copies recorded before locations were are placed
-    where they are found first; those not found stay unplaced (they may be elsewhere)."""
+    where they are found first; those not found stay unplaced (they may be elsewhere).
+
+    Only copies recorded before the second the listing began (`listed_at`) are judged: a send
+    to the same target can overlap this one (``post_backup`` runs outside the backup lock)
+    and record its copy after `objects` was read; it is judged on the next run."""
     mc.offsite.place(target.name, [o.key for o in objects if REMOTE_PATTERN.match(o.key)],
                      target.location)
     return sorted(name for name in mc.offsite.newest_recorded(
-        target.name, target.location, target.policy.keep) if name not in keys)
+        target.name, target.location, target.policy.keep, recorded_before=listed_at)
+        if name not in keys)
 
 
 def _renewal_pending(mc, target, name):
@@ -207,9 +213,11 @@ def _shape(mc, target, name, record):
         remove_files(path)
 
 
-def _extend(mc, target, kept, now, result):
+def _extend(mc, target, kept, now, result, gone=()):
     """Move the locks of the kept copies' own versions (never a later version someone wrote
-    over them) to ``lock_days`` from now, each in the mode it already has."""
+    over them) to ``lock_days`` from now, each in the mode it already has. For the copies in
+    `gone` (deleted by someone else) only versions that are found are extended: no catalog
+    entry is written for them."""
     storage, policy = target.storage, target.policy
     wanted = now + policy.lock_days * DAY
     for name in kept:
@@ -218,7 +226,8 @@ def _extend(mc, target, kept, now, result):
             continue  # sent within the last day: its upload lock is still good enough
         versions, manifest = mc.offsite.copy_objects(target.name, name)
         if versions is None:
-            versions = _recorded_versions(mc, target, name, record, manifest, result)
+            versions = _recorded_versions(mc, target, name, record, manifest, result,
+                                          entry=name not in gone)
         touched = False
         for key, version in sorted(versions.items()):
             found = storage.head(key, version)
@@ -232,12 +241,13 @@ def _extend(mc, target, kept, now, result):
             result.extended.append(name)
 
 
-def _recorded_versions(mc, target, name, record, manifest, result):
+def _recorded_versions(mc, target, name, record, manifest, result, entry=True):
     """`{key: version_id}` of a copy uploaded before versions were recorded, remembered now.
 
     The copy's version is the one whose SHA-256 is the recorded one, the manifest's the one
     holding the manifest kept here; the catalog entry cannot be told from a planted one
-    without the age identity, so a new one is written (and its version recorded).
+    without the age identity, so a new one is written (and its version recorded) when
+    `entry` says so: never for a copy someone deleted (an entry for a copy that is gone).
     """
     storage, found = target.storage, {}
     wanted = {name: record["sha256"]}
@@ -252,7 +262,8 @@ def _recorded_versions(mc, target, name, record, manifest, result):
                     storage, key, version.version_id)) == digest:
                 found[key] = version.version_id
                 break
-    found.update(version_ids(_write_entry(mc, target, name, result, renewing=True)))
+    if entry:
+        found.update(version_ids(_write_entry(mc, target, name, result, renewing=True)))
     mc.offsite.set_versions(target.name, name, found)
     return found
 

@@ -113,13 +113,19 @@ class OffsiteResults:
                  manifest.decode() if isinstance(manifest, bytes) else manifest,
                  location, etag))
 
-    def newest_recorded(self, target, location, count):
+    def newest_recorded(self, target, location, count, recorded_before=None):
         """The remote names of the newest `count` copies recorded as sent to `target` at
-        `location` and not pruned here, newest first (names sort by time)."""
-        return [row["remote_name"] for row in self._db.query(
-            "SELECT remote_name FROM offsite_copies WHERE target = ? AND location = ?"
-            " AND pruned_at IS NULL ORDER BY remote_name DESC LIMIT ?",
-            (target, location, int(count)))]
+        `location` and not pruned here, newest first (names sort by time).
+
+        :param recorded_before: unix seconds: of those, leave out any recorded in that second
+            or later (a copy another send recorded after the caller listed the target).
+        """
+        rows = self._db.query(
+            "SELECT remote_name, created_at FROM offsite_copies WHERE target = ? AND"
+            " location = ? AND pruned_at IS NULL ORDER BY remote_name DESC LIMIT ?",
+            (target, location, int(count)))
+        return [row["remote_name"] for row in rows
+                if recorded_before is None or row["created_at"] < int(recorded_before)]
 
     def place(self, target, remote_names, location):
         """Remember that copies recorded before locations were (NULL) are at `location`."""

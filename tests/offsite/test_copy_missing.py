@@ -130,3 +130,28 @@ def test_pruning_heads_each_copy_once(mc, clock, nas, monkeypatch):
     backups(mc, clock, 1)
     assert mc.offsite.get("dir")["detail"]["pruned"] == names[::-1]
     assert {key: heads[key] for key in names} == dict.fromkeys(names, 1)
+
+
+def test_a_copy_recorded_after_the_listing_is_not_missing(mc, clock, nas, monkeypatch):
+    # Two sends to one target overlap (post_backup runs outside the backup lock): B's copy is
+    # recorded after A listed the target. Made deterministic: A's listing runs B's whole backup
+    # and send right after it has read the folder.
+    backups(mc, clock, 2)
+    real, overlapped = FolderStorage.list, []
+
+    def listing_then_another_send(storage, prefix=""):
+        listed = real(storage, prefix)
+        if not overlapped:
+            overlapped.append(True)
+            clock.advance(60)
+            overlapped.append(mc.backups.create(actor="test").name)  # B, inside A's run
+        return listed
+    monkeypatch.setattr(FolderStorage, "list", listing_then_another_send)
+    third = backups(mc, clock, 1)[0]  # A
+    fourth = overlapped[1]
+    assert fourth > third and mc.offsite.copy_record("dir", fourth) is not None
+    assert (nas / fourth).exists() and (nas / third).exists()
+    result = mc.offsite.get("dir")  # A's, reported last
+    assert result["backup"] == third and result["ok"] is True, result["message"]
+    assert result["detail"]["missing"] == [] and result["missing"] == []
+    assert backup_status(mc)["verdict"] != "fail"

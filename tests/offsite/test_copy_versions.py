@@ -256,3 +256,26 @@ def test_a_catalog_entry_that_could_not_be_renewed_is_retried(mc, clock, seaweed
     clock.advance(3600)
     mc.backups.create(actor="test")  # renewed once: not again
     assert mc.offsite.get("s3")["detail"]["cataloged"] == []
+
+
+def test_a_deleted_copy_recorded_before_versions_gets_no_new_catalog_entry(mc, clock, seaweed):
+    bucket = seaweed.bucket(lock=True)
+    configure(mc, seaweed, bucket, "GOVERNANCE")
+    first = mc.backups.create(actor="test").name
+    ours = {key: next(iter(version_locks(seaweed, bucket, key))) for key in objects(first)}
+    with mc.db.transaction() as conn:  # as a copy uploaded before versions were recorded
+        conn.execute("UPDATE offsite_copies SET versions = NULL")
+    seaweed.client(SERVICE).delete_object(Bucket=bucket, Key=PREFIX + first)
+    clock.advance(2 * DAY)
+    mc.backups.create(actor="test")
+    result = mc.offsite.get("s3")
+    assert result["ok"] is True, result["message"]
+    assert result["detail"]["missing"] == [first] and first in result["detail"]["extended"]
+    assert result["detail"]["uncataloged"] == [] and first not in result["detail"]["cataloged"]
+    entry = f"catalog/{first}.json"
+    assert list(version_locks(seaweed, bucket, entry)) == [ours[entry]]  # no entry written
+    for key in objects(first)[:2]:  # the copy (under its delete marker) and its manifest
+        mode, until = version_locks(seaweed, bucket, key)[ours[key]]
+        assert mode == "GOVERNANCE" and abs(until - (clock.now + DAY)) < 5, key
+    assert mc.offsite.copy_objects("s3", first)[0] == {
+        first: ours[first], first + MANIFEST_SUFFIX: ours[first + MANIFEST_SUFFIX]}
