@@ -24,44 +24,84 @@ from ..backup.uploads import upload_slot
 from ..backup.verify import listing
 from ..backup.verify import verify_backup
 from .failures import UsageError
+from .output import OFFSITE_FAILED, OK
+from .parser import command
+from .summary import BackupWatch, summary
 
 CHUNK = 1024 * 1024
 
 
 def add_parsers(sub):
     """Add the `backup` command and its actions."""
-    actions = sub.add_parser("backup", help="make, list, check, move and restore backups") \
+    actions = command(
+        sub, "backup", "make, list, check, move and restore backups",
+        description="Make, list, check, move and restore the backups in the backups folder "
+        "(<folder of the database>/backups).",
+        examples=("mission-control backup create", "mission-control backup list",
+                  "mission-control backup restore mc-backup-2026-11-27_03-00-00.db")) \
         .add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("create", help="make a backup now").set_defaults(handler=create)
-    actions.add_parser("list", help="list backups, newest first").set_defaults(handler=list_)
-    actions.add_parser("status", help="the backup verdict for monitoring (like the API)") \
+    command(actions, "create", "make a backup now",
+            description="make a backup now: a hot, consistent copy of the live database, checked "
+            "and renamed into the backups folder; then the retention rules prune older ones and "
+            "every configured off-site target gets a copy. Ends with one summary line, e.g. "
+            "`created mc-backup-….db (301 MiB, 0.26 s); pruned 3; off-site dir: copied 6.1 KiB "
+            "(zstd+age)`; a failed off-site copy exits 5 (the backup itself is kept).",
+            examples=("mission-control backup create",
+                      "mission-control backup create --json   # {backup, pruned, offsite}",
+                      "mission-control backup create -v       # with the INFO log lines")) \
+        .set_defaults(handler=create)
+    command(actions, "list", "list backups, newest first",
+            description="list every backup file (name, size, time, verification), newest first",
+            examples=("mission-control backup list", "mission-control backup list --json")) \
+        .set_defaults(handler=list_)
+    command(actions, "status", "the backup verdict for monitoring (like the API)",
+            description="the backup verdict (ok, warning, failing) and its reasons, the last "
+            "success and the next run: the same answer as GET /api/backup/status",
+            examples=("mission-control backup status", "mission-control backup status --json")) \
         .set_defaults(handler=status)
-    delete = actions.add_parser("delete", help="delete a backup by name")
-    delete.add_argument("name")
+    delete = command(actions, "delete", "delete a backup by name",
+                     examples=("mission-control backup delete "
+                               "mc-backup-2026-11-27_03-00-00.db",))
+    delete.add_argument("name", help="the backup's file name, as `backup list` shows it")
     delete.set_defaults(handler=delete_)
-    prune = actions.add_parser("prune", help="apply the retention rules now "
-                                             "(the same as after a backup)")
+    prune = command(actions, "prune", "apply the retention rules now (the same as after a backup)",
+                    examples=("mission-control backup prune --dry-run",
+                              "mission-control backup prune"))
     prune.add_argument("--dry-run", action="store_true",
                        help="only show what would be kept (and why) and deleted")
     prune.set_defaults(handler=prune_)
-    verify = actions.add_parser("verify", help="check a backup's integrity and schema")
-    verify.add_argument("name")
+    verify = command(actions, "verify", "check a backup's integrity and schema",
+                     description="check a backup's integrity (PRAGMA integrity_check) and schema; "
+                     "exits 1 when it fails",
+                     examples=("mission-control backup verify mc-backup-2026-11-27_03-00-00.db",))
+    verify.add_argument("name", help="the backup's file name, as `backup list` shows it")
     verify.set_defaults(handler=verify_)
-    upload = actions.add_parser("upload", help="add a backup file from elsewhere (checked like "
-                                               "an upload to the API; stored as uploaded-*.db)")
-    upload.add_argument("file")
+    upload = command(actions, "upload", "add a backup file from elsewhere (checked like an upload "
+                     "to the API; stored as uploaded-*.db)",
+                     examples=("mission-control backup upload ~/old/mission-control.db",))
+    upload.add_argument("file", help="the SQLite file to add (a Mission Control database)")
     upload.set_defaults(handler=upload_)
-    download = actions.add_parser("download", help="copy a backup out of the backups folder")
-    download.add_argument("name")
-    download.add_argument("--output", "-o", help="file or folder to write (default: ./NAME)")
+    download = command(actions, "download", "copy a backup out of the backups folder",
+                       examples=("mission-control backup download mc-backup-2026-11-27_03-00-00.db"
+                                 " -o /mnt/usb/",))
+    download.add_argument("name", help="the backup's file name, as `backup list` shows it")
+    download.add_argument("--output", "-o", help="file or existing folder to write "
+                                                 "(default: ./NAME)")
     download.add_argument("--force", action="store_true", help="replace an existing file")
     download.set_defaults(handler=download_)
-    restore = actions.add_parser("restore", help="restore the live database from a backup")
-    restore.add_argument("name", nargs="?", help="the backup to restore (or --at)")
+    restore = command(actions, "restore", "restore the live database from a backup",
+                      description="replace the live database with a backup, or with its state "
+                      "at a moment (--at, point-in-time recovery). A safety backup is taken "
+                      "first; asks for confirmation on the terminal unless --yes",
+                      examples=("mission-control backup restore mc-backup-2026-11-27_03-00-00.db",
+                                "mission-control backup restore --at 2026-11-27T15:52:56Z --yes"))
+    restore.add_argument("name", nargs="?", help="the backup to restore, as `backup list` shows "
+                                                 "it (or --at)")
     restore.add_argument("--at", metavar="TIMESTAMP",
                          help="restore to this moment instead (ISO 8601, e.g. "
                               "2026-11-27T15:52:56Z; needs point-in-time recovery)")
-    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    restore.add_argument("--yes", action="store_true",
+                         help="do not ask for confirmation (needed without a terminal)")
     restore.add_argument("--restore-settings", action="store_true",
                          help="also take the protection settings (auto-backup, retention, "
                               "off-site, plugins) and scheduler state from the backup; by default "
@@ -95,13 +135,32 @@ def _growth(folder, advance):
         watcher.join()
 
 
+def database_size(db_path):
+    """The bytes a backup of `db_path` is expected to copy: the database and its WAL."""
+    return sum(os.stat(path).st_size if os.path.exists(path) else 0
+               for path in (db_path, f"{db_path}-wal"))
+
+
+def backed_up(ctx, make):
+    """Run `make(mc)` (which makes one backup) with its bars drawn; `(made, watch, results)`."""
+    with ctx.out.bars() as bars:
+        watch = BackupWatch(bars, database_size(ctx.config.db_path))
+        with ctx.open(plugins=(watch,)) as mc, _growth(mc.backups.dir, watch.backup_bar.advance):
+            made = make(mc)
+            results = watch.outcome(mc.offsite.configured())
+    return made, watch, results
+
+
+def report(ctx, data, made, watch, results, text=()):
+    """Print the backup's result with its summary line; OFFSITE_FAILED when a copy failed."""
+    data = {**data, "pruned": watch.pruned, "offsite": [r.to_json() for r in results]}
+    ctx.out.result(data, [*text, summary(made, watch, results)])
+    return OFFSITE_FAILED if any(not r.ok for r in results) else OK
+
+
 def create(ctx):
-    with ctx.open() as mc:
-        total = mc.config.db_path.stat().st_size
-        with ctx.out.progress("backup", total=total) as advance, _growth(mc.backups.dir, advance):
-            made = mc.backups.create(ctx.actor)
-    ctx.out.result({"success": True, "backup": made.to_json()},
-                   f"created {made.name} ({human_size(made.size)})")
+    made, watch, results = backed_up(ctx, lambda mc: mc.backups.create(ctx.actor))
+    return report(ctx, {"success": True, "backup": made.to_json()}, made, watch, results)
 
 
 def list_(ctx):
