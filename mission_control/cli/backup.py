@@ -25,7 +25,7 @@ from ..backup.verify import listing
 from ..backup.verify import verify_backup
 from .failures import UsageError
 from .output import OFFSITE_FAILED, OK
-from .parser import command
+from .parser import ACTIONS_HELP, command
 from .summary import BackupWatch, summary
 
 CHUNK = 1024 * 1024
@@ -39,7 +39,7 @@ def add_parsers(sub):
         "(<folder of the database>/backups).",
         examples=("mission-control backup create", "mission-control backup list",
                   "mission-control backup restore mc-backup-2026-11-27_03-00-00.db")) \
-        .add_subparsers(dest="action", metavar="ACTION", required=True)
+        .add_subparsers(dest="action", metavar="ACTION", required=True, help=ACTIONS_HELP)
     command(actions, "create", "make a backup now",
             description="make a backup now: a hot, consistent copy of the live database, checked "
             "and renamed into the backups folder; then the retention rules prune older ones and "
@@ -141,10 +141,14 @@ def database_size(db_path):
                for path in (db_path, f"{db_path}-wal"))
 
 
-def backed_up(ctx, make):
-    """Run `make(mc)` (which makes one backup) with its bars drawn; `(made, watch, results)`."""
+def backed_up(ctx, make, label="backup", sized=True):
+    """Run `make(mc)`, which makes one backup (returns its `BackupInfo`, or None), with its bars
+    drawn: `label`'s (sized: by the database and its WAL), then each off-site target's.
+
+    :return: `(made, watch, results)`: results are `BackupWatch.outcome`'s.
+    """
     with ctx.out.bars() as bars:
-        watch = BackupWatch(bars, database_size(ctx.config.db_path))
+        watch = BackupWatch(bars, database_size(ctx.config.db_path) if sized else None, label)
         with ctx.open(plugins=(watch,)) as mc, _growth(mc.backups.dir, watch.backup_bar.advance):
             made = make(mc)
             results = watch.outcome(mc.offsite.configured())

@@ -7,26 +7,43 @@ from ..offsite.targets import find_target
 from ..offsite.keeping import held_text
 from ..offsite.targets import list_copies
 from ..units import human_size
+from .parser import ACTIONS_HELP, command
 
 
 def add_parsers(sub):
     """Add the `offsite` command and its four actions."""
-    actions = sub.add_parser("offsite", help="list and fetch back off-site copies") \
-        .add_subparsers(dest="action", metavar="ACTION", required=True)
-    status = actions.add_parser("status", help="each target's last result, and the copies "
-                                               "held by their Object Lock")
+    actions = command(sub, "offsite", "list and fetch back off-site copies",
+                      description="the off-site copies every backup gets (targets: dir, s3, or "
+                      "a plugin's; configured with `settings set offsite.…`)",
+                      examples=("mission-control offsite status", "mission-control offsite list "
+                                                                  "dir")) \
+        .add_subparsers(dest="action", metavar="ACTION", required=True, help=ACTIONS_HELP)
+    status = command(actions, "status", "each target's last result, and the copies held by their "
+                                        "Object Lock",
+                     examples=("mission-control offsite status",))
     status.set_defaults(handler=status_)
-    lst = actions.add_parser("list", help="the copies a target holds")
-    lst.add_argument("target", help="dir, s3, or a plugin's target")
+    lst = command(actions, "list", "the copies a target holds",
+                  examples=("mission-control offsite list dir", "mission-control offsite list s3 "
+                                                                "--json"))
+    lst.add_argument("target", help="a configured target: dir, s3, or a plugin's "
+                                    "(`offsite status` names them)")
     lst.set_defaults(handler=list_)
-    get = actions.add_parser("fetch", help="fetch a copy back into the backups folder, verified")
-    get.add_argument("target")
-    get.add_argument("name", help="the copy's name, as listed")
-    get.add_argument("--identity-file", help="age identity file (default: the secret setting "
-                                             "offsite.age_identity)")
+    get = command(actions, "fetch", "fetch a copy back into the backups folder, verified",
+                  description="fetch a copy back into the backups folder as fetched-….db, "
+                  "unpacked (zstd, age) and checked against the signed record of the copy this "
+                  "service made; an encrypted copy (.age) needs the age identity",
+                  examples=("mission-control offsite fetch dir mc-backup-2026-11-27_03-00-00.db",
+                            "mission-control offsite fetch s3 mc-backup-2026-11-27_03-00-00.db"
+                            ".zst.age --identity-file ~/mc-age.key"))
+    get.add_argument("target", help="a configured target: dir, s3, or a plugin's")
+    get.add_argument("name", help="the copy's name, as `offsite list TARGET` shows it")
+    get.add_argument("--identity-file", metavar="FILE",
+                     help="age identity file (AGE-SECRET-KEY-1…) for an encrypted copy "
+                          "(default: the secret setting offsite.age_identity)")
     get.set_defaults(handler=fetch_)
-    key = actions.add_parser("key", help="the key that verifies this service's signed records of "
-                                         "its off-site copies (keep it with the age identity)")
+    key = command(actions, "key", "the key that verifies this service's signed records of its "
+                                  "off-site copies (keep it with the age identity)",
+                  examples=("mission-control offsite key",))
     key.set_defaults(handler=key_)
 
 

@@ -17,6 +17,7 @@ GLOBAL_FLAGS = ("--json", "--quiet", "-q", "--verbose", "-v", "-vv", "--debug", 
 #: How the level of the log lines on stderr is chosen (the global options' help says it).
 LOG_HELP = ("log lines on stderr: WARNING and up by default (serve: MC_LOG_LEVEL, INFO); "
             "-v shows INFO (-vv DEBUG), as does setting MC_LOG_LEVEL or log-level in --config")
+ACTIONS_HELP = "what to do (each has its own --help)"
 _INDENTED = re.compile(r"\n  ")
 
 

@@ -39,11 +39,12 @@ class BackupWatch:
     :param bars: the command's `Bars`: the backup's bar is filled when the file is made, then
         each configured off-site target gets its own labelled bar until its result comes.
     :param total: the bytes the backup is expected to write (the database and its WAL).
+    :param label: the first bar's label.
     """
 
-    def __init__(self, bars, total=None):
+    def __init__(self, bars, total=None, label="backup"):
         self._bars = bars
-        self.backup_bar = bars.add("backup", total)
+        self.backup_bar = bars.add(label, total)
         self._target_bars = {}
         self.duration = None
         self.pruned = []

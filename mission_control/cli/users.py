@@ -3,27 +3,37 @@ import getpass
 
 from ..users import ROLES, UserError
 from .failures import UsageError
+from .parser import ACTIONS_HELP, command
 
 
 def add_parsers(sub):
     """Add the `user` command and its actions."""
-    user = sub.add_parser("user", help="manage users").add_subparsers(
-        dest="action", metavar="ACTION", required=True)
-    add = user.add_parser("add", help="create a user (makes the database if there is none)")
-    add.add_argument("name")
-    add.add_argument("--role", choices=ROLES, default="viewer")
-    add.add_argument("--display-name")
+    user = command(sub, "user", "manage users",
+                   description="the people who may log in to the page and the API (roles, "
+                   "lowest first: " + ", ".join(ROLES) + ")",
+                   examples=("mission-control user add ann --role admin",
+                             "mission-control user list")).add_subparsers(
+        dest="action", metavar="ACTION", required=True, help=ACTIONS_HELP)
+    add = command(user, "add", "create a user (makes the database if there is none)",
+                  examples=("mission-control user add ann --role admin",
+                            "echo \"$PASSWORD\" | mission-control user add bob --password-stdin"))
+    add.add_argument("name", help="the login name")
+    add.add_argument("--role", choices=ROLES, default="viewer",
+                     help="what the user may do (default: viewer)")
+    add.add_argument("--display-name", help="the name shown on the page (default: the login)")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from standard input instead of a prompt")
     add.set_defaults(handler=add_user, database="create")
-    user.add_parser("list", help="list users").set_defaults(handler=list_users)
-    setpw = user.add_parser("set-password", help="change a password (ends their sessions)")
-    setpw.add_argument("name")
+    command(user, "list", "list users", examples=("mission-control user list --json",)) \
+        .set_defaults(handler=list_users)
+    setpw = command(user, "set-password", "change a password (ends their sessions)",
+                    examples=("mission-control user set-password ann",))
+    setpw.add_argument("name", help="the login name")
     setpw.add_argument("--password-stdin", action="store_true",
                        help="read the password from standard input instead of a prompt")
     setpw.set_defaults(handler=set_password)
-    remove = user.add_parser("remove", help="delete a user")
-    remove.add_argument("name")
+    remove = command(user, "remove", "delete a user", examples=("mission-control user remove bob",))
+    remove.add_argument("name", help="the login name")
     remove.set_defaults(handler=remove_user)
 
 
