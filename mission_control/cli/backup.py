@@ -23,6 +23,7 @@ from ..backup.uploads import accept_upload
 from ..backup.uploads import upload_slot
 from ..backup.verify import listing
 from ..backup.verify import verify_backup
+from ..errors import NotFound
 from .failures import UsageError
 from .output import OFFSITE_FAILED, OK
 from .parser import ACTIONS_HELP, command
@@ -107,6 +108,26 @@ def add_parsers(sub):
                               "off-site, plugins) and scheduler state from the backup; by default "
                               "their live values are kept")
     restore.set_defaults(handler=restore_)
+
+
+#: How many names an unknown backup's error lists.
+LISTED = 10
+
+
+@contextmanager
+def known_backup(mc, name):
+    """Turn "Backup not found" into a message naming `name` and the backups there are."""
+    try:
+        yield
+    except NotFound:
+        names = [entry[1] for entry in mc.backups.scan()]
+        if not names:
+            raise NotFound(f"no backup named {name!r}: the backups folder is empty (make one "
+                           "with: mission-control backup create)") from None
+        more = [f"… and {len(names) - LISTED} more (mission-control backup list)"] \
+            if len(names) > LISTED else []
+        raise NotFound(f"no backup named {name!r}; the backups there are, newest first:",
+                       details=[*names[:LISTED], *more]) from None
 
 
 def _when(ts):
@@ -194,7 +215,7 @@ def status(ctx):
 
 
 def delete_(ctx):
-    with ctx.open() as mc:
+    with ctx.open() as mc, known_backup(mc, ctx.args.name):
         mc.backups.delete(ctx.args.name, ctx.actor)
     ctx.out.result({"success": True}, f"deleted {ctx.args.name}")
 
@@ -215,7 +236,8 @@ def prune_(ctx):
 
 def verify_(ctx):
     """Exit 1 when the file fails the check (the answer is printed either way)."""
-    with ctx.open() as mc, ctx.out.progress(f"verifying {ctx.args.name}"):
+    with ctx.open() as mc, known_backup(mc, ctx.args.name), \
+            ctx.out.progress(f"verifying {ctx.args.name}"):
         result = verify_backup(mc, ctx.args.name, ctx.actor)
     state = "OK" if result["ok"] else "FAILED"
     ctx.out.result(result, [f"{ctx.args.name}: {state} (schema {result['schema_version']}, "
@@ -257,9 +279,10 @@ def _upload(ctx, mc, path, limit):
 def download_(ctx):
     args = ctx.args
     with ctx.open() as mc:
-        source = mc.backups.readable_path(args.name)
+        with known_backup(mc, args.name):
+            source = mc.backups.readable_path(args.name)
         target = args.output or args.name
-        if os.path.isdir(target):
+        if target.endswith(os.sep) or os.path.isdir(target):  # `-o dir/`: a folder, existing
             target = os.path.join(target, args.name)
         if os.path.lexists(target) and not args.force:
             raise UsageError(f"{target} exists (use --force to replace it)")
@@ -294,7 +317,10 @@ def _copy_out(ctx, source, target):
 
 def restore_(ctx):
     args = ctx.args
-    if (args.name is None) == (args.at is None):
+    if args.name is None and args.at is None:
+        raise UsageError("say what to restore: a backup name (see: mission-control backup list) "
+                         "or --at TIMESTAMP for a moment (point-in-time recovery)")
+    if args.name is not None and args.at is not None:
         raise UsageError("give a backup name or --at TIMESTAMP, not both")
     if not args.yes and ctx.out.as_json:
         raise UsageError("--json cannot ask for confirmation: add --yes")
@@ -303,23 +329,32 @@ def restore_(ctx):
             parse_timestamp(args.at)
             source = f"its state at {args.at}"
         else:
-            mc.backups.path_of(args.name)
+            with known_backup(mc, args.name):
+                mc.backups.path_of(args.name)
             source = args.name
         if not args.yes and not _confirmed(ctx, source):
             ctx.out.note("not restored")
             return 1
         keep = not args.restore_settings
+        users_before = _users(mc)
         with ctx.out.progress("restoring"):
             result = (restore_at(mc, args.at, ctx.actor, keep_settings=keep)
                       if args.at is not None
                       else restore_backup(mc, args.name, ctx.actor, keep_settings=keep))
+        users_changed = _users(mc) != users_before
     restored = result["restored"]
-    ctx.out.result(result, [
-        f"restored {restored['name']} (schema {restored['schema_version']} -> "
-        f"{restored['migrated_to']}); safety backup: {result['safety_backup']['name']}",
-        _settings_line(result["kept_settings"], args.restore_settings),
-        f"admins now: {', '.join(result['session']['admins']) or 'none'}",
-        result["session"]["message"]])
+    lines = [_settings_line(result["kept_settings"], args.restore_settings)]
+    if users_changed:  # who may log in is the backup's now: say how to get back in
+        lines += [f"users changed: admins now {', '.join(result['session']['admins']) or 'none'}",
+                  result["session"]["message"]]
+    lines.append(f"restored {restored['name']} (schema {restored['schema_version']} -> "
+                 f"{restored['migrated_to']}); safety backup: {result['safety_backup']['name']}")
+    ctx.out.result({**result, "users_changed": users_changed}, lines)
+
+
+def _users(mc):
+    """Who may log in, and how: compared before and after a restore."""
+    return mc.db.query("SELECT username, role, password_hash FROM users ORDER BY username")
 
 
 def _settings_line(kept, restored):
@@ -332,7 +367,15 @@ def _settings_line(kept, restored):
 
 
 def _confirmed(ctx, source):
-    """Ask on stdout, read one line of stdin (a script may pipe "y")."""
+    """Ask on stdout, read one line of stdin (a script may pipe "y").
+
+    :raises UsageError: stdin has no line to read (no terminal, nothing piped): add --yes.
+    """
     print(f"Replace the live database with {source}? A safety backup is taken first. [y/N] ",
           end="", file=ctx.out.out, flush=True)
-    return ctx.stdin.readline().strip().lower() in ("y", "yes")
+    answer = ctx.stdin.readline()
+    if not answer:
+        print(file=ctx.out.out, flush=True)
+        raise UsageError("no answer to the confirmation (no terminal, nothing piped in): add "
+                         "--yes to restore without asking")
+    return answer.strip().lower() in ("y", "yes")

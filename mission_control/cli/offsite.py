@@ -1,12 +1,15 @@
 """`mission-control offsite status|list|fetch|key`: results, copies, fetching one, the signing key."""
 from datetime import datetime, timezone
 
-from ..errors import BadRequest
+from ..errors import BadRequest, NotFound
+from ..offsite.codec import parse_remote_name
 from ..offsite.targets import fetch
 from ..offsite.targets import find_target
 from ..offsite.keeping import held_text
 from ..offsite.targets import list_copies
 from ..units import human_size
+from .backup import LISTED
+from .failures import UsageError
 from .parser import ACTIONS_HELP, command
 
 
@@ -57,6 +60,32 @@ def _identity(path):
         raise BadRequest(f"cannot read the identity file: {exc.strerror}") from None
 
 
+def configured_target(mc, name):
+    """The target `name`, or NotFound naming it and the targets that are configured."""
+    targets = mc.offsite.targets()
+    if name in targets:
+        return find_target(mc, name)
+    if not targets:
+        raise NotFound(f"no off-site target named {name!r}: none is configured (set "
+                       "offsite.dir.path or offsite.s3.bucket with `mission-control settings "
+                       "set`)")
+    raise NotFound(f"no off-site target named {name!r}; configured: {', '.join(sorted(targets))}")
+
+
+def _copy_named(target, name):
+    """NotFound naming copy `name` and the copies `target` holds, when it holds no such copy."""
+    names = [copy.name for copy in list_copies(target)]
+    if name in names or parse_remote_name(name) is None:
+        return  # found, or not a copy's name at all: fetch says which
+    if not names:
+        raise NotFound(f"off-site target {target.name} holds no copy named {name!r}: it holds "
+                       "no copy yet")
+    more = [f"… and {len(names) - LISTED} more (mission-control offsite list {target.name})"] \
+        if len(names) > LISTED else []
+    raise NotFound(f"off-site target {target.name} holds no copy named {name!r}; its copies, "
+                   "newest first:", details=[*names[:LISTED], *more])
+
+
 def status_(ctx):
     with ctx.open() as mc:
         targets = mc.offsite.list()
@@ -72,7 +101,7 @@ def status_(ctx):
 
 def list_(ctx):
     with ctx.open() as mc:
-        copies = list_copies(find_target(mc, ctx.args.target))
+        copies = list_copies(configured_target(mc, ctx.args.target))
     lines = []
     for copy in copies:
         when = datetime.fromtimestamp(copy.created_at, timezone.utc)
@@ -81,9 +110,17 @@ def list_(ctx):
 
 
 def fetch_(ctx):
-    identity = _identity(ctx.args.identity_file)
-    with ctx.open() as mc, ctx.out.progress(f"fetching {ctx.args.name}"):
-        result = fetch(mc, ctx.args.target, ctx.args.name, ctx.actor, identity)
+    args = ctx.args
+    identity = _identity(args.identity_file)
+    with ctx.open() as mc:
+        _copy_named(configured_target(mc, args.target), args.name)
+        parsed = parse_remote_name(args.name)
+        if parsed and parsed[2] and not identity and not mc.settings.get("offsite.age_identity"):
+            raise UsageError(f"{args.name} is encrypted (.age): give the age identity that "
+                             "decrypts it with --identity-file FILE (AGE-SECRET-KEY-1…), or set "
+                             "the secret setting offsite.age_identity")
+        with ctx.out.progress(f"fetching {args.name}"):
+            result = fetch(mc, args.target, args.name, ctx.actor, identity)
     backup = result["backup"]
     ctx.out.result(result, f"fetched {backup['name']} ({human_size(backup['size'])}), "
                            f"verified; sha256 {backup['sha256']} matches the copy's signed record")
