@@ -196,7 +196,15 @@ def list_(ctx):
     for b in answer["backups"]:
         lines.append(f"{b['name']}\t{human_size(b['size'])}\t{_when(b['created_at'])}\t"
                      f"{checked[b.get('verified_ok')]}")
+    found = answer["backups"]
+    total = human_size(sum(b["size"] for b in found))
+    lines.append(f"{_count(len(found), 'backup')}, {total}, in {answer['dir']}" if found else
+                 f"no backups in {answer['dir']} yet (make one: mission-control backup create)")
     ctx.out.result(answer, lines)
+
+
+def _count(n, noun):
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def status(ctx):

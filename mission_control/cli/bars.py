@@ -11,13 +11,13 @@ from ..units import human_size
 
 
 class SizeColumn(DownloadColumn):
-    """Done / total in binary units; nothing for a bar without a total (a pulsing one)."""
+    """Done / total in binary units; nothing for a bar added without a total (a pulsing one)."""
 
     def __init__(self):
         super().__init__(binary_units=True)
 
     def render(self, task):
-        return Text("") if task.total is None else super().render(task)
+        return Text("") if task.fields.get("sizeless") else super().render(task)
 
 
 class BinarySpeedColumn(ProgressColumn):
@@ -25,7 +25,7 @@ class BinarySpeedColumn(ProgressColumn):
 
     def render(self, task):
         speed = task.finished_speed or task.speed
-        if speed is None or task.total is None:
+        if speed is None or task.fields.get("sizeless"):
             return Text("")
         return Text(f"{human_size(int(speed))}/s", style="progress.data.speed")
 
@@ -60,7 +60,8 @@ class Bars:
 
     def add(self, description, total=None):
         """A new `Bar` labelled `description`; `total` in bytes, None for a pulsing bar."""
-        return Bar(self._progress, self._progress.add_task(description, total=total))
+        return Bar(self._progress, self._progress.add_task(description, total=total,
+                                                           sizeless=total is None))
 
 
 class Bar:

@@ -96,7 +96,11 @@ def status_(ctx):
                      f"{when:%Y-%m-%d %H:%M:%S} UTC\t{t['message']}")
         # Held by their lock is what a locked bucket is for: said, never counted as a failure.
         lines += [f"  {line}" for line in held_text(t["held"])]
-    ctx.out.result({"targets": targets}, lines or ["no off-site copy has been tried yet"])
+    failed = [t["target"] for t in targets if not t["ok"]]
+    lines.append(f"{len(targets)} target(s): " + (f"last copy FAILED at {', '.join(failed)}"
+                                                 if failed else "every last copy ok")
+                 if targets else "no off-site copy has been tried yet")
+    ctx.out.result({"targets": targets}, lines)
 
 
 def list_(ctx):
@@ -106,6 +110,8 @@ def list_(ctx):
     for copy in copies:
         when = datetime.fromtimestamp(copy.created_at, timezone.utc)
         lines.append(f"{copy.name}\t{human_size(copy.size)}\t{when:%Y-%m-%d %H:%M:%S} UTC")
+    lines.append(f"{len(copies)} cop{'y' if len(copies) == 1 else 'ies'}, "
+                 f"{human_size(sum(c.size for c in copies))}, at {ctx.args.target}")
     ctx.out.result({"backups": [c.to_json() for c in copies]}, lines)
 
 

@@ -65,7 +65,8 @@ def list_users(ctx):
     with ctx.open() as mc:
         found = mc.users.list()
     ctx.out.result({"users": [u.to_json() for u in found]},
-                   [f"{u.username}\t{u.role}\t{u.display_name}" for u in found])
+                   [*(f"{u.username}\t{u.role}\t{u.display_name}" for u in found),
+                    f"{len(found)} user{'' if len(found) == 1 else 's'}"])
 
 
 def set_password(ctx):
