@@ -68,11 +68,21 @@ def formatter(log_format):
 
 class Handler(logging.StreamHandler):
     """`logging.StreamHandler` that can, for a while, print its records through a live display's
-    console (rich prints them above its progress bars instead of through them)."""
+    console (rich prints them above its progress bars instead of through them).
 
-    def __init__(self, stream=None):
+    :param tracebacks: print a record's traceback; the CLI leaves them to --debug.
+    """
+
+    def __init__(self, stream=None, tracebacks=True):
         super().__init__(stream)
+        self.tracebacks = tracebacks
         self._console = None
+
+    def format(self, record):
+        if record.exc_info and not self.tracebacks:
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None,
+                                            "exc_text": None})
+        return super().format(record)
 
     @contextmanager
     def through(self, console):
@@ -95,8 +105,9 @@ class Handler(logging.StreamHandler):
             self.handleError(record)
 
 
-def configure(config, stream=None):
-    """Log at `config.log_level` to `stream` (default: standard error) in `config.log_format`.
+def configure(config, stream=None, tracebacks=True):
+    """Log at `config.log_level` to `stream` (default: standard error) in `config.log_format`,
+    with the tracebacks of records that have one unless `tracebacks` is false.
 
     Like `logging.basicConfig`, it does nothing when the root logger already has handlers (an
     embedding application, or pytest, decides where records go).
@@ -106,7 +117,7 @@ def configure(config, stream=None):
     root = logging.getLogger()
     if root.handlers:
         return None
-    handler = Handler(stream or sys.stderr)
+    handler = Handler(stream or sys.stderr, tracebacks)
     handler.setFormatter(formatter(config.log_format))
     logging.basicConfig(level=getattr(logging, config.log_level, logging.INFO), handlers=[handler])
     return handler

@@ -110,8 +110,11 @@ def _run(argv, output, stdin):
     flags = {option.attr: getattr(args, option.attr, None) for option in OPTIONS if option.flag}
     warnings = []
     config, sources = config_file.load(args.config, warn=warnings.append, **flags)
-    output.log_handler = logs.configure(replace(config, log_level=log_level(args, sources,
-                                                                            config)))
+    # A plugin's crash is logged with its traceback: the service's log keeps it, the CLI shows
+    # it only under --debug (one line says what failed either way).
+    output.log_handler = logs.configure(
+        replace(config, log_level=log_level(args, sources, config)),
+        tracebacks=args.debug or args.command == "serve")
     for warning in warnings:  # said once logging is set up, in the configured format
         logging.getLogger(config_file.__name__).warning("%s", warning)
     ctx = Context(args, config, sources, output, stdin, cli_actor())

@@ -48,6 +48,12 @@ class Output:
         if not self.as_json and not self.quiet:
             print(text, file=self.out, flush=True)
 
+    def notice(self, text):
+        """A line worth seeing though nothing failed (a database made on the spot): on stderr,
+        so the result and the JSON stay alone on stdout; not under --quiet."""
+        if not self.quiet:
+            print(f"mission-control: {text}", file=self.err, flush=True)
+
     def error(self, message, details=()):
         """An error: `{"error", "details"}` on stdout under --json, else lines on stderr."""
         if self.as_json:

@@ -92,7 +92,8 @@ def build(groups):
                         "mission-control backup create --help   # any command's own help"))
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     add_globals(parser)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
+                                help=ACTIONS_HELP)
     for group in groups:
         group.add_parsers(sub)
     for command_parser in _sub_parsers(parser):

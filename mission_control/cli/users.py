@@ -55,6 +55,10 @@ def read_password(args, stdin):
 
 def add_user(ctx):
     password = read_password(ctx.args, ctx.stdin)
+    db_path = ctx.config.db_path
+    if not db_path.exists() or db_path.stat().st_size == 0:
+        # Logged at INFO, which the CLI does not show by default: a mistyped path shows here.
+        ctx.out.notice(f"creating a new Mission Control database at {db_path.absolute()}")
     with ctx.open(create=True) as mc:
         user = mc.users.add(ctx.args.name, password, role=ctx.args.role,
                             display_name=ctx.args.display_name)
