@@ -1,5 +1,6 @@
 """The installed `mission-control` as scripts use it: every command, with and without --json,
-each exit code (0 done, 1 failed, 2 usage/config, 3 not found, 4 refused), never a traceback."""
+each exit code (0 done, 1 failed, 2 usage/config, 3 not found, 4 refused; 5, an off-site copy
+failed, is test_cli_summary's), never a traceback."""
 import json
 import os
 import socket
