@@ -2,6 +2,7 @@
 import logging
 import re
 import sys
+from contextlib import contextmanager
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JSON_FIELDS = "%(levelname)s %(name)s %(message)s"
@@ -65,12 +66,58 @@ def formatter(log_format):
     return TextFormatter(TEXT_FORMAT)
 
 
-def configure(config, stream=None):
-    """Log at `config.log_level` to `stream` (default: standard error) in `config.log_format`.
+class Handler(logging.StreamHandler):
+    """`logging.StreamHandler` that can, for a while, print its records through a live display's
+    console (rich prints them above its progress bars instead of through them).
+
+    :param tracebacks: print a record's traceback; the CLI leaves them to --debug.
+    """
+
+    def __init__(self, stream=None, tracebacks=True):
+        super().__init__(stream)
+        self.tracebacks = tracebacks
+        self._console = None
+
+    def format(self, record):
+        if record.exc_info and not self.tracebacks:
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None,
+                                            "exc_text": None})
+        return super().format(record)
+
+    @contextmanager
+    def through(self, console):
+        """Print each record with `console.print` while the block runs."""
+        self._console = console
+        try:
+            yield
+        finally:
+            self._console = None
+
+    def emit(self, record):
+        console = self._console
+        if console is None:
+            super().emit(record)
+            return
+        try:
+            console.print(self.format(record), markup=False, highlight=False, emoji=False,
+                          soft_wrap=True)
+        except Exception:  # noqa: BLE001 - logging's own rule: a failed record never raises
+            self.handleError(record)
+
+
+def configure(config, stream=None, tracebacks=True):
+    """Log at `config.log_level` to `stream` (default: standard error) in `config.log_format`,
+    with the tracebacks of records that have one unless `tracebacks` is false.
 
     Like `logging.basicConfig`, it does nothing when the root logger already has handlers (an
     embedding application, or pytest, decides where records go).
+
+    :return: the `Handler` installed, or None when there already were handlers.
     """
-    handler = logging.StreamHandler(stream or sys.stderr)
+    root = logging.getLogger()
+    if root.handlers:
+        return None
+    handler = Handler(stream or sys.stderr, tracebacks)
     handler.setFormatter(formatter(config.log_format))
     logging.basicConfig(level=getattr(logging, config.log_level, logging.INFO), handlers=[handler])
+    return handler

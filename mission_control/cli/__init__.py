@@ -30,14 +30,15 @@ class Context:
     stdin: object
     actor: Actor
 
-    def open(self, create=False):
+    def open(self, create=False, plugins=()):
         """The service on the configured database.
 
         :param create: make the database when there is none: only `user add` (and `serve`) do;
             any other command on a mistyped path is refused (DatabaseNotFound, exit 2) rather
             than run against an empty database made on the spot.
+        :param plugins: plugin objects of this command (a `summary.BackupWatch`).
         """
-        return MissionControl(self.config, create=create)
+        return MissionControl(self.config, create=create, plugins=plugins)
 
 
 def cli_actor():
@@ -55,7 +56,8 @@ def _flags_given(argv):
 
 
 def main(argv=None, out=None, stdin=None, err=None):
-    """Entry point of the console script; returns the exit status (0, 1, 2, 3 or 4)."""
+    """Entry point of the console script; returns the exit status (`output.EXIT_CODES`: 0 done,
+    1 failed, 2 usage, 3 not found, 4 refused, 5 an off-site copy failed)."""
     argv = hoist_globals(sys.argv[1:] if argv is None else argv)
     as_json, quiet, debug = _flags_given(argv)
     output = Output(out, err, as_json=as_json, quiet=quiet)
@@ -85,6 +87,18 @@ def main(argv=None, out=None, stdin=None, err=None):
         return code
 
 
+def log_level(args, sources, config):
+    """WARNING for every command but `serve`, unless -v (INFO; -vv DEBUG) or a configured
+    MC_LOG_LEVEL / log-level says otherwise; --quiet is WARNING whatever is configured."""
+    if args.quiet:
+        return "WARNING"
+    if args.verbose:
+        return "INFO" if args.verbose == 1 else "DEBUG"
+    if args.command == "serve" or sources.get("log-level", "default") != "default":
+        return config.log_level
+    return "WARNING"
+
+
 def _run(argv, output, stdin):
     args = build(GROUPS).parse_args(argv)
     if args.version:
@@ -96,8 +110,11 @@ def _run(argv, output, stdin):
     flags = {option.attr: getattr(args, option.attr, None) for option in OPTIONS if option.flag}
     warnings = []
     config, sources = config_file.load(args.config, warn=warnings.append, **flags)
-    # --quiet: the events' INFO lines are chatter too; warnings and errors still show.
-    logs.configure(replace(config, log_level="WARNING") if args.quiet else config)
+    # A plugin's crash is logged with its traceback: the service's log keeps it, the CLI shows
+    # it only under --debug (one line says what failed either way).
+    output.log_handler = logs.configure(
+        replace(config, log_level=log_level(args, sources, config)),
+        tracebacks=args.debug or args.command == "serve")
     for warning in warnings:  # said once logging is set up, in the configured format
         logging.getLogger(config_file.__name__).warning("%s", warning)
     ctx = Context(args, config, sources, output, stdin, cli_actor())

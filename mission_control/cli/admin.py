@@ -1,13 +1,26 @@
 """`mission-control serve | config show | settings get/set | scheduler list/run | plugins list`."""
 from .. import config_file
 from ..errors import NotFound
+from .backup import backed_up, report
 from .failures import UsageError
-from .parser import add_option, command_options
+from .output import FAILED, OK
+from .parser import ACTIONS_HELP, add_option, command, command_options
+
+
+#: The scheduler's tasks (`Scheduler.tasks`), for `scheduler run --help`; a test holds them equal.
+TASKS = {"auto_backup": "a backup now, as the scheduled run makes it, then its off-site copies",
+         "offsite_verify": "the off-site restore drill: fetch the newest copy of each target "
+                           "back and check it"}
 
 
 def add_parsers(sub):
     """Add the service-wide commands."""
-    serve = sub.add_parser("serve", help="run the HTTP service and scheduler")
+    serve = command(sub, "serve", "run the HTTP service and scheduler",
+                    description="run the HTTP service (waitress) and the scheduler until stopped "
+                    "(Ctrl-C, SIGTERM); logs at MC_LOG_LEVEL (INFO by default)",
+                    examples=("mission-control serve",
+                              "mission-control serve --host 0.0.0.0 --port 8080 "
+                              "--data-dir /srv/mc"))
     for option in command_options("serve"):
         add_option(serve, option)
     serve.add_argument("--init", action="store_true",
@@ -17,32 +30,57 @@ def add_parsers(sub):
                             "created either way")
     serve.set_defaults(handler=serve_)
 
-    config = sub.add_parser("config", help="the effective configuration") \
-        .add_subparsers(dest="action", metavar="ACTION", required=True)
-    config.add_parser("show", help="every option's value and where it came from "
-                                   "(flag, env, file, default); secrets masked") \
+    config = command(sub, "config", "the effective configuration",
+                     examples=("mission-control config show",)) \
+        .add_subparsers(dest="action", metavar="ACTION", required=True, help=ACTIONS_HELP)
+    command(config, "show", "every option's value and where it came from (flag, env, file, "
+                            "default); secrets masked",
+            examples=("mission-control config show", "mission-control --config mc.toml config "
+                                                      "show --json")) \
         .set_defaults(handler=config_show)
 
-    settings = sub.add_parser("settings", help="the settings stored in the database") \
-        .add_subparsers(dest="action", metavar="ACTION", required=True)
-    get = settings.add_parser("get", help="every setting, or one (secrets are not shown)")
-    get.add_argument("key", nargs="?")
+    settings = command(sub, "settings", "the settings stored in the database",
+                       examples=("mission-control settings get",
+                                 "mission-control settings set "
+                                 "general.backup_retention_count=14")) \
+        .add_subparsers(dest="action", metavar="ACTION", required=True, help=ACTIONS_HELP)
+    get = command(settings, "get", "every setting, or one (secrets are not shown)",
+                  examples=("mission-control settings get",
+                            "mission-control settings get general.auto_backup_schedule"))
+    get.add_argument("key", nargs="?", help="one setting's key (default: every setting)")
     get.set_defaults(handler=settings_get)
-    put = settings.add_parser("set", help="change settings, all or nothing (as the API)")
-    put.add_argument("pairs", nargs="+", metavar="KEY=VALUE")
+    put = command(settings, "set", "change settings, all or nothing (as the API)",
+                  description="change settings, all or nothing: every pair is checked first "
+                  "(exit 2 and nothing saved when one is refused). Schedules are 5-field cron "
+                  "expressions in UTC",
+                  examples=("mission-control settings set general.auto_backup=true "
+                            "general.auto_backup_schedule='0 3 * * *'",
+                            "mission-control settings set offsite.dir.path=/mnt/nas/mc"))
+    put.add_argument("pairs", nargs="+", metavar="KEY=VALUE",
+                     help="a setting and its new value (see `settings get` for the keys)")
     put.set_defaults(handler=settings_set)
 
-    scheduler = sub.add_parser("scheduler", help="the scheduled tasks") \
-        .add_subparsers(dest="action", metavar="ACTION", required=True)
-    scheduler.add_parser("list", help="the tasks and their state").set_defaults(
-        handler=scheduler_list)
-    run = scheduler.add_parser("run", help="run a task now and wait for it")
-    run.add_argument("task")
+    scheduler = command(sub, "scheduler", "the scheduled tasks",
+                        examples=("mission-control scheduler list",
+                                  "mission-control scheduler run auto_backup")) \
+        .add_subparsers(dest="action", metavar="ACTION", required=True, help=ACTIONS_HELP)
+    command(scheduler, "list", "the tasks and their state",
+            examples=("mission-control scheduler list",)).set_defaults(handler=scheduler_list)
+    run = command(scheduler, "run", "run a task now and wait for it",
+                  description="run a task now and wait for it; it does not use up its next "
+                  "scheduled slot. Exits 1 when the task failed, 5 when its backup was made but "
+                  "an off-site copy failed",
+                  examples=("mission-control scheduler run auto_backup",
+                            "mission-control scheduler run offsite_verify"))
+    run.add_argument("task", metavar="TASK", help="the task to run: " + "; ".join(
+        f"{task} ({what})" for task, what in TASKS.items()))
     run.set_defaults(handler=scheduler_run)
 
-    plugins = sub.add_parser("plugins", help="the loaded plugins") \
-        .add_subparsers(dest="action", metavar="ACTION", required=True)
-    plugins.add_parser("list", help="name, kind, version and hooks of each plugin") \
+    plugins = command(sub, "plugins", "the loaded plugins",
+                      examples=("mission-control plugins list",)) \
+        .add_subparsers(dest="action", metavar="ACTION", required=True, help=ACTIONS_HELP)
+    command(plugins, "list", "name, kind, version and hooks of each plugin",
+            examples=("mission-control plugins list --json",)) \
         .set_defaults(handler=plugins_list)
 
 
@@ -111,19 +149,29 @@ def _last(result):
 
 
 def scheduler_run(ctx):
-    """Exit 1 when the task ran and failed (its message says why)."""
-    with ctx.open() as mc:
-        if ctx.args.task not in mc.scheduler.tasks:
-            raise NotFound(f"no task {ctx.args.task!r}: one of "
-                           f"{', '.join(mc.scheduler.tasks)}")
-        with ctx.out.progress(f"running {ctx.args.task}"):
-            result = mc.scheduler.run_now(ctx.args.task, ctx.actor)
+    """Exit 1 when the task ran and failed (its message says why); 5 when its backup was made but
+    an off-site copy failed (the summary line names it)."""
+    task, ran = ctx.args.task, []
+
+    def run(mc):
+        if task not in mc.scheduler.tasks:
+            raise NotFound(f"no task {task!r}: one of {', '.join(mc.scheduler.tasks)}")
+        ran.append(mc.scheduler.run_now(task, ctx.actor))
+        return ran[0].backup
+
+    backup_task = task == "auto_backup"
+    made, watch, results = backed_up(ctx, run, "backup" if backup_task else f"running {task}",
+                                     sized=backup_task)
+    result = ran[0]
     if not result.ok:
         ctx.out.error(result.message)
-        return 1
-    ctx.out.result({"ok": True, "message": result.message,
-                    "backup": result.backup.to_json() if result.backup else None},
-                   result.message)
+        return FAILED
+    data = {"ok": True, "message": result.message,
+            "backup": result.backup.to_json() if result.backup else None}
+    if made is None:
+        ctx.out.result(data, result.message)
+        return OK
+    return report(ctx, data, made, watch, results)
 
 
 def plugins_list(ctx):

@@ -23,50 +23,111 @@ from ..backup.uploads import accept_upload
 from ..backup.uploads import upload_slot
 from ..backup.verify import listing
 from ..backup.verify import verify_backup
+from ..errors import NotFound
 from .failures import UsageError
+from .output import OFFSITE_FAILED, OK
+from .parser import ACTIONS_HELP, command
+from .summary import BackupWatch, summary
 
 CHUNK = 1024 * 1024
 
 
 def add_parsers(sub):
     """Add the `backup` command and its actions."""
-    actions = sub.add_parser("backup", help="make, list, check, move and restore backups") \
-        .add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("create", help="make a backup now").set_defaults(handler=create)
-    actions.add_parser("list", help="list backups, newest first").set_defaults(handler=list_)
-    actions.add_parser("status", help="the backup verdict for monitoring (like the API)") \
+    actions = command(
+        sub, "backup", "make, list, check, move and restore backups",
+        description="Make, list, check, move and restore the backups in the backups folder "
+        "(<folder of the database>/backups).",
+        examples=("mission-control backup create", "mission-control backup list",
+                  "mission-control backup restore mc-backup-2026-11-27_03-00-00.db")) \
+        .add_subparsers(dest="action", metavar="ACTION", required=True, help=ACTIONS_HELP)
+    command(actions, "create", "make a backup now",
+            description="make a backup now: a hot, consistent copy of the live database, checked "
+            "and renamed into the backups folder; then the retention rules prune older ones and "
+            "every configured off-site target gets a copy. Ends with one summary line, e.g. "
+            "`created mc-backup-….db (301 MiB, 0.26 s); pruned 3; off-site dir: copied 6.1 KiB "
+            "(zstd+age)`; a failed off-site copy exits 5 (the backup itself is kept).",
+            examples=("mission-control backup create",
+                      "mission-control backup create --json   # {backup, pruned, offsite}",
+                      "mission-control backup create -v       # with the INFO log lines")) \
+        .set_defaults(handler=create)
+    command(actions, "list", "list backups, newest first",
+            description="list every backup file (name, size, time, verification), newest first",
+            examples=("mission-control backup list", "mission-control backup list --json")) \
+        .set_defaults(handler=list_)
+    command(actions, "status", "the backup verdict for monitoring (like the API)",
+            description="the backup verdict (ok, warning, failing) and its reasons, the last "
+            "success and the next run: the same answer as GET /api/backup/status",
+            examples=("mission-control backup status", "mission-control backup status --json")) \
         .set_defaults(handler=status)
-    delete = actions.add_parser("delete", help="delete a backup by name")
-    delete.add_argument("name")
+    delete = command(actions, "delete", "delete a backup by name",
+                     examples=("mission-control backup delete "
+                               "mc-backup-2026-11-27_03-00-00.db",))
+    delete.add_argument("name", help="the backup's file name, as `backup list` shows it")
     delete.set_defaults(handler=delete_)
-    prune = actions.add_parser("prune", help="apply the retention rules now "
-                                             "(the same as after a backup)")
+    prune = command(actions, "prune", "apply the retention rules now (the same as after a backup)",
+                    examples=("mission-control backup prune --dry-run",
+                              "mission-control backup prune"))
     prune.add_argument("--dry-run", action="store_true",
                        help="only show what would be kept (and why) and deleted")
     prune.set_defaults(handler=prune_)
-    verify = actions.add_parser("verify", help="check a backup's integrity and schema")
-    verify.add_argument("name")
+    verify = command(actions, "verify", "check a backup's integrity and schema",
+                     description="check a backup's integrity (PRAGMA integrity_check) and schema; "
+                     "exits 1 when it fails",
+                     examples=("mission-control backup verify mc-backup-2026-11-27_03-00-00.db",))
+    verify.add_argument("name", help="the backup's file name, as `backup list` shows it")
     verify.set_defaults(handler=verify_)
-    upload = actions.add_parser("upload", help="add a backup file from elsewhere (checked like "
-                                               "an upload to the API; stored as uploaded-*.db)")
-    upload.add_argument("file")
+    upload = command(actions, "upload", "add a backup file from elsewhere (checked like an upload "
+                     "to the API; stored as uploaded-*.db)",
+                     examples=("mission-control backup upload ~/old/mission-control.db",))
+    upload.add_argument("file", help="the SQLite file to add (a Mission Control database)")
     upload.set_defaults(handler=upload_)
-    download = actions.add_parser("download", help="copy a backup out of the backups folder")
-    download.add_argument("name")
-    download.add_argument("--output", "-o", help="file or folder to write (default: ./NAME)")
+    download = command(actions, "download", "copy a backup out of the backups folder",
+                       examples=("mission-control backup download mc-backup-2026-11-27_03-00-00.db"
+                                 " -o /mnt/usb/",))
+    download.add_argument("name", help="the backup's file name, as `backup list` shows it")
+    download.add_argument("--output", "-o", help="file or existing folder to write "
+                                                 "(default: ./NAME)")
     download.add_argument("--force", action="store_true", help="replace an existing file")
     download.set_defaults(handler=download_)
-    restore = actions.add_parser("restore", help="restore the live database from a backup")
-    restore.add_argument("name", nargs="?", help="the backup to restore (or --at)")
+    restore = command(actions, "restore", "restore the live database from a backup",
+                      description="replace the live database with a backup, or with its state "
+                      "at a moment (--at, point-in-time recovery). A safety backup is taken "
+                      "first; asks for confirmation on the terminal unless --yes",
+                      examples=("mission-control backup restore mc-backup-2026-11-27_03-00-00.db",
+                                "mission-control backup restore --at 2026-11-27T15:52:56Z --yes"))
+    restore.add_argument("name", nargs="?", help="the backup to restore, as `backup list` shows "
+                                                 "it (or --at)")
     restore.add_argument("--at", metavar="TIMESTAMP",
                          help="restore to this moment instead (ISO 8601, e.g. "
                               "2026-11-27T15:52:56Z; needs point-in-time recovery)")
-    restore.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    restore.add_argument("--yes", action="store_true",
+                         help="do not ask for confirmation (needed without a terminal)")
     restore.add_argument("--restore-settings", action="store_true",
                          help="also take the protection settings (auto-backup, retention, "
                               "off-site, plugins) and scheduler state from the backup; by default "
                               "their live values are kept")
     restore.set_defaults(handler=restore_)
+
+
+#: How many names an unknown backup's error lists.
+LISTED = 10
+
+
+@contextmanager
+def known_backup(mc, name):
+    """Turn "Backup not found" into a message naming `name` and the backups there are."""
+    try:
+        yield
+    except NotFound:
+        names = [entry[1] for entry in mc.backups.scan()]
+        if not names:
+            raise NotFound(f"no backup named {name!r}: the backups folder is empty (make one "
+                           "with: mission-control backup create)") from None
+        more = [f"… and {len(names) - LISTED} more (mission-control backup list)"] \
+            if len(names) > LISTED else []
+        raise NotFound(f"no backup named {name!r}; the backups there are, newest first:",
+                       details=[*names[:LISTED], *more]) from None
 
 
 def _when(ts):
@@ -95,13 +156,36 @@ def _growth(folder, advance):
         watcher.join()
 
 
+def database_size(db_path):
+    """The bytes a backup of `db_path` is expected to copy: the database and its WAL."""
+    return sum(os.stat(path).st_size if os.path.exists(path) else 0
+               for path in (db_path, f"{db_path}-wal"))
+
+
+def backed_up(ctx, make, label="backup", sized=True):
+    """Run `make(mc)`, which makes one backup (returns its `BackupInfo`, or None), with its bars
+    drawn: `label`'s (sized: by the database and its WAL), then each off-site target's.
+
+    :return: `(made, watch, results)`: results are `BackupWatch.outcome`'s.
+    """
+    with ctx.out.bars() as bars:
+        watch = BackupWatch(bars, database_size(ctx.config.db_path) if sized else None, label)
+        with ctx.open(plugins=(watch,)) as mc, _growth(mc.backups.dir, watch.backup_bar.advance):
+            made = make(mc)
+            results = watch.outcome(mc.offsite.configured())
+    return made, watch, results
+
+
+def report(ctx, data, made, watch, results, text=()):
+    """Print the backup's result with its summary line; OFFSITE_FAILED when a copy failed."""
+    data = {**data, "pruned": watch.pruned, "offsite": [r.to_json() for r in results]}
+    ctx.out.result(data, [*text, summary(made, watch, results)])
+    return OFFSITE_FAILED if any(not r.ok for r in results) else OK
+
+
 def create(ctx):
-    with ctx.open() as mc:
-        total = mc.config.db_path.stat().st_size
-        with ctx.out.progress("backup", total=total) as advance, _growth(mc.backups.dir, advance):
-            made = mc.backups.create(ctx.actor)
-    ctx.out.result({"success": True, "backup": made.to_json()},
-                   f"created {made.name} ({human_size(made.size)})")
+    made, watch, results = backed_up(ctx, lambda mc: mc.backups.create(ctx.actor))
+    return report(ctx, {"success": True, "backup": made.to_json()}, made, watch, results)
 
 
 def list_(ctx):
@@ -112,7 +196,15 @@ def list_(ctx):
     for b in answer["backups"]:
         lines.append(f"{b['name']}\t{human_size(b['size'])}\t{_when(b['created_at'])}\t"
                      f"{checked[b.get('verified_ok')]}")
+    found = answer["backups"]
+    total = human_size(sum(b["size"] for b in found))
+    lines.append(f"{_count(len(found), 'backup')}, {total}, in {answer['dir']}" if found else
+                 f"no backups in {answer['dir']} yet (make one: mission-control backup create)")
     ctx.out.result(answer, lines)
+
+
+def _count(n, noun):
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def status(ctx):
@@ -131,7 +223,7 @@ def status(ctx):
 
 
 def delete_(ctx):
-    with ctx.open() as mc:
+    with ctx.open() as mc, known_backup(mc, ctx.args.name):
         mc.backups.delete(ctx.args.name, ctx.actor)
     ctx.out.result({"success": True}, f"deleted {ctx.args.name}")
 
@@ -152,7 +244,8 @@ def prune_(ctx):
 
 def verify_(ctx):
     """Exit 1 when the file fails the check (the answer is printed either way)."""
-    with ctx.open() as mc, ctx.out.progress(f"verifying {ctx.args.name}"):
+    with ctx.open() as mc, known_backup(mc, ctx.args.name), \
+            ctx.out.progress(f"verifying {ctx.args.name}"):
         result = verify_backup(mc, ctx.args.name, ctx.actor)
     state = "OK" if result["ok"] else "FAILED"
     ctx.out.result(result, [f"{ctx.args.name}: {state} (schema {result['schema_version']}, "
@@ -194,9 +287,10 @@ def _upload(ctx, mc, path, limit):
 def download_(ctx):
     args = ctx.args
     with ctx.open() as mc:
-        source = mc.backups.readable_path(args.name)
+        with known_backup(mc, args.name):
+            source = mc.backups.readable_path(args.name)
         target = args.output or args.name
-        if os.path.isdir(target):
+        if target.endswith(os.sep) or os.path.isdir(target):  # `-o dir/`: a folder, existing
             target = os.path.join(target, args.name)
         if os.path.lexists(target) and not args.force:
             raise UsageError(f"{target} exists (use --force to replace it)")
@@ -231,7 +325,10 @@ def _copy_out(ctx, source, target):
 
 def restore_(ctx):
     args = ctx.args
-    if (args.name is None) == (args.at is None):
+    if args.name is None and args.at is None:
+        raise UsageError("say what to restore: a backup name (see: mission-control backup list) "
+                         "or --at TIMESTAMP for a moment (point-in-time recovery)")
+    if args.name is not None and args.at is not None:
         raise UsageError("give a backup name or --at TIMESTAMP, not both")
     if not args.yes and ctx.out.as_json:
         raise UsageError("--json cannot ask for confirmation: add --yes")
@@ -240,23 +337,32 @@ def restore_(ctx):
             parse_timestamp(args.at)
             source = f"its state at {args.at}"
         else:
-            mc.backups.path_of(args.name)
+            with known_backup(mc, args.name):
+                mc.backups.path_of(args.name)
             source = args.name
         if not args.yes and not _confirmed(ctx, source):
             ctx.out.note("not restored")
             return 1
         keep = not args.restore_settings
+        users_before = _users(mc)
         with ctx.out.progress("restoring"):
             result = (restore_at(mc, args.at, ctx.actor, keep_settings=keep)
                       if args.at is not None
                       else restore_backup(mc, args.name, ctx.actor, keep_settings=keep))
+        users_changed = _users(mc) != users_before
     restored = result["restored"]
-    ctx.out.result(result, [
-        f"restored {restored['name']} (schema {restored['schema_version']} -> "
-        f"{restored['migrated_to']}); safety backup: {result['safety_backup']['name']}",
-        _settings_line(result["kept_settings"], args.restore_settings),
-        f"admins now: {', '.join(result['session']['admins']) or 'none'}",
-        result["session"]["message"]])
+    lines = [_settings_line(result["kept_settings"], args.restore_settings)]
+    if users_changed:  # who may log in is the backup's now: say how to get back in
+        lines += [f"users changed: admins now {', '.join(result['session']['admins']) or 'none'}",
+                  result["session"]["message"]]
+    lines.append(f"restored {restored['name']} (schema {restored['schema_version']} -> "
+                 f"{restored['migrated_to']}); safety backup: {result['safety_backup']['name']}")
+    ctx.out.result({**result, "users_changed": users_changed}, lines)
+
+
+def _users(mc):
+    """Who may log in, and how: compared before and after a restore."""
+    return mc.db.query("SELECT username, role, password_hash FROM users ORDER BY username")
 
 
 def _settings_line(kept, restored):
@@ -269,7 +375,15 @@ def _settings_line(kept, restored):
 
 
 def _confirmed(ctx, source):
-    """Ask on stdout, read one line of stdin (a script may pipe "y")."""
+    """Ask on stdout, read one line of stdin (a script may pipe "y").
+
+    :raises UsageError: stdin has no line to read (no terminal, nothing piped): add --yes.
+    """
     print(f"Replace the live database with {source}? A safety backup is taken first. [y/N] ",
           end="", file=ctx.out.out, flush=True)
-    return ctx.stdin.readline().strip().lower() in ("y", "yes")
+    answer = ctx.stdin.readline()
+    if not answer:
+        print(file=ctx.out.out, flush=True)
+        raise UsageError("no answer to the confirmation (no terminal, nothing piped in): add "
+                         "--yes to restore without asking")
+    return answer.strip().lower() in ("y", "yes")

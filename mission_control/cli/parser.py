@@ -1,23 +1,56 @@
-"""The command line's grammar: global options accepted anywhere, sub-commands from each group's
-module, and argparse's complaints turned into `UsageError` (exit 2, JSON under --json)."""
+"""The command line's grammar: global options accepted anywhere (and shown in every command's
+help), sub-commands from each group's module with their examples and the exit codes, and
+argparse's complaints turned into `UsageError` (exit 2, JSON under --json)."""
 import argparse
+import re
 
 from .. import __version__
 from ..config import OPTIONS
 from .failures import UsageError
+from .output import EXIT_CODES
 
 #: The options of `config.OPTIONS` every command takes (the others belong to one sub-command).
 GLOBAL_OPTIONS = tuple(option for option in OPTIONS if option.flag and option.command is None)
 #: Global options that take a value, and flags; each may come before or after the sub-command.
 GLOBAL_VALUES = (*(option.flag for option in GLOBAL_OPTIONS), "--config")
-GLOBAL_FLAGS = ("--json", "--quiet", "-q", "--debug", "--version")
+GLOBAL_FLAGS = ("--json", "--quiet", "-q", "--verbose", "-v", "-vv", "--debug", "--version")
+#: How the level of the log lines on stderr is chosen (the global options' help says it).
+LOG_HELP = ("log lines on stderr: WARNING and up by default (serve: MC_LOG_LEVEL, INFO); "
+            "-v shows INFO (-vv DEBUG), as does setting MC_LOG_LEVEL or log-level in --config")
+ACTIONS_HELP = "what to do (each has its own --help)"
+_INDENTED = re.compile(r"\n  ")
+
+
+class Formatter(argparse.HelpFormatter):
+    """argparse's help layout, but a paragraph of indented lines (examples, exit codes) is kept
+    as written while other paragraphs are wrapped to the terminal."""
+
+    def _fill_text(self, text, width, indent):
+        return "\n\n".join(paragraph if _INDENTED.search(paragraph)
+                           else super(Formatter, self)._fill_text(paragraph, width, indent)
+                           for paragraph in text.split("\n\n"))
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing usage and exiting, so --json can shape the error."""
+    """argparse that raises instead of printing usage and exiting, so --json can shape the error;
+    every command's help ends with its `examples` and the exit codes."""
+
+    def __init__(self, *args, examples=(), **kwargs):
+        kwargs.setdefault("formatter_class", Formatter)
+        lines = "".join(f"\n  {example}" for example in examples)
+        kwargs.setdefault("epilog", (f"examples:{lines}\n\n" if examples else "") + EXIT_CODES)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         raise UsageError(f"{message} (see: {self.prog} --help)")
+
+
+def command(sub, name, summary, *, description=None, examples=(), **kwargs):
+    """Add sub-command `name`: `summary` in its group's list, `description` (default: the
+    summary) atop its own help, then its `examples` (each a line: a command, maybe a comment)."""
+    text = description or summary
+    return sub.add_parser(name, help=summary, description=text[:1].upper() + text[1:],
+                          examples=examples, **kwargs)
 
 
 def hoist_globals(argv):
@@ -52,29 +85,56 @@ def build(groups):
     `add_parsers(sub)`; every leaf sets `handler` (and may set `database`: "open", "create"
     or "none")."""
     parser = Parser(prog="mission-control", description="Mission Control backup service. Global "
-                    "options may come before or after the command.")
+                    "options may come before or after the command.", examples=(
+                        "mission-control backup create          # a backup now, then its "
+                        "off-site copies",
+                        "mission-control backup list",
+                        "mission-control backup create --help   # any command's own help"))
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    for option in GLOBAL_OPTIONS:
-        add_option(parser, option)
-    parser.add_argument("--config", metavar="FILE",
-                        help="a TOML file of long option names (MC_CONFIG)")
-    parser.add_argument("--json", action="store_true",
-                        help="print results, and errors, as the API's JSON")
-    parser.add_argument("--quiet", "-q", action="store_true",
-                        help="print nothing but errors (no results, no progress)")
-    parser.add_argument("--debug", action="store_true",
-                        help="print the traceback of an error")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    add_globals(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
+                                help=ACTIONS_HELP)
     for group in groups:
         group.add_parsers(sub)
+    for command_parser in _sub_parsers(parser):
+        group = command_parser.add_argument_group("global options (before or after the command)")
+        add_globals(group, default=argparse.SUPPRESS)
     return parser
 
 
-def add_option(parser, option):
+def add_globals(parser, **defaults):
+    """The options every command takes. In a sub-command's parser they have `default=SUPPRESS`:
+    there they are only shown (`hoist_globals` has moved them to the front, where they are read),
+    and must not overwrite what the front read."""
+    for option in GLOBAL_OPTIONS:
+        add_option(parser, option, **defaults)
+    parser.add_argument("--config", metavar="FILE",
+                        help="a TOML file of long option names (MC_CONFIG)", **defaults)
+    parser.add_argument("--json", action="store_true",
+                        help="print results, and errors, as the API's JSON", **defaults)
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="print nothing but errors (no results, no progress)", **defaults)
+    parser.add_argument("--verbose", "-v", action="count", help=LOG_HELP,
+                        **{"default": 0, **defaults})
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback of an error", **defaults)
+
+
+def _sub_parsers(parser):
+    """Every parser below `parser` (commands, then their actions), depth first."""
+    for action in parser._actions:  # argparse keeps no public list of its sub-parsers
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield child
+                yield from _sub_parsers(child)
+
+
+def add_option(parser, option, **defaults):
     """Add `option`'s flag to `parser`; its value lands on the `Config` attribute's name."""
     whole = isinstance(option.default, int) and not isinstance(option.default, bool)
     parser.add_argument(option.flag, dest=option.attr, type=int if whole else None,
-                        help=f"{option.help} ({option.env}, default {option.default_text})")
+                        help=f"{option.help} ({option.env}, default {option.default_text})",
+                        **defaults)
 
 
 def command_options(command):

@@ -14,6 +14,7 @@ from ..offsite.signing import parse_verify_keys
 from ..offsite.storage import open_storage
 from ..units import human_size
 from .failures import UsageError
+from .parser import command
 from .output import FAILED
 
 NO_KEY = ("no verification key: give --verify-key ed25519:… (or MC_OFFSITE_VERIFY_KEYS), the key "
@@ -32,9 +33,13 @@ SEALED_UNVERIFIED = ("AUTHENTICITY NOT CHECKED (--unverified): each file of the 
 
 def add_parsers(sub):
     """Add `recover`."""
-    rec = sub.add_parser(
-        "recover", help="rebuild the database from off-site copies alone (no service, no "
-                        "settings): the newest copy that verifies, into a new folder")
+    rec = command(
+        sub, "recover", "rebuild the database from off-site copies alone (no service, no "
+                        "settings): the newest copy that verifies, into a new folder",
+        examples=("mission-control recover --from /mnt/nas/mc --identity ~/mc-age.key "
+                  "--verify-key ed25519:… --to /srv/mc-new",
+                  "mission-control recover --from s3://bucket/mc/ --identity ~/mc-age.key "
+                  "--verify-key ed25519:… --at 2026-11-27T15:52:56Z --to /srv/mc-new"))
     rec.add_argument("--from", dest="sources", action="append", metavar="WHERE", default=[],
                      help="s3://bucket/prefix or an absolute folder; repeat to fall back")
     rec.add_argument("--endpoint-url", help="an S3-compatible service's endpoint (credentials: "

@@ -3,27 +3,37 @@ import getpass
 
 from ..users import ROLES, UserError
 from .failures import UsageError
+from .parser import ACTIONS_HELP, command
 
 
 def add_parsers(sub):
     """Add the `user` command and its actions."""
-    user = sub.add_parser("user", help="manage users").add_subparsers(
-        dest="action", metavar="ACTION", required=True)
-    add = user.add_parser("add", help="create a user (makes the database if there is none)")
-    add.add_argument("name")
-    add.add_argument("--role", choices=ROLES, default="viewer")
-    add.add_argument("--display-name")
+    user = command(sub, "user", "manage users",
+                   description="the people who may log in to the page and the API (roles, "
+                   "lowest first: " + ", ".join(ROLES) + ")",
+                   examples=("mission-control user add ann --role admin",
+                             "mission-control user list")).add_subparsers(
+        dest="action", metavar="ACTION", required=True, help=ACTIONS_HELP)
+    add = command(user, "add", "create a user (makes the database if there is none)",
+                  examples=("mission-control user add ann --role admin",
+                            "echo \"$PASSWORD\" | mission-control user add bob --password-stdin"))
+    add.add_argument("name", help="the login name")
+    add.add_argument("--role", choices=ROLES, default="viewer",
+                     help="what the user may do (default: viewer)")
+    add.add_argument("--display-name", help="the name shown on the page (default: the login)")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from standard input instead of a prompt")
     add.set_defaults(handler=add_user, database="create")
-    user.add_parser("list", help="list users").set_defaults(handler=list_users)
-    setpw = user.add_parser("set-password", help="change a password (ends their sessions)")
-    setpw.add_argument("name")
+    command(user, "list", "list users", examples=("mission-control user list --json",)) \
+        .set_defaults(handler=list_users)
+    setpw = command(user, "set-password", "change a password (ends their sessions)",
+                    examples=("mission-control user set-password ann",))
+    setpw.add_argument("name", help="the login name")
     setpw.add_argument("--password-stdin", action="store_true",
                        help="read the password from standard input instead of a prompt")
     setpw.set_defaults(handler=set_password)
-    remove = user.add_parser("remove", help="delete a user")
-    remove.add_argument("name")
+    remove = command(user, "remove", "delete a user", examples=("mission-control user remove bob",))
+    remove.add_argument("name", help="the login name")
     remove.set_defaults(handler=remove_user)
 
 
@@ -45,6 +55,10 @@ def read_password(args, stdin):
 
 def add_user(ctx):
     password = read_password(ctx.args, ctx.stdin)
+    db_path = ctx.config.db_path
+    if not db_path.exists() or db_path.stat().st_size == 0:
+        # Logged at INFO, which the CLI does not show by default: a mistyped path shows here.
+        ctx.out.notice(f"creating a new Mission Control database at {db_path.absolute()}")
     with ctx.open(create=True) as mc:
         user = mc.users.add(ctx.args.name, password, role=ctx.args.role,
                             display_name=ctx.args.display_name)
@@ -55,7 +69,8 @@ def list_users(ctx):
     with ctx.open() as mc:
         found = mc.users.list()
     ctx.out.result({"users": [u.to_json() for u in found]},
-                   [f"{u.username}\t{u.role}\t{u.display_name}" for u in found])
+                   [*(f"{u.username}\t{u.role}\t{u.display_name}" for u in found),
+                    f"{len(found)} user{'' if len(found) == 1 else 's'}"])
 
 
 def set_password(ctx):

@@ -24,6 +24,10 @@ _DAYS = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
 #: The words each field may hold: names, and croniter's `L` (last) where it means a day. Anything
 #: else croniter would take is not plain cron: `R` (random: a new time at each parse), `H`, `W`.
 _WORDS = (set(), set(), {"l"}, _MONTHS, _DAYS | {"l"})
+#: Cron's nicknames, which croniter would take but plain cron fields spell out: the suggestion.
+NICKNAMES = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+             "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
+             "@hourly": "0 * * * *"}
 _TIME = re.compile(r"\b\d\d:\d\d\b")
 _DAILY = re.compile(r"At (\d\d:\d\d)")
 
@@ -44,7 +48,9 @@ def check_schedule(text):
     # ASCII whitespace only: str.split() would also take U+2028 or U+0085 as a separator.
     fields = _SPACES.split(text.strip(" \t\n\r\f\v")) if isinstance(text, str) else []
     if len(fields) != 5:
-        raise ValueError(FIELDS_HELP)
+        nickname = NICKNAMES.get(fields[0].lower()) if len(fields) == 1 else None
+        raise ValueError(f"{FIELDS_HELP}: for {fields[0]} write {nickname!r}" if nickname
+                         else FIELDS_HELP)
     return _checked(" ".join(fields))
 
 

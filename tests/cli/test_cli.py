@@ -1,5 +1,6 @@
 """The installed `mission-control` as scripts use it: every command, with and without --json,
-each exit code (0 done, 1 failed, 2 usage/config, 3 not found, 4 refused), never a traceback."""
+each exit code (0 done, 1 failed, 2 usage/config, 3 not found, 4 refused; 5, an off-site copy
+failed, is test_cli_summary's), never a traceback."""
 import json
 import os
 import socket
@@ -84,7 +85,7 @@ def test_backup_create_list_status_delete(data):
     name = listed["backups"][0]["name"]
     assert cli(data, "backup", "delete", name, "--json").json == {"success": True}
     assert cli(data, "backup", "delete", listed["backups"][1]["name"]).out.startswith("deleted")
-    both(data, "backup", "delete", name, code=3, text="not found")
+    both(data, "backup", "delete", name, code=3, text="no backup named")
     both(data, "backup", "delete", "../x.db", code=2, text="must not contain")
 
 
@@ -93,7 +94,7 @@ def test_verify_upload_download_restore(data, tmp_path):
     plain, verified = both(data, "backup", "verify", name)
     assert ": OK" in plain.out and verified["ok"] is True
     assert backups(data)[0]["verified_ok"] is True
-    both(data, "backup", "verify", "missing.db", code=3, text="not found")
+    both(data, "backup", "verify", "missing.db", code=3, text="no backup named")
 
     out = tmp_path / "out"
     out.mkdir()
@@ -116,8 +117,10 @@ def test_verify_upload_download_restore(data, tmp_path):
     assert_error(cli(data, "backup", "restore", name, "--json"), 2, "--yes")
     restored = cli(data, "backup", "restore", name, "--yes", "--json").json
     assert restored["restored"]["name"] == name and restored["success"] is True
-    assert cli(data, "backup", "restore", name, "--yes").out.startswith(f"restored {name}")
-    both(data, "backup", "restore", "nope.db", "--yes", code=3, text="not found")
+    # The summary line comes last.
+    assert cli(data, "backup", "restore", name, "--yes").out.splitlines()[-1].startswith(
+        f"restored {name}")
+    both(data, "backup", "restore", "nope.db", "--yes", code=3, text="no backup named")
 
 
 def test_prune_and_the_refusals(data):
@@ -181,7 +184,7 @@ def test_scheduler_and_plugins(data):
 
 
 def test_offsite_without_a_target_is_not_found(data):
-    both(data, "offsite", "list", "dir", code=3, text="No configured off-site target")
+    both(data, "offsite", "list", "dir", code=3, text="no off-site target named 'dir': none")
     both(data, "offsite", "fetch", "dir", "x.db.zst.age", code=3, text="off-site target")
 
 

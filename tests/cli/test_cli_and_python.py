@@ -27,7 +27,7 @@ def test_user_commands(data_dir, capsys):
                stdin=PASSWORD + "\n") == (0, "added admin ann\n")
     assert run(data_dir, "user", "add", "vic", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
     code, out = run(data_dir, "user", "list")
-    assert out.splitlines() == ["ann\tadmin\tann", "vic\tviewer\tvic"]
+    assert out.splitlines() == ["ann\tadmin\tann", "vic\tviewer\tvic", "2 users"]
     assert run(data_dir, "user", "add", "ann", "--password-stdin", stdin=PASSWORD + "\n")[0] == 2
     assert "already exists" in capsys.readouterr().err
     assert run(data_dir, "user", "add", "bob", "--password-stdin", stdin="short\n")[0] == 2
@@ -51,8 +51,9 @@ def test_backup_commands(data_dir, capsys):
     assert run(data_dir, "backup", "list")[1].startswith(name + "\t")
     assert run(data_dir, "backup", "delete", "../x.db")[0] == 2  # bad input
     assert "Validation failed" in capsys.readouterr().err
-    assert run(data_dir, "backup", "delete", "nope.db")[0] == 3  # not found
-    assert "Backup not found" in capsys.readouterr().err
+    assert run(data_dir, "backup", "delete", "nope.db")[0] == 3  # not found: named, and the
+    said = capsys.readouterr().err                                # backups there listed
+    assert "no backup named 'nope.db'" in said and f"\n  {name}\n" in said
     assert run(data_dir, "backup", "delete", name) == (0, f"deleted {name}\n")
     with MissionControl.open(data_dir, entry_points=False) as mc:
         actions = [e["action"] for e in mc.audit_store.query()[0]]

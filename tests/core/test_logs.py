@@ -121,7 +121,8 @@ def test_the_cli_labels_binary_sizes_as_such(tmp_path):
         made = subprocess.run([*command(), "backup", "create", "--data-dir", str(data_dir)],
                               capture_output=True, text=True, timeout=120)
     assert made.returncode == 0, made.stderr
-    assert re.fullmatch(r"created mc-backup-\S+\.db \(\d+(\.\d)? KiB\)\n", made.stdout)
+    assert re.fullmatch(r"created mc-backup-\S+\.db \(\d+(\.\d)? KiB, [\d.]+ s\); pruned 0; "
+                        r"off-site: none configured\n", made.stdout), made.stdout
     listed = subprocess.run([*command(), "backup", "list", "--data-dir", str(data_dir)],
                             capture_output=True, text=True, timeout=120)
     assert re.search(r"\t\d+(\.\d)? KiB\t", listed.stdout), listed.stdout

@@ -44,7 +44,9 @@ def test_a_copy_run_that_cannot_read_the_whole_folder_fails(mc, nas, unprivilege
     (nas / "archive").mkdir(mode=0o000)  # someone else's, unreadable to the service
     (nas / "lost+found").mkdir(mode=0o000)  # a filesystem's own: never looked into
     made = run_cli("backup", "create", "--data-dir", mc.config.data_dir, prefix=unprivileged)
-    assert made.code == 0, made.err  # the local backup is never affected
+    # The local backup is never affected; the failed copy is exit 5, and named in the summary.
+    assert made.code == 5, made.err
+    assert "; off-site dir: FAILED: copied and verified, but keeping" in made.out
     result = mc.offsite.get("dir")
     assert result["ok"] is False
     assert result["message"] == ("copied and verified, but keeping the newest copies failed: "

@@ -237,8 +237,9 @@ def test_paths_outside_the_state_directory_need_the_documented_drop_in(protect_s
                     f"audit.jsonl.path={logs / 'audit.jsonl'}",
                     failures_logged=failing).code == 0
     made = unit_cli(prefix, data, "backup", "create", "--json", failures_logged=failing)
-    assert made.code == 0, made.err
+    assert made.code == (5 if failing else 0), made.err  # 5: made, but the off-site copy failed
     name = json.loads(made.out)["backup"]["name"]
+    assert [t["ok"] for t in json.loads(made.out)["offsite"]] == [not failing]
     assert (data / "backups" / name).is_file()
     if drop_in:
         assert sorted(os.listdir(nas)) == ["catalog", name, f"{name}.manifest.json"]  # signed
