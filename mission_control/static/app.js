@@ -4,12 +4,13 @@ import { $, setBusy } from "./dom.js";
 import { bothTimes, elapsedText, humanSize } from "./format.js";
 import { renderAudit, renderBackups, renderHealth, renderTask } from "./render.js";
 import { fillPolicies, wirePolicies } from "./policies.js";
-import { chosenMoment, renderPitr } from "./pitr.js";
+import { renderPitr, wirePitr } from "./pitr.js";
+import { loadForms } from "./forms.js";
 
 const VIEWS = ["login-view", "forbidden-view", "app-view"];
 /** How often the page reloads what it shows while it is visible. */
 const REFRESH_MS = 30000;
-const state = { user: null, files: false, backups: new Map(), pending: null, moment: false,
+const state = { user: null, files: false, backups: new Map(), pending: null,
                loading: null, loadedAt: 0, skewMs: 0, taskTicker: null };
 
 // ---- views and messages ----------------------------------------------------------------
@@ -120,7 +121,7 @@ async function loadEverything() {
   main.setAttribute("aria-busy", "true");
   try {
     await loadHealth(); // first: it tells whether verify, download and restore exist
-    await Promise.all([loadBackups(), loadSchedule(), loadAudit(), loadPitr()]);
+    await Promise.all([loadBackups(), loadSchedule(), loadAudit(), loadPitr(), loadForms({ handleError, reload: loadAll })]);
   } finally {
     state.loadedAt = Date.now();
     main.removeAttribute("aria-busy");
@@ -300,30 +301,9 @@ async function deleteClosed() {
 
 function openRestore(name) {
   const backup = state.backups.get(name);
-  openRestoreDialog(name, false, backup ? `taken ${bothTimes(backup.created_at)}` : "taken at an unknown time");
-}
-
-/** The "restore to a moment" form: the same dialog, confirmed by typing the moment. */
-function openMomentRestore(event) {
-  event.preventDefault();
-  let moment;
-  try {
-    moment = chosenMoment();
-  } catch (err) {
-    showError(err.message);
-    $("pitr-moment").focus();
-    return;
-  }
-  openRestoreDialog(moment, true, `the database as it was at ${bothTimes(Date.parse(moment) / 1000)}`);
-}
-
-function openRestoreDialog(name, moment, when) {
   state.pending = name;
-  state.moment = moment;
-  $("restore-title").textContent = moment ? "Restore to this moment?" : "Restore this backup?";
-  $("restore-typed-label").textContent = moment ? "Type the moment to confirm" : "Type the backup name to confirm";
   $("restore-name").textContent = name;
-  $("restore-when").textContent = when;
+  $("restore-when").textContent = backup ? `taken ${bothTimes(backup.created_at)}` : "taken at an unknown time";
   $("restore-typed").value = "";
   $("restore-settings").checked = false;
   $("restore-confirm").disabled = true;
@@ -340,19 +320,15 @@ function restoreTyped() {
 async function restoreClosed() {
   const name = state.pending;
   const confirmed = $("restore-dialog").returnValue === "confirm" && restoreTyped();
-  const body = state.moment ? { timestamp: name } : { name };
   const keepSettings = !$("restore-settings").checked;
-  body.keep_settings = keepSettings;
+  const body = { name, keep_settings: keepSettings };
   state.pending = null;
-  state.moment = false;
   if (!confirmed || !name) return;
   showStatus(`Restoring ${name}… The service keeps running; this can take a moment.`);
   try {
     const r = await api("POST", "/api/backup/restore", body);
     const safety = r.safety_backup ? ` The data it replaced is in ${r.safety_backup.name}.` : "";
-    const held = r.restored && r.restored.restored_to && r.restored.restored_to !== r.restored.timestamp
-      ? ` The data is from ${r.restored.restored_to}, the last moment the stream kept before it.` : "";
-    const text = `Restored ${name}.${held}${safety}${keptText(r.kept_settings, keepSettings)}`;
+    const text = `Restored ${name}.${safety}${keptText(r.kept_settings, keepSettings)}`;
     if (r.session && r.session.logged_in === false) {
       showLogin(`${text} ${r.session.message || "Please log in again."}`);
       return;
@@ -424,7 +400,7 @@ function wire() {
   $("upload-form").addEventListener("submit", upload);
   $("delete-dialog").addEventListener("close", deleteClosed);
   $("restore-dialog").addEventListener("close", restoreClosed);
-  $("pitr-form").addEventListener("submit", openMomentRestore);
+  wirePitr({ showLogin, handleError, reload: loadAll });
   $("restore-typed").addEventListener("input", () => { $("restore-confirm").disabled = !restoreTyped(); });
   $("restore-typed").addEventListener("keydown", (event) => {
     // Enter would submit with the first button (Cancel); confirm only when the name matches.
