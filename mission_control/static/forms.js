@@ -9,10 +9,12 @@ import { $, el, setBusy } from "./dom.js";
  * `[key, label, kind, extra]`: kind "text" (default), "number", "bool", "choice" (extra.choices),
  * "area" (several lines) or "secret" (write-only; extra.area for several lines).
  * A field whose key the service does not declare (its plugin is off) is left out; so is a form
- * without any.
+ * without any. The forms of one container are folded away under one line saying what each is
+ * set to now (`summary`).
  */
 const FORMS = [
   { id: "offsite-dir", container: "offsite-config", title: "Folder copy (a mounted share)",
+    summary: (v) => (v["offsite.dir.path"] ? `on: ${v["offsite.dir.path"]}` : "off"),
     fields: [
       ["offsite.dir.path", "Folder", "text", { placeholder: "/mnt/nas/mission-control", wide: true }],
       ["offsite.dir.retention_count", "Copies to keep", "number"],
@@ -21,6 +23,7 @@ const FORMS = [
       ["offsite.dir.age_recipients", "Encrypt to (age recipients)", "area"],
     ] },
   { id: "offsite-s3", container: "offsite-config", title: "S3 bucket copy",
+    summary: (v) => (v["offsite.s3.bucket"] ? `on: ${v["offsite.s3.bucket"]}` : "off"),
     fields: [
       ["offsite.s3.bucket", "Bucket", "text"],
       ["offsite.s3.prefix", "Key prefix", "text"],
@@ -41,14 +44,16 @@ const FORMS = [
       ["offsite.s3.multipart_chunk_mb", "Part size (MiB)", "number"],
     ] },
   { id: "offsite-common", container: "offsite-config", title: "All off-site copies",
+    summary: (v, secrets) => (secrets["offsite.age_identity"] ? "decryption key set" : "no decryption key"),
     fields: [
       ["offsite.age_identity", "Decryption key (age identity)", "secret", { area: true }],
       ["offsite.max_lag_minutes", "Health fails after (minutes without a copy)", "number"],
       ["offsite.verify_schedule", "Restore drill schedule (cron, UTC)", "text"],
     ] },
   { id: "pitr-settings", container: "pitr-config", title: "Point-in-time settings",
+    summary: (v) => (v["pitr.enabled"] === "true" ? `on: ${v["pitr.replica_url"] || "no replica"}` : "off"),
     fields: [
-      ["pitr.enabled", "Stream every change with Litestream", "bool"],
+      ["pitr.enabled", "Continuous protection on (Litestream)", "bool"],
       ["pitr.replica_url", "Replica", "text", { placeholder: "file:///srv/replica or s3://bucket/prefix", wide: true }],
       ["pitr.retention", "How far back", "text", { placeholder: "72h" }],
       ["pitr.max_lag_seconds", "Health fails when behind by (seconds)", "number"],
@@ -59,6 +64,7 @@ const FORMS = [
       ["pitr.age_recipients", "Seal to (age recipients)", "area"],
     ] },
   { id: "alerts-mail", container: "alerts-config", title: "Mail",
+    summary: (v) => (v["email.smtp_host"] && v["email.to"] ? `on: to ${v["email.to"]}` : "off"),
     fields: [
       ["email.smtp_host", "SMTP server", "text", { placeholder: "smtp.example.com" }],
       ["email.smtp_port", "SMTP port", "number"],
@@ -69,6 +75,7 @@ const FORMS = [
       ["email.to", "To (comma-separated)", "text", { wide: true }],
     ] },
   { id: "alerts-pings", container: "alerts-config", title: "Pings (Healthchecks.io and alike)",
+    summary: (v) => (v["healthchecks.url"] ? "on" : "off"),
     fields: [
       ["healthchecks.url", "Ping URL", "text", { placeholder: "https://hc-ping.com/<uuid>", wide: true }],
       ["healthchecks.all_backups", "Ping for manual backups too", "bool"],
@@ -138,8 +145,9 @@ function buildForm(spec, known) {
   const save = el("button", { type: "submit", className: "secondary", id: `${spec.id}-save` },
                   el("span", { className: "spinner", "aria-hidden": "true" }), el("span", { className: "label", text: "Save" }));
   const undo = el("button", { type: "button", className: "secondary", id: `${spec.id}-undo`, text: "Undo changes" });
-  form.append(el("h3", { id: `${spec.id}-title`, text: spec.title }), grid, error, status,
-              el("div", { className: "actions" }, save, undo));
+  form.append(el("h3", {}, el("span", { id: `${spec.id}-title`, text: spec.title }), " ",
+                  el("span", { id: `${spec.id}-summary`, className: "summary-state" })),
+              grid, error, status, el("div", { className: "actions" }, save, undo));
   form.addEventListener("input", (event) => edited(spec, event));
   form.addEventListener("change", (event) => edited(spec, event));
   form.addEventListener("submit", (event) => { event.preventDefault(); save_(spec, form); });
@@ -153,9 +161,15 @@ function build(listing) {
   for (const s of listing.secrets || []) known.set(s.key, s.description);
   for (const spec of FORMS) {
     const container = $(spec.container);
-    if (!container) continue;
-    const form = buildForm(spec, known);
-    if (form) container.append(form);
+    const form = container && buildForm(spec, known);
+    if (!form) continue;
+    let fold = $(`${spec.container}-details`);
+    if (!fold) {
+      fold = el("details", { id: `${spec.container}-details`, className: "settings-details" },
+                el("summary", {}, "Settings ", el("span", { id: `${spec.container}-summary`, className: "summary-state" })));
+      container.append(fold);
+    }
+    fold.append(form);
   }
   state.built = true;
 }
@@ -163,6 +177,7 @@ function build(listing) {
 // ---- filling -----------------------------------------------------------------------------
 
 function fill(spec, form, force) {
+  $(`${spec.id}-summary`).textContent = `(${spec.summary(state.values, state.secrets)})`;
   if (!force && state.dirty.has(spec.id)) return; // never overwrite what someone is typing
   for (const input of form.querySelectorAll("[data-key]")) {
     const key = input.dataset.key;
@@ -183,10 +198,14 @@ function fill(spec, form, force) {
 }
 
 function fillAll() {
+  const lines = {};
   for (const spec of FORMS) {
     const form = $(`${spec.id}-form`);
-    if (form) fill(spec, form, false);
+    if (!form) continue;
+    fill(spec, form, false);
+    (lines[spec.container] ||= []).push(`${spec.title.replace(/ \(.*\)$/, "")}: ${spec.summary(state.values, state.secrets)}`);
   }
+  for (const [container, parts] of Object.entries(lines)) $(`${container}-summary`).textContent = `(${parts.join(" · ")})`;
 }
 
 /**

@@ -10,7 +10,8 @@ const AGO = [60, 300, 900];
 const FINE_MS = 5 * 60 * 1000;
 const STEPS = "Litestream keeps every second of the last 5 minutes; further back it keeps " +
   "steps of 30 s, then 5 min, then 1 hour (its compaction levels), so an older moment is " +
-  "restored to the last step at or before it. The moment actually restored to is shown afterwards.";
+  "restored to the last step at or before it (the green part of the bar is the last 5 minutes). " +
+  "The moment actually restored to is shown afterwards.";
 const state = { app: null, pitr: null, moment: null };
 
 // ---- times -------------------------------------------------------------------------------
@@ -165,6 +166,7 @@ export function renderPitr(pitr) {
     ? `${bothTimes(pitr.earliest / 1000)} to ${bothTimes(pitr.latest / 1000)}`
     : "nothing restorable yet";
   $("pitr-lag").textContent = pitr.lag_seconds === null ? "—" : `${pitr.lag_seconds} s`;
+  $("pitr-window").closest("dl").hidden = !pitr.enabled;
   if (!$("pitr-form")) build();
   $("pitr-form").hidden = !pitr.enabled;
   for (const button of $("pitr-form").querySelectorAll("button")) button.disabled = !open;

@@ -14,6 +14,10 @@ SIZES = pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone
 
 
 def form(page, name):
+    """The form `name`, unfolded (a card's forms are folded away under what they are set to)."""
+    details = page.locator(f"details:has(#{name}-form)")
+    if details.get_attribute("open") is None:
+        details.locator("summary").click()
     return page.locator(f"#{name}-form")
 
 
@@ -37,6 +41,9 @@ def test_the_folder_form_round_trips_and_a_bad_value_saves_nothing(open_page, mc
     _, recipient = new_key()
     page = open_page(size)
     log_in(page)
+    expect(page.locator("#offsite-config-summary")).to_have_text(
+        "(Folder copy: off · S3 bucket copy: off · All off-site copies: no decryption key)")
+    expect(page.locator("#offsite-dir-form")).to_be_hidden()  # folded away until asked for
     folder = form(page, "offsite-dir")
     expect(field(folder, "Folder")).to_have_value("")
     field(folder, "Folder").fill(str(share))
@@ -69,6 +76,7 @@ def test_the_folder_form_round_trips_and_a_bad_value_saves_nothing(open_page, mc
     expect(page.locator("#offsite-none")).to_be_hidden()
 
     reopen(page)
+    expect(page.locator("#offsite-config-summary")).to_contain_text(f"(Folder copy: on: {share} · ")
     folder = form(page, "offsite-dir")
     expect(field(folder, "Folder")).to_have_value(str(share))
     expect(field(folder, "Copies to keep")).to_have_value("3")
@@ -177,7 +185,7 @@ def test_the_point_in_time_settings_round_trip(open_page, mc, tmp_path, size):
     log_in(page)
     expect(page.locator("#pitr-state")).to_contain_text("Off")
     settings = form(page, "pitr-settings")
-    field(settings, "Stream every change with Litestream").check()
+    field(settings, "Continuous protection on (Litestream)").check()
     field(settings, "Replica").fill(f"file://{tmp_path / 'replica'}")
     field(settings, "How far back").fill("3 days")
     save(settings)
@@ -193,7 +201,7 @@ def test_the_point_in_time_settings_round_trip(open_page, mc, tmp_path, size):
 
     reopen(page)
     settings = form(page, "pitr-settings")
-    expect(field(settings, "Stream every change with Litestream")).to_be_checked()
+    expect(field(settings, "Continuous protection on (Litestream)")).to_be_checked()
     expect(field(settings, "Replica")).to_have_value(f"file://{tmp_path / 'replica'}")
     expect(field(settings, "How far back")).to_have_value("36h")
     expect(settings.locator("#set-pitr-s3_secret_access_key-state")).to_have_text("Not set.")
