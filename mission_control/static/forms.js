@@ -172,6 +172,11 @@ function build(listing) {
     fold.append(form);
   }
   state.built = true;
+  // A card that shows only when it has something to set (continuous protection while off) listens.
+  for (const spec of FORMS) {
+    const container = $(spec.container);
+    if (container) container.dispatchEvent(new CustomEvent("settings-forms", { bubbles: true }));
+  }
 }
 
 // ---- filling -----------------------------------------------------------------------------
@@ -188,6 +193,7 @@ function fill(spec, form, force) {
       $(`${id}-state`).textContent = set ? "Set (hidden). Type a new value to replace it." : "Not set.";
       $(`${id}-clearrow`).hidden = !set;
       $(`${id}-clear`).checked = false;
+      input.disabled = false;
       input.placeholder = set ? "•••••• (unchanged)" : "";
     } else if (input.type === "checkbox") {
       input.checked = state.values[key] === "true";

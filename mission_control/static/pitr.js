@@ -144,12 +144,15 @@ function dialog() {
   return node;
 }
 
-/** Fill the card from `GET /api/backup/pitr`: its state always, the restore form while it is on. */
+/**
+ * Fill the card from `GET /api/backup/pitr`: its state, and the restore form while it is on. While
+ * it is off the card shows only when its settings form is there to turn it on (the pitr plugin).
+ */
 export function renderPitr(pitr) {
   state.pitr = pitr;
   const card = $("pitr");
-  card.hidden = !pitr;
-  if (!pitr) return;
+  card.hidden = !pitr || (!pitr.enabled && !$("pitr-config").querySelector("form"));
+  if (card.hidden) return;
   let text;
   if (!pitr.enabled) text = "Off: changes between backups are not kept. Turn it on in the settings below.";
   else if (!pitr.installed) text = "On, but Litestream is not installed (pip install 'mission-control-backup[pitr]').";
@@ -181,6 +184,9 @@ function drawBar() {
   bar.hidden = !open;
   $("pitr-bar-start").textContent = open ? `from ${bothTimes(p.earliest / 1000)}` : "";
   $("pitr-bar-end").textContent = open ? `to ${bothTimes(p.latest / 1000)}` : "";
+  const field = $("pitr-moment");
+  field.min = open ? localValue(p.earliest) : "";
+  field.max = open ? localValue(p.latest) : "";
   if (!open) return;
   const span = Math.max(1, p.latest - p.earliest);
   const fine = Math.min(span, FINE_MS);
@@ -316,7 +322,8 @@ function restoredText(r, askedMs, keepSettings) {
   const restored = r.restored || {};
   const toMs = Date.parse(restored.restored_to || restored.timestamp || "") || askedMs;
   const held = toMs !== askedMs
-    ? ` You asked for ${bothTimes(askedMs / 1000)}; that is the last moment the stream kept before it.` : "";
+    ? ` You asked for ${bothTimes(askedMs / 1000)}: that far back the stream keeps coarser steps, ` +
+      "and this is the last one at or before it." : "";
   const safety = r.safety_backup ? ` The data it replaced is in ${r.safety_backup.name}.` : "";
   const kept = !keepSettings ? " Its daily-backup, retention, off-site and alert settings were restored too."
     : (r.kept_settings && r.kept_settings.length
@@ -327,4 +334,5 @@ function restoredText(r, askedMs, keepSettings) {
 /** Wire the card once; `app` has `showLogin(notice)`, `handleError(err)` and `reload()`. */
 export function wirePitr(app) {
   state.app = app;
+  $("pitr-config").addEventListener("settings-forms", () => { if (state.pitr) renderPitr(state.pitr); });
 }
