@@ -90,17 +90,22 @@ def test_restore_to_a_moment_from_the_page(page_on, server, size):
         "aria-label", re.compile(r"^Restorable window: \d+ s, from .* to .*; the last \d+ s to the second\.$"))
     expect(page.locator("#pitr-steps")).to_contain_text("every second of the last 5 minutes")
 
-    # The window began when Litestream started, well under 15 minutes ago.
-    page.get_by_role("button", name="15 min ago").click()
-    alert = page.locator("#pitr-error")
-    expect(alert).to_contain_text("15 min ago is before the restorable window")
-    expect(alert).to_be_focused()
     page.get_by_role("button", name="Restore to this moment…").click()
+    alert = page.locator("#pitr-error")
+    expect(alert).to_have_text("Choose the moment first: a date and a time to the second, or a quick pick.")
+    expect(alert).to_be_focused()
+    # The window began when Litestream started, well under 5 minutes ago.
+    for minutes in (15, 5):
+        page.get_by_role("button", name=f"{minutes} min ago", exact=True).click()
+        expect(alert).to_contain_text(f"{minutes} min ago is before the restorable window")
+        expect(alert).to_be_focused()
+    page.get_by_role("button", name="Restore to this moment…").click()
+    expect(alert).to_contain_text("is outside the restorable window")
     expect(page.locator("#pitr-dialog")).not_to_be_visible()
 
     # "1 min ago" a minute after the moment is the moment.
     page.clock.set_fixed_time(datetime.fromtimestamp(moment + 60, timezone.utc))
-    page.get_by_role("button", name="1 min ago").click()
+    page.get_by_role("button", name="1 min ago", exact=True).click()
     z, millis, offset, local = spellings(moment)
     expect(field).to_have_value(local.replace(" ", "T"))
     expect(page.locator("#pitr-utc")).to_contain_text(z)

@@ -3,7 +3,7 @@ sizes: each saves through the settings API, comes back after a reload, never sho
 shows the API's own message next to the field for a bad value, saving nothing."""
 import pytest
 
-from tests.support.browser import DESKTOP, PHONE, log_in, shot, wait_ready
+from tests.support.browser import ARTIFACTS, DESKTOP, PHONE, log_in, shot, wait_ready
 from tests.support.offsite import new_key
 from tests.support.s3server import ACCESS_KEY, SECRET_KEY
 
@@ -123,6 +123,7 @@ def test_s3_secrets_are_write_only_and_a_refused_lock_saves_nothing(open_page, m
     expect(s3.get_by_role("alert")).to_be_focused()
     expect(s3.locator("#set-offsite-s3-lock_mode-error")).to_contain_text("does not have Object Lock")
     assert mc.settings.get("offsite.s3.lock_mode") == "" and mc.settings.get("offsite.s3.lock_days") == 30
+    s3.screenshot(path=str(ARTIFACTS / f"35-s3-form-refused-{size['width']}.png"))
 
     s3.get_by_role("button", name="Undo changes").click()
     expect(field(s3, "Object Lock mode")).to_have_value("")
