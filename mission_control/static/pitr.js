@@ -322,8 +322,8 @@ function restoredText(r, askedMs, keepSettings) {
   const restored = r.restored || {};
   const toMs = Date.parse(restored.restored_to || restored.timestamp || "") || askedMs;
   const held = toMs !== askedMs
-    ? ` You asked for ${bothTimes(askedMs / 1000)}: that far back the stream keeps coarser steps, ` +
-      "and this is the last one at or before it." : "";
+    ? ` You asked for ${bothTimes(askedMs / 1000)}; the data is from the last change the stream kept ` +
+      "at or before it." : "";
   const safety = r.safety_backup ? ` The data it replaced is in ${r.safety_backup.name}.` : "";
   const kept = !keepSettings ? " Its daily-backup, retention, off-site and alert settings were restored too."
     : (r.kept_settings && r.kept_settings.length

@@ -9,8 +9,10 @@ import re
 import pytest
 
 from tests.support.browser import ARTIFACTS, DESKTOP, PHONE, shot, wait_ready
-from tests.support.pitr_live import (BINARY, PASSWORD, Serve, configure, usernames, wait_for,
-                                     write_three)
+from tests.support.offsite import new_key
+from tests.support.pitr_live import (BINARY, PASSWORD, Serve, configure, local_txid, sealed_txid,
+                                     usernames, wait_for, write_three)
+from tests.support.s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 expect = pytest.importorskip("playwright.sync_api",
                              reason="browser tests need playwright: pip install -e '.[test]'").expect
@@ -139,3 +141,51 @@ def test_restore_to_a_moment_from_the_page(page_on, server, size):
     expect(field).to_have_value("")
     shot(page, f"33-pitr-restored-{size['width']}")
     page.locator("#pitr").screenshot(path=str(ARTIFACTS / f"34-pitr-card-{size['width']}.png"))
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_sealed_stream_restore_shows_the_moment_the_data_is_from(page_on, tmp_path, size):
+    """A sealed (s3://) stream restores to its last change at or before the moment: the page says
+    which moment that is (`restored.restored_to`), beside the one asked for."""
+    boto3 = pytest.importorskip("boto3")
+    s3 = S3Server()
+    try:
+        boto3.client("s3", endpoint_url=s3.url, aws_access_key_id=ACCESS_KEY,
+                     aws_secret_access_key=SECRET_KEY,
+                     region_name="us-east-1").create_bucket(Bucket="pitr")
+        data = tmp_path / "data"
+        identity, recipient = new_key()
+        configure(data, **{"pitr.enabled": True, "pitr.replica_url": "s3://pitr/mc/live",
+                           "pitr.s3_endpoint": s3.url, "pitr.s3_region": "us-east-1",
+                           "pitr.s3_access_key_id": ACCESS_KEY,
+                           "pitr.s3_secret_access_key": SECRET_KEY,
+                           "pitr.age_recipients": recipient, "offsite.age_identity": identity})
+        serve = Serve(data)
+        try:
+            assert wait_for(lambda: running(serve)), serve.lines
+            page = page_on(serve.url, size)
+            log_in(page)
+            moment = int(write_three(data))
+            assert wait_for(lambda: (sealed_txid(data) or 0) >= local_txid(data))
+            assert wait_for(lambda: (s := serve.pitr())["latest"] and s["latest"] >= (moment + 1) * 1000)
+            page.get_by_role("button", name="Refresh").click()
+            wait_ready(page)
+            expect(page.locator("#pitr-state")).to_contain_text("sealed (age)")
+            page.get_by_label("Moment (your time, to the second)").fill(spellings(moment)[3].replace(" ", "T"))
+            page.get_by_role("button", name="Restore to this moment…").click()
+            dialog = page.get_by_role("dialog", name="Restore to this moment?")
+            dialog.get_by_label("Type the moment").fill("RESTORE")
+            dialog.get_by_role("button", name="Restore", exact=True).click()
+            result = page.locator("#pitr-result")
+            expect(result).to_contain_text("You asked for", timeout=120_000)
+            event = serve.call("GET", "/api/audit?action=backup_restore")[1]["events"][0]
+            restored_to = event["detail"]["restored_to"]
+            assert restored_to < spellings(moment)[1]  # t2's commit, before the moment
+            expect(result).to_contain_text("Restored the database to ")
+            expect(result).to_contain_text(f"({restored_to}). You asked for ")
+            expect(result).to_be_focused()
+            assert {"t1", "t2"} <= usernames(data) and "t3" not in usernames(data)
+        finally:
+            serve.stop()
+    finally:
+        s3.stop()
