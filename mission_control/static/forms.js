@@ -150,8 +150,8 @@ function buildForm(spec, known) {
               grid, error, status, el("div", { className: "actions" }, save, undo));
   form.addEventListener("input", (event) => edited(spec, event));
   form.addEventListener("change", (event) => edited(spec, event));
-  form.addEventListener("submit", (event) => { event.preventDefault(); save_(spec, form); });
-  undo.addEventListener("click", () => { state.dirty.delete(spec.id); clearErrors(form); fill(spec, form, true); });
+  form.addEventListener("submit", (event) => { event.preventDefault(); saveForm(spec, form); });
+  undo.addEventListener("click", () => { state.dirty.delete(spec.id); clearErrors(spec, form); fill(spec, form, true); });
   return form;
 }
 
@@ -271,10 +271,10 @@ function markField(key, message) {
   return true;
 }
 
-function clearErrors(form) {
+function clearErrors(spec, form) {
   for (const input of form.querySelectorAll("[data-key]")) markField(input.dataset.key, null);
-  $(`${form.id.replace(/-form$/, "")}-error`).hidden = true;
-  $(`${form.id.replace(/-form$/, "")}-status`).hidden = true;
+  $(`${spec.id}-error`).hidden = true;
+  $(`${spec.id}-status`).hidden = true;
 }
 
 function tell(box, text) {
@@ -283,8 +283,8 @@ function tell(box, text) {
   box.focus();
 }
 
-async function save_(spec, form) {
-  clearErrors(form);
+async function saveForm(spec, form) {
+  clearErrors(spec, form);
   const error = $(`${spec.id}-error`), status = $(`${spec.id}-status`);
   const body = changes(form);
   const keys = Object.keys(body);
@@ -296,11 +296,9 @@ async function save_(spec, form) {
   setBusy(button, true, "Saving…");
   try {
     await api("PUT", "/api/settings", { settings: body });
-    state.dirty.delete(spec.id);
-    await loadForms(state.app);
-    fill(spec, form, true);
+    state.dirty.delete(spec.id); // refilled with what is stored by the reload
     tell(status, `Saved ${keys.length === 1 ? "1 setting" : `${keys.length} settings`}: ${keys.join(", ")}.`);
-    state.app.reload();
+    await state.app.reload();
   } catch (err) {
     if (err.status === 401) {
       state.app.handleError(err);
