@@ -40,7 +40,7 @@ from .offsite.sealed_stream import window as stream_window
 from .offsite.signing import MANIFEST_SUFFIX
 from .offsite.storage import TEMP_PREFIX as OFFSITE_TEMP_PREFIX
 from .offsite.storage import (FolderStorage, Lock, ObjectHeld, S3Storage, StoredObject,
-                              make_s3_client, open_storage)
+                              bucket_lock, make_s3_client, open_storage)
 from .offsite.targets import RemoteCopy
 from .offsite.sender import Policy as OffsitePolicy
 from .offsite.sender import StorageTarget
@@ -81,7 +81,7 @@ __all__ = [
     "sealed_files", "stream_window",
     # storage primitives off-site targets are made of
     "FolderStorage", "S3Storage", "StoredObject", "Lock", "ObjectHeld", "make_s3_client",
-    "open_storage",
+    "open_storage", "bucket_lock",
     # the host that sends a backup to a storage (pack, put, check, sign, catalog, keep, report)
     "StorageTarget", "OffsitePolicy", "send_offsite", "held_text", "OFFSITE_TEMP_PREFIX",
     # helpers the built-in plugins use: names, files, health, text

@@ -59,14 +59,21 @@ class AuditStore:
             "SELECT target_id, COUNT(*) AS n, MAX(created_at) AS last_at FROM audit_log"
             " WHERE action = ? GROUP BY target_id", (action,))}
 
-    def query(self, action=None, actor=None, since=None, until=None, limit=DEFAULT_LIMIT, offset=0):
-        """Events newest first, with the total that match the filters (before paging)."""
+    def query(self, action=None, actor=None, since=None, until=None, limit=DEFAULT_LIMIT, offset=0,
+              exclude_action=()):
+        """Events newest first, with the total that match the filters (before paging).
+
+        :param exclude_action: actions left out (the page folds `login`/`logout` away this way).
+        """
         where, params = [], []
         for column, op, value in (("action", "=", action), ("actor", "=", actor),
                                   ("created_at", ">=", since), ("created_at", "<=", until)):
             if value is not None:
                 where.append(f"{column} {op} ?")
                 params.append(value)
+        if exclude_action:
+            where.append(f"action NOT IN ({','.join('?' * len(exclude_action))})")
+            params.extend(exclude_action)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         total = self._db.execute(f"SELECT COUNT(*) FROM audit_log{clause}", params).fetchone()[0]
         rows = self._db.query(
@@ -82,6 +89,7 @@ class AuditStore:
 
 
 MAX_INT64 = 2**63 - 1
+MAX_EXCLUDED = 50  # actions one query may leave out (the catalogue has fewer)
 
 
 def parse_query(args):
@@ -91,6 +99,12 @@ def parse_query(args):
         value = args.get(key, "").strip()
         if value:
             out[key] = value
+    excluded = sorted({a.strip() for raw in args.getlist("exclude_action") for a in raw.split(",")
+                       if a.strip()})
+    if len(excluded) > MAX_EXCLUDED:
+        problems.append(f"exclude_action: at most {MAX_EXCLUDED} actions")
+    elif excluded:
+        out["exclude_action"] = tuple(excluded)
     for key, default, lo in (("since", None, 0), ("until", None, 0),
                              ("limit", DEFAULT_LIMIT, 1), ("offset", 0, 0)):
         raw = args.get(key, "").strip()

@@ -33,16 +33,22 @@ class Authenticator:
         :param client: an `Actor` saying where the attempt came from (its name is not used).
         :return: ``(User, token)``; the token goes to the client, only its hash is stored.
         :raises BadRequest: username or password missing.
-        :raises TooManyRequests: more than the allowed attempts this minute from this IP.
+        :raises TooManyRequests: more than the allowed failed attempts this minute from this IP
+            (a successful login does not count).
         :raises AuthenticationRequired: "Invalid credentials", the same for an unknown user and a
             wrong password (an unknown user is checked against a dummy hash to take as long).
         """
         if not isinstance(username, str) or not isinstance(password, str) or not username.strip() \
                 or not password:
             raise BadRequest("Username and password are required")
-        token, wait = self._login_limit.reserve(client.ip_address or "unknown")
-        if token is None:
-            raise TooManyRequests("Too many login attempts, try again later", retry_after=wait)
+        # Only failures count: the slot is taken up front (so parallel guesses cannot pass the
+        # limit together) and given back when the password was right.
+        address = client.ip_address or "unknown"
+        slot, wait = self._login_limit.reserve(address)
+        if slot is None:
+            # When to try again is in Retry-After (the page says it in words): said once.
+            raise TooManyRequests(f"Too many login attempts: {self._login_limit.limit} failed "
+                                  "within a minute from this address", retry_after=wait)
         username = username.strip()
         user, stored = self._users.credentials(username)
         ok = verify_password(password, stored if user else dummy_hash())
@@ -50,6 +56,7 @@ class Authenticator:
             self._audit.emit("login_failed", replace(client, name=username[:64], id=None),
                              target_type="user", target_id=username[:64])
             raise AuthenticationRequired("Invalid credentials")
+        self._login_limit.release(address, slot)
         session_token = secrets.token_bytes(32).hex()
         self._users.create_session(user, session_token, client.ip_address, client.user_agent)
         self._audit.emit("login", client.as_user(user), target_type="user", target_id=user.id)

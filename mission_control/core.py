@@ -12,6 +12,7 @@ from .db_identity import EMPTY, MISSING, OURS, identify
 from .hooks import Hooks
 from .offsite.results import OffsiteResults
 from .offsite.codec import IDENTITY_SETTING
+from .offsite.extras import codec_problems
 from .offsite.signing import KEY_FILE
 from .offsite.signing import Signer
 from .offsite.signing import parse_verify_keys
@@ -101,7 +102,7 @@ class MissionControl:
         declared = [plugin_setting(d) for d in self.hooks.register_settings()]
         self.settings = Settings(self.db, clock, self.audit, (*HOST_SETTINGS, IDENTITY_SETTING,
                                                                *declared))
-        self.settings.check = self.hooks.check_settings
+        self.settings.check = self._check_settings
         self.users = UserStore(self.db, clock)
         self.auth = Authenticator(self.users, self.audit, clock, api_key=self.config.api_key,
                                   login_attempts_per_minute=self.config.login_attempts_per_minute,
@@ -155,6 +156,11 @@ class MissionControl:
         else:
             log.info("created admin user %r from AUTH_USER", username)
         return user
+
+    def _check_settings(self, settings, changed):
+        """`Settings.check`: a codec setting whose module is missing (the extra to install is
+        named), then every plugin's `check_settings`; the problems of both, refused whole."""
+        return [*codec_problems(settings, changed), *self.hooks.check_settings(settings, changed)]
 
     def close(self):
         """Stop the scheduler, give queued alerts a few seconds to go out, close the database."""

@@ -84,7 +84,9 @@ def offsite_status(mc, newest, now, for_monitor=False):
 
     A configured target's `problem` is set when its last copy failed, when `newest` (the newest
     pattern-named local backup, or None) has had no verified copy there for
-    ``offsite.max_lag_minutes``, or when its last restore drill (``offsite_verify``) failed.
+    ``offsite.max_lag_minutes``, when one of the copies it keeps was replaced (`changed`) or
+    deleted (`missing`) by someone else, or when its last restore drill (``offsite_verify``)
+    failed. Its `warning` names kept copies without a catalog entry (`uncataloged`).
     Targets no longer configured are listed without a problem.
 
     :param for_monitor: leave out the text of the last copy's and drill's result (`message`
@@ -115,12 +117,18 @@ def offsite_status(mc, newest, now, for_monitor=False):
                        f"{(now - newest.created_at) // 60} minutes")
         if drill and for_monitor:
             drill = {**drill, "message": None}
-        changed = (result.get("detail") or {}).get("changed") or []
+        detail = result.get("detail") or {}
+        changed, missing = detail.get("changed") or [], detail.get("missing") or []
+        uncataloged = detail.get("uncataloged") or []
         if name in configured and changed:
             altered = (f"{len(changed)} copies at {name} no longer match what was uploaded "
                        f"(replaced by someone with write access; not counted, older copies "
                        f"kept): {', '.join(changed)}")
             problem = f"{problem}; {altered}" if problem else altered
+        if name in configured and missing:
+            gone = (f"{len(missing)} copies at {name} are missing (deleted by someone with "
+                    f"access, not pruned here; older copies kept): {', '.join(missing)}")
+            problem = f"{problem}; {gone}" if problem else gone
         if name in configured and drill and not drill["ok"]:
             failed = f"the last restore drill of {name} failed" + (
                 f": {drill['message']}" if drill["message"] else "")
@@ -133,7 +141,11 @@ def offsite_status(mc, newest, now, for_monitor=False):
             "failures": failures.get(name, {}).get("count", 0), "problem": problem,
             "stored_size": result.get("stored_size"), "ratio": result.get("ratio"),
             "held": result.get("held") or [],
-            "notes": notes.get(name, []) + _uncataloged(result),
+            "changed": changed, "missing": missing,
+            "uncataloged": [item["name"] for item in uncataloged],
+            "warning": _uncataloged_warning(name, uncataloged) if name in configured else None,
+            "notes": notes.get(name, []) + _altered(changed, missing) + _uncataloged(uncataloged)
+            + _past_keep(detail),
             "drill": drill and {key: drill[key] for key in
                                 ("ok", "remote_name", "message", "finished_at")}})
     return targets
@@ -157,11 +169,46 @@ def _last_failure(event):
             "reason": detail.get("reason"), "actor": event["actor"]}
 
 
-def _uncataloged(result):
-    """Notes for the kept copies whose missing catalog entry the last run could not write."""
-    return [f"{item['name']} has no catalog entry and none could be written, so `recover` "
-            f"cannot use it: {item['reason']}"
-            for item in (result.get("detail") or {}).get("uncataloged") or ()]
+def _altered(changed, missing):
+    """Notes naming the kept copies someone replaced or deleted (they are also the target's
+    `problem`, which fails the verdict)."""
+    notes = []
+    if missing:
+        notes.append(f"{', '.join(missing)}: missing (deleted by someone else, not pruned here)")
+    if changed:
+        notes.append(f"{', '.join(changed)}: changed (no longer what was uploaded)")
+    return notes
+
+
+def _uncataloged(uncataloged):
+    """Notes naming the kept copies whose catalog entry the last run could not write: those
+    without any entry, and those whose older entry could not be renewed (retried each run)."""
+    notes = []
+    absent = [item["name"] for item in uncataloged if not item.get("renewing")]
+    stale = [item["name"] for item in uncataloged if item.get("renewing")]
+    if absent:
+        notes.append(f"{', '.join(absent)}: no catalog entry, and none could be written, so "
+                     "`recover` cannot use it")
+    if stale:
+        notes.append(f"{', '.join(stale)}: the catalog entry could not be renewed (the older "
+                     "one is kept, its lock not extended); tried again on the next run")
+    return notes
+
+
+def _uncataloged_warning(name, uncataloged):
+    """The `warn` reason for kept copies at target `name` without a usable catalog entry."""
+    if not uncataloged:
+        return None
+    return (f"{len(uncataloged)} kept copies at {name} lack a catalog entry that could be "
+            f"written now: {', '.join(item['name'] for item in uncataloged)}")
+
+
+def _past_keep(detail):
+    """A note naming replaced copies past the keep count: no longer a failure (retention
+    would have pruned them), never deleted here."""
+    old = detail.get("changed_past_keep") or []
+    return [f"{', '.join(old)}: replaced by someone with write access, past the keep count "
+            "(no longer counted or a failure; never deleted here)"] if old else []
 
 
 def backup_status(mc, for_monitor=False):
@@ -170,7 +217,8 @@ def backup_status(mc, for_monitor=False):
     `verdict` is "fail", "warn" or "pass" by the rules of `age_problem`, a failed last run (warn),
     auto-backup off (warn), an I/O error of the live database's disk during the last good
     backup (warn, until a backup meets none), the newest rotating backup failing verification
-    (warn), each configured off-site target's `problem` (fail) and continuous protection's
+    (warn), each configured off-site target's `problem` (fail) and `warning` (warn: kept
+    copies without a catalog entry) and continuous protection's
     (fail); `reasons` says why it is not "pass", naming the target or file at fault.
 
     :param for_monitor: the answer for the metrics token, without where off-site copies go (see
@@ -208,6 +256,7 @@ def backup_status(mc, for_monitor=False):
         problems.append(newest_verification_problem(mc, newest))
     offsite = offsite_status(mc, newest, now, for_monitor)
     problems += [("fail", target["problem"]) for target in offsite if target["problem"]]
+    problems += [("warn", target["warning"]) for target in offsite if target["warning"]]
     pitr = point_in_time.health_summary(mc)
     if pitr["problem"]:
         problems.append(("fail", pitr["problem"]))

@@ -146,7 +146,7 @@ class Hooks:
         """
         return self._relay.pitr_status(mc=self._mc, fresh=fresh)
 
-    def pitr_restore_to(self, at_ms: int, dest: Path) -> bool | int | None:
+    def pitr_restore_to(self, at_ms: int, dest: Path) -> bool | int | dict | None:
         """Have the engine write the database as it was at `at_ms` to `dest` (``firstresult``).
 
         :raises Exception: whatever the engine raised (a `MissionControlError` reaches the client).

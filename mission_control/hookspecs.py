@@ -101,8 +101,10 @@ class OffsiteReport(Protocol):
         """Record and audit (``offsite_failed``) a failed copy; returns the reason recorded."""
 
     def record_copy(self, target: str, backup: BackupInfo, remote_name: str,
-                    encoded: Encoded) -> bytes:
-        """Sign and remember the copy; returns the manifest to store beside it."""
+                    encoded: Encoded, *, location: str | None = None,
+                    etag: str | None = None) -> bytes:
+        """Sign and remember the copy (with where it went and its upload's ETag, when known);
+        returns the manifest to store beside it."""
 
 
 @runtime_checkable
@@ -415,7 +417,7 @@ def pitr_status(mc: PluginContext, fresh: bool) -> dict[str, Any] | None:
 
 
 @hookspec(firstresult=True)
-def pitr_restore_to(mc: PluginContext, at_ms: int, dest: Path) -> bool | int | None:
+def pitr_restore_to(mc: PluginContext, at_ms: int, dest: Path) -> bool | int | dict | None:
     """Write the database as it was at ``at_ms`` (unix ms) to the new file ``dest``.
 
     The host then restores ``dest`` through the same path as every restore (verification,
@@ -425,6 +427,9 @@ def pitr_restore_to(mc: PluginContext, at_ms: int, dest: Path) -> bool | int | N
     :param at_ms: the moment wanted, inside the window ``pitr_status`` reported.
     :param dest: ``pathlib.Path`` of a file that does not exist yet, in the backups folder.
     :return: True when written, or the unix ms (int) of the moment the copy actually holds
-        when it differs (at or before ``at_ms``); None to defer to another implementation.
+        when it differs (at or before ``at_ms``), or ``{"restored_to": ms, "skipped": [{"key",
+        "reason"}, ...]}`` naming also the files of the stream it went around (they reach the
+        answer's ``restored.skipped`` and the audit event); None to defer to another
+        implementation.
     :raises mission_control.MissionControlError: e.g. a 400 when ``at_ms`` is outside the window.
     """

@@ -17,8 +17,8 @@ lock of the copies it keeps. With ``offsite.s3.no_delete`` the service never del
 the bucket's lifecycle rules expire old copies (docs/offsite.md).
 """
 from mission_control import (URL, Codec, OffsitePolicy, S3Storage, SettingDef, StorageTarget,
-                             codec_settings, describe_error, hookimpl, make_s3_client,
-                             send_offsite)
+                             bucket_lock, codec_settings, describe_error, hookimpl,
+                             make_s3_client, send_offsite)
 
 TARGET = "s3"
 MB = 1024 * 1024
@@ -27,6 +27,7 @@ LOCK_MODES = ("", "GOVERNANCE", "COMPLIANCE")
 LOCK_CHECKED = tuple(f"offsite.s3.{key}" for key in (
     "bucket", "endpoint_url", "region", "access_key_id", "secret_access_key", "lock_mode",
     "lock_days"))
+NO_BOTO3 = "boto3, which is not installed: pip install 'mission-control-backup[s3]'"
 NO_DELETE_NOTE = ("never deletes (offsite.s3.no_delete): old copies expire only by the "
                   "bucket's lifecycle rules, which must be set (docs/offsite.md)")
 
@@ -124,18 +125,32 @@ def offsite_targets(mc):
     return [make_target(mc)] if configured_bucket(mc.settings) else []
 
 
+def boto3_missing():
+    """Whether boto3 cannot be imported (the [s3] extra is not installed)."""
+    try:
+        __import__("boto3")
+    except ImportError:
+        return True
+    return False
+
+
 @hookimpl
 def check_settings(mc, settings, changed):
-    """A lock mode is refused unless the bucket, as the settings will be, has Object Lock."""
+    """A bucket is refused while boto3 is missing (naming the extra); a lock mode unless the
+    bucket, as the settings will be, has Object Lock."""
+    if "offsite.s3.bucket" in changed and configured_bucket(settings) and boto3_missing():
+        return [f"offsite.s3.bucket: copies to S3 need {NO_BOTO3}"]
     if not set(changed) & set(LOCK_CHECKED) or not settings.get("offsite.s3.lock_mode") \
             or not configured_bucket(settings):
         return None
     bucket = configured_bucket(settings)
     try:
-        enabled = make_storage(mc, settings, changed).lock_enabled()
-    except Exception as exc:  # noqa: BLE001 - boto3 missing, no such bucket, unreachable, ...
+        enabled, why = bucket_lock(make_storage(mc, settings, changed))
+    except Exception as exc:  # noqa: BLE001 - boto3 missing, a client that cannot be made
+        enabled, why = None, describe_error(exc)
+    if enabled is None:
         return [f"offsite.s3.lock_mode: cannot tell whether bucket {bucket} has Object Lock "
-                f"(GetObjectLockConfiguration): {describe_error(exc)}"]
+                f"(GetObjectLockConfiguration): {why}"]
     if not enabled:
         return [f"offsite.s3.lock_mode: bucket {bucket} does not have Object Lock enabled "
                 "(GetObjectLockConfiguration), so its copies cannot be locked; create a bucket "

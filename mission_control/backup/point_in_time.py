@@ -103,13 +103,29 @@ def iso(ms):
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
+def engine_answer(written):
+    """`(restored_to, skipped)` from what `pitr_restore_to` returned.
+
+    An engine may say which moment the copy holds (an int, unix ms: a sealed stream's compaction
+    steps), or `{"restored_to": ms, "skipped": [{"key", "reason"}, ...]}` naming as well the
+    files it went around; `skipped` is None when it did not say.
+    """
+    if isinstance(written, dict):
+        held = written.get("restored_to")
+        skipped = [{"key": str(item.get("key")), "reason": str(item.get("reason"))}
+                   for item in written.get("skipped") or () if isinstance(item, dict)]
+        return (held if type(held) is int else None), skipped
+    return (written if type(written) is int else None), None
+
+
 def restore_at(mc, timestamp, actor, *, session_token=None, keep_settings=True):
     """Replace the live database's content with its state at `timestamp` (ISO 8601 text).
 
     `keep_settings` as in `restore.restore_backup`: the live protection settings stay by default.
 
     :return: as `restore.restore_backup`; `restored` also has `timestamp` (the moment asked
-        for) and, when the engine says, `restored_to` (the moment the copy holds, at or before).
+        for) and, when the engine says, `restored_to` (the moment the copy holds, at or before)
+        and `skipped` (`[{"key", "reason"}]`: the stream's files it went around).
     :raises ValidationFailed: bad timestamp, point-in-time restore off, or the time outside
         `[earliest, latest]` (400). Nothing is changed then.
     :raises Conflict, RestoreFailed, RestoredWithErrors: as `restore.restore_backup`.
@@ -129,9 +145,9 @@ def restore_at(mc, timestamp, actor, *, session_token=None, keep_settings=True):
     label = f"point-in-time {iso(at_ms)}"
     try:
         written = mc.hooks.pitr_restore_to(at_ms, dest)
-        # An engine may say which moment the copy holds (a sealed stream's compaction steps).
-        held = written if type(written) is int else None
-        detail = {"timestamp": iso(at_ms), **({"restored_to": iso(held)} if held else {})}
+        held, skipped = engine_answer(written)
+        detail = {"timestamp": iso(at_ms), **({"restored_to": iso(held)} if held else {}),
+                  **({"skipped": skipped} if skipped is not None else {})}
         return restore_prepared_file(mc, dest, actor, label=label, detail=detail,
                                      session_token=session_token, keep_settings=keep_settings)
     finally:

@@ -18,6 +18,7 @@ from ..files import remove_files
 from .names import NAME_FORMAT
 from .names import PATTERN
 from .names import BackupInfo
+from .names import created_at
 from ..files import PRIVATE_DIR
 from ..ratelimit import RateLimiter
 from .snapshot import copy_database
@@ -70,12 +71,13 @@ class BackupService:
         """Every regular `*.db` file in the folder (no hidden file, no symlink), newest first, as
         `BackupInfo`s."""
         folder = self.dir
-        return [BackupInfo(name, size, created_at, folder, mtime_ns)
-                for created_at, name, size, mtime_ns in self.scan()]
+        return [BackupInfo(name, size, made, folder, mtime_ns)
+                for made, name, size, mtime_ns in self.scan()]
 
     def scan(self):
         """What `list` lists, as `(created_at, name, size, mtime_ns)` tuples, newest first: for
-        answers about thousands of files that need no object per file.
+        answers about thousands of files that need no object per file. `created_at` is the
+        time in a name the service made (`names.name_time`), else the file's mtime.
 
         :raises MissionControlError: the folder exists but cannot be read (500).
         """
@@ -99,7 +101,7 @@ class BackupService:
                 except FileNotFoundError:
                     continue
                 if is_regular(st.st_mode):
-                    found.append((int(st.st_mtime), name, st.st_size, st.st_mtime_ns))
+                    found.append((created_at(name, st), name, st.st_size, st.st_mtime_ns))
         # Tuples sort faster than objects by a key. Newest first; ties: newest name first.
         found.sort(reverse=True)
         return found
@@ -181,9 +183,10 @@ class BackupService:
             return
         token, wait = self.rate.reserve(rate_key)
         if token is None:
+            # When to try again is in Retry-After (the page says it in words): said once.
             raise TooManyRequests(
-                f"Too many backups: at most {self.rate.limit} per hour, uploads included, retry "
-                f"in {int(wait + 0.999)} seconds", retry_after=wait)
+                f"Too many backups: at most {self.rate.limit} per hour, uploads included",
+                retry_after=wait)
         try:
             yield
         except BaseException:
@@ -340,5 +343,6 @@ def snapshot(db_path, folder, name_format, second, *, io_limit=0, disk_errors=No
             remove_files(tmp, f"{tmp}-journal")  # gone already once placed
         except OSError:
             log.exception("could not remove a backup's temporary file")
-    return (BackupInfo(final.name, st.st_size, int(st.st_mtime), folder, st.st_mtime_ns),
+    return (BackupInfo(final.name, st.st_size, created_at(final.name, st), folder,
+                       st.st_mtime_ns),
             copied_by)

@@ -18,6 +18,7 @@ from ..files import place_at_free_name
 from ..files import remove_files
 from ..files import sha256_file
 from .names import UPLOAD
+from .names import created_at
 from .pruning import keep_newest
 from .scratch import create_scratch
 from .verify import VerificationStore
@@ -162,7 +163,7 @@ def keep_received(mc, sink, actor, accept, refused):
     sink.close()
     st = os.stat(final)
     VerificationStore(mc.db).record(final.name, st, digest, found, int(mc.clock()), str(actor))
-    return {"name": final.name, "size": st.st_size, "created_at": int(st.st_mtime),
+    return {"name": final.name, "size": st.st_size, "created_at": created_at(final.name, st),
             "sha256": digest}
 
 

@@ -13,8 +13,9 @@ def add_parsers(sub):
     """Add the `offsite` command and its four actions."""
     actions = sub.add_parser("offsite", help="list and fetch back off-site copies") \
         .add_subparsers(dest="action", metavar="ACTION", required=True)
-    status = actions.add_parser("status", help="each target's last result, and the copies "
-                                               "held by their Object Lock")
+    status = actions.add_parser("status", help="each target's last result, the copies held "
+                                               "by their Object Lock, and kept copies missing, "
+                                               "changed or without a catalog entry")
     status.set_defaults(handler=status_)
     lst = actions.add_parser("list", help="the copies a target holds")
     lst.add_argument("target", help="dir, s3, or a plugin's target")
@@ -50,6 +51,11 @@ def status_(ctx):
                      f"{when:%Y-%m-%d %H:%M:%S} UTC\t{t['message']}")
         # Held by their lock is what a locked bucket is for: said, never counted as a failure.
         lines += [f"  {line}" for line in held_text(t["held"])]
+        # Kept copies someone deleted or replaced: they fail the verdict.
+        lines += [f"  {name} missing (deleted by someone else, not pruned here)"
+                  for name in t["missing"]]
+        lines += [f"  {name} changed (no longer what was uploaded)" for name in t["changed"]]
+        lines += [f"  {name} has no usable catalog entry" for name in t["uncataloged"]]
     ctx.out.result({"targets": targets}, lines or ["no off-site copy has been tried yet"])
 
 

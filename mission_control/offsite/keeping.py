@@ -21,12 +21,14 @@ from .storage import Lock, ObjectHeld
 from .targets import plain_cap, unpack
 
 
-def _authentic(mc, target, obj, keys, changed):
+def _authentic(mc, target, obj, keys, changed, heads):
     """Whether `obj` is a copy this service made (its record, or a manifest that verifies) and
     still the object it was sent as: its size, its SHA-256 where the storage keeps one (S3's
-    checksum, read by `head`) and the version it was uploaded as where versions were recorded. Planted objects are not; nothing is downloaded for an
-    object without a manifest beside it. A copy of ours that no longer matches is named in
-    `changed` (someone with write access replaced it)."""
+    checksum, read by `head`), the ETag its upload got where one was recorded, and the version
+    it was uploaded as where versions were recorded. Planted objects are not; nothing is
+    downloaded for an object without a manifest beside it. A copy of ours that no longer
+    matches is named in `changed` (someone with write access replaced it). Each `head` is
+    kept in `heads` (pruning reads it from there)."""
     record = mc.offsite.copy_record(target.name, obj.key)
     if record is None:
         if obj.key + MANIFEST_SUFFIX not in keys:
@@ -36,12 +38,13 @@ def _authentic(mc, target, obj, keys, changed):
         except (NotAuthentic, ManifestUnreadable):
             return False
     if record["size"] == obj.size:
-        found = target.storage.head(obj.key)
+        found = heads[obj.key] = target.storage.head(obj.key)
         if found is None:
             return False  # pruned meanwhile by another process
         versions = mc.offsite.copy_objects(target.name, obj.key)[0] or {}
-        uploaded = versions.get(obj.key)
+        uploaded, etag = versions.get(obj.key), record.get("etag")
         if (not found.sha256 or found.sha256 == record["sha256"]) and \
+                (not etag or not found.etag or found.etag == etag) and \
                 (not uploaded or not found.version_id or found.version_id == uploaded):
             return True
     changed.append(obj.key)
@@ -51,8 +54,12 @@ def _authentic(mc, target, obj, keys, changed):
 @dataclass
 class Kept:
     """What retention did: copies deleted, held by their lock, whose lock was extended, left to
-    the storage's expiry, whose missing catalog entry was written, or could not be, and
-    copies of ours whose stored object no longer matches what was uploaded (not counted)."""
+    the storage's expiry, whose missing (or not renewed) catalog entry was written, or could
+    not be; copies of ours whose stored object no longer matches what was uploaded (not
+    counted; `changed` among the newest kept, `changed_past_keep` older than those, which
+    would have been pruned anyway: never deleted here either); and copies among the newest
+    kept by this service's record that are gone from the target without having been pruned
+    here (`missing`: someone deleted them)."""
 
     pruned: list = field(default_factory=list)
     held: list = field(default_factory=list)
@@ -61,39 +68,53 @@ class Kept:
     cataloged: list = field(default_factory=list)
     uncataloged: list = field(default_factory=list)
     changed: list = field(default_factory=list)
+    changed_past_keep: list = field(default_factory=list)
+    missing: list = field(default_factory=list)
 
     def to_json(self):
         return {"pruned": self.pruned, "held": self.held, "extended": self.extended,
                 "left_to_expiry": self.left, "cataloged": self.cataloged,
-                "uncataloged": self.uncataloged, "changed": self.changed}
+                "uncataloged": self.uncataloged, "changed": self.changed,
+                "changed_past_keep": self.changed_past_keep, "missing": self.missing}
+
 
 def retain(mc, target, just_made):
     """Step 5: keep the newest authentic copies, delete or hold the rest, extend locks.
 
     Every kept copy without a catalog entry at the target gets one (`recover` reads only
-    copies that have one). Each copy past the count is looked at once (`head`) and deleted
-    only when unlocked; a locked one is held, not retried. Kept copies older than a day get
-    their lock moved to ``lock_days`` from now when that gains a day or more.
+    copies that have one), and so does one whose entry could not be renewed on an earlier
+    run. Each copy past the count is deleted only when unlocked (its lock read by the `head`
+    that checked it); a locked one is held, not retried. Kept copies older than a day get
+    their lock moved to ``lock_days`` from now when that gains a day or more; so do those of
+    copies someone replaced or deleted (what is left of them is the evidence).
     :return: a `Kept`.
     """
     storage, policy, now = target.storage, target.policy, mc.clock()
     objects = storage.list()
     keys = {o.key for o in objects}
-    result = Kept()
+    result, changed, heads = Kept(), [], {}
     copies = sorted((o.key for o in objects if REMOTE_PATTERN.match(o.key) and (
-        o.key == just_made or _authentic(mc, target, o, keys, result.changed))), reverse=True)
+        o.key == just_made or _authentic(mc, target, o, keys, changed, heads))), reverse=True)
     kept = copies[:policy.keep]
+    for name in sorted(changed):
+        newer = sum(1 for copy in copies if copy > name)
+        (result.changed if newer < policy.keep else result.changed_past_keep).append(name)
+    result.missing = _missing(mc, target, objects, keys)
     for name in kept:
-        if not any(side in keys for side in side_keys(name)[1:]):
-            if _write_entry(mc, target, name, result):
-                result.cataloged.append(name)
+        renewing = False
+        if any(side in keys for side in side_keys(name)[1:]):
+            renewing = _renewal_pending(mc, target, name)
+            if not renewing:
+                continue
+        if _write_entry(mc, target, name, result, renewing=renewing):
+            result.cataloged.append(name)
     for name in copies[policy.keep:]:
         if name == just_made:
             continue
         if policy.no_delete:
             result.left.append(name)
             continue
-        found = storage.head(name)
+        found = heads.get(name) or storage.head(name)
         if found is None:
             continue  # pruned meanwhile by another process
         if found.retain_until and found.retain_until > now:
@@ -104,6 +125,7 @@ def retain(mc, target, just_made):
         except ObjectHeld as exc:
             result.held.append({"name": name, "until": int(exc.until) if exc.until else None})
             continue
+        mc.offsite.pruned(target.name, name)
         for side in side_keys(name):
             if side in keys:
                 try:
@@ -112,15 +134,34 @@ def retain(mc, target, just_made):
                     pass  # it expires with its own lock; the copy it describes is gone
         result.pruned.append(name)
     if policy.lock_mode:
-        # A changed copy's own versions still hold what was uploaded (and the evidence):
-        # their locks are kept running too.
-        _extend(mc, target, kept + sorted(result.changed), now, result)
+        # A changed or deleted copy's own versions still hold what was uploaded (and the
+        # evidence): their locks are kept running too.
+        _extend(mc, target, kept + sorted(result.changed + result.missing), now, result)
     return result
+
+
+def _missing(mc, target, objects, keys):
+    """The copies among the newest ``keep`` this service recorded at the target's location,
+    and did not prune, that are not there. Copies recorded before locations were are placed
+    where they are found first; those not found stay unplaced (they may be elsewhere)."""
+    mc.offsite.place(target.name, [o.key for o in objects if REMOTE_PATTERN.match(o.key)],
+                     target.location)
+    return sorted(name for name in mc.offsite.newest_recorded(
+        target.name, target.location, target.policy.keep) if name not in keys)
+
+
+def _renewal_pending(mc, target, name):
+    """Whether copy `name`'s catalog entry was to be renewed (`_recorded_versions`) and could
+    not be: its recorded versions name no entry."""
+    versions, _ = mc.offsite.copy_objects(target.name, name)
+    return versions is not None and not any(key in versions for key in side_keys(name)[1:])
 
 
 def _write_entry(mc, target, name, result, renewing=False):
     """Put a new catalog entry for kept copy `name` and remember its version; `{key: object}`,
-    or {} with the reason in ``result.uncataloged`` when it cannot be written."""
+    or {} with the reason in ``result.uncataloged`` when it cannot be written (`renewing`:
+    an older entry is there, but cannot be told from a planted one and is not extended; the
+    next run tries again)."""
     try:
         record = mc.offsite.copy_record(target.name, name)
         if record is None:
@@ -133,7 +174,7 @@ def _write_entry(mc, target, name, result, renewing=False):
         reason = exc.message if isinstance(exc, NotAuthentic) else describe_error(exc)
         if renewing:
             reason = f"its older catalog entry is kept but not extended: {reason}"
-        result.uncataloged.append({"name": name, "reason": reason})
+        result.uncataloged.append({"name": name, "reason": reason, "renewing": renewing})
         return {}
     versions, _ = mc.offsite.copy_objects(target.name, name)
     if versions is not None:

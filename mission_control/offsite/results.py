@@ -77,13 +77,16 @@ class OffsiteResults:
         self._audit.emit("offsite_copy", actor, target_type="offsite", target_id=target,
                          detail=detail)
 
-    def record_copy(self, target, backup, remote_name, encoded):
+    def record_copy(self, target, backup, remote_name, encoded, *, location=None, etag=None):
         """Sign and remember that `remote_name` at `target` is this service's copy of `backup`.
 
         Call it once the copy is uploaded and verified, then put the manifest it returns beside
         the copy as ``<remote_name>`` + ``MANIFEST_SUFFIX``: fetches and drills refuse any copy
         that has neither this record nor a manifest signed by a trusted key.
         :param encoded: the ``Encoded`` that `encode` returned (or one built for a plain copy).
+        :param location: where the copy went (the target's folder or ``s3://bucket/prefix/``):
+            a copy gone from there that this service did not prune is reported missing.
+        :param etag: the ETag the store gave the upload, when it gives one.
         :return: the signed manifest (JSON bytes).
         :raises OSError: the signing key could not be read or created.
         """
@@ -93,20 +96,44 @@ class OffsiteResults:
                   "compressed": bool(encoded.compressed), "encrypted": bool(encoded.encrypted),
                   "created_at": int(self._clock())}
         manifest = self.signer.sign(record)
-        self.remember(record, manifest)
+        self.remember(record, manifest, location=location, etag=etag)
         return manifest
 
-    def remember(self, record, manifest):
-        """Keep `record` (the `RECORD_FIELDS`) and its signed `manifest` in `offsite_copies`."""
+    def remember(self, record, manifest, *, location=None, etag=None):
+        """Keep `record` (the `RECORD_FIELDS`) and its signed `manifest` in `offsite_copies`,
+        with where the copy is (`location`, None: not known) and its upload's `etag`."""
         with self._db.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO offsite_copies (target, remote_name, backup, size,"
-                " sha256, plain_size, plain_sha256, compressed, encrypted, created_at, manifest)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " sha256, plain_size, plain_sha256, compressed, encrypted, created_at, manifest,"
+                " location, etag) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (record["target"], record["remote_name"], record["backup"], record["size"],
                  record["sha256"], record["plain_size"], record["plain_sha256"],
                  int(record["compressed"]), int(record["encrypted"]), record["created_at"],
-                 manifest.decode() if isinstance(manifest, bytes) else manifest))
+                 manifest.decode() if isinstance(manifest, bytes) else manifest,
+                 location, etag))
+
+    def newest_recorded(self, target, location, count):
+        """The remote names of the newest `count` copies recorded as sent to `target` at
+        `location` and not pruned here, newest first (names sort by time)."""
+        return [row["remote_name"] for row in self._db.query(
+            "SELECT remote_name FROM offsite_copies WHERE target = ? AND location = ?"
+            " AND pruned_at IS NULL ORDER BY remote_name DESC LIMIT ?",
+            (target, location, int(count)))]
+
+    def place(self, target, remote_names, location):
+        """Remember that copies recorded before locations were (NULL) are at `location`."""
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "UPDATE offsite_copies SET location = ? WHERE target = ? AND remote_name = ?"
+                " AND location IS NULL", [(location, target, name) for name in remote_names])
+
+    def pruned(self, target, remote_name):
+        """Remember that this service deleted copy `remote_name` (never to be reported
+        missing)."""
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE offsite_copies SET pruned_at = ? WHERE target = ? AND"
+                         " remote_name = ?", (int(self._clock()), target, remote_name))
 
     def failed(self, target, backup, actor, error, *, location=None):
         """Record and audit a failed copy. `error` is an exception or an already safe sentence.
@@ -145,16 +172,22 @@ class OffsiteResults:
             row["ratio"] = detail.get("ratio")
             # Copies retention would have deleted but whose lock has not expired: not a failure.
             row["held"] = detail.get("held") or []
+            # Kept copies someone replaced or deleted (they fail the verdict), and kept copies
+            # without a catalog entry (`recover` cannot use them).
+            for key in ("changed", "missing"):
+                row[key] = detail.get(key) or []
+            row["uncataloged"] = [item["name"] for item in detail.get("uncataloged") or ()]
         return rows
 
     def get(self, target):
         return next((row for row in self.list() if row["target"] == target), None)
 
     def copy_record(self, target, remote_name):
-        """What was sent as `remote_name` to `target` (sizes, SHA-256s), or None if not from here."""
+        """What was sent as `remote_name` to `target` (sizes, SHA-256s, the upload's ETag), or
+        None if not from here."""
         return self._db.query_one(
             "SELECT target, remote_name, backup, size, sha256, plain_size, plain_sha256,"
-            " compressed, encrypted, created_at FROM offsite_copies"
+            " compressed, encrypted, created_at, etag FROM offsite_copies"
             " WHERE target = ? AND remote_name = ?", (target, remote_name))
 
     def copy_objects(self, target, remote_name):

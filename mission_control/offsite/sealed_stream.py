@@ -131,6 +131,12 @@ class Trust:
     check_signature: bool = True
 
 
+#: How long after a moment a file written before it may still be uploaded: a file first stored
+#: later than this cannot hold what the moment needs, so a restore never reads it (a file
+#: planted later neither stops nor changes restores to earlier moments).
+UPLOAD_LAG_MS = 60_000
+
+
 def versions_at(storage, at_ms):
     """`{LtxFile: [StoredObject, ...]}`: for each file of the stream, the versions to try, best
     first, as the storage held them at `at_ms` (unix ms).
@@ -138,10 +144,13 @@ def versions_at(storage, at_ms):
     A file present then: its newest version stored at or before the moment, then older ones (an
     overwrite or delete after the moment changes nothing). A file first stored after it (the
     last seconds' files are uploaded just after they are written): its first version only, since
-    Litestream writes a name once and any later version is not its. A file deleted by then (a
-    delete marker) is absent.
+    Litestream writes a name once and any later version is not its, and only when that version
+    was stored within `UPLOAD_LAG_MS` of the moment; a file first stored later than that cannot
+    be what the moment held (a file planted since, even one signed with the service's key, is
+    not read). A file deleted by then (a delete marker) is absent.
     """
     at = at_ms / 1000
+    stored_by = (at_ms + UPLOAD_LAG_MS) / 1000
     found = {}
     for obj in storage.versions("ltx/"):
         item = parse_key(obj.key)
@@ -154,7 +163,8 @@ def versions_at(storage, at_ms):
                        key=lambda o: o.modified)
         if before and before[0].delete_marker:
             continue
-        candidates = [o for o in before if not o.delete_marker] or after[:1]
+        first = [o for o in after[:1] if o.modified <= stored_by]
+        candidates = [o for o in before if not o.delete_marker] or first
         if candidates:
             chosen[item] = candidates
     return chosen
@@ -201,30 +211,30 @@ class _Fetcher:
         return None
 
 
-#: How long after a moment a file written before it may still be uploaded: an unreadable file
-#: stored later than this cannot hold what the moment needs, so it does not break the chain (a
-#: file planted later does not stop restores to earlier moments).
-UPLOAD_LAG_MS = 60_000
-
-
-def _chain(files, base, at_ms, fetch, versions):
+def _chain(files, base, at_ms, fetch):
     """The files after snapshot `base` Litestream applies to reach `at_ms`, walked as it does:
-    levels from the highest down, each in transaction order, a file only when it continues the
-    transactions so far.
+    levels from the highest down, each in (min, max) transaction order, a file only when it
+    continues the transactions so far. An unreadable file is stepped past: another file of its
+    level (or a lower one) may continue the chain instead.
 
+    :param files: the files a restore may read (`versions_at`: none first stored long after
+        the moment).
     :return: `(chain, beyond)`: the files applied (`base` first), and the readable files written
         at or after `at_ms` found on the way (Litestream refuses a moment later than every file
-        it sees); None when the files cannot reach the moment (a gap, or an unreadable file).
+        it sees); None when the files cannot reach the moment (a gap, or an unreadable file no
+        other file goes around).
     """
     chain, beyond, txid = [base], [], base.max_txid
     for level in range(SNAPSHOT_LEVEL - 1, -1, -1):
         for item in sorted((f for f in files if f.level == level and f.max_txid > txid),
-                           key=lambda f: f.min_txid):
+                           key=lambda f: (f.min_txid, f.max_txid)):
+            if item.max_txid <= txid:
+                continue  # covered by a file applied before it in this level
             if item.min_txid > txid + 1:
                 break  # a gap in this level; a lower one may fill it
             stamp = fetch(item)
             if stamp is None:
-                break
+                continue  # skipped (named): the next file of the level may go around it
             if stamp >= at_ms:
                 beyond.append(item)
                 break
@@ -234,10 +244,8 @@ def _chain(files, base, at_ms, fetch, versions):
         return chain, beyond
     # Past the last file the stream holds, the newest state is the moment: unless a file that
     # could continue it is unreadable or beyond a gap.
-    stored_by = (at_ms + UPLOAD_LAG_MS) / 1000
     for item in files:
-        if item.level < SNAPSHOT_LEVEL and item.max_txid > txid and \
-                versions[item][0].modified <= stored_by:
+        if item.level < SNAPSHOT_LEVEL and item.max_txid > txid:
             stamp = fetch(item)  # beyond a gap: written before the moment, or after it?
             if stamp is None or stamp < at_ms:
                 return None
@@ -276,7 +284,7 @@ def fetch_until(storage, trust, at_ms, replica, skipped=None):
             if snapshot in later:
                 break  # every later one is newer still
             continue
-        found = _chain(files, snapshot, at_ms, fetch, versions)
+        found = _chain(files, snapshot, at_ms, fetch)
         if found is not None:
             break
     if skipped is not None:

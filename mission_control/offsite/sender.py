@@ -19,7 +19,9 @@ A target plugin only says where (a `FolderStorage`, an `S3Storage`) and how (`Co
    kept copy without a catalog entry gets one. A copy whose lock has not expired is not deleted
    but reported as held until its date; kept copies have the locks of their own versions
    extended to ``lock_days`` from now, each in its own mode; with ``no_delete`` nothing is ever
-   deleted (the bucket's lifecycle rules expire old copies);
+   deleted (the bucket's lifecycle rules expire old copies). A copy of the newest kept that
+   was replaced (`changed`) or deleted (`missing`) by someone else is reported, and fails the
+   verdict;
 6. reports the result through ``mc.offsite.succeeded`` / ``failed``.
 
 Putting and checking each object is `putting`'s; step 5 is `keeping`'s.
@@ -143,8 +145,9 @@ def packed(backup, codec):
 def upload(mc, target, backup, remote_name):
     """Steps 1 to 4 of the module's list; the copy's `Encoded`.
 
-    The version each object landed as is remembered with the copy's record: locks are later
-    extended on exactly those versions.
+    The version each object landed as is remembered with the copy's record (locks are later
+    extended on exactly those versions), and so are the target's location and the copy's ETag
+    (retention tells a deleted or replaced copy by them).
     :raises Exception: whatever failed (I/O, the store, a missing extra); nothing is reported.
     """
     storage = target.storage
@@ -152,7 +155,9 @@ def upload(mc, target, backup, remote_name):
     with packed(backup, target.codec) as (path, encoded):
         landed = {remote_name: put_copy(storage, remote_name, path, encoded, lock,
                                         target.policy.verify_download)}
-    manifest = mc.offsite.record_copy(target.name, backup, remote_name, encoded)
+    manifest = mc.offsite.record_copy(target.name, backup, remote_name, encoded,
+                                      location=target.location,
+                                      etag=getattr(landed[remote_name], "etag", None))
     landed[remote_name + MANIFEST_SUFFIX] = put_beside(storage, remote_name + MANIFEST_SUFFIX,
                                                        manifest, lock)
     record = json.loads(manifest)["record"]

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from ..errors import describe_error
 from ..files import fsync_dir, remove_files
 
 TEMP_PREFIX = ".mc-offsite-"
@@ -35,7 +36,9 @@ LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 class StoredObject:
     """One object (or one version of it) in a storage.
 
-    `lock_mode`, `retain_until` and `sha256` are known after `head` (and `put`), not `list`.
+    `lock_mode`, `retain_until`, `sha256` and `etag` are known after `head` (and `put`), not
+    `list`. The `etag` (S3's, without quotes; None for a folder) changes when an object is
+    written over, even with the same size on a store that keeps no SHA-256 checksum.
     """
 
     key: str
@@ -47,6 +50,7 @@ class StoredObject:
     lock_mode: str = None
     retain_until: float = None
     sha256: str = None
+    etag: str = None
 
 
 @dataclass(frozen=True)
@@ -178,12 +182,23 @@ class FolderStorage:
         return False
 
 
+def bucket_lock(storage):
+    """Whether the bucket of `storage` has Object Lock, as the settings check it (one check for
+    ``offsite.s3.lock_mode`` and for the sealed stream): `(True, None)`, `(False, None)`, or
+    `(None, why)` when it cannot be told (no permission, no such bucket, unreachable)."""
+    try:
+        return bool(storage.lock_enabled()), None
+    except Exception as exc:  # noqa: BLE001 - boto3 missing, no such bucket, unreachable, ...
+        return None, describe_error(exc)
+
+
 def _error_code(exc):
     return getattr(exc, "response", {}).get("Error", {}).get("Code")
 
 
 def _version_of(answer):
-    """The version id a PutObject answer names; None on an unversioned bucket ("null")."""
+    """The version id an answer (PutObject, HeadObject, a listed version) names; None on an
+    unversioned bucket ("null")."""
     version = (answer or {}).get("VersionId")
     return version if version and version != "null" else None
 
@@ -267,7 +282,8 @@ class S3Storage:
         return sorted(found, key=lambda o: o.key)
 
     def versions(self, prefix=""):
-        """Every version and delete marker under `prefix`, newest first within a key."""
+        """Every version and delete marker under `prefix`, newest first within a key (an
+        unversioned bucket's "null" version id is None, as `head` and `put` give it)."""
         found = []
         pages = self.client.get_paginator("list_object_versions").paginate(
             Bucket=self.bucket, Prefix=self.prefix + prefix)
@@ -277,13 +293,13 @@ class S3Storage:
                 if key:
                     found.append(StoredObject(key, item["Size"],
                                               item["LastModified"].timestamp(),
-                                              version_id=item.get("VersionId"),
+                                              version_id=_version_of(item),
                                               is_latest=item.get("IsLatest", True)))
             for item in page.get("DeleteMarkers", ()):
                 key = self._relative(item["Key"])
                 if key:
                     found.append(StoredObject(key, 0, item["LastModified"].timestamp(),
-                                              version_id=item.get("VersionId"),
+                                              version_id=_version_of(item),
                                               is_latest=item.get("IsLatest", True),
                                               delete_marker=True))
         return sorted(found, key=lambda o: (o.key, not o.is_latest, -o.modified))
@@ -309,7 +325,8 @@ class S3Storage:
                             version_id=_version_of(found),
                             lock_mode=found.get("ObjectLockMode"),
                             retain_until=until.timestamp() if until else None,
-                            sha256=None if composite else _hex(found.get("ChecksumSHA256")))
+                            sha256=None if composite else _hex(found.get("ChecksumSHA256")),
+                            etag=found.get("ETag", "").strip('"') or None)
 
     def delete(self, key):
         """Delete the current version (on a versioned bucket: a delete marker; locked versions

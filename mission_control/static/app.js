@@ -1,16 +1,19 @@
-// The backups page: login, the backup table and its actions, automatic backups, recent activity.
+// The backups page: login, its views (tabs), the backup list and its actions, automatic backups,
+// activity; results and errors as toasts fixed to the viewport.
 import { api, ApiError, uploadFile } from "./api.js";
 import { $, setBusy } from "./dom.js";
-import { bothTimes, elapsedText, humanSize } from "./format.js";
-import { renderAudit, renderBackups, renderHealth, renderTask } from "./render.js";
+import { bothTimes, elapsedText, humanSize, localTime } from "./format.js";
+import { closeMenus, renderBackups, renderHealth, renderTask, verificationState } from "./render.js";
 import { fillPolicies, wirePolicies } from "./policies.js";
 import { renderPitr, wirePitr } from "./pitr.js";
 import { loadForms } from "./forms.js";
+import { loadAudit, wireAudit } from "./activity.js";
+import { showTab, wireTabs } from "./tabs.js";
 
 const VIEWS = ["login-view", "forbidden-view", "app-view"];
 /** How often the page reloads what it shows while it is visible. */
 const REFRESH_MS = 30000;
-const state = { user: null, files: false, backups: new Map(), pending: null,
+const state = { user: null, files: false, backups: new Map(), list: [], page: 0, pending: null,
                loading: null, loadedAt: 0, skewMs: 0, taskTicker: null };
 
 // ---- views and messages ----------------------------------------------------------------
@@ -20,32 +23,48 @@ function show(view) {
   for (const id of VIEWS) $(id).hidden = id !== view;
 }
 
-function showStatus(text) {
-  $("error-message").hidden = true;
-  const box = $("status-message");
+/** Show `text` in the toast `kind` ("status" or "error"), fixed to the viewport, and hide the other.
+ * `focus`: move focus to it (results of what the user did; not a background reload's). */
+function toast(kind, text, focus) {
+  const other = kind === "status" ? "error" : "status";
+  $(`${other}-toast`).hidden = true;
+  $(`${other}-message`).hidden = true;
+  const box = $(`${kind}-message`);
   box.textContent = text;
   box.hidden = false;
+  $(`${kind}-toast`).hidden = false;
+  if (focus) box.focus({ preventScroll: true });
 }
 
-function showError(text) {
-  $("status-message").hidden = true;
-  const box = $("error-message");
-  box.textContent = text;
-  box.hidden = false;
+function showStatus(text, focus = true) {
+  toast("status", text, focus);
+}
+
+function showError(text, focus = true) {
+  toast("error", text, focus);
+}
+
+function hideToast(kind) {
+  const box = $(`${kind}-message`);
+  const hadFocus = box.contains(document.activeElement);
+  $(`${kind}-toast`).hidden = true;
+  box.hidden = true;
+  if (hadFocus) $("main").focus({ preventScroll: true });
 }
 
 function clearMessages() {
-  $("status-message").hidden = true;
-  $("error-message").hidden = true;
+  hideToast("status");
+  hideToast("error");
 }
 
-/** Every failed call ends here: 401 goes back to the login form, anything else is shown in words. */
-function handleError(err) {
+/** Every failed call ends here: 401 goes back to the login form, anything else is shown in words.
+ * `focus`: false for a background reload, whose error must not take the keyboard away. */
+function handleError(err, focus = true) {
   if (err instanceof ApiError && err.status === 401) {
     if (state.user !== null) showLogin("Your session has ended. Please log in again.");
     return;
   }
-  showError(err.message);
+  showError(err.message, focus);
 }
 
 function showLogin(notice) {
@@ -108,6 +127,7 @@ async function enter(user) {
   }
   clearMessages();
   show("app-view");
+  showTab(location.hash.slice(1), false);
   // Focus for screen readers and keyboards, without scrolling the header away on a phone.
   $("main").focus({ preventScroll: true });
   window.scrollTo(0, 0);
@@ -121,7 +141,8 @@ async function loadEverything() {
   main.setAttribute("aria-busy", "true");
   try {
     await loadHealth(); // first: it tells whether verify, download and restore exist
-    await Promise.all([loadBackups(), loadSchedule(), loadAudit(), loadPitr(), loadForms({ handleError, reload: loadAll })]);
+    await Promise.all([loadBackups(), loadSchedule(), guarded(loadAudit), loadPitr(),
+                       loadForms({ handleError, reload: loadAll })]);
   } finally {
     state.loadedAt = Date.now();
     main.removeAttribute("aria-busy");
@@ -156,11 +177,12 @@ function ticking(show) {
   return () => clearInterval(timer);
 }
 
+/** Run a load; its error is shown without taking focus (the user may be typing elsewhere). */
 async function guarded(work) {
   try {
     await work();
   } catch (err) {
-    handleError(err);
+    handleError(err, false);
   }
 }
 
@@ -191,17 +213,29 @@ function loadPitr() {
       if (!(err instanceof ApiError && err.status === 404)) throw err;
     }
     renderPitr(pitr);
+    $("pitr-off").hidden = Boolean(pitr && pitr.enabled);
   });
 }
 
 function loadBackups() {
   return guarded(async () => {
     const data = await api("GET", "/api/backup");
-    const backups = data.backups || [];
-    state.backups = new Map(backups.map((b) => [b.name, b]));
-    renderBackups(backups, state.files, { verify, restore: openRestore, remove: openDelete });
+    state.list = data.backups || [];
+    state.backups = new Map(state.list.map((b) => [b.name, b]));
+    drawBackups();
     $("backups-dir").textContent = data.dir ? `Stored in ${data.dir}` : "";
   });
+}
+
+function drawBackups() {
+  state.page = renderBackups(state.list, state.files, { verify, restore: openRestore, remove: openDelete,
+                                                        page: goToPage }, state.page);
+}
+
+function goToPage(page) {
+  state.page = page;
+  drawBackups();
+  $("backups-title").scrollIntoView({ block: "nearest" });
 }
 
 function loadSchedule() {
@@ -218,13 +252,7 @@ function loadSchedule() {
     clearInterval(state.taskTicker);  // a running task's time goes on between reloads
     if (task && task.running) state.taskTicker = setInterval(() => renderTask(task, serverNow()), 1000);
     fillPolicies(values, task);
-  });
-}
-
-function loadAudit() {
-  return guarded(async () => {
-    const data = await api("GET", "/api/audit?limit=20");
-    renderAudit(data.events || []);
+    if (values["general.safety_copies_keep"]) $("safety-keep").textContent = values["general.safety_copies_keep"];
   });
 }
 
@@ -307,6 +335,13 @@ function openRestore(name) {
   $("restore-typed").value = "";
   $("restore-settings").checked = false;
   $("restore-confirm").disabled = true;
+  const failed = backup && verificationState(backup).state === "failed";
+  const warning = $("restore-verify-warning");
+  warning.hidden = !failed;
+  if (failed) {
+    warning.textContent = `This file failed verification (${localTime(backup.verified_at)}). The restore checks ` +
+      "it again and refuses a damaged file; choose another backup unless you know why it failed.";
+  }
   const dialog = $("restore-dialog");
   dialog.returnValue = "";
   dialog.showModal();
@@ -395,6 +430,16 @@ function wire() {
   $("backup-now").addEventListener("click", backupNow);
   $("run-task").addEventListener("click", runTask);
   $("refresh").addEventListener("click", () => { clearMessages(); loadAll(); });
+  for (const button of document.querySelectorAll(".toast-close")) {
+    button.addEventListener("click", () => hideToast(button.dataset.closes.replace("-toast", "")));
+  }
+  document.addEventListener("keydown", (event) => {
+    const open = ["status", "error"].find((k) => $(`${k}-message`).contains(document.activeElement));
+    if (event.key === "Escape" && open) hideToast(open);
+  });
+  document.addEventListener("click", (event) => closeMenus(event.target));
+  wireTabs();
+  wireAudit({ handleError });
   $("auto-backup").addEventListener("change", toggleAuto);
   wirePolicies({ showStatus, handleError, reload: loadAll });
   $("upload-form").addEventListener("submit", upload);

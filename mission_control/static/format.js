@@ -87,6 +87,11 @@ const ACTIONS = {
   plugin_error: "plugin error",
 };
 
+/** Every catalogued action, `[action, words]`, in the catalogue's order (for the Activity filter). */
+export function knownActions() {
+  return Object.entries(ACTIONS);
+}
+
 export function actionText(action) {
   return ACTIONS[action] || action.replace(/_/g, " ");
 }

@@ -172,11 +172,6 @@ function build(listing) {
     fold.append(form);
   }
   state.built = true;
-  // A card that shows only when it has something to set (continuous protection while off) listens.
-  for (const spec of FORMS) {
-    const container = $(spec.container);
-    if (container) container.dispatchEvent(new CustomEvent("settings-forms", { bubbles: true }));
-  }
 }
 
 // ---- filling -----------------------------------------------------------------------------

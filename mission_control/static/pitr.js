@@ -144,18 +144,14 @@ function dialog() {
   return node;
 }
 
-/**
- * Fill the card from `GET /api/backup/pitr`: its state, and the restore form while it is on. While
- * it is off the card shows only when its settings form is there to turn it on (the pitr plugin).
- */
+/** Fill the card from `GET /api/backup/pitr`; hidden while protection is off. */
 export function renderPitr(pitr) {
   state.pitr = pitr;
   const card = $("pitr");
-  card.hidden = !pitr || (!pitr.enabled && !$("pitr-config").querySelector("form"));
+  card.hidden = !pitr || !pitr.enabled;
   if (card.hidden) return;
   let text;
-  if (!pitr.enabled) text = "Off: changes between backups are not kept. Turn it on in the settings below.";
-  else if (!pitr.installed) text = "On, but Litestream is not installed (pip install 'mission-control-backup[pitr]').";
+  if (!pitr.installed) text = "On, but Litestream is not installed (pip install 'mission-control-backup[pitr]').";
   else if (pitr.seal_error) text = `Stopped: the replica is sealed and ${pitr.seal_error}.`;
   else if (pitr.running && pitr.sealed) {
     text = `Running: every change is sealed (age) and streamed to ${pitr.replica}; ` +
@@ -169,9 +165,7 @@ export function renderPitr(pitr) {
     ? `${bothTimes(pitr.earliest / 1000)} to ${bothTimes(pitr.latest / 1000)}`
     : "nothing restorable yet";
   $("pitr-lag").textContent = pitr.lag_seconds === null ? "—" : `${pitr.lag_seconds} s`;
-  $("pitr-window").closest("dl").hidden = !pitr.enabled;
   if (!$("pitr-form")) build();
-  $("pitr-form").hidden = !pitr.enabled;
   for (const button of $("pitr-form").querySelectorAll("button")) button.disabled = !open;
   drawBar();
   momentChanged();
@@ -324,15 +318,16 @@ function restoredText(r, askedMs, keepSettings) {
   const held = toMs !== askedMs
     ? ` You asked for ${bothTimes(askedMs / 1000)}; the data is from the last change the stream kept ` +
       "at or before it." : "";
+  const gone = restored.skipped && restored.skipped.length
+    ? ` ${restored.skipped.length} file(s) of the stream could not be read and were gone around (named in the audit log).` : "";
   const safety = r.safety_backup ? ` The data it replaced is in ${r.safety_backup.name}.` : "";
   const kept = !keepSettings ? " Its daily-backup, retention, off-site and alert settings were restored too."
     : (r.kept_settings && r.kept_settings.length
       ? ` Kept the current protection settings: ${r.kept_settings.join(", ")}.` : "");
-  return `Restored the database to ${bothTimes(toMs / 1000)} (${new Date(toMs).toISOString()}).${held}${safety}${kept}`;
+  return `Restored the database to ${bothTimes(toMs / 1000)} (${new Date(toMs).toISOString()}).${held}${gone}${safety}${kept}`;
 }
 
 /** Wire the card once; `app` has `showLogin(notice)`, `handleError(err)` and `reload()`. */
 export function wirePitr(app) {
   state.app = app;
-  $("pitr-config").addEventListener("settings-forms", () => { if (state.pitr) renderPitr(state.pitr); });
 }

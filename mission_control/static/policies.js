@@ -1,10 +1,12 @@
-// Retention rules (previewed, then confirmed, before they are saved) and the schedule picker.
+// Retention rules (previewed with what is kept and why, then confirmed, before they are saved; pruned
+// now on request) and the schedule picker.
 import { api, ApiError } from "./api.js";
 import { $, el, setBusy } from "./dom.js";
 import { localTime, utcTime } from "./format.js";
 
 const COUNT_KEY = "general.backup_retention_count";
 const SCHEDULE_KEY = "general.auto_backup_schedule";
+const SAFETY_KEY = "general.safety_copies_keep";
 const HOURS = ["1", "2", "3", "4", "6", "8", "12"];
 const state = { ctx: null, values: {}, pending: null, scheduleDirty: false, previewed: null, timer: 0, asked: 0 };
 
@@ -116,7 +118,7 @@ async function saveSchedule(event) {
   }
 }
 
-// ---- retention: preview, confirm, save -----------------------------------------------------
+// ---- retention: preview, confirm, save, prune now -------------------------------------------
 
 function retentionChanges() {
   const changes = {};
@@ -130,29 +132,100 @@ function retentionChanges() {
   return changes;
 }
 
-async function saveRetention(event) {
-  event.preventDefault();
-  const changes = retentionChanges();
+/** What the service would keep and delete with the form's values (nothing is saved). */
+function previewChanges(changes) {
+  return api("POST", "/api/backup/prune", { dry_run: true, settings: changes });
+}
+
+// Files pruning by the rules never touches, but that are not kept forever either.
+const SAFETY_KINDS = [[/^uploaded-/, "uploads"], [/^pre-restore-/, "pre-restore safety copies"],
+                      [/^offsite-mc-backup-/, "copies fetched back from off-site"]];
+
+/** A kept file's reasons as the API gives them; for uploads and safety copies, what does prune them. */
+function reasonsText(kept) {
+  const reasons = [...(kept.reasons || [])];
+  const kind = SAFETY_KINDS.find(([pattern]) => pattern.test(kept.name));
+  if (kind) {
+    const n = state.values[SAFETY_KEY] || "5";
+    return `not touched by these rules; only the newest ${n} ${kind[1]} are kept (general.safety_copies_keep)`;
+  }
+  return reasons.join(", ") || "kept";
+}
+
+function keptItems(preview) {
+  return preview.keep.map((k) => el("li", {}, el("span", { className: "filename", text: k.name }),
+                                    el("span", { className: "reason muted", text: ` — ${reasonsText(k)}` })));
+}
+
+function rotatingKept(preview) {
+  return preview.keep.filter((k) => !/never pruned/.test((k.reasons || []).join(" "))).length;
+}
+
+/** The Preview button: what the form's values keep (with the reasons) and delete, under the form. */
+async function showPreview() {
+  const box = $("retention-preview");
   try {
-    const preview = await api("POST", "/api/backup/prune", { dry_run: true, settings: changes });
-    if (preview.delete.length === 0) {
-      await applyRetention(changes, preview);
-      return;
-    }
-    state.pending = { changes, preview };
-    openPruneDialog(preview);
+    const preview = await previewChanges(retentionChanges());
+    const n = preview.delete.length;
+    box.replaceChildren(
+      el("h3", { text: "Preview (not saved)" }),
+      el("p", { text: n ? `${n} ${n === 1 ? "backup" : "backups"} would be deleted at the next backup:`
+                        : "Nothing would be deleted." }),
+      ...(n ? [el("ul", { className: "prune-list" }, ...preview.delete.map((d) => el("li", { text: d.name })))] : []),
+      el("p", { text: `Kept (${preview.keep.length}):` }),
+      el("ul", { className: "keep-list" }, ...keptItems(preview)));
+    box.hidden = false;
   } catch (err) {
     state.ctx.handleError(err);
   }
 }
 
-function openPruneDialog(preview) {
+async function saveRetention(event) {
+  event.preventDefault();
+  const changes = retentionChanges();
+  try {
+    const preview = await previewChanges(changes);
+    if (preview.delete.length === 0) {
+      await applyRetention(changes, preview);
+      return;
+    }
+    state.pending = { mode: "save", changes, preview };
+    openPruneDialog(preview, "save");
+  } catch (err) {
+    state.ctx.handleError(err);
+  }
+}
+
+/** Prune now: preview the saved rules, confirm, then delete at once. */
+async function pruneNow() {
+  const button = $("prune-now");
+  setBusy(button, true, "Checking…");
+  try {
+    const preview = await api("POST", "/api/backup/prune", { dry_run: true });
+    if (preview.delete.length === 0) {
+      state.ctx.showStatus(`Nothing to prune: the saved rules keep all ${rotatingKept(preview)} backups.`);
+      return;
+    }
+    state.pending = { mode: "prune", preview };
+    openPruneDialog(preview, "prune");
+  } catch (err) {
+    state.ctx.handleError(err);
+  } finally {
+    setBusy(button, false);
+  }
+}
+
+function openPruneDialog(preview, mode) {
   const n = preview.delete.length;
-  const rotating = preview.keep.filter((k) => !/never pruned/.test((k.reasons || []).join(" "))).length;
-  $("prune-text").textContent = `${n === 1 ? "This backup" : `These ${n} backups`} will be deleted at the next backup` +
+  const when = mode === "prune" ? "now" : "at the next backup";
+  $("prune-title").textContent = mode === "prune" ? "Prune now?" : "Save these retention rules?";
+  $("prune-confirm").textContent = mode === "prune" ? `Delete ${n} ${n === 1 ? "backup" : "backups"}` : "Save rules";
+  $("prune-text").textContent = `${n === 1 ? "This backup" : `These ${n} backups`} will be deleted ${when}` +
     (preview.policy === "plugin" ? " (a plugin's retention policy decides, not these rules):" : ":");
   $("prune-list").replaceChildren(...preview.delete.map((d) => el("li", { text: d.name })));
+  const rotating = rotatingKept(preview);
   $("prune-kept").textContent = `${rotating} ${rotating === 1 ? "backup is" : "backups are"} kept by the rules.`;
+  $("prune-keep-list").replaceChildren(...keptItems(preview));
   const dialog = $("prune-dialog");
   dialog.returnValue = "";
   dialog.showModal();
@@ -164,15 +237,23 @@ async function pruneClosed() {
   state.pending = null;
   if (!pending) return;
   if ($("prune-dialog").returnValue !== "confirm") {
-    state.ctx.showStatus("Retention rules not changed.");
+    state.ctx.showStatus(pending.mode === "prune" ? "Nothing pruned." : "Retention rules not changed.");
     fillPolicies(state.values);
     return;
   }
   try {
-    await applyRetention(pending.changes, pending.preview);
+    if (pending.mode === "prune") await applyPrune();
+    else await applyRetention(pending.changes, pending.preview);
   } catch (err) {
     state.ctx.handleError(err);
   }
+}
+
+async function applyPrune() {
+  const outcome = await api("POST", "/api/backup/prune", { dry_run: false });
+  const n = outcome.delete.length;
+  state.ctx.showStatus(`Pruned ${n} ${n === 1 ? "backup" : "backups"}; ${rotatingKept(outcome)} kept by the rules.`);
+  await state.ctx.reload();
 }
 
 async function applyRetention(changes, preview) {
@@ -184,6 +265,7 @@ async function applyRetention(changes, preview) {
   const n = preview.delete.length;
   let text = `Keeping the newest ${value(COUNT_KEY)} backups${others ? " and every backup the other rules keep" : ""}.`;
   if (n) text += ` ${n} ${n === 1 ? "backup" : "backups"} will be deleted at the next backup.`;
+  $("retention-preview").hidden = true;
   state.ctx.showStatus(text);
   await state.ctx.reload();
 }
@@ -194,6 +276,8 @@ async function applyRetention(changes, preview) {
 export function wirePolicies(ctx) {
   state.ctx = ctx;
   $("retention-form").addEventListener("submit", saveRetention);
+  $("retention-preview-button").addEventListener("click", showPreview);
+  $("prune-now").addEventListener("click", pruneNow);
   $("prune-dialog").addEventListener("close", pruneClosed);
   $("schedule-form").addEventListener("submit", saveSchedule);
   for (const id of ["kind-daily", "kind-hours", "kind-custom", "daily-time", "every-hours"]) {

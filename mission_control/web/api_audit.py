@@ -26,6 +26,9 @@ _UNIX = {"type": "integer", "minimum": 0, "maximum": _INT64}
 _PARAMS = [
     query_param("action", {"type": "string"}, "Only events with this action"),
     query_param("actor", {"type": "string"}, "Only events by this actor"),
+    query_param("exclude_action", {"type": "string"},
+                "Leave out these actions (comma-separated, or the parameter repeated), "
+                "e.g. login,logout"),
     query_param("since", _UNIX, "Unix seconds, inclusive"),
     query_param("until", _UNIX, "Unix seconds, inclusive"),
     query_param("limit", {"type": "integer", "minimum": 1, "maximum": _INT64},

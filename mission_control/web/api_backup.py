@@ -1,8 +1,8 @@
 """`/api/backup`: list, create, delete and prune backups (admin only)."""
 from ..backup.verify import listing
 from .http import json_response, read_body, require, require_actor
-from .openapi_schemas import (BACKUP_NAME, INT_OR_NULL, STR_OR_NULL, array, obj, operation, ref,
-                              response)
+from .openapi_schemas import (BACKUP_NAME, CREATED_AT, INT_OR_NULL, STR_OR_NULL, array, obj,
+                              operation, ref, response)
 from .operations import Operation
 
 
@@ -35,7 +35,7 @@ def backup_prune(mc, request):
 SCHEMAS = {
     "ListedBackup": obj(
         name={"type": "string"}, size={"type": "integer", "minimum": 0},
-        created_at={"type": "integer", "description": "unix seconds (file mtime)"},
+        created_at=CREATED_AT,
         optional={"verified_at": {**INT_OR_NULL, "description": "last verification, if the "
                                   "file is unchanged since"},
                   "verified_ok": {"type": ["boolean", "null"]}, "sha256": STR_OR_NULL}),

@@ -38,7 +38,9 @@ _SEALING = dict(
              "(mode or null), `no_delete`, `held` (deletions a lock refuses, retried from "
              "`held_until`, unix ms), `kept_remote` (deleted here, kept in the bucket: "
              "no_delete), `unsealed` (left in the staging folder at the last stop), "
-             "`plaintext_objects` (an unsealed setup's, left in place); null: not sealed"},
+             "`plaintext_objects` (an unsealed setup's, left in place), `resealed` (found at "
+             "start not as sealed, by size, and sealed again), `mismatched` (such objects the "
+             "storage would not replace: reported); null: not sealed"},
     seal_warning={**STR_OR_NULL, "description": "what to look at (plaintext objects, a lock "
                   "the bucket cannot hold, an age identity that cannot restore the stream), "
                   "or null"})

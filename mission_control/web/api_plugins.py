@@ -22,6 +22,17 @@ HELD = {**array(obj(name={"type": "string"}, until=INT_OR_NULL)),
         "description": "copies past the retention count still held by their lock, each until "
                        "when (unix seconds); deleted by a later run once it expires"}
 
+COPY_NAMES = {"changed": {**array({"type": "string"}), "description": "kept copies whose "
+                           "stored object no longer matches what was uploaded (someone replaced "
+                           "it): not counted; they fail the verdict"},
+              "missing": {**array({"type": "string"}), "description": "copies among the "
+                          "newest kept by this service's record that are gone from the "
+                          "target without having been pruned here (someone deleted them); "
+                          "they fail the verdict"},
+              "uncataloged": {**array({"type": "string"}), "description": "kept copies "
+                              "without a catalog entry that could be written (or renewed) "
+                              "by the last run: `recover` may not use them; a warning"}}
+
 SCHEMAS = {
     "Plugin": obj(name={"type": "string"},
                   kind={"enum": ["builtin", "entry_point", "drop_in", "registered"]},
@@ -33,7 +44,7 @@ SCHEMAS = {
                                       "(after compression and encryption)"},
                          ratio={"type": ["number", "null"],
                                 "description": "stored size / backup size"},
-                         held=HELD),
+                         held=HELD, **COPY_NAMES),
 }
 
 OPERATIONS = [

@@ -42,7 +42,13 @@ SCHEMAS = {
                                "restored_to": {"type": "string", "description":
                                                "the moment the restored data is from, at or "
                                                "before `timestamp` (a sealed stream keeps "
-                                               "Litestream's compaction steps)"}}),
+                                               "Litestream's compaction steps)"},
+                               "skipped": {"type": "array", "description":
+                                           "files of a sealed stream the restore went around "
+                                           "(not decryptable, not signed by a trusted key, "
+                                           "altered)",
+                                           "items": obj(key={"type": "string"},
+                                                        reason={"type": "string"})}}),
         safety_backup=ref("Backup"),
         session=obj(logged_in={"type": "boolean"}, admins=_STRINGS, message={"type": "string"}),
         kept_settings={**_STRINGS, "description": "the protection settings whose live value "

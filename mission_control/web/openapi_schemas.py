@@ -42,6 +42,10 @@ def error(description, headers=None):
     return response(description, ref("Error"), headers)
 
 
+#: A listed file's `created_at` (`mission_control.backup.names.created_at`).
+CREATED_AT = {"type": "integer", "description": "unix seconds: the UTC time in a name the "
+              "service made (mc-backup-, pre-restore-, uploaded-, offsite-), else the file's "
+              "mtime (a copy keeps its name's time)"}
 RETRY = {"Retry-After": "Seconds to wait before trying again"}
 #: Answers any endpoint can give, by status, so each operation lists only the ones that apply.
 COMMON = {
@@ -91,5 +95,5 @@ SCHEMAS = {
                  error={"type": "string", "description": "A human sentence"}),
     "Backup": obj(name={"type": "string", "examples": ["mc-backup-2026-03-04_03-00-00.db"]},
                   size={"type": "integer", "minimum": 0},
-                  created_at={"type": "integer", "description": "unix seconds (file mtime)"}),
+                  created_at=CREATED_AT),
 }

@@ -23,7 +23,8 @@ import time
 from contextlib import ExitStack
 
 from mission_control import (URL, CopyDamaged, FileLock, MissingExtra, MissionControlError,
-                             Sealing, SettingDef, StreamTrust, describe_error, duration, hookimpl,
+                             Sealing, SettingDef, StreamTrust, bucket_lock, describe_error,
+                             duration, hookimpl,
                              open_storage, parse_identities, parse_ltx_name, parse_recipients,
                              read_ltx_timestamp,
                              restore_sealed)
@@ -47,13 +48,15 @@ RETENTION = duration(60, 365 * 24 * 3600)
 OFFSITE_RECIPIENTS = ("offsite.s3.age_recipients", "offsite.dir.age_recipients")
 NO_PYRAGE = "pyrage is not installed: pip install 'mission-control-backup[offsite-crypt]'"
 NO_BOTO3 = "boto3 is not installed: pip install 'mission-control-backup[s3]'"
+INSTALL_PITR = "pip install 'mission-control-backup[pitr]'"
 NO_RECIPIENT = ("no age recipient to seal it to: set pitr.age_recipients (or an off-site "
                 "target's age_recipients)")
 #: What `window` answers for a sealed stream before its sealer recorded anything.
 NOTHING_SEALED = {"earliest": None, "latest": None, "replica_txid": None, "error": None}
 #: `sealing` in the status: what the sealer last recorded of it (see `Sealer.state`).
 SEALING_FIELDS = {"lock": None, "no_delete": False, "held": 0, "held_until": None,
-                  "kept_remote": 0, "unsealed": 0, "plaintext_objects": 0}
+                  "kept_remote": 0, "unsealed": 0, "plaintext_objects": 0, "resealed": 0,
+                  "mismatched": 0}
 
 
 def _importable(module):
@@ -162,16 +165,15 @@ class Engine:
             self._offsite_s3("lock_days", 0), self._offsite_s3("no_delete", False)
         # Asked once per start: a bucket cannot lose Object Lock once it has it.
         refused = None
-        if mode:
-            try:
-                if not storage.lock_enabled():
-                    refused = f"offsite.s3.lock_mode is {mode} but the stream's bucket has no " \
-                              "Object Lock: its files are uploaded unlocked"
-            except Exception as exc:  # noqa: BLE001 - no permission to ask, say
+        if mode:  # the settings' own check (`bucket_lock`), on the stream's bucket
+            enabled, why = bucket_lock(storage)
+            if enabled is False:
+                refused = f"offsite.s3.lock_mode is {mode} but the stream's bucket has no " \
+                          "Object Lock: its files are uploaded unlocked"
+            elif enabled is None:
                 # Locked puts would fail as well; the reason is logged, not put in the
                 # warning (health is open to the metrics token: no bucket names there).
-                log.warning("cannot tell whether the stream's bucket has Object Lock: %s",
-                            describe_error(exc))
+                log.warning("cannot tell whether the stream's bucket has Object Lock: %s", why)
                 refused = (f"offsite.s3.lock_mode is {mode} but whether the stream's bucket "
                            "has Object Lock cannot be told (see the log): its files are "
                            "uploaded unlocked")
@@ -190,7 +192,12 @@ class Engine:
 
     def drop_staging(self):
         """Remove the staging folder (every row in clear) once the stream is not sealed or
-        protection is off; only the folder the service made (a directory owned by us)."""
+        protection is off; only the folder the service made (a directory owned by us).
+
+        Only the supervisor calls it, holding the election lock, with its sealer and child
+        stopped: no sealer anywhere then lists the folder, so none can take its removal for
+        Litestream's compaction (the sealer mirrors no deletion from a missing listing anyway).
+        """
         if self.mc.settings.get("pitr.enabled") and self.sealed():
             return
         try:
@@ -242,8 +249,7 @@ class Engine:
             staging = self.files.staging
             staging.mkdir(mode=0o700, exist_ok=True)
             os.chmod(staging, 0o700)  # it holds every row in clear, as the database does
-        else:
-            self.drop_staging()
+        # Not sealed: the staging folder is left to the elected supervisor (`drop_staging`).
         litestream.write_config(self.files.config,
                                 litestream.config_text(self.files.db_path, self.values(),
                                                        staging))
@@ -302,6 +308,9 @@ class Engine:
             warnings.append(f"{sealing['plaintext_objects']} plaintext .ltx object(s) from an "
                             "unsealed setup are under the replica's prefix (left in place: "
                             "delete them)")
+        if sealing["mismatched"]:
+            warnings.append(f"{sealing['mismatched']} object(s) of the stream are not what was "
+                            "sealed (their size) and could not be replaced (see the log)")
         if found.get("lock_refused"):
             warnings.append(found["lock_refused"])
         restore_problem = self.restore_problem()
@@ -310,8 +319,9 @@ class Engine:
         return sealing, "; ".join(warnings) or None
 
     def restore_to(self, at_ms, dest):
-        """Write the database as of `at_ms` to `dest`; for a sealed stream, the moment (unix ms)
-        the copy actually holds, else True."""
+        """Write the database as of `at_ms` to `dest`; for a sealed stream `{"restored_to",
+        "skipped"}` (the moment, unix ms, the copy actually holds, and the files gone around),
+        else True."""
         binary = self.binary()
         if binary is None:
             raise PitrUnavailable("Point-in-time restore is not installed")
@@ -348,7 +358,8 @@ class Engine:
         for key, reason in sorted(skipped.items()):
             log.warning("restore: skipped %s of the point-in-time stream: %s", key, reason)
         os.chmod(dest, 0o600)
-        return moment
+        return {"restored_to": moment,
+                "skipped": [{"key": k, "reason": r} for k, r in sorted(skipped.items())]}
 
     def unsealed_before(self, at_ms):
         """The highest transaction id of a level-0 file in the staging folder written before
@@ -397,6 +408,8 @@ class Engine:
                 stack.close()
                 raise RuntimeError("another restore is pausing Litestream")
             pid = read_state(self.files).get("pid")
+            if pid:
+                litestream.mark_planned_stop(self.files, pid)  # no alarm: see `Supervisor`
             if pid and not litestream.stop_process(pid, self.files, 15, time.sleep):
                 stack.close()
                 raise RuntimeError("Litestream did not stop for the restore")
@@ -471,6 +484,20 @@ def register_settings():
         pitr("max_lag_seconds", "int", "60", "Health fails when the replica is this far "
              "behind the live database", minimum=1, maximum=86400),
     ]
+
+
+@hookimpl
+def check_settings(mc, settings, changed):
+    """Turning protection on is refused while the Litestream binary is missing (naming the
+    extra, or MC_LITESTREAM_BIN when that names no program)."""
+    if "pitr.enabled" not in changed or not settings.get("pitr.enabled") or \
+            _engine(mc).binary() is not None:
+        return None
+    if mc.config.litestream_bin:
+        return ["pitr.enabled: MC_LITESTREAM_BIN names no executable Litestream binary; point "
+                f"it at one, or unset it and {INSTALL_PITR}"]
+    return [f"pitr.enabled: point-in-time protection needs Litestream, which is not "
+            f"installed: {INSTALL_PITR}"]
 
 
 @hookimpl

@@ -244,6 +244,28 @@ def is_ours(pid, files):
     return b"replicate" in args and str(files.config).encode() in args
 
 
+def mark_planned_stop(files, pid):
+    """Say that `pid` is being stopped on purpose (a restore), before stopping it.
+
+    Written into the pause lock file, which the caller holds: the owner (in any process) reads
+    it once the child is gone, however soon the restore is over and the lock free again.
+    """
+    fd = os.open(files.pause, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW |
+                 os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(str(pid))
+
+
+def planned_stop(files):
+    """The pid the last restore stopped on purpose (`mark_planned_stop`), or None."""
+    try:
+        with open(files.pause, encoding="ascii") as f:
+            text = f.read(32).strip()
+    except (OSError, ValueError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
 def stop_process(pid, files, wait, clock_sleep):
     """Stop our Litestream `pid` (SIGTERM, then SIGKILL after `wait` s); True once it is gone."""
     for sig, tries in ((signal.SIGTERM, int(wait * 10)), (signal.SIGKILL, 50)):

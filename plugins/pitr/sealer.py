@@ -10,6 +10,7 @@ recovery point), so a big snapshot upload on the other (higher levels, deletions
 them up. Nothing it uploads is plaintext, and a file whose sealing fails is not uploaded at all
 (tried again after a pause).
 """
+import heapq
 import logging
 import os
 import secrets
@@ -19,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from mission_control import (Lock, ObjectHeld, describe_error, open_private, parse_ltx_name,
-                             read_ltx_timestamp, remove_files, sealed_files, stream_window)
+                             read_ltx_timestamp, remove_files, stream_window)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ STOP_TIMEOUT = 20.0
 #: The part of a stop budget kept for an upload already under way when it runs out.
 STOP_MARGIN = 5.0
 TMP_PREFIX = ".seal-"
+#: In the staging folder: `<key> <size>` of each sealed object uploaded, checked at start.
+LEDGER = ".sealed-sizes"
+#: The ledger is rewritten once it holds this many lines more than twice the files it records.
+LEDGER_SLACK = 64
 LEVEL0, HIGHER = "level-0", "higher levels"
 
 
@@ -78,6 +83,8 @@ class Sealer:
         self.died = None  # why a worker thread ended other than by `stop`
         self._stamps = None  # LtxFile -> timestamp (ms) of each file the storage holds sealed
         self._held = {}  # LtxFile -> unix s: deleted here, its delete refused by a lock until then
+        self._dates = []  # heap of (until, LtxFile) of `_held`: the next one due on top
+        self._due = set()  # held files whose date has come: tried again until handled
         self._kept = set()  # deleted here, left in the storage (no_delete)
         self._plaintext = 0  # plaintext .ltx objects under the prefix (an unsealed setup's)
         self._errors = {}  # worker -> its last error
@@ -86,14 +93,21 @@ class Sealer:
         self._stop = threading.Event()
         self._cutoff = None  # monotonic time after which the final sweep starts no upload
         self._threads = []
+        self._unlisted = False  # the staging listing was missing or empty (warned once)
+        self._resealing = set()  # found at start not as sealed (their size): to seal again
+        self._resealed = 0  # of those, sealed and uploaded again
+        self._mismatched = set()  # of those, left as they are (the storage never replaces)
+        self._sizes = {}  # LtxFile -> size of the sealed object uploaded (the ledger's content)
+        self._ledger_lines = 0  # lines in the ledger file (appended since its last rewrite)
 
     def local(self):
-        """The LTX files in the staging folder now (set of `LtxFile`)."""
+        """The LTX files in the staging folder now (set of `LtxFile`); None when its ``ltx``
+        folder is missing (the staging folder wiped, or not written yet)."""
         found = set()
         try:
             levels = list(os.scandir(self.staging / "ltx"))
         except FileNotFoundError:
-            return found
+            return None
         for level in levels:
             if not level.is_dir(follow_symlinks=False):
                 continue
@@ -112,15 +126,71 @@ class Sealer:
             if self._stamps is not None:
                 return False
             self._sweep_leftovers()
+            listed = self.storage.list("ltx/")
+            remote = {}
+            for obj in listed:
+                item = _sealed_item(obj.key)
+                if item is not None:
+                    remote[item] = obj.size
+            sizes = {f: n for f, n in self._read_ledger().items() if f in local}
             stamps = {}
-            for item in set(sealed_files(self.storage)) & local:
+            for item in set(remote) & local:
+                if item in sizes and sizes[item] != remote[item]:
+                    # Not what was sealed (truncated, overwritten): sealed and uploaded again.
+                    log.warning("%s in the point-in-time replica is %d bytes, %d were sealed: "
+                                "sealing it again", item.key, remote[item], sizes[item])
+                    self._resealing.add(item)
+                    continue
                 try:
                     stamps[item] = read_ltx_timestamp(item.path_in(self.staging), item)
                 except FileNotFoundError:
                     pass
-            self._plaintext = sum(1 for o in self.storage.list("ltx/") if _plaintext(o.key))
+            self._plaintext = sum(1 for o in listed if _plaintext(o.key))
+            self._sizes = {f: n for f, n in sizes.items() if f in stamps}
+            self._write_ledger()
             self._stamps = stamps
             return True
+
+    def _read_ledger(self):
+        """`{LtxFile: size}` of the sealed objects uploaded from this staging folder."""
+        try:
+            text = (self.staging / LEDGER).read_text(encoding="ascii", errors="replace")
+        except FileNotFoundError:
+            return {}
+        sizes = {}
+        for line in text.splitlines():
+            key, _, size = line.partition(" ")
+            item = _sealed_item(key)
+            if item is not None and size.isdigit():
+                sizes[item] = int(size)
+        return sizes
+
+    def _write_ledger(self):
+        """Rewrite the ledger with the sizes of the files the storage holds sealed now (at
+        start, and once appended lines outnumber them: it does not grow without bound)."""
+        if not self.staging.is_dir():
+            return
+        tmp = self.staging / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
+        try:
+            with open_private(tmp) as out:
+                out.write("".join(f"{f.key} {n}\n"
+                                  for f, n in sorted(self._sizes.items())).encode())
+            os.replace(tmp, self.staging / LEDGER)
+        finally:
+            remove_files(tmp)
+        self._ledger_lines = len(self._sizes)
+
+    def _record_size(self, item, size):
+        """Append what was uploaded for `item` to the ledger (the next start checks it)."""
+        fd = os.open(self.staging / LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, f"{item.key} {size}\n".encode())
+        finally:
+            os.close(fd)
+        self._sizes[item] = size
+        self._ledger_lines += 1
+        if self._ledger_lines > 2 * len(self._sizes) + LEDGER_SLACK:
+            self._write_ledger()
 
     def _sweep_leftovers(self):
         """Remove the `.seal-*.tmp` files a killed run left (ours: regular, owned by us)."""
@@ -143,12 +213,12 @@ class Sealer:
         return self._sweep_higher() or changed
 
     def _sweep_level0(self):
-        local = self.local()
+        local = self.local() or set()
         changed = self._prepare(local)
         return self._seal_all(LEVEL0, {f for f in local if f.level == 0}) or changed
 
     def _sweep_higher(self):
-        local = self.local()
+        local = self.local() or set()
         changed = self._prepare(local)
         changed |= self._seal_all(HIGHER, {f for f in local if f.level != 0})
         return self._mirror_deletions() or changed
@@ -168,30 +238,70 @@ class Sealer:
     def _seal(self, item):
         source = item.path_in(self.staging)
         tmp = self.staging / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}.tmp"
+        again = item in self._resealing
         try:
             stamp = read_ltx_timestamp(source, item)
             with open_private(tmp) as out:
                 self.codec.seal(item, source, out)
+            size = os.path.getsize(tmp)
             self.storage.put(item.key, tmp, lock=self.protection.lock(self.clock()))
         except FileNotFoundError:
             return False  # compacted away before it was sealed: nothing to keep
+        except FileExistsError:
+            if not again:
+                raise
+            # A storage that never replaces an object (a folder): reported, left as it is.
+            log.error("%s in the point-in-time replica is not what was sealed and cannot be "
+                      "replaced", item.key)
+            with self._mutex:
+                self._resealing.discard(item)
+                self._mismatched.add(item)
+                self._stamps[item] = stamp
+            return True
         finally:
             remove_files(tmp)
         with self._mutex:
+            self._record_size(item, size)
             self._stamps[item] = stamp
             self.uploads += 1
+            if again:
+                self._resealing.discard(item)
+                self._resealed += 1
         return True
 
     def _mirror_deletions(self):
+        """Delete in the storage what Litestream deleted from the staging folder: never once
+        the stream is stopping (the final sweep only uploads), and never from a listing that
+        is missing or empty while the storage holds files (staging wiped, a disk glitch):
+        Litestream always keeps a snapshot, so that is never a compaction."""
+        if self._stop.is_set() or self._cutoff is not None:
+            return False
         now = self.clock()
         with self._mutex:
             # A held file is tried again once its lock has run out (never before).
-            known = set(self._stamps) | {f for f, until in self._held.items() if until <= now}
+            # Only the heap's top is looked at: thousands of held files cost nothing per poll.
+            while self._dates and self._dates[0][0] <= now:
+                until, item = heapq.heappop(self._dates)
+                if self._held.get(item) == until:
+                    self._due.add(item)
+            known = set(self._stamps) | self._due
         # Listed after: a file the level-0 thread sealed meanwhile is not taken for gone.
-        gone = known - self.local()
-        for item in sorted(gone):
+        local = self.local()
+        if not local:
+            if known and not self._unlisted:
+                log.warning("the point-in-time staging folder %s; the sealer mirrors no "
+                            "deletion until Litestream writes there again",
+                            "is missing" if local is None else "lists no file")
+            self._unlisted = bool(known)
+            return False
+        self._unlisted = False
+        changed = False
+        for item in sorted(known - local):
+            if self._stop.is_set():
+                break  # stopping meanwhile: the rest waits for the next start
             self._delete(item, now)
-        return bool(gone)
+            changed = True
+        return changed
 
     def _delete(self, item, now):
         if self.protection.no_delete:
@@ -213,10 +323,13 @@ class Sealer:
     def _forget(self, item, until=None, kept=False):
         with self._mutex:
             self._stamps.pop(item, None)
+            self._sizes.pop(item, None)
             self._held.pop(item, None)
+            self._due.discard(item)
             if until is not None:
                 log.info("%s is held by the bucket's lock; left in place", item.key)
                 self._held[item] = until
+                heapq.heappush(self._dates, (until, item))
             if kept:
                 self._kept.add(item)
 
@@ -224,7 +337,13 @@ class Sealer:
         """What the storage holds (the window), the last error and what is left there."""
         with self._mutex:
             stamps = dict(self._stamps or {})
-            held = list(self._held.values())
+            held = len(self._held)
+            # The top of the heap is the earliest date (entries left over from files no longer
+            # held are skipped).
+            while self._dates and self._held.get(self._dates[0][1]) != self._dates[0][0]:
+                heapq.heappop(self._dates)
+            dates = [self._held[f] for f in self._due if f in self._held]
+            first = min(dates + [d for d, _ in self._dates[:1]], default=None)
             kept = len(self._kept)
         errors = [e for e in (self._errors.get(w) for w in (LEVEL0, HIGHER, "report")) if e]
         return {**stream_window(stamps),
@@ -232,8 +351,9 @@ class Sealer:
                 "error": errors[0] if errors else None,
                 "lock": self.protection.lock_mode or None,
                 "no_delete": self.protection.no_delete,
-                "held": len(held), "held_until": int(min(held) * 1000) if held else None,
+                "held": held, "held_until": int(first * 1000) if first is not None else None,
                 "kept_remote": kept, "plaintext_objects": self._plaintext,
+                "resealed": self._resealed, "mismatched": len(self._mismatched),
                 "unsealed": sum(self._unsealed.values())}
 
     def start(self):
@@ -248,6 +368,10 @@ class Sealer:
     def alive(self):
         """Whether every worker thread runs (False once one died, or after `stop`)."""
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
+    def ended(self):
+        """Whether no worker thread runs any more (after `stop`, or before `start`)."""
+        return not any(t.is_alive() for t in self._threads)
 
     def stop(self, timeout=STOP_TIMEOUT):
         """Seal what Litestream wrote last, within `timeout` s, then stop; True when the
@@ -308,6 +432,15 @@ class Sealer:
                 self._report()
             if stopping:
                 return
+
+
+def _sealed_item(key):
+    """The `LtxFile` a sealed object's key (``ltx/<level>/<name>.ltx.age``) names, or None."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] != "ltx" or not parts[1].isdigit() or \
+            not parts[2].endswith(".age"):
+        return None
+    return parse_ltx_name(parts[1], parts[2][:-len(".age")])
 
 
 def _plaintext(key):

@@ -4,7 +4,9 @@ Each `serve` process runs a supervisor thread. The one that holds the election l
 released by the kernel when its process dies) owns the child; the others wait for the lock. The
 owner restarts a child that dies, with a growing pause (audited `pitr_restarted`), restarts it
 when its settings change, and stops it on shutdown. A restore, in any process, takes the pause
-lock and stops the child; the owner starts a new one once the pause lock is free again.
+lock, marks the child as stopped on purpose (`litestream.mark_planned_stop`) and stops it; the
+owner starts a new one once the pause lock is free again. A planned stop (restore, new settings,
+shutdown) is no error and no restart event, and resets the back-off.
 
 While it owns the child, a second thread checks the replica in the background
 (`replica_check`) and keeps the result in the state file, which every process reads. For a
@@ -78,6 +80,7 @@ class Supervisor:
         self._check_soon = threading.Event()
         self._state_lock = threading.Lock()  # the log reader writes the state file too
         self._deadline = None  # monotonic time by which `stop` must be done
+        self._lingering = None  # a sealer whose `stop` timed out (its threads may still run)
 
     def _state(self, **changes):
         with self._state_lock:
@@ -139,7 +142,9 @@ class Supervisor:
         election = FileLock(self.engine.files.election)
         while not self._stopping.is_set():
             if not self.engine.wanted():
-                self.engine.drop_staging()
+                with election.hold(0) as elected:
+                    if elected:  # no sealer nor child runs anywhere: nothing reads the folder
+                        self._drop_staging()
                 self._stopping.wait(1.0)
                 continue
             with election.hold(0) as elected:
@@ -162,6 +167,8 @@ class Supervisor:
             sealer = proc = None
             with pause.hold(0) as free:
                 if free:
+                    if not self.engine.sealed():
+                        self._drop_staging()  # elected, and the last sealer stopped
                     sealer = self._start_sealer()
                     ready = sealer is not None or not self.engine.sealed()
                     proc = self._spawn() if ready else None
@@ -173,8 +180,16 @@ class Supervisor:
                     continue
                 backoff = self._watch(proc, pause, backoff, sealer)
             finally:
-                if sealer is not None:
-                    sealer.stop(self._seal_budget())
+                if sealer is not None and not sealer.stop(self._seal_budget()):
+                    self._lingering = sealer
+
+    def _drop_staging(self):
+        """Drop the staging folder (`Engine.drop_staging`) when wanted; called holding the
+        election lock, and never while a sealer of ours that did not stop in time still runs."""
+        if self._lingering is not None and not self._lingering.ended():
+            return
+        self._lingering = None
+        self.engine.drop_staging()
 
     def _seal_budget(self):
         """How long the sealer's final sweep may take: what is left of `stop`'s timeout."""
@@ -211,12 +226,17 @@ class Supervisor:
             self._state(pid=None)
             if sealer is not None and not sealer.alive() and not self._stopping.is_set():
                 return self._sealer_died(sealer, backoff)
-            return backoff
+            return FIRST_BACKOFF
         self._state(pid=None)
+        # A restore marks the child it stops before stopping it: its lock may be free again
+        # already (a small database restores within one poll), so the lock alone cannot say.
+        planned = litestream.planned_stop(self.engine.files) == proc.pid
         with pause.hold(0) as free:
             pass
-        if not free:
-            return backoff  # stopped for a restore; started again once it is done
+        if planned or not free:
+            log.info("Litestream stopped for a restore; it starts again once the restore is "
+                     "done")
+            return FIRST_BACKOFF  # a planned stop: no error, no restart event
         if time.monotonic() - started >= STABLE_AFTER:
             backoff = FIRST_BACKOFF
         self._died(proc.returncode, backoff)

@@ -1,11 +1,16 @@
 """`/api/backup` through the real WSGI app: shapes, status codes, validation, limits, failures."""
+import io
+import json
 import os
 import sqlite3
+import subprocess
 
 import pytest
 
 from mission_control import BackupRefused, hookimpl
+from mission_control.backup.names import backup_time
 from mission_control.backup.service import LOCK_NAME
+from mission_control.cli import main
 from mission_control.files import FileLock
 
 from tests.support.accounts import logged_in_client
@@ -60,10 +65,12 @@ def test_list_is_newest_first_and_shows_only_regular_db_files(admin_client, mc):
     (folder / "dir.db").mkdir()
     os.symlink(folder / "keep-forever.db", folder / "link.db")
     body = admin_client.get("/api/backup").json
+    # The backup's time is in its name (2026): newer than the others' mtimes (1970).
     assert [b["name"] for b in body["backups"]] == [
-        "keep-forever.db", "b-tie.db", "a-tie.db", "mc-backup-2026-01-01_00-00-00.db"]
-    first = body["backups"][0]
-    assert {k: first[k] for k in ("name", "size", "created_at")} == \
+        "mc-backup-2026-01-01_00-00-00.db", "keep-forever.db", "b-tie.db", "a-tie.db"]
+    assert body["backups"][0]["created_at"] == 1767225600
+    second = body["backups"][1]
+    assert {k: second[k] for k in ("name", "size", "created_at")} == \
         {"name": "keep-forever.db", "size": 1, "created_at": 3000}
     assert body["dir"] == str(folder) and os.path.isabs(body["dir"])
 
@@ -251,3 +258,45 @@ def test_oversized_json_body_is_413(admin_client):
     response = admin_client.delete("/api/backup", data=b"{" + b" " * (2 * 1024 * 1024) + b"}")
     assert response.status_code == 413
     assert response.json == {"error": "Request body too large"}
+
+
+def test_names_give_the_time_and_a_copy_keeps_it(admin_client, mc, clock, tmp_path):
+    made, times = [], {}
+    for _ in range(3):
+        made.append(mc.backups.create("test").name)
+        times[made[-1]] = int(clock())
+        clock.advance(3600)
+    folder = mc.backups.dir
+    # Every kind the service names, copied from a backup; and a file an admin named.
+    others = {"pre-restore-2026-03-01_10-00-00.db": 1772359200,
+              "uploaded-2026-03-01_11-00-00.db": 1772362800,
+              "offsite-mc-backup-2026-03-01_12-00-00.db": 1772366400}
+    for name in [*others, "keep-forever.db"]:
+        subprocess.run(["cp", str(folder / made[0]), str(folder / name)], check=True)
+    # The folder copied back from elsewhere (`cp`, oldest last): every file gets a new mtime,
+    # the oldest backup the newest one.
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for name in reversed(made):
+        subprocess.run(["cp", str(folder / name), str(aside / name)], check=True)
+        subprocess.run(["cp", str(aside / name), str(folder / name)], check=True)
+    for age, name in enumerate(reversed(made)):
+        os.utime(folder / name, (2_000_000_000 + age, 2_000_000_000 + age))
+    os.utime(folder / "keep-forever.db", (1_000_000_000, 1_000_000_000))
+    expected = [*reversed(made), "offsite-mc-backup-2026-03-01_12-00-00.db",
+                "uploaded-2026-03-01_11-00-00.db", "pre-restore-2026-03-01_10-00-00.db",
+                "keep-forever.db"]
+    listed = admin_client.get("/api/backup").json["backups"]
+    assert [b["name"] for b in listed] == expected
+    when = {b["name"]: b["created_at"] for b in listed}
+    assert {name: when[name] for name in made} == \
+        {name: backup_time(name) for name in made}
+    assert {name: when[name] for name in made} == times  # when they were made, by the clock
+    assert {name: when[name] for name in others} == others
+    assert when["keep-forever.db"] == 1_000_000_000  # no time in its name: its mtime
+    out = io.StringIO()
+    assert main(["backup", "list", "--json", "--data-dir", str(mc.config.data_dir)],
+                out=out) == 0
+    by_cli = json.loads(out.getvalue())["backups"]
+    assert [(b["name"], b["created_at"]) for b in by_cli] == \
+        [(b["name"], b["created_at"]) for b in listed]

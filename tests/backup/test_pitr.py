@@ -21,8 +21,10 @@ from tests.support.scheduling import START
 
 
 def test_status_says_not_installed_without_the_binary(make_mc):
+    # Turned on while Litestream was there (it is refused without: test_settings_extras).
+    make_mc().settings.update({"pitr.enabled": True, "pitr.replica_url": "file:///tmp/r"},
+                              "test")
     mc = make_mc(litestream_bin="/nonexistent/litestream")
-    mc.settings.update({"pitr.enabled": True, "pitr.replica_url": "file:///tmp/r"}, "test")
     client = logged_in_client(mc)
     status = client.get("/api/backup/pitr")
     assert status.status_code == 200
@@ -287,7 +289,7 @@ def test_the_page_shows_the_window_and_restores_to_a_moment_after_typed_confirma
                                                                                     mc):
     from playwright.sync_api import expect
 
-    from tests.support.browser import log_in
+    from tests.support.browser import log_in, open_tab
     add_tasks(mc, "kept")
     now_ms = int(mc.clock() * 1000)
     asked_ms = now_ms // 1000 * 1000 - 60_000
@@ -298,6 +300,7 @@ def test_the_page_shows_the_window_and_restores_to_a_moment_after_typed_confirma
     add_tasks(mc, "later")
     page = open_page()
     log_in(page)
+    open_tab(page, "pitr")
     card = page.locator("#pitr")
     expect(card).to_be_visible()
     expect(card).to_contain_text("Running: every change is streamed to x.")

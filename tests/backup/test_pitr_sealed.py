@@ -100,6 +100,24 @@ def test_the_restore_answer_says_the_moment_restored_to(make_mc):
     assert titles(mc) == ["kept"]
     event = mc.audit_store.query(action="backup_restore", limit=1)[0][0]
     assert event["detail"]["restored_to"] == "1970-01-01T00:19:59.250Z"
+    assert "skipped" not in answer.json["restored"]  # this engine did not say
+
+
+def test_the_restore_answer_and_audit_name_the_files_gone_around(make_mc):
+    mc = make_mc()
+    add_tasks(mc, "kept")
+    skipped = [{"key": "ltx/9/0000000000000001-0000000000000009.ltx.age",
+                "reason": "not a signed file of the stream"}]
+    engine = Engine(mc.backups.create("test").path, held=1_199_250, skipped=skipped)
+    mc.pm.register(engine)
+    answer = logged_in_client(mc).post("/api/backup/restore",
+                                       json={"timestamp": "1970-01-01T00:20:00Z"})
+    assert answer.status_code == 200, answer.json
+    assert answer.json["restored"]["restored_to"] == "1970-01-01T00:19:59.250Z"
+    assert answer.json["restored"]["skipped"] == skipped
+    event = mc.audit_store.query(action="backup_restore", limit=1)[0][0]
+    assert event["detail"]["skipped"] == skipped
+    assert event["detail"]["restored_to"] == "1970-01-01T00:19:59.250Z"
 
 
 

@@ -143,8 +143,10 @@ def test_the_service_restores_around_a_planted_file_and_refuses_a_foreign_stream
 
     dest = tmp_path / "restored.db"
     with caplog.at_level(logging.WARNING):
-        moment = engine.restore_to(int(time.time() * 1000) + 1000, dest)
-    assert agents(dest) == ["agent-0", "agent-1"] and moment <= time.time() * 1000
+        done = engine.restore_to(int(time.time() * 1000) + 1000, dest)
+    assert agents(dest) == ["agent-0", "agent-1"] and done["restored_to"] <= time.time() * 1000
+    assert [s["key"] for s in done["skipped"]] == [planted.key]
+    assert "not a signed file" in done["skipped"][0]["reason"]
     assert f"skipped {planted.key}" in caplog.text and "not a signed file" in caplog.text
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".mc-pitr-restore-")]
 

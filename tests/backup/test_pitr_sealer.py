@@ -1,14 +1,17 @@
 """The sealer against a real S3 (SeaweedFS) and a real folder: locks, held and kept deletions, the
 level-0 files a snapshot must not hold up, a bounded final sweep, leftovers, and what status and
 health say of it (a dead sealer, plaintext objects, an identity that cannot restore)."""
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-from mission_control import FileLock, FolderStorage, S3Storage, Sealing
+from mission_control import (FileLock, FolderStorage, ObjectHeld, S3Storage, Sealing,
+                             bucket_lock)
 from mission_control.builtins.pitr import _engine, litestream
 from mission_control.builtins.pitr.sealer import DAY, Protection, Sealer
 from mission_control.builtins.pitr.supervisor import Supervisor, read_state, write_state
@@ -19,6 +22,7 @@ from tests.support.offsite_catalog import new_signer
 from tests.support.seaweed import SERVICE
 
 LEVEL0 = "ltx/0/0000000000000001-0000000000000001.ltx.age"
+SNAPSHOT = "ltx/9/0000000000000001-0000000000000001.ltx.age"
 
 
 class Clock:
@@ -84,11 +88,12 @@ def test_with_no_delete_nothing_is_deleted_and_status_counts_it(seaweed, tmp_pat
     storage = S3Storage(seaweed.client(SERVICE), bucket, "pitr")
     sealer = sealer_for(storage, tmp_path / "staging", protection=Protection(no_delete=True))
     first = write_ltx(tmp_path / "staging", 0, 1, 1, 1_000)
+    write_ltx(tmp_path / "staging", 9, 1, 1, 1_500)
     sealer.sweep()
     first.unlink()
     sealer.sweep()
-    assert [o.key for o in storage.list()] == [LEVEL0]
-    assert version_counts(seaweed, bucket) == {f"pitr/{LEVEL0}": 1}
+    assert [o.key for o in storage.list()] == [LEVEL0, SNAPSHOT]
+    assert version_counts(seaweed, bucket) == {f"pitr/{LEVEL0}": 1, f"pitr/{SNAPSHOT}": 1}
     state = sealer.state()
     assert (state["kept_remote"], state["no_delete"], state["held"]) == (1, True, 0)
 
@@ -207,25 +212,26 @@ def test_a_killed_runs_temporary_files_are_swept(tmp_path):
     assert not leftover.exists() and other.exists()
 
 
-def test_the_staging_folder_is_removed_once_sealing_is_off(make_mc):
+def test_only_the_elected_supervisor_drops_the_staging_folder(make_mc):
     mc = make_mc()
     mc.settings.update(sealed_settings(new_key()[1]), "test")
     engine = _engine(mc)
     engine.write_config()
     staging = engine.files.staging
     write_ltx(staging, 0, 1, 1, 1_000)  # rows in clear
-    # A replica that is a local folder needs no staging: writing its config removes it.
+    # Sealing turned off: the owner's sealer may still be sealing from the folder.
     mc.settings.update({"pitr.replica_url": "file:///srv/replica"}, "test")
     engine.write_config()
-    assert not staging.exists()
-    # Protection turned off: the supervisor's idle round removes it.
-    mc.settings.update({"pitr.replica_url": "s3://bucket/pitr"}, "test")
-    engine.write_config()
-    write_ltx(staging, 0, 1, 1, 1_000)
+    assert staging.exists()  # writing a config (any process, any time) never drops it
     mc.settings.update({"pitr.enabled": False}, "test")
     supervisor = Supervisor(mc, engine)
-    supervisor.start()
     try:
+        with FileLock(engine.files.election).hold(0) as elected:
+            assert elected  # another process owns the stream (its sealer, its child)
+            supervisor.start()
+            time.sleep(2.5)  # two idle rounds
+            assert staging.exists()
+        # Elected, with no sealer or child of its own running: its idle round drops it.
         assert wait_for(lambda: not staging.exists(), timeout=10)
     finally:
         assert supervisor.stop()
@@ -283,3 +289,184 @@ def test_the_engine_locks_the_stream_like_offsite_copies(make_mc, seaweed, locki
     sealer.report(sealer.state())
     refused = records[-1]["lock_refused"]
     assert refused is None if locking else "has no Object Lock" in refused
+
+
+@pytest.mark.parametrize("wipe", ["folder", "files"])
+def test_a_missing_or_empty_staging_listing_mirrors_no_deletion(tmp_path, wipe, caplog):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    write_ltx(staging, 0, 1, 1, 1_000)
+    write_ltx(staging, 9, 1, 1, 1_500)
+    sealer = sealer_for(storage, staging)
+    assert sealer.sweep()
+    keys = sorted(o.key for o in storage.list())
+    assert len(keys) == 2
+    # Staging wiped (or a disk glitch): the remote stream is not taken for compacted away.
+    if wipe == "folder":
+        shutil.rmtree(staging / "ltx")
+    else:
+        for path in staging.glob("ltx/*/*.ltx"):
+            path.unlink()
+    with caplog.at_level(logging.WARNING):
+        sealer.sweep()
+        sealer.sweep()
+    assert sorted(o.key for o in storage.list()) == keys
+    assert "mirrors no deletion" in caplog.text
+    assert caplog.text.count("mirrors no deletion") == 1  # said once, not every poll
+    assert sealer.state()["replica_txid"] == 1  # still known as sealed
+    # Litestream writes again: a real compaction is mirrored once more.
+    write_ltx(staging, 9, 1, 2, 2_000)
+    sealer.sweep()
+    assert sorted(o.key for o in storage.list()) == \
+        ["ltx/9/0000000000000001-0000000000000002.ltx.age"]
+
+
+def test_the_final_sweep_uploads_and_mirrors_no_deletion(tmp_path):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    first = write_ltx(staging, 0, 1, 1, 1_000)
+    write_ltx(staging, 9, 1, 1, 1_500)
+    sealer = sealer_for(storage, staging)
+    sealer.sweep()
+    assert sealer.stop(30)  # no thread running: the cutoff is set, the final sweep comes next
+    first.unlink()  # compacted away as the stream stops
+    write_ltx(staging, 0, 2, 2, 2_000)
+    sealer.sweep()
+    keys = [o.key for o in storage.list()]
+    assert "ltx/0/0000000000000002-0000000000000002.ltx.age" in keys  # uploads still go
+    assert LEVEL0 in keys  # no deletion once the stream is stopping
+
+
+@pytest.mark.slow
+def test_the_stream_asks_the_bucket_lock_as_the_settings_do(make_mc, seaweed, caplog):
+    client = seaweed.client(SERVICE)
+    assert bucket_lock(S3Storage(client, seaweed.bucket(lock=True), "p")) == (True, None)
+    assert bucket_lock(S3Storage(client, seaweed.bucket(lock=False), "p")) == (False, None)
+    enabled, why = bucket_lock(S3Storage(client, "no-such-bucket-here", "p"))
+    assert enabled is None and "NoSuchBucket" in why
+    mc = make_mc()
+    mc.settings.update({**sealed_settings(new_key()[1]),
+                        "pitr.replica_url": "s3://no-such-bucket-here/p",
+                        "pitr.s3_endpoint": seaweed.url, "pitr.s3_region": "us-east-1",
+                        "pitr.s3_access_key_id": SERVICE[0],
+                        "pitr.s3_secret_access_key": SERVICE[1],
+                        "offsite.s3.lock_mode": "GOVERNANCE"}, "test")
+    records = []
+    with caplog.at_level(logging.WARNING):
+        sealer = _engine(mc).sealer(records.append)
+    sealer.report(sealer.state())
+    assert sealer.protection.lock_mode == ""
+    assert "cannot be told (see the log)" in records[-1]["lock_refused"]
+    assert "no-such-bucket-here" not in records[-1]["lock_refused"]  # health shows it
+    assert why in caplog.text  # the same reason as the settings give
+
+
+class Refusing(FolderStorage):
+    """A folder whose objects are locked until a date per key (as a bucket's lock refuses)."""
+
+    def __init__(self, root, until):
+        super().__init__(root)
+        self.until = until  # key -> unix s
+
+    def delete(self, key):
+        if key in self.until:
+            raise ObjectHeld(key, self.until[key])
+        super().delete(key)
+
+
+def test_held_deletions_come_due_by_date_earliest_first(tmp_path):
+    (tmp_path / "replica").mkdir()
+    clock = Clock()
+    storage = Refusing(tmp_path / "replica", {})
+    staging = tmp_path / "staging"
+    write_ltx(staging, 9, 1, 1, 1_000)
+    files = [write_ltx(staging, 0, n, n, 1_000 + n) for n in range(2, 102)]
+    sealer = sealer_for(storage, staging, clock=clock)
+    sealer.sweep()
+    # Each level-0 file locked one more minute than the last, in reverse order of names.
+    for n, path in enumerate(files):
+        storage.until[f"ltx/0/{path.name}.age"] = clock.now + 60 * (len(files) - n)
+        path.unlink()
+    sealer.sweep()
+    state = sealer.state()
+    assert state["held"] == 100 and state["held_until"] == int((clock.now + 60) * 1000)
+    storage.until.clear()  # the locks run out; each is tried again only once its date comes
+    clock.now += 60 * 10 + 1
+    sealer.sweep()
+    state = sealer.state()
+    assert state["held"] == 90
+    assert state["held_until"] == int((clock.now - 10 * 60 - 1 + 11 * 60) * 1000)
+    remaining = {o.key for o in storage.list()}
+    assert f"ltx/0/{files[-1].name}.age" not in remaining  # the earliest date went first
+    assert f"ltx/0/{files[0].name}.age" in remaining
+    clock.now += 100 * 60
+    sealer.sweep()
+    assert sealer.state()["held"] == 0 and len(storage.list()) == 1
+
+
+@pytest.mark.slow
+def test_at_start_an_object_not_as_sealed_is_sealed_again(seaweed, tmp_path, caplog):
+    bucket = seaweed.bucket(lock=False, versioned=True)
+    storage = S3Storage(seaweed.client(SERVICE), bucket, "pitr")
+    staging = tmp_path / "staging"
+    write_ltx(staging, 0, 1, 1, 1_000)
+    write_ltx(staging, 9, 1, 1, 1_500)
+    sealer_for(storage, staging).sweep()
+    sizes = {o.key: o.size for o in storage.list()}
+    # While the service was down: one object truncated (a damaged or replaced upload).
+    storage.put_bytes(LEVEL0, b"age-encryption.org/v1\n-> cut short")
+    records = []
+    again = sealer_for(storage, staging, report=records.append)
+    with caplog.at_level(logging.WARNING):
+        again.sweep()
+    now = {o.key: o.size for o in storage.list()}
+    assert now[SNAPSHOT] == sizes[SNAPSHOT] and now[LEVEL0] > 100  # a whole sealed file
+    assert again.uploads == 1  # that one only: the snapshot is as it was sealed
+    with storage.open(LEVEL0) as f:
+        assert f.read(len(b"age-encryption.org/v1")) == b"age-encryption.org/v1"
+    assert "sealing it again" in caplog.text and LEVEL0 in caplog.text
+    assert (again.state()["resealed"], again.state()["mismatched"]) == (1, 0)
+    third = sealer_for(storage, staging)
+    third.sweep()  # as sealed now: nothing again
+    assert third.uploads == 0
+
+
+def test_an_object_not_as_sealed_that_cannot_be_replaced_is_reported(tmp_path):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    write_ltx(staging, 0, 1, 1, 1_000)
+    write_ltx(staging, 9, 1, 1, 1_500)
+    sealer_for(storage, staging).sweep()
+    (tmp_path / "replica" / LEVEL0).write_bytes(b"cut short")
+    again = sealer_for(storage, staging)
+    again.sweep()
+    assert (again.state()["resealed"], again.state()["mismatched"]) == (0, 1)
+    assert again.state()["error"] is None  # reported, not failed in a loop
+    assert (tmp_path / "replica" / LEVEL0).read_bytes() == b"cut short"  # never replaced
+
+
+def test_the_ledger_of_sealed_sizes_does_not_grow_without_bound(tmp_path):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    write_ltx(staging, 9, 1, 1, 1_000)
+    sealer = sealer_for(storage, staging)
+    for n in range(2, 302):  # Litestream writes a file each second and compacts them away
+        path = write_ltx(staging, 0, n, n, 1_000 + n)
+        sealer.sweep()
+        path.unlink()
+    sealer.sweep()
+    lines = (staging / ".sealed-sizes").read_text().splitlines()
+    assert len(storage.list()) == 1 and len(lines) < 100
+    assert any(line.startswith(f"{SNAPSHOT} ") for line in lines)
+
+
+def test_status_warns_of_objects_not_as_sealed(make_mc):
+    mc = make_mc()
+    mc.settings.update(sealed_settings(new_key()[1]), "test")
+    engine = _engine(mc)
+    record = {"earliest": 1, "latest": 2, "replica": "s3://bucket/pitr", "error": None,
+              "replica_txid": 1, "resealed": 2, "mismatched": 1}
+    write_state(engine.files, sealed_stream=record)
+    state = logged_in_client(mc).get("/api/backup/pitr").json
+    assert (state["sealing"]["resealed"], state["sealing"]["mismatched"]) == (2, 1)
+    assert "1 object(s) of the stream are not what was sealed" in state["seal_warning"]

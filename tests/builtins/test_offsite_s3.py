@@ -139,8 +139,9 @@ def test_missing_bucket_is_reported(mc, s3_server, aws_env):
 
 
 def test_missing_boto3_is_reported_clearly(mc, monkeypatch):
-    monkeypatch.setitem(sys.modules, "boto3", None)  # what `import boto3` sees when not installed
+    # Set while boto3 was there (without it the setting is refused: test_settings_extras).
     mc.settings.update({"offsite.s3.bucket": "b"}, actor="test")
+    monkeypatch.setitem(sys.modules, "boto3", None)  # what `import boto3` sees when not installed
     made = mc.backups.create(actor="test")
     assert made.path.is_file()
     reason = audits(mc, "offsite_failed")[0]["detail"]["reason"]

@@ -79,6 +79,23 @@ def test_login_rate_limit_per_ip_then_recovers(client, users, clock):
     assert client.post("/api/auth/login", json={"username": "alice", "password": PASSWORD}).status_code == 200
 
 
+def test_successful_logins_do_not_count_against_the_limit(client, users):
+    # Opening the page on two devices, a tab per hour, ...: each a login that worked.
+    for _ in range(8):
+        ok = client.post("/api/auth/login", json={"username": "alice", "password": PASSWORD})
+        assert ok.status_code == 200
+    for _ in range(5):
+        assert client.post("/api/auth/login",
+                           json={"username": "alice", "password": "x" * 12}).status_code == 401
+    blocked = client.post("/api/auth/login", json={"username": "alice", "password": PASSWORD})
+    assert blocked.status_code == 429
+    # The message says what happened once; when to try again is Retry-After's.
+    assert blocked.json == {"error": "Too many login attempts: 5 failed within a minute from "
+                                     "this address"}
+    assert "again" not in blocked.json["error"].lower()
+    assert 1 <= int(blocked.headers["Retry-After"]) <= 60
+
+
 def test_forwarded_for_is_believed_only_from_trusted_proxies(make_mc, clock):
     mc = make_mc(trusted_proxies=frozenset({"127.0.0.1"}))
     mc.users.add("alice", PASSWORD, role="admin")

@@ -92,5 +92,11 @@ def test_an_entry_that_cannot_be_written_is_reported(mc, clock, nas, keys):
     [missing] = result["detail"]["uncataloged"]
     assert missing["name"] == first and "identity" in missing["reason"]
     assert not entry_of(nas, first).exists()
-    [health] = backup_status(mc)["offsite"]
-    assert any(note.startswith(f"{first} has no catalog entry") for note in health["notes"])
+    status = backup_status(mc)
+    [health] = status["offsite"]
+    # Named, without the long reason; a warning, not a failure (the copy itself is there).
+    assert f"{first}: no catalog entry, and none could be written, so `recover` cannot use " \
+        "it" in health["notes"]
+    assert health["uncataloged"] == [first] and health["problem"] is None
+    assert status["verdict"] == "warn"
+    assert any(first in r and "catalog entry" in r for r in status["reasons"]), status

@@ -9,6 +9,7 @@ import pytest
 from mission_control import MANIFEST_SUFFIX
 from mission_control.health import backup_status
 from tests.support.lock_ignoring_s3 import LockIgnoringS3
+from tests.support.offsite import new_key
 from tests.support.scheduling import FakeClock
 from tests.support.seaweed import SERVICE
 
@@ -166,3 +167,92 @@ def test_a_lock_the_store_drops_fails_the_copy(mc):
     status = backup_status(mc)
     assert status["verdict"] == "fail"
     assert any("did not keep the Object Lock" in reason for reason in status["reasons"])
+
+
+def test_a_deleted_copy_is_missing_and_its_versions_keep_their_lock(mc, clock, seaweed):
+    bucket = seaweed.bucket(lock=True)
+    configure(mc, seaweed, bucket, "GOVERNANCE")
+    first = mc.backups.create(actor="test").name
+    [ours] = version_locks(seaweed, bucket, first)
+    # With the service's credentials: a delete marker over the copy (the locked version stays).
+    seaweed.client(SERVICE).delete_object(Bucket=bucket, Key=PREFIX + first)
+    clock.advance(2 * DAY)
+    mc.backups.create(actor="test")
+    result = mc.offsite.get("s3")
+    assert result["ok"] is True, result["message"]
+    assert result["detail"]["missing"] == [first] and result["missing"] == [first]
+    assert first in result["detail"]["extended"]
+    mode, until = version_locks(seaweed, bucket, first)[ours]
+    assert mode == "GOVERNANCE" and abs(until - (clock.now + DAY)) < 5
+    status = backup_status(mc)
+    assert status["verdict"] == "fail"
+    assert any("missing" in r and first in r for r in status["reasons"]), status["reasons"]
+
+
+def test_a_same_size_replacement_without_a_checksum_is_told_by_its_etag(mc, clock, seaweed):
+    bucket = seaweed.bucket(lock=False)  # no versions to tell it by; no checksum sent
+    configure(mc, seaweed, bucket, "", **{"offsite.s3.retention_count": 2})
+    first = mc.backups.create(actor="test").name
+    assert mc.db.query_one("SELECT etag FROM offsite_copies")["etag"]
+    attacker = seaweed.client(SERVICE)
+    size = attacker.head_object(Bucket=bucket, Key=PREFIX + first)["ContentLength"]
+    attacker.put_object(Bucket=bucket, Key=PREFIX + first, Body=os.urandom(size))
+    clock.advance(3600)
+    mc.backups.create(actor="test")
+    result = mc.offsite.get("s3")
+    assert result["detail"]["changed"] == [first], result["detail"]
+    assert backup_status(mc)["verdict"] == "fail"
+
+
+def test_a_changed_copy_past_the_keep_count_no_longer_fails_and_stays(mc, clock, seaweed):
+    bucket = seaweed.bucket(lock=True)
+    configure(mc, seaweed, bucket, "GOVERNANCE", **{"offsite.s3.retention_count": 2})
+    first = mc.backups.create(actor="test").name
+    clock.advance(3600)
+    mc.backups.create(actor="test")
+    overwrite(seaweed, bucket, first)
+    clock.advance(3600)
+    mc.backups.create(actor="test")  # two newer copies count: the first would go anyway
+    result = mc.offsite.get("s3")
+    assert result["ok"] is True, result["message"]
+    assert result["detail"]["changed"] == [] and result["detail"]["changed_past_keep"] == [first]
+    status = backup_status(mc)
+    assert status["verdict"] != "fail", status["reasons"]
+    assert any(first in note for note in status["offsite"][0]["notes"])
+    listed = seaweed.client(SERVICE).list_objects_v2(Bucket=bucket)["Contents"]
+    assert PREFIX + first in {o["Key"] for o in listed}  # never deleted by us
+
+
+def test_a_catalog_entry_that_could_not_be_renewed_is_retried(mc, clock, seaweed):
+    pytest.importorskip("pyrage")
+    identity, recipient = new_key()
+    bucket = seaweed.bucket(lock=True)
+    configure(mc, seaweed, bucket, "GOVERNANCE", **{"offsite.s3.age_recipients": recipient})
+    first = mc.backups.create(actor="test").name + ".age"
+    with mc.db.transaction() as conn:  # as a copy uploaded before versions were recorded
+        conn.execute("UPDATE offsite_copies SET versions = NULL")
+    os.remove(mc.backups.dir / mc.offsite.copy_record("s3", first)["backup"])
+    clock.advance(2 * DAY)
+    mc.backups.create(actor="test")  # no identity: the entry cannot be rebuilt from the copy
+    result = mc.offsite.get("s3")
+    [stale] = result["detail"]["uncataloged"]
+    assert stale["name"] == first and stale["renewing"] is True
+    assert result["uncataloged"] == [first]
+    status = backup_status(mc)
+    [target] = status["offsite"]
+    assert f"{first}: the catalog entry could not be renewed (the older one is kept, its lock " \
+        "not extended); tried again on the next run" in target["notes"]
+    assert status["verdict"] == "warn" and target["problem"] is None, status["reasons"]
+    mc.settings.update({"offsite.age_identity": identity}, actor="test")
+    clock.advance(3600)
+    mc.backups.create(actor="test")
+    result = mc.offsite.get("s3")
+    assert result["ok"] is True, result["message"]
+    assert result["detail"]["cataloged"] == [first] and result["detail"]["uncataloged"] == []
+    entry = f"catalog/{first}.json.age"
+    versions, _ = mc.offsite.copy_objects("s3", first)
+    mode, until = version_locks(seaweed, bucket, entry)[versions[entry]]
+    assert mode == "GOVERNANCE" and until > clock.now + DAY - 5
+    clock.advance(3600)
+    mc.backups.create(actor="test")  # renewed once: not again
+    assert mc.offsite.get("s3")["detail"]["cataloged"] == []

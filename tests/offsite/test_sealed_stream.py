@@ -216,3 +216,35 @@ def test_an_overwrite_or_delete_after_the_moment_changes_nothing(seaweed, tmp_pa
     skipped = {}
     stamps, past_all = fetch_until(storage, stream.trust, moment, tmp_path / "replica", skipped)
     assert sorted(stamps) == sorted(files) and past_all and skipped == {}
+
+
+def test_a_file_first_stored_long_after_the_moment_is_ignored(stream, tmp_path):
+    stream.add(9, 1, 1, 1, 1.5)
+    stream.add(0, 2, 2, 2, 2.5)
+    # Signed with the service's key (a file of another stream, say) and stamped before the
+    # moment, but first stored ten minutes after it: it cannot be what the moment held.
+    late = stream.add(0, 3, 3, 2.9, 600)
+    late_snapshot = stream.add(9, 1, 3, 2.9, 601)
+    stamps, past_all = fetch_until(stream.storage, stream.trust, (BASE + 3) * 1000,
+                                   tmp_path / "replica")
+    assert sorted(stamps) == [LtxFile(0, 2, 2), LtxFile(9, 1, 1)] and past_all
+    assert late.key not in stream.storage.opened
+    assert late_snapshot.key not in stream.storage.opened
+    # Stored within the upload lag (the last seconds' files are uploaded just after): used.
+    stream.storage.delete(late.key)
+    stream.add(0, 3, 3, 2.9, 40)
+    stamps, _ = fetch_until(stream.storage, stream.trust, (BASE + 3) * 1000,
+                            tmp_path / "again")
+    assert LtxFile(0, 3, 3) in stamps
+
+
+def test_an_unreadable_file_is_stepped_past_in_its_level(stream, tmp_path):
+    stream.add(9, 1, 1, 1, 1.5)
+    planted = stream.plant(0, 2, 2, 2, 2.4)  # sorts before the real 2-3 (same min txid)
+    stream.add(0, 2, 3, 3, 3.5)
+    stream.add(0, 4, 4, 4, 4.5)
+    skipped = {}
+    stamps, past_all = fetch_until(stream.storage, stream.trust, (BASE + 10) * 1000,
+                                   tmp_path / "replica", skipped)
+    assert sorted(stamps) == [LtxFile(0, 2, 3), LtxFile(0, 4, 4), LtxFile(9, 1, 1)]
+    assert past_all and list(skipped) == [planted.key]

@@ -185,3 +185,21 @@ def test_a_refused_delete_is_held_only_while_the_lock_runs(ahead, held, aws_env)
             assert refused.value.response["Error"]["Code"] == "AccessDenied"
     finally:
         endpoint.server.shutdown()
+
+
+def test_an_unversioned_buckets_versions_have_no_version_id(seaweed):
+    storage = S3Storage(seaweed.client(SERVICE), seaweed.bucket(lock=False), "p/")
+    stored = storage.put_bytes("x.db", b"data")
+    [version] = storage.versions()
+    assert (version.key, version.version_id, stored.version_id) == ("x.db", None, None)
+    with storage.open("x.db", version.version_id) as f:  # usable as it is
+        assert f.read() == b"data"
+
+
+def test_head_gives_the_etag_which_a_same_size_overwrite_changes(seaweed):
+    storage = S3Storage(seaweed.client(SERVICE), seaweed.bucket(lock=False), "p/")
+    stored = storage.put_bytes("x.db", b"data")
+    assert stored.etag and '"' not in stored.etag and storage.head("x.db").etag == stored.etag
+    seaweed.client(SERVICE).put_object(Bucket=storage.bucket, Key="p/x.db", Body=b"DATA")
+    again = storage.head("x.db")
+    assert again.size == stored.size and again.etag != stored.etag

@@ -83,3 +83,22 @@ def wait_ready(page):
     """Wait until the backups page shows and none of its loads is still running."""
     page.locator("#app-view").wait_for(state="visible")
     page.locator("#main:not([aria-busy])").wait_for(state="attached")
+
+
+TABS = {"backups": "Backups", "schedule": "Schedule & retention", "offsite": "Off-site",
+        "pitr": "Point in time", "activity": "Activity"}
+
+
+def open_tab(page, key):
+    """Show the page's view `key` (a key of TABS) by clicking its tab, as a person would."""
+    page.get_by_role("tab", name=TABS[key], exact=True).click()
+    page.locator(f"#view-{key}").wait_for(state="visible")
+
+
+def row_action(page, name, label):
+    """Click the row action `label` ("Verify", "Delete", ...) of backup `name`: directly when the
+    row shows it, else through the row's "More" menu."""
+    button = page.get_by_role("button", name=f"{label} {name}", exact=True)
+    if not button.is_visible():
+        page.get_by_role("button", name=f"More actions for {name}", exact=True).click()
+    button.click()

@@ -7,10 +7,13 @@ from mission_control import hookimpl
 class Engine:
     """A stand-in engine: its window is fixed, and a moment's copy is a file it was given."""
 
-    def __init__(self, source, earliest=1_000_000, latest=2_000_000, held=None):
+    def __init__(self, source, earliest=1_000_000, latest=2_000_000, held=None, skipped=None):
         """:param held: the moment (unix ms) it says its copies hold, as a sealed stream does;
-        None: it says only that it wrote the copy."""
+        None: it says only that it wrote the copy.
+        :param skipped: `[{"key", "reason"}]`: the files it says it went around (then it answers
+        `{"restored_to", "skipped"}`, as the sealed stream's engine does)."""
         self.source, self.earliest, self.latest, self.held = source, earliest, latest, held
+        self.skipped = skipped
         self.asked = []
 
     @hookimpl(tryfirst=True)
@@ -23,4 +26,6 @@ class Engine:
     def pitr_restore_to(self, at_ms, dest):
         self.asked.append(at_ms)
         shutil.copyfile(self.source, dest)
+        if self.skipped is not None:
+            return {"restored_to": self.held, "skipped": self.skipped}
         return self.held or True

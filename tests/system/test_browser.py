@@ -5,7 +5,7 @@ import pytest
 
 from mission_control.backup.service import LOCK_NAME
 from mission_control.files import FileLock
-from tests.support.browser import PHONE, log_in, shot, wait_ready
+from tests.support.browser import PHONE, log_in, open_tab, row_action, shot, wait_ready
 
 expect = pytest.importorskip("playwright.sync_api",
                              reason="browser tests need playwright: pip install -e '.[test]'").expect
@@ -64,7 +64,7 @@ def test_log_in_back_up_see_the_row_and_delete_it(open_page, mc):
     expect(page.locator("#audit-body")).to_contain_text("created a backup")
     shot(page, "04-backup-made")
 
-    page.get_by_role("button", name=f"Delete {name}").click()
+    row_action(page, name, "Delete")
     dialog = page.get_by_role("dialog", name="Delete backup?")
     expect(dialog).to_be_visible()
     expect(dialog).to_contain_text(f"Delete {name}?")
@@ -80,9 +80,10 @@ def test_cancelling_the_delete_keeps_the_file(open_page, mc):
     made = mc.backups.create("alice")
     page = open_page()
     log_in(page)
-    page.get_by_role("button", name=f"Delete {made.name}").click()
+    row_action(page, made.name, "Delete")
     page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
     expect(page.get_by_role("dialog")).to_be_hidden()
+    page.get_by_role("button", name=f"More actions for {made.name}").press("Enter")
     page.get_by_role("button", name=f"Delete {made.name}").press("Enter")
     expect(page.get_by_role("dialog")).to_be_visible()
     page.keyboard.press("Escape")
@@ -136,6 +137,7 @@ def test_a_busy_backup_lock_is_explained(open_page, mc):
 def test_auto_backup_switch_and_next_run(open_page, mc):
     page = open_page()
     log_in(page)
+    open_tab(page, "schedule")
     switch = page.get_by_role("switch", name="Automatic backup")
     expect(switch).not_to_be_checked()
     # The fake clock says 2026-11-18 11:06 UTC: the next slot is tomorrow 03:00 UTC.
@@ -164,6 +166,7 @@ def test_auto_backup_switch_and_next_run(open_page, mc):
 def test_retention_count_is_saved_and_bad_values_explained(open_page, mc):
     page = open_page()
     log_in(page)
+    open_tab(page, "schedule")
     field = page.get_by_label("Backups to keep")
     expect(field).to_have_value("10")
     field.fill("3")
@@ -171,7 +174,7 @@ def test_retention_count_is_saved_and_bad_values_explained(open_page, mc):
     expect(page.get_by_role("status")).to_have_text("Keeping the newest 3 backups.")
     assert mc.settings.get("general.backup_retention_count") == 3
     field.fill("0")
-    page.locator("#retention-form").get_by_role("button", name="Save").click()
+    page.locator("#retention-form").get_by_role("button", name="Save rules").click()
     expect(page.get_by_role("alert")).to_have_text(
         "Validation failed. general.backup_retention_count: must be between 1 and 1000.")
     shot(page, "09-retention-error")

@@ -7,7 +7,7 @@ import waitress
 
 from mission_control.web import WebApp
 from mission_control.web.app import API_MODULES, build_routes
-from tests.support.browser import log_in, shot, wait_ready
+from tests.support.browser import log_in, row_action, shot, wait_ready
 
 expect = pytest.importorskip("playwright.sync_api",
                              reason="browser tests need playwright: pip install -e '.[test]'").expect
@@ -22,10 +22,11 @@ def test_verify_a_backup_and_see_it_verified(open_page, mc):
     page = open_page()
     log_in(page)
     cell = row(page, made.name).locator('td[data-label="Verified"]')
-    expect(cell).to_have_text("Not verified")
+    # quick_check ran as the backup was written: it is not "not verified"
+    expect(cell).to_have_text("✓ Checked when made")
     expect(page.locator("#health-verdict")).to_have_text("Needs attention")
     expect(page.locator("#health-reasons")).to_contain_text("Auto-backup disabled.")
-    page.get_by_role("button", name=f"Verify {made.name}").click()
+    row_action(page, made.name, "Verify")
     expect(page.get_by_role("status")).to_contain_text(f"{made.name} passed verification")
     expect(cell).to_contain_text("✓ Verified")
     expect(page.locator("#audit-body tr").first).to_contain_text("verified a backup")
@@ -37,7 +38,7 @@ def test_a_broken_file_fails_verification_in_words(open_page, mc):
     (mc.backups.dir / "broken.db").write_bytes(b"this is not a database" * 100)
     page = open_page()
     log_in(page)
-    page.get_by_role("button", name="Verify broken.db").click()
+    row_action(page, "broken.db", "Verify")
     expect(page.get_by_role("alert")).to_contain_text("broken.db failed verification: ")
     expect(row(page, "broken.db").locator('td[data-label="Verified"] .fail')).to_have_text(
         "✗ Failed verification")

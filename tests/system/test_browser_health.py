@@ -8,7 +8,7 @@ import pytest
 from mission_control import human_size
 from mission_control.backup.service import LOCK_NAME
 from mission_control.files import FileLock
-from tests.support.browser import PHONE, log_in, shot
+from tests.support.browser import PHONE, log_in, open_tab, shot
 
 expect = pytest.importorskip("playwright.sync_api",
                              reason="browser tests need playwright: pip install -e '.[test]'").expect
@@ -40,9 +40,12 @@ def test_the_offsite_panel_shows_each_target_and_why_the_verdict_fails(open_page
     expect(row.locator('td[data-label="When"] time')).to_have_count(1)
     expect(row.locator('td[data-label="Last good copy"]')).to_have_text("never")
     expect(page.locator("#offsite-none")).to_be_hidden()
+    open_tab(page, "offsite")
+    expect(row).to_be_visible()
     shot(page, "offsite-failing")
 
     share.mkdir()  # the share is mounted again; the next backup reaches it
+    open_tab(page, "backups")
     page.locator("#backup-now").click()
     expect(row.locator('td[data-label="Last result"]')).to_contain_text("✓ Copied mc-backup-")
     expect(row.locator('td[data-label="Last good copy"] time')).to_have_count(1)
@@ -54,6 +57,7 @@ def test_the_offsite_panel_shows_each_target_and_why_the_verdict_fails(open_page
 def test_without_an_offsite_target_the_panel_says_backups_stay_here(open_page, mc):
     page = open_page()
     log_in(page)
+    open_tab(page, "offsite")
     expect(page.locator("#offsite-none")).to_be_visible()
     expect(page.locator("#offsite-none")).to_contain_text("on this server only")
     expect(page.locator("#offsite-table")).to_be_hidden()

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.support.browser import ARTIFACTS, DESKTOP, PHONE, shot, wait_ready
+from tests.support.browser import ARTIFACTS, DESKTOP, PHONE, open_tab, shot, wait_ready
 from tests.support.offsite import new_key
 from tests.support.pitr_live import (BINARY, PASSWORD, Serve, configure, local_txid, sealed_txid,
                                      usernames, wait_for, write_three)
@@ -79,6 +79,7 @@ def test_restore_to_a_moment_from_the_page(page_on, server, size):
     assert wait_for(lambda: (s := server.pitr())["latest"] and s["latest"] >= (moment + 1) * 1000)
     page.get_by_role("button", name="Refresh").click()
     wait_ready(page)
+    open_tab(page, "pitr")
 
     field = page.get_by_label("Moment (your time, to the second)")
     expect(field).to_have_value("")  # never prefilled with "now" (a restore that changes nothing)
@@ -170,6 +171,7 @@ def test_a_sealed_stream_restore_shows_the_moment_the_data_is_from(page_on, tmp_
             assert wait_for(lambda: (s := serve.pitr())["latest"] and s["latest"] >= (moment + 1) * 1000)
             page.get_by_role("button", name="Refresh").click()
             wait_ready(page)
+            open_tab(page, "pitr")
             expect(page.locator("#pitr-state")).to_contain_text("sealed (age)")
             page.get_by_label("Moment (your time, to the second)").fill(spellings(moment)[3].replace(" ", "T"))
             page.get_by_role("button", name="Restore to this moment…").click()

@@ -1,7 +1,7 @@
 """The page's retention rules (preview, confirm, save) and schedule picker, in a real Chromium."""
 import pytest
 
-from tests.support.browser import log_in, shot
+from tests.support.browser import log_in, open_tab, shot
 from tests.support.helpers import DAYS, n, touch
 
 expect = pytest.importorskip("playwright.sync_api",
@@ -21,16 +21,15 @@ def on_disk(mc):
 
 def set_rules(page, keep, daily):
     page.get_by_label("Backups to keep").fill(keep)
-    if not page.locator("#retention-more").get_attribute("open") == "":
-        page.get_by_text("More rules: hourly, daily").click()
     page.get_by_label("Daily", exact=True).fill(daily)
-    page.locator("#retention-form").get_by_role("button", name="Save").click()
+    page.locator("#retention-form").get_by_role("button", name="Save rules").click()
 
 
 def test_retention_changes_are_previewed_and_confirmed_before_saving(open_page, mc):
     seed(mc)
     page = open_page()
     log_in(page)
+    open_tab(page, "schedule")
     set_rules(page, "1", "2")
     dialog = page.get_by_role("dialog", name="Save these retention rules?")
     expect(dialog).to_be_visible()
@@ -56,6 +55,7 @@ def test_retention_changes_are_previewed_and_confirmed_before_saving(open_page, 
     assert mc.settings.get("retention.keep_daily") == 2
     assert len(on_disk(mc)) == 12  # nothing is deleted until the next backup
 
+    open_tab(page, "backups")
     page.get_by_role("button", name="Back up now").click()
     expect(page.locator("#backups-body tr")).to_have_count(2)
     made = mc.backups.list()[0].name
@@ -66,16 +66,16 @@ def test_retention_changes_are_previewed_and_confirmed_before_saving(open_page, 
 def test_a_bad_rule_is_explained_and_nothing_is_asked_or_saved(open_page, mc):
     page = open_page()
     log_in(page)
-    page.get_by_text("More rules: hourly, daily").click()
+    open_tab(page, "schedule")
     page.get_by_label("Keep all within").fill("14 days")
-    page.locator("#retention-form").get_by_role("button", name="Save").click()
+    page.locator("#retention-form").get_by_role("button", name="Save rules").click()
     expect(page.get_by_role("alert").first).to_have_text(
         "Validation failed. retention.keep_within: must be a duration like 36h, 14d, 2w, 6m, "
         "1y or 1y6m (empty: unused).")
     expect(page.locator("#prune-dialog")).not_to_be_visible()
     assert mc.settings.get("retention.keep_within") == ""
     page.get_by_label("Keep all within").fill("2d")
-    page.locator("#retention-form").get_by_role("button", name="Save").click()
+    page.locator("#retention-form").get_by_role("button", name="Save rules").click()
     # Nothing would be deleted (there is no backup yet): saved without asking.
     expect(page.get_by_role("status")).to_have_text(
         "Keeping the newest 10 backups and every backup the other rules keep.")
@@ -89,6 +89,7 @@ def next_runs(page):
 def test_the_schedule_picker_describes_previews_and_saves(open_page, mc):
     page = open_page()
     log_in(page)
+    open_tab(page, "schedule")
     expect(page.get_by_label("Daily at")).to_be_checked()
     expect(page.get_by_label("Time of day, UTC")).to_have_value("03:00")
     expect(page.locator("#schedule-description")).to_have_text("every day at 03:00 UTC")

@@ -3,7 +3,7 @@ sizes: each saves through the settings API, comes back after a reload, never sho
 shows the API's own message next to the field for a bad value, saving nothing."""
 import pytest
 
-from tests.support.browser import ARTIFACTS, DESKTOP, PHONE, log_in, shot, wait_ready
+from tests.support.browser import ARTIFACTS, DESKTOP, PHONE, log_in, open_tab, shot, wait_ready
 from tests.support.offsite import new_key
 from tests.support.s3server import ACCESS_KEY, SECRET_KEY
 
@@ -13,8 +13,16 @@ expect = pytest.importorskip("playwright.sync_api",
 SIZES = pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
 
 
+#: The view (tab) each form is in.
+VIEWS = {"offsite": "offsite", "pitr": "pitr", "alerts": "schedule"}
+
+
 def form(page, name):
-    """The form `name`, unfolded (a card's forms are folded away under what they are set to)."""
+    """The form `name`, in its view and unfolded (a view's forms are folded away under what they
+    are set to)."""
+    view = VIEWS[name.split("-")[0]]
+    if not page.locator(f"#view-{view}").is_visible():
+        open_tab(page, view)
     details = page.locator(f"details:has(#{name}-form)")
     if details.get_attribute("open") is None:
         details.locator("summary").click()
@@ -34,6 +42,15 @@ def reopen(page):
     wait_ready(page)
 
 
+def refresh(page):
+    """Reload what the page shows with its Refresh button (in the Backups view), then come back."""
+    back = page.locator(".view:visible").get_attribute("id").removeprefix("view-")
+    open_tab(page, "backups")
+    page.get_by_role("button", name="Refresh").click()
+    wait_ready(page)
+    open_tab(page, back)
+
+
 @SIZES
 def test_the_folder_form_round_trips_and_a_bad_value_saves_nothing(open_page, mc, tmp_path, size):
     share = tmp_path / "share"
@@ -41,6 +58,7 @@ def test_the_folder_form_round_trips_and_a_bad_value_saves_nothing(open_page, mc
     _, recipient = new_key()
     page = open_page(size)
     log_in(page)
+    open_tab(page, "offsite")
     expect(page.locator("#offsite-config-summary")).to_have_text(
         "(Folder copy: off · S3 bucket copy: off · All off-site copies: no decryption key)")
     expect(page.locator("#offsite-dir-form")).to_be_hidden()  # folded away until asked for
@@ -75,7 +93,7 @@ def test_the_folder_form_round_trips_and_a_bad_value_saves_nothing(open_page, mc
     assert mc.settings.get("offsite.dir.age_recipients") == recipient
     expect(page.locator("#offsite-none")).to_be_hidden()
 
-    reopen(page)
+    reopen(page)  # the address keeps the view
     expect(page.locator("#offsite-config-summary")).to_contain_text(f"(Folder copy: on: {share} · ")
     folder = form(page, "offsite-dir")
     expect(field(folder, "Folder")).to_have_value(str(share))
@@ -153,8 +171,7 @@ def test_the_alert_forms_round_trip_with_a_write_only_password(open_page, mc, si
     assert mc.settings.get("email.smtp_host") == "" and mc.settings.get("email.password") == ""
 
     field(mail, "From").fill("backups@example.com")
-    page.get_by_role("button", name="Refresh").click()  # a reload leaves a form being edited alone
-    wait_ready(page)
+    refresh(page)  # a reload leaves a form being edited alone
     expect(field(mail, "From")).to_have_value("backups@example.com")
     expect(field(mail, "SMTP server")).to_have_value("smtp.example.com")
     save(mail)
@@ -188,8 +205,8 @@ def test_the_alert_forms_round_trip_with_a_write_only_password(open_page, mc, si
 def test_the_point_in_time_settings_round_trip(open_page, mc, tmp_path, size):
     page = open_page(size)
     log_in(page)
-    expect(page.locator("#pitr-state")).to_contain_text("Off")
     settings = form(page, "pitr-settings")
+    expect(page.locator("#pitr-off")).to_be_visible()
     field(settings, "Continuous protection on (Litestream)").check()
     field(settings, "Replica").fill(f"file://{tmp_path / 'replica'}")
     field(settings, "How far back").fill("3 days")

@@ -84,6 +84,11 @@ def test_restore_to_a_moment_through_the_api_while_the_service_answers(server, d
     status, body = server.call("POST", "/api/backup/restore", {"timestamp": iso(latest / 1000)})
     assert status == 200, body
     assert {"t1", "t2", "t4"} <= usernames(data_dir) and "t3" not in usernames(data_dir)
+    # Both restores stopped Litestream on purpose: no alarm.
+    assert wait_for(lambda: running(server)), server.lines
+    assert server.call("GET", "/api/audit?action=pitr_restarted")[1]["events"] == []
+    assert server.pitr()["last_error"] is None
+    assert not [line for line in server.lines if "exited with status" in line], server.lines
 
 
 def test_a_restore_outside_the_window_is_a_400_and_changes_nothing(server, data_dir):
