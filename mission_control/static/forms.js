@@ -167,6 +167,7 @@ function build(listing) {
     if (!fold) {
       fold = el("details", { id: `${spec.container}-details`, className: "settings-details" },
                 el("summary", {}, "Settings ", el("span", { id: `${spec.container}-summary`, className: "summary-state" })));
+      if (!container.closest(".card")) fold.classList.add("card"); // a view of its own
       container.append(fold);
     }
     fold.append(form);
