@@ -200,14 +200,28 @@ class Settings:
                         "is_default": row is None})
         return out
 
+    def secrets(self):
+        """Each secret setting without its value: whether one is set (not empty), and by whom."""
+        stored = self._stored()
+        out = []
+        for d in sorted(self.definitions.values(), key=lambda d: (d.category, d.key)):
+            if not d.secret:
+                continue
+            row = stored.get(d.key)
+            out.append({"key": d.key, "description": d.description, "category": d.category,
+                        "is_set": bool(row["value"] if row else d.default),
+                        "updated_by": row["updated_by"] if row else None,
+                        "updated_at": row["updated_at"] if row else None})
+        return out
+
     def listing(self):
-        """`GET /api/settings`'s answer (and `settings get --json`'s): `settings`, and the same
-        grouped by category."""
+        """`GET /api/settings`'s answer (and `settings get --json`'s): `settings`, the same
+        grouped by category, and `secrets` (set or not, never their values)."""
         items = self.list()
         grouped = {}
         for item in items:
             grouped.setdefault(item["category"], []).append(item)
-        return {"settings": items, "grouped": grouped}
+        return {"settings": items, "grouped": grouped, "secrets": self.secrets()}
 
     def update(self, changes, actor):
         """Validate every key, then write them all in one transaction, or none, as `actor`.

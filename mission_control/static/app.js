@@ -5,14 +5,15 @@ import { $, setBusy } from "./dom.js";
 import { bothTimes, elapsedText, humanSize, localTime } from "./format.js";
 import { closeMenus, renderBackups, renderHealth, renderTask, verificationState } from "./render.js";
 import { fillPolicies, wirePolicies } from "./policies.js";
-import { chosenMoment, renderPitr } from "./pitr.js";
+import { renderPitr, wirePitr } from "./pitr.js";
+import { loadForms } from "./forms.js";
 import { loadAudit, wireAudit } from "./activity.js";
 import { showTab, wireTabs } from "./tabs.js";
 
 const VIEWS = ["login-view", "forbidden-view", "app-view"];
 /** How often the page reloads what it shows while it is visible. */
 const REFRESH_MS = 30000;
-const state = { user: null, files: false, backups: new Map(), list: [], page: 0, pending: null, moment: false,
+const state = { user: null, files: false, backups: new Map(), list: [], page: 0, pending: null,
                loading: null, loadedAt: 0, skewMs: 0, taskTicker: null };
 
 // ---- views and messages ----------------------------------------------------------------
@@ -140,7 +141,8 @@ async function loadEverything() {
   main.setAttribute("aria-busy", "true");
   try {
     await loadHealth(); // first: it tells whether verify, download and restore exist
-    await Promise.all([loadBackups(), loadSchedule(), guarded(loadAudit), loadPitr()]);
+    await Promise.all([loadBackups(), loadSchedule(), guarded(loadAudit), loadPitr(),
+                       loadForms({ handleError, reload: loadAll })]);
   } finally {
     state.loadedAt = Date.now();
     main.removeAttribute("aria-busy");
@@ -327,7 +329,12 @@ async function deleteClosed() {
 
 function openRestore(name) {
   const backup = state.backups.get(name);
-  openRestoreDialog(name, false, backup ? `taken ${bothTimes(backup.created_at)}` : "taken at an unknown time");
+  state.pending = name;
+  $("restore-name").textContent = name;
+  $("restore-when").textContent = backup ? `taken ${bothTimes(backup.created_at)}` : "taken at an unknown time";
+  $("restore-typed").value = "";
+  $("restore-settings").checked = false;
+  $("restore-confirm").disabled = true;
   const failed = backup && verificationState(backup).state === "failed";
   const warning = $("restore-verify-warning");
   warning.hidden = !failed;
@@ -335,33 +342,6 @@ function openRestore(name) {
     warning.textContent = `This file failed verification (${localTime(backup.verified_at)}). The restore checks ` +
       "it again and refuses a damaged file; choose another backup unless you know why it failed.";
   }
-}
-
-/** The "restore to a moment" form: the same dialog, confirmed by typing the moment. */
-function openMomentRestore(event) {
-  event.preventDefault();
-  let moment;
-  try {
-    moment = chosenMoment();
-  } catch (err) {
-    showError(err.message);
-    $("pitr-moment").focus();
-    return;
-  }
-  openRestoreDialog(moment, true, `the database as it was at ${bothTimes(Date.parse(moment) / 1000)}`);
-}
-
-function openRestoreDialog(name, moment, when) {
-  state.pending = name;
-  state.moment = moment;
-  $("restore-title").textContent = moment ? "Restore to this moment?" : "Restore this backup?";
-  $("restore-typed-label").textContent = moment ? "Type the moment to confirm" : "Type the backup name to confirm";
-  $("restore-name").textContent = name;
-  $("restore-when").textContent = when;
-  $("restore-verify-warning").hidden = true;
-  $("restore-typed").value = "";
-  $("restore-settings").checked = false;
-  $("restore-confirm").disabled = true;
   const dialog = $("restore-dialog");
   dialog.returnValue = "";
   dialog.showModal();
@@ -375,21 +355,15 @@ function restoreTyped() {
 async function restoreClosed() {
   const name = state.pending;
   const confirmed = $("restore-dialog").returnValue === "confirm" && restoreTyped();
-  const body = state.moment ? { timestamp: name } : { name };
   const keepSettings = !$("restore-settings").checked;
-  body.keep_settings = keepSettings;
+  const body = { name, keep_settings: keepSettings };
   state.pending = null;
-  state.moment = false;
   if (!confirmed || !name) return;
   showStatus(`Restoring ${name}… The service keeps running; this can take a moment.`);
   try {
     const r = await api("POST", "/api/backup/restore", body);
     const safety = r.safety_backup ? ` The data it replaced is in ${r.safety_backup.name}.` : "";
-    const held = r.restored && r.restored.restored_to && r.restored.restored_to !== r.restored.timestamp
-      ? ` The data is from ${r.restored.restored_to}, the last moment the stream kept before it.` : "";
-    const gone = r.restored && r.restored.skipped && r.restored.skipped.length
-      ? ` ${r.restored.skipped.length} file(s) of the stream could not be read and were gone around (named in the audit log).` : "";
-    const text = `Restored ${name}.${held}${gone}${safety}${keptText(r.kept_settings, keepSettings)}`;
+    const text = `Restored ${name}.${safety}${keptText(r.kept_settings, keepSettings)}`;
     if (r.session && r.session.logged_in === false) {
       showLogin(`${text} ${r.session.message || "Please log in again."}`);
       return;
@@ -471,7 +445,7 @@ function wire() {
   $("upload-form").addEventListener("submit", upload);
   $("delete-dialog").addEventListener("close", deleteClosed);
   $("restore-dialog").addEventListener("close", restoreClosed);
-  $("pitr-form").addEventListener("submit", openMomentRestore);
+  wirePitr({ showLogin, handleError, reload: loadAll });
   $("restore-typed").addEventListener("input", () => { $("restore-confirm").disabled = !restoreTyped(); });
   $("restore-typed").addEventListener("keydown", (event) => {
     // Enter would submit with the first button (Cancel); confirm only when the name matches.

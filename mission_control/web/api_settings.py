@@ -29,14 +29,20 @@ SCHEMAS = {
                    description={"type": "string"}, category={"type": "string"},
                    updated_by=STR_OR_NULL, updated_at=INT_OR_NULL,
                    is_default={"type": "boolean"}),
+    "SecretSetting": obj(key={"type": "string"}, description={"type": "string"},
+                         category={"type": "string"},
+                         is_set={"type": "boolean", "description": "a value (not empty) is stored"},
+                         updated_by=STR_OR_NULL, updated_at=INT_OR_NULL),
 }
 
 OPERATIONS = [
     Operation("GET", "/api/settings", settings_list, "listSettings", operation(
-        "Every setting (secrets left out), also grouped by category",
+        "Every setting (secrets left out), also grouped by category; each secret only as set or "
+        "not set (write-only: PUT a value to replace it, \"\" to clear it)",
         response("The settings", obj(
             settings=array(ref("Setting")),
-            grouped={"type": "object", "additionalProperties": array(ref("Setting"))})),
+            grouped={"type": "object", "additionalProperties": array(ref("Setting"))},
+            secrets=array(ref("SecretSetting")))),
         tag="settings")),
     Operation("PUT", "/api/settings", settings_update, "updateSettings", operation(
         "Change settings, all or nothing", response("Written", obj(

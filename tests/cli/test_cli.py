@@ -156,7 +156,7 @@ def test_users(data):
 def test_settings_get_and_set_all_or_nothing(data):
     plain, everything = both(data, "settings", "get")
     assert "general.backup_retention_count=10" in plain.out.splitlines()
-    assert set(everything) == {"settings", "grouped"}  # GET /api/settings's shape
+    assert set(everything) == {"settings", "grouped", "secrets"}  # GET /api/settings's shape
     plain, one = both(data, "settings", "get", "general.backup_retention_count")
     assert plain.out == "10\n" and one["key"] == "general.backup_retention_count"
     both(data, "settings", "get", "no.such.key", code=3, text="no setting")

@@ -194,6 +194,20 @@ def test_secrets_are_writable_but_never_returned(plugin_client):
     assert event["detail"]["changes"]["demo.token"] == {"old": "[secret]", "new": "[secret]"}
 
 
+def test_a_secret_is_listed_only_as_set_or_not_and_cleared_with_an_empty_value(plugin_client):
+    def token():
+        [entry] = [s for s in plugin_client.get("/api/settings").json["secrets"]
+                   if s["key"] == "demo.token"]
+        return entry
+    assert token() == {"key": "demo.token", "description": "Upload token", "category": "demo",
+                       "is_set": False, "updated_by": None, "updated_at": None}
+    plugin_client.put("/api/settings", json={"settings": {"demo.token": "s3cr3t-value"}})
+    assert token()["is_set"] is True and token()["updated_by"] == "alice"
+    assert "value" not in token()
+    plugin_client.put("/api/settings", json={"settings": {"demo.token": ""}})
+    assert token()["is_set"] is False and plugin_client.mc.settings.get("demo.token") == ""
+
+
 def test_a_failing_listener_does_not_fail_the_update(admin_client, mc):
     def broken(keys):
         raise RuntimeError("listener bug")
