@@ -39,6 +39,8 @@ RESTORE_TIMEOUT = 600
 TEMP_PREFIX = ".mc-pitr-restore-"
 _NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.ltx$")
 _KEY = re.compile(r"^ltx/([0-9])/([0-9a-f]{16}-[0-9a-f]{16}\.ltx)\.age$")
+_PLAIN_KEY = re.compile(r"^ltx/([0-9])/([0-9a-f]{16}-[0-9a-f]{16}\.ltx)$")
+_LEVEL = re.compile(r"^[0-9]$")
 _HEADER = struct.Struct(">4sIIIQQq")  # magic, flags, page size, commit, min, max, timestamp (ms)
 
 
@@ -73,14 +75,17 @@ class LtxFile:
 def parse_name(level, name):
     """The `LtxFile` named `name` in level folder `level`, or None (a temporary file, say)."""
     found = _NAME.match(name)
-    if not found or not 0 <= int(level) <= SNAPSHOT_LEVEL:
+    if not found or not _LEVEL.match(str(level)):  # ASCII only: "\u00b2".isdigit() is True
         return None
     return LtxFile(int(level), int(found.group(1), 16), int(found.group(2), 16))
 
 
-def parse_key(key):
-    """The `LtxFile` a sealed key stands for, or None when `key` is not one."""
-    found = _KEY.match(key) if isinstance(key, str) else None
+def parse_key(key, sealed=True):
+    """The `LtxFile` a sealed key stands for, or None when `key` is not one.
+
+    :param sealed: False: a key as plain Litestream uploads it (``ltx/<level>/<name>.ltx``).
+    """
+    found = (_KEY if sealed else _PLAIN_KEY).match(key) if isinstance(key, str) else None
     return parse_name(found.group(1), found.group(2)) if found else None
 
 

@@ -19,8 +19,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from mission_control import (Lock, ObjectHeld, describe_error, open_private, parse_ltx_name,
-                             read_ltx_timestamp, remove_files, stream_window)
+from mission_control import (Lock, ObjectHeld, describe_error, open_private, parse_ltx_key,
+                             parse_ltx_name, read_ltx_timestamp, remove_files, stream_window)
 
 log = logging.getLogger(__name__)
 
@@ -435,15 +435,11 @@ class Sealer:
 
 
 def _sealed_item(key):
-    """The `LtxFile` a sealed object's key (``ltx/<level>/<name>.ltx.age``) names, or None."""
-    parts = key.split("/")
-    if len(parts) != 3 or parts[0] != "ltx" or not parts[1].isdigit() or \
-            not parts[2].endswith(".age"):
-        return None
-    return parse_ltx_name(parts[1], parts[2][:-len(".age")])
+    """The `LtxFile` a sealed object's key (``ltx/<level>/<name>.ltx.age``) names, or None
+    (ASCII digits only: a planted ``ltx/\u00b2/...`` is not one)."""
+    return parse_ltx_key(key)
 
 
 def _plaintext(key):
     """Whether `key` (under ``ltx/``) is an LTX file as plain Litestream uploads it."""
-    parts = key.split("/")
-    return len(parts) == 3 and parts[1].isdigit() and parse_ltx_name(parts[1], parts[2]) is not None
+    return parse_ltx_key(key, sealed=False) is not None

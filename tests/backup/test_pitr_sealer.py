@@ -470,3 +470,18 @@ def test_status_warns_of_objects_not_as_sealed(make_mc):
     state = logged_in_client(mc).get("/api/backup/pitr").json
     assert (state["sealing"]["resealed"], state["sealing"]["mismatched"]) == (2, 1)
     assert "1 object(s) of the stream are not what was sealed" in state["seal_warning"]
+
+
+@pytest.mark.parametrize("key", ["ltx/\u00b2/0000000000000001-0000000000000001.ltx.age",
+                                 "ltx/\u00b2/0000000000000001-0000000000000001.ltx"])
+def test_a_planted_object_with_a_non_ascii_digit_level_stops_nothing(tmp_path, key):
+    storage = folder(tmp_path)
+    storage.put_bytes(key, b"planted")  # "\u00b2".isdigit() is True, int("\u00b2") fails
+    staging = tmp_path / "staging"
+    write_ltx(staging, 0, 1, 1, 1_000)
+    write_ltx(staging, 9, 1, 1, 1_500)
+    sealer = sealer_for(storage, staging)
+    assert sealer.sweep()
+    assert {LEVEL0, SNAPSHOT} <= {o.key for o in storage.list()}
+    state = sealer.state()
+    assert state["replica_txid"] == 1 and state["plaintext_objects"] == 0
