@@ -146,7 +146,10 @@ class Sealer:
                 except FileNotFoundError:
                     pass
             self._plaintext = sum(1 for o in listed if _plaintext(o.key))
-            self._sizes = {f: n for f, n in sizes.items() if f in stamps}
+            # Kept for those to seal again too: after another restart (or a crash before the
+            # upload) the object is still known as not what was sealed.
+            self._sizes = {f: n for f, n in sizes.items()
+                           if f in stamps or f in self._resealing}
             self._write_ledger()
             self._stamps = stamps
             return True
@@ -246,7 +249,9 @@ class Sealer:
             size = os.path.getsize(tmp)
             self.storage.put(item.key, tmp, lock=self.protection.lock(self.clock()))
         except FileNotFoundError:
-            return False  # compacted away before it was sealed: nothing to keep
+            # Compacted away before it was sealed: nothing to keep. One to seal again is left
+            # to the deletions (its object is not what was sealed).
+            return False
         except FileExistsError:
             if not again:
                 raise
@@ -284,7 +289,7 @@ class Sealer:
                 until, item = heapq.heappop(self._dates)
                 if self._held.get(item) == until:
                     self._due.add(item)
-            known = set(self._stamps) | self._due
+            known = set(self._stamps) | self._due | self._resealing
         # Listed after: a file the level-0 thread sealed meanwhile is not taken for gone.
         local = self.local()
         if not local:
@@ -326,6 +331,8 @@ class Sealer:
             self._sizes.pop(item, None)
             self._held.pop(item, None)
             self._due.discard(item)
+            self._resealing.discard(item)
+            self._mismatched.discard(item)
             if until is not None:
                 log.info("%s is held by the bucket's lock; left in place", item.key)
                 self._held[item] = until

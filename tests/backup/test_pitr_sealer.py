@@ -485,3 +485,40 @@ def test_a_planted_object_with_a_non_ascii_digit_level_stops_nothing(tmp_path, k
     assert {LEVEL0, SNAPSHOT} <= {o.key for o in storage.list()}
     state = sealer.state()
     assert state["replica_txid"] == 1 and state["plaintext_objects"] == 0
+
+
+def test_an_object_not_as_sealed_stays_reported_over_restarts(tmp_path):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    write_ltx(staging, 0, 1, 1, 1_000)
+    write_ltx(staging, 9, 1, 1, 1_500)
+    sealer_for(storage, staging).sweep()
+    (tmp_path / "replica" / LEVEL0).write_bytes(b"cut short")
+    for _ in range(3):  # each restart still knows what was sealed: never counted as sealed
+        again = sealer_for(storage, staging)
+        again.sweep()
+        assert (again.state()["resealed"], again.state()["mismatched"]) == (0, 1)
+    assert f"{LEVEL0} " in (staging / ".sealed-sizes").read_text()
+    # Litestream compacts it away: deleted remotely, and no longer counted.
+    (staging / "ltx" / "0" / "0000000000000001-0000000000000001.ltx").unlink()
+    again.sweep()
+    assert again.state()["mismatched"] == 0
+    assert LEVEL0 not in [o.key for o in storage.list()]
+
+
+def test_an_object_to_seal_again_compacted_first_is_deleted_and_forgotten(tmp_path):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    first = write_ltx(staging, 0, 1, 1, 1_000)
+    write_ltx(staging, 9, 1, 1, 1_500)
+    sealer_for(storage, staging).sweep()
+    (tmp_path / "replica" / LEVEL0).write_bytes(b"cut short")
+    again = sealer_for(storage, staging)
+    assert again._prepare(again.local())  # found not as sealed: to seal again ...
+    assert again._resealing
+    first.unlink()  # ... but Litestream compacted it away first
+    write_ltx(staging, 9, 1, 2, 2_000)
+    again.sweep()
+    again.sweep()
+    assert not again._resealing and again.state()["mismatched"] == 0
+    assert LEVEL0 not in [o.key for o in storage.list()]
