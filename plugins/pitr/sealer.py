@@ -99,6 +99,7 @@ class Sealer:
         self._mismatched = set()  # of those, left as they are (the storage never replaces)
         self._sizes = {}  # LtxFile -> size of the sealed object uploaded (the ledger's content)
         self._ledger_lines = 0  # lines in the ledger file (appended since its last rewrite)
+        self._ledger_error = None  # why the ledger could not be written last (then rewritten)
 
     def local(self):
         """The LTX files in the staging folder now (set of `LtxFile`); None when its ``ltx``
@@ -150,7 +151,7 @@ class Sealer:
             # upload) the object is still known as not what was sealed.
             self._sizes = {f: n for f, n in sizes.items()
                            if f in stamps or f in self._resealing}
-            self._write_ledger()
+            self._save_ledger(rewrite=True)
             self._stamps = stamps
             return True
 
@@ -159,6 +160,11 @@ class Sealer:
         try:
             text = (self.staging / LEDGER).read_text(encoding="ascii", errors="replace")
         except FileNotFoundError:
+            return {}
+        except OSError as exc:  # unreadable: nothing to check against, sealing goes on
+            self._ledger_error = ("reading the sizes of the sealed files failed: "
+                                  f"{describe_error(exc)}")
+            log.error("%s", self._ledger_error)
             return {}
         sizes = {}
         for line in text.splitlines():
@@ -185,15 +191,35 @@ class Sealer:
 
     def _record_size(self, item, size):
         """Append what was uploaded for `item` to the ledger (the next start checks it)."""
-        fd = os.open(self.staging / LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, f"{item.key} {size}\n".encode())
-        finally:
-            os.close(fd)
         self._sizes[item] = size
-        self._ledger_lines += 1
-        if self._ledger_lines > 2 * len(self._sizes) + LEDGER_SLACK:
-            self._write_ledger()
+        if self._ledger_error is not None:  # lines were missed: written whole once it can be
+            self._save_ledger(rewrite=True)
+            return
+        rewrite = self._ledger_lines + 1 > 2 * len(self._sizes) + LEDGER_SLACK
+        self._save_ledger(rewrite, f"{item.key} {size}\n")
+
+    def _save_ledger(self, rewrite, line=""):
+        """Append `line` to the ledger, or rewrite it whole. A failure (a full disk) stops no
+        sealing: it is logged and reported (`ledger_error`; the start after it checks only the
+        sizes recorded), and the ledger is rewritten whole at the next upload."""
+        try:
+            if rewrite:
+                self._write_ledger()
+            else:
+                fd = os.open(self.staging / LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                             0o600)
+                try:
+                    os.write(fd, line.encode())
+                finally:
+                    os.close(fd)
+                self._ledger_lines += 1
+        except OSError as exc:
+            error = f"recording the sizes of the sealed files failed: {describe_error(exc)}"
+            if error != self._ledger_error:
+                log.error("%s", error)
+            self._ledger_error = error
+        else:
+            self._ledger_error = None
 
     def _sweep_leftovers(self):
         """Remove the `.seal-*.tmp` files a killed run left (ours: regular, owned by us)."""
@@ -266,12 +292,12 @@ class Sealer:
         finally:
             remove_files(tmp)
         with self._mutex:
-            self._record_size(item, size)
-            self._stamps[item] = stamp
+            self._stamps[item] = stamp  # first: a failing ledger write never uploads it again
             self.uploads += 1
             if again:
                 self._resealing.discard(item)
                 self._resealed += 1
+            self._record_size(item, size)
         return True
 
     def _mirror_deletions(self):
@@ -361,6 +387,7 @@ class Sealer:
                 "held": held, "held_until": int(first * 1000) if first is not None else None,
                 "kept_remote": kept, "plaintext_objects": self._plaintext,
                 "resealed": self._resealed, "mismatched": len(self._mismatched),
+                "ledger_error": self._ledger_error,
                 "unsealed": sum(self._unsealed.values())}
 
     def start(self):

@@ -522,3 +522,44 @@ def test_an_object_to_seal_again_compacted_first_is_deleted_and_forgotten(tmp_pa
     again.sweep()
     assert not again._resealing and again.state()["mismatched"] == 0
     assert LEVEL0 not in [o.key for o in storage.list()]
+
+
+def test_a_failing_ledger_write_stops_no_sealing_and_is_reported(tmp_path):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    write_ltx(staging, 9, 1, 1, 1_000)
+    sealer = sealer_for(storage, staging)
+    sealer.sweep()
+    ledger = staging / ".sealed-sizes"
+    ledger.unlink()
+    ledger.mkdir()  # appending to it fails (as on a full disk)
+    for n in (2, 3):
+        write_ltx(staging, 0, n, n, 1_000 + n)
+        sealer.sweep()
+        sealer.sweep()  # not uploaded twice (a folder never replaces: that would fail)
+    state = sealer.state()
+    assert state["error"] is None and state["replica_txid"] == 3
+    assert "sizes of the sealed files" in state["ledger_error"]
+    assert len(storage.list()) == 3
+    restarted = sealer_for(storage, staging)  # unreadable at start: nothing to check against
+    restarted.sweep()
+    assert restarted.state()["error"] is None and restarted.uploads == 0
+    assert "sizes of the sealed files" in restarted.state()["ledger_error"]
+    ledger.rmdir()  # writable again: the next file's record brings back what was missed
+    write_ltx(staging, 0, 4, 4, 1_004)
+    sealer.sweep()
+    assert sealer.state()["ledger_error"] is None
+    assert len(ledger.read_text().splitlines()) == 4
+
+
+def test_status_warns_of_a_ledger_that_cannot_be_written(make_mc):
+    mc = make_mc()
+    mc.settings.update(sealed_settings(new_key()[1]), "test")
+    engine = _engine(mc)
+    record = {"earliest": 1, "latest": 2, "replica": "s3://bucket/pitr", "error": None,
+              "replica_txid": 1, "ledger_error": "recording the sizes of the sealed files "
+                                                 "failed: No space left on device"}
+    write_state(engine.files, sealed_stream=record)
+    state = logged_in_client(mc).get("/api/backup/pitr").json
+    assert "No space left on device" in state["seal_warning"]
+    assert state["sealing"]["ledger_error"] == record["ledger_error"]
