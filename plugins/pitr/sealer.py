@@ -10,6 +10,7 @@ recovery point), so a big snapshot upload on the other (higher levels, deletions
 them up. Nothing it uploads is plaintext, and a file whose sealing fails is not uploaded at all
 (tried again after a pause).
 """
+import bisect
 import heapq
 import logging
 import os
@@ -94,6 +95,7 @@ class Sealer:
         self._cutoff = None  # monotonic time after which the final sweep starts no upload
         self._threads = []
         self._unlisted = False  # the staging listing was missing or empty (warned once)
+        self._uncovered = 0  # files gone here that no local file covers (warned when it grows)
         self._resealing = set()  # found at start not as sealed (their size): to seal again
         self._resealed = 0  # of those, sealed and uploaded again
         self._mismatched = set()  # of those, left as they are (the storage never replaces)
@@ -302,9 +304,11 @@ class Sealer:
 
     def _mirror_deletions(self):
         """Delete in the storage what Litestream deleted from the staging folder: never once
-        the stream is stopping (the final sweep only uploads), and never from a listing that
-        is missing or empty while the storage holds files (staging wiped, a disk glitch):
-        Litestream always keeps a snapshot, so that is never a compaction."""
+        the stream is stopping (the final sweep only uploads), never from a listing that is
+        missing or empty while the storage holds files (staging wiped, a disk glitch):
+        Litestream always keeps a snapshot, so that is never a compaction; and only a file a
+        local file of the same or a higher level covers (its transactions), as Litestream
+        compacts: a file gone otherwise (staging or a level's folder wiped) stays."""
         if self._stop.is_set() or self._cutoff is not None:
             return False
         now = self.clock()
@@ -326,8 +330,16 @@ class Sealer:
             self._unlisted = bool(known)
             return False
         self._unlisted = False
+        gone = known - local
+        covered = _coverage(local)
+        uncovered = {f for f in gone if not covered(f)}
+        if len(uncovered) > self._uncovered:
+            log.warning("%d file(s) of the point-in-time stream are gone from the staging "
+                        "folder with no compaction covering them (staging wiped?): not deleted "
+                        "remotely", len(uncovered))
+        self._uncovered = len(uncovered)
         changed = False
-        for item in sorted(known - local):
+        for item in sorted(gone - uncovered):
             if self._stop.is_set():
                 break  # stopping meanwhile: the rest waits for the next start
             self._delete(item, now)
@@ -466,6 +478,25 @@ class Sealer:
                 self._report()
             if stopping:
                 return
+
+
+def _coverage(files):
+    """`covered(item)`: whether one of `files` (`LtxFile`s) at the same or a higher level holds
+    every transaction of `item` (Litestream deletes a file only once such a file exists)."""
+    levels = {}
+    for f in sorted(files, key=lambda f: (f.min_txid, f.max_txid)):
+        mins, reach = levels.setdefault(f.level, ([], []))
+        mins.append(f.min_txid)
+        reach.append(max(f.max_txid, reach[-1] if reach else 0))  # the furthest by then
+
+    def covered(item):
+        for level, (mins, reach) in levels.items():
+            if level >= item.level:
+                n = bisect.bisect_right(mins, item.min_txid)
+                if n and reach[n - 1] >= item.max_txid:
+                    return True
+        return False
+    return covered
 
 
 def _sealed_item(key):
