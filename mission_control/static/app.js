@@ -385,10 +385,17 @@ async function restoreClosed() {
   try {
     const r = await api("POST", "/api/backup/restore", body);
     const safety = r.safety_backup ? ` The data it replaced is in ${r.safety_backup.name}.` : "";
+    const skipped = (r.restored && r.restored.skipped) || [];
+    // A file first stored long after the moment is not trusted for it (sealed_stream.LATE).
+    const late = skipped.filter((s) => String(s.reason).startsWith("first stored ")).length;
+    const unread = skipped.length - late;
     const held = r.restored && r.restored.restored_to && r.restored.restored_to !== r.restored.timestamp
-      ? ` The data is from ${r.restored.restored_to}, the last moment the stream kept before it.` : "";
-    const gone = r.restored && r.restored.skipped && r.restored.skipped.length
-      ? ` ${r.restored.skipped.length} file(s) of the stream could not be read and were gone around (named in the audit log).` : "";
+      ? (late
+        ? ` The data is from ${r.restored.restored_to}: ${late} later file(s) of the stream were uploaded too long after the moment to be trusted for it (named in the audit log; \`mission-control recover --at … --as-of …\` can read them).`
+        : ` The data is from ${r.restored.restored_to}, the last moment the stream kept before it.`)
+      : "";
+    const gone = unread
+      ? ` ${unread} file(s) of the stream could not be read and were gone around (named in the audit log).` : "";
     const text = `Restored ${name}.${held}${gone}${safety}${keptText(r.kept_settings, keepSettings)}`;
     if (r.session && r.session.logged_in === false) {
       showLogin(`${text} ${r.session.message || "Please log in again."}`);
