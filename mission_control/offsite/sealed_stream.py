@@ -273,12 +273,15 @@ def _chain(files, base, at_ms, fetch):
     return chain, beyond
 
 
-def _name_late(late, txid, at_ms, fetch, skipped):
+def _name_late(late, txid, at_ms, fetch, skipped, after_txid=None):
     """Name in `skipped` each file left out for being stored late that holds transactions
-    after `txid` (where the restore ends) written before `at_ms`: walked as `_chain` does,
-    each downloaded to read when it was written (only to say so: never applied)."""
-    reach = txid
-    for level in range(SNAPSHOT_LEVEL, -1, -1):
+    after `txid` (where the restore ends) written before `at_ms`: each level in transaction
+    order from `txid`, each file downloaded to read when it was written (only to say so: never
+    applied). Levels from the lowest up (small files first): a file reaching a transaction
+    known to be written at or after the moment (`after_txid`, or a late file's) is after it
+    too, and not downloaded (a later snapshot, say)."""
+    reach, ceiling = txid, after_txid
+    for level in range(SNAPSHOT_LEVEL + 1):
         done = txid
         for item in sorted((f for f in late if f.level == level and f.max_txid > txid),
                            key=lambda f: (f.min_txid, f.max_txid)):
@@ -286,8 +289,11 @@ def _name_late(late, txid, at_ms, fetch, skipped):
                 continue
             if item.min_txid > max(done, reach) + 1:
                 break
+            if ceiling is not None and item.max_txid >= ceiling:
+                break  # holds a transaction written after the moment: so is its timestamp
             stamp = fetch(item)
             if stamp is not None and stamp >= at_ms:
+                ceiling = min(ceiling or item.max_txid, item.max_txid)
                 break  # written after the moment: not what it needs
             after = max(0, round(late[item].modified - at_ms / 1000))
             note = "" if stamp is not None else f"; {fetch.skipped.get(item.key)}"
@@ -345,9 +351,10 @@ def fetch_until(storage, trust, at_ms, replica, skipped=None, stored_by_ms=None)
     left_out = dict(fetch.skipped)
     if late:
         end = found[0][-1].max_txid if found is not None else 0
+        beyond = min((f.max_txid for f in found[1]), default=None) if found else None
         _name_late(late, end, at_ms,
                    _Fetcher(storage, {f: [v] for f, v in late.items()}, trust,
-                            replica / ".late"), left_out)
+                            replica / ".late"), left_out, beyond)
         shutil.rmtree(replica / ".late", ignore_errors=True)
     if skipped is not None:
         skipped.update(left_out)

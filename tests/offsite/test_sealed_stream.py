@@ -289,3 +289,23 @@ def test_a_first_snapshot_uploaded_late_is_named_when_nothing_can_be_restored(st
         fetch_until(stream.storage, stream.trust, (BASE + 2) * 1000, tmp_path / "replica",
                     skipped)
     assert list(skipped) == [snapshot.key]
+
+
+def test_a_later_snapshot_is_not_downloaded_to_tell_it_is_after_the_moment(stream, tmp_path):
+    stream.add(9, 1, 1, 1, 1.5)
+    stream.add(0, 2, 2, 2, 2.5)
+    stream.add(0, 3, 3, 5, 5.5)  # written after the moment: the restore stops before it
+    daily = stream.add(9, 1, 3, 5, 3600)  # the next snapshot, an hour later
+    skipped = {}
+    stamps, past_all = fetch_until(stream.storage, stream.trust, (BASE + 3) * 1000,
+                                   tmp_path / "a", skipped)
+    assert sorted(stamps) == [LtxFile(0, 2, 2), LtxFile(9, 1, 1)] and not past_all
+    assert skipped == {} and daily.key not in stream.storage.opened
+    # The database idle after the moment: its next write and snapshot both stored late.
+    stream.storage.delete(LtxFile(0, 3, 3).key)
+    stream.add(0, 3, 3, 500, 500)
+    stream.storage.opened.clear()
+    stamps, past_all = fetch_until(stream.storage, stream.trust, (BASE + 3) * 1000,
+                                   tmp_path / "b", skipped)
+    assert sorted(stamps) == [LtxFile(0, 2, 2), LtxFile(9, 1, 1)] and past_all
+    assert skipped == {} and daily.key not in stream.storage.opened
