@@ -30,6 +30,7 @@ from .offsite.codec import CopyDamaged
 from .offsite.codec import MissingExtra
 from .offsite.sealed_stream import LtxFile
 from .offsite.sealed_stream import NothingToRestore
+from .offsite.sealed_stream import parse_key as parse_ltx_key
 from .offsite.sealed_stream import parse_name as parse_ltx_name
 from .offsite.sealed_stream import read_timestamp as read_ltx_timestamp
 from .offsite.sealed_stream import restore_sealed
@@ -76,8 +77,8 @@ __all__ = [
     "RemoteCopy", "MANIFEST_SUFFIX", "parse_recipients", "parse_identities", "CopyDamaged",
     "MissingExtra",
     # the sealed point-in-time stream
-    "LtxFile", "NothingToRestore", "parse_ltx_name", "read_ltx_timestamp", "restore_sealed",
-    "StreamTrust", "Sealing",
+    "LtxFile", "NothingToRestore", "parse_ltx_key", "parse_ltx_name", "read_ltx_timestamp",
+    "restore_sealed", "StreamTrust", "Sealing",
     "sealed_files", "stream_window",
     # storage primitives off-site targets are made of
     "FolderStorage", "S3Storage", "StoredObject", "Lock", "ObjectHeld", "make_s3_client",

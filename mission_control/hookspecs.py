@@ -428,8 +428,9 @@ def pitr_restore_to(mc: PluginContext, at_ms: int, dest: Path) -> bool | int | d
     :param dest: ``pathlib.Path`` of a file that does not exist yet, in the backups folder.
     :return: True when written, or the unix ms (int) of the moment the copy actually holds
         when it differs (at or before ``at_ms``), or ``{"restored_to": ms, "skipped": [{"key",
-        "reason"}, ...]}`` naming also the files of the stream it went around (they reach the
-        answer's ``restored.skipped`` and the audit event); None to defer to another
-        implementation.
+        "reason"}, ...]}`` naming also the files of the stream it went around or left out
+        (a reason beginning ``first stored``: uploaded too long after the moment to be trusted
+        for it); they reach the answer's ``restored.skipped`` and the audit event. None to defer
+        to another implementation.
     :raises mission_control.MissionControlError: e.g. a 400 when ``at_ms`` is outside the window.
     """

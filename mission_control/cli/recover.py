@@ -9,7 +9,7 @@ import shlex
 from ..backup.point_in_time import parse_timestamp
 from ..offsite.codec import parse_identities
 from ..offsite.recovery import Keys, NothingRecoverable, iso, recover, recover_at
-from ..offsite.sealed_stream import Trust, restore_sealed
+from ..offsite.sealed_stream import LATE, Trust, restore_sealed
 from ..offsite.signing import parse_verify_keys
 from ..offsite.storage import open_storage
 from ..units import human_size
@@ -54,7 +54,8 @@ def add_parsers(sub):
                      help="recover without checking who made the copy (said loudly)")
     rec.add_argument("--as-of", metavar="TIME",
                      help="the newest copy made at or before TIME (ISO 8601 with a zone), read "
-                          "from the objects as they were then on a versioned bucket")
+                          "from the objects as they were then on a versioned bucket; with --at: "
+                          "trust the stream's files first stored up to TIME (not --at + 60 s)")
     rec.add_argument("--at", metavar="TIME",
                      help="the database at TIME from the sealed point-in-time stream")
     rec.add_argument("--to", metavar="DIR", required=True,
@@ -129,10 +130,11 @@ def _litestream(config):
 def _recover_at(ctx):
     """The database at `--at` from the sealed point-in-time stream at `--from`."""
     args = ctx.args
-    if args.as_of is not None:
-        raise UsageError("give --at (a moment of the point-in-time stream) or --as-of (the "
-                         "newest copy then), not both")
     at_ms = parse_timestamp(args.at)
+    stored_by = parse_timestamp(args.as_of) if args.as_of is not None else None
+    if stored_by is not None and stored_by < at_ms:
+        raise UsageError("with --at, --as-of is when the stream's files were stored by: it "
+                         "cannot be before --at")
     identities = _read_identity(args.identity)
     if not identities:
         raise UsageError("--at needs --identity: the point-in-time stream is age-encrypted")
@@ -142,7 +144,7 @@ def _recover_at(ctx):
     environ = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
 
     def restore(storage, moment, dest, skipped):
-        return restore_sealed(storage, trust, moment, dest, binary, environ, skipped)
+        return restore_sealed(storage, trust, moment, dest, binary, environ, skipped, stored_by)
     keys = Keys(identities, trust.verify_keys, trust.check_signature)
     try:
         with ctx.out.progress("restoring the point-in-time stream"):
@@ -159,6 +161,13 @@ def _recover_at(ctx):
     lines = [] if verified else [f"WARNING: {SEALED_UNVERIFIED}"]
     if not verified:
         data["warning"] = SEALED_UNVERIFIED
+    late = [s.name for s in done.skipped if s.reason.startswith(LATE)]
+    data["late"] = late
+    if late:
+        lines.append(f"NOTE: {len(late)} file(s) of the stream holding transactions before the "
+                     "moment were first stored too long after it to be trusted (see skipped): "
+                     "the copy is earlier than what the stream holds; --as-of a later time "
+                     "trusts them")
     proof = ("every file's signature verified" if verified
              else "signatures NOT CHECKED (--unverified)")
     ctx.out.result(data, [

@@ -13,7 +13,9 @@ downloads the newest snapshot before the moment and only the files after it that
 applies up to the moment, unseals and verifies each into a private temporary replica folder and
 runs ``litestream restore -timestamp`` on it. A file that cannot be decrypted or verified is
 skipped (and named): the restore goes around it through another level's files or an older
-snapshot, and fails only when no complete chain reaches the moment. The plugin that streams
+snapshot, and fails only when no complete chain reaches the moment. A file first stored more
+than `UPLOAD_LAG_MS` after the moment is not trusted for it (a defence against whoever holds the
+host's signing key), and is named when it holds what the moment needs. The plugin that streams
 (``pitr``) and ``mission-control recover --at`` both use it.
 """
 import json
@@ -39,6 +41,8 @@ RESTORE_TIMEOUT = 600
 TEMP_PREFIX = ".mc-pitr-restore-"
 _NAME = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})\.ltx$")
 _KEY = re.compile(r"^ltx/([0-9])/([0-9a-f]{16}-[0-9a-f]{16}\.ltx)\.age$")
+_PLAIN_KEY = re.compile(r"^ltx/([0-9])/([0-9a-f]{16}-[0-9a-f]{16}\.ltx)$")
+_LEVEL = re.compile(r"^[0-9]$")
 _HEADER = struct.Struct(">4sIIIQQq")  # magic, flags, page size, commit, min, max, timestamp (ms)
 
 
@@ -73,14 +77,17 @@ class LtxFile:
 def parse_name(level, name):
     """The `LtxFile` named `name` in level folder `level`, or None (a temporary file, say)."""
     found = _NAME.match(name)
-    if not found or not 0 <= int(level) <= SNAPSHOT_LEVEL:
+    if not found or not _LEVEL.match(str(level)):  # ASCII only: "\u00b2".isdigit() is True
         return None
     return LtxFile(int(level), int(found.group(1), 16), int(found.group(2), 16))
 
 
-def parse_key(key):
-    """The `LtxFile` a sealed key stands for, or None when `key` is not one."""
-    found = _KEY.match(key) if isinstance(key, str) else None
+def parse_key(key, sealed=True):
+    """The `LtxFile` a sealed key stands for, or None when `key` is not one.
+
+    :param sealed: False: a key as plain Litestream uploads it (``ltx/<level>/<name>.ltx``).
+    """
+    found = (_KEY if sealed else _PLAIN_KEY).match(key) if isinstance(key, str) else None
     return parse_name(found.group(1), found.group(2)) if found else None
 
 
@@ -131,13 +138,22 @@ class Trust:
     check_signature: bool = True
 
 
-#: How long after a moment a file written before it may still be uploaded: a file first stored
-#: later than this cannot hold what the moment needs, so a restore never reads it (a file
-#: planted later neither stops nor changes restores to earlier moments).
+#: How long after a moment a file written before it may still be uploaded: a restore trusts
+#: no file first stored later than this (a file planted later, even one signed with the
+#: service's key, neither stops nor changes restores to earlier moments). A genuine file
+#: uploaded later (the storage down, a slow first snapshot, the final sweep out of time) is
+#: left out too, and named (`LATE`): a later limit (`stored_by_ms`) reads it.
 UPLOAD_LAG_MS = 60_000
+#: How the reason of a file left out for being first stored late begins.
+LATE = "first stored "
 
 
-def versions_at(storage, at_ms):
+def late_files(skipped):
+    """The keys of `skipped` (`{key: reason}`) left out for being first stored late."""
+    return sorted(k for k, reason in skipped.items() if reason.startswith(LATE))
+
+
+def versions_at(storage, at_ms, late=None, stored_by_ms=None):
     """`{LtxFile: [StoredObject, ...]}`: for each file of the stream, the versions to try, best
     first, as the storage held them at `at_ms` (unix ms).
 
@@ -145,12 +161,15 @@ def versions_at(storage, at_ms):
     overwrite or delete after the moment changes nothing). A file first stored after it (the
     last seconds' files are uploaded just after they are written): its first version only, since
     Litestream writes a name once and any later version is not its, and only when that version
-    was stored within `UPLOAD_LAG_MS` of the moment; a file first stored later than that cannot
-    be what the moment held (a file planted since, even one signed with the service's key, is
-    not read). A file deleted by then (a delete marker) is absent.
+    was stored by `stored_by_ms` (default: `UPLOAD_LAG_MS` after the moment); a file first
+    stored later is not trusted for the moment. A file deleted by then (a delete marker) is
+    absent.
+
+    :param late: a dict that gets `{LtxFile: StoredObject}` of the files left out for being
+        first stored after `stored_by_ms` (the version that would be read).
     """
     at = at_ms / 1000
-    stored_by = (at_ms + UPLOAD_LAG_MS) / 1000
+    stored_by = (at_ms + UPLOAD_LAG_MS if stored_by_ms is None else stored_by_ms) / 1000
     found = {}
     for obj in storage.versions("ltx/"):
         item = parse_key(obj.key)
@@ -167,6 +186,8 @@ def versions_at(storage, at_ms):
         candidates = [o for o in before if not o.delete_marker] or first
         if candidates:
             chosen[item] = candidates
+        elif after and late is not None:
+            late[item] = after[0]
     return chosen
 
 
@@ -252,20 +273,60 @@ def _chain(files, base, at_ms, fetch):
     return chain, beyond
 
 
-def fetch_until(storage, trust, at_ms, replica, skipped=None):
+def _name_late(late, txid, at_ms, fetch, skipped, after_txid=None):
+    """Name in `skipped` each file left out for being stored late that holds transactions
+    after `txid` (where the restore ends) written before `at_ms`: each level in transaction
+    order from `txid`, each file downloaded to read when it was written (only to say so: never
+    applied). Levels from the lowest up (small files first): a file reaching a transaction
+    known to be written at or after the moment (`after_txid`, or a late file's) is after it
+    too, and not downloaded (a later snapshot, say)."""
+    reach, ceiling = txid, after_txid
+    for level in range(SNAPSHOT_LEVEL + 1):
+        done = txid
+        for item in sorted((f for f in late if f.level == level and f.max_txid > txid),
+                           key=lambda f: (f.min_txid, f.max_txid)):
+            if item.max_txid <= done:
+                continue
+            if item.min_txid > max(done, reach) + 1:
+                break
+            if ceiling is not None and item.max_txid >= ceiling:
+                break  # holds a transaction written after the moment: so is its timestamp
+            stamp = fetch(item)
+            if stamp is not None and stamp >= at_ms:
+                ceiling = min(ceiling or item.max_txid, item.max_txid)
+                break  # written after the moment: not what it needs
+            after = max(0, round(late[item].modified - at_ms / 1000))
+            note = "" if stamp is not None else f"; {fetch.skipped.get(item.key)}"
+            skipped[item.key] = (
+                f"{LATE}{after} s after the moment{note}: a restore trusts only files stored "
+                f"within {UPLOAD_LAG_MS // 1000} s of it (recover --at with --as-of a later "
+                "time reads it)")
+            if stamp is None:
+                break
+            done = item.max_txid
+            reach = max(reach, done)
+
+
+def fetch_until(storage, trust, at_ms, replica, skipped=None, stored_by_ms=None):
     """Fill the file replica folder `replica` with what a restore to `at_ms` needs, and no more.
 
     Reads the storage as it was at `at_ms` (`versions_at`). Tries the newest snapshot stored by
     then (then older ones, then any stored later), downloading only the files its chain needs; a
     file that cannot be decrypted or verified is skipped, and the next snapshot tried when the
-    chain cannot reach the moment without it.
+    chain cannot reach the moment without it. A file first stored after `stored_by_ms` (default
+    `UPLOAD_LAG_MS` after the moment) is not trusted; one that holds transactions written
+    before the moment beyond where the restore ends is named in `skipped` (its reason begins
+    with `LATE`).
 
     :param skipped: a dict that gets `{key: reason}` of every file skipped.
+    :param stored_by_ms: unix ms: trust files first stored up to then (`recover --as-of`).
     :return: `(stamps, past_all)`: `{LtxFile: timestamp}` of the files the restore applies, and
-        whether the stream ends before `at_ms` (the newest state it holds is the one asked for).
+        whether the files it trusts end before `at_ms` (the newest state they hold is the one
+        asked for, unless `skipped` names late files).
     :raises NothingToRestore: no snapshot before `at_ms` with a complete chain to it.
     """
-    versions = versions_at(storage, at_ms)
+    late = {}
+    versions = versions_at(storage, at_ms, late, stored_by_ms)
     files = list(versions)
     cache = replica / ".fetched"
     fetch = _Fetcher(storage, versions, trust, cache)
@@ -287,10 +348,18 @@ def fetch_until(storage, trust, at_ms, replica, skipped=None):
         found = _chain(files, snapshot, at_ms, fetch)
         if found is not None:
             break
+    left_out = dict(fetch.skipped)
+    if late:
+        end = found[0][-1].max_txid if found is not None else 0
+        beyond = min((f.max_txid for f in found[1]), default=None) if found else None
+        _name_late(late, end, at_ms,
+                   _Fetcher(storage, {f: [v] for f, v in late.items()}, trust,
+                            replica / ".late"), left_out, beyond)
+        shutil.rmtree(replica / ".late", ignore_errors=True)
     if skipped is not None:
-        skipped.update(fetch.skipped)
+        skipped.update(left_out)
     if found is None:
-        reason = "; ".join(f"{k}: {v}" for k, v in sorted(fetch.skipped.items())[:5])
+        reason = "; ".join(f"{k}: {v}" for k, v in sorted(left_out.items())[:5])
         raise NothingToRestore("The point-in-time stream holds no complete chain of files from "
                                "a snapshot to that moment" + (f" (skipped {reason})"
                                                               if reason else ""))
@@ -339,7 +408,8 @@ def run_restore(litestream_binary, replica, at_ms, dest, environ, timeout=RESTOR
         raise MissionControlError("litestream restore printed no transaction id") from None
 
 
-def restore_sealed(storage, trust, at_ms, dest, litestream_binary, environ, skipped=None):
+def restore_sealed(storage, trust, at_ms, dest, litestream_binary, environ, skipped=None,
+                   stored_by_ms=None):
     """Write the database as it was at `at_ms` from a sealed stream to the new file `dest`.
 
     The decrypted files live in a private (0700) temporary folder beside `dest`, removed after
@@ -353,7 +423,10 @@ def restore_sealed(storage, trust, at_ms, dest, litestream_binary, environ, skip
     :param litestream_binary: path of Litestream 0.5.
     :param environ: the environment Litestream runs with.
     :param skipped: a dict that gets `{key: reason}` of each file skipped (not decryptable, not
-        signed by a trusted key, altered); the restore went around it.
+        signed by a trusted key, altered); the restore went around it. A file left out for being
+        first stored more than `UPLOAD_LAG_MS` after the moment is named too (`late_files`):
+        the copy is then earlier than the newest state the stream holds before the moment.
+    :param stored_by_ms: unix ms: trust files first stored up to then instead (`fetch_until`).
     :return: unix ms of the moment the copy actually holds: the timestamp of the newest LTX
         file Litestream applied, at or before `at_ms` (its compaction decides which remain).
     :raises NothingToRestore: no complete chain of readable files reaches `at_ms`.
@@ -364,7 +437,7 @@ def restore_sealed(storage, trust, at_ms, dest, litestream_binary, environ, skip
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-",
                                      dir=dest.parent) as tmp:
         replica = Path(tmp)
-        stamps, past_all = fetch_until(storage, trust, at_ms, replica, skipped)
+        stamps, past_all = fetch_until(storage, trust, at_ms, replica, skipped, stored_by_ms)
         # Past every file, Litestream refuses the moment: the newest state is the one asked for.
         txid = run_restore(litestream_binary, replica, None if past_all else at_ms, dest,
                            environ)

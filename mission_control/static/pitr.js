@@ -315,11 +315,17 @@ async function confirmClosed() {
 function restoredText(r, askedMs, keepSettings) {
   const restored = r.restored || {};
   const toMs = Date.parse(restored.restored_to || restored.timestamp || "") || askedMs;
-  const held = toMs !== askedMs
-    ? ` You asked for ${bothTimes(askedMs / 1000)}; the data is from the last change the stream kept ` +
-      "at or before it." : "";
-  const gone = restored.skipped && restored.skipped.length
-    ? ` ${restored.skipped.length} file(s) of the stream could not be read and were gone around (named in the audit log).` : "";
+  const skipped = restored.skipped || [];
+  // A file first stored long after the moment is not trusted for it (sealed_stream.LATE).
+  const late = skipped.filter((s) => String(s.reason).startsWith("first stored ")).length;
+  const unread = skipped.length - late;
+  const held = toMs === askedMs ? "" : ` You asked for ${bothTimes(askedMs / 1000)}; ` + (late
+    ? `the data is from an earlier moment: ${late} later file(s) of the stream were uploaded too long after ` +
+      "the moment to be trusted for it (named in the audit log; `mission-control recover --at … --as-of …` " +
+      "can read them)."
+    : "the data is from the last change the stream kept at or before it.");
+  const gone = unread
+    ? ` ${unread} file(s) of the stream could not be read and were gone around (named in the audit log).` : "";
   const safety = r.safety_backup ? ` The data it replaced is in ${r.safety_backup.name}.` : "";
   const kept = !keepSettings ? " Its daily-backup, retention, off-site and alert settings were restored too."
     : (r.kept_settings && r.kept_settings.length

@@ -40,9 +40,10 @@ _SEALING = dict(
              "no_delete), `unsealed` (left in the staging folder at the last stop), "
              "`plaintext_objects` (an unsealed setup's, left in place), `resealed` (found at "
              "start not as sealed, by size, and sealed again), `mismatched` (such objects the "
-             "storage would not replace: reported); null: not sealed"},
+             "storage would not replace: reported), `ledger_error` (why the record of the "
+             "sealed sizes could not be written, or null: sealing goes on); null: not sealed"},
     seal_warning={**STR_OR_NULL, "description": "what to look at (plaintext objects, a lock "
-                  "the bucket cannot hold, an age identity that cannot restore the stream), "
+                  "the bucket cannot hold, a ledger that cannot be written, an age identity that cannot restore the stream), "
                   "or null"})
 
 SCHEMAS = {

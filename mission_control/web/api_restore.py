@@ -46,7 +46,10 @@ SCHEMAS = {
                                "skipped": {"type": "array", "description":
                                            "files of a sealed stream the restore went around "
                                            "(not decryptable, not signed by a trusted key, "
-                                           "altered)",
+                                           "altered) or left out (a reason beginning `first "
+                                           "stored`: uploaded too long after the moment to be "
+                                           "trusted for it; `restored_to` is then earlier "
+                                           "than what the stream holds)",
                                            "items": obj(key={"type": "string"},
                                                         reason={"type": "string"})}}),
         safety_backup=ref("Backup"),

@@ -56,7 +56,7 @@ NOTHING_SEALED = {"earliest": None, "latest": None, "replica_txid": None, "error
 #: `sealing` in the status: what the sealer last recorded of it (see `Sealer.state`).
 SEALING_FIELDS = {"lock": None, "no_delete": False, "held": 0, "held_until": None,
                   "kept_remote": 0, "unsealed": 0, "plaintext_objects": 0, "resealed": 0,
-                  "mismatched": 0}
+                  "mismatched": 0, "ledger_error": None}
 
 
 def _importable(module):
@@ -311,6 +311,9 @@ class Engine:
         if sealing["mismatched"]:
             warnings.append(f"{sealing['mismatched']} object(s) of the stream are not what was "
                             "sealed (their size) and could not be replaced (see the log)")
+        if sealing["ledger_error"]:
+            warnings.append(f"{sealing['ledger_error']} (sealing goes on; a restart checks "
+                            "only the sizes recorded)")
         if found.get("lock_refused"):
             warnings.append(found["lock_refused"])
         restore_problem = self.restore_problem()

@@ -10,6 +10,7 @@ recovery point), so a big snapshot upload on the other (higher levels, deletions
 them up. Nothing it uploads is plaintext, and a file whose sealing fails is not uploaded at all
 (tried again after a pause).
 """
+import bisect
 import heapq
 import logging
 import os
@@ -19,8 +20,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from mission_control import (Lock, ObjectHeld, describe_error, open_private, parse_ltx_name,
-                             read_ltx_timestamp, remove_files, stream_window)
+from mission_control import (Lock, ObjectHeld, describe_error, open_private, parse_ltx_key,
+                             parse_ltx_name, read_ltx_timestamp, remove_files, stream_window)
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +95,13 @@ class Sealer:
         self._cutoff = None  # monotonic time after which the final sweep starts no upload
         self._threads = []
         self._unlisted = False  # the staging listing was missing or empty (warned once)
+        self._uncovered = 0  # files gone here that no local file covers (warned when it grows)
         self._resealing = set()  # found at start not as sealed (their size): to seal again
         self._resealed = 0  # of those, sealed and uploaded again
         self._mismatched = set()  # of those, left as they are (the storage never replaces)
         self._sizes = {}  # LtxFile -> size of the sealed object uploaded (the ledger's content)
         self._ledger_lines = 0  # lines in the ledger file (appended since its last rewrite)
+        self._ledger_error = None  # why the ledger could not be written last (then rewritten)
 
     def local(self):
         """The LTX files in the staging folder now (set of `LtxFile`); None when its ``ltx``
@@ -146,8 +149,11 @@ class Sealer:
                 except FileNotFoundError:
                     pass
             self._plaintext = sum(1 for o in listed if _plaintext(o.key))
-            self._sizes = {f: n for f, n in sizes.items() if f in stamps}
-            self._write_ledger()
+            # Kept for those to seal again too: after another restart (or a crash before the
+            # upload) the object is still known as not what was sealed.
+            self._sizes = {f: n for f, n in sizes.items()
+                           if f in stamps or f in self._resealing}
+            self._save_ledger(rewrite=True)
             self._stamps = stamps
             return True
 
@@ -156,6 +162,11 @@ class Sealer:
         try:
             text = (self.staging / LEDGER).read_text(encoding="ascii", errors="replace")
         except FileNotFoundError:
+            return {}
+        except OSError as exc:  # unreadable: nothing to check against, sealing goes on
+            self._ledger_error = ("reading the sizes of the sealed files failed: "
+                                  f"{describe_error(exc)}")
+            log.error("%s", self._ledger_error)
             return {}
         sizes = {}
         for line in text.splitlines():
@@ -182,15 +193,35 @@ class Sealer:
 
     def _record_size(self, item, size):
         """Append what was uploaded for `item` to the ledger (the next start checks it)."""
-        fd = os.open(self.staging / LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, f"{item.key} {size}\n".encode())
-        finally:
-            os.close(fd)
         self._sizes[item] = size
-        self._ledger_lines += 1
-        if self._ledger_lines > 2 * len(self._sizes) + LEDGER_SLACK:
-            self._write_ledger()
+        if self._ledger_error is not None:  # lines were missed: written whole once it can be
+            self._save_ledger(rewrite=True)
+            return
+        rewrite = self._ledger_lines + 1 > 2 * len(self._sizes) + LEDGER_SLACK
+        self._save_ledger(rewrite, f"{item.key} {size}\n")
+
+    def _save_ledger(self, rewrite, line=""):
+        """Append `line` to the ledger, or rewrite it whole. A failure (a full disk) stops no
+        sealing: it is logged and reported (`ledger_error`; the start after it checks only the
+        sizes recorded), and the ledger is rewritten whole at the next upload."""
+        try:
+            if rewrite:
+                self._write_ledger()
+            else:
+                fd = os.open(self.staging / LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                             0o600)
+                try:
+                    os.write(fd, line.encode())
+                finally:
+                    os.close(fd)
+                self._ledger_lines += 1
+        except OSError as exc:
+            error = f"recording the sizes of the sealed files failed: {describe_error(exc)}"
+            if error != self._ledger_error:
+                log.error("%s", error)
+            self._ledger_error = error
+        else:
+            self._ledger_error = None
 
     def _sweep_leftovers(self):
         """Remove the `.seal-*.tmp` files a killed run left (ours: regular, owned by us)."""
@@ -246,7 +277,9 @@ class Sealer:
             size = os.path.getsize(tmp)
             self.storage.put(item.key, tmp, lock=self.protection.lock(self.clock()))
         except FileNotFoundError:
-            return False  # compacted away before it was sealed: nothing to keep
+            # Compacted away before it was sealed: nothing to keep. One to seal again is left
+            # to the deletions (its object is not what was sealed).
+            return False
         except FileExistsError:
             if not again:
                 raise
@@ -261,19 +294,21 @@ class Sealer:
         finally:
             remove_files(tmp)
         with self._mutex:
-            self._record_size(item, size)
-            self._stamps[item] = stamp
+            self._stamps[item] = stamp  # first: a failing ledger write never uploads it again
             self.uploads += 1
             if again:
                 self._resealing.discard(item)
                 self._resealed += 1
+            self._record_size(item, size)
         return True
 
     def _mirror_deletions(self):
         """Delete in the storage what Litestream deleted from the staging folder: never once
-        the stream is stopping (the final sweep only uploads), and never from a listing that
-        is missing or empty while the storage holds files (staging wiped, a disk glitch):
-        Litestream always keeps a snapshot, so that is never a compaction."""
+        the stream is stopping (the final sweep only uploads), never from a listing that is
+        missing or empty while the storage holds files (staging wiped, a disk glitch):
+        Litestream always keeps a snapshot, so that is never a compaction; and only a file a
+        local file of the same or a higher level covers (its transactions), as Litestream
+        compacts: a file gone otherwise (staging or a level's folder wiped) stays."""
         if self._stop.is_set() or self._cutoff is not None:
             return False
         now = self.clock()
@@ -284,7 +319,7 @@ class Sealer:
                 until, item = heapq.heappop(self._dates)
                 if self._held.get(item) == until:
                     self._due.add(item)
-            known = set(self._stamps) | self._due
+            known = set(self._stamps) | self._due | self._resealing
         # Listed after: a file the level-0 thread sealed meanwhile is not taken for gone.
         local = self.local()
         if not local:
@@ -295,8 +330,16 @@ class Sealer:
             self._unlisted = bool(known)
             return False
         self._unlisted = False
+        gone = known - local
+        covered = _coverage(local)
+        uncovered = {f for f in gone if not covered(f)}
+        if len(uncovered) > self._uncovered:
+            log.warning("%d file(s) of the point-in-time stream are gone from the staging "
+                        "folder with no compaction covering them (staging wiped?): not deleted "
+                        "remotely", len(uncovered))
+        self._uncovered = len(uncovered)
         changed = False
-        for item in sorted(known - local):
+        for item in sorted(gone - uncovered):
             if self._stop.is_set():
                 break  # stopping meanwhile: the rest waits for the next start
             self._delete(item, now)
@@ -326,6 +369,8 @@ class Sealer:
             self._sizes.pop(item, None)
             self._held.pop(item, None)
             self._due.discard(item)
+            self._resealing.discard(item)
+            self._mismatched.discard(item)
             if until is not None:
                 log.info("%s is held by the bucket's lock; left in place", item.key)
                 self._held[item] = until
@@ -354,6 +399,7 @@ class Sealer:
                 "held": held, "held_until": int(first * 1000) if first is not None else None,
                 "kept_remote": kept, "plaintext_objects": self._plaintext,
                 "resealed": self._resealed, "mismatched": len(self._mismatched),
+                "ledger_error": self._ledger_error,
                 "unsealed": sum(self._unsealed.values())}
 
     def start(self):
@@ -434,16 +480,31 @@ class Sealer:
                 return
 
 
+def _coverage(files):
+    """`covered(item)`: whether one of `files` (`LtxFile`s) at the same or a higher level holds
+    every transaction of `item` (Litestream deletes a file only once such a file exists)."""
+    levels = {}
+    for f in sorted(files, key=lambda f: (f.min_txid, f.max_txid)):
+        mins, reach = levels.setdefault(f.level, ([], []))
+        mins.append(f.min_txid)
+        reach.append(max(f.max_txid, reach[-1] if reach else 0))  # the furthest by then
+
+    def covered(item):
+        for level, (mins, reach) in levels.items():
+            if level >= item.level:
+                n = bisect.bisect_right(mins, item.min_txid)
+                if n and reach[n - 1] >= item.max_txid:
+                    return True
+        return False
+    return covered
+
+
 def _sealed_item(key):
-    """The `LtxFile` a sealed object's key (``ltx/<level>/<name>.ltx.age``) names, or None."""
-    parts = key.split("/")
-    if len(parts) != 3 or parts[0] != "ltx" or not parts[1].isdigit() or \
-            not parts[2].endswith(".age"):
-        return None
-    return parse_ltx_name(parts[1], parts[2][:-len(".age")])
+    """The `LtxFile` a sealed object's key (``ltx/<level>/<name>.ltx.age``) names, or None
+    (ASCII digits only: a planted ``ltx/\u00b2/...`` is not one)."""
+    return parse_ltx_key(key)
 
 
 def _plaintext(key):
     """Whether `key` (under ``ltx/``) is an LTX file as plain Litestream uploads it."""
-    parts = key.split("/")
-    return len(parts) == 3 and parts[1].isdigit() and parse_ltx_name(parts[1], parts[2]) is not None
+    return parse_ltx_key(key, sealed=False) is not None

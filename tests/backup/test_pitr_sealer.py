@@ -383,6 +383,8 @@ def test_held_deletions_come_due_by_date_earliest_first(tmp_path):
     files = [write_ltx(staging, 0, n, n, 1_000 + n) for n in range(2, 102)]
     sealer = sealer_for(storage, staging, clock=clock)
     sealer.sweep()
+    write_ltx(staging, 9, 1, 101, 2_000)  # their compaction, sealed before they go
+    sealer.sweep()
     # Each level-0 file locked one more minute than the last, in reverse order of names.
     for n, path in enumerate(files):
         storage.until[f"ltx/0/{path.name}.age"] = clock.now + 60 * (len(files) - n)
@@ -401,7 +403,7 @@ def test_held_deletions_come_due_by_date_earliest_first(tmp_path):
     assert f"ltx/0/{files[0].name}.age" in remaining
     clock.now += 100 * 60
     sealer.sweep()
-    assert sealer.state()["held"] == 0 and len(storage.list()) == 1
+    assert sealer.state()["held"] == 0 and len(storage.list()) == 2
 
 
 @pytest.mark.slow
@@ -453,10 +455,13 @@ def test_the_ledger_of_sealed_sizes_does_not_grow_without_bound(tmp_path):
     for n in range(2, 302):  # Litestream writes a file each second and compacts them away
         path = write_ltx(staging, 0, n, n, 1_000 + n)
         sealer.sweep()
+        write_ltx(staging, 1, 2, n, 1_000 + n)
+        if n > 2:
+            (staging / "ltx" / "1" / f"{2:016x}-{n - 1:016x}.ltx").unlink()
         path.unlink()
     sealer.sweep()
     lines = (staging / ".sealed-sizes").read_text().splitlines()
-    assert len(storage.list()) == 1 and len(lines) < 100
+    assert len(storage.list()) == 2 and len(lines) < 100
     assert any(line.startswith(f"{SNAPSHOT} ") for line in lines)
 
 
@@ -470,3 +475,132 @@ def test_status_warns_of_objects_not_as_sealed(make_mc):
     state = logged_in_client(mc).get("/api/backup/pitr").json
     assert (state["sealing"]["resealed"], state["sealing"]["mismatched"]) == (2, 1)
     assert "1 object(s) of the stream are not what was sealed" in state["seal_warning"]
+
+
+@pytest.mark.parametrize("key", ["ltx/\u00b2/0000000000000001-0000000000000001.ltx.age",
+                                 "ltx/\u00b2/0000000000000001-0000000000000001.ltx"])
+def test_a_planted_object_with_a_non_ascii_digit_level_stops_nothing(tmp_path, key):
+    storage = folder(tmp_path)
+    storage.put_bytes(key, b"planted")  # "\u00b2".isdigit() is True, int("\u00b2") fails
+    staging = tmp_path / "staging"
+    write_ltx(staging, 0, 1, 1, 1_000)
+    write_ltx(staging, 9, 1, 1, 1_500)
+    sealer = sealer_for(storage, staging)
+    assert sealer.sweep()
+    assert {LEVEL0, SNAPSHOT} <= {o.key for o in storage.list()}
+    state = sealer.state()
+    assert state["replica_txid"] == 1 and state["plaintext_objects"] == 0
+
+
+def test_an_object_not_as_sealed_stays_reported_over_restarts(tmp_path):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    write_ltx(staging, 0, 1, 1, 1_000)
+    write_ltx(staging, 9, 1, 1, 1_500)
+    sealer_for(storage, staging).sweep()
+    (tmp_path / "replica" / LEVEL0).write_bytes(b"cut short")
+    for _ in range(3):  # each restart still knows what was sealed: never counted as sealed
+        again = sealer_for(storage, staging)
+        again.sweep()
+        assert (again.state()["resealed"], again.state()["mismatched"]) == (0, 1)
+    assert f"{LEVEL0} " in (staging / ".sealed-sizes").read_text()
+    # Litestream compacts it away: deleted remotely, and no longer counted.
+    (staging / "ltx" / "0" / "0000000000000001-0000000000000001.ltx").unlink()
+    again.sweep()
+    assert again.state()["mismatched"] == 0
+    assert LEVEL0 not in [o.key for o in storage.list()]
+
+
+def test_an_object_to_seal_again_compacted_first_is_deleted_and_forgotten(tmp_path):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    first = write_ltx(staging, 0, 1, 1, 1_000)
+    write_ltx(staging, 9, 1, 1, 1_500)
+    sealer_for(storage, staging).sweep()
+    (tmp_path / "replica" / LEVEL0).write_bytes(b"cut short")
+    again = sealer_for(storage, staging)
+    assert again._prepare(again.local())  # found not as sealed: to seal again ...
+    assert again._resealing
+    first.unlink()  # ... but Litestream compacted it away first
+    write_ltx(staging, 9, 1, 2, 2_000)
+    again.sweep()
+    again.sweep()
+    assert not again._resealing and again.state()["mismatched"] == 0
+    assert LEVEL0 not in [o.key for o in storage.list()]
+
+
+def test_a_failing_ledger_write_stops_no_sealing_and_is_reported(tmp_path):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    write_ltx(staging, 9, 1, 1, 1_000)
+    sealer = sealer_for(storage, staging)
+    sealer.sweep()
+    ledger = staging / ".sealed-sizes"
+    ledger.unlink()
+    ledger.mkdir()  # appending to it fails (as on a full disk)
+    for n in (2, 3):
+        write_ltx(staging, 0, n, n, 1_000 + n)
+        sealer.sweep()
+        sealer.sweep()  # not uploaded twice (a folder never replaces: that would fail)
+    state = sealer.state()
+    assert state["error"] is None and state["replica_txid"] == 3
+    assert "sizes of the sealed files" in state["ledger_error"]
+    assert len(storage.list()) == 3
+    restarted = sealer_for(storage, staging)  # unreadable at start: nothing to check against
+    restarted.sweep()
+    assert restarted.state()["error"] is None and restarted.uploads == 0
+    assert "sizes of the sealed files" in restarted.state()["ledger_error"]
+    ledger.rmdir()  # writable again: the next file's record brings back what was missed
+    write_ltx(staging, 0, 4, 4, 1_004)
+    sealer.sweep()
+    assert sealer.state()["ledger_error"] is None
+    assert len(ledger.read_text().splitlines()) == 4
+
+
+def test_status_warns_of_a_ledger_that_cannot_be_written(make_mc):
+    mc = make_mc()
+    mc.settings.update(sealed_settings(new_key()[1]), "test")
+    engine = _engine(mc)
+    record = {"earliest": 1, "latest": 2, "replica": "s3://bucket/pitr", "error": None,
+              "replica_txid": 1, "ledger_error": "recording the sizes of the sealed files "
+                                                 "failed: No space left on device"}
+    write_state(engine.files, sealed_stream=record)
+    state = logged_in_client(mc).get("/api/backup/pitr").json
+    assert "No space left on device" in state["seal_warning"]
+    assert state["sealing"]["ledger_error"] == record["ledger_error"]
+
+
+@pytest.mark.parametrize("wipe", ["level-0", "all, then new files"])
+def test_a_file_gone_with_no_compaction_covering_it_is_not_deleted(tmp_path, wipe, caplog):
+    storage = folder(tmp_path)
+    staging = tmp_path / "staging"
+    write_ltx(staging, 9, 1, 1, 1_000)
+    for n in range(2, 6):
+        write_ltx(staging, 0, n, n, 1_000 + n)
+    write_ltx(staging, 1, 2, 3, 1_003)  # compacted from 2-2 and 3-3
+    sealer = sealer_for(storage, staging)
+    sealer.sweep()
+    keys = sorted(o.key for o in storage.list())
+    assert len(keys) == 6
+    if wipe == "level-0":
+        shutil.rmtree(staging / "ltx" / "0")  # 2-2, 3-3 covered by level 1; 4-4, 5-5 not
+        write_ltx(staging, 0, 6, 6, 1_006)
+        kept = [k for k in keys if not k.startswith(("ltx/0/0000000000000002-",
+                                                      "ltx/0/0000000000000003-"))]
+        assert len(kept) == 4
+    else:
+        shutil.rmtree(staging / "ltx")  # wiped while running; Litestream writes on
+        write_ltx(staging, 0, 6, 6, 1_006)
+        write_ltx(staging, 1, 6, 6, 1_006)
+        kept = keys
+    with caplog.at_level(logging.WARNING):
+        sealer.sweep()
+        sealer.sweep()
+    assert sorted(o.key for o in storage.list() if "0000000000000006" not in o.key) == kept
+    assert "no compaction" in caplog.text and caplog.text.count("no compaction") == 1
+    # A snapshot covering them comes: now Litestream's compaction, mirrored.
+    write_ltx(staging, 9, 1, 6, 2_000)
+    sealer.sweep()
+    left = [o.key for o in storage.list()]
+    assert "ltx/0/0000000000000004-0000000000000004.ltx.age" not in left
+    assert ("ltx/9/0000000000000001-0000000000000001.ltx.age" in left) == (wipe == "level-0")

@@ -1,5 +1,6 @@
 """`mission-control recover --at`: the database at a moment, from a sealed point-in-time stream alone
 (real Litestream replicating a real database; each of its files sealed with age as the sealer does)."""
+import os
 import sqlite3
 import time
 from datetime import datetime, timezone
@@ -107,3 +108,23 @@ def test_recover_at_trusts_only_files_signed_by_the_key_given(stream, tmp_path):
     assert loose.code == 0, loose.out + loose.err
     assert loose.json["authenticity"] == "NOT CHECKED" and "NOT CHECKED" in loose.json["warning"]
     assert agents(tmp_path / "loose" / "mission-control.db") == ["agent-0", "agent-1"]
+
+
+def test_files_stored_late_are_named_and_as_of_a_later_time_trusts_them(stream, tmp_path):
+    base = ["recover", "--from", stream["folder"], "--identity", stream["key"],
+            "--verify-key", stream["verify"], "--json"]
+    moment = stream["moment"]
+    for path in stream["folder"].rglob("*.age"):  # the storage was down: all went up late
+        os.utime(path, (moment + 600, moment + 600))
+    late = run_cli(*base, "--to", tmp_path / "late", "--at", iso(moment))
+    assert late.code == 1, late.out + late.err
+    assert "first stored 600 s after the moment" in late.out and "--as-of" in late.out
+    assert not (tmp_path / "late").exists()
+    trusted = run_cli(*base, "--to", tmp_path / "later", "--at", iso(moment),
+                      "--as-of", iso(moment + 700))
+    assert trusted.code == 0, trusted.out + trusted.err
+    assert trusted.json["late"] == [] and trusted.json["skipped"] == []
+    assert agents(tmp_path / "later" / "mission-control.db") == ["agent-0"]
+    wrong = run_cli(*base, "--to", tmp_path / "wrong", "--at", iso(moment),
+                    "--as-of", iso(moment - 10))
+    assert wrong.code == 2 and "cannot be before --at" in wrong.out

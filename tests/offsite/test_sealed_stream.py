@@ -11,7 +11,7 @@ import pytest
 from mission_control.errors import NotAuthentic
 from mission_control.offsite.codec import AGE_MAGIC, Codec, CopyDamaged, encode
 from mission_control.offsite.sealed_stream import (LtxFile, NothingToRestore, Trust,
-                                                   fetch_until)
+                                                   fetch_until, late_files)
 from mission_control.offsite.sealing import open_sealed, seal_file
 from mission_control.offsite.storage import FolderStorage, S3Storage
 from tests.support.offsite import new_key
@@ -225,11 +225,17 @@ def test_a_file_first_stored_long_after_the_moment_is_ignored(stream, tmp_path):
     # moment, but first stored ten minutes after it: it cannot be what the moment held.
     late = stream.add(0, 3, 3, 2.9, 600)
     late_snapshot = stream.add(9, 1, 3, 2.9, 601)
-    stamps, past_all = fetch_until(stream.storage, stream.trust, (BASE + 3) * 1000,
-                                   tmp_path / "replica")
+    skipped = {}
+    replica = tmp_path / "replica"
+    stamps, past_all = fetch_until(stream.storage, stream.trust, (BASE + 3) * 1000, replica,
+                                   skipped)
     assert sorted(stamps) == [LtxFile(0, 2, 2), LtxFile(9, 1, 1)] and past_all
-    assert late.key not in stream.storage.opened
-    assert late_snapshot.key not in stream.storage.opened
+    assert replica_files(replica) == ["ltx/0/0000000000000002-0000000000000002.ltx",
+                                      "ltx/9/0000000000000001-0000000000000001.ltx"]
+    # Never silently: each is named, with how late it was stored.
+    assert sorted(skipped) == [late.key, late_snapshot.key]
+    assert skipped[late.key].startswith("first stored 597 s after the moment")
+    assert skipped[late_snapshot.key].startswith("first stored 598 s after the moment")
     # Stored within the upload lag (the last seconds' files are uploaded just after): used.
     stream.storage.delete(late.key)
     stream.add(0, 3, 3, 2.9, 40)
@@ -248,3 +254,58 @@ def test_an_unreadable_file_is_stepped_past_in_its_level(stream, tmp_path):
                                    tmp_path / "replica", skipped)
     assert sorted(stamps) == [LtxFile(0, 2, 3), LtxFile(0, 4, 4), LtxFile(9, 1, 1)]
     assert past_all and list(skipped) == [planted.key]
+
+
+def test_files_uploaded_late_are_named_and_a_later_trust_limit_reads_them(stream, tmp_path):
+    # The storage was down from 1.5 s to 200 s: the files written meanwhile went up at 200 s.
+    stream.add(9, 1, 1, 1, 1.2)
+    stream.add(0, 2, 2, 1.4, 1.5)
+    late = stream.add(0, 3, 3, 2.5, 200)
+    stream.add(0, 4, 4, 5, 200)  # after the moment: not the restore's concern
+    stream.add(0, 5, 5, 300, 300)
+    moment = (BASE + 3) * 1000
+    skipped = {}
+    stamps, past_all = fetch_until(stream.storage, stream.trust, moment, tmp_path / "a",
+                                   skipped)
+    assert sorted(stamps) == [LtxFile(0, 2, 2), LtxFile(9, 1, 1)]
+    assert list(skipped) == [late.key]
+    assert skipped[late.key].startswith("first stored 197 s after the moment")
+    assert "--as-of" in skipped[late.key]
+    assert late_files(skipped) == [late.key]
+    # Trusting what was stored by 250 s (recover --at ... --as-of ...): the moment is reached.
+    skipped = {}
+    stamps, past_all = fetch_until(stream.storage, stream.trust, moment, tmp_path / "b",
+                                   skipped, stored_by_ms=(BASE + 250) * 1000)
+    assert sorted(stamps) == [LtxFile(0, 2, 2), LtxFile(0, 3, 3), LtxFile(9, 1, 1)]
+    assert not past_all and skipped == {}
+
+
+def test_a_first_snapshot_uploaded_late_is_named_when_nothing_can_be_restored(stream,
+                                                                              tmp_path):
+    snapshot = stream.add(9, 1, 1, 1, 400)  # a big first snapshot: minutes to upload
+    stream.add(0, 2, 2, 2, 400)
+    skipped = {}
+    with pytest.raises(NothingToRestore, match="first stored 398 s after the moment"):
+        fetch_until(stream.storage, stream.trust, (BASE + 2) * 1000, tmp_path / "replica",
+                    skipped)
+    assert list(skipped) == [snapshot.key]
+
+
+def test_a_later_snapshot_is_not_downloaded_to_tell_it_is_after_the_moment(stream, tmp_path):
+    stream.add(9, 1, 1, 1, 1.5)
+    stream.add(0, 2, 2, 2, 2.5)
+    stream.add(0, 3, 3, 5, 5.5)  # written after the moment: the restore stops before it
+    daily = stream.add(9, 1, 3, 5, 3600)  # the next snapshot, an hour later
+    skipped = {}
+    stamps, past_all = fetch_until(stream.storage, stream.trust, (BASE + 3) * 1000,
+                                   tmp_path / "a", skipped)
+    assert sorted(stamps) == [LtxFile(0, 2, 2), LtxFile(9, 1, 1)] and not past_all
+    assert skipped == {} and daily.key not in stream.storage.opened
+    # The database idle after the moment: its next write and snapshot both stored late.
+    stream.storage.delete(LtxFile(0, 3, 3).key)
+    stream.add(0, 3, 3, 500, 500)
+    stream.storage.opened.clear()
+    stamps, past_all = fetch_until(stream.storage, stream.trust, (BASE + 3) * 1000,
+                                   tmp_path / "b", skipped)
+    assert sorted(stamps) == [LtxFile(0, 2, 2), LtxFile(9, 1, 1)] and past_all
+    assert skipped == {} and daily.key not in stream.storage.opened
