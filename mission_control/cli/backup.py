@@ -24,6 +24,7 @@ from ..backup.uploads import upload_slot
 from ..backup.verify import listing
 from ..backup.verify import verify_backup
 from ..errors import NotFound
+from .answer import answer_line
 from .failures import UsageError
 from .output import OFFSITE_FAILED, OK
 from .parser import ACTIONS_HELP, command
@@ -377,11 +378,12 @@ def _settings_line(kept, restored):
 def _confirmed(ctx, source):
     """Ask on stdout, read one line of stdin (a script may pipe "y").
 
-    :raises UsageError: stdin has no line to read (no terminal, nothing piped): add --yes.
+    :raises UsageError: stdin has no line to read: closed, at its end, or not a terminal and
+        silent (ssh without -t, a CI job; `answer.GRACE`): add --yes.
     """
     print(f"Replace the live database with {source}? A safety backup is taken first. [y/N] ",
           end="", file=ctx.out.out, flush=True)
-    answer = ctx.stdin.readline()
+    answer = answer_line(ctx.stdin)
     if not answer:
         print(file=ctx.out.out, flush=True)
         raise UsageError("no answer to the confirmation (no terminal, nothing piped in): add "
