@@ -6,6 +6,7 @@ connections see at once.
 """
 import hashlib
 import os
+import stat
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -135,20 +136,46 @@ def _when(ts):
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _written_size(folder):
+    """The size of the backup being written in `folder` (`.mc-backup-*`), 0 when there is none.
+
+    A file renamed or removed between the listing and its `stat` (the backup just finished) is
+    skipped, never an error.
+    """
+    size = 0
+    for path in folder.glob(f"{TEMP_PREFIX}*"):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            size = max(size, info.st_size)
+    return size
+
+
 @contextmanager
-def _growth(folder, advance):
-    """Report the growth of the backup being written (`.mc-backup-*` in `folder`) to `advance`."""
+def _growth(folder, advance, drawn=True):
+    """Report the growth of the backup being written in `folder` to `advance`.
+
+    :param drawn: whether a bar shows it: when not (--json, --quiet, not a terminal) no thread
+        watches the folder at all.
+    """
+    if not drawn:
+        yield
+        return
     done = threading.Event()
 
     def watch():
         seen = 0
         while not done.wait(0.2):
-            size = max((p.stat().st_size for p in folder.glob(f"{TEMP_PREFIX}*") if p.is_file()),
-                       default=0)
+            try:
+                size = _written_size(folder)
+            except OSError:  # the folder itself is unreadable for a moment: look again
+                continue
             if size > seen:
                 advance(size - seen)
                 seen = size
-    watcher = threading.Thread(target=watch, daemon=True)
+    watcher = threading.Thread(target=watch, name="backup-growth", daemon=True)
     watcher.start()
     try:
         yield
@@ -171,7 +198,8 @@ def backed_up(ctx, make, label="backup", sized=True):
     """
     with ctx.out.bars() as bars:
         watch = BackupWatch(bars, database_size(ctx.config.db_path) if sized else None, label)
-        with ctx.open(plugins=(watch,)) as mc, _growth(mc.backups.dir, watch.backup_bar.advance):
+        with ctx.open(plugins=(watch,)) as mc, \
+                _growth(mc.backups.dir, watch.backup_bar.advance, ctx.out.shows_progress):
             made = make(mc)
             results = watch.outcome(mc.offsite.configured())
     return made, watch, results
