@@ -193,3 +193,12 @@ def test_an_encrypted_fetch_without_identity_names_the_option(mc, tmp_path):
 def test_a_cron_nickname_gets_its_five_fields(mc):
     code, _, err = cli(mc, "settings", "set", "general.auto_backup_schedule=@daily")
     assert code == 2 and "for @daily write '0 0 * * *'" in err
+
+
+def test_a_refused_scheduled_backup_exits_4_as_backup_create_does(mc):
+    assert cli(mc, "settings", "set", "diskguard.min_free_mb=1000000000")[0] == 0
+    created = cli(mc, "backup", "create")
+    ran = cli(mc, "scheduler", "run", "auto_backup")
+    assert created[0] == ran[0] == 4, (created, ran)
+    assert "free disk space" in ran[2] and mc.backups.list() == []
+    assert mc.scheduler.status()[0].last_ok is False  # the run is recorded all the same
