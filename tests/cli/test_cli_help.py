@@ -18,6 +18,12 @@ from tests.support.backup_files import add_tasks
 from tests.support.offsite import new_key
 
 
+def parser_of(*words):
+    """The parser of one command, e.g. `parser_of("offsite", "fetch")`."""
+    [found] = [p for p in all_parsers() if p.prog.split()[1:] == list(words)]
+    return found
+
+
 def all_parsers():
     root = build(GROUPS)
     return [root, *_sub_parsers(root)]
@@ -188,6 +194,10 @@ def test_an_encrypted_fetch_without_identity_names_the_option(mc, tmp_path):
     code, out, err = cli(mc, "offsite", "fetch", "dir", copy, "--identity-file",
                          str(tmp_path / "id.txt"))
     assert code == 0 and out.startswith("fetched offsite-"), err
+    [fetched] = [p.name for p in mc.backups.dir.glob("offsite-*")]
+    help_text = " ".join(parser_of("offsite", "fetch").format_help().split())
+    assert "back into the backups folder as offsite-<backup name> (e.g. " \
+           "offsite-mc-backup-….db)" in help_text and fetched.startswith("offsite-mc-backup-")
 
 
 def test_a_cron_nickname_gets_its_five_fields(mc):
