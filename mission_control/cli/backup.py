@@ -29,6 +29,7 @@ from .answer import answer_line
 from .failures import UsageError
 from .output import OFFSITE_FAILED, OK
 from .parser import ACTIONS_HELP, command
+from .reported import said_by_summary
 from .summary import BackupWatch, summary
 
 CHUNK = 1024 * 1024
@@ -192,11 +193,12 @@ def database_size(db_path):
 
 def backed_up(ctx, make, label="backup", sized=True):
     """Run `make(mc)`, which makes one backup (returns its `BackupInfo`, or None), with its bars
-    drawn: `label`'s (sized: by the database and its WAL), then each off-site target's.
+    drawn: `label`'s (sized: by the database and its WAL), then each off-site target's. A
+    failed copy's log records are INFO meanwhile: the summary line says it (`reported`).
 
     :return: `(made, watch, results)`: results are `BackupWatch.outcome`'s.
     """
-    with ctx.out.bars() as bars:
+    with ctx.out.bars() as bars, said_by_summary(ctx.out.log_handler, not ctx.out.quiet):
         watch = BackupWatch(bars, database_size(ctx.config.db_path) if sized else None, label)
         with ctx.open(plugins=(watch,)) as mc, \
                 _growth(mc.backups.dir, watch.backup_bar.advance, ctx.out.shows_progress):

@@ -12,6 +12,7 @@ from mission_control.cli import GROUPS, log_level, main
 from mission_control.cli.admin import TASKS
 from mission_control.cli.output import EXIT_CODES, OFFSITE_FAILED
 from mission_control.cli.parser import build, _sub_parsers
+from mission_control.cli.reported import said_by_summary
 from mission_control.logs import Handler, TextFormatter
 
 from tests.support.backup_files import add_tasks
@@ -212,3 +213,30 @@ def test_a_refused_scheduled_backup_exits_4_as_backup_create_does(mc):
     assert created[0] == ran[0] == 4, (created, ran)
     assert "free disk space" in ran[2] and mc.backups.list() == []
     assert mc.scheduler.status()[0].last_ok is False  # the run is recorded all the same
+
+
+def test_a_failed_copy_is_info_while_the_summary_says_it():
+    stream = io.StringIO()
+    handler = Handler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("tests.cli.reported")
+    logger.addHandler(handler)
+    logger.propagate, logger.level = False, logging.DEBUG
+
+    def said(**kwargs):
+        stream.seek(0)
+        stream.truncate()
+        with said_by_summary(handler, **kwargs):
+            logger.error("copy failed", extra={"action": "offsite_failed"})
+            logger.warning("copy failed (event)", extra={"action": "offsite_failed"})
+            logger.error("backup failed", extra={"action": "backup_failed"})
+        return stream.getvalue().splitlines()
+    try:
+        assert said(level=logging.WARNING) == ["ERROR backup failed"]
+        assert said(level=logging.INFO) == ["INFO copy failed", "INFO copy failed (event)",
+                                            "ERROR backup failed"]
+        assert said(level=logging.WARNING, summarised=False) == [  # --quiet: no summary
+            "ERROR copy failed", "WARNING copy failed (event)", "ERROR backup failed"]
+        assert handler.filters == []
+    finally:
+        logger.removeHandler(handler)
