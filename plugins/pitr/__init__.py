@@ -429,8 +429,7 @@ class Engine:
             return
         try:
             marked = litestream.planned_stop(self.files)
-            if marked and litestream.process_identity(marked.split(":")[0], running=True) \
-                    == marked:
+            if marked and litestream.still_running(marked):
                 litestream.clear_planned_stop(self.files, marked)
         finally:
             paused.close()

@@ -267,6 +267,11 @@ def process_identity(pid, running=False):
     return f"{pid}:{found[1]}"
 
 
+def still_running(identity):
+    """Whether the process named by `identity` (`process_identity`) still runs (not a zombie)."""
+    return process_identity(identity.split(":", 1)[0], running=True) == identity
+
+
 def mark_planned_stop(files, pid):
     """Say that `pid` is being stopped on purpose (a restore), before stopping it.
 
