@@ -2,7 +2,7 @@
 from .. import config_file
 from ..errors import NotFound
 from .backup import backed_up, report
-from .failures import UsageError
+from .failures import STATUS_CODES, UsageError
 from .output import FAILED, OK
 from .parser import ACTIONS_HELP, add_option, command, command_options
 
@@ -68,8 +68,8 @@ def add_parsers(sub):
             examples=("mission-control scheduler list",)).set_defaults(handler=scheduler_list)
     run = command(scheduler, "run", "run a task now and wait for it",
                   description="run a task now and wait for it; it does not use up its next "
-                  "scheduled slot. Exits 1 when the task failed, 5 when its backup was made but "
-                  "an off-site copy failed",
+                  "scheduled slot. Exits 1 when the task failed, 4 when its backup was refused "
+                  "(the disk too full), 5 when its backup was made but an off-site copy failed",
                   examples=("mission-control scheduler run auto_backup",
                             "mission-control scheduler run offsite_verify"))
     run.add_argument("task", metavar="TASK", help="the task to run: " + "; ".join(
@@ -149,8 +149,9 @@ def _last(result):
 
 
 def scheduler_run(ctx):
-    """Exit 1 when the task ran and failed (its message says why); 5 when its backup was made but
-    an off-site copy failed (the summary line names it)."""
+    """Exit 1 when the task ran and failed (its message says why), 4 when its backup was refused
+    (the disk too full); 5 when its backup was made but an off-site copy failed (the summary line
+    names it)."""
     task, ran = ctx.args.task, []
 
     def run(mc):
@@ -163,9 +164,9 @@ def scheduler_run(ctx):
     made, watch, results = backed_up(ctx, run, "backup" if backup_task else f"running {task}",
                                      sized=backup_task)
     result = ran[0]
-    if not result.ok:
+    if not result.ok:  # refused (the disk guard's 507) exits 4 as `backup create` does
         ctx.out.error(result.message)
-        return FAILED
+        return STATUS_CODES.get(result.status, FAILED)
     data = {"ok": True, "message": result.message,
             "backup": result.backup.to_json() if result.backup else None}
     if made is None:

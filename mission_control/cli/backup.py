@@ -6,6 +6,7 @@ connections see at once.
 """
 import hashlib
 import os
+import stat
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -24,9 +25,11 @@ from ..backup.uploads import upload_slot
 from ..backup.verify import listing
 from ..backup.verify import verify_backup
 from ..errors import NotFound
+from .answer import answer_line
 from .failures import UsageError
 from .output import OFFSITE_FAILED, OK
 from .parser import ACTIONS_HELP, command
+from .reported import said_by_summary
 from .summary import BackupWatch, summary
 
 CHUNK = 1024 * 1024
@@ -134,20 +137,46 @@ def _when(ts):
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _written_size(folder):
+    """The size of the backup being written in `folder` (`.mc-backup-*`), 0 when there is none.
+
+    A file renamed or removed between the listing and its `stat` (the backup just finished) is
+    skipped, never an error.
+    """
+    size = 0
+    for path in folder.glob(f"{TEMP_PREFIX}*"):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            size = max(size, info.st_size)
+    return size
+
+
 @contextmanager
-def _growth(folder, advance):
-    """Report the growth of the backup being written (`.mc-backup-*` in `folder`) to `advance`."""
+def _growth(folder, advance, drawn=True):
+    """Report the growth of the backup being written in `folder` to `advance`.
+
+    :param drawn: whether a bar shows it: when not (--json, --quiet, not a terminal) no thread
+        watches the folder at all.
+    """
+    if not drawn:
+        yield
+        return
     done = threading.Event()
 
     def watch():
         seen = 0
         while not done.wait(0.2):
-            size = max((p.stat().st_size for p in folder.glob(f"{TEMP_PREFIX}*") if p.is_file()),
-                       default=0)
+            try:
+                size = _written_size(folder)
+            except OSError:  # the folder itself is unreadable for a moment: look again
+                continue
             if size > seen:
                 advance(size - seen)
                 seen = size
-    watcher = threading.Thread(target=watch, daemon=True)
+    watcher = threading.Thread(target=watch, name="backup-growth", daemon=True)
     watcher.start()
     try:
         yield
@@ -164,13 +193,15 @@ def database_size(db_path):
 
 def backed_up(ctx, make, label="backup", sized=True):
     """Run `make(mc)`, which makes one backup (returns its `BackupInfo`, or None), with its bars
-    drawn: `label`'s (sized: by the database and its WAL), then each off-site target's.
+    drawn: `label`'s (sized: by the database and its WAL), then each off-site target's. A
+    failed copy's log records are INFO meanwhile: the summary line says it (`reported`).
 
     :return: `(made, watch, results)`: results are `BackupWatch.outcome`'s.
     """
-    with ctx.out.bars() as bars:
+    with ctx.out.bars() as bars, said_by_summary(ctx.out.log_handler, not ctx.out.quiet):
         watch = BackupWatch(bars, database_size(ctx.config.db_path) if sized else None, label)
-        with ctx.open(plugins=(watch,)) as mc, _growth(mc.backups.dir, watch.backup_bar.advance):
+        with ctx.open(plugins=(watch,)) as mc, \
+                _growth(mc.backups.dir, watch.backup_bar.advance, ctx.out.shows_progress):
             made = make(mc)
             results = watch.outcome(mc.offsite.configured())
     return made, watch, results
@@ -377,11 +408,12 @@ def _settings_line(kept, restored):
 def _confirmed(ctx, source):
     """Ask on stdout, read one line of stdin (a script may pipe "y").
 
-    :raises UsageError: stdin has no line to read (no terminal, nothing piped): add --yes.
+    :raises UsageError: stdin has no line to read: closed, at its end, or not a terminal and
+        silent (ssh without -t, a CI job; `answer.GRACE`): add --yes.
     """
     print(f"Replace the live database with {source}? A safety backup is taken first. [y/N] ",
           end="", file=ctx.out.out, flush=True)
-    answer = ctx.stdin.readline()
+    answer = answer_line(ctx.stdin)
     if not answer:
         print(file=ctx.out.out, flush=True)
         raise UsageError("no answer to the confirmation (no terminal, nothing piped in): add "

@@ -1,6 +1,7 @@
 """`mission-control offsite status|list|fetch|key`: results, copies, fetching one, the signing key."""
 from datetime import datetime, timezone
 
+from ..backup.names import FETCHED_PREFIX
 from ..errors import BadRequest, NotFound
 from ..offsite.codec import parse_remote_name
 from ..offsite.targets import fetch
@@ -33,7 +34,8 @@ def add_parsers(sub):
                                     "(`offsite status` names them)")
     lst.set_defaults(handler=list_)
     get = command(actions, "fetch", "fetch a copy back into the backups folder, verified",
-                  description="fetch a copy back into the backups folder as fetched-….db, "
+                  description="fetch a copy back into the backups folder as "
+                  f"{FETCHED_PREFIX}<backup name> (e.g. {FETCHED_PREFIX}mc-backup-….db), "
                   "unpacked (zstd, age) and checked against the signed record of the copy this "
                   "service made; an encrypted copy (.age) needs the age identity",
                   examples=("mission-control offsite fetch dir mc-backup-2026-11-27_03-00-00.db",

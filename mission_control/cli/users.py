@@ -1,7 +1,9 @@
 """`mission-control user add|list|set-password|remove`: the people who may log in."""
 import getpass
 
+from ..passwords import check_strength
 from ..users import ROLES, UserError
+from .answer import answer_line
 from .failures import UsageError
 from .parser import ACTIONS_HELP, command
 
@@ -44,7 +46,7 @@ def read_password(args, stdin):
     :raises UserError: the two answers differ.
     """
     if args.password_stdin:
-        return stdin.readline().rstrip("\r\n")
+        return answer_line(stdin, grace=None).rstrip("\r\n")
     if not (hasattr(stdin, "isatty") and stdin.isatty()):
         raise UsageError("no terminal to ask for the password: pipe it in with --password-stdin")
     first = getpass.getpass("Password: ")
@@ -55,6 +57,9 @@ def read_password(args, stdin):
 
 def add_user(ctx):
     password = read_password(ctx.args, ctx.stdin)
+    problem = check_strength(password)
+    if problem:  # refused before the database is made: a refused `user add` leaves nothing
+        raise UserError(problem)
     db_path = ctx.config.db_path
     if not db_path.exists() or db_path.stat().st_size == 0:
         # Logged at INFO, which the CLI does not show by default: a mistyped path shows here.

@@ -148,7 +148,8 @@ class OffsiteResults:
         """
         reason = error if isinstance(error, str) else describe_error(error)
         log.error("off-site copy to %s of %s failed: %s", target,
-                  backup.name if backup else "?", reason)
+                  backup.name if backup else "?", reason,
+                  extra={"action": "offsite_failed", "target": target})
         detail = {"target": target, "name": backup.name if backup else None, "reason": reason}
         if location:
             detail["location"] = location

@@ -114,10 +114,11 @@ class Signer:
             return self._load()
         finally:
             os.unlink(tmp)
+        # One line: a log record's line feed would be printed as an escape (`logs.printable`).
         (announce or self.announce)(f"Created the off-site signing key; its verification key is "
-                      f"{encode_verify_key(key.public_key())}\nKeep it with the age identity: "
-                      "it proves which off-site copies this service made (shown again by "
-                      "`mission-control offsite key`).")
+                                    f"{encode_verify_key(key.public_key())} (keep it with the "
+                                    "age identity: it proves which off-site copies this service "
+                                    "made; shown again by `mission-control offsite key`)")
         return key
 
     def private_key(self, announce=None):

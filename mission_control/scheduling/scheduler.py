@@ -8,6 +8,7 @@ from ..actor import SCHEDULER, as_actor
 from ..errors import (BackupFailed, BackupRefused, Conflict, MissionControlError, TooManyRequests,
                      describe_error, safe_text)
 from ..offsite.drill import drill_task
+from ..units import human_size
 from .cron import describe
 from .cron import next_run
 from .cron import slot_start
@@ -44,6 +45,9 @@ class RunResult:
     ok: bool
     message: str
     backup: object = None  # the new BackupInfo, when there is one
+    #: A failed run's HTTP status, as the API would answer the error (507: a plugin refused the
+    #: backup, the disk too full; 500: it failed), so the CLI exits as `backup create` does.
+    status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,7 @@ class Scheduler:
     # -- the work ------------------------------------------------------------------------------
     def _backup(self, actor, rate_key=None):
         made = self.mc.backups.create(actor, rate_key=rate_key)
-        return made, f"Backup created ({int(made.size / 1024 + 0.5)}KB)"
+        return made, f"Backup created ({human_size(made.size)})"
 
     def _on(self, task):
         return bool(task.enabled()) if task.setting is None else \
@@ -174,6 +178,7 @@ class Scheduler:
         with self._lock:
             self._running.setdefault(task.id, []).append(started)
         try:
+            status = None
             try:
                 backup, message = task.run(actor, rate_key=rate_key)
                 ok = True
@@ -181,6 +186,7 @@ class Scheduler:
                 raise
             except Exception as exc:  # noqa: BLE001 - a failed run is a result, never a crash
                 backup, ok, message = None, False, self._failure(exc)
+                status = exc.status if isinstance(exc, MissionControlError) else 500
             self.state.record(task.id, _ms(started), _ms(self.mc.clock()), ok, message)
         finally:
             with self._lock:
@@ -190,7 +196,7 @@ class Scheduler:
             self.mc.audit.emit(task.audit, actor, target_type="scheduler", target_id=task.id,
                                detail={"ok": ok, "message": message, "trigger": trigger,
                                        "slot": slot, "backup": backup.name if backup else None})
-        return RunResult(ok, message, backup)
+        return RunResult(ok, message, backup, status)
 
     def _failure(self, exc):
         if isinstance(exc, BackupFailed):

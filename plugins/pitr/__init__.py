@@ -411,17 +411,30 @@ class Engine:
                 stack.close()
                 raise RuntimeError("another restore is pausing Litestream")
             pid = read_state(self.files).get("pid")
-            if pid:
-                litestream.mark_planned_stop(self.files, pid)  # no alarm: see `Supervisor`
+            marked = litestream.mark_planned_stop(self.files, pid) if pid else None  # no alarm
             if pid and not litestream.stop_process(pid, self.files, 15, time.sleep):
+                if marked:  # still running: its later death is a real one, not this restore's
+                    litestream.clear_planned_stop(self.files, marked)
                 stack.close()
                 raise RuntimeError("Litestream did not stop for the restore")
             self._paused = stack
 
     def resume(self):
+        """Let the owner start a new child (the pause lock is released).
+
+        The mark of a child this restore stopped stays for the owner to see (the child may be
+        gone before its owner looks, the restore over already); a marked process still running
+        was not stopped, and loses its mark first.
+        """
         with self._lock:
             paused, self._paused = self._paused, None
-        if paused is not None:
+        if paused is None:
+            return
+        try:
+            marked = litestream.planned_stop(self.files)
+            if marked and litestream.still_running(marked):
+                litestream.clear_planned_stop(self.files, marked)
+        finally:
             paused.close()
 
 

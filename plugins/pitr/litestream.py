@@ -244,26 +244,77 @@ def is_ours(pid, files):
     return b"replicate" in args and str(files.config).encode() in args
 
 
+def _stat(pid):
+    """`(state, start time)` of process `pid` from /proc/PID/stat (the start time in clock ticks
+    after boot, field 22), or None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[-1].split()
+        return fields[0], int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_identity(pid, running=False):
+    """`"PID:START"`: the pid and the start time of that process, which together name it
+    whatever later process gets the pid; None when there is no such process.
+
+    :param running: None also for a process that has exited but is not reaped yet (a zombie).
+    """
+    found = _stat(pid)
+    if found is None or (running and found[0] == b"Z"):
+        return None
+    return f"{pid}:{found[1]}"
+
+
+def still_running(identity):
+    """Whether the process named by `identity` (`process_identity`) still runs (not a zombie)."""
+    return process_identity(identity.split(":", 1)[0], running=True) == identity
+
+
 def mark_planned_stop(files, pid):
     """Say that `pid` is being stopped on purpose (a restore), before stopping it.
 
     Written into the pause lock file, which the caller holds: the owner (in any process) reads
-    it once the child is gone, however soon the restore is over and the lock free again.
+    it once the child is gone, however soon the restore is over and the lock free again. The
+    mark is the process's identity (`process_identity`: pid and start time), so it can never
+    stand for another process given the same pid.
+
+    :return: the identity written, or None when `pid` is not running (nothing to mark).
     """
-    fd = os.open(files.pause, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW |
-                 os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(str(pid))
+    identity = process_identity(pid, running=True)
+    if identity is not None:
+        fd = os.open(files.pause, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW |
+                     os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(identity)
+    return identity
 
 
 def planned_stop(files):
-    """The pid the last restore stopped on purpose (`mark_planned_stop`), or None."""
+    """The identity (`"PID:START"`) of the process the last restore stopped on purpose
+    (`mark_planned_stop`), or None."""
     try:
         with open(files.pause, encoding="ascii") as f:
-            text = f.read(32).strip()
+            text = f.read(64).strip()
     except (OSError, ValueError):
         return None
-    return int(text) if text.isdigit() else None
+    return text if re.fullmatch(r"\d+:\d+", text) else None
+
+
+def clear_planned_stop(files, identity=None):
+    """Forget the mark (only when it is `identity`, if given): a process that was not stopped
+    after all, or whose planned stop has been seen, must not make a later death look planned.
+
+    The pause lock file is emptied, never removed (others may hold or wait for its lock).
+    """
+    if identity is not None and planned_stop(files) != identity:
+        return
+    try:
+        fd = os.open(files.pause, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:  # no pause file: no mark
+        return
+    os.close(fd)
 
 
 def stop_process(pid, files, wait, clock_sleep):

@@ -4,8 +4,10 @@ Each `serve` process runs a supervisor thread. The one that holds the election l
 released by the kernel when its process dies) owns the child; the others wait for the lock. The
 owner restarts a child that dies, with a growing pause (audited `pitr_restarted`), restarts it
 when its settings change, and stops it on shutdown. A restore, in any process, takes the pause
-lock, marks the child as stopped on purpose (`litestream.mark_planned_stop`) and stops it; the
-owner starts a new one once the pause lock is free again. A planned stop (restore, new settings,
+lock, marks the child as stopped on purpose (`litestream.mark_planned_stop`: its pid and start
+time) and stops it; the owner starts a new one once the pause lock is free again. The mark is
+cleared when the stop fails, by `resume` for a marked child still running, and by the owner once
+it has seen the planned stop (and before it starts a child), so it never hides a real crash. A planned stop (restore, new settings,
 shutdown) is no error and no restart event, and resets the back-off.
 
 While it owns the child, a second thread checks the replica in the background
@@ -81,6 +83,7 @@ class Supervisor:
         self._state_lock = threading.Lock()  # the log reader writes the state file too
         self._deadline = None  # monotonic time by which `stop` must be done
         self._lingering = None  # a sealer whose `stop` timed out (its threads may still run)
+        self._child = None  # `litestream.process_identity` of the child it started last
 
     def _state(self, **changes):
         with self._state_lock:
@@ -167,6 +170,8 @@ class Supervisor:
             sealer = proc = None
             with pause.hold(0) as free:
                 if free:
+                    # No restore runs: a mark left now is of no child of ours (its owner died).
+                    litestream.clear_planned_stop(self.engine.files)
                     if not self.engine.sealed():
                         self._drop_staging()  # elected, and the last sealer stopped
                     sealer = self._start_sealer()
@@ -230,9 +235,12 @@ class Supervisor:
         self._state(pid=None)
         # A restore marks the child it stops before stopping it: its lock may be free again
         # already (a small database restores within one poll), so the lock alone cannot say.
-        planned = litestream.planned_stop(self.engine.files) == proc.pid
+        # The mark names the process (pid and start time): never a later one given the pid.
+        marked = litestream.planned_stop(self.engine.files)
+        planned = marked is not None and marked == self._child
         with pause.hold(0) as free:
-            pass
+            if free and planned:
+                litestream.clear_planned_stop(self.engine.files, marked)  # used: said once
         if planned or not free:
             log.info("Litestream stopped for a restore; it starts again once the restore is "
                      "done")
@@ -256,6 +264,7 @@ class Supervisor:
             self._state(pid=None, last_error=f"cannot start Litestream: {exc.strerror}")
             log.error("cannot start Litestream: %s", exc.strerror)
             return None
+        self._child = litestream.process_identity(proc.pid)  # read before it can be reaped
         self._state(pid=proc.pid, started_at=int(self.mc.clock() * 1000))
         self._check_soon.set()
         threading.Thread(target=self._read_log, args=(proc,), name="litestream-log",

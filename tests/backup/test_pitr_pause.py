@@ -63,3 +63,29 @@ def test_a_restore_is_no_alarm_and_resets_the_backoff(make_mc, tmp_path, caplog)
         assert restarts(mc) == [1.0, 2.0, 1.0]
     finally:
         assert supervisor.stop()
+
+
+def test_a_child_that_did_not_stop_keeps_its_alarm(make_mc, tmp_path, caplog, monkeypatch):
+    mc = make_mc()
+    name = mc.backups.create("test").name
+    mc.settings.update({"pitr.enabled": True,
+                        "pitr.replica_url": f"file://{tmp_path / 'replica'}"}, "test")
+    engine = _engine(mc)
+    supervisor = Supervisor(mc, engine)
+    supervisor.start()
+    caplog.set_level(logging.INFO)
+    try:
+        first = wait_for(lambda: running(engine), timeout=20)
+        assert first, caplog.text
+        with monkeypatch.context() as patched:  # the child does not die when told to
+            patched.setattr(litestream, "stop_process", lambda *args: False)
+            with pytest.raises(Exception):
+                restore_module.restore_backup(mc, name, "carol")
+        assert running(engine) == first and litestream.planned_stop(engine.files) is None
+        os.kill(first, signal.SIGKILL)  # later, a real crash of that same child
+        assert wait_for(lambda: running(engine, first), timeout=20), caplog.text
+        assert restarts(mc) == [1.0]
+        assert "exited with status" in (read_state(engine.files).get("last_error") or "")
+        assert "stopped for a restore" not in caplog.text
+    finally:
+        assert supervisor.stop()

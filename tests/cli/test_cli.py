@@ -130,6 +130,7 @@ def test_prune_and_the_refusals(data):
         both(data, "backup", "prune", code=4, text="already in progress")
     assert cli(data, "settings", "set", "diskguard.min_free_mb=1000000000").code == 0
     both(data, "backup", "create", code=4, text="free disk space")
+    both(data, "scheduler", "run", "auto_backup", code=4, text="free disk space")
     copy = data.parent / "copy.db"
     assert cli(data, "backup", "download", backups(data)[0]["name"], "-o", copy).code == 0
     both(data, "backup", "upload", copy, code=4, text="free disk space")

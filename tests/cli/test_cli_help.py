@@ -12,10 +12,17 @@ from mission_control.cli import GROUPS, log_level, main
 from mission_control.cli.admin import TASKS
 from mission_control.cli.output import EXIT_CODES, OFFSITE_FAILED
 from mission_control.cli.parser import build, _sub_parsers
+from mission_control.cli.reported import said_by_summary
 from mission_control.logs import Handler, TextFormatter
 
 from tests.support.backup_files import add_tasks
 from tests.support.offsite import new_key
+
+
+def parser_of(*words):
+    """The parser of one command, e.g. `parser_of("offsite", "fetch")`."""
+    [found] = [p for p in all_parsers() if p.prog.split()[1:] == list(words)]
+    return found
 
 
 def all_parsers():
@@ -188,8 +195,48 @@ def test_an_encrypted_fetch_without_identity_names_the_option(mc, tmp_path):
     code, out, err = cli(mc, "offsite", "fetch", "dir", copy, "--identity-file",
                          str(tmp_path / "id.txt"))
     assert code == 0 and out.startswith("fetched offsite-"), err
+    [fetched] = [p.name for p in mc.backups.dir.glob("offsite-*")]
+    help_text = " ".join(parser_of("offsite", "fetch").format_help().split())
+    assert "back into the backups folder as offsite-<backup name> (e.g. " \
+           "offsite-mc-backup-….db)" in help_text and fetched.startswith("offsite-mc-backup-")
 
 
 def test_a_cron_nickname_gets_its_five_fields(mc):
     code, _, err = cli(mc, "settings", "set", "general.auto_backup_schedule=@daily")
     assert code == 2 and "for @daily write '0 0 * * *'" in err
+
+
+def test_a_refused_scheduled_backup_exits_4_as_backup_create_does(mc):
+    assert cli(mc, "settings", "set", "diskguard.min_free_mb=1000000000")[0] == 0
+    created = cli(mc, "backup", "create")
+    ran = cli(mc, "scheduler", "run", "auto_backup")
+    assert created[0] == ran[0] == 4, (created, ran)
+    assert "free disk space" in ran[2] and mc.backups.list() == []
+    assert mc.scheduler.status()[0].last_ok is False  # the run is recorded all the same
+
+
+def test_a_failed_copy_is_info_while_the_summary_says_it():
+    stream = io.StringIO()
+    handler = Handler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("tests.cli.reported")
+    logger.addHandler(handler)
+    logger.propagate, logger.level = False, logging.DEBUG
+
+    def said(**kwargs):
+        stream.seek(0)
+        stream.truncate()
+        with said_by_summary(handler, **kwargs):
+            logger.error("copy failed", extra={"action": "offsite_failed"})
+            logger.warning("copy failed (event)", extra={"action": "offsite_failed"})
+            logger.error("backup failed", extra={"action": "backup_failed"})
+        return stream.getvalue().splitlines()
+    try:
+        assert said(level=logging.WARNING) == ["ERROR backup failed"]
+        assert said(level=logging.INFO) == ["INFO copy failed", "INFO copy failed (event)",
+                                            "ERROR backup failed"]
+        assert said(level=logging.WARNING, summarised=False) == [  # --quiet: no summary
+            "ERROR copy failed", "WARNING copy failed (event)", "ERROR backup failed"]
+        assert handler.filters == []
+    finally:
+        logger.removeHandler(handler)

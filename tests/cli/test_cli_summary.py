@@ -82,8 +82,12 @@ def test_a_failed_offsite_copy_is_named_and_exits_5(data, tmp_path):
     assert re.search(rf"; off-site crash: FAILED: \S*tapes\S*: .*the robot arm is stuck; "
                      rf"off-site dir: copied {SIZE} \(zstd\+age\); "
                      r"off-site tape: FAILED: the tape is full$", line), line
-    assert info_lines(ran.err) == [] and "the tape is full" in ran.err  # the ERROR log line
+    # The failed copy is said once, by the summary; its records are INFO (-v shows them).
+    assert info_lines(ran.err) == [] and "the tape is full" not in ran.err, ran.err
     assert "the robot arm is stuck" in ran.err  # one line, no traceback (run_cli checks)
+    loud = cli(data, "backup", "create", "-v", env=env)
+    assert [line for line in loud.err.splitlines() if "the tape is full" in line] == \
+        [line for line in info_lines(loud.err) if "the tape is full" in line] != []
 
     as_json = cli(data, "backup", "create", "--json", env=env)
     assert as_json.code == 5
@@ -92,7 +96,7 @@ def test_a_failed_offsite_copy_is_named_and_exits_5(data, tmp_path):
     assert {t["target"]: t["ok"] for t in answer["offsite"]} == \
         {"crash": False, "dir": True, "tape": False}
     quiet = cli(data, "backup", "create", "--quiet", env=env)
-    assert (quiet.code, quiet.out) == (5, "") and "the tape is full" in quiet.err
+    assert (quiet.code, quiet.out) == (5, "") and "the tape is full" in quiet.err  # no summary
 
     scheduled = cli(data, "scheduler", "run", "auto_backup", env=env)
     assert scheduled.code == 5 and "off-site tape: FAILED: the tape is full" in scheduled.out

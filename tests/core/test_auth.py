@@ -96,6 +96,21 @@ def test_successful_logins_do_not_count_against_the_limit(client, users):
     assert 1 <= int(blocked.headers["Retry-After"]) <= 60
 
 
+def test_a_success_between_failures_neither_counts_nor_clears_them(client, users, clock):
+    def login(password):
+        return client.post("/api/auth/login", json={"username": "alice", "password": password})
+
+    for _ in range(4):
+        assert login("x" * 12).status_code == 401
+    assert login(PASSWORD).status_code == 200  # the user's own login: not a failure, no reset
+    assert login("x" * 12).status_code == 401  # the fifth failure within the minute
+    blocked = login(PASSWORD)
+    assert blocked.status_code == 429 and 1 <= int(blocked.headers["Retry-After"]) <= 60
+    assert login("x" * 12).status_code == 429
+    clock.advance(61)
+    assert login(PASSWORD).status_code == 200
+
+
 def test_forwarded_for_is_believed_only_from_trusted_proxies(make_mc, clock):
     mc = make_mc(trusted_proxies=frozenset({"127.0.0.1"}))
     mc.users.add("alice", PASSWORD, role="admin")

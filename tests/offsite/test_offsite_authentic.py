@@ -5,6 +5,7 @@ the signed record of copies this service made (its database, or a manifest signe
 Ed25519 key beside the copy) are fetched, drilled or restored.
 """
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -19,6 +20,7 @@ from mission_control import MANIFEST_SUFFIX, encode
 from mission_control.config import Config
 from mission_control.errors import BadRequest
 from mission_control.health import backup_status
+from mission_control.logs import TEXT_FORMAT, TextFormatter
 from mission_control.offsite.codec import Codec
 from mission_control.offsite.drill import drill_all
 from mission_control.offsite.signing import KEY_FILE
@@ -264,6 +266,15 @@ def test_the_signing_key_is_private_and_its_verification_key_shown(admin_client,
     ran = run_cli("--json", "offsite", "key", "--data-dir", mc.config.data_dir)
     assert ran.code == 0 and ran.json == {"verify_key": shown, "created": False}
     assert key_file.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+
+
+def test_the_new_key_is_announced_on_one_log_line(mc, nas, caplog):
+    caplog.set_level(logging.WARNING, logger="mission_control.offsite")
+    mc.backups.create(actor="test")  # the first copy makes the key: a WARNING says so
+    [record] = [r for r in caplog.records if "verification key is ed25519:" in r.getMessage()]
+    line = TextFormatter(TEXT_FORMAT).format(record)
+    assert "\n" not in line and "\\x0a" not in line, line
+    assert "keep it with the age identity" in line and "mission-control offsite key" in line
 
 
 def test_a_signing_key_others_can_read_is_named_with_its_mode_and_left_alone(mc, nas):

@@ -1,4 +1,5 @@
 """The daily auto-backup rules, driven by a fake clock through `run_due()` (no sleeping)."""
+import re
 import sqlite3
 
 import pytest
@@ -16,7 +17,7 @@ def test_enabled_at_0259_runs_at_0300_once(smc, at):
     assert smc.scheduler.run_due() == [] and backups(smc) == []
     at("2026-03-04 03:00:00")
     [result] = smc.scheduler.run_due()
-    assert result.ok and result.message.startswith("Backup created (") and result.message.endswith("KB)")
+    assert result.ok and re.fullmatch(r"Backup created \(\d+(\.\d)? KiB\)", result.message)
     assert backups(smc) == ["mc-backup-2026-03-04_03-00-00.db"]
     at("2026-03-04 03:00:05")
     assert smc.scheduler.run_due() == []
