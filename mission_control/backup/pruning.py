@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..errors import MissionControlError, ValidationFailed, describe_error
 from ..files import fsync_dir
 from ..hooks import UNKNOWN_PLUGIN
-from .names import backup_time
+from .names import OFFSITE_FETCH, SAFETY_COPY, UPLOAD, backup_time
 from .retention import Plan
 
 log = logging.getLogger(__name__)
@@ -20,6 +20,16 @@ log = logging.getLogger(__name__)
 KEEP_SETTING = "general.safety_copies_keep"
 JUST_MADE = "just made"
 NEVER_PRUNED = "not an mc-backup-<UTC time>.db name: never pruned"
+#: What a preview says of the kinds `keep_newest` limits instead of the retention rules.
+LIMITED = {kind: f"a {words}: not counted by the retention rules; only the newest "
+                 f"{KEEP_SETTING} of them are kept (rename it to keep it forever)"
+           for kind, words in ((SAFETY_COPY, "pre-restore safety copy"), (UPLOAD, "upload"),
+                               (OFFSITE_FETCH, "copy fetched back from off-site"))}
+
+
+def left_alone(name):
+    """Why the retention rules leave out `name`: a kind kept to the newest few, or never pruned."""
+    return next((why for kind, why in LIMITED.items() if kind.matches(name)), NEVER_PRUNED)
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,7 @@ class Pruning:
                 if b.name in keep_names and JUST_MADE not in reasons:
                     reasons.insert(0, JUST_MADE)
                 keep.append((b.name, tuple(reasons)))
-        keep += [(b.name, (NEVER_PRUNED,)) for b in listed if b.name not in rotating_names]
+        keep += [(b.name, (left_alone(b.name),)) for b in listed if b.name not in rotating_names]
         policy = "none" if answer is None else "rules" if isinstance(answer, Plan) else "plugin"
         order = {b.name: i for i, b in enumerate(candidates)}
         return Outcome(policy, tuple(keep), tuple(sorted(delete, key=order.__getitem__)))

@@ -158,7 +158,7 @@ function keptItems(preview) {
 }
 
 function rotatingKept(preview) {
-  return preview.keep.filter((k) => !/never pruned/.test((k.reasons || []).join(" "))).length;
+  return preview.keep.filter((k) => !/never pruned|not counted by the retention rules/.test((k.reasons || []).join(" "))).length;
 }
 
 /** The Preview button: what the form's values keep (with the reasons) and delete, under the form. */

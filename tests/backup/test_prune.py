@@ -37,6 +37,24 @@ def pruned(mc):
     return [e["target_id"] for e in mc.audit_store.query(action="backup_prune")[0]]
 
 
+def test_the_preview_says_safety_copies_and_uploads_are_kept_to_the_newest_few(admin_client, mc):
+    """Uploads, safety copies and fetched copies are not pruned by the rules, nor kept forever."""
+    seed(mc, ["2026-11-17 15:00"])
+    others = ["pre-restore-2026-11-16_01-00-00.db", "uploaded-2026-11-16_02-00-00.db",
+              "offsite-mc-backup-2026-11-16_03-00-00.db", "keep-forever.db"]
+    for name in others:
+        touch(mc.backups.dir / name, 5)
+    response = admin_client.post("/api/backup/prune", json={"dry_run": True})
+    assert response.status_code == 200, response.json
+    reasons = {k["name"]: k["reasons"] for k in response.json["keep"]}
+    for name, words in zip(others, ("pre-restore safety copy", "upload",
+                                    "copy fetched back from off-site")):
+        assert reasons[name] == [f"a {words}: not counted by the retention rules; only the newest "
+                                 "general.safety_copies_keep of them are kept (rename it to keep "
+                                 "it forever)"]
+    assert reasons["keep-forever.db"] == ["not an mc-backup-<UTC time>.db name: never pruned"]
+
+
 def test_dry_run_explains_and_touches_nothing(admin_client, mc):
     mc.settings.update({"general.backup_retention_count": 2, "retention.keep_daily": 3}, "t")
     twice_a_day(mc)
