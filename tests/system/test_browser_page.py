@@ -163,10 +163,20 @@ def test_no_name_or_time_is_broken_inside_a_word(open_page, mc, viewport):
 def test_fresh_backups_say_checked_when_made_and_a_failed_file_warns_before_restore(open_page, mc):
     made = mc.backups.create("alice")
     (mc.backups.dir / "broken.db").write_bytes(b"this is not a database" * 100)
+    # A canonical name says nothing: a file copied in under one, or one cut short, was not
+    # checked as the service made it (the service's record of the check decides).
+    copied = "mc-backup-2020-01-01_00-00-00.db"
+    (mc.backups.dir / copied).write_bytes(made.path.read_bytes())
+    cut = mc.backups.create("alice")
+    with open(cut.path, "r+b") as f:
+        f.truncate(cut.size // 2)
     page = open_page()
     log_in(page)
     cell = page.locator(f'#backups-body tr[data-name="{made.name}"] td[data-label="Verified"]')
     expect(cell).to_have_text("✓ Checked when made")
+    for name in (copied, cut.name):
+        expect(page.locator(f'#backups-body tr[data-name="{name}"] td[data-label="Verified"]')) \
+            .to_have_text("Not verified")
     broken = page.locator('#backups-body tr[data-name="broken.db"] td[data-label="Verified"]')
     expect(broken).to_have_text("Not verified")
     row_action(page, "broken.db", "Verify")
