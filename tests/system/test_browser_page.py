@@ -310,6 +310,39 @@ def test_activity_filters_folds_logins_shows_the_address_and_pages(open_page, mc
     expect(audit_rows(page)).to_have_text(["Nothing matches."])
 
 
+def test_an_older_activity_answer_arriving_last_is_not_drawn(open_page, mc):
+    """Two loads of the Activity table overlap and the older answer comes last: the table shows
+    what the filters ask for now."""
+    for i in range(3):
+        mc.audit.emit("backup_create", "scheduler", target_type="backup", target_id=f"b{i}.db")
+    mc.audit.emit("settings_update", "bob")
+    page = open_page()
+    log_in(page)
+    open_tab(page, "activity")
+    held = []
+
+    def hold_unfiltered(route):
+        if "action=" not in route.request.url.replace("exclude_action=", ""):
+            held.append(route)  # answered later, after the newer load
+        else:
+            route.continue_()
+    page.route("**/api/audit?*", hold_unfiltered)
+    page.get_by_label("Show logins and logouts").check()  # load 1: every action (held)
+    for _ in range(100):  # the route handler runs as Playwright's events are pumped
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held
+    page.get_by_label("Action").select_option("settings_update")  # load 2: answered at once
+    expect(audit_rows(page)).to_have_count(1)
+    with page.expect_response(lambda r: r.request.url == held[0].request.url):
+        for route in held:
+            route.continue_()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 300))")
+    expect(audit_rows(page)).to_have_count(1)
+    expect(audit_rows(page).first).to_contain_text("bob")
+
+
 def test_tabs_follow_the_address_and_the_back_button(open_page, mc):
     page = open_page()
     log_in(page)
