@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from mission_control.actor import Actor
 from mission_control.backup.names import backup_time
 from mission_control.backup.verify import verify_backup
 from tests.support.browser import DESKTOP, PHONE, log_in, open_tab, row_action
 from tests.support.helpers import DAYS, n, touch
+from tests.support.pitr_engine import Engine
 
 expect = pytest.importorskip("playwright.sync_api",
                              reason="browser tests need playwright: pip install -e '.[test]'").expect
@@ -362,7 +364,9 @@ def test_tabs_follow_the_address_and_the_back_button(open_page, mc):
 
 
 def seed_for_screenshots(mc):
-    """A page worth looking at: real backups, a verified one, older ones over two pages, an upload."""
+    """A page worth looking at: real backups, a verified one, a failed one, older ones over two
+    pages, an upload, settings changed from two addresses, and point in time on (a stand-in engine
+    over the last three hours)."""
     mc.settings.update({"general.backup_retention_count": "40"}, "alice")
     seed_hourly(mc, 24, size=310_000)
     first = mc.backups.create("alice")
@@ -373,23 +377,52 @@ def seed_for_screenshots(mc):
     verify_backup(mc, first.name, "alice")
     uploaded = int(datetime(2026, 11, 12, 8, 15, tzinfo=timezone.utc).timestamp())
     touch(mc.backups.dir / "uploaded-2026-11-12_08-15-00.db", uploaded, b"x" * 290_000)
+    touch(mc.backups.dir / "keep-2026-q3.db", uploaded - 86400, b"not a database" * 1000)
+    verify_backup(mc, "keep-2026-q3.db", "alice")
     mc.settings.update({"general.auto_backup": "true", "retention.keep_daily": "7"}, "alice")
-    mc.audit.emit("settings_update", "bob", detail={"changes": {"retention.keep_daily": {
-        "old": "0", "new": "7"}}})
+    mc.audit.emit("settings_update", Actor("bob", ip_address="192.0.2.17"),
+                  detail={"changes": {"retention.keep_daily": {"old": "0", "new": "7"}}})
+    now_ms = int(mc.clock() * 1000)
+    mc.pm.register(Engine(first.path, earliest=now_ms - 3 * 3600_000, latest=now_ms - 2000))
+
+
+def unfold_settings(page):
+    """Open every folded settings form of the view shown (as a reader of the docs would)."""
+    for summary in page.locator(".view:visible details.settings-details:not([open]) > summary").all():
+        summary.click()
+
+
+def extra_shot(page, name, size):
+    """One more docs/screenshots/<name>-<size>.png of what the page shows now, with
+    MC_SCREENSHOTS=1."""
+    if os.environ.get("MC_SCREENSHOTS") == "1":
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{size}.png"), full_page=True)
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_each_view_at_both_sizes(open_page, mc, viewport):
-    """Every view shows its part; with MC_SCREENSHOTS=1 also saves docs/screenshots/<view>-<size>.png
+    """Every view shows its part (its settings unfolded, the point-in-time form on); with
+    MC_SCREENSHOTS=1 also saves docs/screenshots/<view>-<size>.png and the dialogs and previews
     (committed), so a normal run leaves the tree as it was."""
     seed_for_screenshots(mc)
     page = open_page(viewport=viewport)
     log_in(page)
     size = "desktop" if viewport is DESKTOP else "phone"
-    parts = {"backups": "#backups-body tr", "schedule": "#schedule-next li", "offsite": "#offsite-none",
-             "pitr": "#pitr-off", "activity": "#audit-body tr"}
+    parts = {"backups": "#backups-body tr", "schedule": "#schedule-next li",
+             "offsite": "#offsite-dir-form", "pitr": "#pitr-bar",
+             "activity": '#audit-body tr[data-action="login"]'}
     for view, part in parts.items():
         open_tab(page, view)
+        unfold_settings(page)
+        if view == "schedule":
+            page.locator("#retention-form").get_by_role("button", name="Preview").click()
+            expect(page.locator("#retention-preview")).to_contain_text("Kept (")
+        if view == "pitr":
+            page.get_by_role("button", name="1 min ago", exact=True).click()
+            expect(page.locator("#pitr-bar-mark")).to_be_visible()
+        if view == "activity":
+            page.get_by_label("Show logins and logouts").check()
+            expect(page.locator("#audit-body .address", has_text="192.0.2.17")).to_have_count(1)
         expect(page.locator(part).first).to_be_visible()
         # Nothing is cut off: no table scrolls sideways, nor the page.
         cut = page.evaluate("""() => [...document.querySelectorAll('.table-wrap')]
@@ -404,3 +437,18 @@ def test_each_view_at_both_sizes(open_page, mc, viewport):
             SCREENSHOTS.mkdir(exist_ok=True)
             page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=str(SCREENSHOTS / f"{view}-{size}.png"), full_page=True)
+        if view == "pitr":  # its confirm step
+            page.get_by_role("button", name="Restore to this moment…").click()
+            dialog = page.get_by_role("dialog", name="Restore to this moment?")
+            dialog.get_by_label("Type the moment").fill("RESTORE")
+            expect(dialog.get_by_role("button", name="Restore", exact=True)).to_be_enabled()
+            extra_shot(page, "pitr-confirm", size)
+            dialog.get_by_role("button", name="Cancel").click()
+
+    # A file that failed verification warns in the restore dialog.
+    open_tab(page, "backups")
+    page.get_by_role("button", name="Older →").click()
+    page.get_by_role("button", name="Restore keep-2026-q3.db").click()
+    warning = page.get_by_role("dialog", name="Restore this backup?").locator("#restore-verify-warning")
+    expect(warning).to_contain_text("This file failed verification")
+    extra_shot(page, "restore-failed-verification", size)
