@@ -34,6 +34,7 @@ from .names import FETCHED_PREFIX, OFFSITE_FETCH, SAFETY_COPY
 from ..files import open_private
 from .pruning import keep_newest
 from .verify import VerificationStore
+from .verify import remember_creation_check
 from .verify import inspect
 from .verify import verify_backup
 
@@ -348,7 +349,7 @@ def _safety_backup(mc, actor):
     """Snapshot the live database as `pre-restore-<UTC time>.db` (its `quick_check` remembered)."""
     made, _ = snapshot(mc.config.db_path, mc.backups.dir, SAFETY_COPY.name_format,
                        int(mc.clock()))
-    VerificationStore(mc.db).record_creation(made, mc.clock(), actor)
+    remember_creation_check(mc, made, actor)
     return made
 
 

@@ -22,7 +22,7 @@ from .names import created_at
 from ..files import PRIVATE_DIR
 from ..ratelimit import RateLimiter
 from .snapshot import copy_database
-from .verify import VerificationStore
+from .verify import remember_creation_check
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class BackupService:
                     made, copied_by = self._snapshot(actor, disk_errors)
                     # The copy passed `quick_check` before it got its name: remembered for the
                     # file as written (`GET /api/backup` says `checked_at_creation`).
-                    VerificationStore(self.mc.db).record_creation(made, self.mc.clock(), actor)
+                    remember_creation_check(self.mc, made, actor)
                     detail = {"name": made.name, "size": made.size, "path": str(made.path),
                               "duration_seconds": round(time.perf_counter() - started, 3),
                               "copy": copied_by}

@@ -1,6 +1,7 @@
 """Checking backup files: SQLite header, `integrity_check`, Mission Control's schema, SHA-256."""
 import functools
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -9,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from .. import db as dbmod
 from ..files import sha256_file
 from .schema_check import allowlist_problems
+
+log = logging.getLogger(__name__)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HEADER_SIZE = 100
@@ -200,6 +203,20 @@ class VerificationStore:
         if row and row["size"] == size and row["mtime_ns"] == mtime_ns:
             return row
         return None
+
+
+def remember_creation_check(mc, made, actor):
+    """Record that `made` passed its `quick_check` as it was written (`record_creation`), now.
+
+    The file is made whatever happens here: a database that cannot take the row (locked longer
+    than the busy timeout, full) leaves the file listed as not verified, and the log says why;
+    the backup still succeeds, as it does when the audit cannot be written.
+    """
+    try:
+        VerificationStore(mc.db).record_creation(made, mc.clock(), actor)
+    except sqlite3.Error as exc:
+        log.error("could not record the check of %s at creation (it is listed as not verified): %s",
+                  made.name, exc)
 
 
 _UNVERIFIED = {"verified_at": None, "verified_ok": None, "sha256": None,
