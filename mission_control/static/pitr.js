@@ -273,6 +273,8 @@ function showMoment() {
   else text = state.typedProblem || "Not chosen yet: pick a time or use a quick pick.";
   $("pitr-utc").textContent = text;
   const box = $("pitr-choices");
+  if (box.dataset.for === state.choices.join()) return drawBar(); // a refresh: keep the buttons (and focus)
+  box.dataset.for = state.choices.join();
   box.replaceChildren(...state.choices.map((at) => {
     const button = el("button", { type: "button", className: "secondary",
                                   text: `${localValue(at).replace("T", " ")} ${offsetText(at)} (${new Date(at).toISOString().replace(".000Z", "Z")})` });
