@@ -34,6 +34,7 @@ from .names import FETCHED_PREFIX, OFFSITE_FETCH, SAFETY_COPY
 from ..files import open_private
 from .pruning import keep_newest
 from .verify import VerificationStore
+from .verify import remember_creation_check
 from .verify import inspect
 from .verify import verify_backup
 
@@ -140,7 +141,7 @@ def _restore_checked(mc, source, check, actor, name, detail, session_token, keep
     try:
         migrated_to, carried = _prepare(mc, source, prepared)
         kept = _keep_protection(mc, prepared) if keep_settings else []
-        safety = _safety_backup(mc)
+        safety = _safety_backup(mc, actor)
         _top_up_audit(mc, prepared, carried)
         # Whatever reads the database file itself (a replication process) stops for the swap.
         paused = True  # from here on, restore_resume follows whatever happens
@@ -274,12 +275,14 @@ def _carry_over_audit(live, dst, after_id=0):
 
 def _top_up_audit(mc, prepared, carried):
     """Carry over the live events written since `_prepare` read the trail (while the safety
-    backup was made), so only the last milliseconds before the swap are not in the restored trail.
+    backup was made), so only the last milliseconds before the swap are not in the restored trail;
+    and the live file checks again, which now hold the safety backup's check at creation.
     """
     dst = sqlite3.connect(str(prepared), isolation_level=None)
     try:
         dst.execute("BEGIN IMMEDIATE")
         _carry_over_audit(mc.db.conn(), dst, carried)
+        VerificationStore.replace_rows(dst, VerificationStore(mc.db).all())
         dst.execute("COMMIT")
     finally:
         dst.close()
@@ -342,10 +345,11 @@ def _keep_protection(mc, prepared):
         dst.close()
 
 
-def _safety_backup(mc):
-    """Snapshot the live database as `pre-restore-<UTC time>.db`."""
+def _safety_backup(mc, actor):
+    """Snapshot the live database as `pre-restore-<UTC time>.db` (its `quick_check` remembered)."""
     made, _ = snapshot(mc.config.db_path, mc.backups.dir, SAFETY_COPY.name_format,
                        int(mc.clock()))
+    remember_creation_check(mc, made, actor)
     return made
 
 

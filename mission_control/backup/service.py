@@ -22,6 +22,7 @@ from .names import created_at
 from ..files import PRIVATE_DIR
 from ..ratelimit import RateLimiter
 from .snapshot import copy_database
+from .verify import remember_creation_check
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,9 @@ class BackupService:
                     self._pre_backup(actor)
                     disk_errors = []
                     made, copied_by = self._snapshot(actor, disk_errors)
+                    # The copy passed `quick_check` before it got its name: remembered for the
+                    # file as written (`GET /api/backup` says `checked_at_creation`).
+                    remember_creation_check(self.mc, made, actor)
                     detail = {"name": made.name, "size": made.size, "path": str(made.path),
                               "duration_seconds": round(time.perf_counter() - started, 3),
                               "copy": copied_by}

@@ -1,6 +1,7 @@
 """Checking backup files: SQLite header, `integrity_check`, Mission Control's schema, SHA-256."""
 import functools
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -9,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from .. import db as dbmod
 from ..files import sha256_file
 from .schema_check import allowlist_problems
+
+log = logging.getLogger(__name__)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HEADER_SIZE = 100
@@ -133,16 +136,22 @@ def inspect(path, *, timeout=None, clock=time.time):
     return result
 
 
+VERIFY, CREATION = "verify", "creation"  # the `source` of a row: Verify, or the check at creation
+
+
 class VerificationStore:
-    """SQL for the `backup_verifications` table: the last verification of each backup file."""
+    """SQL for the `backup_verifications` table: the last check of each backup file, either a
+    verification (`source` "verify") or the `quick_check` the service ran as it made the file
+    (`source` "creation", no SHA-256)."""
 
     def __init__(self, db):
         self._db = db
 
     _WRITE = ("INSERT OR REPLACE INTO backup_verifications (name, size, mtime_ns, sha256, ok,"
-              " integrity, page_count, page_size, schema_version, verified_at, verified_by)"
+              " integrity, page_count, page_size, schema_version, verified_at, verified_by,"
+              " source)"
               " VALUES (:name, :size, :mtime_ns, :sha256, :ok, :integrity, :page_count,"
-              " :page_size, :schema_version, :verified_at, :verified_by)")
+              " :page_size, :schema_version, :verified_at, :verified_by, :source)")
 
     def record(self, name, st, sha256, found, verified_at, verified_by):
         with self._db.transaction() as conn:
@@ -151,7 +160,21 @@ class VerificationStore:
                 "ok": int(found.ok), "integrity": json.dumps(found.integrity),
                 "page_count": found.page_count, "page_size": found.page_size,
                 "schema_version": found.schema_version, "verified_at": verified_at,
-                "verified_by": verified_by}])
+                "verified_by": verified_by, "source": VERIFY}])
+
+    def record_creation(self, made, checked_at, actor):
+        """Remember that `made` (a `BackupInfo` the service just wrote) passed `PRAGMA
+        quick_check` at `checked_at` (unix seconds), for its size and mtime as written.
+
+        A full verification of the file later replaces this row; a changed file (copied over,
+        truncated) no longer matches it.
+        """
+        with self._db.transaction() as conn:
+            self.write_rows(conn, [{
+                "name": made.name, "size": made.size, "mtime_ns": made.mtime_ns, "sha256": "",
+                "ok": 1, "integrity": json.dumps(["ok"]), "page_count": None,
+                "page_size": None, "schema_version": None, "verified_at": int(checked_at),
+                "verified_by": str(actor), "source": CREATION}])
 
     @classmethod
     def write_rows(cls, conn, rows):
@@ -173,34 +196,56 @@ class VerificationStore:
         return self.of_file(name, st.st_size, st.st_mtime_ns)
 
     def of_file(self, name, size, mtime_ns):
-        """The row for `name` if it was verified at this `size` and `mtime_ns`, else None."""
-        row = self._db.query_one("SELECT * FROM backup_verifications WHERE name = ?", (name,))
+        """The verification of `name` if it was verified (not only checked at creation) at this
+        `size` and `mtime_ns`, else None."""
+        row = self._db.query_one("SELECT * FROM backup_verifications WHERE name = ? AND"
+                                 " source = ?", (name, VERIFY))
         if row and row["size"] == size and row["mtime_ns"] == mtime_ns:
             return row
         return None
 
 
-_UNVERIFIED = {"verified_at": None, "verified_ok": None, "sha256": None}
+def remember_creation_check(mc, made, actor):
+    """Record that `made` passed its `quick_check` as it was written (`record_creation`), now.
+
+    The file is made whatever happens here: a database that cannot take the row (locked longer
+    than the busy timeout, full) leaves the file listed as not verified, and the log says why;
+    the backup still succeeds, as it does when the audit cannot be written.
+    """
+    try:
+        VerificationStore(mc.db).record_creation(made, mc.clock(), actor)
+    except sqlite3.Error as exc:
+        log.error("could not record the check of %s at creation (it is listed as not verified): %s",
+                  made.name, exc)
+
+
+_UNVERIFIED = {"verified_at": None, "verified_ok": None, "sha256": None,
+               "checked_at_creation": None}
 
 
 def listing(mc, files):
-    """The items of `GET /api/backup`: name, size, created_at and the verification fields
-    (`verified_at`, `verified_ok`, `sha256`), for `files` as `BackupService.scan` gives them.
+    """The items of `GET /api/backup`: name, size, created_at, the verification fields
+    (`verified_at`, `verified_ok`, `sha256`) and `checked_at_creation` (when the service's
+    `quick_check` passed as it made the file, while no verification replaced that record), for
+    `files` as `BackupService.scan` gives them. Each counts only while the file has the size and
+    mtime it was checked with.
 
     One query for all rows, and the listing's own stat (`mtime_ns`), so that a folder of 10,000
     files lists in milliseconds rather than with 10,000 queries and stats.
     """
     verified = {r[0]: r for r in mc.db.execute(
-        "SELECT name, size, mtime_ns, verified_at, ok, sha256 FROM backup_verifications")}
+        "SELECT name, size, mtime_ns, verified_at, ok, sha256, source FROM backup_verifications")}
     items = []
     append = items.append
     for created_at, name, size, mtime_ns in files:
-        item = {"name": name, "size": size, "created_at": created_at}
+        item = {"name": name, "size": size, "created_at": created_at, **_UNVERIFIED}
         row = verified.get(name)
-        if row is not None and row[1] == size and row[2] == mtime_ns:
+        if row is None or row[1] != size or row[2] != mtime_ns:
+            pass  # never checked, or the file changed since
+        elif row[6] == CREATION:
+            item["checked_at_creation"] = row[3]
+        else:
             item["verified_at"], item["verified_ok"], item["sha256"] = row[3], bool(row[4]), row[5]
-        else:  # never verified, or the file changed since
-            item.update(_UNVERIFIED)
         append(item)
     return items
 

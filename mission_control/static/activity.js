@@ -7,7 +7,8 @@ import { renderAudit, renderPager } from "./render.js";
 
 const PAGE = 25;
 const FOLDED = ["login", "logout"];
-const state = { offset: 0, actors: new Set(), ctx: null };
+/** `asked`: numbers the loads, so that only the newest one draws (an older answer may come last). */
+const state = { offset: 0, actors: new Set(), ctx: null, asked: 0 };
 
 function filters() {
   const params = new URLSearchParams();
@@ -24,6 +25,7 @@ function folding() {
 
 /** Load the page of events the filters and pager ask for (the page reloads it with the rest). */
 export async function loadAudit() {
+  const asked = ++state.asked;
   const params = filters();
   if (folding()) params.set("exclude_action", FOLDED.join(","));
   params.set("limit", PAGE);
@@ -32,6 +34,7 @@ export async function loadAudit() {
   everything.set("limit", 1);
   const [data, all] = await Promise.all([api("GET", `/api/audit?${params}`),
                                          folding() ? api("GET", `/api/audit?${everything}`) : null]);
+  if (asked !== state.asked) return undefined; // the filters or the page changed meanwhile
   const events = data.events || [];
   if (!events.length && state.offset > 0 && data.total > 0) {  // the page asked for is gone
     state.offset = Math.floor((data.total - 1) / PAGE) * PAGE;

@@ -157,7 +157,8 @@ function loadAll() {
   return current;
 }
 
-/** The service's time in unix ms, from the browser's and the last status's `checked_at`. */
+/** The service's time in unix ms, from the browser's and the last status's `checked_at` (the
+ * schedule's running time and the point-in-time quick picks count from it). */
 function serverNow() {
   return Date.now() + state.skewMs;
 }
@@ -198,7 +199,9 @@ function loadHealth() {
     document.body.classList.toggle("no-files", !state.files);
     $("health").hidden = status === null;
     if (status) {
-      state.skewMs = status.checked_at * 1000 - Date.now();
+      // `checked_at` is whole seconds: a difference under 2 s is not measured, it is rounding.
+      const skew = status.checked_at * 1000 - Date.now();
+      state.skewMs = Math.abs(skew) < 2000 ? 0 : skew;
       renderHealth(status);
     }
   });
@@ -445,7 +448,7 @@ function wire() {
   $("upload-form").addEventListener("submit", upload);
   $("delete-dialog").addEventListener("close", deleteClosed);
   $("restore-dialog").addEventListener("close", restoreClosed);
-  wirePitr({ showLogin, handleError, reload: loadAll });
+  wirePitr({ showLogin, handleError, reload: loadAll, now: serverNow });
   $("restore-typed").addEventListener("input", () => { $("restore-confirm").disabled = !restoreTyped(); });
   $("restore-typed").addEventListener("keydown", (event) => {
     // Enter would submit with the first button (Cancel); confirm only when the name matches.

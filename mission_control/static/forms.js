@@ -97,7 +97,11 @@ function control(key, kind, extra, described) {
     const names = extra.names || {};
     return el("select", common, ...extra.choices.map((c) => el("option", { value: c, text: names[c] ?? c })));
   }
-  if (kind === "area" || (kind === "secret" && extra.area)) {
+  if (kind === "secret" && extra.area) {  // a key of several lines, masked as a password is
+    return el("textarea", { ...common, rows: 2, autocomplete: "off", spellcheck: "false", autocapitalize: "none",
+                            autocorrect: "off", className: "masked", "data-secret": "" });
+  }
+  if (kind === "area") {
     return el("textarea", { ...common, rows: 2, autocomplete: "off", spellcheck: "false", autocapitalize: "none" });
   }
   if (kind === "secret") {
@@ -292,6 +296,9 @@ async function saveForm(spec, form) {
   setBusy(button, true, "Saving…");
   try {
     await api("PUT", "/api/settings", { settings: body });
+    for (const input of form.querySelectorAll("[data-key]")) {  // secrets leave the page once saved
+      if (input.dataset.key in state.secrets) input.value = "";
+    }
     state.dirty.delete(spec.id); // refilled with what is stored by the reload
     tell(status, `Saved ${keys.length === 1 ? "1 setting" : `${keys.length} settings`}: ${keys.join(", ")}.`);
     await state.app.reload();

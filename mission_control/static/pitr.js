@@ -12,7 +12,11 @@ const STEPS = "Litestream keeps every second of the last 5 minutes; further back
   "steps of 30 s, then 5 min, then 1 hour (its compaction levels), so an older moment is " +
   "restored to the last step at or before it (the green part of the bar is the last 5 minutes). " +
   "The moment actually restored to is shown afterwards.";
-const state = { app: null, pitr: null, moment: null };
+/** `moment`: the instant chosen (unix ms), kept as picked: the field shows it in local time but is
+ * read back only when the user types in it (a repeated local hour names two instants).
+ * `choices`: the instants a typed local time in a repeated hour may mean, while one is chosen;
+ * `typedProblem`: why the text typed is no moment (null: it is one, or nothing is typed). */
+const state = { app: null, pitr: null, moment: null, choices: [], typedProblem: null };
 
 // ---- times -------------------------------------------------------------------------------
 
@@ -23,6 +27,13 @@ function localValue(ms) {
   const d = new Date(ms);
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T` +
     `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** `ms` in the browser's local time as one may type it to confirm: with its offset when that local
+ * time happens twice (the hour repeated when the clocks go back). */
+function localSpelling(ms) {
+  const local = localValue(ms).replace("T", " ");
+  return parseMoment(local) === ms ? `${local} (your time)` : `${local}${offsetText(ms).slice(3)}`;
 }
 
 /** "UTC+01:00" for the browser's zone at `ms`. */
@@ -42,21 +53,49 @@ const SPELLING = new RegExp("^(\\d{4})-(\\d{2})-(\\d{2})[T ](\\d{2}):(\\d{2})(?:
   "\\s*(Z|UTC|GMT|[+-]\\d{2}(?::?\\d{2})?)?$", "i");
 
 /**
- * Unix ms of a written moment, or NaN: ISO 8601 with `Z` or an offset (`…:32Z`, `…:32.000Z`,
+ * The instants (unix ms, earliest first) at which the browser's clock shows this local time: one
+ * as a rule, two in the hour repeated when the clocks go back, none in the hour skipped when they
+ * go forward (`new Date(y, mo, d, h, …)` would silently take one of them).
+ */
+function localInstants(y, mo, d, h, mi, s, ms) {
+  const wall = Date.UTC(y, mo - 1, d, h, mi, s, ms);
+  if (new Date(wall).getUTCDate() !== d) return [];  // 31 February and alike
+  const offsets = new Set([-24, -12, 0, 12, 24].map((k) => new Date(wall + k * 3600000).getTimezoneOffset()));
+  const found = [];
+  for (const offset of offsets) {
+    const at = wall + offset * 60000;
+    if (new Date(at).getTimezoneOffset() === offset && !found.includes(at)) found.push(at);
+  }
+  return found.sort((a, b) => a - b);
+}
+
+/**
+ * A written moment read: `{ ms }`, or `{ problem }` in words, or `{ problem, choices }` (unix ms)
+ * for a local time that happens twice. ISO 8601 with `Z` or an offset (`…:32Z`, `…:32.000Z`,
  * `…:32+00:00`), or without a zone (`2026-11-27T15:52:32`, `2026-11-27 15:52:32`) read as the
  * browser's local time, as the field shows it.
  */
-export function parseMoment(text) {
+export function readMoment(text) {
   const m = SPELLING.exec(String(text).trim());
-  if (!m) return NaN;
+  if (!m) return { problem: "Not a date and time." };
   const [y, mo, d, h, mi] = m.slice(1, 6).map(Number);
   const s = Number(m[6] || 0);
   const ms = Math.round(Number(`0.${m[7] || "0"}`) * 1000);
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59) return NaN;
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59) return { problem: "Not a date and time." };
   const zone = m[8] ? m[8].toUpperCase() : null;
   if (zone === null) {
-    const local = new Date(y, mo - 1, d, h, mi, s, ms);
-    return local.getDate() === d ? local.getTime() : NaN;
+    const found = localInstants(y, mo, d, h, mi, s, ms);
+    const written = `${m[1]}-${m[2]}-${m[3]} ${m[4]}:${m[5]}:${pad(s)}`;
+    const where = Intl.DateTimeFormat().resolvedOptions().timeZone || "your time zone";
+    if (found.length === 1) return { ms: found[0] };
+    if (found.length === 0) {
+      return new Date(Date.UTC(y, mo - 1, d)).getUTCDate() !== d ? { problem: "Not a date and time." }
+        : { problem: `${written} does not exist in ${where}: the clocks went forward past it. ` +
+            "Choose another time, or type the moment in UTC or with its offset." };
+    }
+    return { problem: `${written} happens twice in ${where}: the clocks went back. Choose which one ` +
+      "below (each is given with its offset and in UTC), or type the moment in UTC or with its offset.",
+             choices: found };
   }
   let offset = 0;
   if (!["Z", "UTC", "GMT"].includes(zone)) {
@@ -64,7 +103,13 @@ export function parseMoment(text) {
     offset = (z[1] === "-" ? -1 : 1) * (Number(z[2]) * 60 + Number(z[3] || 0));
   }
   const utc = Date.UTC(y, mo - 1, d, h, mi, s, ms);
-  return new Date(utc).getUTCDate() === d ? utc - offset * 60000 : NaN;
+  return new Date(utc).getUTCDate() === d ? { ms: utc - offset * 60000 } : { problem: "Not a date and time." };
+}
+
+/** Unix ms of a written moment, or NaN (also for a local time that happens twice, or never). */
+export function parseMoment(text) {
+  const read = readMoment(text);
+  return read.ms === undefined ? NaN : read.ms;
 }
 
 /** "1 min 30 s", "2 h 05 min", "3 d 4 h": how long a window is. */
@@ -96,7 +141,11 @@ function build() {
         el("input", { id: "pitr-moment", type: "datetime-local", step: "1", required: true,
                       "aria-describedby": "pitr-zone pitr-steps" }),
         el("span", { id: "pitr-zone", className: "pitr-zone" })),
-      el("p", { id: "pitr-utc", className: "muted", "aria-live": "polite" })),
+      el("p", { id: "pitr-utc", className: "muted", "aria-live": "polite" }),
+      el("label", { for: "pitr-moment-text", text: "…or type it in UTC or with its offset" }),
+      el("input", { id: "pitr-moment-text", className: "wide", autocomplete: "off", spellcheck: "false",
+                    autocapitalize: "none", placeholder: "2026-10-25T00:30:00Z or 2026-10-25 02:30:00+01:00" }),
+      el("div", { id: "pitr-choices", className: "actions", role: "group", "aria-label": "Which one", hidden: true })),
     el("div", { className: "actions pitr-quick", role: "group", "aria-label": "Quick picks" }, ...quick),
     el("p", { id: "pitr-steps", className: "muted", text: STEPS }),
     el("div", { id: "pitr-error", className: "error-box", role: "alert", tabindex: "-1", hidden: true }),
@@ -105,7 +154,8 @@ function build() {
   box.append(form);
   document.body.append(dialog());
   form.addEventListener("submit", (event) => { event.preventDefault(); openConfirm(); });
-  $("pitr-moment").addEventListener("input", momentChanged);
+  $("pitr-moment").addEventListener("input", () => typed($("pitr-moment").value, "pitr-moment-text"));
+  $("pitr-moment-text").addEventListener("input", () => typed($("pitr-moment-text").value, "pitr-moment"));
   for (const button of quick) button.addEventListener("click", () => pick(Number(button.dataset.ago)));
 }
 
@@ -166,9 +216,10 @@ export function renderPitr(pitr) {
     : "nothing restorable yet";
   $("pitr-lag").textContent = pitr.lag_seconds === null ? "—" : `${pitr.lag_seconds} s`;
   if (!$("pitr-form")) build();
-  for (const button of $("pitr-form").querySelectorAll("button")) button.disabled = !open;
-  drawBar();
-  momentChanged();
+  for (const button of $("pitr-form").querySelectorAll("button")) {
+    if (!button.hasAttribute("aria-busy")) button.disabled = !open; // a restore running keeps its button
+  }
+  showMoment(); // the moment chosen and any error shown stay: only what the user does changes them
 }
 
 function drawBar() {
@@ -195,30 +246,61 @@ function drawBar() {
 
 // ---- choosing the moment -----------------------------------------------------------------
 
-/** The moment in the field as unix ms (whole seconds), or null while it is empty or incomplete. */
-function fieldMoment() {
-  const value = $("pitr-moment").value;
-  if (!value) return null;
-  const ms = parseMoment(value);
-  return Number.isNaN(ms) ? null : ms;
+/** The service's time in unix ms (the page measures the browser's clock against it). */
+function now() {
+  return state.app && state.app.now ? state.app.now() : Date.now();
 }
 
-function momentChanged() {
-  state.moment = fieldMoment();
-  const ms = state.moment;
-  $("pitr-zone").textContent = zoneText(ms ?? Date.now());
-  $("pitr-utc").textContent = ms === null ? "Not chosen yet: pick a time or use a quick pick."
-    : `That is ${utcTime(ms / 1000)} (${new Date(ms).toISOString().replace(".000Z", "Z")}).`;
+/** The user typed `value` in one of the two fields (the only time they are read); the `other` one
+ * shows the moment read, in its own way (local time in the picker, blank in the text field). */
+function typed(value, other) {
+  const read = value.trim() ? readMoment(value) : { problem: null };
+  state.moment = read.ms === undefined ? null : read.ms;
+  $(other).value = other === "pitr-moment" && state.moment !== null ? localValue(state.moment) : "";
+  state.choices = read.choices || [];
+  state.typedProblem = read.problem || null;
   $("pitr-error").hidden = true;
+  $("pitr-result").hidden = true;
+  showMoment();
+}
+
+/** Say the chosen moment in UTC (or why the typed one is not one), and mark it on the bar. */
+function showMoment() {
+  const ms = state.moment;
+  $("pitr-zone").textContent = zoneText(ms ?? now());
+  let text;
+  if (ms !== null) text = `That is ${utcTime(ms / 1000)} (${new Date(ms).toISOString().replace(".000Z", "Z")}).`;
+  else text = state.typedProblem || "Not chosen yet: pick a time or use a quick pick.";
+  $("pitr-utc").textContent = text;
+  const box = $("pitr-choices");
+  if (box.dataset.for === state.choices.join()) return drawBar(); // a refresh: keep the buttons (and focus)
+  box.dataset.for = state.choices.join();
+  box.replaceChildren(...state.choices.map((at) => {
+    const button = el("button", { type: "button", className: "secondary",
+                                  text: `${localValue(at).replace("T", " ")} ${offsetText(at)} (${new Date(at).toISOString().replace(".000Z", "Z")})` });
+    button.addEventListener("click", () => choose(at));
+    return button;
+  }));
+  box.hidden = state.choices.length === 0;
   drawBar();
+}
+
+/** Take `ms` as the moment, shown in the field in local time but kept as this instant. */
+function choose(ms) {
+  state.moment = ms;
+  state.choices = [];
+  state.typedProblem = null;
+  $("pitr-moment").value = localValue(ms);
+  $("pitr-moment-text").value = "";
+  $("pitr-error").hidden = true;
+  $("pitr-result").hidden = true;
+  showMoment();
 }
 
 function pick(secondsAgo) {
   const p = state.pitr;
-  const ms = Math.floor((Date.now() - secondsAgo * 1000) / 1000) * 1000;
-  $("pitr-result").hidden = true;
-  $("pitr-moment").value = localValue(ms);
-  momentChanged();
+  const ms = Math.floor((now() - secondsAgo * 1000) / 1000) * 1000;
+  choose(ms);
   if (p && p.earliest !== null && ms < p.earliest) {
     fail(`${secondsAgo / 60} min ago is before the restorable window, which starts at ${bothTimes(p.earliest / 1000)}.`);
   } else if (p && p.latest !== null && ms > p.latest) {
@@ -237,6 +319,7 @@ function fail(text) {
 /** Why the chosen moment cannot be restored to, or "" when it can. */
 function problem() {
   const p = state.pitr, ms = state.moment;
+  if (ms === null && state.typedProblem) return state.typedProblem;
   if (ms === null) return "Choose the moment first: a date and a time to the second, or a quick pick.";
   if (!p || p.earliest === null) return "Nothing is restorable yet.";
   if (ms < p.earliest || ms > p.latest) {
@@ -259,7 +342,7 @@ function openConfirm() {
   $("pitr-confirm-step").textContent = state.pitr.latest - ms <= FINE_MS
     ? "Within the last 5 minutes: restored to the second."
     : "Older than 5 minutes: restored to the last compaction step (30 s, 5 min or 1 h) at or before it.";
-  $("pitr-typed-hint").textContent = `For example ${iso}, ${localValue(ms).replace("T", " ")} (your time) or RESTORE.`;
+  $("pitr-typed-hint").textContent = `For example ${iso}, ${localSpelling(ms)} or RESTORE.`;
   $("pitr-typed").value = "";
   $("pitr-settings").checked = false;
   $("pitr-confirm").disabled = true;
@@ -291,14 +374,18 @@ async function confirmClosed() {
   setBusy(button, true, "Restoring…");
   try {
     const r = await api("POST", "/api/backup/restore", { timestamp: new Date(ms).toISOString(), keep_settings: keepSettings });
-    const text = restoredText(r, ms, keepSettings);
+    const text = restoredText(r, ms, keepSettings, state.pitr);
     if (r.session && r.session.logged_in === false) {
       state.app.showLogin(`${text} ${r.session.message || "Please log in again."}`);
       return;
     }
     setBusy(button, false);
     $("pitr-moment").value = "";
-    momentChanged();
+    $("pitr-moment-text").value = "";
+    state.moment = null;
+    state.choices = [];
+    state.typedProblem = null;
+    showMoment();
     result.textContent = text;
     result.focus();
     await state.app.reload();
@@ -311,29 +398,46 @@ async function confirmClosed() {
   }
 }
 
-/** What the restore answer says was done, in words: the moment restored to first. */
-function restoredText(r, askedMs, keepSettings) {
+/**
+ * What the restore answer says was done, in words: the moment restored to first. Without
+ * `restored_to` (a plain Litestream stream does not say), a moment older than its last 5 minutes
+ * (as the window stood: `pitr`) was restored to a compaction step at or before it.
+ */
+function restoredText(r, askedMs, keepSettings, pitr) {
   const restored = r.restored || {};
-  const toMs = Date.parse(restored.restored_to || restored.timestamp || "") || askedMs;
+  const heldMs = Date.parse(restored.restored_to || "");
+  const askedText = `${bothTimes(askedMs / 1000)} (${new Date(askedMs).toISOString()})`;
   const skipped = restored.skipped || [];
   // A file first stored long after the moment is not trusted for it (sealed_stream.LATE).
   const late = skipped.filter((s) => String(s.reason).startsWith("first stored ")).length;
   const unread = skipped.length - late;
-  const held = toMs === askedMs ? "" : ` You asked for ${bothTimes(askedMs / 1000)}; ` + (late
-    ? `the data is from an earlier moment: ${late} later file(s) of the stream were uploaded too long after ` +
-      "the moment to be trusted for it (named in the audit log; `mission-control recover --at … --as-of …` " +
-      "can read them)."
-    : "the data is from the last change the stream kept at or before it.");
+  let first, held = "";
+  if (!Number.isNaN(heldMs)) {
+    first = `Restored the database to ${bothTimes(heldMs / 1000)} (${new Date(heldMs).toISOString()}).`;
+    if (heldMs !== askedMs) {
+      held = ` You asked for ${bothTimes(askedMs / 1000)}; ` + (late
+        ? `the data is from an earlier moment: ${late} later file(s) of the stream were uploaded too long ` +
+          "after the moment to be trusted for it (named in the audit log; `mission-control recover --at … " +
+          "--as-of …` can read them)."
+        : "the data is from the last change the stream kept at or before it.");
+    }
+  } else if (pitr && pitr.latest !== null && pitr.latest - askedMs > FINE_MS) {
+    first = `Restored the database to a moment at or before ${askedText}: Litestream keeps only steps of ` +
+      "30 s, 5 min or 1 hour that far back, and restored the last step at or before it.";
+  } else {
+    first = `Restored the database to ${askedText}.`;
+  }
   const gone = unread
     ? ` ${unread} file(s) of the stream could not be read and were gone around (named in the audit log).` : "";
   const safety = r.safety_backup ? ` The data it replaced is in ${r.safety_backup.name}.` : "";
   const kept = !keepSettings ? " Its daily-backup, retention, off-site and alert settings were restored too."
     : (r.kept_settings && r.kept_settings.length
       ? ` Kept the current protection settings: ${r.kept_settings.join(", ")}.` : "");
-  return `Restored the database to ${bothTimes(toMs / 1000)} (${new Date(toMs).toISOString()}).${held}${gone}${safety}${kept}`;
+  return `${first}${held}${gone}${safety}${kept}`;
 }
 
-/** Wire the card once; `app` has `showLogin(notice)`, `handleError(err)` and `reload()`. */
+/** Wire the card once; `app` has `showLogin(notice)`, `handleError(err)`, `reload()` and `now()` (the
+ * service's time in unix ms, corrected for the browser clock's error: the quick picks count from it). */
 export function wirePitr(app) {
   state.app = app;
 }

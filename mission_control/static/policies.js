@@ -8,18 +8,29 @@ const COUNT_KEY = "general.backup_retention_count";
 const SCHEDULE_KEY = "general.auto_backup_schedule";
 const SAFETY_KEY = "general.safety_copies_keep";
 const HOURS = ["1", "2", "3", "4", "6", "8", "12"];
-const state = { ctx: null, values: {}, pending: null, scheduleDirty: false, previewed: null, timer: 0, asked: 0 };
+/** `retentionDirty`: the retention form was edited since it was filled (the refresh leaves it alone). */
+const state = { ctx: null, values: {}, pending: null, scheduleDirty: false, retentionDirty: false, previewed: null,
+                timer: 0, asked: 0 };
 
 // ---- filling from the API ----------------------------------------------------------------
 
-/** Show stored settings (key → string) and the `auto_backup` task; fields being edited are left alone. */
+/**
+ * Show stored settings (key → string) and the `auto_backup` task. A form being edited (typed in
+ * since it was filled or saved) is left alone, as forms.js does; a preview of values the refill
+ * changed is hidden (it no longer shows what the form says).
+ */
 export function fillPolicies(values, task) {
   state.values = values;
+  let changed = false;
   for (const input of document.querySelectorAll("#retention-form [data-key]")) {
     const known = input.dataset.key in values;
     input.disabled = !known; // the retention plugin may be switched off: only the count is left
-    if (known && document.activeElement !== input) input.value = values[input.dataset.key];
+    if (known && !state.retentionDirty && input.value !== values[input.dataset.key]) {
+      input.value = values[input.dataset.key];
+      changed = true;
+    }
   }
+  if (changed) $("retention-preview").hidden = true;
   $("retention-more").hidden = !("retention.keep_daily" in values);
   if (task && task.description) $("auto-when").textContent = task.description;
   if (!state.scheduleDirty && values[SCHEDULE_KEY]) {
@@ -238,6 +249,7 @@ async function pruneClosed() {
   if (!pending) return;
   if ($("prune-dialog").returnValue !== "confirm") {
     state.ctx.showStatus(pending.mode === "prune" ? "Nothing pruned." : "Retention rules not changed.");
+    if (pending.mode === "save") state.retentionDirty = false; // back to the stored rules
     fillPolicies(state.values);
     return;
   }
@@ -258,6 +270,7 @@ async function applyPrune() {
 
 async function applyRetention(changes, preview) {
   await api("PUT", "/api/settings", { settings: changes });
+  state.retentionDirty = false; // refilled with what is stored by the reload
   const value = (key) => (key in changes ? changes[key] : state.values[key]);
   const others = [...document.querySelectorAll("#retention-form [data-key]")]
     .filter((i) => i.dataset.key !== COUNT_KEY && !i.disabled)
@@ -276,6 +289,7 @@ async function applyRetention(changes, preview) {
 export function wirePolicies(ctx) {
   state.ctx = ctx;
   $("retention-form").addEventListener("submit", saveRetention);
+  $("retention-form").addEventListener("input", () => { state.retentionDirty = true; });
   $("retention-preview-button").addEventListener("click", showPreview);
   $("prune-now").addEventListener("click", pruneNow);
   $("prune-dialog").addEventListener("close", pruneClosed);

@@ -72,14 +72,15 @@ export function renderOffsite(targets) {
   }));
 }
 
-/** Names the service writes through its own snapshot, which runs `PRAGMA quick_check` on the copy. */
-const CHECKED_WHEN_MADE = /^(mc-backup-|pre-restore-)\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d\.db$/;
-
-/** How far a backup is known to be good: `{ state: "verified"|"failed"|"made"|"none", text }`. */
+/**
+ * How far a backup is known to be good: `{ state: "verified"|"failed"|"made"|"none", text }`.
+ * "made" only from the service's record of its `quick_check` as it wrote the file
+ * (`checked_at_creation`), which no longer counts once the file changed: never from the name.
+ */
 export function verificationState(b) {
   if (b.verified_ok === true) return { state: "verified", text: "✓ Verified" };
   if (b.verified_ok === false) return { state: "failed", text: "✗ Failed verification" };
-  if (CHECKED_WHEN_MADE.test(b.name)) return { state: "made", text: "✓ Checked when made" };
+  if (b.checked_at_creation != null) return { state: "made", text: "✓ Checked when made" };
   return { state: "none", text: "Not verified" };
 }
 
@@ -89,7 +90,8 @@ function verifiedCell(b) {
   if (v.state === "verified") return el("span", {}, el("span", { className: "ok", text: v.text }), when());
   if (v.state === "failed") return el("span", {}, el("span", { className: "fail", text: v.text }), when());
   if (v.state === "made") {
-    return el("span", { className: "made", title: "SQLite's quick_check passed as the file was written; " +
+    return el("span", { className: "made", title: `SQLite's quick_check passed as the service wrote this file ` +
+                        `(${localTime(b.checked_at_creation)}), and the file is unchanged since; ` +
                         "Verify reads every page and the schema" }, el("span", { className: "ok", text: v.text }));
   }
   return el("span", { className: "muted", text: v.text });

@@ -1,5 +1,5 @@
 """`/api/audit`: the audit trail, filtered and paged (admin only)."""
-from ..audit import parse_query
+from ..audit import MAX_EXCLUDED, parse_query
 from .http import json_response, require
 from .openapi_schemas import (INT_OR_NULL, STR_OR_NULL, array, obj, operation, query_param, ref,
                               response)
@@ -26,9 +26,13 @@ _UNIX = {"type": "integer", "minimum": 0, "maximum": _INT64}
 _PARAMS = [
     query_param("action", {"type": "string"}, "Only events with this action"),
     query_param("actor", {"type": "string"}, "Only events by this actor"),
-    query_param("exclude_action", {"type": "string"},
-                "Leave out these actions (comma-separated, or the parameter repeated), "
-                "e.g. login,logout"),
+    {**query_param("exclude_action", {"type": "array", "items": {"type": "string"},
+                                      "maxItems": MAX_EXCLUDED},
+                   "Leave out these actions: the parameter repeated "
+                   "(exclude_action=login&exclude_action=logout), each value possibly "
+                   f"comma-separated (exclude_action=login,logout); at most {MAX_EXCLUDED} "
+                   "actions in all"),
+     "style": "form", "explode": True},
     query_param("since", _UNIX, "Unix seconds, inclusive"),
     query_param("until", _UNIX, "Unix seconds, inclusive"),
     query_param("limit", {"type": "integer", "minimum": 1, "maximum": _INT64},

@@ -38,7 +38,12 @@ SCHEMAS = {
         created_at=CREATED_AT,
         optional={"verified_at": {**INT_OR_NULL, "description": "last verification, if the "
                                   "file is unchanged since"},
-                  "verified_ok": {"type": ["boolean", "null"]}, "sha256": STR_OR_NULL}),
+                  "verified_ok": {"type": ["boolean", "null"]}, "sha256": STR_OR_NULL,
+                  "checked_at_creation": {
+                      **INT_OR_NULL, "description": "unix seconds: when SQLite's quick_check "
+                      "passed as the service wrote this file (a backup or pre-restore safety "
+                      "copy), if the file is unchanged since and not verified since; null "
+                      "otherwise (a file copied in, changed, uploaded or verified)"}}),
     "PruneOutcome": obj(
         dry_run={"type": "boolean", "description": "true: nothing was deleted"},
         policy={"enum": ["rules", "plugin", "none"],

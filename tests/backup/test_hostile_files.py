@@ -233,11 +233,17 @@ def test_verification_records_are_never_taken_from_the_file(mc, users, api, tmp_
                   " verified_at) VALUES ('unchecked.db', 1, 1, 'ff', 1, '[]', 0),"
                   f" ('{name}', {st.st_size}, {st.st_mtime_ns}, 'forged', 1, '[]', 0)")
     shutil.copyfile(path, mc.backups.dir / "claims.db")
-    live = {r["name"]: r["sha256"] for r in mc.db.query("SELECT * FROM backup_verifications")}
+    verified = "SELECT * FROM backup_verifications WHERE source = 'verify'"
+    live = {r["name"]: r["sha256"] for r in mc.db.query(verified)}
     status, body = api.call("POST", "/api/backup/restore", {"name": "claims.db"})
     assert status == 200, body
-    after = {r["name"]: r["sha256"] for r in mc.db.query("SELECT * FROM backup_verifications")}
+    after = {r["name"]: r["sha256"] for r in mc.db.query(verified)}
     assert after == {**live, "claims.db": body["restored"]["sha256"]}
+    # The safety copy made during the restore keeps its check at creation through the swap.
+    made = {r["name"] for r in mc.db.query("SELECT * FROM backup_verifications"
+                                           " WHERE source = 'creation'")}
+    assert body["safety_backup"]["name"] in made
+    assert "unchecked.db" not in made
 
 
 def test_hard_links_to_the_live_database_are_never_opened(mc, users, api):

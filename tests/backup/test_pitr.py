@@ -3,6 +3,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 from werkzeug.test import Client
@@ -281,3 +282,45 @@ def test_metrics_show_whether_litestream_is_up_and_its_lag(make_mc):
     assert "mission_control_pitr_up 0.0" in text and "pitr_lag_seconds" not in text
     engine.state.update(enabled=False)
     assert "mission_control_pitr" not in client.get("/metrics").get_data(as_text=True)
+
+
+@pytest.mark.slow
+def test_the_page_shows_the_window_and_restores_to_a_moment_after_typed_confirmation(open_page,
+                                                                                    mc):
+    from playwright.sync_api import expect
+
+    from tests.support.browser import log_in, open_tab
+    add_tasks(mc, "kept")
+    now_ms = int(mc.clock() * 1000)
+    asked_ms = now_ms // 1000 * 1000 - 60_000
+    # A sealed stream says which moment its copy holds (Litestream's compaction steps).
+    engine = Engine(mc.backups.create("alice").path, earliest=now_ms - 3_600_000, latest=now_ms,
+                    held=asked_ms - 750)
+    mc.pm.register(engine)
+    add_tasks(mc, "later")
+    page = open_page()
+    log_in(page)
+    open_tab(page, "pitr")
+    card = page.locator("#pitr")
+    expect(card).to_be_visible()
+    expect(card).to_contain_text("Running: every change is streamed to x.")
+    typed_moment = page.get_by_label("…or type it in UTC or with its offset")
+    typed_moment.fill("2001-01-01T00:00:00Z")
+    page.get_by_role("button", name="Restore to this moment…").click()
+    expect(page.locator("#pitr-error")).to_contain_text("outside the restorable window")
+    moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_ms / 1000 - 60))
+    typed_moment.fill(moment)
+    page.get_by_role("button", name="Restore to this moment…").click()
+    dialog = page.get_by_role("dialog", name="Restore to this moment?")
+    expect(dialog).to_contain_text("The database goes back to how it was at")
+    typed = dialog.get_by_label("Type the moment")
+    confirm = dialog.get_by_role("button", name="Restore", exact=True)
+    typed.fill(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_ms / 1000 - 59)))
+    expect(confirm).to_be_disabled()  # a second off
+    typed.fill(moment.replace("Z", ".000Z"))  # any spelling of the moment
+    confirm.click()
+    held = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(asked_ms / 1000 - 1)) + ".250Z"
+    # The session is not in the restored data: back to the login form, saying what was done.
+    expect(page.locator("#login-notice")).to_contain_text(f"({held}). You asked for ")
+    assert engine.asked == [asked_ms]
+    assert titles(mc) == ["kept"]

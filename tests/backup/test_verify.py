@@ -40,6 +40,48 @@ def test_unverified_and_changed_files_show_no_verification(mc, admin_client):
     assert listed["verified_at"] is None and listed["verified_ok"] is None
 
 
+def listed(admin_client, name):
+    return next(b for b in admin_client.get("/api/backup").json["backups"] if b["name"] == name)
+
+
+def test_the_check_at_creation_is_recorded_per_file_not_by_name(mc, admin_client):
+    """`checked_at_creation`: the service's quick_check of a file it made, while the file is the
+    one it wrote; a copy under a canonical name, a truncated file and a touched one have none."""
+    made = mc.backups.create("test")
+    entry = listed(admin_client, made.name)
+    assert entry["checked_at_creation"] == int(mc.clock())
+    assert entry["verified_at"] is None and entry["verified_ok"] is None and entry["sha256"] is None
+    # Download never takes a checksum from a creation record (it has none): it hashes the file.
+    head = admin_client.head(f"/api/backup/download?name={made.name}")
+    assert head.headers["X-Checksum-SHA256"] == hashlib.sha256(made.path.read_bytes()).hexdigest()
+
+    copied = mc.backups.dir / "mc-backup-2020-01-01_00-00-00.db"
+    copied.write_bytes(made.path.read_bytes())  # copied in under a name the service makes
+    assert listed(admin_client, copied.name)["checked_at_creation"] is None
+
+    with open(made.path, "r+b") as f:
+        f.truncate(made.size // 2)
+    assert listed(admin_client, made.name)["checked_at_creation"] is None
+
+    other = mc.backups.create("test")
+    assert admin_client.post("/api/backup/verify", json={"name": other.name}).json["ok"] is True
+    entry = listed(admin_client, other.name)
+    assert entry["verified_ok"] is True and entry["checked_at_creation"] is None
+
+
+def test_a_failed_verification_is_not_hidden_by_the_check_at_creation(mc, admin_client):
+    add_tasks(mc, *["row " + "x" * 300 for _ in range(50)])
+    made = mc.backups.create("test")
+    flip_page(made.path)
+    assert admin_client.post("/api/backup/verify", json={"name": made.name}).json["ok"] is False
+    entry = listed(admin_client, made.name)
+    assert entry["verified_ok"] is False and entry["checked_at_creation"] is None
+    st = made.path.stat()
+    os.utime(made.path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    entry = listed(admin_client, made.name)  # changed since: neither failed nor checked
+    assert entry["verified_ok"] is None and entry["checked_at_creation"] is None
+
+
 def test_verify_catches_a_corrupted_backup(mc, admin_client):
     add_tasks(mc, *["row " + "x" * 300 for _ in range(50)])
     name = mc.backups.create("test").name

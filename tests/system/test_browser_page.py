@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from mission_control.actor import Actor
 from mission_control.backup.names import backup_time
 from mission_control.backup.verify import verify_backup
 from tests.support.browser import DESKTOP, PHONE, log_in, open_tab, row_action
 from tests.support.helpers import DAYS, n, touch
+from tests.support.pitr_engine import Engine
 
 expect = pytest.importorskip("playwright.sync_api",
                              reason="browser tests need playwright: pip install -e '.[test]'").expect
@@ -163,10 +165,20 @@ def test_no_name_or_time_is_broken_inside_a_word(open_page, mc, viewport):
 def test_fresh_backups_say_checked_when_made_and_a_failed_file_warns_before_restore(open_page, mc):
     made = mc.backups.create("alice")
     (mc.backups.dir / "broken.db").write_bytes(b"this is not a database" * 100)
+    # A canonical name says nothing: a file copied in under one, or one cut short, was not
+    # checked as the service made it (the service's record of the check decides).
+    copied = "mc-backup-2020-01-01_00-00-00.db"
+    (mc.backups.dir / copied).write_bytes(made.path.read_bytes())
+    cut = mc.backups.create("alice")
+    with open(cut.path, "r+b") as f:
+        f.truncate(cut.size // 2)
     page = open_page()
     log_in(page)
     cell = page.locator(f'#backups-body tr[data-name="{made.name}"] td[data-label="Verified"]')
     expect(cell).to_have_text("✓ Checked when made")
+    for name in (copied, cut.name):
+        expect(page.locator(f'#backups-body tr[data-name="{name}"] td[data-label="Verified"]')) \
+            .to_have_text("Not verified")
     broken = page.locator('#backups-body tr[data-name="broken.db"] td[data-label="Verified"]')
     expect(broken).to_have_text("Not verified")
     row_action(page, "broken.db", "Verify")
@@ -300,6 +312,39 @@ def test_activity_filters_folds_logins_shows_the_address_and_pages(open_page, mc
     expect(audit_rows(page)).to_have_text(["Nothing matches."])
 
 
+def test_an_older_activity_answer_arriving_last_is_not_drawn(open_page, mc):
+    """Two loads of the Activity table overlap and the older answer comes last: the table shows
+    what the filters ask for now."""
+    for i in range(3):
+        mc.audit.emit("backup_create", "scheduler", target_type="backup", target_id=f"b{i}.db")
+    mc.audit.emit("settings_update", "bob")
+    page = open_page()
+    log_in(page)
+    open_tab(page, "activity")
+    held = []
+
+    def hold_unfiltered(route):
+        if "action=" not in route.request.url.replace("exclude_action=", ""):
+            held.append(route)  # answered later, after the newer load
+        else:
+            route.continue_()
+    page.route("**/api/audit?*", hold_unfiltered)
+    page.get_by_label("Show logins and logouts").check()  # load 1: every action (held)
+    for _ in range(100):  # the route handler runs as Playwright's events are pumped
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held
+    page.get_by_label("Action").select_option("settings_update")  # load 2: answered at once
+    expect(audit_rows(page)).to_have_count(1)
+    with page.expect_response(lambda r: r.request.url == held[0].request.url):
+        for route in held:
+            route.continue_()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 300))")
+    expect(audit_rows(page)).to_have_count(1)
+    expect(audit_rows(page).first).to_contain_text("bob")
+
+
 def test_tabs_follow_the_address_and_the_back_button(open_page, mc):
     page = open_page()
     log_in(page)
@@ -319,7 +364,9 @@ def test_tabs_follow_the_address_and_the_back_button(open_page, mc):
 
 
 def seed_for_screenshots(mc):
-    """A page worth looking at: real backups, a verified one, older ones over two pages, an upload."""
+    """A page worth looking at: real backups, a verified one, a failed one, older ones over two
+    pages, an upload, settings changed from two addresses, and point in time on (a stand-in engine
+    over the last three hours)."""
     mc.settings.update({"general.backup_retention_count": "40"}, "alice")
     seed_hourly(mc, 24, size=310_000)
     first = mc.backups.create("alice")
@@ -330,23 +377,52 @@ def seed_for_screenshots(mc):
     verify_backup(mc, first.name, "alice")
     uploaded = int(datetime(2026, 11, 12, 8, 15, tzinfo=timezone.utc).timestamp())
     touch(mc.backups.dir / "uploaded-2026-11-12_08-15-00.db", uploaded, b"x" * 290_000)
+    touch(mc.backups.dir / "keep-2026-q3.db", uploaded - 86400, b"not a database" * 1000)
+    verify_backup(mc, "keep-2026-q3.db", "alice")
     mc.settings.update({"general.auto_backup": "true", "retention.keep_daily": "7"}, "alice")
-    mc.audit.emit("settings_update", "bob", detail={"changes": {"retention.keep_daily": {
-        "old": "0", "new": "7"}}})
+    mc.audit.emit("settings_update", Actor("bob", ip_address="192.0.2.17"),
+                  detail={"changes": {"retention.keep_daily": {"old": "0", "new": "7"}}})
+    now_ms = int(mc.clock() * 1000)
+    mc.pm.register(Engine(first.path, earliest=now_ms - 3 * 3600_000, latest=now_ms - 2000))
+
+
+def unfold_settings(page):
+    """Open every folded settings form of the view shown (as a reader of the docs would)."""
+    for summary in page.locator(".view:visible details.settings-details:not([open]) > summary").all():
+        summary.click()
+
+
+def extra_shot(page, name, size):
+    """One more docs/screenshots/<name>-<size>.png of what the page shows now, with
+    MC_SCREENSHOTS=1."""
+    if os.environ.get("MC_SCREENSHOTS") == "1":
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{size}.png"), full_page=True)
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_each_view_at_both_sizes(open_page, mc, viewport):
-    """Every view shows its part; with MC_SCREENSHOTS=1 also saves docs/screenshots/<view>-<size>.png
+    """Every view shows its part (its settings unfolded, the point-in-time form on); with
+    MC_SCREENSHOTS=1 also saves docs/screenshots/<view>-<size>.png and the dialogs and previews
     (committed), so a normal run leaves the tree as it was."""
     seed_for_screenshots(mc)
     page = open_page(viewport=viewport)
     log_in(page)
     size = "desktop" if viewport is DESKTOP else "phone"
-    parts = {"backups": "#backups-body tr", "schedule": "#schedule-next li", "offsite": "#offsite-none",
-             "pitr": "#pitr-off", "activity": "#audit-body tr"}
+    parts = {"backups": "#backups-body tr", "schedule": "#schedule-next li",
+             "offsite": "#offsite-dir-form", "pitr": "#pitr-bar",
+             "activity": '#audit-body tr[data-action="login"]'}
     for view, part in parts.items():
         open_tab(page, view)
+        unfold_settings(page)
+        if view == "schedule":
+            page.locator("#retention-form").get_by_role("button", name="Preview").click()
+            expect(page.locator("#retention-preview")).to_contain_text("Kept (")
+        if view == "pitr":
+            page.get_by_role("button", name="1 min ago", exact=True).click()
+            expect(page.locator("#pitr-bar-mark")).to_be_visible()
+        if view == "activity":
+            page.get_by_label("Show logins and logouts").check()
+            expect(page.locator("#audit-body .address", has_text="192.0.2.17")).to_have_count(1)
         expect(page.locator(part).first).to_be_visible()
         # Nothing is cut off: no table scrolls sideways, nor the page.
         cut = page.evaluate("""() => [...document.querySelectorAll('.table-wrap')]
@@ -361,3 +437,18 @@ def test_each_view_at_both_sizes(open_page, mc, viewport):
             SCREENSHOTS.mkdir(exist_ok=True)
             page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=str(SCREENSHOTS / f"{view}-{size}.png"), full_page=True)
+        if view == "pitr":  # its confirm step
+            page.get_by_role("button", name="Restore to this moment…").click()
+            dialog = page.get_by_role("dialog", name="Restore to this moment?")
+            dialog.get_by_label("Type the moment").fill("RESTORE")
+            expect(dialog.get_by_role("button", name="Restore", exact=True)).to_be_enabled()
+            extra_shot(page, "pitr-confirm", size)
+            dialog.get_by_role("button", name="Cancel").click()
+
+    # A file that failed verification warns in the restore dialog.
+    open_tab(page, "backups")
+    page.get_by_role("button", name="Older →").click()
+    page.get_by_role("button", name="Restore keep-2026-q3.db").click()
+    warning = page.get_by_role("dialog", name="Restore this backup?").locator("#restore-verify-warning")
+    expect(warning).to_contain_text("This file failed verification")
+    extra_shot(page, "restore-failed-verification", size)

@@ -131,3 +131,41 @@ def test_the_schedule_picker_describes_previews_and_saves(open_page, mc):
     assert mc.settings.get("general.auto_backup_schedule") == "30 5 * * *"
     [task] = [t for t in mc.scheduler.status() if t.id == "auto_backup"]
     assert task.description == "every day at 05:30 UTC"
+
+
+def background_refresh(page):
+    """Let 30 s pass on the page's clock (installed before the login): the page reloads itself."""
+    with page.expect_response(lambda r: r.url.endswith("/api/scheduler")):
+        page.clock.run_for(30_000)
+    page.locator("#main:not([aria-busy])").wait_for(state="attached")
+
+
+def test_the_background_refresh_keeps_retention_edits_and_hides_a_stale_preview(open_page, mc):
+    seed(mc)
+    page = open_page()
+    page.clock.install()  # time flows; the test moves it on to the 30 s refresh
+    log_in(page)
+    open_tab(page, "schedule")
+    keep = page.get_by_label("Backups to keep")
+    keep.fill("12")
+    page.get_by_label("Daily", exact=True).fill("3")
+    page.locator("#retention-form").get_by_role("button", name="Preview").click()
+    preview = page.locator("#retention-preview")
+    expect(preview).to_contain_text("Nothing would be deleted.")
+    page.get_by_role("tab", name="Backups", exact=True).focus()  # the fields have no focus
+    background_refresh(page)
+    expect(keep).to_have_value("12")
+    expect(page.get_by_label("Daily", exact=True)).to_have_value("3")
+    expect(preview).to_be_visible()
+    page.locator("#retention-form").get_by_role("button", name="Save rules").click()
+    expect(page.get_by_role("status")).to_contain_text("Keeping the newest 12 backups")
+    assert mc.settings.get("general.backup_retention_count") == 12
+    assert mc.settings.get("retention.keep_daily") == 3
+
+    # Saved: the form is filled from the service again, and a preview of other values is hidden.
+    page.locator("#retention-form").get_by_role("button", name="Preview").click()
+    expect(preview).to_be_visible()
+    mc.settings.update({"general.backup_retention_count": "7"}, "bob")
+    background_refresh(page)
+    expect(keep).to_have_value("7")
+    expect(preview).to_be_hidden()

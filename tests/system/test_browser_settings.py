@@ -230,3 +230,75 @@ def test_the_point_in_time_settings_round_trip(open_page, mc, tmp_path, size):
     # On, but this test's server runs no Litestream: nothing to restore to yet.
     expect(page.locator("#pitr-state")).to_contain_text("On, but Litestream is not running")
     expect(page.locator("#pitr-submit")).to_be_disabled()
+
+
+@SIZES
+def test_the_all_offsite_copies_form_round_trips_with_a_masked_identity(open_page, mc, size):
+    identity, _ = new_key()
+    page = open_page(size)
+    log_in(page)
+    common = form(page, "offsite-common")
+    key = field(common, "Decryption key (age identity)")
+    expect(common.locator("#set-offsite-age_identity-state")).to_have_text("Not set.")
+    # Typed like a password: masked on the screen, never echoed.
+    assert key.evaluate("(e) => getComputedStyle(e).webkitTextSecurity") == "disc"
+    key.fill(identity)
+    field(common, "Health fails after (minutes without a copy)").fill("0")
+    field(common, "Restore drill schedule (cron, UTC)").fill("30 5 * * 1")
+    save(common)
+    expect(common.get_by_role("alert")).to_contain_text(
+        "offsite.max_lag_minutes: must be between 1 and 10080")
+    expect(key).to_have_value(identity)  # kept to correct the form, not saved
+    assert mc.settings.get("offsite.age_identity") == ""
+    field(common, "Health fails after (minutes without a copy)").fill("90")
+    save(common)
+    expect(common.get_by_role("status")).to_have_text(
+        "Saved 3 settings: offsite.age_identity, offsite.max_lag_minutes, offsite.verify_schedule.")
+    expect(key).to_have_value("")  # cleared once saved
+    assert mc.settings.get("offsite.age_identity") == identity
+    assert mc.settings.get("offsite.max_lag_minutes") == 90
+    assert mc.settings.get("offsite.verify_schedule") == "30 5 * * 1"
+
+    reopen(page)
+    expect(page.locator("#offsite-config-summary")).to_contain_text("All off-site copies: decryption key set")
+    common = form(page, "offsite-common")
+    expect(field(common, "Health fails after (minutes without a copy)")).to_have_value("90")
+    expect(field(common, "Restore drill schedule (cron, UTC)")).to_have_value("30 5 * * 1")
+    expect(field(common, "Decryption key (age identity)")).to_have_value("")
+    expect(common.locator("#set-offsite-age_identity-state")).to_have_text(
+        "Set (hidden). Type a new value to replace it.")
+    assert identity not in page.content()
+
+
+@SIZES
+def test_the_point_in_time_s3_fields_and_recipients_round_trip(open_page, mc, size):
+    _, recipient = new_key()
+    page = open_page(size)
+    log_in(page)
+    settings = form(page, "pitr-settings")
+    field(settings, "S3 endpoint URL").fill("https://s3.example.com")
+    field(settings, "S3 region").fill("eu-central-1")
+    field(settings, "S3 access key id").fill(ACCESS_KEY)
+    field(settings, "S3 secret access key").fill(SECRET_KEY)
+    field(settings, "Seal to (age recipients)").fill("age1notakey")
+    save(settings)
+    expect(settings.get_by_role("alert")).to_contain_text("pitr.age_recipients")
+    assert mc.settings.get("pitr.s3_region") == ""
+    field(settings, "Seal to (age recipients)").fill(recipient)
+    save(settings)
+    expect(settings.get_by_role("status")).to_have_text(
+        "Saved 5 settings: pitr.s3_endpoint, pitr.s3_region, pitr.s3_access_key_id, "
+        "pitr.s3_secret_access_key, pitr.age_recipients.")
+    assert mc.settings.get("pitr.s3_endpoint") == "https://s3.example.com"
+    assert mc.settings.get("pitr.s3_secret_access_key") == SECRET_KEY
+
+    reopen(page)
+    settings = form(page, "pitr-settings")
+    expect(field(settings, "S3 endpoint URL")).to_have_value("https://s3.example.com")
+    expect(field(settings, "S3 region")).to_have_value("eu-central-1")
+    expect(field(settings, "Seal to (age recipients)")).to_have_value(recipient)
+    for secret in ("access_key_id", "secret_access_key"):
+        expect(settings.locator(f"#set-pitr-s3_{secret}-state")).to_have_text(
+            "Set (hidden). Type a new value to replace it.")
+    expect(field(settings, "S3 secret access key")).to_have_value("")
+    assert SECRET_KEY not in page.content()

@@ -38,3 +38,13 @@ def test_too_many_excluded_actions_is_a_400(admin_client):
     response = admin_client.get(f"/api/audit?exclude_action={names}")
     assert response.status_code == 400
     assert response.json["details"] == ["exclude_action: at most 50 actions"]
+
+
+def test_exclude_action_is_documented_as_the_repeatable_parameter_it_is(client):
+    """An OpenAPI client sends an exploded array as the parameter repeated, which the service
+    takes: the document says array, not one string."""
+    op = client.get("/api/openapi.json").json["paths"]["/api/audit"]["get"]
+    [param] = [p for p in op["parameters"] if p["name"] == "exclude_action"]
+    assert param["schema"]["type"] == "array" and param["schema"]["items"] == {"type": "string"}
+    assert (param["style"], param["explode"]) == ("form", True)
+    assert param["schema"]["maxItems"] == 50
