@@ -110,7 +110,9 @@ def test_restore_to_a_moment_from_the_page(page_on, server, size):
     page.clock.set_fixed_time(datetime.fromtimestamp(moment + 60, timezone.utc))
     page.get_by_role("button", name="1 min ago", exact=True).click()
     z, millis, offset, local = spellings(moment)
-    expect(field).to_have_value(local.replace(" ", "T"))
+    # Chromium leaves ":00" seconds out of a datetime-local value (a moment on a whole minute).
+    shown = local.replace(" ", "T")
+    expect(field).to_have_value(re.compile(f"^{re.escape(shown.removesuffix(':00'))}(:00)?$"))
     expect(page.locator("#pitr-utc")).to_contain_text(z)
     expect(page.locator("#pitr-bar-mark")).to_be_visible()
     page.clock.set_fixed_time(datetime.now(timezone.utc))  # back to the real time
