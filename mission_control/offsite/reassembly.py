@@ -1,0 +1,270 @@
+"""Rebuilding any copy of an incremental chain from a folder holding its full copy, packs and manifests.
+
+Every page taken from a pack is checked against its hash, the result against the page count,
+size and whole-file SHA-256 of the copy's manifest; age's authentication and zstd's checksum catch
+a flipped byte in any object, and the error names that object. The output is written to a
+temporary file beside it and renamed at the end: never a partial file. Standard library plus the
+``[offsite-crypt]`` extra only.
+"""
+import hashlib
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+
+from .delta import (FORMAT, HASH_SIZE, MAX_CHAIN, MAX_MANIFEST, DeltaError, _header_page_size,
+                    full_name, manifest_name)
+from .streams import CHUNK, CopyDamaged, decode
+
+
+class CopyNotFound(DeltaError):
+    """The folder holds no copy (full or delta) of that name."""
+
+
+def _object_form(name):
+    """`(compressed, encrypted)` of an object's remote name."""
+    return ".zst" in name[-8:], name.endswith(".age")
+
+
+def _find(folder, name):
+    """`(kind, object_name)` of copy `name` in `folder`: ``"delta"`` or ``"full"``; None when absent."""
+    for encrypted in (True, False):
+        candidate = manifest_name(name, encrypted)
+        if os.path.isfile(os.path.join(folder, candidate)):
+            return "delta", candidate
+    for compressed in (True, False):
+        for encrypted in (True, False):
+            candidate = full_name(name, compressed=compressed, encrypted=encrypted)
+            if os.path.isfile(os.path.join(folder, candidate)):
+                return "full", candidate
+    return None
+
+
+class _Capped(io.BytesIO):
+    """A memory sink refusing more than `MAX_MANIFEST` bytes."""
+
+    def write(self, data):
+        if self.tell() + len(data) > MAX_MANIFEST:
+            raise DeltaError("too large for a manifest")
+        return super().write(data)
+
+
+def _decode_object(folder, object_name, sink, identities):
+    compressed, encrypted = _object_form(object_name)
+    try:
+        with open(os.path.join(folder, object_name), "rb") as f:
+            return decode(f, sink, compressed=compressed, encrypted=encrypted,
+                          identities=identities)
+    except CopyDamaged as exc:
+        raise DeltaError(f"{object_name} is damaged or not readable with this identity: {exc}") \
+            from None
+
+
+def _is_plain_name(value):
+    return (isinstance(value, str) and value and os.path.basename(value) == value
+            and not value.startswith(".") and "\x00" not in value)
+
+
+def _check_manifest(doc, name, object_name):
+    def bad(why):
+        return DeltaError(f"{object_name} is not a valid manifest: {why}")
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise bad(f"not format {FORMAT}")
+    if doc.get("name") != name:
+        raise bad("it names another copy")
+    if not _is_plain_name(doc.get("parent")):
+        raise bad("no parent name")
+    ints = ("page_size", "page_count", "size")
+    if any(not isinstance(doc.get(k), int) or isinstance(doc.get(k), bool) or doc[k] < 0
+           for k in ints):
+        raise bad("page size, page count or size missing")
+    if doc["size"] != doc["page_size"] * doc["page_count"]:
+        raise bad("its size is not its page count times its page size")
+    packs, pages = doc.get("packs"), doc.get("pages")
+    if not isinstance(packs, list) or not all(_is_plain_name(p) for p in packs):
+        raise bad("bad pack names")
+    if not isinstance(pages, list) or not isinstance(doc.get("sha256"), str):
+        raise bad("no page list or SHA-256")
+    for entry in pages:
+        ok = (isinstance(entry, list) and len(entry) == 5
+              and all(isinstance(v, int) and not isinstance(v, bool) for v in entry[:4]))
+        if not ok or not (1 <= entry[0] <= doc["page_count"] and 0 <= entry[1] < len(packs)
+                          and entry[3] == doc["page_size"] and entry[2] >= 0):
+            raise bad("a page entry is out of range")
+        try:
+            if len(bytes.fromhex(entry[4])) != HASH_SIZE:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise bad("a page hash is malformed") from None
+    return doc
+
+
+def load_manifest(folder, object_name, name, identities=""):
+    """The checked manifest (a dict) in `folder/object_name`, of copy `name`.
+
+    :raises DeltaError: the object is damaged, unreadable with `identities`, or not a manifest.
+    """
+    sink = _Capped()
+    _decode_object(folder, object_name, sink, identities)
+    try:
+        doc = json.loads(sink.getvalue())
+    except ValueError:
+        raise DeltaError(f"{object_name} is not a valid manifest: not JSON") from None
+    return _check_manifest(doc, name, object_name)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """Copy `name`'s chain: its `full` copy's object, and its manifests, oldest first."""
+
+    name: str
+    full: str
+    manifests: tuple
+
+
+def load_chain(folder, name, identities=""):
+    """Follow copy `name`'s parents in `folder` back to a full copy.
+
+    :raises CopyNotFound: `name`, or a parent it needs, is not in the folder.
+    :raises DeltaError: a manifest is damaged, the chain loops or the page size changes in it.
+    """
+    manifests, seen, current = [], set(), name
+    while True:
+        found = _find(folder, current)
+        if found is None:
+            needed = f" (needed by {name})" if current != name else ""
+            raise CopyNotFound(f"no copy named {current} in the folder{needed}")
+        kind, object_name = found
+        if kind == "full":
+            break
+        if current in seen or len(seen) >= MAX_CHAIN:
+            raise DeltaError(f"the chain of {name} loops or is too long at {current}")
+        seen.add(current)
+        doc = load_manifest(folder, object_name, current, identities)
+        doc["_object"] = object_name
+        manifests.append(doc)
+        current = doc["parent"]
+    manifests.reverse()
+    if len({doc["page_size"] for doc in manifests}) > 1:
+        raise DeltaError(f"the page size changes within the chain of {name}")
+    return Chain(name, object_name, tuple(manifests))
+
+
+class _PagePicker:
+    """A writer given an unpacked pack: writes its `wanted` pages at their place in `out`, checked."""
+
+    def __init__(self, out, wanted, page_size, pack):
+        self._out, self._page_size, self._pack = out, page_size, pack
+        self._wanted = sorted(wanted)  # (offset, length, page number, hash)
+        self._next = 0
+        self._position = 0
+        self._buffer = bytearray()
+
+    def write(self, data):
+        data, size = memoryview(data), len(data)
+        while self._next < len(self._wanted):
+            offset, length, number, digest = self._wanted[self._next]
+            start, end = offset + len(self._buffer), offset + length
+            if start >= self._position + size:
+                break
+            self._buffer += data[start - self._position:min(end - self._position, size)]
+            if offset + len(self._buffer) < end:
+                break
+            if hashlib.blake2b(self._buffer, digest_size=HASH_SIZE).digest() != digest:
+                raise DeltaError(f"{self._pack}: page {number} does not match its hash")
+            self._out.seek((number - 1) * self._page_size)
+            self._out.write(self._buffer)
+            self._buffer = bytearray()
+            self._next += 1
+        self._position += size
+        return size
+
+    def flush(self):
+        pass
+
+    def finish(self):
+        if self._next < len(self._wanted):
+            raise DeltaError(f"{self._pack} is shorter than its manifest says")
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """A copy rebuilt: its `size`, `sha256`, and the `objects` read (full copy first)."""
+
+    name: str
+    size: int
+    sha256: str
+    objects: tuple
+
+
+def _hash_file(f):
+    digest = hashlib.sha256()
+    f.seek(0)
+    for chunk in iter(lambda: f.read(CHUNK), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fill(f, folder, chain, identities):
+    """Write the copy `chain` describes into the open file `f`; return the objects read."""
+    _decode_object(folder, chain.full, f, identities)
+    objects = [chain.full]
+    if not chain.manifests:
+        return objects
+    last = chain.manifests[-1]
+    page_size = last["page_size"]
+    f.seek(0)
+    if _header_page_size(f.read(100), chain.full) != page_size:
+        raise DeltaError(f"{chain.full} has another page size than the chain over it")
+    f.truncate(last["size"])
+    owner = {}  # page number -> (pack object, offset, length, digest), the newest copy wins
+    for doc in reversed(chain.manifests):
+        for number, pack, offset, length, digest in doc["pages"]:
+            if number <= last["page_count"] and number not in owner:
+                owner[number] = (doc["packs"][pack], offset, length, bytes.fromhex(digest))
+    by_pack = {}
+    for number, (pack, offset, length, digest) in owner.items():
+        by_pack.setdefault(pack, []).append((offset, length, number, digest))
+    owner.clear()
+    for doc in chain.manifests:
+        objects.append(doc["_object"])
+        for pack in doc["packs"]:
+            if pack in by_pack and pack not in objects:
+                picker = _PagePicker(f, by_pack.pop(pack), page_size, pack)
+                _decode_object(folder, pack, picker, identities)
+                picker.finish()
+                objects.append(pack)
+    if by_pack:
+        raise DeltaError(f"{sorted(by_pack)[0]} is named by a manifest but not in its chain")
+    f.flush()
+    size = f.seek(0, 2)
+    if size != last["size"] or _hash_file(f) != last["sha256"]:
+        raise DeltaError(f"{chain.name}: the rebuilt copy does not match the size and SHA-256 "
+                         f"its manifest {last['_object']} records")
+    return objects
+
+
+def rebuild(folder, name, out, identities=""):
+    """Rebuild copy `name` from the objects in `folder` into the file `out` (never partially).
+
+    :param identities: age secret keys, needed when the objects are encrypted.
+    :return: a `Rebuilt`.
+    :raises CopyNotFound: the copy, or one its chain needs, is not in the folder.
+    :raises DeltaError: an object is damaged (named), or the rebuilt copy does not check.
+    """
+    chain = load_chain(folder, name, identities)
+    where = os.path.dirname(os.path.abspath(out))
+    fd, temp = tempfile.mkstemp(dir=where, prefix=f".{os.path.basename(out)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w+b") as f:
+            objects = _fill(f, folder, chain, identities)
+            f.flush()
+            sha256 = _hash_file(f)
+            size = f.seek(0, 2)
+            os.fsync(f.fileno())
+        os.replace(temp, out)
+    except BaseException:
+        os.unlink(temp)
+        raise
+    return Rebuilt(name, size, sha256, tuple(objects))

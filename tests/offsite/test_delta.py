@@ -1,0 +1,218 @@
+"""Incremental copies (issue 24, the format): page hashes, delta packs and manifests, rebuilding a chain."""
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mission_control.offsite.delta import (DeltaError, changed_pages, page_hashes, read_page_size,
+                                           write_delta, write_full)
+from mission_control.offsite.reassembly import CopyNotFound, rebuild
+from tests.support.offsite import damage, new_key
+
+pytest.importorskip("pyrage")
+pytest.importorskip("zstandard")
+
+SCRIPT = Path(sys.executable).parent / "mission-control-reassemble"
+
+
+def name_of(i):
+    return f"mc-backup-2026-01-01_00-00-{i:02d}.db"
+
+
+def snapshot(db, path):
+    """A consistent copy of the live database `db` at `path`, as a backup is made."""
+    with sqlite3.connect(path) as dst:
+        db.backup(dst)
+    dst.close()
+
+
+def live_db(path, rows=3000):
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
+    db.executemany("INSERT INTO t VALUES (?, ?)", ((i, f"row {i} " * 20) for i in range(rows)))
+    db.commit()
+    return db
+
+
+#: What happens to the live database before each copy of the chain after the first.
+CHANGES = [
+    "UPDATE t SET body = 'changed a' WHERE id IN (5, 1500)",
+    "UPDATE t SET body = 'changed b' WHERE id = 2999",
+    None,  # nothing changed
+    "INSERT INTO t SELECT id + 3000, body FROM t WHERE id < 400",  # the file grows
+    "UPDATE t SET body = 'changed c' WHERE id % 997 = 0",
+    "DELETE FROM t WHERE id >= 2000",  # frees pages...
+    "VACUUM",  # ...and the file shrinks
+    "UPDATE t SET body = 'changed d' WHERE id = 7",
+    "CREATE INDEX t_body ON t (body)",
+]
+
+
+@pytest.fixture
+def chain(tmp_path):
+    """A real database copied 10 times into `local/`, and its chain (full + 9 deltas) in `remote/`."""
+    identity, recipient = new_key()
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    local.mkdir()
+    remote.mkdir()
+    db = live_db(tmp_path / "live.db")
+    snapshot(db, local / name_of(0))
+    write_full(local / name_of(0), name_of(0), remote, recipients=(recipient,))
+    parent_hashes = page_hashes(local / name_of(0))
+    deltas = []
+    for i, change in enumerate(CHANGES, start=1):
+        if change:
+            db.execute(change)
+            db.commit()
+        snapshot(db, local / name_of(i))
+        delta = write_delta(local / name_of(i), name_of(i), name_of(i - 1), parent_hashes, remote,
+                            recipients=(recipient,))
+        deltas.append(delta)
+        parent_hashes = delta.hashes
+    db.close()
+    return identity, recipient, local, remote, deltas
+
+
+def test_every_copy_of_a_chain_rebuilds_byte_identical(chain, tmp_path):
+    identity, _, local, remote, deltas = chain
+    for i in range(len(CHANGES) + 1):
+        out = tmp_path / f"out-{i}.db"
+        done = rebuild(remote, name_of(i), out, identity)
+        assert out.read_bytes() == (local / name_of(i)).read_bytes(), name_of(i)
+        assert len(done.objects) >= i + 1  # the full copy and every manifest down to it
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    full_size = (remote / (name_of(0) + ".zst.age")).stat().st_size
+    small = deltas[0]  # two rows updated: a handful of pages, far less than a full copy
+    assert 1 <= small.pages <= 6 and small.size < full_size / 4
+    assert deltas[2].pages == 0 and deltas[2].pack is None
+    assert deltas[6].hashes.size < deltas[5].hashes.size  # VACUUM shrank it; rebuilt above
+
+
+def test_nothing_changed_gives_a_manifest_of_a_few_hundred_bytes(tmp_path):
+    _, recipient = new_key()
+    db = live_db(tmp_path / "live.db")
+    snapshot(db, tmp_path / name_of(0))
+    snapshot(db, tmp_path / name_of(1))
+    db.close()
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    delta = write_delta(tmp_path / name_of(1), name_of(1), name_of(0),
+                        page_hashes(tmp_path / name_of(0)), remote, recipients=(recipient,))
+    assert delta.pack is None and delta.pages == 0
+    assert [p.name for p in remote.iterdir()] == [name_of(1) + ".delta.zst.age"]
+    print(f"unchanged copy: manifest of {delta.manifest.size} bytes (encrypted)")
+    assert delta.manifest.size == (remote / delta.manifest.name).stat().st_size < 600
+
+
+@pytest.mark.parametrize("encrypted", [True, False])
+@pytest.mark.parametrize("target", ["pack", "manifest", "full"])
+def test_a_flipped_byte_is_caught_naming_the_object(tmp_path, target, encrypted):
+    identity, recipient = new_key()
+    recipients = (recipient,) if encrypted else ()
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    db = live_db(tmp_path / "live.db")
+    snapshot(db, tmp_path / name_of(0))
+    db.execute("UPDATE t SET body = 'x' WHERE id IN (1, 2000)")
+    db.commit()
+    snapshot(db, tmp_path / name_of(1))
+    db.close()
+    full = write_full(tmp_path / name_of(0), name_of(0), remote, recipients=recipients)
+    delta = write_delta(tmp_path / name_of(1), name_of(1), name_of(0),
+                        page_hashes(tmp_path / name_of(0)), remote, recipients=recipients)
+    victim = {"pack": delta.pack, "manifest": delta.manifest, "full": full}[target].name
+    damage(remote / victim, "flipped")
+    out = tmp_path / "out" / "rebuilt.db"
+    out.parent.mkdir()
+    with pytest.raises(DeltaError) as caught:
+        rebuild(remote, name_of(1), out, identity if encrypted else "")
+    assert victim in str(caught.value) and str(tmp_path) not in str(caught.value)
+    assert list(out.parent.iterdir()) == []  # no output, no temporary file left
+
+
+def test_a_missing_parent_is_named(chain, tmp_path):
+    identity, _, _, remote, _ = chain
+    (remote / (name_of(3) + ".delta.zst.age")).unlink()
+    with pytest.raises(CopyNotFound, match=f"no copy named {name_of(3)} .*needed by {name_of(5)}"):
+        rebuild(remote, name_of(5), tmp_path / "out.db", identity)
+    assert not (tmp_path / "out.db").exists()
+    rebuild(remote, name_of(2), tmp_path / "out.db", identity)  # the chain before it still works
+
+
+def test_page_size_comes_from_the_header_and_a_change_of_it_is_refused(tmp_path):
+    small, big = tmp_path / "small.db", tmp_path / "big.db"
+    for path, size in ((small, 4096), (big, 8192)):
+        db = sqlite3.connect(path)
+        db.execute(f"PRAGMA page_size = {size}")
+        db.execute("CREATE TABLE t (x)")
+        db.commit()
+        db.close()
+    assert read_page_size(big) == 8192
+    hashes = page_hashes(big)
+    assert hashes.page_size == 8192 and len(hashes) * 8192 == big.stat().st_size
+    with pytest.raises(DeltaError, match="page size changed"):
+        changed_pages(big, page_hashes(small))
+    (tmp_path / "text.db").write_text("not a database" * 100)
+    with pytest.raises(DeltaError, match="not an SQLite database"):
+        page_hashes(tmp_path / "text.db")
+
+
+def test_objects_are_written_once(chain):
+    _, recipient, local, remote, _ = chain
+    before = (remote / (name_of(0) + ".zst.age")).read_bytes()
+    with pytest.raises(DeltaError, match="already exists"):
+        write_full(local / name_of(0), name_of(0), remote, recipients=(recipient,))
+    assert (remote / (name_of(0) + ".zst.age")).read_bytes() == before
+    assert not [p for p in remote.iterdir() if p.name.startswith(".")]
+
+
+def run_script(*args):
+    return subprocess.run([str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_the_console_script_rebuilds_a_copy(chain, tmp_path):
+    identity, _, local, remote, _ = chain
+    key = tmp_path / "key.txt"
+    key.write_text(f"# created: test\n{identity}\n")
+    out = tmp_path / "rebuilt.db"
+    done = run_script("--identity", key, "--from", remote, name_of(8), "-o", out)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == (local / name_of(8)).read_bytes()
+    assert f"rebuilt {name_of(8)}" in done.stdout
+    again = run_script("--identity", key, "--from", remote, name_of(8), "-o", out)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert run_script("--from", remote, name_of(8)).returncode == 2  # no -o
+    damage(remote / (name_of(7) + ".delta.zst.age"), "flipped")
+    bad = run_script("--identity", key, "--from", remote, name_of(8), "-o", tmp_path / "b.db")
+    assert bad.returncode == 1 and name_of(7) + ".delta.zst.age" in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "b.db").exists()
+    missing = run_script("--identity", key, "--from", remote, name_of(42), "-o", tmp_path / "c.db")
+    assert missing.returncode == 1 and f"no copy named {name_of(42)}" in missing.stderr
+
+
+def test_the_script_needs_only_the_standard_library_and_the_extra():
+    code = ("import sys, mission_control.offsite.reassemble as r; r.main.__call__; "
+            "import mission_control.offsite.reassembly; "
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
+    for module in ("croniter", "cron_descriptor", "werkzeug", "waitress", "cryptography",
+                   "jsonschema", "boto3"):
+        assert module not in loaded
+
+
+@pytest.mark.skipif(not (os.path.exists("/usr/bin/age") and shutil.which("zstd")),
+                    reason="Debian's age and zstd commands are not installed")
+def test_the_full_copy_of_a_chain_is_standard_age_and_zstd(chain, tmp_path):
+    identity, _, local, remote, _ = chain
+    key = tmp_path / "key.txt"
+    key.write_text(identity + "\n")
+    plain = subprocess.run(
+        f"/usr/bin/age -d -i '{key}' '{remote / (name_of(0) + '.zst.age')}' | zstd -d",
+        shell=True, capture_output=True, check=True).stdout
+    assert plain == (local / name_of(0)).read_bytes()
