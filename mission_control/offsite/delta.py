@@ -194,18 +194,21 @@ class _PagesReader:
 
     def read(self, size=-1):
         size = CHUNK if size is None or size < 0 else size
-        while len(self._buffer) < size:
+        parts, have = [self._buffer], len(self._buffer)
+        page_size = self._hashes.page_size
+        while have < size:
             number = next(self._pages, None)
             if number is None:
                 break
-            page_size = self._hashes.page_size
             self._raw.seek((number - 1) * page_size)
             page = self._raw.read(page_size)
             if _page_hash(page) != self._hashes.page(number):
                 raise DeltaError(f"page {number} changed while it was packed")
-            self._buffer += page
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
+            parts.append(page)
+            have += len(page)
+        data = b"".join(parts)
+        self._buffer = data[size:]
+        return data[:size]
 
     def readable(self):
         return True

@@ -28,16 +28,17 @@ def _object_form(name):
 
 
 def _find(folder, name):
-    """`(kind, object_name)` of copy `name` in `folder`: ``"delta"`` or ``"full"``; None when absent."""
-    for encrypted in (True, False):
-        candidate = manifest_name(name, encrypted)
-        if os.path.isfile(os.path.join(folder, candidate)):
-            return "delta", candidate
+    """`(kind, object_name)` of copy `name` in `folder`: ``"full"`` (preferred: it needs nothing
+    else) or ``"delta"``; None when absent."""
     for compressed in (True, False):
         for encrypted in (True, False):
             candidate = full_name(name, compressed=compressed, encrypted=encrypted)
             if os.path.isfile(os.path.join(folder, candidate)):
                 return "full", candidate
+    for encrypted in (True, False):
+        candidate = manifest_name(name, encrypted)
+        if os.path.isfile(os.path.join(folder, candidate)):
+            return "delta", candidate
     return None
 
 
@@ -86,12 +87,16 @@ def _check_manifest(doc, name, object_name):
         raise bad("bad pack names")
     if not isinstance(pages, list) or not isinstance(doc.get("sha256"), str):
         raise bad("no page list or SHA-256")
+    last_page, pack_end = 0, {}
     for entry in pages:
         ok = (isinstance(entry, list) and len(entry) == 5
               and all(isinstance(v, int) and not isinstance(v, bool) for v in entry[:4]))
-        if not ok or not (1 <= entry[0] <= doc["page_count"] and 0 <= entry[1] < len(packs)
-                          and entry[3] == doc["page_size"] and entry[2] >= 0):
-            raise bad("a page entry is out of range")
+        # Pages in increasing order, each at or past the end of the previous one in its pack.
+        if not ok or not (last_page < entry[0] <= doc["page_count"] and 0 <= entry[1] < len(packs)
+                          and entry[3] == doc["page_size"]
+                          and entry[2] >= pack_end.get(entry[1], 0)):
+            raise bad("a page entry is out of range or out of order")
+        last_page, pack_end[entry[1]] = entry[0], entry[2] + entry[3]
         try:
             if len(bytes.fromhex(entry[4])) != HASH_SIZE:
                 raise ValueError
@@ -207,11 +212,13 @@ def _hash_file(f):
 
 
 def _fill(f, folder, chain, identities):
-    """Write the copy `chain` describes into the open file `f`; return the objects read."""
+    """Write the copy `chain` describes into the open file `f`; return the objects read and the
+    SHA-256 of what was written."""
     _decode_object(folder, chain.full, f, identities)
     objects = [chain.full]
     if not chain.manifests:
-        return objects
+        f.flush()
+        return objects, _hash_file(f)
     last = chain.manifests[-1]
     page_size = last["page_size"]
     f.seek(0)
@@ -238,11 +245,11 @@ def _fill(f, folder, chain, identities):
     if by_pack:
         raise DeltaError(f"{sorted(by_pack)[0]} is named by a manifest but not in its chain")
     f.flush()
-    size = f.seek(0, 2)
-    if size != last["size"] or _hash_file(f) != last["sha256"]:
+    size, sha256 = f.seek(0, 2), _hash_file(f)
+    if size != last["size"] or sha256 != last["sha256"]:
         raise DeltaError(f"{chain.name}: the rebuilt copy does not match the size and SHA-256 "
                          f"its manifest {last['_object']} records")
-    return objects
+    return objects, sha256
 
 
 def rebuild(folder, name, out, identities=""):
@@ -258,9 +265,7 @@ def rebuild(folder, name, out, identities=""):
     fd, temp = tempfile.mkstemp(dir=where, prefix=f".{os.path.basename(out)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w+b") as f:
-            objects = _fill(f, folder, chain, identities)
-            f.flush()
-            sha256 = _hash_file(f)
+            objects, sha256 = _fill(f, folder, chain, identities)
             size = f.seek(0, 2)
             os.fsync(f.fileno())
         os.replace(temp, out)

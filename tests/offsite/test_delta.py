@@ -143,6 +143,16 @@ def test_a_missing_parent_is_named(chain, tmp_path):
     rebuild(remote, name_of(2), tmp_path / "out.db", identity)  # the chain before it still works
 
 
+def test_a_manifest_under_another_copys_name_is_refused(chain, tmp_path):
+    identity, _, _, remote, _ = chain
+    mine, other = (remote / (name_of(i) + ".delta.zst.age") for i in (4, 5))
+    other.unlink()
+    shutil.copy(mine, other)  # age does not bind the object's name; the manifest does
+    with pytest.raises(DeltaError, match=f"{other.name} is not a valid manifest: it names another"):
+        rebuild(remote, name_of(7), tmp_path / "out.db", identity)
+    assert not (tmp_path / "out.db").exists()
+
+
 def test_page_size_comes_from_the_header_and_a_change_of_it_is_refused(tmp_path):
     small, big = tmp_path / "small.db", tmp_path / "big.db"
     for path, size in ((small, 4096), (big, 8192)):
