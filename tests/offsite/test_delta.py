@@ -226,3 +226,19 @@ def test_the_full_copy_of_a_chain_is_standard_age_and_zstd(chain, tmp_path):
         f"/usr/bin/age -d -i '{key}' '{remote / (name_of(0) + '.zst.age')}' | zstd -d",
         shell=True, capture_output=True, check=True).stdout
     assert plain == (local / name_of(0)).read_bytes()
+
+
+def test_a_page_changed_while_packing_is_refused(tmp_path):
+    from mission_control.offsite.delta import _PagesReader
+    db = live_db(tmp_path / "live.db")
+    snapshot(db, tmp_path / "a.db")
+    db.execute("UPDATE t SET body = 'moved on' WHERE id = 1")
+    db.commit()
+    snapshot(db, tmp_path / "b.db")
+    db.close()
+    stale = page_hashes(tmp_path / "a.db")
+    changed = changed_pages(tmp_path / "b.db", stale).pages
+    with open(tmp_path / "b.db", "rb") as raw:
+        assert len(_PagesReader(raw, (1,), page_hashes(tmp_path / "b.db")).read()) == 4096
+        with pytest.raises(DeltaError, match=f"page {changed[0]} changed while it was packed"):
+            _PagesReader(raw, changed, stale).read()
