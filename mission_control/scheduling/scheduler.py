@@ -8,7 +8,6 @@ from ..actor import SCHEDULER, as_actor
 from ..errors import (BackupFailed, BackupRefused, Conflict, MissionControlError, TooManyRequests,
                      describe_error, safe_text)
 from ..offsite.drill import drill_task
-from ..units import human_size
 from .cron import describe
 from .cron import next_run
 from .cron import slot_start
@@ -122,7 +121,8 @@ class Scheduler:
     # -- the work ------------------------------------------------------------------------------
     def _backup(self, actor, rate_key=None):
         made = self.mc.backups.create(actor, rate_key=rate_key)
-        return made, f"Backup created ({human_size(made.size)})"
+        # The original Mission Control's words, which its clients may match (CONTRACT.md).
+        return made, f"Backup created ({int(made.size / 1024 + 0.5)}KB)"
 
     def _on(self, task):
         return bool(task.enabled()) if task.setting is None else \
