@@ -29,7 +29,7 @@ __all__ = ["NAME", "__version__", "hookimpl",
            "open_storage", "bucket_lock",
            "StorageTarget", "OffsitePolicy", "send_offsite", "held_text", "OFFSITE_TEMP_PREFIX",
            "backup_status", "describe_error", "PATTERN", "fsync_dir", "remove_files",
-           "sha256_file", "FileLock", "open_private", "SCRATCH_PREFIX", "create_scratch",
+           "sha256_file", "database_size", "FileLock", "open_private", "SCRATCH_PREFIX", "create_scratch",
            "human_size", "printable"]
 
 

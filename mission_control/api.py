@@ -14,6 +14,7 @@ from .files import FileLock
 from .files import fsync_dir
 from .files import remove_files
 from .files import sha256_file
+from .files import database_size
 from .health import backup_status
 from .hookspecs import PluginContext
 from .logs import printable
@@ -86,6 +87,6 @@ __all__ = [
     # the host that sends a backup to a storage (pack, put, check, sign, catalog, keep, report)
     "StorageTarget", "OffsitePolicy", "send_offsite", "held_text", "OFFSITE_TEMP_PREFIX",
     # helpers the built-in plugins use: names, files, health, text
-    "backup_status", "describe_error", "PATTERN", "fsync_dir", "remove_files", "sha256_file",
+    "backup_status", "describe_error", "PATTERN", "fsync_dir", "remove_files", "sha256_file", "database_size",
     "FileLock", "open_private", "SCRATCH_PREFIX", "create_scratch", "human_size", "printable",
 ]

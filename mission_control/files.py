@@ -22,6 +22,18 @@ def fsync_file(path):
         os.close(fd)
 
 
+def database_size(db_path):
+    """Bytes of the database and its write-ahead log (which a snapshot folds in); a file that
+    is not there (or vanishes meanwhile, a WAL at a checkpoint) counts 0."""
+    total = 0
+    for path in (db_path, f"{db_path}-wal"):
+        try:
+            total += os.stat(path).st_size
+        except FileNotFoundError:
+            pass
+    return total
+
+
 def sha256_file(path, chunk=1024 * 1024):
     """Hex SHA-256 of a file, read in chunks (never the whole file in memory)."""
     digest = hashlib.sha256()

@@ -4,10 +4,9 @@ A backup needs about the database's size (its WAL included) in free space, and p
 space afterwards. The guard asks for ``diskguard.factor`` times that, and at least
 ``diskguard.min_free_mb``; a factor of 0 and a minimum of 0 turn it off.
 """
-import os
 import shutil
 
-from mission_control import BackupRefused, SettingDef, hookimpl, human_size
+from mission_control import BackupRefused, SettingDef, database_size, hookimpl, human_size
 
 MB = 1024 * 1024
 
@@ -22,17 +21,6 @@ def register_settings():
                    "Refuse a backup unless at least this many MiB are free in the backups folder",
                    "backup", minimum=0, maximum=1_000_000_000),
     ]
-
-
-def database_size(db_path):
-    """Bytes of the database and its write-ahead log, which the snapshot folds in."""
-    total = 0
-    for path in (db_path, f"{db_path}-wal"):
-        try:
-            total += os.stat(path).st_size
-        except FileNotFoundError:
-            pass
-    return total
 
 
 def needed_bytes(db_size, factor, min_free_mb):

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from ..backup.service import TEMP_PREFIX
+from ..files import database_size
 from ..files import remove_files
 from ..health import backup_status
 from ..backup.point_in_time import parse_timestamp
@@ -183,12 +184,6 @@ def _growth(folder, advance, drawn=True):
     finally:
         done.set()
         watcher.join()
-
-
-def database_size(db_path):
-    """The bytes a backup of `db_path` is expected to copy: the database and its WAL."""
-    return sum(os.stat(path).st_size if os.path.exists(path) else 0
-               for path in (db_path, f"{db_path}-wal"))
 
 
 def backed_up(ctx, make, label="backup", sized=True):

@@ -5,7 +5,6 @@ from ..backup.names import FETCHED_PREFIX
 from ..errors import BadRequest, NotFound
 from ..offsite.codec import parse_remote_name
 from ..offsite.targets import fetch
-from ..offsite.targets import find_target
 from ..offsite.keeping import held_text
 from ..offsite.targets import list_copies
 from ..units import human_size
@@ -67,7 +66,7 @@ def configured_target(mc, name):
     """The target `name`, or NotFound naming it and the targets that are configured."""
     targets = mc.offsite.targets()
     if name in targets:
-        return find_target(mc, name)
+        return targets[name]
     if not targets:
         raise NotFound(f"no off-site target named {name!r}: none is configured (set "
                        "offsite.dir.path or offsite.s3.bucket with `mission-control settings "

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ..settings import SettingDef
+from .delta import full_name
 from .streams import AGE_MAGIC, CHUNK, IDENTITY_WORD as _IDENTITY_WORD, MISSING
 from .streams import (CopyDamaged, Digesting, DigestingReader, MissingExtra, _recipients,
                       _require, decode, encode_stream, parse_identities)
@@ -110,7 +111,7 @@ class Codec:
         return not (self.compressed or self.encrypted)
 
     def remote_name(self, backup_name):
-        return backup_name + (".zst" if self.compressed else "") + (".age" if self.encrypted else "")
+        return full_name(backup_name, compressed=self.compressed, encrypted=self.encrypted)
 
 
 @dataclass(frozen=True)

@@ -214,11 +214,11 @@ def _hash_file(f):
 def _fill(f, folder, chain, identities):
     """Write the copy `chain` describes into the open file `f`; return the objects read and the
     SHA-256 of what was written."""
-    _decode_object(folder, chain.full, f, identities)
+    _, sha256 = _decode_object(folder, chain.full, f, identities)
     objects = [chain.full]
     if not chain.manifests:
         f.flush()
-        return objects, _hash_file(f)
+        return objects, sha256
     last = chain.manifests[-1]
     page_size = last["page_size"]
     f.seek(0)

@@ -26,14 +26,15 @@ function folding() {
 /** Load the page of events the filters and pager ask for (the page reloads it with the rest). */
 export async function loadAudit() {
   const asked = ++state.asked;
+  const fold = folding();
   const params = filters();
-  if (folding()) params.set("exclude_action", FOLDED.join(","));
+  const everything = new URLSearchParams(params);
+  everything.set("limit", 1);
+  if (fold) params.set("exclude_action", FOLDED.join(","));
   params.set("limit", PAGE);
   params.set("offset", state.offset);
-  const everything = filters();
-  everything.set("limit", 1);
   const [data, all] = await Promise.all([api("GET", `/api/audit?${params}`),
-                                         folding() ? api("GET", `/api/audit?${everything}`) : null]);
+                                         fold ? api("GET", `/api/audit?${everything}`) : null]);
   if (asked !== state.asked) return undefined; // the filters or the page changed meanwhile
   const events = data.events || [];
   if (!events.length && state.offset > 0 && data.total > 0) {  // the page asked for is gone

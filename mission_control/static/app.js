@@ -141,8 +141,9 @@ async function loadEverything() {
   main.setAttribute("aria-busy", "true");
   try {
     await loadHealth(); // first: it tells whether verify, download and restore exist
-    await Promise.all([loadBackups(), loadSchedule(), guarded(loadAudit), loadPitr(),
-                       loadForms({ handleError, reload: loadAll })]);
+    const settings = api("GET", "/api/settings"); // read once: the schedule and the forms share it
+    await Promise.all([loadBackups(), loadSchedule(settings), guarded(loadAudit), loadPitr(),
+                       loadForms({ handleError, reload: loadAll }, settings)]);
   } finally {
     state.loadedAt = Date.now();
     main.removeAttribute("aria-busy");
@@ -241,9 +242,9 @@ function goToPage(page) {
   $("backups-title").scrollIntoView({ block: "nearest" });
 }
 
-function loadSchedule() {
+function loadSchedule(listed = api("GET", "/api/settings")) {
   return guarded(async () => {
-    const [settings, scheduler] = await Promise.all([api("GET", "/api/settings"), api("GET", "/api/scheduler")]);
+    const [settings, scheduler] = await Promise.all([listed, api("GET", "/api/scheduler")]);
     const values = Object.fromEntries((settings.settings || []).map((s) => [s.key, s.value]));
     $("auto-backup").checked = values["general.auto_backup"] === "true";
     if (values["general.site_name"]) {

@@ -218,10 +218,10 @@ function fillAll() {
  * Draw the forms (once) and fill them from `GET /api/settings`. Call after login and on every
  * reload; `app` has `handleError(err)` (401 goes back to the login form) and `reload()`.
  */
-export async function loadForms(app) {
+export async function loadForms(app, listed = api("GET", "/api/settings")) {
   state.app = app;
   try {
-    const listing = await api("GET", "/api/settings");
+    const listing = await listed;
     state.values = Object.fromEntries((listing.settings || []).map((s) => [s.key, s.value]));
     state.secrets = Object.fromEntries((listing.secrets || []).map((s) => [s.key, s.is_set]));
     if (!state.built) build(listing);

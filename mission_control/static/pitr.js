@@ -20,7 +20,7 @@ const state = { app: null, pitr: null, moment: null, choices: [], typedProblem: 
 
 // ---- times -------------------------------------------------------------------------------
 
-const pad = (n, width = 2) => String(n).padStart(width, "0");
+const pad = (n) => String(n).padStart(2, "0");
 
 /** Unix ms as a `datetime-local` value with seconds, in the browser's zone. */
 function localValue(ms) {
@@ -75,7 +75,7 @@ function localInstants(y, mo, d, h, mi, s, ms) {
  * `…:32+00:00`), or without a zone (`2026-11-27T15:52:32`, `2026-11-27 15:52:32`) read as the
  * browser's local time, as the field shows it.
  */
-export function readMoment(text) {
+function readMoment(text) {
   const m = SPELLING.exec(String(text).trim());
   if (!m) return { problem: "Not a date and time." };
   const [y, mo, d, h, mi] = m.slice(1, 6).map(Number);
@@ -107,7 +107,7 @@ export function readMoment(text) {
 }
 
 /** Unix ms of a written moment, or NaN (also for a local time that happens twice, or never). */
-export function parseMoment(text) {
+function parseMoment(text) {
   const read = readMoment(text);
   return read.ms === undefined ? NaN : read.ms;
 }
