@@ -16,7 +16,7 @@ import io
 import json
 
 from .codec import AGE_MAGIC, CopyDamaged, _recipients, _require, parse_identities
-from .signing import RECORD_FIELDS, NotAuthentic, _canonical
+from .signing import RECORD_FIELDS, NotAuthentic, _canonical, delta_fields, signed_fields
 
 FORMAT = "mission-control/offsite-catalog/v1"
 FOLDER = "catalog/"
@@ -43,7 +43,7 @@ def copy_name(key):
 
 def sign_entry(private_key, record, schema_version, page_size):
     """The signed entry (JSON bytes) for `record` (a dict of the manifest's `RECORD_FIELDS`)."""
-    entry = {**{k: record[k] for k in RECORD_FIELDS}, "schema_version": int(schema_version),
+    entry = {**signed_fields(record), "schema_version": int(schema_version),
              "page_size": int(page_size)}
     payload = {"format": FORMAT, "entry": entry}
     signature = private_key.sign(_canonical(payload))
@@ -72,7 +72,7 @@ def read(data, identities, verify_keys, *, check_signature=True):
     :param verify_keys: trusted ``Ed25519PublicKey``s (`signing.parse_verify_keys`).
     :param check_signature: False only for ``recover --unverified``, which says loudly that
         nothing proves who wrote the entry.
-    :return: a dict of `ENTRY_FIELDS`.
+    :return: a dict of `ENTRY_FIELDS` (and the `DELTA_FIELDS` of a delta copy).
     :raises CopyDamaged: it cannot be decrypted (wrong identity) or is not an entry.
     :raises NotAuthentic: its signature verifies with none of `verify_keys`.
     :raises MissingExtra: it is encrypted and pyrage is not installed.
@@ -99,7 +99,8 @@ def read(data, identities, verify_keys, *, check_signature=True):
         payload = {"format": doc["format"], "entry": doc["entry"]}
         signature = base64.b64decode(doc["signature"], validate=True)
         entry = {k: payload["entry"][k] for k in ENTRY_FIELDS}
-    except (ValueError, TypeError, KeyError, RecursionError):  # deep nesting: planted
+        entry.update(delta_fields(payload["entry"]))
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):  # planted
         raise CopyDamaged("not a catalog entry of this service") from None
     if payload["format"] != FORMAT:
         raise CopyDamaged("a catalog entry in an unknown format")

@@ -22,11 +22,12 @@ from .streams import words as _words
 __all__ = ["AGE_MAGIC", "CHUNK", "MISSING", "CopyDamaged", "Digesting", "DigestingReader",
            "MissingExtra", "_recipients", "_require", "decode", "encode_stream",
            "parse_identities", "REMOTE_PATTERN", "parse_recipients", "codec_settings",
-           "IDENTITY_SETTING", "Codec", "Encoded", "parse_remote_name", "encode"]
+           "IDENTITY_SETTING", "Codec", "Encoded", "parse_remote_name", "encode", "is_delta"]
 
-#: Remote names of off-site copies: a rotating backup's name, then `.zst` and/or `.age`.
+#: Remote names of off-site copies: a rotating backup's name, then `.zst` and/or `.age` (a full
+#: copy); or then `.delta.zst` and maybe `.age` (an incremental copy's manifest, `delta`).
 REMOTE_PATTERN = re.compile(
-    r"^(mc-backup-\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}\.db)(\.zst)?(\.age)?$")
+    r"^(mc-backup-\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}\.db)(?:\.delta(?=\.zst))?(\.zst)?(\.age)?$")
 _RECIPIENT_WORD = "age1[02-9ac-hj-np-z]{58}"
 _RECIPIENT = re.compile(f"^{_RECIPIENT_WORD}$")
 
@@ -137,6 +138,11 @@ def parse_remote_name(name):
     if not found:
         return None
     return found.group(1), bool(found.group(2)), bool(found.group(3))
+
+
+def is_delta(remote_name):
+    """Whether `remote_name` (a name `REMOTE_PATTERN` matches) is an incremental copy's."""
+    return ".delta.zst" in remote_name
 
 
 def encode(source, sink, codec):

@@ -3,6 +3,7 @@ import json
 import logging
 
 from ..errors import describe_error
+from .signing import DELTA_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ class OffsiteResults:
         self._audit.emit("offsite_copy", actor, target_type="offsite", target_id=target,
                          detail=detail)
 
-    def record_copy(self, target, backup, remote_name, encoded, *, location=None, etag=None):
+    def record_copy(self, target, backup, remote_name, encoded, *, location=None, etag=None,
+                    delta=None, uploaded=None):
         """Sign and remember that `remote_name` at `target` is this service's copy of `backup`.
 
         Call it once the copy is uploaded and verified, then put the manifest it returns beside
@@ -87,6 +89,11 @@ class OffsiteResults:
         :param location: where the copy went (the target's folder or ``s3://bucket/prefix/``):
             a copy gone from there that this service did not prune is reported missing.
         :param etag: the ETag the store gave the upload, when it gives one.
+        :param delta: for an incremental copy (`remote_name` is then its manifest object's and
+            `encoded` describes that object, with the whole database's plain size and SHA-256):
+            ``{"parent": remote name, "chain_length": n >= 1, "objects": {pack: {"size",
+            "sha256"}}}``, signed with the record (`signing.DELTA_FIELDS`).
+        :param uploaded: the bytes this copy's upload stored (default: `encoded.size`).
         :return: the signed manifest (JSON bytes).
         :raises OSError: the signing key could not be read or created.
         """
@@ -95,23 +102,32 @@ class OffsiteResults:
                   "plain_size": encoded.plain_size, "plain_sha256": encoded.plain_sha256,
                   "compressed": bool(encoded.compressed), "encrypted": bool(encoded.encrypted),
                   "created_at": int(self._clock())}
+        if delta:
+            record.update({k: delta[k] for k in DELTA_FIELDS})
         manifest = self.signer.sign(record)
-        self.remember(record, manifest, location=location, etag=etag)
+        self.remember(record, manifest, location=location, etag=etag,
+                      uploaded=encoded.size if uploaded is None else uploaded)
         return manifest
 
-    def remember(self, record, manifest, *, location=None, etag=None):
-        """Keep `record` (the `RECORD_FIELDS`) and its signed `manifest` in `offsite_copies`,
-        with where the copy is (`location`, None: not known) and its upload's `etag`."""
+    def remember(self, record, manifest, *, location=None, etag=None, uploaded=None):
+        """Keep `record` (the `RECORD_FIELDS`, and a delta copy's `DELTA_FIELDS`) and its signed
+        `manifest` in `offsite_copies`, with where the copy is (`location`, None: not known),
+        its upload's `etag` and the bytes it `uploaded` (None: not known)."""
+        delta = record.get("parent") is not None
         with self._db.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO offsite_copies (target, remote_name, backup, size,"
                 " sha256, plain_size, plain_sha256, compressed, encrypted, created_at, manifest,"
-                " location, etag) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " location, etag, kind, parent, chain_length, objects, uploaded)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (record["target"], record["remote_name"], record["backup"], record["size"],
                  record["sha256"], record["plain_size"], record["plain_sha256"],
                  int(record["compressed"]), int(record["encrypted"]), record["created_at"],
                  manifest.decode() if isinstance(manifest, bytes) else manifest,
-                 location, etag))
+                 location, etag, "delta" if delta else "full",
+                 record["parent"] if delta else None,
+                 record["chain_length"] if delta else 0,
+                 json.dumps(record["objects"], sort_keys=True) if delta else None, uploaded))
 
     def newest_recorded(self, target, location, count, recorded_before=None):
         """The remote names of the newest `count` copies recorded as sent to `target` at
@@ -190,12 +206,17 @@ class OffsiteResults:
         return next((row for row in self.list() if row["target"] == target), None)
 
     def copy_record(self, target, remote_name):
-        """What was sent as `remote_name` to `target` (sizes, SHA-256s, the upload's ETag), or
-        None if not from here."""
-        return self._db.query_one(
+        """What was sent as `remote_name` to `target` (sizes, SHA-256s, the upload's ETag; its
+        `kind`, ``full`` or ``delta``, and a delta copy's `parent`, `chain_length` and
+        `objects`; the bytes it `uploaded`), or None if not from here."""
+        row = self._db.query_one(
             "SELECT target, remote_name, backup, size, sha256, plain_size, plain_sha256,"
-            " compressed, encrypted, created_at, etag FROM offsite_copies"
-            " WHERE target = ? AND remote_name = ?", (target, remote_name))
+            " compressed, encrypted, created_at, etag, kind, parent, chain_length, objects,"
+            " uploaded FROM offsite_copies WHERE target = ? AND remote_name = ?",
+            (target, remote_name))
+        if row is not None:
+            row["objects"] = json.loads(row["objects"]) if row["objects"] else {}
+        return row
 
     def copy_objects(self, target, remote_name):
         """`(versions, manifest)` of copy `remote_name` at `target`: the `{key: version_id}` its

@@ -16,6 +16,7 @@ import base64
 import json
 import logging
 import os
+import re
 import secrets
 
 from ..errors import (BadRequest, MissionControlError, NotAuthentic,  # noqa: F401 - re-exported
@@ -33,12 +34,50 @@ MAX_MANIFEST_BYTES = 64 * 1024
 #: The fields of a copy's record, in the manifest and in table `offsite_copies`.
 RECORD_FIELDS = ("target", "remote_name", "backup", "size", "sha256", "plain_size",
                  "plain_sha256", "compressed", "encrypted", "created_at")
+#: The fields only an incremental (delta) copy's record has, signed with the others: the remote
+#: name of the copy it was made over, the delta copies from its full copy to it, and the other
+#: objects it consists of (its pack: ``{name: {"size": n, "sha256": hex}}``).
+DELTA_FIELDS = ("parent", "chain_length", "objects")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_OBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
 class ManifestUnreadable(MissionControlError):
     """The target holds a manifest beside the copy but it cannot be read (502, as the copy)."""
 
     status = 502
+
+
+def signed_fields(record):
+    """The fields of `record` that are signed: `RECORD_FIELDS`, and `DELTA_FIELDS` when it is a
+    delta copy's (its ``parent`` is set)."""
+    fields = {k: record[k] for k in RECORD_FIELDS}
+    if record.get("parent") is not None:
+        fields.update({k: record[k] for k in DELTA_FIELDS})
+    return fields
+
+
+def delta_fields(raw):
+    """The checked `DELTA_FIELDS` of a signed record or entry `raw` (a dict), or {} for a full
+    copy's.
+
+    :raises ValueError: they are present but malformed.
+    """
+    if raw.get("parent") is None:
+        return {}
+    parent, length, objects = (raw.get(k) for k in DELTA_FIELDS)
+    if not isinstance(parent, str) or not _OBJECT.match(parent):
+        raise ValueError("a malformed parent name")
+    if not isinstance(length, int) or isinstance(length, bool) or not 1 <= length <= 100000:
+        raise ValueError("a malformed chain length")
+    if not isinstance(objects, dict) or len(objects) > 16 or not all(
+            isinstance(k, str) and _OBJECT.match(k) and isinstance(v, dict)
+            and isinstance(v.get("size"), int) and not isinstance(v.get("size"), bool)
+            and v["size"] >= 0 and isinstance(v.get("sha256"), str) and _SHA256.match(v["sha256"])
+            for k, v in objects.items()):
+        raise ValueError("a malformed object list")
+    return {"parent": parent, "chain_length": length,
+            "objects": {k: {"size": v["size"], "sha256": v["sha256"]} for k, v in objects.items()}}
 
 
 def _canonical(payload):
@@ -145,8 +184,9 @@ class Signer:
         return own + self.extra_keys
 
     def sign(self, record):
-        """The signed manifest (JSON bytes) of `record`, a dict of `RECORD_FIELDS`."""
-        payload = {"format": FORMAT, "record": {k: record[k] for k in RECORD_FIELDS}}
+        """The signed manifest (JSON bytes) of `record`, a dict of `RECORD_FIELDS` (and
+        `DELTA_FIELDS` for a delta copy)."""
+        payload = {"format": FORMAT, "record": signed_fields(record)}
         signature = self.private_key().sign(_canonical(payload))
         return json.dumps({**payload, "signature": base64.b64encode(signature).decode()},
                           sort_keys=True, indent=1).encode()
@@ -162,7 +202,8 @@ class Signer:
             payload = {"format": doc["format"], "record": doc["record"]}
             signature = base64.b64decode(doc["signature"], validate=True)
             record = {k: payload["record"][k] for k in RECORD_FIELDS}
-        except (ValueError, TypeError, KeyError, RecursionError):  # deep nesting: planted
+            record.update(delta_fields(payload["record"]))
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):  # planted
             raise NotAuthentic("its manifest is not a signed manifest of this service") from None
         if payload["format"] != FORMAT:
             raise NotAuthentic("its manifest is in an unknown format")

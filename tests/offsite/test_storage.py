@@ -1,4 +1,5 @@
 """The storage primitives against a real folder and a real object store (SeaweedFS)."""
+import json
 import os
 import time
 
@@ -121,6 +122,34 @@ def test_catalog_entry_round_trip_and_forgery(tmp_path):
     _, forged = build(other.private_key(), record, 6, 4096, [str(ident.to_public())])
     with pytest.raises(NotAuthentic):
         read(forged, str(ident), mine)
+
+
+def test_a_delta_copys_chain_fields_are_signed_in_its_manifest_and_catalog_entry(tmp_path):
+    signer = Signer(str(tmp_path / "k"), announce=lambda _: None)
+    name = "mc-backup-2026-12-05_12-00-00.db"
+    pack = {name + ".pages.zst": {"size": 77, "sha256": "c" * 64}}
+    record = {"target": "dir", "remote_name": name + ".delta.zst", "backup": name, "size": 10,
+              "sha256": "a" * 64, "plain_size": 4096, "plain_sha256": "b" * 64,
+              "compressed": True, "encrypted": False, "created_at": 1,
+              "parent": "mc-backup-2026-12-05_11-00-00.db.zst", "chain_length": 1,
+              "objects": pack}
+    manifest = signer.sign(record)
+    assert signer.verify(manifest, record["remote_name"]) == record
+    mine = (signer.private_key().public_key(),)
+    _, entry = build(signer.private_key(), record, 6, 4096)
+    assert read(entry, "", mine)["parent"] == record["parent"]
+    assert read(entry, "", mine)["objects"] == pack
+    # A full copy's record has no chain fields, and signs as it did before they existed.
+    full = {k: v for k, v in record.items() if k not in ("parent", "chain_length", "objects")}
+    assert "parent" not in signer.verify(signer.sign(full), record["remote_name"])
+    # Whoever edits the parent (to graft the copy onto a chain of their own) breaks the signature.
+    doc = json.loads(manifest)
+    doc["record"]["parent"] = "mc-backup-2026-12-05_10-00-00.db.zst"
+    with pytest.raises(NotAuthentic):
+        signer.verify(json.dumps(doc).encode(), record["remote_name"])
+    doc["record"]["parent"] = "../escape"
+    with pytest.raises(NotAuthentic):
+        signer.verify(json.dumps(doc).encode(), record["remote_name"])
 
 
 def test_a_deeply_nested_planted_manifest_or_entry_is_not_authentic_and_raises_nothing_else(
