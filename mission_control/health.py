@@ -140,6 +140,8 @@ def offsite_status(mc, newest, now, for_monitor=False):
             "last_success_at": copies.get(name, {}).get("last_at"),
             "failures": failures.get(name, {}).get("count", 0), "problem": problem,
             "stored_size": result.get("stored_size"), "ratio": result.get("ratio"),
+            "kind": result.get("kind"), "uploaded_bytes": result.get("uploaded_bytes"),
+            "chain_length": result.get("chain_length"),
             "held": result.get("held") or [],
             "changed": changed, "missing": missing,
             "uncataloged": [item["name"] for item in uncataloged],

@@ -84,7 +84,24 @@ class BackupCollector:
         drill_at = GaugeMetricFamily("mission_control_offsite_drill_timestamp_seconds",
                                      "Unix time of the target's last restore drill",
                                      labels=["target"])
+        uploaded_last = GaugeMetricFamily(
+            "mission_control_offsite_last_uploaded_bytes",
+            "Bytes the target's last copy uploaded (an incremental copy: only the pages that "
+            "changed, and its manifest)", labels=["target"])
+        chain = GaugeMetricFamily(
+            "mission_control_offsite_chain_length",
+            "Incremental copies from the target's last full copy to its last copy (0: the last "
+            "copy is a full copy)", labels=["target"])
+        uploaded = CounterMetricFamily(
+            "mission_control_offsite_uploaded_bytes",
+            "Bytes uploaded to the target by every copy this service recorded",
+            labels=["target"])
+        for name, total in self.mc.offsite.uploaded_totals().items():
+            uploaded.add_metric([name], total)
         for target in status["offsite"]:
+            if target.get("uploaded_bytes") is not None:  # a target whose last copy failed: none
+                uploaded_last.add_metric([target["target"]], target["uploaded_bytes"])
+                chain.add_metric([target["target"]], target["chain_length"] or 0)
             last_copy.add_metric([target["target"]], target["last_success_at"] or 0)
             copy_failures.add_metric([target["target"]], target["failures"])
             healthy.add_metric([target["target"]],
@@ -93,6 +110,9 @@ class BackupCollector:
                 drill_ok.add_metric([target["target"]], int(target["drill"]["ok"]))
                 drill_at.add_metric([target["target"]], target["drill"]["finished_at"])
         yield last_copy
+        yield uploaded_last
+        yield chain
+        yield uploaded
         yield copy_failures
         yield healthy
         yield drill_ok

@@ -88,6 +88,16 @@ def _copy_named(target, name):
                    "newest first:", details=[*names[:LISTED], *more])
 
 
+def _last_copy_text(t):
+    """``a full copy, 6.1 MiB uploaded`` or ``only the pages that changed, 41 KiB uploaded (3
+    since the full copy)``."""
+    uploaded = f"{human_size(t['uploaded_bytes'] or 0)} uploaded"
+    if t["kind"] == "delta":
+        return (f"only the pages that changed, {uploaded} ({t['chain_length']} since the full "
+                "copy)")
+    return f"a full copy, {uploaded}"
+
+
 def status_(ctx):
     with ctx.open() as mc:
         targets = mc.offsite.list()
@@ -96,6 +106,8 @@ def status_(ctx):
         when = datetime.fromtimestamp(t["finished_at"], timezone.utc)
         lines.append(f"{t['target']}\t{'ok' if t['ok'] else 'FAILED'}\t{t['backup'] or '-'}\t"
                      f"{when:%Y-%m-%d %H:%M:%S} UTC\t{t['message']}")
+        if t["kind"] is not None:
+            lines.append(f"  last copy: {_last_copy_text(t)}")
         # Held by their lock is what a locked bucket is for: said, never counted as a failure.
         lines += [f"  {line}" for line in held_text(t["held"])]
         # Kept copies someone deleted or replaced: they fail the verdict.

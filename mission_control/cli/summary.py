@@ -3,6 +3,7 @@ each off-site target's result; drawn as bars while it runs and said in one resti
 from dataclasses import dataclass
 
 from .. import hookimpl
+from ..offsite.results import last_copy
 from ..units import human_size
 
 
@@ -15,17 +16,27 @@ class TargetResult:
     message: str
     stored_size: int | None = None
     packing: str = ""
+    kind: str | None = None
+    uploaded_bytes: int | None = None
+    chain_length: int | None = None
 
     def text(self):
-        """`off-site dir: copied 6.1 KiB (zstd+age)` or `off-site s3: FAILED: <reason>`."""
+        """`off-site dir: copied 6.1 KiB (zstd+age)`, `off-site dir: copied 41 KiB of changed
+        pages (zstd+age; 3 since the full copy)` or `off-site s3: FAILED: <reason>`."""
         if not self.ok:
             return f"off-site {self.target}: FAILED: {self.message}"
+        if self.kind == "delta":
+            return (f"off-site {self.target}: copied {human_size(self.uploaded_bytes or 0)} of "
+                    f"changed pages ({self.packing or 'plain'}; {self.chain_length} since the "
+                    "full copy)")
         size = "" if self.stored_size is None else f" {human_size(self.stored_size)}"
         return f"off-site {self.target}: copied{size} ({self.packing or 'plain'})"
 
     def to_json(self):
         return {"target": self.target, "ok": self.ok, "message": self.message,
-                "stored_size": self.stored_size, "packing": self.packing or "plain"}
+                "stored_size": self.stored_size, "packing": self.packing or "plain",
+                "kind": self.kind, "uploaded_bytes": self.uploaded_bytes,
+                "chain_length": self.chain_length}
 
 
 def _packing(detail):
@@ -66,7 +77,8 @@ class BackupWatch:
             target = detail.get("target") or event["target_id"]
             result = TargetResult(target, ok, "copied and verified" if ok
                                   else str(detail.get("reason") or "failed"),
-                                  detail.get("stored_size"), _packing(detail))
+                                  detail.get("stored_size"), _packing(detail),
+                                  **(last_copy(detail) if ok else {}))
             self.results[target] = result
             bar = self._target_bars.get(target)
             if bar is not None:

@@ -5,6 +5,17 @@ import logging
 from ..errors import describe_error
 from .signing import DELTA_FIELDS
 
+def last_copy(detail):
+    """`{kind, uploaded_bytes, chain_length}` of the copy a result's `detail` tells of: what a
+    copy made before incremental copies existed uploaded is its stored size, a full copy; all
+    None for a failed copy."""
+    if detail.get("stored_size") is None and detail.get("uploaded_bytes") is None:
+        return {"kind": None, "uploaded_bytes": None, "chain_length": None}
+    return {"kind": detail.get("kind") or "full",
+            "uploaded_bytes": detail.get("uploaded_bytes", detail.get("stored_size")),
+            "chain_length": detail.get("chain_length") or 0}
+
+
 log = logging.getLogger(__name__)
 
 
@@ -193,6 +204,7 @@ class OffsiteResults:
             detail = row["detail"] or {}
             row["stored_size"] = detail.get("stored_size")
             row["ratio"] = detail.get("ratio")
+            row.update(last_copy(detail))
             # Copies retention would have deleted but whose lock has not expired: not a failure.
             row["held"] = detail.get("held") or []
             # Kept copies someone replaced or deleted (they fail the verdict), and kept copies
@@ -235,6 +247,13 @@ class OffsiteResults:
             conn.execute("UPDATE offsite_copies SET versions = ? WHERE target = ? AND"
                          " remote_name = ?", (json.dumps(versions, sort_keys=True), target,
                                               remote_name))
+
+    def uploaded_totals(self):
+        """`{target: bytes}` every copy this service recorded has uploaded to each target (a
+        copy recorded before uploads were counted: its stored size)."""
+        rows = self._db.query("SELECT target, SUM(COALESCE(uploaded, size)) AS total"
+                              " FROM offsite_copies GROUP BY target ORDER BY target")
+        return {row["target"]: row["total"] or 0 for row in rows}
 
     def records_of(self, backup):
         """The records of every copy of `backup` (a backup's name) that this service knows of."""

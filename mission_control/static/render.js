@@ -25,9 +25,15 @@ export function renderHealth(status) {
 }
 
 function storedCell(t) {
+  if (t.kind === "delta") {
+    // An incremental copy: what it uploaded is the pages that changed, and it needs its chain.
+    const n = t.chain_length;
+    return `${humanSize(t.uploaded_bytes)} uploaded: the pages that changed ` +
+      `(${n} ${n === 1 ? "copy" : "copies"} since the full copy)`;
+  }
   if (t.stored_size == null) return "—";
   const ratio = t.ratio == null ? "" : ` (${Math.round(t.ratio * 100)}% of the backup)`;
-  return `${humanSize(t.stored_size)}${ratio}`;
+  return `${humanSize(t.stored_size)}${ratio}${t.kind === "full" ? ", a full copy" : ""}`;
 }
 
 function drillCell(t) {

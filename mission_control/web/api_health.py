@@ -9,7 +9,7 @@ from ..errors import MissionControlError
 from ..health import backup_status
 from .http import bearer_token, json_response, require
 from .openapi_schemas import INT_OR_NULL, STR_OR_NULL, array, obj, operation, ref, response
-from .api_plugins import COPY_NAMES, HELD
+from .api_plugins import COPY_NAMES, HELD, LAST_COPY
 from .operations import Operation
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ SCHEMAS = {
                  "(for the metrics token, without the remote side's error text)"},
         stored_size={**INT_OR_NULL, "description": "bytes the last copy takes off-site"},
         ratio={"type": ["number", "null"], "description": "stored size / backup size"},
-        held=HELD, **COPY_NAMES,
+        held=HELD, **COPY_NAMES, **LAST_COPY,
         warning={**STR_OR_NULL, "description": "why this target makes the verdict warn (kept "
                  "copies without a catalog entry), or null"},
         notes={**_STRINGS, "description": "what to know about the target that is not a "

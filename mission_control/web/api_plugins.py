@@ -33,6 +33,15 @@ COPY_NAMES = {"changed": {**array({"type": "string"}), "description": "kept copi
                               "without a catalog entry that could be written (or renewed) "
                               "by the last run: `recover` may not use them; a warning"}}
 
+#: What the last copy uploaded: a full copy, or only the pages that changed (issue 24).
+LAST_COPY = {"kind": {"enum": ["full", "delta", None], "description": "the last copy's kind: "
+                      "`full` (the whole database) or `delta` (only the pages that changed "
+                      "since the copy before it); null when the last copy failed"},
+             "uploaded_bytes": {**INT_OR_NULL, "description": "bytes the last copy uploaded "
+                                "(a delta copy: its pack and manifest)"},
+             "chain_length": {**INT_OR_NULL, "description": "delta copies from the last full "
+                              "copy to the last copy (0: the last copy is a full copy)"}}
+
 SCHEMAS = {
     "Plugin": obj(name={"type": "string"},
                   kind={"enum": ["builtin", "entry_point", "drop_in", "registered"]},
@@ -44,7 +53,7 @@ SCHEMAS = {
                                       "(after compression and encryption)"},
                          ratio={"type": ["number", "null"],
                                 "description": "stored size / backup size"},
-                         held=HELD, **COPY_NAMES),
+                         held=HELD, **COPY_NAMES, **LAST_COPY),
 }
 
 OPERATIONS = [

@@ -61,6 +61,7 @@ def test_the_cli_names_a_missing_copy(mc, clock, nas):
     backups(mc, clock, 1)
     shown = run_cli("offsite", "status", "--data-dir", mc.config.data_dir)
     assert shown.code == 0 and f"  {second} missing" in shown.out, shown.out
+    assert "  last copy: a full copy, " in shown.out and " uploaded\n" in shown.out, shown.out
     data = run_cli("--json", "offsite", "status", "--data-dir", mc.config.data_dir).json
     assert data["targets"][0]["missing"] == [second]
 

@@ -122,4 +122,5 @@ def test_offsite_listing_shows_stored_size_and_ratio(admin_client, mc, tmp_path)
     [target] = admin_client.get("/api/offsite").json["targets"]
     stored = (nas / f"{made.name}.zst").stat().st_size
     assert target["stored_size"] == stored and target["ratio"] == round(stored / made.size, 4)
+    assert (target["kind"], target["uploaded_bytes"], target["chain_length"]) == ("full", stored, 0)
     assert target["detail"]["compressed"] is True and target["detail"]["encrypted"] is False

@@ -99,6 +99,8 @@ def test_an_unmounted_offsite_folder_fails_the_verdict_and_the_metrics_show_it(
     assert values["mission_control_offsite_last_success_timestamp_seconds[('target', 'dir')]"] == 0
     assert values["mission_control_offsite_ok[('target', 'dir')]"] == 0
     assert values["mission_control_backup_verdict[('verdict', 'fail')]"] == 1
+    # A failed copy uploaded nothing that counts: no series for the last copy's size.
+    assert "mission_control_offsite_last_uploaded_bytes[('target', 'dir')]" not in values
 
     nas.mkdir()  # the share is mounted again
     assert call(live_server, "POST", "/api/backup", key=API_KEY)[0] == 200
@@ -111,6 +113,13 @@ def test_an_unmounted_offsite_folder_fails_the_verdict_and_the_metrics_show_it(
     assert values["mission_control_offsite_failures_total[('target', 'dir')]"] == 1
     assert values["mission_control_offsite_ok[('target', 'dir')]"] == 1
     assert values["mission_control_backup_verdict[('verdict', 'pass')]"] == 1
+    [copy] = nas.glob("mc-backup-*.db")
+    stored = copy.stat().st_size
+    assert (health["offsite"][0]["kind"], health["offsite"][0]["uploaded_bytes"],
+            health["offsite"][0]["chain_length"]) == ("full", stored, 0)
+    assert values["mission_control_offsite_last_uploaded_bytes[('target', 'dir')]"] == stored
+    assert values["mission_control_offsite_chain_length[('target', 'dir')]"] == 0
+    assert values["mission_control_offsite_uploaded_bytes_total[('target', 'dir')]"] == stored
 
 
 def test_the_metrics_token_reads_monitoring_and_nothing_else(mc, live_server):
@@ -146,6 +155,7 @@ def test_a_target_the_newest_backup_never_reached_fails_after_the_allowed_lag(mc
     assert fresh["offsite"] == [{"target": "tape", "configured": True, "ok": None, "backup": None,
                                  "message": None, "finished_at": None, "last_success_at": None,
                                  "failures": 0, "problem": None, "stored_size": None, "ratio": None,
+                                 "kind": None, "uploaded_bytes": None, "chain_length": None,
                                  "held": [], "changed": [], "missing": [],
                                  "uncataloged": [], "warning": None, "notes": [],
                                  "drill": None}]
