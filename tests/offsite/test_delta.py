@@ -6,6 +6,7 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -328,3 +329,29 @@ def test_a_damaged_hash_file_is_refused(tmp_path, how):
     with pytest.raises(DeltaError, match="^a.hashes (is not a page-hash file|is damaged|is a "
                                          "page-hash file of another version)"):
         load_hashes(tmp_path / "a.hashes")
+
+
+@pytest.mark.parametrize("misfit", ["shorter", "page size"])
+def test_a_full_copy_that_does_not_fit_its_chain_is_refused(tmp_path, misfit):
+    """The full copy under the parent's name is not the parent the delta was made against: too
+    short (a page the chain needs is neither in it nor in a pack), or of another page size."""
+    identity, recipient = new_key()
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    child = pages_file(tmp_path / "child.db", 4096, 6)
+    if misfit == "shorter":
+        (tmp_path / "full.db").write_bytes(bytes(child[:5 * 4096]))
+    else:
+        pages_file(tmp_path / "full.db", 8192, 3)
+    write_full(tmp_path / "full.db", name_of(0), remote, recipients=(recipient,))
+    # Made against the child's own hashes: no page changed, so none is in a pack.
+    delta = write_delta(tmp_path / "child.db", name_of(1), name_of(0),
+                        page_hashes(tmp_path / "child.db"), remote, recipients=(recipient,))
+    assert delta.pack is None
+    threads = threading.active_count()
+    out = tmp_path / "out" / "rebuilt.db"
+    out.parent.mkdir()
+    why = "is shorter than its chain needs" if misfit == "shorter" else "has another page size"
+    with pytest.raises(DeltaError, match=f"^{name_of(0)}.zst.age {why}"):
+        rebuild(remote, name_of(1), out, identity)
+    assert list(out.parent.iterdir()) == [] and threading.active_count() == threads
