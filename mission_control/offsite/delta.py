@@ -200,14 +200,14 @@ def load_hashes(path):
 
     :raises DeltaError: the file is not a page-hash file of this version, or it is damaged
         (truncated, extended or any byte changed).
+    :raises OSError: the file cannot be read (absent: hash the parent's file instead).
     """
     what = os.path.basename(path)
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < _HASHES_HEADER.size + _HASHES_TRAILER or not data.startswith(HASHES_MAGIC):
         raise DeltaError(f"{what} is not a page-hash file")
-    magic, version, hash_size, zero, page_size, size, sha256 = \
-        _HASHES_HEADER.unpack_from(data)
+    _, version, hash_size, zero, page_size, size, sha256 = _HASHES_HEADER.unpack_from(data)
     if version != HASHES_VERSION or hash_size != HASH_SIZE:
         raise DeltaError(f"{what} is a page-hash file of another version")
     body, trailer = memoryview(data)[:-_HASHES_TRAILER], data[-_HASHES_TRAILER:]

@@ -219,17 +219,22 @@ class _Hasher:
 
     def _run(self):
         for piece in iter(self._queue.get, None):
-            self._digest.update(piece)
+            if self._digest is not None:
+                try:
+                    self._digest.update(piece)
+                except Exception:  # noqa: BLE001 - keep taking pieces: a feeder never blocks
+                    self._digest = None
 
     def update(self, piece):
         self._queue.put(piece)
 
     def close(self):
-        """Stop the worker (idempotent); return the hex digest of everything fed."""
+        """Stop the worker (idempotent); return the hex digest of everything fed (None when the
+        hashing failed: the copy then does not check)."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
-        return self._digest.hexdigest()
+        return self._digest.hexdigest() if self._digest is not None else None
 
 
 def _pwrite_all(fd, data, offset):
