@@ -10,12 +10,14 @@ import hashlib
 import io
 import json
 import os
+import queue
 import tempfile
+import threading
 from dataclasses import dataclass
 
 from .delta import (FORMAT, HASH_SIZE, MAX_CHAIN, MAX_MANIFEST, DeltaError, _header_page_size,
                     full_name, manifest_name)
-from .streams import CHUNK, CopyDamaged, decode
+from .streams import CopyDamaged, decode
 
 
 class CopyNotFound(DeltaError):
@@ -51,12 +53,12 @@ class _Capped(io.BytesIO):
         return super().write(data)
 
 
-def _decode_object(folder, object_name, sink, identities):
+def _decode_object(folder, object_name, sink, identities, hashed=True):
     compressed, encrypted = _object_form(object_name)
     try:
         with open(os.path.join(folder, object_name), "rb") as f:
             return decode(f, sink, compressed=compressed, encrypted=encrypted,
-                          identities=identities)
+                          identities=identities, hashed=hashed)
     except CopyDamaged as exc:
         raise DeltaError(f"{object_name} is damaged or not readable with this identity: {exc}") \
             from None
@@ -203,29 +205,104 @@ class Rebuilt:
     objects: tuple
 
 
-def _hash_file(f):
-    digest = hashlib.sha256()
-    f.seek(0)
-    for chunk in iter(lambda: f.read(CHUNK), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
+class _Hasher:
+    """SHA-256 of what it is fed, in order, in a worker thread (hashlib releases the GIL on large
+    buffers, so the hashing runs beside the unpacking); at most `DEPTH` pieces wait."""
+
+    DEPTH = 16
+
+    def __init__(self):
+        self._digest = hashlib.sha256()
+        self._queue = queue.Queue(self.DEPTH)
+        self._thread = threading.Thread(target=self._run, name="rebuild-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        for piece in iter(self._queue.get, None):
+            if self._digest is not None:
+                try:
+                    self._digest.update(piece)
+                except Exception:  # noqa: BLE001 - keep taking pieces: a feeder never blocks
+                    self._digest = None
+
+    def update(self, piece):
+        self._queue.put(piece)
+
+    def close(self):
+        """Stop the worker (idempotent); return the hex digest of everything fed (None when the
+        hashing failed: the copy then does not check)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        return self._digest.hexdigest() if self._digest is not None else None
 
 
-def _fill(f, folder, chain, identities):
-    """Write the copy `chain` describes into the open file `f`; return the objects read and the
-    SHA-256 of what was written."""
-    _, sha256 = _decode_object(folder, chain.full, f, identities)
-    objects = [chain.full]
-    if not chain.manifests:
-        f.flush()
-        return objects, sha256
+def _pwrite_all(fd, data, offset):
+    while data:
+        done = os.pwrite(fd, data, offset)
+        data, offset = data[done:], offset + done
+
+
+class _Merging:
+    """A writer given the unpacked full copy, in order: writes each of its pages that no pack
+    replaces into the file `fd` (up to the copy's `size`), and feeds `hasher` the copy as it ends
+    up, in order: for a replaced page, the pack's page already in the file is read back."""
+
+    def __init__(self, fd, replaced, page_size, size, hasher, full):
+        self._fd, self._page_size, self._size, self._hasher = fd, page_size, size, hasher
+        self._full = full
+        self._replaced = [(n - 1) * page_size for n in sorted(replaced)] + [float("inf")]
+        self._next = 0  # index in `_replaced` of the next replaced page at or after `_done`
+        self._done = 0  # bytes of the copy hashed so far
+        self._position = 0  # bytes of the full copy received so far
+        self._header = b""
+
+    def write(self, data):
+        if len(self._header) < 100:
+            self._header += bytes(data[:100 - len(self._header)])
+            if len(self._header) == 100 and _header_page_size(self._header, self._full) \
+                    != self._page_size:
+                raise DeltaError(f"{self._full} has another page size than the chain over it")
+        view, start = memoryview(data), self._position
+        self._position += len(view)
+        self._advance(min(self._position, self._size), view, start)
+        return len(view)
+
+    def _advance(self, end, view=None, start=0):
+        """Write and hash the copy up to byte `end`: from `view` (the full copy's bytes from offset
+        `start`) where no pack replaces a page; from the file where one does, or past `view`."""
+        while self._done < end:
+            replaced = self._replaced[self._next]
+            if self._done >= replaced:  # a pack's page: already in the file
+                page = os.pread(self._fd, self._page_size, replaced)
+                if len(page) != self._page_size:
+                    raise DeltaError(f"{self._full}: a page of the chain is missing")
+                self._hasher.update(page)
+                self._done, self._next = replaced + self._page_size, self._next + 1
+                continue
+            stop = min(end, replaced)
+            if view is None:  # past the full copy's end: only packs' pages can be there
+                raise DeltaError(f"{self._full} is shorter than its chain needs")
+            piece = view[self._done - start:stop - start]
+            _pwrite_all(self._fd, piece, self._done)
+            self._hasher.update(piece)
+            self._done = stop
+
+    def finish(self):
+        """Hash the pages past the full copy's end (the file grew: all from packs)."""
+        if len(self._header) < 100:
+            raise DeltaError(f"{self._full} is too short for a database")
+        self._advance(self._size)
+
+    def flush(self):
+        pass
+
+
+def _chain_pages(chain):
+    """`{pack: [(offset, length, page number, digest), ...]}`: where each page of the last copy
+    that a manifest names is found, the newest copy's winning."""
     last = chain.manifests[-1]
-    page_size = last["page_size"]
-    f.seek(0)
-    if _header_page_size(f.read(100), chain.full) != page_size:
-        raise DeltaError(f"{chain.full} has another page size than the chain over it")
-    f.truncate(last["size"])
-    owner = {}  # page number -> (pack object, offset, length, digest), the newest copy wins
+    owner = {}
     for doc in reversed(chain.manifests):
         for number, pack, offset, length, digest in doc["pages"]:
             if number <= last["page_count"] and number not in owner:
@@ -233,7 +310,25 @@ def _fill(f, folder, chain, identities):
     by_pack = {}
     for number, (pack, offset, length, digest) in owner.items():
         by_pack.setdefault(pack, []).append((offset, length, number, digest))
-    owner.clear()
+    return by_pack
+
+
+def _fill(f, folder, chain, identities):
+    """Write the copy `chain` describes into the open file `f`; return the objects read (full copy
+    first) and the SHA-256 of what was written.
+
+    One pass over the output: the packs' pages are written first, at their places; then the full
+    copy is unpacked around them while a worker thread hashes the result in order."""
+    if not chain.manifests:
+        _, sha256 = _decode_object(folder, chain.full, f, identities)
+        f.flush()
+        return [chain.full], sha256
+    last = chain.manifests[-1]
+    page_size = last["page_size"]
+    f.truncate(last["size"])
+    by_pack = _chain_pages(chain)
+    replaced = [number for pages in by_pack.values() for _, _, number, _ in pages]
+    objects = [chain.full]
     for doc in chain.manifests:
         objects.append(doc["_object"])
         for pack in doc["packs"]:
@@ -245,7 +340,14 @@ def _fill(f, folder, chain, identities):
     if by_pack:
         raise DeltaError(f"{sorted(by_pack)[0]} is named by a manifest but not in its chain")
     f.flush()
-    size, sha256 = f.seek(0, 2), _hash_file(f)
+    hasher = _Hasher()
+    try:
+        merging = _Merging(f.fileno(), replaced, page_size, last["size"], hasher, chain.full)
+        _decode_object(folder, chain.full, merging, identities, hashed=False)
+        merging.finish()
+    finally:
+        sha256 = hasher.close()
+    size = os.fstat(f.fileno()).st_size
     if size != last["size"] or sha256 != last["sha256"]:
         raise DeltaError(f"{chain.name}: the rebuilt copy does not match the size and SHA-256 "
                          f"its manifest {last['_object']} records")

@@ -42,15 +42,17 @@ def parse_identities(value):
 
 
 class Digesting:
-    """A writer that counts and hashes what passes through it into `sink` (any `.write`)."""
+    """A writer that counts and hashes what passes through it into `sink` (any `.write`); with
+    `hashed` false, it only counts (`sha256` is None)."""
 
-    def __init__(self, sink):
+    def __init__(self, sink, hashed=True):
         self.sink = sink
         self.size = 0
-        self._digest = hashlib.sha256()
+        self._digest = hashlib.sha256() if hashed else None
 
     def write(self, data):
-        self._digest.update(data)
+        if self._digest is not None:
+            self._digest.update(data)
         self.size += len(data)
         self.sink.write(data)
         return len(data)
@@ -60,7 +62,7 @@ class Digesting:
 
     @property
     def sha256(self):
-        return self._digest.hexdigest()
+        return self._digest.hexdigest() if self._digest is not None else None
 
 
 class DigestingReader(Digesting):
@@ -153,15 +155,16 @@ class _Decompressing:
             raise CopyDamaged("cannot decompress: the compressed copy is truncated")
 
 
-def decode(reader, sink, *, compressed, encrypted, identities=""):
+def decode(reader, sink, *, compressed, encrypted, identities="", hashed=True):
     """Stream a copy from `reader` (anything with ``read``) back to the plain backup in `sink`.
 
     :param identities: age secret keys (``AGE-SECRET-KEY-1…``), needed when `encrypted`.
+    :param hashed: false when the caller hashes what it needs itself (the SHA-256 returned is None).
     :return: `(plain_size, plain_sha256)` of what was written.
     :raises CopyDamaged: wrong or missing identity, truncated or altered copy (the reason says).
     :raises MissingExtra: zstandard or pyrage is needed and not installed.
     """
-    out = Digesting(sink)
+    out = Digesting(sink, hashed)
     top = _Decompressing(out) if compressed else out
     if encrypted:
         pyrage = _require("pyrage")

@@ -1,14 +1,19 @@
 """Incremental copies (issue 24, the format): page hashes, delta packs and manifests, rebuilding a chain."""
+import hashlib
 import os
 import shutil
 import sqlite3
+import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from mission_control.offsite.delta import (DeltaError, changed_pages, page_hashes, read_page_size,
+from mission_control.offsite import delta as delta_module
+from mission_control.offsite.delta import (SQLITE_MAGIC, DeltaError, PageHashes, changed_pages,
+                                           load_hashes, page_hashes, read_page_size, save_hashes,
                                            write_delta, write_full)
 from mission_control.offsite.reassembly import CopyNotFound, rebuild
 from tests.support.offsite import damage, new_key
@@ -242,3 +247,111 @@ def test_a_page_changed_while_packing_is_refused(tmp_path):
         assert len(_PagesReader(raw, (1,), page_hashes(tmp_path / "b.db")).read()) == 4096
         with pytest.raises(DeltaError, match=f"page {changed[0]} changed while it was packed"):
             _PagesReader(raw, changed, stale).read()
+
+
+def plain_hashes(data, page_size):
+    """The page hashes of `data`, the obvious way (one thread, one page at a time)."""
+    digests = b"".join(hashlib.blake2b(data[at:at + page_size], digest_size=16).digest()
+                       for at in range(0, len(data), page_size))
+    return PageHashes(page_size, digests, len(data), hashlib.sha256(data).hexdigest())
+
+
+def pages_file(path, page_size, pages):
+    """A file of `pages` random pages with an SQLite header naming `page_size`."""
+    data = bytearray(os.urandom(page_size * pages))
+    data[:18] = SQLITE_MAGIC + struct.pack(">H", 1 if page_size == 65536 else page_size)
+    path.write_bytes(bytes(data))
+    return data
+
+
+@pytest.mark.parametrize("page_size,pages", [(512, 1), (512, 97), (4096, 33), (65536, 7)])
+def test_threaded_hashing_equals_a_plain_single_thread_hash(tmp_path, monkeypatch, page_size,
+                                                           pages):
+    # Reads of 3 pages (or 1 of 64 KiB): many chunks, the last one short.
+    monkeypatch.setattr(delta_module, "READ_SIZE", 3 * 4096 if page_size < 65536 else 1)
+    data = pages_file(tmp_path / "a.db", page_size, pages)
+    assert page_hashes(tmp_path / "a.db") == plain_hashes(bytes(data), page_size)
+    # A child: some pages changed, two added at the end; and one that shrank.
+    changed = sorted({1, pages} | {n for n in range(2, pages, 5)})
+    for number in changed:
+        data[(number - 1) * page_size + 200] ^= 0xFF
+    data += os.urandom(2 * page_size)
+    (tmp_path / "b.db").write_bytes(bytes(data))
+    found = changed_pages(tmp_path / "b.db", page_hashes(tmp_path / "a.db"))
+    assert found.pages == tuple(changed + [pages + 1, pages + 2])
+    assert found.hashes == plain_hashes(bytes(data), page_size)
+    shrunk = changed_pages(tmp_path / "a.db", found.hashes)
+    assert shrunk.pages == tuple(changed) and len(shrunk.hashes) == pages
+
+
+def test_a_file_of_part_of_a_page_is_refused(tmp_path):
+    data = pages_file(tmp_path / "a.db", 4096, 3)
+    (tmp_path / "a.db").write_bytes(bytes(data) + b"x")
+    with pytest.raises(DeltaError, match="a.db is not a whole number of pages"):
+        page_hashes(tmp_path / "a.db")
+
+
+def test_saved_hashes_load_back_equal(tmp_path):
+    db = live_db(tmp_path / "live.db")
+    db.close()
+    hashes = page_hashes(tmp_path / "live.db")
+    save_hashes(tmp_path / "live.hashes", hashes)
+    assert load_hashes(tmp_path / "live.hashes") == hashes
+    save_hashes(tmp_path / "live.hashes", plain_hashes(b"", 4096))  # replaced; an empty file too
+    assert load_hashes(tmp_path / "live.hashes") == plain_hashes(b"", 4096)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live.db", "live.hashes"]
+
+
+def resealed(data):
+    """`data` (a page-hash file) with its checksum made right again."""
+    return data[:-32] + hashlib.sha256(data[:-32]).digest()
+
+
+DAMAGES = {
+    "flipped digest": lambda d: d[:60] + bytes([d[60] ^ 1]) + d[61:],
+    "flipped checksum": lambda d: d[:-1] + bytes([d[-1] ^ 1]),
+    "truncated": lambda d: d[:-20],
+    "cut to the header": lambda d: d[:40],
+    "extended": lambda d: d + b"\x00" * 16,
+    "a digest more, resealed": lambda d: resealed(d[:-32] + b"\x00" * 16 + d[-32:]),
+    "another magic": lambda d: b"X" + d[1:],
+    "another version": lambda d: resealed(d[:12] + b"\x02" + d[13:]),
+    "another page size, resealed": lambda d: resealed(d[:16] + struct.pack(">I", 1000) + d[20:]),
+    "empty": lambda d: b"",
+}
+
+
+@pytest.mark.parametrize("how", list(DAMAGES))
+def test_a_damaged_hash_file_is_refused(tmp_path, how):
+    data = pages_file(tmp_path / "a.db", 4096, 5)
+    save_hashes(tmp_path / "a.hashes", plain_hashes(bytes(data), 4096))
+    (tmp_path / "a.hashes").write_bytes(DAMAGES[how]((tmp_path / "a.hashes").read_bytes()))
+    with pytest.raises(DeltaError, match="^a.hashes (is not a page-hash file|is damaged|is a "
+                                         "page-hash file of another version)"):
+        load_hashes(tmp_path / "a.hashes")
+
+
+@pytest.mark.parametrize("misfit", ["shorter", "page size"])
+def test_a_full_copy_that_does_not_fit_its_chain_is_refused(tmp_path, misfit):
+    """The full copy under the parent's name is not the parent the delta was made against: too
+    short (a page the chain needs is neither in it nor in a pack), or of another page size."""
+    identity, recipient = new_key()
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    child = pages_file(tmp_path / "child.db", 4096, 6)
+    if misfit == "shorter":
+        (tmp_path / "full.db").write_bytes(bytes(child[:5 * 4096]))
+    else:
+        pages_file(tmp_path / "full.db", 8192, 3)
+    write_full(tmp_path / "full.db", name_of(0), remote, recipients=(recipient,))
+    # Made against the child's own hashes: no page changed, so none is in a pack.
+    delta = write_delta(tmp_path / "child.db", name_of(1), name_of(0),
+                        page_hashes(tmp_path / "child.db"), remote, recipients=(recipient,))
+    assert delta.pack is None
+    threads = threading.active_count()
+    out = tmp_path / "out" / "rebuilt.db"
+    out.parent.mkdir()
+    why = "is shorter than its chain needs" if misfit == "shorter" else "has another page size"
+    with pytest.raises(DeltaError, match=f"^{name_of(0)}.zst.age {why}"):
+        rebuild(remote, name_of(1), out, identity)
+    assert list(out.parent.iterdir()) == [] and threading.active_count() == threads
