@@ -1,10 +1,13 @@
-"""Rebuilding any copy of an incremental chain from a folder holding its full copy, packs and manifests.
+"""Rebuilding any copy of an incremental chain from a source of objects: a folder, or a storage.
 
-Every page taken from a pack is checked against its hash, the result against the page count,
-size and whole-file SHA-256 of the copy's manifest; age's authentication and zstd's checksum catch
-a flipped byte in any object, and the error names that object. The output is written to a
-temporary file beside it and renamed at the end: never a partial file. Standard library plus the
-``[offsite-crypt]`` extra only.
+A source (`FolderSource`; the service's is `readback.StorageSource`) answers ``exists(name)`` and
+``open(name)`` (a binary reader), and may say what each object must be (``expected(name)``: an
+`Expected`, its stored size and SHA-256, and for a full copy its plain size). Every page taken
+from a pack is checked against its hash, the result against the page count, size and whole-file
+SHA-256 of the copy's manifest; age's authentication and zstd's checksum catch a flipped byte in
+any object, an expected SHA-256 any other change, and the error names that object. `rebuild`
+writes to a temporary file beside the output and renames it at the end: never a partial file.
+Standard library plus the ``[offsite-crypt]`` extra only.
 """
 import hashlib
 import io
@@ -15,11 +18,43 @@ from dataclasses import dataclass
 
 from .delta import (FORMAT, HASH_SIZE, MAX_CHAIN, MAX_MANIFEST, DeltaError, _header_page_size,
                     full_name, manifest_name)
-from .streams import CHUNK, CopyDamaged, decode
+from .streams import CHUNK, CopyDamaged, DigestingReader, decode
 
 
 class CopyNotFound(DeltaError):
-    """The folder holds no copy (full or delta) of that name."""
+    """The source holds no copy (full or delta) of that name."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What one object must be: its stored `size` and `sha256`, and for a full copy the most
+    bytes it may unpack to (`plain_size`; None: not known)."""
+
+    size: int
+    sha256: str
+    plain_size: int | None = None
+
+
+class FolderSource:
+    """The objects in a local folder (what the console script reads); nothing is expected of them
+    beyond what they say themselves."""
+
+    def __init__(self, folder):
+        self.folder = os.fspath(folder)
+
+    def exists(self, name):
+        return os.path.isfile(os.path.join(self.folder, name))
+
+    def open(self, name):
+        return open(os.path.join(self.folder, name), "rb")
+
+    def expected(self, name):
+        return None
+
+
+def as_source(source):
+    """A `FolderSource` of `source` when it is a folder's path, else `source` itself."""
+    return FolderSource(source) if isinstance(source, (str, os.PathLike)) else source
 
 
 def _object_form(name):
@@ -27,17 +62,17 @@ def _object_form(name):
     return ".zst" in name[-8:], name.endswith(".age")
 
 
-def _find(folder, name):
-    """`(kind, object_name)` of copy `name` in `folder`: ``"full"`` (preferred: it needs nothing
+def _find(source, name):
+    """`(kind, object_name)` of copy `name` in `source`: ``"full"`` (preferred: it needs nothing
     else) or ``"delta"``; None when absent."""
     for compressed in (True, False):
         for encrypted in (True, False):
             candidate = full_name(name, compressed=compressed, encrypted=encrypted)
-            if os.path.isfile(os.path.join(folder, candidate)):
+            if source.exists(candidate):
                 return "full", candidate
     for encrypted in (True, False):
         candidate = manifest_name(name, encrypted)
-        if os.path.isfile(os.path.join(folder, candidate)):
+        if source.exists(candidate):
             return "delta", candidate
     return None
 
@@ -51,15 +86,64 @@ class _Capped(io.BytesIO):
         return super().write(data)
 
 
-def _decode_object(folder, object_name, sink, identities):
+class _Bounded:
+    """A writer refusing to pass `cap` bytes (a small zstd object can unpack to any size)."""
+
+    def __init__(self, sink, cap, object_name):
+        self._sink, self._cap, self._object = sink, cap, object_name
+        self.size = 0
+        self.failure = None
+
+    def write(self, data):
+        if self.size + len(data) > self._cap:
+            self.failure = DeltaError(f"{self._object} unpacks to more than the {self._cap} "
+                                      "bytes recorded for it: unpacking stopped there")
+            raise self.failure
+        self.size += len(data)
+        return self._sink.write(data)
+
+    def flush(self):
+        pass
+
+
+def _decode_object(source, object_name, sink, identities):
+    """Unpack `object_name` from `source` into `sink`; `(plain size, plain SHA-256)`.
+
+    What the source expects of the object is checked: its stored size and SHA-256 (after reading
+    it whole), and that it unpacks to no more than its plain size.
+    """
     compressed, encrypted = _object_form(object_name)
+    expected = source.expected(object_name)
+    writer = sink
+    if expected is not None and expected.plain_size is not None:
+        sink = _Bounded(sink, expected.plain_size, object_name)
     try:
-        with open(os.path.join(folder, object_name), "rb") as f:
-            return decode(f, sink, compressed=compressed, encrypted=encrypted,
-                          identities=identities)
-    except CopyDamaged as exc:
-        raise DeltaError(f"{object_name} is damaged or not readable with this identity: {exc}") \
-            from None
+        reader = source.open(object_name)
+    except FileNotFoundError:
+        raise CopyNotFound(f"{object_name} is not there (it was listed a moment ago)") from None
+    try:
+        stored = DigestingReader(reader)
+        result = decode(stored, sink, compressed=compressed, encrypted=encrypted,
+                        identities=identities)
+        for _ in iter(lambda: stored.read(CHUNK), b""):
+            pass  # bytes after what decode needed are part of the stored object
+    except Exception as exc:
+        # Our own writer's refusal first (a cap, a page's hash): pyrage hides it in its error.
+        failure = getattr(sink, "failure", None) or getattr(writer, "failure", None)
+        if failure is not None:
+            raise failure from None
+        if isinstance(exc, CopyDamaged):
+            raise DeltaError(f"{object_name} is damaged or not readable with this identity: "
+                             f"{exc}") from None
+        raise
+    finally:
+        reader.close()
+    if expected is not None and (stored.size != expected.size
+                                 or stored.sha256 != expected.sha256):
+        raise DeltaError(f"{object_name} is not the object that was sent: its stored bytes' "
+                         + ("size" if stored.size != expected.size else "SHA-256")
+                         + " differ from its signed record")
+    return result
 
 
 def _is_plain_name(value):
@@ -105,13 +189,13 @@ def _check_manifest(doc, name, object_name):
     return doc
 
 
-def load_manifest(folder, object_name, name, identities=""):
-    """The checked manifest (a dict) in `folder/object_name`, of copy `name`.
+def load_manifest(source, object_name, name, identities=""):
+    """The checked manifest (a dict) in `object_name` of `source` (or a folder), of copy `name`.
 
     :raises DeltaError: the object is damaged, unreadable with `identities`, or not a manifest.
     """
     sink = _Capped()
-    _decode_object(folder, object_name, sink, identities)
+    _decode_object(as_source(source), object_name, sink, identities)
     try:
         doc = json.loads(sink.getvalue())
     except ValueError:
@@ -128,25 +212,27 @@ class Chain:
     manifests: tuple
 
 
-def load_chain(folder, name, identities=""):
-    """Follow copy `name`'s parents in `folder` back to a full copy.
+def load_chain(source, name, identities=""):
+    """Follow copy `name`'s parents in `source` (or a folder) back to a full copy.
 
-    :raises CopyNotFound: `name`, or a parent it needs, is not in the folder.
+    :raises CopyNotFound: `name`, or a parent it needs, is not in the source.
     :raises DeltaError: a manifest is damaged, the chain loops or the page size changes in it.
     """
+    source = as_source(source)
+    where = "the folder" if isinstance(source, FolderSource) else "the storage"
     manifests, seen, current = [], set(), name
     while True:
-        found = _find(folder, current)
+        found = _find(source, current)
         if found is None:
             needed = f" (needed by {name})" if current != name else ""
-            raise CopyNotFound(f"no copy named {current} in the folder{needed}")
+            raise CopyNotFound(f"no copy named {current} in {where}{needed}")
         kind, object_name = found
         if kind == "full":
             break
         if current in seen or len(seen) >= MAX_CHAIN:
             raise DeltaError(f"the chain of {name} loops or is too long at {current}")
         seen.add(current)
-        doc = load_manifest(folder, object_name, current, identities)
+        doc = load_manifest(source, object_name, current, identities)
         doc["_object"] = object_name
         manifests.append(doc)
         current = doc["parent"]
@@ -165,6 +251,7 @@ class _PagePicker:
         self._next = 0
         self._position = 0
         self._buffer = bytearray()
+        self.failure = None
 
     def write(self, data):
         data, size = memoryview(data), len(data)
@@ -177,7 +264,9 @@ class _PagePicker:
             if offset + len(self._buffer) < end:
                 break
             if hashlib.blake2b(self._buffer, digest_size=HASH_SIZE).digest() != digest:
-                raise DeltaError(f"{self._pack}: page {number} does not match its hash")
+                # Kept: pyrage turns a writer's exception into its own error.
+                self.failure = DeltaError(f"{self._pack}: page {number} does not match its hash")
+                raise self.failure
             self._out.seek((number - 1) * self._page_size)
             self._out.write(self._buffer)
             self._buffer = bytearray()
@@ -211,10 +300,20 @@ def _hash_file(f):
     return digest.hexdigest()
 
 
-def _fill(f, folder, chain, identities):
-    """Write the copy `chain` describes into the open file `f`; return the objects read and the
-    SHA-256 of what was written."""
-    _, sha256 = _decode_object(folder, chain.full, f, identities)
+def _check_size(chain, plain_size):
+    """Refuse, before a byte is written, a chain whose copy is not `plain_size` bytes (None: any)."""
+    if plain_size is None or not chain.manifests:
+        return
+    last = chain.manifests[-1]
+    if last["size"] != plain_size:
+        raise DeltaError(f"{last['_object']} describes a copy of {last['size']} bytes, its signed "
+                         f"record says {plain_size}: nothing was written")
+
+
+def _fill(f, source, chain, identities):
+    """Write the copy `chain` describes into the open file `f` (empty, readable and seekable);
+    return the objects read and the SHA-256 of what was written."""
+    _, sha256 = _decode_object(source, chain.full, f, identities)
     objects = [chain.full]
     if not chain.manifests:
         f.flush()
@@ -239,7 +338,7 @@ def _fill(f, folder, chain, identities):
         for pack in doc["packs"]:
             if pack in by_pack and pack not in objects:
                 picker = _PagePicker(f, by_pack.pop(pack), page_size, pack)
-                _decode_object(folder, pack, picker, identities)
+                _decode_object(source, pack, picker, identities)
                 picker.finish()
                 objects.append(pack)
     if by_pack:
@@ -252,20 +351,44 @@ def _fill(f, folder, chain, identities):
     return objects, sha256
 
 
-def rebuild(folder, name, out, identities=""):
-    """Rebuild copy `name` from the objects in `folder` into the file `out` (never partially).
+def rebuild_into(f, source, name, identities="", *, plain_size=None):
+    """Rebuild copy `name` from `source` into the open, empty file `f` (``w+b`` or ``r+b``).
+
+    The caller owns `f`: on failure it holds part of a copy and must be removed.
+    :param plain_size: the size the copy must have (its signed record's): a chain describing
+        another size is refused before anything is written.
+    :return: a `Rebuilt`.
+    :raises CopyNotFound, DeltaError: as `rebuild`.
+    """
+    source = as_source(source)
+    chain = load_chain(source, name, identities)
+    _check_size(chain, plain_size)
+    objects, sha256 = _fill(f, source, chain, identities)
+    size = f.seek(0, 2)
+    if plain_size is not None and size != plain_size:
+        raise DeltaError(f"{chain.full} unpacks to {size} bytes, its signed record says "
+                         f"{plain_size}")
+    return Rebuilt(name, size, sha256, tuple(objects))
+
+
+def rebuild(source, name, out, identities="", *, plain_size=None):
+    """Rebuild copy `name` from the objects in `source` (a folder, or a source) into the file
+    `out` (never partially).
 
     :param identities: age secret keys, needed when the objects are encrypted.
+    :param plain_size: see `rebuild_into`.
     :return: a `Rebuilt`.
-    :raises CopyNotFound: the copy, or one its chain needs, is not in the folder.
+    :raises CopyNotFound: the copy, or one its chain needs, is not in the source.
     :raises DeltaError: an object is damaged (named), or the rebuilt copy does not check.
     """
-    chain = load_chain(folder, name, identities)
+    source = as_source(source)
+    chain = load_chain(source, name, identities)
+    _check_size(chain, plain_size)
     where = os.path.dirname(os.path.abspath(out))
     fd, temp = tempfile.mkstemp(dir=where, prefix=f".{os.path.basename(out)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w+b") as f:
-            objects, sha256 = _fill(f, folder, chain, identities)
+            objects, sha256 = _fill(f, source, chain, identities)
             size = f.seek(0, 2)
             os.fsync(f.fileno())
         os.replace(temp, out)
