@@ -78,16 +78,22 @@ def _find(source, name):
 
 
 class _Capped(io.BytesIO):
-    """A memory sink refusing more than `MAX_MANIFEST` bytes."""
+    """A memory sink refusing more than `MAX_MANIFEST` bytes of object `name`."""
+
+    def __init__(self, name):
+        super().__init__()
+        self.name = name
 
     def write(self, data):
         if self.tell() + len(data) > MAX_MANIFEST:
-            raise DeltaError("too large for a manifest")
+            raise DeltaError(f"{self.name} is too large for a manifest")
         return super().write(data)
 
 
-class _Bounded:
-    """A writer refusing to pass `cap` bytes (a small zstd object can unpack to any size)."""
+class _Guarded:
+    """The writer an object unpacks into: refuses to pass `cap` bytes (None: no cap; a small zstd
+    object can unpack to any size), and keeps why a write failed (pyrage turns a writer's
+    exception, a full disk or a page's wrong hash, into its own error)."""
 
     def __init__(self, sink, cap, object_name):
         self._sink, self._cap, self._object = sink, cap, object_name
@@ -95,12 +101,17 @@ class _Bounded:
         self.failure = None
 
     def write(self, data):
-        if self.size + len(data) > self._cap:
+        if self._cap is not None and self.size + len(data) > self._cap:
             self.failure = DeltaError(f"{self._object} unpacks to more than the {self._cap} "
                                       "bytes recorded for it: unpacking stopped there")
             raise self.failure
+        try:
+            self._sink.write(data)
+        except BaseException as exc:
+            self.failure = exc
+            raise
         self.size += len(data)
-        return self._sink.write(data)
+        return len(data)
 
     def flush(self):
         pass
@@ -114,9 +125,7 @@ def _decode_object(source, object_name, sink, identities):
     """
     compressed, encrypted = _object_form(object_name)
     expected = source.expected(object_name)
-    writer = sink
-    if expected is not None and expected.plain_size is not None:
-        sink = _Bounded(sink, expected.plain_size, object_name)
+    sink = _Guarded(sink, expected.plain_size if expected is not None else None, object_name)
     try:
         reader = source.open(object_name)
     except FileNotFoundError:
@@ -128,10 +137,9 @@ def _decode_object(source, object_name, sink, identities):
         for _ in iter(lambda: stored.read(CHUNK), b""):
             pass  # bytes after what decode needed are part of the stored object
     except Exception as exc:
-        # Our own writer's refusal first (a cap, a page's hash): pyrage hides it in its error.
-        failure = getattr(sink, "failure", None) or getattr(writer, "failure", None)
-        if failure is not None:
-            raise failure from None
+        # Our own writer's failure first (a cap, a page's hash, a full disk): pyrage hides it.
+        if sink.failure is not None:
+            raise sink.failure from None
         if isinstance(exc, CopyDamaged):
             raise DeltaError(f"{object_name} is damaged or not readable with this identity: "
                              f"{exc}") from None
@@ -194,7 +202,7 @@ def load_manifest(source, object_name, name, identities=""):
 
     :raises DeltaError: the object is damaged, unreadable with `identities`, or not a manifest.
     """
-    sink = _Capped()
+    sink = _Capped(object_name)
     _decode_object(as_source(source), object_name, sink, identities)
     try:
         doc = json.loads(sink.getvalue())
@@ -251,7 +259,6 @@ class _PagePicker:
         self._next = 0
         self._position = 0
         self._buffer = bytearray()
-        self.failure = None
 
     def write(self, data):
         data, size = memoryview(data), len(data)
@@ -264,9 +271,7 @@ class _PagePicker:
             if offset + len(self._buffer) < end:
                 break
             if hashlib.blake2b(self._buffer, digest_size=HASH_SIZE).digest() != digest:
-                # Kept: pyrage turns a writer's exception into its own error.
-                self.failure = DeltaError(f"{self._pack}: page {number} does not match its hash")
-                raise self.failure
+                raise DeltaError(f"{self._pack}: page {number} does not match its hash")
             self._out.seek((number - 1) * self._page_size)
             self._out.write(self._buffer)
             self._buffer = bytearray()
