@@ -42,7 +42,7 @@ def chain_records(lookup, record):
             raise NotAuthentic(f"{name} needs {parent}, its ancestor, which is refused: "
                                f"{getattr(exc, 'message', None) or exc}") from None
         if found is None:
-            raise ChainBroken(f"{name} needs {parent}, its ancestor, which has no record")
+            raise ChainBroken(f"{name} needs {parent}, its ancestor, which has no signed record")
         if (found.get("chain_length") or 0) != child["chain_length"] - 1 \
                 or (found.get("parent") is None) == is_delta(parent):
             raise ChainBroken(f"{name} needs {parent}, its ancestor, whose signed record does "
