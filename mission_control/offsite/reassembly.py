@@ -150,7 +150,7 @@ def _decode_object(source, object_name, sink, identities):
                                  or stored.sha256 != expected.sha256):
         raise DeltaError(f"{object_name} is not the object that was sent: its stored bytes' "
                          + ("size" if stored.size != expected.size else "SHA-256")
-                         + " differ from its signed record")
+                         + " differs from its signed record")
     return result
 
 
