@@ -42,6 +42,7 @@ class UploadSink:
         self.size = 0
         self.used = False
         self._digest = hashlib.sha256()
+        self._filled = None
         self.path, self._file = create_scratch(folder, prefix)
 
     def write(self, data):
@@ -59,7 +60,12 @@ class UploadSink:
 
     @property
     def sha256(self):
-        return self._digest.hexdigest()
+        return self._filled or self._digest.hexdigest()
+
+    def filled(self, size, sha256):
+        """Take what was written to `path` through another handle (an off-site copy rebuilt in
+        place, its pages at their places): its `size` and `sha256`."""
+        self.used, self.size, self._filled = True, size, sha256
 
     def finish(self):
         """Flush and fsync what was written; the file stays open (locked) until `close`."""

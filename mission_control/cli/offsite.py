@@ -132,7 +132,8 @@ def list_(ctx):
     lines = []
     for copy in copies:
         when = datetime.fromtimestamp(copy.created_at, timezone.utc)
-        lines.append(f"{copy.name}\t{human_size(copy.size)}\t{when:%Y-%m-%d %H:%M:%S} UTC")
+        kind = "\tincremental" if copy.kind == "delta" else ""
+        lines.append(f"{copy.name}\t{human_size(copy.size)}\t{when:%Y-%m-%d %H:%M:%S} UTC{kind}")
     lines.append(f"{len(copies)} cop{'y' if len(copies) == 1 else 'ies'}, "
                  f"{human_size(sum(c.size for c in copies))}, at {ctx.args.target}")
     ctx.out.result({"backups": [c.to_json() for c in copies]}, lines)

@@ -7,7 +7,10 @@ an upload (``integrity_check``, Mission Control's schema) and both its SHA-256s 
 record; the file is then deleted. An encrypted copy without an identity configured can only be
 checked by its age header and the SHA-256 of the stored bytes, and the result says so. As a fetch
 does, a drill asks the disk guard first and stops unpacking past the copy's recorded plain
-size. A copy at the target that is not in the signed record (planted by
+size. An incremental copy is rebuilt from its chain (`targets.rebuild_chain`): every copy of
+the chain must be authentic and every object (full copy, manifests, packs) as it was sent; without
+an identity every object of the chain is read whole and compared with its record. A copy at the
+target that is not in the signed record (planted by
 whoever can write there) fails the drill, named in `unrecorded`. Each result is remembered
 (`mc.offsite.drills()`), audited as ``offsite_verify`` and counted by backup health.
 """
@@ -19,12 +22,16 @@ from .codec import AGE_MAGIC
 from .codec import CHUNK
 from .codec import CopyDamaged
 from .codec import Digesting
+from .codec import is_delta
 from .codec import parse_remote_name
+from .readback import check_stored
+from .readback import expected_objects
 from .signing import NotAuthentic
 from .signing import authentic_record
+from .targets import chain_of
 from .targets import list_copies
 from .targets import plain_cap
-from .targets import unpack
+from .targets import read_back
 from .targets import unwritable
 from ..backup.scratch import SCRATCH_PREFIX
 from ..backup.uploads import UploadSink
@@ -52,8 +59,15 @@ def _stored_digest(target, name):
     return head == AGE_MAGIC, out.sha256
 
 
-def _check_stored(target, name, record):
-    """The header-and-hash check of an encrypted copy; returns the message, raises CopyDamaged."""
+def _check_stored(target, name, records):
+    """The header-and-hash check of an encrypted copy (and of every object of its chain, for an
+    incremental copy); returns the message, raises CopyDamaged."""
+    if is_delta(name):
+        check_stored(target.storage, expected_objects(records))
+        return (f"age headers and SHA-256 of the stored bytes of all {len(records)} copies of "
+                "its chain (manifests and packs too) match what was sent; not decrypted (no "
+                "offsite.age_identity set), so not rebuilt")
+    record = records[-1]
     is_age, digest = _stored_digest(target, name)
     if not is_age:
         raise CopyDamaged("the copy does not start with an age header")
@@ -63,13 +77,14 @@ def _check_stored(target, name, record):
             "(no offsite.age_identity set), so not restored")
 
 
-def _check_restorable(mc, target, name, record, identity, actor):
-    """The full drill: unpack into a scratch file, inspect, compare; returns the message."""
+def _check_restorable(mc, target, name, records, identity, actor):
+    """The full drill: unpack (or rebuild) into a scratch file, inspect, compare; returns the
+    message."""
     mc.backups.check_before(as_actor(actor), DRILL_KIND)
-    cap = plain_cap(record)
+    cap = plain_cap(records[-1])
     sink = UploadSink(mc.backups.dir, cap.size, DRILL_SCRATCH)
     try:
-        unpack(target, name, sink, identity, record, cap)
+        read_back(target, name, sink, identity, records, cap)
         try:
             sink.finish()
         except OSError as exc:
@@ -80,6 +95,9 @@ def _check_restorable(mc, target, name, record, identity, actor):
                               "; ".join(found.problems[:3]))
     finally:
         sink.discard()
+    if is_delta(name):
+        return (f"rebuilt from its chain of {len(records)} copies, passed integrity_check, and "
+                "its SHA-256 matches the backup that was sent")
     return "unpacked, passed integrity_check, and its SHA-256 matches the backup that was sent"
 
 
@@ -114,11 +132,12 @@ def _drill(mc, target, actor, unrecorded):
         if name is None:
             return False, None, None, "no copy at the target is in the signed record of copies " \
                                       "this service made"
+        records = chain_of(mc, target, record)
         _, _, encrypted = parse_remote_name(name)
         identity = mc.settings.get("offsite.age_identity")
         if encrypted and not identity:
-            return True, name, HEADER_AND_HASH, _check_stored(target, name, record)
-        return True, name, FULL, _check_restorable(mc, target, name, record, identity, actor)
+            return True, name, HEADER_AND_HASH, _check_stored(target, name, records)
+        return True, name, FULL, _check_restorable(mc, target, name, records, identity, actor)
     except (CopyDamaged, NotAuthentic) as exc:
         return False, name, None, str(exc)
     except MissionControlError as exc:

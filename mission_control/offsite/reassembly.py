@@ -1,10 +1,13 @@
-"""Rebuilding any copy of an incremental chain from a folder holding its full copy, packs and manifests.
+"""Rebuilding any copy of an incremental chain from a source of objects: a folder, or a storage.
 
-Every page taken from a pack is checked against its hash, the result against the page count,
-size and whole-file SHA-256 of the copy's manifest; age's authentication and zstd's checksum catch
-a flipped byte in any object, and the error names that object. The output is written to a
-temporary file beside it and renamed at the end: never a partial file. Standard library plus the
-``[offsite-crypt]`` extra only.
+A source (`FolderSource`; the service's is `readback.StorageSource`) answers ``exists(name)`` and
+``open(name)`` (a binary reader), and may say what each object must be (``expected(name)``: an
+`Expected`, its stored size and SHA-256, and for a full copy its plain size). Every page taken
+from a pack is checked against its hash, the result against the page count, size and whole-file
+SHA-256 of the copy's manifest; age's authentication and zstd's checksum catch a flipped byte in
+any object, an expected SHA-256 any other change, and the error names that object. `rebuild`
+writes to a temporary file beside the output and renames it at the end: never a partial file.
+Standard library plus the ``[offsite-crypt]`` extra only.
 """
 import hashlib
 import io
@@ -17,11 +20,43 @@ from dataclasses import dataclass
 
 from .delta import (FORMAT, HASH_SIZE, MAX_CHAIN, MAX_MANIFEST, DeltaError, _header_page_size,
                     full_name, manifest_name)
-from .streams import CopyDamaged, decode
+from .streams import CHUNK, CopyDamaged, DigestingReader, decode
 
 
 class CopyNotFound(DeltaError):
-    """The folder holds no copy (full or delta) of that name."""
+    """The source holds no copy (full or delta) of that name."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What one object must be: its stored `size` and `sha256`, and for a full copy the most
+    bytes it may unpack to (`plain_size`; None: not known)."""
+
+    size: int
+    sha256: str
+    plain_size: int | None = None
+
+
+class FolderSource:
+    """The objects in a local folder (what the console script reads); nothing is expected of them
+    beyond what they say themselves."""
+
+    def __init__(self, folder):
+        self.folder = os.fspath(folder)
+
+    def exists(self, name):
+        return os.path.isfile(os.path.join(self.folder, name))
+
+    def open(self, name):
+        return open(os.path.join(self.folder, name), "rb")
+
+    def expected(self, name):
+        return None
+
+
+def as_source(source):
+    """A `FolderSource` of `source` when it is a folder's path, else `source` itself."""
+    return FolderSource(source) if isinstance(source, (str, os.PathLike)) else source
 
 
 def _object_form(name):
@@ -29,39 +64,96 @@ def _object_form(name):
     return ".zst" in name[-8:], name.endswith(".age")
 
 
-def _find(folder, name):
-    """`(kind, object_name)` of copy `name` in `folder`: ``"full"`` (preferred: it needs nothing
+def _find(source, name):
+    """`(kind, object_name)` of copy `name` in `source`: ``"full"`` (preferred: it needs nothing
     else) or ``"delta"``; None when absent."""
     for compressed in (True, False):
         for encrypted in (True, False):
             candidate = full_name(name, compressed=compressed, encrypted=encrypted)
-            if os.path.isfile(os.path.join(folder, candidate)):
+            if source.exists(candidate):
                 return "full", candidate
     for encrypted in (True, False):
         candidate = manifest_name(name, encrypted)
-        if os.path.isfile(os.path.join(folder, candidate)):
+        if source.exists(candidate):
             return "delta", candidate
     return None
 
 
 class _Capped(io.BytesIO):
-    """A memory sink refusing more than `MAX_MANIFEST` bytes."""
+    """A memory sink refusing more than `MAX_MANIFEST` bytes of object `name`."""
+
+    def __init__(self, name):
+        super().__init__()
+        self.name = name
 
     def write(self, data):
         if self.tell() + len(data) > MAX_MANIFEST:
-            raise DeltaError("too large for a manifest")
+            raise DeltaError(f"{self.name} is too large for a manifest")
         return super().write(data)
 
 
-def _decode_object(folder, object_name, sink, identities, hashed=True):
+class _Guarded:
+    """The writer an object unpacks into: refuses to pass `cap` bytes (None: no cap; a small zstd
+    object can unpack to any size), and keeps why a write failed (pyrage turns a writer's
+    exception, a full disk or a page's wrong hash, into its own error)."""
+
+    def __init__(self, sink, cap, object_name):
+        self._sink, self._cap, self._object = sink, cap, object_name
+        self.size = 0
+        self.failure = None
+
+    def write(self, data):
+        if self._cap is not None and self.size + len(data) > self._cap:
+            self.failure = DeltaError(f"{self._object} unpacks to more than the {self._cap} "
+                                      "bytes recorded for it: unpacking stopped there")
+            raise self.failure
+        try:
+            self._sink.write(data)
+        except BaseException as exc:
+            self.failure = exc
+            raise
+        self.size += len(data)
+        return len(data)
+
+    def flush(self):
+        pass
+
+
+def _decode_object(source, object_name, sink, identities, hashed=True):
+    """Unpack `object_name` from `source` into `sink`; `(plain size, plain SHA-256)`.
+
+    What the source expects of the object is checked: its stored size and SHA-256 (after reading
+    it whole), and that it unpacks to no more than its plain size.
+    """
     compressed, encrypted = _object_form(object_name)
+    expected = source.expected(object_name)
+    sink = _Guarded(sink, expected.plain_size if expected is not None else None, object_name)
     try:
-        with open(os.path.join(folder, object_name), "rb") as f:
-            return decode(f, sink, compressed=compressed, encrypted=encrypted,
-                          identities=identities, hashed=hashed)
-    except CopyDamaged as exc:
-        raise DeltaError(f"{object_name} is damaged or not readable with this identity: {exc}") \
-            from None
+        reader = source.open(object_name)
+    except FileNotFoundError:
+        raise CopyNotFound(f"{object_name} is not there (it was listed a moment ago)") from None
+    try:
+        stored = DigestingReader(reader)
+        result = decode(stored, sink, compressed=compressed, encrypted=encrypted,
+                        identities=identities, hashed=hashed)
+        for _ in iter(lambda: stored.read(CHUNK), b""):
+            pass  # bytes after what decode needed are part of the stored object
+    except Exception as exc:
+        # Our own writer's failure first (a cap, a page's hash, a full disk): pyrage hides it.
+        if sink.failure is not None:
+            raise sink.failure from None
+        if isinstance(exc, CopyDamaged):
+            raise DeltaError(f"{object_name} is damaged or not readable with this identity: "
+                             f"{exc}") from None
+        raise
+    finally:
+        reader.close()
+    if expected is not None and (stored.size != expected.size
+                                 or stored.sha256 != expected.sha256):
+        raise DeltaError(f"{object_name} is not the object that was sent: its stored bytes' "
+                         + ("size" if stored.size != expected.size else "SHA-256")
+                         + " differs from its signed record")
+    return result
 
 
 def _is_plain_name(value):
@@ -107,13 +199,13 @@ def _check_manifest(doc, name, object_name):
     return doc
 
 
-def load_manifest(folder, object_name, name, identities=""):
-    """The checked manifest (a dict) in `folder/object_name`, of copy `name`.
+def load_manifest(source, object_name, name, identities=""):
+    """The checked manifest (a dict) in `object_name` of `source` (or a folder), of copy `name`.
 
     :raises DeltaError: the object is damaged, unreadable with `identities`, or not a manifest.
     """
-    sink = _Capped()
-    _decode_object(folder, object_name, sink, identities)
+    sink = _Capped(object_name)
+    _decode_object(as_source(source), object_name, sink, identities)
     try:
         doc = json.loads(sink.getvalue())
     except ValueError:
@@ -130,25 +222,27 @@ class Chain:
     manifests: tuple
 
 
-def load_chain(folder, name, identities=""):
-    """Follow copy `name`'s parents in `folder` back to a full copy.
+def load_chain(source, name, identities=""):
+    """Follow copy `name`'s parents in `source` (or a folder) back to a full copy.
 
-    :raises CopyNotFound: `name`, or a parent it needs, is not in the folder.
+    :raises CopyNotFound: `name`, or a parent it needs, is not in the source.
     :raises DeltaError: a manifest is damaged, the chain loops or the page size changes in it.
     """
+    source = as_source(source)
+    where = "the folder" if isinstance(source, FolderSource) else "the storage"
     manifests, seen, current = [], set(), name
     while True:
-        found = _find(folder, current)
+        found = _find(source, current)
         if found is None:
             needed = f" (needed by {name})" if current != name else ""
-            raise CopyNotFound(f"no copy named {current} in the folder{needed}")
+            raise CopyNotFound(f"no copy named {current} in {where}{needed}")
         kind, object_name = found
         if kind == "full":
             break
         if current in seen or len(seen) >= MAX_CHAIN:
             raise DeltaError(f"the chain of {name} loops or is too long at {current}")
         seen.add(current)
-        doc = load_manifest(folder, object_name, current, identities)
+        doc = load_manifest(source, object_name, current, identities)
         doc["_object"] = object_name
         manifests.append(doc)
         current = doc["parent"]
@@ -298,6 +392,16 @@ class _Merging:
         pass
 
 
+def _check_size(chain, plain_size):
+    """Refuse, before a byte is written, a chain whose copy is not `plain_size` bytes (None: any)."""
+    if plain_size is None or not chain.manifests:
+        return
+    last = chain.manifests[-1]
+    if last["size"] != plain_size:
+        raise DeltaError(f"{last['_object']} describes a copy of {last['size']} bytes, its signed "
+                         f"record says {plain_size}: nothing was written")
+
+
 def _chain_pages(chain):
     """`{pack: [(offset, length, page number, digest), ...]}`: where each page of the last copy
     that a manifest names is found, the newest copy's winning."""
@@ -313,14 +417,14 @@ def _chain_pages(chain):
     return by_pack
 
 
-def _fill(f, folder, chain, identities):
+def _fill(f, source, chain, identities):
     """Write the copy `chain` describes into the open file `f`; return the objects read (full copy
     first) and the SHA-256 of what was written.
 
     One pass over the output: the packs' pages are written first, at their places; then the full
     copy is unpacked around them while a worker thread hashes the result in order."""
     if not chain.manifests:
-        _, sha256 = _decode_object(folder, chain.full, f, identities)
+        _, sha256 = _decode_object(source, chain.full, f, identities)
         f.flush()
         return [chain.full], sha256
     last = chain.manifests[-1]
@@ -334,7 +438,7 @@ def _fill(f, folder, chain, identities):
         for pack in doc["packs"]:
             if pack in by_pack and pack not in objects:
                 picker = _PagePicker(f, by_pack.pop(pack), page_size, pack)
-                _decode_object(folder, pack, picker, identities)
+                _decode_object(source, pack, picker, identities)
                 picker.finish()
                 objects.append(pack)
     if by_pack:
@@ -343,7 +447,7 @@ def _fill(f, folder, chain, identities):
     hasher = _Hasher()
     try:
         merging = _Merging(f.fileno(), replaced, page_size, last["size"], hasher, chain.full)
-        _decode_object(folder, chain.full, merging, identities, hashed=False)
+        _decode_object(source, chain.full, merging, identities, hashed=False)
         merging.finish()
     finally:
         sha256 = hasher.close()
@@ -354,20 +458,44 @@ def _fill(f, folder, chain, identities):
     return objects, sha256
 
 
-def rebuild(folder, name, out, identities=""):
-    """Rebuild copy `name` from the objects in `folder` into the file `out` (never partially).
+def rebuild_into(f, source, name, identities="", *, plain_size=None):
+    """Rebuild copy `name` from `source` into the open, empty file `f` (``w+b`` or ``r+b``).
+
+    The caller owns `f`: on failure it holds part of a copy and must be removed.
+    :param plain_size: the size the copy must have (its signed record's): a chain describing
+        another size is refused before anything is written.
+    :return: a `Rebuilt`.
+    :raises CopyNotFound, DeltaError: as `rebuild`.
+    """
+    source = as_source(source)
+    chain = load_chain(source, name, identities)
+    _check_size(chain, plain_size)
+    objects, sha256 = _fill(f, source, chain, identities)
+    size = f.seek(0, 2)
+    if plain_size is not None and size != plain_size:
+        raise DeltaError(f"{chain.full} unpacks to {size} bytes, its signed record says "
+                         f"{plain_size}")
+    return Rebuilt(name, size, sha256, tuple(objects))
+
+
+def rebuild(source, name, out, identities="", *, plain_size=None):
+    """Rebuild copy `name` from the objects in `source` (a folder, or a source) into the file
+    `out` (never partially).
 
     :param identities: age secret keys, needed when the objects are encrypted.
+    :param plain_size: see `rebuild_into`.
     :return: a `Rebuilt`.
-    :raises CopyNotFound: the copy, or one its chain needs, is not in the folder.
+    :raises CopyNotFound: the copy, or one its chain needs, is not in the source.
     :raises DeltaError: an object is damaged (named), or the rebuilt copy does not check.
     """
-    chain = load_chain(folder, name, identities)
+    source = as_source(source)
+    chain = load_chain(source, name, identities)
+    _check_size(chain, plain_size)
     where = os.path.dirname(os.path.abspath(out))
     fd, temp = tempfile.mkstemp(dir=where, prefix=f".{os.path.basename(out)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w+b") as f:
-            objects, sha256 = _fill(f, folder, chain, identities)
+            objects, sha256 = _fill(f, source, chain, identities)
             size = f.seek(0, 2)
             os.fsync(f.fileno())
         os.replace(temp, out)

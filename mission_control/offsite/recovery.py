@@ -12,7 +12,13 @@ its reason and the next one is tried, then the next storage.
 On a versioned bucket `as_of` reads object versions: the state of each key at that moment is its
 newest version at or before it (a delete marker there means absent), so copies deleted or
 overwritten later, by ransomware say, are still found.
+
+An incremental copy (`codec.is_delta`) is rebuilt from its chain (`readback`): every ancestor needs
+a trusted catalog entry, and every object of the chain (full copy, manifests, packs) a version of
+the size and SHA-256 its entry records (the newest such at `as_of`); the rebuilt database must have
+the entry's plain SHA-256. A chain that cannot be completed skips the copy, with the reason.
 """
+import errno
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -24,10 +30,11 @@ from ..files import (fsync_dir, open_private, place_without_overwrite, remove_fi
                      sweep_dead_leftovers)
 from ..backup.verify import inspect
 from . import catalog
-from .codec import CopyDamaged, MissingExtra, parse_remote_name
+from .codec import CopyDamaged, MissingExtra, is_delta, parse_remote_name
+from .readback import StorageSource, chain_records, expected_objects, rebuild_copy
 from .sealed_stream import TEMP_PREFIX as RESTORE_PREFIX
 from .signing import NotAuthentic
-from .targets import CopyUnwritable, plain_cap, unpack
+from .targets import CopyUnwritable, plain_cap, unpack, unwritable
 
 #: The database file `serve --data-dir DIR` starts on (`config.Config.from_env`).
 DB_NAME = "mission-control.db"
@@ -222,6 +229,24 @@ def fetch_checked(storage, entry, item, dest, identities):
                entry, plain_cap(entry))
         sink.flush()
         os.fsync(sink.fileno())
+    return _checked(dest, entry)
+
+
+def rebuild_checked(source, entry, dest, identities):
+    """Rebuild delta copy `entry` from `source` (a `StorageSource` of its chain) into `dest`,
+    checked; its schema version. As `fetch_checked`."""
+    open_private(dest).close()
+    with open(dest, "r+b") as f:  # read back while rebuilding: the private file, reopened
+        try:
+            rebuild_copy(source, entry, f, identities)
+        except MissingExtra as exc:
+            raise MissionControlError(str(exc), status=501) from None
+        f.flush()
+        os.fsync(f.fileno())
+    return _checked(dest, entry)
+
+
+def _checked(dest, entry):
     found = inspect(dest)
     if not found.ok:
         raise CopyDamaged("the unpacked database fails its checks: " + "; ".join(found.problems))
@@ -276,9 +301,14 @@ def _from_storage(storage, folder, keys, as_of, skipped, token):
     entries = trusted_entries(storage, state, keys, skipped, as_of)
     if not entries and not any(catalog.copy_name(k) for k in state):
         skipped.append(Skip(storage.location, "*", f"holds no catalog entry{_when(as_of)}"))
+    trusted = {e["remote_name"]: e for e in entries}  # a chain's ancestors are older: all here
     for entry in entries:
-        found = _place_copy(storage, entry, state.get(entry["remote_name"]), folder, keys,
-                            as_of, skipped, token)
+        if is_delta(entry["remote_name"]):
+            found = _place_delta(storage, entry, state, trusted, folder, keys, as_of, skipped,
+                                 token)
+        else:
+            found = _place_copy(storage, entry, state.get(entry["remote_name"]), folder, keys,
+                                as_of, skipped, token)
         if found is not None:
             return Recovered(folder / DB_NAME, storage.location, entry, found.version_id,
                              found.schema_version, versioned)
@@ -337,6 +367,55 @@ def _place_copy(storage, entry, versions, folder, keys, as_of, skipped, token):
             remove_files(tmp)
     skipped.append(Skip(storage.location, name, "; ".join(dict.fromkeys(reasons)) + (
         f" ({len(versions)} versions tried)" if len(versions) > 1 else "")))
+    return None
+
+
+def _chain_versions(storage, name, objects, state, as_of):
+    """`{object: version id}`: for every object of copy `name`'s chain (`expected_objects`), the
+    newest version at `as_of` of the size (and SHA-256, where the storage knows it) that was sent.
+
+    :raises CopyDamaged: an object has no such version (the reason names it and its copy).
+    """
+    chosen = {}
+    for key, (expected, copy) in sorted(objects.items(), key=lambda o: o[0] != name):
+        what = "the copy" if key == name else f"{key} (of {copy}), needed by its chain,"
+        versions = state.get(key)
+        if not versions or versions[0].delete_marker:
+            gone = "deleted (a delete marker)" if versions else f"missing{_when(as_of)}"
+            raise CopyDamaged(f"{what} is {gone}")
+        usable, reasons = _matching(storage, {"size": expected.size, "sha256": expected.sha256},
+                                    versions)
+        if not usable:
+            raise CopyDamaged(f"{what} is not as sent: " + "; ".join(dict.fromkeys(reasons)))
+        chosen[key] = usable[0].version_id
+    return chosen
+
+
+def _place_delta(storage, entry, state, trusted, folder, keys, as_of, skipped, token):
+    """Rebuild incremental copy `entry` from its chain into `folder` as `DB_NAME` (`_Placed`), or
+    skip it with the reason (an ancestor untrusted or missing, an object damaged)."""
+    name = entry["remote_name"]
+    tmp = _scratch(folder, token)
+    try:
+        records = chain_records(trusted.get, entry)
+        objects = expected_objects(records)
+        versions = _chain_versions(storage, name, objects, state, as_of)
+        source = StorageSource(storage, objects, set(objects), versions)
+        schema = rebuild_checked(source, entry, tmp, keys.identities)
+        place_without_overwrite(tmp, folder / DB_NAME)
+        fsync_dir(folder)
+        return _Placed(versions[name], schema)
+    except CopyUnwritable:
+        raise
+    except (CopyDamaged, NotAuthentic, MissionControlError) as exc:
+        reason = getattr(exc, "message", None) or str(exc)
+    except Exception as exc:  # noqa: BLE001 - OSError, botocore's many kinds
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise unwritable(exc) from None  # our disk, not the copy: no other copy fits either
+        reason = f"its chain cannot be read: {describe_error(exc)}"
+    finally:
+        remove_files(tmp)
+    skipped.append(Skip(storage.location, name, reason))
     return None
 
 

@@ -8,7 +8,9 @@ path can restore it; the newest ``general.safety_copies_keep`` of them are kept.
 
 A copy not in the signed record of copies this service made is refused before it is downloaded
 (`offsite_signing`); unpacking stops as soon as the copy grows past the plain size in its record:
-a small zstd file can unpack to any size.
+a small zstd file can unpack to any size. An incremental copy (`codec.is_delta`) is rebuilt from
+its chain (`readback`): every copy of the chain must be authentic, every object as it was sent,
+and the rebuilt file is checked as a full copy is.
 """
 import errno
 from contextlib import closing
@@ -20,8 +22,10 @@ from ..files import fsync_dir
 from ..files import place_without_overwrite
 from ..files import sha256_file
 from ..backup.names import FETCHED_PREFIX, OFFSITE_FETCH  # noqa: F401 - FETCHED_PREFIX re-exported
-from .codec import (CHUNK, CopyDamaged, DigestingReader, MissingExtra, decode,
-                            parse_remote_name)
+from .codec import (CHUNK, CopyDamaged, DigestingReader, MissingExtra, decode, is_delta,
+                    parse_remote_name)
+from .readback import (StorageSource, chain_records, expected_objects, present_objects,
+                       rebuild_copy)
 from .signing import NotAuthentic
 from .signing import authentic_record
 from ..backup.pruning import keep_newest
@@ -42,10 +46,15 @@ class RemoteCopy:
     size: int
     created_at: int
 
+    @property
+    def kind(self):
+        """``"delta"`` for an incremental copy (its manifest object), else ``"full"``."""
+        return "delta" if is_delta(self.name) else "full"
+
     def to_json(self):
         _, compressed, encrypted = parse_remote_name(self.name)
         return {"name": self.name, "size": self.size, "created_at": self.created_at,
-                "encrypted": encrypted, "compressed": compressed}
+                "encrypted": encrypted, "compressed": compressed, "kind": self.kind}
 
 
 class TargetUnavailable(MissionControlError):
@@ -170,6 +179,63 @@ def unpack(target, remote_name, sink, identity, record, cap):
     return size, digest
 
 
+def chain_of(mc, target, record):
+    """The authentic records of the chain of copy `record` at `target`, its full copy first
+    (`[record]` for a full copy).
+
+    :raises NotAuthentic: an ancestor is not in the signed record (named: it may be planted).
+    :raises ChainBroken: the chain does not hold together (a CopyDamaged).
+    """
+    return chain_records(lambda name: authentic_record(mc, target, name), record)
+
+
+def _failed_read(exc):
+    """The error for an exception rebuilding a copy that is neither the copy's nor ours."""
+    if isinstance(exc, MissingExtra):
+        return MissionControlError(str(exc), status=501)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return unwritable(exc)
+    return TargetUnavailable(f"The off-site copy cannot be read: {describe_error(exc)}")
+
+
+def rebuild_chain(target, records, sink, identity):
+    """Rebuild delta copy `records[-1]` from `target`'s storage into `sink` (an `UploadSink`,
+    written in place by its path); `(size, plain_sha256)`.
+
+    :param records: `chain_of` the copy.
+    :raises CopyDamaged: an object of the chain is missing, damaged or not as sent (named).
+    :raises NotAuthentic: the rebuilt backup differs from the signed record.
+    :raises TargetUnavailable: the storage could not be read (502); `CopyUnwritable` (507).
+    """
+    storage = getattr(target, "storage", None)
+    if storage is None:
+        raise MissionControlError("This off-site target cannot give an incremental copy's "
+                                  "objects back", status=501)
+    objects = expected_objects(records)
+    try:
+        present = present_objects(objects, {o.key: o.size for o in storage.list()})
+        with open(sink.path, "r+b") as f:
+            size, digest = rebuild_copy(StorageSource(storage, objects, present), records[-1], f,
+                                        identity)
+            f.flush()
+    except (CopyDamaged, NotAuthentic):
+        raise
+    except Exception as exc:  # noqa: BLE001 - OSError, botocore's many kinds, a missing extra
+        raise _failed_read(exc) from None
+    sink.filled(size, digest)
+    return size, digest
+
+
+def read_back(target, remote_name, sink, identity, records, cap):
+    """Unpack a full copy (`unpack`) or rebuild a delta copy (`rebuild_chain`) into `sink`.
+
+    :param records: `chain_of` the copy (its own record last).
+    """
+    if is_delta(remote_name):
+        return rebuild_chain(target, records, sink, identity)
+    return unpack(target, remote_name, sink, identity, records[-1], cap)
+
+
 def fetch(mc, target_name, remote_name, actor, identity=None):
     """`_fetch`, with every failure audited as ``offsite_fetch_refused`` with its reason.
 
@@ -211,7 +277,8 @@ def _fetch(mc, target_name, remote_name, actor, identity=None):
         raise NotFound("The off-site target holds no copy of that name")
     try:
         record = authentic_record(mc, target, remote_name)  # before a byte is downloaded
-    except NotAuthentic as exc:
+        records = chain_of(mc, target, record)  # and every copy its chain needs
+    except (NotAuthentic, CopyDamaged) as exc:
         raise NotAuthentic(f"The off-site copy was refused: {exc}") from None
     mc.backups.check_before(as_actor(actor), OFFSITE_FETCH.name)
     cap = plain_cap(record)
@@ -219,8 +286,8 @@ def _fetch(mc, target_name, remote_name, actor, identity=None):
 
     def accept():
         try:
-            unpack(target, remote_name, sink, identity or mc.settings.get("offsite.age_identity"),
-                   record, cap)
+            read_back(target, remote_name, sink,
+                      identity or mc.settings.get("offsite.age_identity"), records, cap)
         except (CopyDamaged, NotAuthentic) as exc:
             raise NotAuthentic(f"The off-site copy was refused: {exc}") from None
         sink.finish()

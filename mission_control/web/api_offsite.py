@@ -28,7 +28,11 @@ SCHEMAS = {
                       size={"type": "integer", "minimum": 0,
                             "description": "bytes stored (compressed, encrypted)"},
                       created_at={"type": "integer", "description": "unix seconds"},
-                      encrypted={"type": "boolean"}, compressed={"type": "boolean"}),
+                      encrypted={"type": "boolean"}, compressed={"type": "boolean"},
+                      kind={"enum": ["full", "delta"],
+                            "description": "full: the whole backup (age -d | zstd -d gives it); "
+                                           "delta: an incremental copy, rebuilt from its chain "
+                                           "when fetched (its name is its manifest's)"}),
 }
 OPERATIONS = [
     Operation("GET", "/api/offsite/<target>/backups", offsite_backups, "listOffsiteCopies",

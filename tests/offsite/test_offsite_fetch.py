@@ -41,7 +41,7 @@ def test_fetch_from_a_folder_in_every_packing(admin_client, mc, nas, compress, e
     assert listed.json["backups"] == [{
         "name": remote, "size": (nas / remote).stat().st_size,
         "created_at": int((nas / remote).stat().st_mtime),
-        "encrypted": encrypt, "compressed": compress == "zstd"}]
+        "encrypted": encrypt, "compressed": compress == "zstd", "kind": "full"}]
     fetched = admin_client.post("/api/offsite/dir/fetch", json={
         "name": remote, **({"identity": identity} if encrypt else {})})
     assert fetched.status_code == 200, fetched.json
