@@ -270,3 +270,53 @@ def write_delta(source, name, parent, parent_hashes, folder, *, recipients=(), l
         io.BytesIO(body), len(body), f, compressed=True, level=level, recipients=recipients))
     return Delta(name, parent, Written(manifest_object, stored, digest), pack, len(changes.pages),
                  changes.hashes)
+
+
+# -- page hashes kept on disk (the sender's record of its last copy) ----------------------------
+#: ``MCPH``, format 1: page size (4 bytes), size (8), SHA-256 (32), the digests, then a BLAKE2b
+#: (16 bytes) of everything before it, so a damaged file is told from a good one.
+HASHES_MAGIC = b"MCPH\x01"
+_HASHES_HEADER = struct.Struct(">5sIQ32s")
+
+
+def save_hashes(path, hashes):
+    """Write `hashes` (a `PageHashes`) to the file `path`, atomically (a temporary file beside it,
+    fsynced, then renamed over it)."""
+    body = _HASHES_HEADER.pack(HASHES_MAGIC, hashes.page_size, hashes.size,
+                               bytes.fromhex(hashes.sha256)) + hashes.digests
+    body += hashlib.blake2b(body, digest_size=HASH_SIZE).digest()
+    folder, base = os.path.split(os.fspath(path))
+    temp = os.path.join(folder, f".tmp-{base}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def load_hashes(path):
+    """The `PageHashes` saved in the file `path` by `save_hashes`.
+
+    :raises DeltaError: the file is damaged or not one of ours. :raises OSError: unreadable.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    what = os.path.basename(os.fspath(path))
+    head, digests, check = (data[:_HASHES_HEADER.size], data[_HASHES_HEADER.size:-HASH_SIZE],
+                            data[-HASH_SIZE:])
+    if len(data) < _HASHES_HEADER.size + HASH_SIZE or \
+            hashlib.blake2b(data[:-HASH_SIZE], digest_size=HASH_SIZE).digest() != check:
+        raise DeltaError(f"{what} is not a page hash file, or it is damaged")
+    magic, page_size, size, sha256 = _HASHES_HEADER.unpack(head)
+    if magic != HASHES_MAGIC or page_size < 512 or page_size & (page_size - 1) \
+            or size % page_size or len(digests) != size // page_size * HASH_SIZE:
+        raise DeltaError(f"{what} is not a page hash file, or it is damaged")
+    return PageHashes(page_size, digests, size, sha256.hex())
