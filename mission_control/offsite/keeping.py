@@ -164,7 +164,13 @@ def retain(mc, target, just_made):
         if name in broken and sum(1 for copy in copies if copy > name) < policy.keep:
             result.broken.append({"name": name, "ancestor": broken[name]})
     spared = {item["name"] for item in result.broken}
-    result.missing = sorted(set(result.missing) | set(_missing(mc, target, objects, keys, now)))
+    # The ancestor a reported broken chain lacks is named too, however old it is.
+    lacking = {item["ancestor"] for item in result.broken}
+    for name in sorted(lacking & set(result.changed_past_keep)):
+        result.changed_past_keep.remove(name)
+        result.changed.append(name)
+    result.missing = sorted(set(result.missing) | set(_missing(mc, target, objects, keys, now))
+                            | {name for name in lacking if name not in keys or name in gone})
     for name in kept:
         renewing = False
         if any(side in keys for side in side_keys(name)[1:]):
