@@ -24,7 +24,13 @@ A target plugin only says where (a `FolderStorage`, an `S3Storage`) and how (`Co
    verdict;
 6. reports the result through ``mc.offsite.succeeded`` / ``failed``.
 
-Putting and checking each object is `putting`'s; step 5 is `keeping`'s.
+With ``policy.incremental`` a copy may instead be a delta over the previous one (`chains.plan`
+says when): steps 1 and 2 write its pack and manifest (`delta.write_delta`) into a private
+scratch folder and put the pack, then the manifest, each checked as in step 3; the copy's name
+is its manifest's. Retention then keeps the chains of the copies it keeps.
+
+Putting and checking each object is `putting`'s; step 5 is `keeping`'s; choosing full or delta
+and the page hashes kept locally are `chains`'.
 """
 import json
 import logging
