@@ -66,7 +66,9 @@ class BackupWatch:
             target = detail.get("target") or event["target_id"]
             result = TargetResult(target, ok, "copied and verified" if ok
                                   else str(detail.get("reason") or "failed"),
-                                  detail.get("stored_size"), _packing(detail))
+                                  # An incremental copy's own objects: manifest and pack.
+                                  detail.get("uploaded_bytes", detail.get("stored_size")),
+                                  _packing(detail))
             self.results[target] = result
             bar = self._target_bars.get(target)
             if bar is not None:
