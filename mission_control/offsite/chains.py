@@ -1,5 +1,6 @@
-"""Incremental copies, the sender's side: the parent a new copy builds on (or why it is a full copy),
-and the page hashes kept locally of each target's last copy.
+"""Incremental copies, the sender's side: which parent a new copy builds on, or why it is a full one.
+
+Also the page hashes kept locally of each target's last copy.
 
 A delta is always relative to the previous copy at the same target and location, and only when
 the rules of `plan` all hold; otherwise the copy is a full one and `Plan.reason` says why. The

@@ -31,7 +31,8 @@ def _needs(key, settings):
 
 def codec_problems(settings, changed):
     """One sentence per changed ``offsite.<target>.compress`` (zstd), ``age_recipients`` (set) or
-    ``incremental`` (on) whose module is not installed, naming the extra to install; the change is refused whole.
+    ``incremental`` (on) whose module is not installed, naming the extra to install; the change
+    is refused whole.
 
     Only a change is checked: a value stored while the module was there stays as it is (the
     copies then fail, and health says why) rather than reading as "no encryption".

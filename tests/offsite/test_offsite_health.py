@@ -146,7 +146,8 @@ def test_a_target_the_newest_backup_never_reached_fails_after_the_allowed_lag(mc
     assert fresh["offsite"] == [{"target": "tape", "configured": True, "ok": None, "backup": None,
                                  "message": None, "finished_at": None, "last_success_at": None,
                                  "failures": 0, "problem": None, "stored_size": None, "ratio": None,
-                                 "held": [], "changed": [], "missing": [], "broken": [], "chained": [],
+                                 "held": [], "changed": [], "missing": [], "broken": [],
+                                 "chained": [],
                                  "uncataloged": [], "warning": None, "notes": [],
                                  "drill": None}]
 
