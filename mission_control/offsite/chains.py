@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import describe_error
+from ..files import remove_files
 from . import delta
 from .extras import missing as missing_module
 
@@ -78,25 +79,14 @@ def save(mc, target_name, remote_name, schema_version, hashes):
     delta.save_hashes(folder / name, hashes)
     for entry in _hash_files(folder):
         if entry.name != name:
-            forget_file(entry.path)
+            remove_files(entry.path)
 
 
 def forget(mc, target_name):
     """Remove every page hash file of `target_name` (incremental copies turned off)."""
     folder = hashes_folder(mc, target_name)
     for entry in _hash_files(folder) if folder else ():
-        forget_file(entry.path)
-
-
-def forget_file(path):
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def _zstd_missing():
-    return missing_module("zstandard")
+        remove_files(entry.path)
 
 
 def plan(mc, target, backup, shape):
@@ -108,7 +98,7 @@ def plan(mc, target, backup, shape):
     policy, name = target.policy, target.name
     if not policy.incremental:
         return Plan(reason=None)
-    why_not = _zstd_missing()
+    why_not = missing_module("zstandard")
     if why_not:
         return Plan(reason=f"incremental copies need {why_not}")
     if hashes_folder(mc, name) is None:

@@ -280,3 +280,27 @@ def test_incremental_without_zstandard_is_refused(mc, monkeypatch):
         "pip install 'mission-control-backup[offsite-crypt]'"]
     assert mc.settings.get("offsite.dir.incremental") is False
     mc.settings.update({"offsite.dir.incremental": False}, actor="test")  # off needs nothing
+
+
+def test_a_manifest_that_cannot_be_put_fails_the_copy_and_leaves_nothing(mc, clock, nas,
+                                                                        monkeypatch):
+    from mission_control.offsite.storage import FolderStorage
+    first, _, _ = backup(mc, clock, 1)
+    real_put = FolderStorage.put
+
+    def refusing(storage, key, path, *, lock=None):
+        if ".delta." in key:
+            raise OSError(28, "No space left on device")
+        return real_put(storage, key, path, lock=lock)
+    monkeypatch.setattr(FolderStorage, "put", refusing)
+    change(mc, 2)
+    second = mc.backups.create(actor="test").name
+    result = mc.offsite.get("dir")
+    assert result["ok"] is False and "No space left on device" in result["message"]
+    assert sorted(os.listdir(nas)) == sorted([first + ".zst", first + ".zst" + MANIFEST_SUFFIX,
+                                              "catalog"])  # the pack was taken back
+    assert mc.offsite.copy_record("dir", manifest_name(second, False)) is None
+    assert not [n for n in os.listdir(mc.backups.dir) if n.startswith(".mc-tmp-")]
+    monkeypatch.setattr(FolderStorage, "put", real_put)
+    clock.advance(3600)
+    assert backup(mc, clock, 3)[2]["kind"] == "delta"  # over the first: still the last copy
