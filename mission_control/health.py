@@ -85,7 +85,8 @@ def offsite_status(mc, newest, now, for_monitor=False):
     A configured target's `problem` is set when its last copy failed, when `newest` (the newest
     pattern-named local backup, or None) has had no verified copy there for
     ``offsite.max_lag_minutes``, when one of the copies it keeps was replaced (`changed`) or
-    deleted (`missing`) by someone else, or when its last restore drill (``offsite_verify``)
+    deleted (`missing`) by someone else, when a kept incremental copy lacks an ancestor of its
+    chain (`broken`: it cannot be restored), or when its last restore drill (``offsite_verify``)
     failed. Its `warning` names kept copies without a catalog entry (`uncataloged`).
     Targets no longer configured are listed without a problem.
 
@@ -120,6 +121,7 @@ def offsite_status(mc, newest, now, for_monitor=False):
         detail = result.get("detail") or {}
         changed, missing = detail.get("changed") or [], detail.get("missing") or []
         uncataloged = detail.get("uncataloged") or []
+        broken = detail.get("broken") or []
         if name in configured and changed:
             altered = (f"{len(changed)} copies at {name} no longer match what was uploaded "
                        f"(replaced by someone with write access; not counted, older copies "
@@ -129,6 +131,12 @@ def offsite_status(mc, newest, now, for_monitor=False):
             gone = (f"{len(missing)} copies at {name} are missing (deleted by someone with "
                     f"access, not pruned here; older copies kept): {', '.join(missing)}")
             problem = f"{problem}; {gone}" if problem else gone
+        if name in configured and broken:
+            lost = (f"{len(broken)} incremental copies at {name} cannot be restored (an older "
+                    "copy their chain needs is missing or changed; the next copy is a full "
+                    "one): " + ", ".join(f"{b['name']} (needs {b['ancestor']})"
+                                         for b in broken))
+            problem = f"{problem}; {lost}" if problem else lost
         if name in configured and drill and not drill["ok"]:
             failed = f"the last restore drill of {name} failed" + (
                 f": {drill['message']}" if drill["message"] else "")
@@ -143,7 +151,8 @@ def offsite_status(mc, newest, now, for_monitor=False):
             "kind": result.get("kind"), "uploaded_bytes": result.get("uploaded_bytes"),
             "chain_length": result.get("chain_length"),
             "held": result.get("held") or [],
-            "changed": changed, "missing": missing,
+            "changed": changed, "missing": missing, "broken": broken,
+            "chained": detail.get("chained") or [],
             "uncataloged": [item["name"] for item in uncataloged],
             "warning": _uncataloged_warning(name, uncataloged) if name in configured else None,
             "notes": notes.get(name, []) + _altered(changed, missing) + _uncataloged(uncataloged)

@@ -6,8 +6,9 @@ After each backup, when ``offsite.dir.path`` names an existing folder, the host
 fsynced, then links it to its final name (never replacing a file) and reads it back to compare
 SHA-256s; the copy's signed manifest (``<copy name>.manifest.json``) and catalog entry
 (``catalog/<copy name>.json.age``) go beside it. The folder keeps the newest
-``offsite.dir.retention_count`` copies this service made; files someone else put there are never
-counted nor deleted. A failure is recorded and audited as ``offsite_failed``; the local backup is
+``offsite.dir.retention_count`` copies this service made (and the older copies of their chains
+when ``offsite.dir.incremental`` is on); files someone else put there are never counted nor
+deleted. A failure is recorded and audited as ``offsite_failed``; the local backup is
 never affected.
 """
 import os
@@ -30,6 +31,12 @@ def register_settings():
         SettingDef("offsite.dir.retention_count", "int", "10",
                    "How many backups to keep in the off-site folder", "offsite",
                    minimum=1, maximum=1000),
+        SettingDef("offsite.dir.incremental", "bool", "false",
+                   "Incremental copies: after a full copy, each copy stores only the database "
+                   "pages that changed since the previous one (needs zstandard)", "offsite"),
+        SettingDef("offsite.dir.full_every", "int", "7",
+                   "With incremental copies: at most this many incremental copies follow a full "
+                   "copy before the next full copy", "offsite", minimum=1, maximum=1000),
         *codec_settings(TARGET),
     ]
 
@@ -42,7 +49,9 @@ def configured_folder(mc):
 def make_target(mc, folder):
     return StorageTarget(TARGET, lambda: FolderStorage(folder),
                          Codec.from_settings(mc.settings, TARGET),
-                         OffsitePolicy(keep=mc.settings.get("offsite.dir.retention_count")),
+                         OffsitePolicy(keep=mc.settings.get("offsite.dir.retention_count"),
+                                       incremental=mc.settings.get("offsite.dir.incremental"),
+                                       full_every=mc.settings.get("offsite.dir.full_every")),
                          location=folder)
 
 

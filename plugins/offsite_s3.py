@@ -63,6 +63,11 @@ def register_settings():
         s3("no_delete", "bool", "false", "Never delete anything in the bucket (old copies "
            "expire only by the bucket's lifecycle rules): the credentials need no "
            "s3:DeleteObject"),
+        s3("incremental", "bool", "false", "Incremental copies: after a full copy, each copy "
+           "stores only the database pages that changed since the previous one (needs "
+           "zstandard)"),
+        s3("full_every", "int", "7", "With incremental copies: at most this many incremental "
+           "copies follow a full copy before the next full copy", minimum=1, maximum=1000),
         *codec_settings(TARGET),
     ]
 
@@ -105,7 +110,9 @@ def make_target(mc):
                            lock_mode=get("offsite.s3.lock_mode"),
                            lock_days=get("offsite.s3.lock_days"),
                            no_delete=get("offsite.s3.no_delete"),
-                           verify_download=get("offsite.s3.verify_download"))
+                           verify_download=get("offsite.s3.verify_download"),
+                           incremental=get("offsite.s3.incremental"),
+                           full_every=get("offsite.s3.full_every"))
     prefix = get("offsite.s3.prefix").strip().lstrip("/")
     prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
     return StorageTarget(TARGET, lambda: make_storage(mc, mc.settings),

@@ -5,12 +5,15 @@ backups. A process killed with SIGKILL cannot remove it, so every start sweeps t
 processes may share one backups folder, and another one's file may be in use right now. Each
 scratch file therefore carries an exclusive `flock` for as long as its writer has it open (the
 kernel drops it when that process dies), and the sweep removes only files whose lock it can take.
-It matches only the service's own prefixes, only regular files: nothing else in the folder is
-ever touched.
+An incremental off-site copy writes its pack and manifest into a scratch folder (``….d``), locked
+the same way. It matches only the service's own prefixes, only regular files and folders (never
+a link): nothing else in the folder is ever touched.
 """
 import fcntl
 import os
 import secrets
+import shutil
+from contextlib import contextmanager
 
 from ..files import DATABASE_SUFFIXES
 from ..files import open_private
@@ -42,6 +45,50 @@ def create_scratch(folder, prefix):
         out.close()
 
 
+@contextmanager
+def scratch_folder(folder, prefix):
+    """A new private (0700) folder ``<prefix><pid>-<random>.d`` in `folder`, locked (a `flock`
+    on the folder itself) and removed with everything in it when the block ends.
+
+    :raises OSError: the folder could not be made.
+    """
+    path = folder / f"{prefix}{os.getpid()}-{secrets.token_hex(6)}.d"
+    os.mkdir(path, 0o700)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except BaseException:
+        os.rmdir(path)
+        raise
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        try:
+            shutil.rmtree(path)
+        finally:
+            os.close(fd)
+
+
+def _abandoned_folder(path):
+    """Remove the scratch folder `path` unless a live process holds its lock."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK
+                     | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # its writer is alive
+        if not os.path.samestat(os.fstat(fd), os.lstat(path)):
+            return False
+        shutil.rmtree(path)
+        return True
+    finally:
+        os.close(fd)
+
+
 def _abandoned(path):
     """Remove `path` and SQLite's files beside it unless a live process holds its lock."""
     try:
@@ -66,9 +113,11 @@ def _abandoned(path):
 
 
 def sweep_scratch(folder, prefixes=(SCRATCH_PREFIX,)):
-    """Remove the scratch files in `folder` that a dead process left; returns how many.
+    """Remove the scratch files (and `scratch_folder` folders) in `folder` that a dead process
+    left; returns how many.
 
-    Only regular files named ``<prefix>….tmp`` for one of `prefixes` are looked at.
+    Only regular files named ``<prefix>….tmp`` and folders named ``<prefix>….d`` for one of
+    `prefixes` are looked at.
     """
     removed = 0
     try:
@@ -78,5 +127,8 @@ def sweep_scratch(folder, prefixes=(SCRATCH_PREFIX,)):
     for entry in entries:
         if entry.name.startswith(prefixes) and entry.name.endswith(".tmp") and \
                 entry.is_file(follow_symlinks=False) and _abandoned(entry.path):
+            removed += 1
+        elif entry.name.startswith(prefixes) and entry.name.endswith(".d") and \
+                entry.is_dir(follow_symlinks=False) and _abandoned_folder(entry.path):
             removed += 1
     return removed

@@ -114,15 +114,18 @@ def status_(ctx):
         lines += [f"  {name} missing (deleted by someone else, not pruned here)"
                   for name in t["missing"]]
         lines += [f"  {name} changed (no longer what was uploaded)" for name in t["changed"]]
+        lines += [f"  {b['name']} cannot be restored: {b['ancestor']}, which its chain needs, "
+                  "is missing or changed" for b in t["broken"]]
         lines += [f"  {name} has no usable catalog entry" for name in t["uncataloged"]]
     failed = [t["target"] for t in targets if not t["ok"]]
-    lost = [t["target"] for t in targets if t["missing"] or t["changed"]]
+    lost = [t["target"] for t in targets if t["missing"] or t["changed"] or t["broken"]]
     if not targets:
         lines.append("no off-site copy has been tried yet")
     else:
         lines.append(f"{len(targets)} target(s): " + (
             f"last copy FAILED at {', '.join(failed)}" if failed else "every last copy ok")
-            + (f"; copies missing or changed at {', '.join(lost)}" if lost else ""))
+            + (f"; copies missing, changed or unrestorable at {', '.join(lost)}" if lost
+               else ""))
     ctx.out.result({"targets": targets}, lines)
 
 

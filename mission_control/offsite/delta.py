@@ -384,3 +384,4 @@ def write_delta(source, name, parent, parent_hashes, folder, *, recipients=(), l
         io.BytesIO(body), len(body), f, compressed=True, level=level, recipients=recipients))
     return Delta(name, parent, Written(manifest_object, stored, digest), pack, len(changes.pages),
                  changes.hashes)
+

@@ -24,12 +24,15 @@ def _needs(key, settings):
         return "zstd compression", "zstandard"
     if key.endswith(".age_recipients") and settings.get(key).strip():
         return "encryption to age recipients", "pyrage"
+    if key.endswith(".incremental") and settings.get(key) is True:
+        return "incremental copies", "zstandard"
     return None
 
 
 def codec_problems(settings, changed):
-    """One sentence per changed ``offsite.<target>.compress`` (zstd) or ``age_recipients`` (set)
-    whose module is not installed, naming the extra to install; the change is refused whole.
+    """One sentence per changed ``offsite.<target>.compress`` (zstd), ``age_recipients`` (set) or
+    ``incremental`` (on) whose module is not installed, naming the extra to install; the change
+    is refused whole.
 
     Only a change is checked: a value stored while the module was there stays as it is (the
     copies then fail, and health says why) rather than reading as "no encryption".

@@ -13,42 +13,88 @@ from dataclasses import dataclass, field
 from ..backup.scratch import create_scratch
 from ..errors import describe_error
 from ..files import remove_files
-from .codec import REMOTE_PATTERN
+from .codec import REMOTE_PATTERN, is_delta
 from .putting import (DAY, PACK_PREFIX, backup_shape, iso, put_entry, read_sha256, side_keys,
                       version_ids)
 from .signing import MANIFEST_SUFFIX, ManifestUnreadable, NotAuthentic, authentic_record
 from .storage import Lock, ObjectHeld
-from .targets import plain_cap, unpack
+from .readback import StorageSource, expected_objects, present_objects, rebuild_copy
+from .targets import chain_of, plain_cap, unpack
 
 
-def _authentic(mc, target, obj, keys, changed, heads):
+def _authentic(mc, target, obj, keys, changed, heads, records, gone):
     """Whether `obj` is a copy this service made (its record, or a manifest that verifies) and
     still the object it was sent as: its size, its SHA-256 where the storage keeps one (S3's
     checksum, read by `head`), the ETag its upload got where one was recorded, and the version
-    it was uploaded as where versions were recorded. Planted objects are not; nothing is
-    downloaded for an object without a manifest beside it. A copy of ours that no longer
-    matches is named in `changed` (someone with write access replaced it). Each `head` is
-    kept in `heads` (pruning reads it from there)."""
+    it was uploaded as where versions were recorded; a delta copy's packs too. Planted objects
+    are not; nothing is downloaded for an object without a manifest beside it. A copy of ours
+    that no longer matches is named in `changed` (someone with write access replaced it), a
+    delta copy whose pack is gone in `gone`. Each `head` is kept in `heads` (pruning reads it
+    from there), each authentic copy's record in `records`."""
     record = mc.offsite.copy_record(target.name, obj.key)
     if record is None:
         if obj.key + MANIFEST_SUFFIX not in keys:
             return False
         try:
-            record = authentic_record(mc, target, obj.key)
+            authentic_record(mc, target, obj.key)
         except (NotAuthentic, ManifestUnreadable):
+            return False
+        record = mc.offsite.copy_record(target.name, obj.key)  # remembered by the check
+        if record is None:
             return False
     if record["size"] == obj.size:
         found = heads[obj.key] = target.storage.head(obj.key)
         if found is None:
             return False  # pruned meanwhile by another process
         versions = mc.offsite.copy_objects(target.name, obj.key)[0] or {}
-        uploaded, etag = versions.get(obj.key), record.get("etag")
-        if (not found.sha256 or found.sha256 == record["sha256"]) and \
-                (not etag or not found.etag or found.etag == etag) and \
-                (not uploaded or not found.version_id or found.version_id == uploaded):
-            return True
+        if _matches(found, record["sha256"], record.get("etag"), versions.get(obj.key)):
+            trouble = _pack_trouble(target, record, keys, versions, heads)
+            if trouble is None:
+                records[obj.key] = record
+                return True
+            if trouble == "missing":
+                gone.append(obj.key)
+                return False
     changed.append(obj.key)
     return False
+
+
+def _matches(found, sha256, etag, version):
+    """Whether the `StoredObject` `found` is what was uploaded (as far as the store tells)."""
+    return (not found.sha256 or found.sha256 == sha256) and \
+        (not etag or not found.etag or found.etag == etag) and \
+        (not version or not found.version_id or found.version_id == version)
+
+
+def _pack_trouble(target, record, keys, versions, heads):
+    """None when every pack of copy `record` is there as uploaded; else "missing" or
+    "changed"."""
+    for key, info in sorted((record.get("objects") or {}).items()):
+        found = heads[key] = target.storage.head(key) if key in keys else None
+        if found is None:
+            return "missing"
+        if found.size != info["size"] or not _matches(found, info["sha256"], None,
+                                                       versions.get(key)):
+            return "changed"
+    return None
+
+
+def _chains(copies, records):
+    """`({copy: [its ancestors, nearest first]}, {broken copy: the ancestor it lacks})` of the
+    authentic `copies` (their `records`): a delta copy's ancestors must all be authentic too."""
+    present, ancestry, broken = set(copies), {}, {}
+    for name in copies:
+        line, record, seen = [], records[name], {name}
+        while record.get("kind") == "delta":
+            parent = record["parent"]
+            if parent not in present or parent in seen:
+                broken[name] = parent
+                break
+            line.append(parent)
+            seen.add(parent)
+            record = records[parent]
+        ancestry[name] = line
+    return ancestry, broken
 
 
 @dataclass
@@ -59,7 +105,10 @@ class Kept:
     counted; `changed` among the newest kept, `changed_past_keep` older than those, which
     would have been pruned anyway: never deleted here either); and copies among the newest
     kept by this service's record that are gone from the target without having been pruned
-    here (`missing`: someone deleted them)."""
+    here (`missing`: someone deleted them, or a delta copy's pack). Ancestors of kept copies kept
+    only because a kept copy's chain needs them are `chained`; a delta copy among the newest
+    whose chain lacks an ancestor (missing, or changed) cannot be restored: `broken`, each
+    ``{"name", "ancestor"}`` (not counted, not deleted, and a failure)."""
 
     pruned: list = field(default_factory=list)
     held: list = field(default_factory=list)
@@ -70,12 +119,15 @@ class Kept:
     changed: list = field(default_factory=list)
     changed_past_keep: list = field(default_factory=list)
     missing: list = field(default_factory=list)
+    chained: list = field(default_factory=list)
+    broken: list = field(default_factory=list)
 
     def to_json(self):
         return {"pruned": self.pruned, "held": self.held, "extended": self.extended,
                 "left_to_expiry": self.left, "cataloged": self.cataloged,
                 "uncataloged": self.uncataloged, "changed": self.changed,
-                "changed_past_keep": self.changed_past_keep, "missing": self.missing}
+                "changed_past_keep": self.changed_past_keep, "missing": self.missing,
+                "chained": self.chained, "broken": self.broken}
 
 
 def retain(mc, target, just_made):
@@ -92,14 +144,34 @@ def retain(mc, target, just_made):
     storage, policy, now = target.storage, target.policy, mc.clock()
     objects = storage.list()  # from `now`: what another send records later is not in it
     keys = {o.key for o in objects}
-    result, changed, heads = Kept(), [], {}
+    result, changed, heads, records, gone = Kept(), [], {}, {}, []
     copies = sorted((o.key for o in objects if REMOTE_PATTERN.match(o.key) and (
-        o.key == just_made or _authentic(mc, target, o, keys, changed, heads))), reverse=True)
-    kept = copies[:policy.keep]
-    for name in sorted(changed):
+        o.key == just_made or _authentic(mc, target, o, keys, changed, heads, records, gone))),
+        reverse=True)
+    if just_made in copies and just_made not in records:
+        records[just_made] = mc.offsite.copy_record(target.name, just_made) or {}
+    ancestry, broken = _chains(copies, records)
+    kept = [name for name in copies if name not in broken][:policy.keep]
+    needed = {parent for name in kept for parent in ancestry[name]}
+    result.chained = sorted(needed - set(kept), reverse=True)
+    for name in sorted(changed + gone):
         newer = sum(1 for copy in copies if copy > name)
-        (result.changed if newer < policy.keep else result.changed_past_keep).append(name)
-    result.missing = _missing(mc, target, objects, keys, now)
+        if name in gone:
+            if newer < policy.keep:
+                result.missing.append(name)
+        else:
+            (result.changed if newer < policy.keep else result.changed_past_keep).append(name)
+    for name in copies:
+        if name in broken and sum(1 for copy in copies if copy > name) < policy.keep:
+            result.broken.append({"name": name, "ancestor": broken[name]})
+    spared = {item["name"] for item in result.broken}
+    # The ancestor a reported broken chain lacks is named too, however old it is.
+    lacking = {item["ancestor"] for item in result.broken}
+    for name in sorted(lacking & set(result.changed_past_keep)):
+        result.changed_past_keep.remove(name)
+        result.changed.append(name)
+    result.missing = sorted(set(result.missing) | set(_missing(mc, target, objects, keys, now))
+                            | {name for name in lacking if name not in keys or name in gone})
     for name in kept:
         renewing = False
         if any(side in keys for side in side_keys(name)[1:]):
@@ -108,37 +180,47 @@ def retain(mc, target, just_made):
                 continue
         if _write_entry(mc, target, name, result, renewing=renewing):
             result.cataloged.append(name)
-    for name in copies[policy.keep:]:
-        if name == just_made:
+    for name in copies:
+        if name in kept or name in needed or name in spared or name == just_made:
             continue
         if policy.no_delete:
             result.left.append(name)
             continue
-        found = heads.get(name) or storage.head(name)
-        if found is None:
-            continue  # pruned meanwhile by another process
-        if found.retain_until and found.retain_until > now:
-            result.held.append({"name": name, "until": int(found.retain_until)})
-            continue
-        try:
-            storage.delete(name)
-        except ObjectHeld as exc:
-            result.held.append({"name": name, "until": int(exc.until) if exc.until else None})
-            continue
-        mc.offsite.pruned(target.name, name)
-        for side in side_keys(name):
-            if side in keys:
-                try:
-                    storage.delete(side)
-                except ObjectHeld:
-                    pass  # it expires with its own lock; the copy it describes is gone
-        result.pruned.append(name)
+        _prune(mc, target, name, records[name], keys, heads, now, result)
     if policy.lock_mode:
         # A changed or deleted copy's own versions still hold what was uploaded (and the
         # evidence): their locks are kept running too. A deleted one gets no new catalog entry.
-        _extend(mc, target, kept + sorted(result.changed + result.missing), now, result,
-                gone=result.missing)
+        _extend(mc, target, kept + result.chained + sorted(result.changed + result.missing),
+                now, result, gone=result.missing)
     return result
+
+
+def _prune(mc, target, name, record, keys, heads, now, result):
+    """Delete copy `name` (a delta copy: its manifest, then its packs) and the objects beside
+    it, unless it (or a pack of it) is locked: then it is held."""
+    storage = target.storage
+    found = heads.get(name) or storage.head(name)
+    if found is None:
+        return  # pruned meanwhile by another process
+    packs = sorted(record.get("objects") or {})
+    until = max([found.retain_until or 0] + [(heads.get(key) or storage.head(key)
+                                              or found).retain_until or 0 for key in packs])
+    if until > now:
+        result.held.append({"name": name, "until": int(until)})
+        return
+    try:
+        storage.delete(name)
+    except ObjectHeld as exc:
+        result.held.append({"name": name, "until": int(exc.until) if exc.until else None})
+        return
+    mc.offsite.pruned(target.name, name)
+    for side in (*packs, *side_keys(name)):
+        if side in keys:
+            try:
+                storage.delete(side)
+            except ObjectHeld:
+                pass  # it expires with its own lock; the copy it belongs to is gone
+    result.pruned.append(name)
 
 
 def _missing(mc, target, objects, keys, listed_at):
@@ -202,11 +284,19 @@ def _shape(mc, target, name, record):
             return backup_shape(local)
     except FileNotFoundError:
         pass
+    identity = mc.settings.get("offsite.age_identity")
     path, out = create_scratch(mc.backups.dir, PACK_PREFIX)
     try:
         with out:
-            unpack(target, name, out, mc.settings.get("offsite.age_identity"), record,
-                   plain_cap(record))
+            if is_delta(name):  # rebuilt from its chain, every object checked
+                records = chain_of(mc, target, record)
+                objects = expected_objects(records)
+                present = present_objects(objects, {o.key: o.size for o in target.storage.list()})
+                with open(path, "r+b") as f:  # the rebuild reads back what it wrote
+                    rebuild_copy(StorageSource(target.storage, objects, present), record, f,
+                                 identity)
+            else:
+                unpack(target, name, out, identity, record, plain_cap(record))
             out.flush()
         return backup_shape(path)
     finally:

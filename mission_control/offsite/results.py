@@ -211,6 +211,10 @@ class OffsiteResults:
             # without a catalog entry (`recover` cannot use them).
             for key in ("changed", "missing"):
                 row[key] = detail.get(key) or []
+            # Kept delta copies whose chain lacks an ancestor (they fail the verdict), and
+            # ancestors kept only because a kept copy's chain needs them.
+            row["broken"] = detail.get("broken") or []
+            row["chained"] = detail.get("chained") or []
             row["uncataloged"] = [item["name"] for item in detail.get("uncataloged") or ()]
         return rows
 

@@ -29,6 +29,12 @@ COPY_NAMES = {"changed": {**array({"type": "string"}), "description": "kept copi
                           "newest kept by this service's record that are gone from the "
                           "target without having been pruned here (someone deleted them); "
                           "they fail the verdict"},
+              "broken": {**array(obj(name={"type": "string"}, ancestor={"type": "string"})),
+                         "description": "kept incremental copies that cannot be restored: "
+                         "`ancestor`, an older copy their chain needs, is missing or changed; "
+                         "they fail the verdict"},
+              "chained": {**array({"type": "string"}), "description": "older copies kept "
+                          "only because a kept incremental copy's chain needs them"},
               "uncataloged": {**array({"type": "string"}), "description": "kept copies "
                               "without a catalog entry that could be written (or renewed) "
                               "by the last run: `recover` may not use them; a warning"}}

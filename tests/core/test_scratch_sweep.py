@@ -92,3 +92,38 @@ def test_an_upload_in_progress_survives_another_upload_however_old(mc, admin_cli
     finally:
         holder.stdin.close()
         holder.wait(10)
+
+
+FOLDER_HOLDER = """
+import sys, pathlib
+from mission_control.backup.scratch import scratch_folder
+with scratch_folder(pathlib.Path(sys.argv[1]), ".mc-tmp-send-") as path:
+    (path / "pack").write_bytes(b"pages")
+    print(path, flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_scratch_folders_are_removed_after_use_and_swept_only_when_dead(mc, tmp_path):
+    from mission_control.backup.scratch import scratch_folder, sweep_scratch
+    folder = mc.backups.dir
+    with scratch_folder(folder, ".mc-tmp-send-") as path:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+        (path / "pack").write_bytes(b"pages")
+    assert not path.exists()
+    dead = folder / ".mc-tmp-send-4242-0123456789ab.d"  # a killed send's folder
+    dead.mkdir()
+    (dead / "manifest").write_bytes(b"left")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (folder / ".mc-tmp-send-4243-0123456789ab.d").symlink_to(outside)  # never followed
+    holder = subprocess.Popen([sys.executable, "-c", FOLDER_HOLDER, str(folder)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        live = holder.stdout.readline().strip()
+        assert sweep_scratch(folder) == 1
+        assert not dead.exists() and os.path.isdir(live) and outside.is_dir()
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+    assert not os.path.exists(live)  # removed by its own process on the way out

@@ -81,6 +81,25 @@ def test_without_the_local_backup_the_entry_is_read_from_the_copy(mc, clock, nas
     assert [p for p in os.listdir(mc.backups.dir) if p.endswith(".tmp")] == []
 
 
+def test_an_incremental_copys_entry_is_read_from_the_copy_rebuilt_from_its_chain(
+        mc, clock, nas, keys):
+    mc.settings.update({"offsite.dir.incremental": "true"}, actor="test")
+    backups(mc, clock, 2)
+    full, delta = copy_names(mc)
+    assert delta.endswith(".db.delta.zst.age") and full.endswith(".db.zst.age")
+    entry_of(nas, delta).unlink()
+    os.remove(mc.backups.dir / mc.offsite.copy_record("dir", delta)["backup"])
+    mc.settings.update({"offsite.age_identity": keys["identity"]}, actor="test")
+    backups(mc, clock, 1)
+    assert mc.offsite.get("dir")["detail"]["cataloged"] == [delta]
+    entry = read(entry_of(nas, delta).read_bytes(), keys["identity"],
+                 (mc.offsite.signer.private_key().public_key(),))
+    assert entry["remote_name"] == delta and entry["parent"] == full
+    assert entry["schema_version"] == mc.db.execute("PRAGMA user_version").fetchone()[0]
+    assert entry["page_size"] == mc.db.execute("PRAGMA page_size").fetchone()[0]
+    assert [p for p in os.listdir(mc.backups.dir) if p.endswith(".tmp")] == []
+
+
 def test_an_entry_that_cannot_be_written_is_reported(mc, clock, nas, keys):
     backups(mc, clock, 2)
     first = copy_names(mc)[0]

@@ -156,7 +156,8 @@ def test_a_target_the_newest_backup_never_reached_fails_after_the_allowed_lag(mc
                                  "message": None, "finished_at": None, "last_success_at": None,
                                  "failures": 0, "problem": None, "stored_size": None, "ratio": None,
                                  "kind": None, "uploaded_bytes": None, "chain_length": None,
-                                 "held": [], "changed": [], "missing": [],
+                                 "held": [], "changed": [], "missing": [], "broken": [],
+                                 "chained": [],
                                  "uncataloged": [], "warning": None, "notes": [],
                                  "drill": None}]
 
