@@ -158,7 +158,7 @@ function loadAll() {
   return current;
 }
 
-/** The service's time in unix ms, from the browser's and the last status's `checked_at` (the
+/** The service's time in unix ms, from the browser's and the last status's `server_time_ms` (the
  * schedule's running time and the point-in-time quick picks count from it). */
 function serverNow() {
   return Date.now() + state.skewMs;
@@ -200,9 +200,10 @@ function loadHealth() {
     document.body.classList.toggle("no-files", !state.files);
     $("health").hidden = status === null;
     if (status) {
-      // `checked_at` is whole seconds: a difference under 2 s is not measured, it is rounding.
-      const skew = status.checked_at * 1000 - Date.now();
-      state.skewMs = Math.abs(skew) < 2000 ? 0 : skew;
+      // The service's clock as it answered, to the millisecond, against ours as the answer came:
+      // off by only the time the answer took to arrive (`checked_at` is whole seconds, read
+      // before the status was worked out).
+      state.skewMs = status.server_time_ms - Date.now();
       renderHealth(status);
     }
   });
