@@ -158,7 +158,7 @@ function loadAll() {
   return current;
 }
 
-/** The service's time in unix ms, from the browser's and the last status's `checked_at` (the
+/** The service's time in unix ms, from the browser's and the last status's `server_time_ms` (the
  * schedule's running time and the point-in-time quick picks count from it). */
 function serverNow() {
   return Date.now() + state.skewMs;
@@ -188,21 +188,32 @@ async function guarded(work) {
   }
 }
 
+/** How far the service's clock is ahead of ours (ms), from `server_time_ms` read as it answered a
+ * request sent at `sent` and answered at `received` (our clock). That reading was taken somewhere
+ * in between, so the true difference lies within the round trip above the measured one: a
+ * difference the round trip cannot tell from none is none (the page's picks then land on the
+ * browser's whole seconds); any other is taken to the millisecond (`checked_at` is whole seconds,
+ * read before the status was worked out, and is no such measure). */
+function clockSkew(serverMs, sent, received) {
+  const skew = serverMs - received;
+  return skew <= 0 && skew >= sent - received ? 0 : skew;
+}
+
 function loadHealth() {
   return guarded(async () => {
     let status = null;
+    const sent = Date.now();
     try {
       status = await api("GET", "/api/backup/status");
     } catch (err) {
       if (!(err instanceof ApiError && err.status === 404)) throw err;
     }
+    const received = Date.now();
     state.files = status !== null;
     document.body.classList.toggle("no-files", !state.files);
     $("health").hidden = status === null;
     if (status) {
-      // `checked_at` is whole seconds: a difference under 2 s is not measured, it is rounding.
-      const skew = status.checked_at * 1000 - Date.now();
-      state.skewMs = Math.abs(skew) < 2000 ? 0 : skew;
+      state.skewMs = clockSkew(status.server_time_ms, sent, received);
       renderHealth(status);
     }
   });

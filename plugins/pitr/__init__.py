@@ -366,8 +366,12 @@ class Engine:
 
     def unsealed_before(self, at_ms):
         """The highest transaction id of a level-0 file in the staging folder written before
-        `at_ms` that the sealer has not recorded as uploaded yet; None when there is none."""
-        sealed = self.window().get("replica_txid") or 0
+        `at_ms` that the sealer has not recorded as uploaded yet; None when there is none.
+
+        Judged by the sealer's level-0 mark (`level0_txid`), never by the newest file it
+        uploaded: a level-1 file may be uploaded first, and it is no help to a moment before its
+        last transaction (a record without the mark waits for every such file)."""
+        sealed = self.window().get("level0_txid") or 0
         level0 = self.files.staging / "ltx" / "0"
         try:
             names = os.listdir(level0)

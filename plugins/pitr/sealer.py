@@ -83,6 +83,7 @@ class Sealer:
         self.uploads = 0  # puts made by this sealer
         self.died = None  # why a worker thread ended other than by `stop`
         self._stamps = None  # LtxFile -> timestamp (ms) of each file the storage holds sealed
+        self._level0_txid = None  # every level-0 file of the staging folder up to it is sealed
         self._held = {}  # LtxFile -> unix s: deleted here, its delete refused by a lock until then
         self._dates = []  # heap of (until, LtxFile) of `_held`: the next one due on top
         self._due = set()  # held files whose date has come: tried again until handled
@@ -246,7 +247,29 @@ class Sealer:
     def _sweep_level0(self):
         local = self.local() or set()
         changed = self._prepare(local)
-        return self._seal_all(LEVEL0, {f for f in local if f.level == 0}) or changed
+        level0 = {f for f in local if f.level == 0}
+        changed |= self._mark_level0(level0)  # new files waiting: said before their uploads
+        try:
+            changed |= self._seal_all(LEVEL0, level0)
+        finally:
+            changed |= self._mark_level0(level0)
+        return changed
+
+    def _mark_level0(self, level0):
+        """Record up to which transaction every level-0 file listed (`level0`) is sealed: just
+        before the first one still waiting, else the newest sealed. True when it moved.
+
+        The storage's newest file (`replica_txid`) is no such mark: the other thread may upload
+        a level-1 file holding transactions whose level-0 files are still waiting here, and a
+        restore to a moment between two of them needs those level-0 files (the level-1 file's
+        timestamp is its last transaction's)."""
+        with self._mutex:
+            sealed = {f for f in self._stamps if f.level == 0}
+            waiting = level0 - sealed
+            mark = (min(f.min_txid for f in waiting) - 1 if waiting
+                    else max((f.max_txid for f in sealed), default=None))
+            moved, self._level0_txid = mark != self._level0_txid, mark
+        return moved
 
     def _sweep_higher(self):
         local = self.local() or set()
@@ -379,9 +402,12 @@ class Sealer:
                 self._kept.add(item)
 
     def state(self):
-        """What the storage holds (the window), the last error and what is left there."""
+        """What the storage holds (the window, `replica_txid` its newest transaction,
+        `level0_txid` the one up to which every level-0 file is sealed), the last error and
+        what is left there."""
         with self._mutex:
             stamps = dict(self._stamps or {})
+            level0 = self._level0_txid
             held = len(self._held)
             # The top of the heap is the earliest date (entries left over from files no longer
             # held are skipped).
@@ -393,6 +419,7 @@ class Sealer:
         errors = [e for e in (self._errors.get(w) for w in (LEVEL0, HIGHER, "report")) if e]
         return {**stream_window(stamps),
                 "replica_txid": max((f.max_txid for f in stamps), default=None),
+                "level0_txid": level0,
                 "error": errors[0] if errors else None,
                 "lock": self.protection.lock_mode or None,
                 "no_delete": self.protection.no_delete,

@@ -10,15 +10,19 @@ import time
 
 import pytest
 
-from mission_control import (Codec, LtxFile, MissionControlError, NothingToRestore, StreamTrust,
-                             encode, restore_sealed, sealed_files)
+from mission_control import (Codec, LtxFile, MissionControlError, NothingToRestore, Sealing,
+                             StreamTrust, encode, restore_sealed, sealed_files)
+from mission_control.builtins.pitr import _engine
 from mission_control.builtins.pitr.litestream import find_binary
+from mission_control.builtins.pitr.sealer import Sealer
 from mission_control.builtins.pitr.supervisor import write_state
+from mission_control.offsite.sealed_stream import fetch_until
 from mission_control.offsite.storage import FolderStorage
 from tests.support.accounts import logged_in_client
 from tests.support.ltx_files import write_ltx
 from tests.support.offsite import new_key
 from tests.support.offsite_catalog import new_signer
+from tests.support.pitr_live import wait_for
 from tests.support.sealed_stream import replicate, seal_replica
 from tests.support.seaweed import SERVICE
 
@@ -34,12 +38,12 @@ def test_a_restore_waits_for_the_sealer_to_upload_the_moments_files(make_mc):
     engine = mc.services["pitr"]["engine"]
     files = engine.files
     record = {"earliest": 1, "latest": 1_501, "replica": "s3://bucket/pitr", "error": None}
-    write_state(files, sealed_stream={**record, "replica_txid": 4})
+    write_state(files, sealed_stream={**record, "replica_txid": 4, "level0_txid": 4})
     write_ltx(files.staging, 0, 5, 5, 1_000)  # written before the moment, not uploaded yet
     write_ltx(files.staging, 0, 6, 6, 3_000)  # after it: not waited for
     # The sealer (in whichever process owns it) records the upload a moment later.
     later = threading.Timer(0.5, write_state, (files,),
-                            {"sealed_stream": {**record, "replica_txid": 5}})
+                            {"sealed_stream": {**record, "replica_txid": 5, "level0_txid": 5}})
     started = time.monotonic()
     later.start()
     try:
@@ -52,6 +56,64 @@ def test_a_restore_waits_for_the_sealer_to_upload_the_moments_files(make_mc):
     with pytest.raises(MissionControlError) as refused:
         engine.await_sealed(4_000, timeout=0.3)
     assert refused.value.status == 503 and "still being sealed" in refused.value.message
+
+
+class Stalled(FolderStorage):
+    """A folder whose level-0 uploads wait until `go` is set: the level-0 thread behind (a slow
+    storage under load, a back-off after an error) while the other thread uploads."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.go = threading.Event()
+
+    def put(self, key, path, *, lock=None):
+        if key.startswith("ltx/0/") and not self.go.wait(30):
+            raise OSError("level 0 stalled")
+        return super().put(key, path, lock=lock)
+
+
+def test_a_level_1_file_uploaded_first_does_not_end_the_wait_for_level_0(make_mc, tmp_path):
+    """t1 and t2 are written before the moment, t3 after it; Litestream compacts the three into
+    one level-1 file (its timestamp t3's) and that is uploaded while the level-0 files still
+    wait. The newest transaction uploaded (t3's) covers them, yet a restore to the moment read
+    then would end before t1: it must wait for the level-0 files."""
+    identity, recipient = new_key()
+    mc = make_mc()
+    mc.settings.update({**S3_REPLICA, "pitr.age_recipients": recipient,
+                        "offsite.age_identity": identity}, "test")
+    engine = _engine(mc)
+    files = engine.files
+    now = int(time.time() * 1000)
+    t0, t1, t2, moment, t3 = now - 10_000, now - 8_000, now - 6_000, now - 5_000, now - 4_000
+    write_ltx(files.staging, 9, 1, 1, t0)
+    for txid, stamp in ((2, t1), (3, t2), (4, t3)):
+        write_ltx(files.staging, 0, txid, txid, stamp)
+    write_ltx(files.staging, 1, 2, 4, t3)
+    (tmp_path / "stream").mkdir()
+    storage = Stalled(tmp_path / "stream")
+    sealer = Sealer(files.staging, storage, Sealing((recipient,), mc.offsite.signer),
+                    lambda found: write_state(files, sealed_stream={
+                        **found, "replica": engine.replica_url()}))
+    sealer.start()
+    try:
+        assert wait_for(lambda: engine.window().get("replica_txid") == 4)
+        trust = StreamTrust(identity, mc.offsite.signer.trusted())  # its key made by then
+        assert engine.window()["level0_txid"] == 1  # none of level 0 is uploaded
+        assert engine.unsealed_before(moment) == 3
+        with pytest.raises(MissionControlError) as refused:
+            engine.await_sealed(moment, timeout=0.3)
+        assert refused.value.status == 503
+        # What the restore would read now: the snapshot, then nothing before the moment.
+        stamps, _ = fetch_until(storage, trust, moment, tmp_path / "early")
+        assert max(f.max_txid for f in stamps) == 1
+        storage.go.set()
+        engine.await_sealed(moment, timeout=20)
+    finally:
+        storage.go.set()
+        assert sealer.stop(20)
+    assert engine.window()["level0_txid"] == 4
+    stamps, _ = fetch_until(storage, trust, moment, tmp_path / "waited")
+    assert max(f.max_txid for f in stamps) == 3 and max(stamps.values()) == t2
 
 
 def test_a_killed_restores_temporary_replica_is_swept(tmp_path):

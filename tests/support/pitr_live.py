@@ -125,14 +125,15 @@ def local_txid(data_dir):
 
 
 def sealed_txid(data_dir):
-    """The newest transaction a sealed stream's sealer has uploaded (its record in the state
-    file), or None."""
+    """The transaction up to which a sealed stream's sealer has uploaded every level-0 file (its
+    record in the state file), or None: not its newest file, which may be a level-1 file
+    uploaded while level 0 waits (a restore to a moment between its transactions needs them)."""
     files = litestream.Files(Path(data_dir).absolute() / "mission-control.db")
     try:
         state = json.loads(files.state.read_text())
     except (OSError, ValueError):
         return None
-    return (state.get("sealed_stream") or {}).get("replica_txid")
+    return (state.get("sealed_stream") or {}).get("level0_txid")
 
 
 def litestream_processes(data_dir):

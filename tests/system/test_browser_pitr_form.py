@@ -4,6 +4,7 @@ clock, errors and a running restore that a background refresh leaves alone, and 
 stream's restore says it restored to."""
 import re
 import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -48,7 +49,12 @@ def berlin(browser, live_server, users):
     """A page in Europe/Berlin on the live server; fails the test if the page threw."""
     context = browser.new_context(base_url=live_server, viewport=DESKTOP, timezone_id=ZONE)
     page = context.new_page()
-    page.clock.install()  # time flows, and the test can move it on (the 30 s refresh)
+    # The page's clock stands still, as the service's fake clock does, and moves only when the
+    # test moves it (the 30 s refresh). Were it to flow, the page's idea of the service's time
+    # would run ahead of the frozen service by the time the test takes between a refresh and a
+    # quick pick: a second or more on a loaded machine, and "1 min ago" a second late.
+    page.clock.install()
+    page.clock.pause_at(datetime.fromtimestamp(time.time() + 2, timezone.utc))
     page.set_default_timeout(10_000)
     problems = []
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
@@ -192,3 +198,21 @@ def test_a_refresh_keeps_the_error_shown_and_the_running_restore_busy(berlin, mc
         slow.release.set()
     expect(page.locator("#pitr-result")).to_contain_text("Restored the database to")
     expect(submit).to_be_enabled()
+
+
+def test_quick_picks_count_from_the_services_clock_to_the_millisecond(berlin, mc, clock, engine):
+    """The service's clock 1.5 s ahead of the browser's: "1 min ago" is a minute before the
+    service's time, measured to the millisecond (no difference is taken for rounding)."""
+    whole = int(time.time()) + 60
+    page = berlin
+    page.clock.pause_at(datetime.fromtimestamp(whole + 0.25, timezone.utc))
+    clock.now = whole + 30 + 1.75  # when the refresh (30 s on the page's clock) asks
+    log_in(page)
+    started = Engine(mc.backups.create("alice").path, earliest=(whole - 3600) * 1000,
+                     latest=(whole + 3600) * 1000)
+    mc.pm.register(started)
+    refresh(page)
+    open_tab(page, "pitr")
+    page.get_by_role("button", name="1 min ago", exact=True).click()
+    picked = datetime.fromtimestamp(whole - 29, timezone.utc)  # floor(whole + 31.75 - 60)
+    expect(page.locator("#pitr-utc")).to_contain_text(picked.strftime("%Y-%m-%dT%H:%M:%SZ"))
