@@ -9,13 +9,14 @@ def test(mc, request):
     """Send a test through every configured alert channel now; each one's answer."""
     actor = require_actor(mc, request)
     results = alert_channels.test_all(mc, actor)
-    return json_response({"ok": all(r["ok"] for r in results), "channels": results})
+    return json_response({"ok": bool(results) and all(r["ok"] for r in results),
+                          "channels": results})
 
 
 SCHEMAS = {
     "AlertTest": obj(
-        ok={"type": "boolean", "description": "every channel answered (true when none is "
-            "configured)"},
+        ok={"type": "boolean", "description": "every channel answered (false when none is "
+            "configured: nothing was tested)"},
         channels=array(obj(
             channel={"type": "string", "examples": ["healthchecks", "email"]},
             ok={"type": "boolean"},
