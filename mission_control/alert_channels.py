@@ -90,9 +90,12 @@ def test_all(mc, actor):
         except Exception as exc:  # noqa: BLE001 - a receiver's failure is the answer
             answer, ok = describe_error(exc), False
         answer = printable(answer if answer is not None else "")[:MAX_ANSWER]
-        mc.audit.emit(SENT if ok else FAILED, actor, target_type="alert", target_id=name,
-                      detail={"channel": name, "kind": "test",
-                              **({"answer": answer} if ok else {"reason": answer})})
+        if ok:
+            mc.audit.emit("alert_sent", actor, target_type="alert", target_id=name,
+                          detail={"channel": name, "kind": "test", "answer": answer})
+        else:
+            mc.audit.emit("alert_failed", actor, target_type="alert", target_id=name,
+                          detail={"channel": name, "kind": "test", "reason": answer})
         results.append({"channel": name, "ok": ok, "answer": answer})
     return results
 
