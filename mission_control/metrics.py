@@ -83,6 +83,10 @@ class BackupCollector:
         copy_failures = CounterMetricFamily("mission_control_offsite_failures",
                                             "Failed off-site copies to the target",
                                             labels=["target"])
+        configured = GaugeMetricFamily(
+            "mission_control_offsite_configured",
+            "1 when a plugin copies to the target now, 0 for a target with past results only",
+            labels=["target"])
         healthy = GaugeMetricFamily("mission_control_offsite_ok",
                                     "1 when the target is configured and has no problem "
                                     "(its last copy worked and is recent enough)",
@@ -113,6 +117,7 @@ class BackupCollector:
                 chain.add_metric([target["target"]], target["chain_length"] or 0)
             last_copy.add_metric([target["target"]], target["last_success_at"] or 0)
             copy_failures.add_metric([target["target"]], target["failures"])
+            configured.add_metric([target["target"]], int(target["configured"]))
             healthy.add_metric([target["target"]],
                                int(target["configured"] and not target["problem"]))
             if target.get("drill"):  # a target never drilled has no drill series
@@ -123,6 +128,7 @@ class BackupCollector:
         yield chain
         yield uploaded
         yield copy_failures
+        yield configured
         yield healthy
         yield drill_ok
         yield drill_at
