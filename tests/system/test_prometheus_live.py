@@ -12,8 +12,8 @@ import yaml
 
 from mission_control import SCHEDULER, alert_channels
 from tests.support.helpers import serving
+from tests.support.monitoring import RULES, rules
 from tests.support.receivers import free_port
-from tests.system.test_monitoring_shipped import RULES, rules
 
 PROMETHEUS = shutil.which("prometheus")
 TOKEN = "metrics-token-0123456789"
