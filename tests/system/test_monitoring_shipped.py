@@ -1,6 +1,7 @@
 """The monitoring that ships: deploy/prometheus/alerts.yml (checked and unit-tested with Debian's
 promtool) and deploy/grafana/mission-control.json; every PromQL expression in either names only
 series a real scrape of a real app, with every feature on, exports."""
+import json
 import re
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ import yaml
 
 from mission_control import BackupRefused, alert_channels, hookimpl, metrics
 from mission_control.offsite.drill import drill_all
-from tests.support.monitoring import (ROOT, RULE_TESTS, RULES, dashboard_exprs,
+from tests.support.monitoring import (DASHBOARD, ROOT, RULE_TESTS, RULES, dashboard_exprs,
                                       metric_names, rules)
 from tests.support.receivers import free_port
 
@@ -166,3 +167,21 @@ def test_every_dashboard_expression_parses(tmp_path):
     checked = subprocess.run([PROMTOOL, "check", "rules", str(tmp_path / "dashboard.yml")],
                              capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_dashboard_lays_out_its_panels_once_each_on_grafanas_grid():
+    board = json.loads(DASHBOARD.read_text())
+    panels = board["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    taken = {}
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        for cell in ((x, y) for x in range(grid["x"], grid["x"] + grid["w"])
+                     for y in range(grid["y"], grid["y"] + grid["h"])):
+            assert cell not in taken, f"{panel['title']} overlaps {taken[cell]}"
+            taken[cell] = panel["title"]
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+            assert panel["description"], panel["title"]
+    assert [v["name"] for v in board["templating"]["list"]] == ["datasource", "instance"]
