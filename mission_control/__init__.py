@@ -30,7 +30,8 @@ __all__ = ["NAME", "__version__", "hookimpl",
            "StorageTarget", "OffsitePolicy", "send_offsite", "held_text", "OFFSITE_TEMP_PREFIX",
            "backup_status", "describe_error", "PATTERN", "fsync_dir", "remove_files",
            "sha256_file", "database_size", "FileLock", "open_private", "SCRATCH_PREFIX", "create_scratch",
-           "human_size", "printable"]
+           "human_size", "printable",
+           "alert_channel_failing"]
 
 
 def __getattr__(name):

@@ -6,6 +6,7 @@ of the package is internal and may change in any release. See docs/plugins.md.
 """
 from . import NAME, __version__, hookimpl
 from .actor import SCHEDULER, Actor
+from .alert_channels import failing as alert_channel_failing
 from .backup.service import PATTERN
 from .config import ConfigError, DatabaseNotFound, ForeignDatabase
 from .core import MissionControl
@@ -89,4 +90,6 @@ __all__ = [
     # helpers the built-in plugins use: names, files, health, text
     "backup_status", "describe_error", "PATTERN", "fsync_dir", "remove_files", "sha256_file", "database_size",
     "FileLock", "open_private", "SCRATCH_PREFIX", "create_scratch", "human_size", "printable",
+    # alert channels: whether one's newest delivery failed (its next success is audited then)
+    "alert_channel_failing",
 ]

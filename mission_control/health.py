@@ -5,6 +5,7 @@ Successes and failures come from the audit trail (`backup_create`, `backup_faile
 API, scheduler, CLI or script, in any process sharing the database. Each off-site target's last
 result comes from `mc.offsite`, and which targets are configured from the plugins that copy there.
 """
+from . import alert_channels
 from .backup import point_in_time
 from .backup.service import PATTERN
 from .backup.names import OFFSITE_FETCH
@@ -229,8 +230,9 @@ def backup_status(mc, for_monitor=False):
     auto-backup off (warn), an I/O error of the live database's disk during the last good
     backup (warn, until a backup meets none), the newest rotating backup failing verification
     (warn), each configured off-site target's `problem` (fail) and `warning` (warn: kept
-    copies without a catalog entry) and continuous protection's
-    (fail); `reasons` says why it is not "pass", naming the target or file at fault.
+    copies without a catalog entry), continuous protection's (fail) and each configured alert
+    channel whose newest delivery failed (warn, see `alert_channels`); `reasons` says why it is
+    not "pass", naming the target, channel or file at fault.
 
     :param for_monitor: the answer for the metrics token, without where off-site copies go (see
         `offsite_status`); the verdict is the same.
@@ -250,9 +252,9 @@ def backup_status(mc, for_monitor=False):
     last_success, last_failure = _last_success(success, now), _last_failure(failure)
 
     schedule = mc.settings.get("general.auto_backup_schedule")
+    period = int(longest_gap(now, schedule))
     problems = [age_problem(last_success and last_success["age_seconds"], auto,
-                            None if switched is None else now - switched,
-                            int(longest_gap(now, schedule)))]
+                            None if switched is None else now - switched, period)]
     if failure and (success is None or (failure["created_at"], failure["id"]) >
                     (success["created_at"], success["id"])):
         problems.append(("warn", f"last run failed: {last_failure['reason'] or failure['action']}"))
@@ -273,6 +275,8 @@ def backup_status(mc, for_monitor=False):
         problems.append(("fail", pitr["problem"]))
     if pitr["warning"]:
         problems.append(("warn", pitr["warning"]))
+    alerts = alert_channels.status(mc, for_monitor)
+    problems += [("warn", channel["problem"]) for channel in alerts if channel["problem"]]
     problems = [p for p in problems if p]
 
     by_kind = {}
@@ -289,6 +293,8 @@ def backup_status(mc, for_monitor=False):
         "auto_backup": auto,
         "offsite": offsite,
         "pitr": pitr,
+        "alerts": alerts,
+        "schedule_period_seconds": period,
         "backups": {"count": len(files), "total_size": sum(b.size for b in files),
                     "by_kind": by_kind},
         "runs": {"success": successes, "failure": failures},

@@ -170,6 +170,14 @@ class Hooks:
         """Each plugin's answer; a plugin that raises is logged and gives no answer."""
         return self._each("offsite_targets", _log_failure)
 
+    def alert_channels(self) -> list[Iterable[Any] | None]:
+        """Each plugin's answer; a plugin that raises is logged and gives no answer."""
+        return self._each("alert_channels", _log_failure)
+
+    def metrics(self) -> list[Iterable[dict[str, Any]] | None]:
+        """Each plugin's gauges; a plugin that raises is logged and gives none."""
+        return self._each("metrics", _log_failure)
+
     # -- the audit trail -----------------------------------------------------------------------
     def audit(self, event: dict[str, Any]) -> None:
         """Hand `event` to every sink. A failing sink is logged, and the sinks that did not fail

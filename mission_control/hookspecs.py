@@ -271,6 +271,43 @@ def offsite_targets(mc: PluginContext) -> Iterable[str | Any] | None:
     """
 
 
+@hookspec
+def alert_channels(mc: PluginContext) -> Iterable[Any] | None:
+    """Name the alert channels this plugin delivers through, as configured right now.
+
+    Health holds each one to account: once a delivery through it failed (audited as
+    ``alert_failed`` with ``target_type="alert"`` and ``target_id`` the channel's name) and
+    none got through since (``alert_sent``, same target), the verdict is ``warn`` with a reason
+    naming the channel, and ``mission_control_alert_channel_ok{channel}`` is 0.
+    ``mission-control alerts test`` and ``POST /api/alerts/test`` send a test through each.
+
+    Each item is an object with:
+
+    - ``name``: the channel's name (``"healthchecks"``, ``"email"``), as in its audit events;
+    - ``test(actor)``: send one test alert now, in the caller's thread (one attempt, the
+      channel's own timeout); return what the receiver answered, in words without secrets
+      (``"HTTP 200: OK"``, ``"250 Message accepted"``); raise on failure (the host words the
+      exception with ``describe_error`` and audits ``alert_failed``).
+
+    :param mc: the running MissionControl.
+    :return: a list of channel objects; an empty list or ``None`` when not configured.
+    :raises: anything; the host logs it and counts no channel for that plugin.
+    """
+
+
+@hookspec
+def metrics(mc: PluginContext) -> Iterable[dict[str, Any]] | None:
+    """Gauges this plugin adds to ``GET /metrics``, read at every scrape (keep it quick).
+
+    :param mc: the running MissionControl.
+    :return: a list of ``{"name", "help", "value"}`` dicts, each optionally with ``"labels"`` (a
+        dict of label names to values); a name must match ``mission_control_[a-z0-9_]+`` and
+        not be one the host exports, and one name keeps the same label names. Items that break
+        these rules are logged and left out.
+    :raises: anything; the host logs it and the scrape goes on without this plugin's gauges.
+    """
+
+
 @hookspec(firstresult=True)
 def prune(mc: PluginContext, backups: list[BackupInfo], keep_names: frozenset[str],
           settings: SettingValues) -> Iterable[str] | Any | None:

@@ -4,8 +4,13 @@ Every scrape reads the current state (audit trail, backups folder, settings) thr
 collector in a registry made for that scrape: no process-global registry, no counters kept in
 memory, so several processes sharing one database all report the same truth.
 """
-from . import __version__
+import logging
+import re
+
+from . import __version__, alert_channels
 from .health import action_counts, backup_status
+
+log = logging.getLogger(__name__)
 
 VERDICTS = ("pass", "warn", "fail")
 
@@ -51,6 +56,10 @@ class BackupCollector:
                 value=int(success["copy"] == "pages"))
         yield GaugeMetricFamily("mission_control_backup_auto_enabled",
                                 "1 when general.auto_backup is on", value=int(status["auto_backup"]))
+        yield GaugeMetricFamily(
+            "mission_control_backup_schedule_period_seconds",
+            "The longest time between two runs of general.auto_backup_schedule (how long no new "
+            "backup is normal)", value=status["schedule_period_seconds"])
 
         runs = CounterMetricFamily("mission_control_backup_runs",
                                    "Backups by result, from the audit trail", labels=["result"])
@@ -74,6 +83,10 @@ class BackupCollector:
         copy_failures = CounterMetricFamily("mission_control_offsite_failures",
                                             "Failed off-site copies to the target",
                                             labels=["target"])
+        configured = GaugeMetricFamily(
+            "mission_control_offsite_configured",
+            "1 when a plugin copies to the target now, 0 for a target with past results only",
+            labels=["target"])
         healthy = GaugeMetricFamily("mission_control_offsite_ok",
                                     "1 when the target is configured and has no problem "
                                     "(its last copy worked and is recent enough)",
@@ -104,6 +117,7 @@ class BackupCollector:
                 chain.add_metric([target["target"]], target["chain_length"] or 0)
             last_copy.add_metric([target["target"]], target["last_success_at"] or 0)
             copy_failures.add_metric([target["target"]], target["failures"])
+            configured.add_metric([target["target"]], int(target["configured"]))
             healthy.add_metric([target["target"]],
                                int(target["configured"] and not target["problem"]))
             if target.get("drill"):  # a target never drilled has no drill series
@@ -114,6 +128,7 @@ class BackupCollector:
         yield chain
         yield uploaded
         yield copy_failures
+        yield configured
         yield healthy
         yield drill_ok
         yield drill_at
@@ -133,10 +148,33 @@ class BackupCollector:
             yield GaugeMetricFamily("mission_control_pitr_up",
                                     "1 when Litestream runs for continuous protection",
                                     value=int(pitr["running"]))
+            yield GaugeMetricFamily("mission_control_pitr_max_lag_seconds",
+                                    "pitr.max_lag_seconds: the lag past which health fails",
+                                    value=self.mc.settings.get("pitr.max_lag_seconds"))
             if pitr["lag_seconds"] is not None:
                 yield GaugeMetricFamily("mission_control_pitr_lag_seconds",
                                         "How far the point-in-time replica is behind",
                                         value=pitr["lag_seconds"])
+
+        channel_ok = GaugeMetricFamily(
+            "mission_control_alert_channel_ok",
+            "1 when the configured alert channel works (its newest delivery got through, or "
+            "none was tried yet), 0 when it failed", labels=["channel"])
+        alert_failures = CounterMetricFamily(
+            "mission_control_alert_failures",
+            "Alerts (pings, mail, tests) that never got through, by channel, from the audit trail",
+            labels=["channel"])
+        failures_by_channel = {name: seen["failures"]
+                               for name, seen in alert_channels.deliveries(self.mc.db).items()}
+        for channel in status["alerts"]:
+            channel_ok.add_metric([channel["channel"]], int(channel["ok"] is not False))
+            failures_by_channel.setdefault(channel["channel"], 0)
+        for name, count in sorted(failures_by_channel.items()):
+            alert_failures.add_metric([name], count)
+        yield channel_ok
+        yield alert_failures
+
+        yield from plugin_gauges(self.mc)
 
         verdict = GaugeMetricFamily("mission_control_backup_verdict",
                                     "1 for the current health verdict (pass, warn or fail)",
@@ -144,6 +182,39 @@ class BackupCollector:
         for name in VERDICTS:
             verdict.add_metric([name], int(status["verdict"] == name))
         yield verdict
+
+
+#: What a plugin's gauge may be called (hook `metrics`).
+PLUGIN_NAME = re.compile(r"mission_control_[a-z0-9_]+")
+#: Families the host exports (a plugin may not add samples to them).
+HOST_PREFIXES = ("mission_control_backup_", "mission_control_offsite_", "mission_control_pitr_",
+                 "mission_control_alert_", "mission_control_info")
+
+
+def plugin_gauges(mc):
+    """The gauges plugins add (hook `metrics`), one family per name; an item that breaks the
+    hook's rules is logged and left out, the rest still reported."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    families = {}
+    for answer in mc.hooks.metrics():
+        for item in answer or ():
+            try:
+                name, doc, value = item["name"], str(item["help"]), float(item["value"])
+                labels = {str(k): str(v) for k, v in (item.get("labels") or {}).items()}
+                if not isinstance(name, str) or not PLUGIN_NAME.fullmatch(name) or \
+                        name.startswith(HOST_PREFIXES):
+                    raise ValueError(f"a gauge may not be called {name!r}")
+                names = sorted(labels)
+                if name not in families:
+                    families[name] = (GaugeMetricFamily(name, doc, labels=names), names)
+                family, known = families[name]
+                if names != known:
+                    raise ValueError(f"{name} is reported with different label names")
+                family.add_metric([labels[k] for k in names], value)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                log.warning("a plugin's gauge is left out of /metrics: %s", exc)
+    return [family for family, _ in families.values()]
 
 
 def render(mc):

@@ -2,7 +2,9 @@
 
 A backup needs about the database's size (its WAL included) in free space, and pruning only frees
 space afterwards. The guard asks for ``diskguard.factor`` times that, and at least
-``diskguard.min_free_mb``; a factor of 0 and a minimum of 0 turn it off.
+``diskguard.min_free_mb``; a factor of 0 and a minimum of 0 turn it off. ``/metrics`` gets the
+free space and what the guard asks for (``mission_control_disk_free_bytes``,
+``mission_control_disk_guard_needed_bytes``).
 """
 import shutil
 
@@ -26,6 +28,23 @@ def register_settings():
 def needed_bytes(db_size, factor, min_free_mb):
     """Free bytes the guard asks for."""
     return max(db_size * factor, min_free_mb * MB)
+
+
+@hookimpl
+def metrics(mc):
+    """Free space in the backups folder and what the guard asks for (0: off), so a monitor
+    warns before a backup is refused."""
+    size = database_size(mc.config.db_path)
+    needed = needed_bytes(size, mc.settings.get("diskguard.factor"),
+                          mc.settings.get("diskguard.min_free_mb"))
+    return [
+        {"name": "mission_control_disk_free_bytes",
+         "value": shutil.disk_usage(mc.backups.dir).free,
+         "help": "Free bytes in the file system of the backups folder"},
+        {"name": "mission_control_disk_guard_needed_bytes", "value": needed,
+         "help": "Free bytes the disk guard asks for before a backup (diskguard.factor x the "
+                 "database, at least diskguard.min_free_mb; 0: the guard is off)"},
+    ]
 
 
 @hookimpl(tryfirst=True)

@@ -7,7 +7,8 @@ checked after each backup and every few minutes while the service runs; a change
 ``health_changed`` and a change *to* ``fail`` is mailed. Every mail sent is audited as
 ``alert_sent`` (the rate limit reads those, so it holds across restarts and processes); one that
 could not be sent after three attempts as ``alert_failed``. Mail goes out from ``mc.outbox``,
-never from the request that made the backup.
+never from the request that made the backup. A test mail (``mission-control alerts test``) is
+sent at once, whatever the hourly limit.
 """
 import smtplib
 import ssl
@@ -17,11 +18,12 @@ from email.utils import formatdate, getaddresses, make_msgid
 
 from mission_control import (EMAIL, EMAILS, HOST, SCHEDULER, Actor, BackupRefused,
                              MissionControlError, SettingDef, backup_status, describe_error,
-                             hookimpl)
+                             hookimpl, printable)
 
 CHANNEL = "email"
 RATE_SECONDS = 3600
 TIMEOUT = 20
+ANSWER = 300  # characters of the server's answer kept
 
 
 @hookimpl
@@ -73,14 +75,56 @@ def build_message(config, subject, lines, now):
     return message
 
 
+class _SMTP(smtplib.SMTP):
+    """`smtplib.SMTP` that keeps the server's answer to the message (`smtplib` drops it)."""
+
+    answer = None
+
+    def data(self, msg):
+        self.answer = super().data(msg)
+        return self.answer
+
+
 def send_message(config, message):
-    """Send `message` through `config`'s SMTP server. :raises OSError: (smtplib's errors are)."""
-    with smtplib.SMTP(config["host"], config["port"], timeout=TIMEOUT) as smtp:
+    """Send `message` through `config`'s SMTP server; the server's answer to it, in words
+    (``250 Message accepted``, and any recipient it refused).
+
+    :raises OSError: (smtplib's errors are).
+    """
+    with _SMTP(config["host"], config["port"], timeout=TIMEOUT) as smtp:
         if config["starttls"]:
             smtp.starttls(context=ssl.create_default_context())
         if config["username"]:
             smtp.login(config["username"], config["password"])
-        smtp.send_message(message)
+        refused = smtp.send_message(message)
+    code, text = smtp.answer or (None, b"")
+    answer = f"{code} {text.decode('utf-8', 'replace')}".strip()
+    if refused:
+        answer += f"; refused: {', '.join(sorted(refused))}"
+    return printable(answer)[:ANSWER]
+
+
+class Channel:
+    """The mail channel as `alert_channels` names it: a test sends one mail to every recipient
+    now (not rate limited), audited by the host."""
+
+    name = CHANNEL
+
+    def __init__(self, mc, config):
+        self.mc = mc
+        self.config = config
+
+    def test(self, actor):
+        message = build_message(self.config, "Test alert", [
+            f"A test of Mission Control's alert mail, asked by {actor}.",
+            "Nothing is wrong: mail from this service reaches you.", ""], self.mc.clock())
+        return send_message(self.config, message)
+
+
+@hookimpl
+def alert_channels(mc):
+    config = mail_config(mc)
+    return [Channel(mc, config)] if config else []
 
 
 def _sent_lately(mc, kind, now):

@@ -8,15 +8,20 @@ service that is down, or a scheduler that is stuck, is noticed as well.
 
 Pings are POSTs with a one-line body (the reason, for a failure) sent from ``mc.outbox``: a dead
 or slow monitor never delays nor fails a backup. Each ping is tried three times with short
-timeouts; one that never got through is audited as ``alert_failed``.
+timeouts; one that never got through is audited as ``alert_failed``, and the first one that gets
+through after that as ``alert_sent`` (the channel works again: health stops warning about it).
+A test ping (``mission-control alerts test``) goes to ``URL/log``, which does not change the
+check's state.
 """
 import urllib.request
 from urllib.parse import urlsplit, urlunsplit
 
-from mission_control import SCHEDULER, URL, SettingDef, __version__, describe_error, hookimpl
+from mission_control import (SCHEDULER, URL, SettingDef, __version__, alert_channel_failing,
+                             describe_error, hookimpl, printable)
 
 CHANNEL = "healthchecks"
 MAX_BODY = 10_000  # Healthchecks.io keeps the first 100 kB of a ping's body
+ANSWER = 100  # characters of the monitor's answer kept
 
 
 @hookimpl
@@ -49,13 +54,39 @@ def ping_url(url, suffix):
 
 
 def send_ping(url, body, timeout):
-    """POST `body` (text) to `url`. :raises OSError: network failure or a non-2xx answer."""
+    """POST `body` (text) to `url`; what the monitor answered, as ``HTTP 200: OK``.
+
+    :raises OSError: network failure or a non-2xx answer.
+    """
     request = urllib.request.Request(
         url, data=body.encode("utf-8", "replace")[:MAX_BODY], method="POST",
         headers={"Content-Type": "text/plain; charset=utf-8",
                  "User-Agent": f"mission-control/{__version__}"})
     with urllib.request.urlopen(request, timeout=timeout) as response:  # raises on 4xx/5xx
-        response.read(1024)
+        said = response.read(1024).decode("utf-8", "replace").strip()[:ANSWER]
+        return f"HTTP {response.status}" + (f": {printable(said)}" if said else "")
+
+
+class Channel:
+    """The ping channel as `alert_channels` names it: a test goes to ``URL/log``, which
+    Healthchecks.io records as a log entry without changing the check's state."""
+
+    name = CHANNEL
+
+    def __init__(self, mc, url):
+        self.mc = mc
+        self.url = url
+
+    def test(self, actor):
+        return send_ping(ping_url(self.url, "log"),
+                         f"test ping from Mission Control, asked by {actor}",
+                         self.mc.settings.get("healthchecks.timeout_seconds"))
+
+
+@hookimpl
+def alert_channels(mc):
+    url = mc.settings.get("healthchecks.url").strip()
+    return [Channel(mc, url)] if url else []
 
 
 def _queue(mc, actor, suffix, body):
@@ -69,13 +100,17 @@ def _queue(mc, actor, suffix, body):
     def deliver():
         try:
             target = ping_url(url, suffix)
-            mc.outbox.retry(lambda: send_ping(target, body, timeout))
+            answer = mc.outbox.retry(lambda: send_ping(target, body, timeout))
         except (OSError, ValueError) as exc:
             if not mc.outbox.cancelled.is_set():  # the service is closing: nothing to write to
                 mc.audit.emit("alert_failed", actor, target_type="alert", target_id=CHANNEL,
                               detail={"channel": CHANNEL, "ping": ping,
                                       "host": urlsplit(url).hostname,
                                       "reason": describe_error(exc)})
+            return
+        if alert_channel_failing(mc, CHANNEL):  # it works again: say so, which clears the warn
+            mc.audit.emit("alert_sent", actor, target_type="alert", target_id=CHANNEL,
+                          detail={"channel": CHANNEL, "ping": ping, "answer": answer})
 
     if not mc.outbox.submit(CHANNEL, deliver):
         mc.audit.emit("alert_failed", actor, target_type="alert", target_id=CHANNEL,

@@ -11,12 +11,12 @@ from .. import config_file, logs
 from ..actor import Actor
 from ..config import OPTIONS
 from ..core import MissionControl
-from . import admin, backup, offsite, recover, users
+from . import admin, alerts, backup, offsite, recover, users
 from .failures import UsageError, describe
 from .output import FAILED, OK, Output
 from .parser import build, hoist_globals, version_text
 
-GROUPS = (admin, backup, offsite, recover, users)
+GROUPS = (admin, backup, offsite, recover, users, alerts)
 
 
 @dataclass

@@ -82,6 +82,15 @@ SCHEMAS = {
             message={**STR_OR_NULL, "description": "null for the metrics token"},
             finished_at={"type": "integer"})],
             "description": "the last restore drill (offsite_verify), or null when never drilled"}),
+    "AlertChannel": obj(
+        channel={"type": "string", "examples": ["healthchecks", "email"]},
+        ok={"type": ["boolean", "null"], "description": "whether the newest delivery (an alert "
+            "or a test) got through; null before the first"},
+        last_at={**INT_OR_NULL, "description": "unix seconds of the newest delivery"},
+        failures={"type": "integer", "description": "deliveries that never got through (audited "
+                  "as alert_failed)"},
+        problem={**STR_OR_NULL, "description": "why this channel makes the verdict warn, or "
+                 "null (for the metrics token, without the receiver's error text)"}),
     "BackupStatus": obj(
         verdict={"enum": ["pass", "warn", "fail"]}, reasons=_STRINGS,
         last_success={"anyOf": [{"type": "null"}, obj(
@@ -102,6 +111,11 @@ SCHEMAS = {
         auto_backup={"type": "boolean"},
         offsite=array(ref("OffsiteTarget")),
         pitr=ref("PitrHealth"),
+        alerts={**array(ref("AlertChannel")), "description": "each configured alert channel "
+                "(pings, mail) and whether its newest delivery got through"},
+        schedule_period_seconds={"type": "integer", "description": "the longest time between "
+                                 "two runs of general.auto_backup_schedule: how long no new "
+                                 "backup is normal"},
         backups=obj(count={"type": "integer"}, total_size={"type": "integer"},
                     by_kind={"type": "object", "additionalProperties": _KIND}),
         runs=obj(success={"type": "integer"}, failure={"type": "integer"}),

@@ -373,6 +373,16 @@ def prune(mc):
 
 
 @hookimpl
+def alert_channels(mc):
+    _fired(mc, "alert_channels")
+
+
+@hookimpl
+def metrics(mc):
+    _fired(mc, "metrics")
+
+
+@hookimpl
 def audit(mc):
     _fired(mc, "audit")
 
@@ -424,8 +434,10 @@ def test_every_hook_fires_through_the_services(make_config, tmp_path):
     import os
     import signal
 
+    from mission_control import metrics
     from mission_control.backup import point_in_time
     from mission_control.core import MissionControl
+    from mission_control.health import backup_status
     from mission_control.backup.restore import restore_backup
     from mission_control.server import serve
 
@@ -440,6 +452,8 @@ def test_every_hook_fires_through_the_services(make_config, tmp_path):
         mc.scheduler.periodic_check()
         restore_backup(mc, made.name, "t")
         point_in_time.restore_at(mc, "1970-01-01T00:20:00Z", "t")
+        backup_status(mc)  # asks which alert channels are configured
+        metrics.render(mc)  # a scrape asks the plugins for their gauges
 
     def stop_once_serving(line):
         # The banner comes after serve's own signal handlers are in place, and a stop noted

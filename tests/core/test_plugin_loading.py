@@ -56,7 +56,7 @@ def test_builtins_are_listed_with_version_and_hooks(mc):
                                     "hooks": ["prune", "register_settings"]}
     assert plugins["offsite_s3"]["hooks"] == ["check_settings", "offsite_targets", "post_backup",
                                               "register_settings"]
-    assert plugins["disk_guard"]["hooks"] == ["pre_backup", "register_settings"]
+    assert plugins["disk_guard"]["hooks"] == ["metrics", "pre_backup", "register_settings"]
     assert {"audit_log", "audit_jsonl", "audit_syslog", "offsite_dir"} <= set(plugins)
     assert body["blocked"] == []
 

@@ -179,6 +179,7 @@ OPERATION_IDS = {
     ("post", "/api/offsite/{target}/fetch"): "fetchOffsiteCopy",
     ("get", "/api/health"): "getHealth",
     ("get", "/metrics"): "getMetrics",
+    ("post", "/api/alerts/test"): "testAlerts",
 }
 
 
