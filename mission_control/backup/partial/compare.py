@@ -17,7 +17,7 @@ def json_key(values):
     return out[0] if len(out) == 1 else out
 
 
-def changes_sql(table, source_shape, target_shape, where_keys=None):
+def changes_sql(table, source_shape, target_shape, where_keys=None, newer_than=None):
     """The SELECT that yields `(kind, key values...)` for each differing row of `table`.
 
     Only columns both sides have are compared; rows are matched on the source's key, which the
@@ -25,6 +25,8 @@ def changes_sql(table, source_shape, target_shape, where_keys=None):
 
     :param where_keys: a number of key parameters: only the rows with one of those keys (a
         one-column key) are compared; None compares every row.
+    :param newer_than: a column of the target: each row also yields whether the target's row
+        has a value in it greater than a parameter (the first one); None yields no such flag.
     """
     keys = key_columns(source_shape)
     common = [c for c in source_shape.names if c in set(target_shape.names) and c not in keys]
@@ -36,7 +38,8 @@ def changes_sql(table, source_shape, target_shape, where_keys=None):
     kind = (f"CASE WHEN {a_missing} THEN '{INSERTED}' WHEN {b_missing} THEN '{DELETED}'"
             f" ELSE '{UPDATED}' END")
     key_out = ", ".join(f"coalesce(a.{quote(k)}, b.{quote(k)})" for k in keys)
-    sql = (f"SELECT {kind}, {key_out} FROM src.{t} AS a FULL JOIN main.{t} AS b ON {on}"
+    flag = "" if newer_than is None else f"coalesce(b.{quote(newer_than)} > ?, 0), "
+    sql = (f"SELECT {kind}, {flag}{key_out} FROM src.{t} AS a FULL JOIN main.{t} AS b ON {on}"
            f" WHERE ({a_missing} OR {b_missing} OR {differs})")
     if where_keys is not None:
         marks = ", ".join("?" * where_keys)
