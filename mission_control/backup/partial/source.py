@@ -12,9 +12,9 @@ import sqlite3
 from contextlib import contextmanager
 from urllib.request import pathname2url
 
-from ...errors import FileRejected, ValidationFailed
+from ...errors import FileRejected, NotFound, ValidationFailed
 from ...files import DATABASE_SUFFIXES, remove_files
-from ..point_in_time import engine_answer, iso, restorable_moment
+from ..point_in_time import engine_answer, iso, parse_timestamp, restorable_moment
 from ..restore import refuse_unrecorded_fetch
 from ..service import TEMP_PREFIX
 from ..verify import (HEADER_SIZE, VerificationStore, header_problems, inspect, schema_problems,
@@ -70,10 +70,15 @@ def moment_copy(mc, timestamp, timeout):
     """Yield `(path, label)` of a private copy of the database at `timestamp` ("@" removed),
     written by the point-in-time engine and checked like a restore's; removed afterwards.
 
-    :raises ValidationFailed: bad timestamp, point-in-time recovery off, outside the window.
+    :raises ValidationFailed: not an ISO 8601 time with a zone (400).
+    :raises NotFound: point-in-time recovery off, or the time outside its window (404).
     :raises FileRejected: the copy failed its checks.
     """
-    at_ms = restorable_moment(mc, timestamp)
+    parse_timestamp(timestamp)  # a bad time: 400
+    try:
+        at_ms = restorable_moment(mc, timestamp)
+    except ValidationFailed as exc:  # no copy of that moment to be had: like a missing backup
+        raise NotFound(exc.message, details=exc.details) from None
     dest = mc.backups.dir / f"{TEMP_PREFIX}diff-{os.getpid()}-{secrets.token_hex(6)}.db"
     try:
         held, _ = engine_answer(mc.hooks.pitr_restore_to(at_ms, dest))
