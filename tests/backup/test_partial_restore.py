@@ -8,6 +8,7 @@ import pytest
 from mission_control.backup.partial import undo_files
 
 from tests.support.accounts import logged_in_client
+from tests.support.pitr_engine import Engine
 
 #: Tables the service writes itself while restoring (its audit events, the safety copy's check):
 #: never part of a partial restore, so left out where "every table" is compared.
@@ -263,6 +264,23 @@ def test_bad_restore_input_is_a_clear_4xx_and_changes_nothing(
     assert text in answer.json["error"] + " ".join(answer.json.get("details", []))
     assert "/" + str(mc.backups.dir).strip("/") not in answer.get_data(as_text=True)
     assert _dump(mc) == before and _files(mc) == files
+
+
+def test_a_moment_is_compared_from_a_private_copy_that_is_removed(mc, admin_client):
+    _seed(mc)
+    engine = Engine(mc.backups.create("test").path)
+    mc.pm.register(engine)
+    _change(mc)
+    answer = admin_client.get("/api/backup/diff?from=@1970-01-01T00:20:00Z")
+    assert answer.status_code == 200, answer.json
+    assert engine.asked == [1_200_000] and answer.json["from"] == "@1970-01-01T00:20:00.000Z"
+    tasks = _by_table(answer.json)["tasks"]
+    assert (tasks["inserted"]["count"], tasks["updated"]["count"], tasks["deleted"]["count"]) \
+        == (1, 1, 2)
+    assert not [p for p in os.listdir(mc.backups.dir) if p.startswith(".")
+                and not p.endswith(".lock")]
+    outside = admin_client.get("/api/backup/diff?from=@1970-01-01T00:40:00Z")
+    assert outside.status_code == 404 and "window" in outside.json["error"]
 
 
 @pytest.mark.parametrize("query, status", [
