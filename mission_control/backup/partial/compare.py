@@ -9,6 +9,7 @@ from .tables import key_columns, quote
 
 SAMPLES = 20
 INSERTED, UPDATED, DELETED = "inserted", "updated", "deleted"
+MISSING = "missing"  # a requested key neither side has (`rows_sql`)
 
 
 def json_key(values):
@@ -17,34 +18,51 @@ def json_key(values):
     return out[0] if len(out) == 1 else out
 
 
-def changes_sql(table, source_shape, target_shape, where_keys=None, newer_than=None):
-    """The SELECT that yields `(kind, key values...)` for each differing row of `table`.
+def changes_sql(table, source_shape, target_shape, newer_than=None):
+    """The SELECT that yields `(kind, [newer,] key values...)` for each differing row of `table`.
 
     Only columns both sides have are compared; rows are matched on the source's key, which the
     caller has checked is the target's too.
 
-    :param where_keys: a number of key parameters: only the rows with one of those keys (a
-        one-column key) are compared; None compares every row.
     :param newer_than: a column of the target: each row also yields whether the target's row
-        has a value in it greater than a parameter (the first one); None yields no such flag.
+        has a value in it greater than the (only) parameter; None yields no such flag.
     """
     keys = key_columns(source_shape)
-    common = [c for c in source_shape.names if c in set(target_shape.names) and c not in keys]
     t = quote(table)
     on = " AND ".join(f"a.{quote(k)} = b.{quote(k)}" for k in keys)
-    a_missing = f"a.{quote(keys[0])} IS NULL"
-    b_missing = f"b.{quote(keys[0])} IS NULL"
-    differs = " OR ".join(f"a.{quote(c)} IS NOT b.{quote(c)}" for c in common) or "0"
-    kind = (f"CASE WHEN {a_missing} THEN '{INSERTED}' WHEN {b_missing} THEN '{DELETED}'"
-            f" ELSE '{UPDATED}' END")
     key_out = ", ".join(f"coalesce(a.{quote(k)}, b.{quote(k)})" for k in keys)
-    flag = "" if newer_than is None else f"coalesce(b.{quote(newer_than)} > ?, 0), "
-    sql = (f"SELECT {kind}, {flag}{key_out} FROM src.{t} AS a FULL JOIN main.{t} AS b ON {on}"
-           f" WHERE ({a_missing} OR {b_missing} OR {differs})")
-    if where_keys is not None:
-        marks = ", ".join("?" * where_keys)
-        sql += f" AND coalesce(a.{quote(keys[0])}, b.{quote(keys[0])}) IN ({marks})"
-    return sql
+    return (f"SELECT {_kind(keys)}, {_flag(newer_than)}{key_out} FROM src.{t} AS a"
+            f" FULL JOIN main.{t} AS b ON {on}"
+            f" WHERE {_differs(keys, source_shape, target_shape)}")
+
+
+def rows_sql(table, shape, count, newer_than=None):
+    """As `changes_sql`, for the `count` rows whose one-column key is a parameter (the keys come
+    first, then the `newer_than` time): each key is looked up on both sides by its index, and one that neither
+    side has yields the kind `MISSING`."""
+    key = shape.key[0]
+    t, k = quote(table), quote(key)
+    values = ", ".join(["(?)"] * count)
+    kind = f"CASE WHEN a.{k} IS NULL AND b.{k} IS NULL THEN '{MISSING}' ELSE {_kind((key,))} END"
+    return (f"WITH asked(k) AS (VALUES {values})"
+            f" SELECT {kind}, {_flag(newer_than)}asked.k FROM asked"
+            f" LEFT JOIN src.{t} AS a ON a.{k} = asked.k LEFT JOIN main.{t} AS b ON b.{k} = asked.k"
+            f" WHERE {_differs((key,), shape, shape)}")
+
+
+def _kind(keys):
+    return (f"CASE WHEN a.{quote(keys[0])} IS NULL THEN '{INSERTED}'"
+            f" WHEN b.{quote(keys[0])} IS NULL THEN '{DELETED}' ELSE '{UPDATED}' END")
+
+
+def _flag(newer_than):
+    return "" if newer_than is None else f"coalesce(b.{quote(newer_than)} > ?, 0), "
+
+
+def _differs(keys, source_shape, target_shape):
+    common = [c for c in source_shape.names if c in set(target_shape.names) and c not in keys]
+    differs = " OR ".join(f"a.{quote(c)} IS NOT b.{quote(c)}" for c in common) or "0"
+    return f"(a.{quote(keys[0])} IS NULL OR b.{quote(keys[0])} IS NULL OR {differs})"
 
 
 class Tally:

@@ -61,13 +61,14 @@ def compare_all(conn, clock, timeout):
         old, new = shapes(conn, "src"), shapes(conn, "main")
         return [table_entry(conn, name, old.get(name), new.get(name))
                 for name in sorted(set(old) | set(new))]
-    except Exception as exc:
+    except Exception:
         if clock() > end:
             raise DiffTimedOut(f"The comparison stopped after {timeout} seconds "
                                "(MC_VERIFY_TIMEOUT); nothing was changed") from None
-        raise exc
+        raise
     finally:
-        conn.execute("ROLLBACK") if conn.in_transaction else None
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         conn.set_progress_handler(None, 0)
 
 

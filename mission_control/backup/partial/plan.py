@@ -11,7 +11,7 @@ check; its entry says so.
 from dataclasses import dataclass, field
 
 from ...errors import ValidationFailed
-from .compare import DELETED, INSERTED, UPDATED, changes_sql, json_key
+from .compare import DELETED, INSERTED, MISSING, UPDATED, changes_sql, json_key, rows_sql
 from .tables import quote, refusal, schema_differences, shapes
 
 #: Columns that tell when a row was last written, in order of preference.
@@ -111,18 +111,15 @@ def make_plan(conn, wanted, old, backup_time):
         shape = old[table]
         time_column = next((c for c in TIME_COLUMNS if c in shape.names), None)
         plan = TablePlan(table, shape, time_column)
-        sql = changes_sql(table, shape, shape, None if keys is None else CHUNK, time_column)
         head = () if time_column is None else (backup_time,)
-        for chunk in ([None] if keys is None else _chunks(keys)):
-            params = head if chunk is None else (*head, *chunk, *[None] * (CHUNK - len(chunk)))
-            for kind, *rest in conn.execute(sql, params):
-                newer, key = (rest[0], tuple(rest[1:])) if time_column else (0, tuple(rest))
-                plan.keys[RESTORE_ACTION[kind]].append(key)
-                if newer:  # only a live row has the flag: one the restore overwrites or deletes
-                    plan.conflicts.append(key)
-        if keys is not None:
-            missing = _missing(conn, table, shape.key[0], keys,
-                               {k[0] for ks in plan.keys.values() for k in ks})
+        if keys is None:
+            _add(plan, conn.execute(changes_sql(table, shape, shape, time_column), head))
+        else:
+            missing = []
+            for chunk in _chunks(keys):
+                found = conn.execute(rows_sql(table, shape, len(chunk), time_column),
+                                     (*chunk, *head))
+                _add(plan, found, missing)
             plan.unchanged = len(keys) - plan.count - len(missing)
             problems += [f"rows.{table}: no row with {shape.key[0]} {k!r} in the backup or the "
                          "live database" for k in missing[:20]]
@@ -132,22 +129,22 @@ def make_plan(conn, wanted, old, backup_time):
     return plans
 
 
+def _add(plan, found, missing=None):
+    """Put each `(kind, [newer,] key...)` row of `found` in `plan` (or `missing`)."""
+    timed = plan.time_column is not None
+    for kind, *rest in found:
+        newer, key = (rest[0], tuple(rest[1:])) if timed else (0, tuple(rest))
+        if kind == MISSING:
+            missing.append(key[0])
+            continue
+        plan.keys[RESTORE_ACTION[kind]].append(key)
+        if newer:  # only a live row has the flag: one the restore overwrites or deletes
+            plan.conflicts.append(key)
+
+
 def _chunks(keys):
     for i in range(0, len(keys), CHUNK):
         yield keys[i:i + CHUNK]
-
-
-def _missing(conn, table, column, keys, changed):
-    """The requested keys that are in neither database (of those not changed)."""
-    rest = [k for k in keys if k not in changed]
-    found = set()
-    for chunk in _chunks(rest):
-        marks = ", ".join("?" * len(chunk))
-        for schema in ("src", "main"):
-            found.update(r[0] for r in conn.execute(
-                f"SELECT {quote(column)} FROM {schema}.{quote(table)} WHERE {quote(column)} IN"
-                f" ({marks})", chunk))
-    return [k for k in rest if k not in found]
 
 
 def live_rows(conn, plan):

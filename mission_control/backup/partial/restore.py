@@ -61,7 +61,8 @@ def restore_partial(mc, name, actor, *, tables=None, rows=None, dry_run=False, f
             plans = make_plan(conn, wanted, shapes, backup_time(name, path))
             before = {p.table: live_rows(conn, p) for p in plans} if not dry_run else None
         finally:
-            conn.execute("ROLLBACK") if conn.in_transaction else None
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             conn.close()
         answer = {"dry_run": dry_run, "name": name, "tables": [p.to_json() for p in plans],
                   "totals": {kind: sum(len(p.keys[kind]) for p in plans) for kind in KINDS},
