@@ -5,6 +5,7 @@ import stat
 
 import pytest
 
+from mission_control.backup.partial import restore as restore_module
 from mission_control.backup.partial import undo_files
 
 from tests.support.accounts import logged_in_client
@@ -307,3 +308,44 @@ def test_only_admins(mc, backed_up):
         "name": backed_up, "tables": ["tasks"], "dry_run": True}).status_code == 403
     assert operator.post("/api/backup/restore/undo", json={
         "token": "2026-12-06_10-00-00-0123456789ab"}).status_code == 403
+
+
+def test_a_row_changed_while_preparing_refuses_and_changes_nothing(
+        mc, admin_client, backed_up, monkeypatch):
+    _change(mc)
+    real = restore_module.room_for_safety_copy
+
+    def meanwhile(*args):  # after the plan was read, before the write: another writer's change
+        mc.db.execute("UPDATE tasks SET title = 'meanwhile' WHERE id = 5")
+        return real(*args)
+    monkeypatch.setattr(restore_module, "room_for_safety_copy", meanwhile)
+    answer = admin_client.post("/api/backup/restore", json={"name": backed_up,
+                                                            "tables": ["tasks"]})
+    assert answer.status_code == 409 and "changed while" in answer.json["error"]
+    titles = dict((r[0], r[1]) for r in _dump(mc)["tasks"])
+    assert titles[5] == "meanwhile" and 2 not in titles and 11 in titles
+    assert not [n for n in _files(mc) if n.startswith(undo_files.PREFIX)]
+
+
+def test_a_failure_before_commit_changes_nothing_and_is_audited(
+        mc, admin_client, backed_up, monkeypatch):
+    _change(mc)
+    before = _dump(mc)
+
+    def broken(*args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(undo_files, "write", broken)
+    answer = admin_client.post("/api/backup/restore", json={"name": backed_up,
+                                                            "rows": {"tasks": [2]}})
+    assert answer.status_code == 500 and "nothing was changed" in answer.json["error"]
+    assert _dump(mc) == before
+    event = mc.audit_store.query(action="backup_restore_failed")[0][0]
+    assert "No space left" in event["detail"]["reason"]
+
+
+def test_a_held_lock_is_a_409(mc, admin_client, backed_up):
+    with mc.backups.exclusive("busy"):
+        assert admin_client.post("/api/backup/restore", json={
+            "name": backed_up, "tables": ["tasks"], "dry_run": True}).status_code == 409
+        assert admin_client.post("/api/backup/restore/undo", json={
+            "token": "2026-12-06_10-00-00-0123456789ab"}).status_code == 409
