@@ -38,8 +38,8 @@ def changes_sql(table, source_shape, target_shape, newer_than=None):
 
 def rows_sql(table, shape, count, newer_than=None):
     """As `changes_sql`, for the `count` rows whose one-column key is a parameter (the keys come
-    first, then the `newer_than` time): each key is looked up on both sides by its index, and one that neither
-    side has yields the kind `MISSING`."""
+    first, then the `newer_than` time): each key is looked up on both sides by its index, and
+    one that neither side has yields the kind `MISSING`."""
     key = shape.key[0]
     t, k = quote(table), quote(key)
     values = ", ".join(["(?)"] * count)
