@@ -12,7 +12,7 @@ from urllib.request import pathname2url
 
 from ...errors import Conflict
 from .compare import DELETED, INSERTED, UPDATED
-from .source import BUSY_TIMEOUT_MS, attach_uri
+from .source import BUSY_TIMEOUT_MS
 from .tables import quote
 
 
@@ -36,28 +36,28 @@ def _row(conn, schema, table, key_columns, key):
     return None if found is None else tuple(found)
 
 
-def apply_plans(live_path, backup_path, plans, before, keep_changes):
+def apply_plans(live_path, plans, rows, keep_changes):
     """Apply `plans` (`plan.TablePlan`s) to the live database in one write transaction.
 
-    Inside it, the live rows the plans overwrite or delete are checked against `before` (`{table:
-    {key: row}}`, read when planning); the rows to write are read from the backup; then deletes,
-    updates and inserts run. `keep_changes(changes)` is called before COMMIT with `{table:
-    {"columns", "key", "rows": [(before, after), ...]}}` (None: no row): when it raises,
-    nothing is changed.
-
+    :param rows: `{table: (before, after)}` as `plan.images` read them: inside the transaction
+        the live rows the plans overwrite or delete are checked to be still `before`; then the
+        deletes, updates and inserts write `after`. `keep_changes(changes)` is called before
+        COMMIT with `{table: {"columns", "key", "rows": [(before, after), ...]}}` (None: no
+        row): when it raises, nothing is changed.
     :raises Conflict: a row changed since planning, or a constraint (UNIQUE, foreign key) would
         break (409); nothing is changed.
     """
     conn = connect_live(live_path)
     try:
-        conn.execute("ATTACH DATABASE ? AS src", (attach_uri(backup_path),))
         conn.execute("BEGIN IMMEDIATE")
         try:
             changes = {}
             for plan in plans:
-                changes[plan.table] = _record(conn, plan, before[plan.table])
+                before, after = rows[plan.table]
+                _check_unchanged(conn, plan, before)
+                changes[plan.table] = _record(plan, before, after)
             for plan in plans:
-                _write(conn, plan)
+                _write(conn, plan, rows[plan.table][1])
             keep_changes(changes)
             conn.execute("COMMIT")
         except BaseException:
@@ -70,36 +70,35 @@ def apply_plans(live_path, backup_path, plans, before, keep_changes):
         conn.close()
 
 
-def _record(conn, plan, before):
-    """The plan's rows before and after, once the live ones are checked to be as planned."""
-    key = plan.shape.key
-    for k, row in before.items():
-        if _row(conn, "main", plan.table, key, k) != (None if row is None else tuple(row)):
+def _check_unchanged(conn, plan, before):
+    for key, row in before.items():
+        if _row(conn, "main", plan.table, plan.shape.key, key) != row:
             raise Conflict(f"Not restored: a row of {plan.table} changed while the restore "
                            "was prepared; nothing was changed. Try again (dry run first).")
-    rows = [(tuple(before[k]), None) for k in plan.keys[DELETED]]
-    rows += [(tuple(before[k]), _row(conn, "src", plan.table, key, k))
-             for k in plan.keys[UPDATED]]
-    rows += [(None, _row(conn, "src", plan.table, key, k)) for k in plan.keys[INSERTED]]
-    return {"columns": list(plan.shape.names), "key": list(key), "rows": rows}
 
 
-def _write(conn, plan):
-    """The plan's deletes, updates and inserts, on `conn` in its transaction."""
+def _record(plan, before, after):
+    """The plan's rows before and after, as the undo file keeps them."""
+    rows = [(before[k], None) for k in plan.keys[DELETED]]
+    rows += [(before[k], after[k]) for k in plan.keys[UPDATED]]
+    rows += [(None, after[k]) for k in plan.keys[INSERTED]]
+    return {"columns": list(plan.shape.names), "key": list(plan.shape.key), "rows": rows}
+
+
+def _write(conn, plan, after):
+    """The plan's deletes, updates and inserts (rows `after`), on `conn` in its transaction."""
     t, key, cols = quote(plan.table), plan.shape.key, plan.shape.names
     where = _where(key)
-    listed = ", ".join(quote(c) for c in cols)
-    rest = [c for c in cols if c not in key]
     if plan.keys[DELETED]:
         conn.executemany(f"DELETE FROM main.{t} WHERE {where}", plan.keys[DELETED])
-    if plan.keys[UPDATED] and rest:
-        targets = ", ".join(quote(c) for c in rest)
-        conn.executemany(f"UPDATE main.{t} SET ({targets}) = (SELECT {targets} FROM src.{t}"
-                         f" WHERE {where}) WHERE {where}",
-                         [(*k, *k) for k in plan.keys[UPDATED]])
+    if plan.keys[UPDATED]:
+        assign = ", ".join(f"{quote(c)} = ?" for c in cols)
+        conn.executemany(f"UPDATE main.{t} SET {assign} WHERE {where}",
+                         [(*after[k], *k) for k in plan.keys[UPDATED]])
     if plan.keys[INSERTED]:
-        conn.executemany(f"INSERT INTO main.{t} ({listed}) SELECT {listed} FROM src.{t}"
-                         f" WHERE {where}", plan.keys[INSERTED])
+        conn.executemany(f"INSERT INTO main.{t} ({', '.join(quote(c) for c in cols)})"
+                         f" VALUES ({', '.join('?' * len(cols))})",
+                         [after[k] for k in plan.keys[INSERTED]])
 
 
 def apply_undo(live_path, changes):

@@ -147,14 +147,18 @@ def _chunks(keys):
         yield keys[i:i + CHUNK]
 
 
-def live_rows(conn, plan):
-    """The live rows the plan overwrites or deletes, `{key: row}`: checked again when applying,
-    so a row changed meanwhile is never overwritten unseen."""
-    keys = plan.keys[UPDATED] + plan.keys[DELETED]
-    cols = plan.shape.key
-    out = {}
-    where = " AND ".join(f"{quote(c)} = ?" for c in cols)
-    sql = f"SELECT * FROM main.{quote(plan.table)} WHERE {where}"
-    for key in keys:
-        out[key] = conn.execute(sql, key).fetchone()
-    return out
+def images(conn, plan):
+    """`(before, after)`: the plan's rows as the live database and the backup hold them now,
+    each `{key: row tuple}`. The live ones are checked again inside the write transaction, so a
+    row changed meanwhile is never overwritten unseen; the backup's are what it writes (the file
+    is immutable), read here so the write transaction reads nothing from it."""
+    where = " AND ".join(f"{quote(c)} = ?" for c in plan.shape.key)
+    out = []
+    for schema, kinds in (("main", (UPDATED, DELETED)), ("src", (UPDATED, INSERTED))):
+        sql = f"SELECT * FROM {schema}.{quote(plan.table)} WHERE {where}"
+        rows = {}
+        for kind in kinds:
+            for key in plan.keys[kind]:
+                rows[key] = tuple(conn.execute(sql, key).fetchone())
+        out.append(rows)
+    return tuple(out)

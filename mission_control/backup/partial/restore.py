@@ -26,7 +26,7 @@ from ..restore import BUSY, RestoreFailed, room_for_safety_copy, safety_backup
 from . import undo_files
 from .changes import apply_plans, apply_undo
 from .compare import DELETED, INSERTED, UPDATED
-from .plan import live_rows, make_plan, refusals, requested
+from .plan import images, make_plan, refusals, requested
 from .source import check_backup, open_pair
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def restore_partial(mc, name, actor, *, tables=None, rows=None, dry_run=False, f
                     _failed(mc, actor, name, detail, "; ".join(problems))
                 raise ValidationFailed(problems, "Partial restore refused")
             plans = make_plan(conn, wanted, shapes, backup_time(name, path))
-            before = {p.table: live_rows(conn, p) for p in plans} if not dry_run else None
+            rows = None if dry_run else {p.table: images(conn, p) for p in plans}
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -77,10 +77,10 @@ def restore_partial(mc, name, actor, *, tables=None, rows=None, dry_run=False, f
                            "nothing was changed. Add force to restore over them.",
                            details=[f"{t['table']}: {t['conflicts']['sample']}"
                                     for t in answer["tables"] if t["conflicts"]["count"]])
-        return _apply(mc, actor, path, plans, before, answer, detail)
+        return _apply(mc, actor, plans, rows, answer, detail)
 
 
-def _apply(mc, actor, path, plans, before, answer, detail):
+def _apply(mc, actor, plans, rows, answer, detail):
     started = time.perf_counter()
     room_for_safety_copy(mc, detail["name"], detail, actor)
     token = undo_files.new_token(mc.clock())
@@ -88,7 +88,7 @@ def _apply(mc, actor, path, plans, before, answer, detail):
         safety = safety_backup(mc, actor)
         meta = {"token": token, **detail, "made_at": int(mc.clock()), "by": str(actor),
                 "totals": answer["totals"]}
-        apply_plans(mc.config.db_path, path, plans, before,
+        apply_plans(mc.config.db_path, plans, rows,
                     lambda changes: undo_files.write(mc.backups.dir, token, meta, changes))
     except Conflict as exc:
         _failed(mc, actor, detail["name"], detail, exc.message)
