@@ -4,6 +4,7 @@ import os
 import stat
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from mission_control.backup.partial import restore as restore_module
 from mission_control.backup.partial import undo_files
@@ -349,3 +350,25 @@ def test_a_held_lock_is_a_409(mc, admin_client, backed_up):
             "name": backed_up, "tables": ["tasks"], "dry_run": True}).status_code == 409
         assert admin_client.post("/api/backup/restore/undo", json={
             "token": "2026-12-06_10-00-00-0123456789ab"}).status_code == 409
+
+
+def test_the_answers_match_their_openapi_schemas(mc, admin_client, backed_up):
+    """The shapes the page is built on: each answer validates against the published document."""
+    document = admin_client.get("/api/openapi.json").json
+    components = {"components": document["components"]}
+
+    def check(name, answer):
+        Draft202012Validator({**components, "$ref": f"#/components/schemas/{name}"}) \
+            .validate(answer)
+    _change(mc)
+    check("Diff", admin_client.get(f"/api/backup/diff?from={backed_up}").json)
+    with mc.db.transaction() as conn:
+        conn.execute("CREATE TABLE extra (id INTEGER PRIMARY KEY)")
+    check("Diff", admin_client.get(f"/api/backup/diff?from={backed_up}").json)
+    body = {"name": backed_up, "rows": {"tasks": [2, 3, 4]}}
+    check("PartialRestore", admin_client.post("/api/backup/restore",
+                                              json={**body, "dry_run": True}).json)
+    done = admin_client.post("/api/backup/restore", json=body).json
+    check("PartialRestore", done)
+    check("Undone", admin_client.post("/api/backup/restore/undo",
+                                      json={"token": done["undo"]}).json)
