@@ -77,7 +77,7 @@ OPERATIONS = [
         response("Restored (PartialRestore: only some tables or rows)",
                  {"oneOf": [ref("Restore"), ref("PartialRestore")]}),
         400, 404, 409, 413, 500, 507),
-        # The body's `timestamp` or `name` picks its shape, and so what is restored.
+        # The body's `timestamp`, `tables`, `rows` or `name` picks its shape: what is restored.
         body={"oneOf": [obj(name=BACKUP_NAME, optional=_KEEP_SETTINGS),
                         obj(timestamp=ref("RestoreTimestamp"), optional=_KEEP_SETTINGS),
                         *RESTORE_BODIES]}),
