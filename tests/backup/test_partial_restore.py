@@ -372,3 +372,19 @@ def test_the_answers_match_their_openapi_schemas(mc, admin_client, backed_up):
     check("PartialRestore", done)
     check("Undone", admin_client.post("/api/backup/restore/undo",
                                       json={"token": done["undo"]}).json)
+
+
+def test_undo_frees_a_unique_value_before_putting_its_old_holder_back(mc, admin_client,
+                                                                       backed_up):
+    with mc.db.transaction() as conn:  # agent 1 deleted; agent 9 took its name since
+        conn.execute("DELETE FROM agents WHERE id = 1")
+        conn.execute("INSERT INTO agents (id, name, created_at, updated_at)"
+                     " VALUES (9, 'agent-1', 0, 0)")
+    before = _dump(mc)
+    done = admin_client.post("/api/backup/restore", json={"name": backed_up,
+                                                          "tables": ["agents"]})
+    assert done.status_code == 200, done.json
+    assert [r[1] for r in _dump(mc)["agents"]] == ["agent-1", "agent-2", "agent-3"]
+    undone = admin_client.post("/api/backup/restore/undo", json={"token": done.json["undo"]})
+    assert undone.status_code == 200, undone.json
+    assert _dump(mc) == before

@@ -17,7 +17,7 @@ from .tables import quote
 
 
 def connect_live(live_path):
-    """A read-write connection to the live database that may ATTACH a backup by URI."""
+    """A read-write connection to the live database (the service's own SQLite library)."""
     conn = sqlite3.connect(f"file:{pathname2url(str(live_path))}?mode=rw", uri=True,
                            isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -142,7 +142,10 @@ def _undo_table(conn, table, change, conflicts):
     t, where, listed = quote(table), _where(key_cols), ", ".join(quote(c) for c in columns)
     assign = ", ".join(f"{quote(c)} = ?" for c in columns)
     counts = {INSERTED: 0, UPDATED: 0, DELETED: 0}
-    for old, new in change["rows"]:
+    # Rows the restore inserted go first, those it deleted last: a row it put back may hold a
+    # UNIQUE value that a row it deleted held before, so that one can return only after.
+    ordered = sorted(change["rows"], key=lambda row: (row[0] is not None, row[1] is None))
+    for old, new in ordered:
         key = tuple((old or new)[i] for i in at)
         if _row(conn, "main", table, key_cols, key) != new:
             conflicts.append(f"{table} {key[0] if len(key) == 1 else list(key)}: "
