@@ -40,6 +40,8 @@ ACTIONS = (
     Action("backup_upload_refused", "backup upload refused", failure=True),
     Action("backup_restore", "restored a backup"),
     Action("backup_restore_failed", "restore failed", failure=True),
+    Action("backup_restore_partial", "restored part of a backup"),
+    Action("backup_restore_undo", "undid a partial restore"),
     Action("offsite_copy", "copied a backup off-site"),
     Action("offsite_failed", "off-site copy failed", failure=True),
     Action("offsite_fetch", "offsite fetch"),

@@ -131,16 +131,7 @@ def restore_at(mc, timestamp, actor, *, session_token=None, keep_settings=True):
     :raises Conflict, RestoreFailed, RestoredWithErrors: as `restore.restore_backup`.
     """
     actor = as_actor(actor)
-    at_ms = parse_timestamp(timestamp)
-    state = status(mc, fresh=True)
-    if not (state["enabled"] and state["installed"]):
-        raise ValidationFailed(["timestamp: point-in-time restore is off (pitr.enabled) or "
-                                "not installed"], "Point-in-time restore is not available")
-    if state["earliest"] is None or not state["earliest"] <= at_ms <= state["latest"]:
-        window = ("nothing is restorable yet" if state["earliest"] is None else
-                  f"restorable from {iso(state['earliest'])} to {iso(state['latest'])}")
-        raise ValidationFailed([f"timestamp: outside the restorable window: {window}"],
-                               "Timestamp outside the restorable window")
+    at_ms = restorable_moment(mc, timestamp)
     dest = mc.backups.dir / f"{TEMP_PREFIX}pitr-{os.getpid()}-{secrets.token_hex(6)}.db"
     label = f"point-in-time {iso(at_ms)}"
     try:
@@ -152,3 +143,22 @@ def restore_at(mc, timestamp, actor, *, session_token=None, keep_settings=True):
                                      session_token=session_token, keep_settings=keep_settings)
     finally:
         remove_files(dest, f"{dest}-wal", f"{dest}-shm", f"{dest}-journal")
+
+
+def restorable_moment(mc, timestamp):
+    """Unix ms of `timestamp` (ISO 8601 text), checked against the engine's window.
+
+    :raises ValidationFailed: bad timestamp, point-in-time restore off, or the time outside
+        `[earliest, latest]` (400).
+    """
+    at_ms = parse_timestamp(timestamp)
+    state = status(mc, fresh=True)
+    if not (state["enabled"] and state["installed"]):
+        raise ValidationFailed(["timestamp: point-in-time restore is off (pitr.enabled) or "
+                                "not installed"], "Point-in-time restore is not available")
+    if state["earliest"] is None or not state["earliest"] <= at_ms <= state["latest"]:
+        window = ("nothing is restorable yet" if state["earliest"] is None else
+                  f"restorable from {iso(state['earliest'])} to {iso(state['latest'])}")
+        raise ValidationFailed([f"timestamp: outside the restorable window: {window}"],
+                               "Timestamp outside the restorable window")
+    return at_ms

@@ -84,12 +84,12 @@ def restore_backup(mc, name, actor, *, session_token=None, keep_settings=True):
     mc.backups.readable_path(name)
     with mc.backups.exclusive(BUSY):
         check = verify_backup(mc, name, actor)
-        _refuse_unrecorded_fetch(mc, name, check, actor)
+        refuse_unrecorded_fetch(mc, name, check, actor)
         return _restore_checked(mc, mc.backups.dir / name, check, actor, name, {"name": name},
                                 session_token, keep_settings)
 
 
-def _refuse_unrecorded_fetch(mc, name, check, actor):
+def refuse_unrecorded_fetch(mc, name, check, actor):
     """A copy fetched back from off-site is restored only if it is one this service sent.
 
     `fetch` already refuses a copy outside the signed record; this also holds for an
@@ -135,13 +135,13 @@ def _restore_checked(mc, source, check, actor, name, detail, session_token, keep
         mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
                       detail={**detail, "reason": "; ".join(check["problems"])})
         raise FileRejected(check["problems"], "Backup failed verification")
-    _room_for_safety_copy(mc, name, detail, actor)
+    room_for_safety_copy(mc, name, detail, actor)
     prepared = mc.backups.dir / f"{TEMP_PREFIX}restore-{os.getpid()}-{secrets.token_hex(6)}.tmp"
     paused = False
     try:
         migrated_to, carried = _prepare(mc, source, prepared)
         kept = _keep_protection(mc, prepared) if keep_settings else []
-        safety = _safety_backup(mc, actor)
+        safety = safety_backup(mc, actor)
         _top_up_audit(mc, prepared, carried)
         # Whatever reads the database file itself (a replication process) stops for the swap.
         paused = True  # from here on, restore_resume follows whatever happens
@@ -302,7 +302,7 @@ def check_swappable(prepared, live):
             raise ValueError(f"the prepared copy's {pragma} is {theirs}, the live one's {ours}")
 
 
-def _room_for_safety_copy(mc, name, detail, actor):
+def room_for_safety_copy(mc, name, detail, actor):
     """Ask the `pre_backup` plugins about the safety copy; a refusal fails the restore, audited."""
     try:
         mc.backups.check_before(actor, SAFETY_COPY.name)
@@ -345,7 +345,7 @@ def _keep_protection(mc, prepared):
         dst.close()
 
 
-def _safety_backup(mc, actor):
+def safety_backup(mc, actor):
     """Snapshot the live database as `pre-restore-<UTC time>.db` (its `quick_check` remembered)."""
     made, _ = snapshot(mc.config.db_path, mc.backups.dir, SAFETY_COPY.name_format,
                        int(mc.clock()))

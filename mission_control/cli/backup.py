@@ -30,6 +30,8 @@ from .answer import answer_line
 from .failures import UsageError
 from .output import OFFSITE_FAILED, OK
 from .parser import ACTIONS_HELP, command
+from .partial import (add_diff_parser, add_restore_options, add_undo_parser, check_partial_args,
+                      diff_cmd, is_partial, partial_restore)
 from .reported import said_by_summary
 from .summary import BackupWatch, summary
 
@@ -96,10 +98,14 @@ def add_parsers(sub):
     download.set_defaults(handler=download_)
     restore = command(actions, "restore", "restore the live database from a backup",
                       description="replace the live database with a backup, or with its state "
-                      "at a moment (--at, point-in-time recovery). A safety backup is taken "
-                      "first; asks for confirmation on the terminal unless --yes",
+                      "at a moment (--at, point-in-time recovery); or restore only some tables "
+                      "(--table) or rows (--rows) of a backup, --dry-run first, undone with "
+                      "`backup undo TOKEN`. A safety backup is taken first; asks for "
+                      "confirmation on the terminal unless --yes",
                       examples=("mission-control backup restore mc-backup-2026-11-27_03-00-00.db",
-                                "mission-control backup restore --at 2026-11-27T15:52:56Z --yes"))
+                                "mission-control backup restore --at 2026-11-27T15:52:56Z --yes",
+                                "mission-control backup restore mc-backup-2026-11-27_03-00-00.db"
+                                " --rows tasks:12,13 --dry-run"))
     restore.add_argument("name", nargs="?", help="the backup to restore, as `backup list` shows "
                                                  "it (or --at)")
     restore.add_argument("--at", metavar="TIMESTAMP",
@@ -111,7 +117,10 @@ def add_parsers(sub):
                          help="also take the protection settings (auto-backup, retention, "
                               "off-site, plugins) and scheduler state from the backup; by default "
                               "their live values are kept")
+    add_restore_options(restore)
     restore.set_defaults(handler=restore_)
+    add_diff_parser(actions, command, lambda ctx: diff_cmd(ctx, known_backup))
+    add_undo_parser(actions, command)
 
 
 #: How many names an unknown backup's error lists.
@@ -351,6 +360,10 @@ def _copy_out(ctx, source, target):
 
 def restore_(ctx):
     args = ctx.args
+    if is_partial(args):
+        return _restore_partial(ctx)
+    if args.dry_run or args.force:
+        raise UsageError("--dry-run and --force go with --table or --rows")
     if args.name is None and args.at is None:
         raise UsageError("say what to restore: a backup name (see: mission-control backup list) "
                          "or --at TIMESTAMP for a moment (point-in-time recovery)")
@@ -386,6 +399,18 @@ def restore_(ctx):
     ctx.out.result({**result, "users_changed": users_changed}, lines)
 
 
+def _restore_partial(ctx):
+    check_partial_args(ctx.args)
+    if not ctx.args.yes and not ctx.args.dry_run and ctx.out.as_json:
+        raise UsageError("--json cannot ask for confirmation: add --yes")
+    with ctx.open() as mc:
+        with known_backup(mc, ctx.args.name):
+            mc.backups.path_of(ctx.args.name)
+        confirm = (lambda source: True) if ctx.args.yes else \
+            (lambda source: _confirmed(ctx, source, partial=True))
+        return partial_restore(ctx, mc, confirm)
+
+
 def _users(mc):
     """Who may log in, and how: compared before and after a restore."""
     return mc.db.query("SELECT username, role, password_hash FROM users ORDER BY username")
@@ -400,14 +425,15 @@ def _settings_line(kept, restored):
     return f"protection settings: kept the live values of {', '.join(kept)}"
 
 
-def _confirmed(ctx, source):
+def _confirmed(ctx, source, partial=False):
     """Ask on stdout, read one line of stdin (a script may pipe "y").
 
     :raises UsageError: stdin has no line to read: closed, at its end, or not a terminal and
         silent (ssh without -t, a CI job; `answer.GRACE`): add --yes.
     """
-    print(f"Replace the live database with {source}? A safety backup is taken first. [y/N] ",
-          end="", file=ctx.out.out, flush=True)
+    question = (f"Restore {source}? A safety backup is taken first." if partial else
+                f"Replace the live database with {source}? A safety backup is taken first.")
+    print(f"{question} [y/N] ", end="", file=ctx.out.out, flush=True)
     answer = answer_line(ctx.stdin)
     if not answer:
         print(file=ctx.out.out, flush=True)

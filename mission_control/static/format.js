@@ -72,6 +72,8 @@ const ACTIONS = {
   backup_upload_refused: "backup upload refused",
   backup_restore: "restored a backup",
   backup_restore_failed: "restore failed",
+  backup_restore_partial: "restored part of a backup",
+  backup_restore_undo: "undid a partial restore",
   offsite_copy: "copied a backup off-site",
   offsite_failed: "off-site copy failed",
   offsite_fetch: "offsite fetch",

@@ -1,7 +1,9 @@
 """`POST /api/backup/restore`: restore the live database from a backup, or to a moment in time
 (`{"timestamp": ...}`, with point-in-time recovery on), while the service runs."""
 from ..backup.point_in_time import restore_at
+from ..backup.partial.restore import restore_partial
 from ..backup.restore import restore_backup
+from .api_partial import RESTORE_BODIES
 from .http import json_response, read_body, require_actor, session_token
 from .openapi_schemas import BACKUP_NAME, INT_OR_NULL, array, obj, operation, ref, response
 from .operations import Operation
@@ -10,6 +12,10 @@ from .operations import Operation
 def backup_restore(mc, request):
     actor = require_actor(mc, request)
     body = read_body(request)
+    if "tables" in body or "rows" in body:
+        return json_response(restore_partial(
+            mc, body["name"], actor, tables=body.get("tables"), rows=body.get("rows"),
+            dry_run=body.get("dry_run", False), force=body.get("force", False)))
     by_key = actor.id is None  # the API key lives in the config, not the database: it still works
     token = None if by_key else session_token(request)
     keep_settings = body.get("keep_settings", True)
@@ -66,9 +72,13 @@ OPERATIONS = [
     Operation("POST", "/api/backup/restore", backup_restore, "restoreBackup", operation(
         "Restore the live database from a backup (`name`), or to a moment (`timestamp`, with "
         "continuous protection on), after a safety backup, while the service runs (a 500 says "
-        "whether the data was replaced)",
-        response("Restored", ref("Restore")), 400, 404, 409, 413, 500, 507),
-        # The body's `timestamp` or `name` picks its shape, and so what is restored.
+        "whether the data was replaced); or only some `tables` or `rows` of a backup "
+        "(`dry_run` first: what would change, and the conflicts), answering an `undo` token",
+        response("Restored (PartialRestore: only some tables or rows)",
+                 {"oneOf": [ref("Restore"), ref("PartialRestore")]}),
+        400, 404, 409, 413, 500, 507),
+        # The body's `timestamp`, `tables`, `rows` or `name` picks its shape: what is restored.
         body={"oneOf": [obj(name=BACKUP_NAME, optional=_KEEP_SETTINGS),
-                        obj(timestamp=ref("RestoreTimestamp"), optional=_KEEP_SETTINGS)]}),
+                        obj(timestamp=ref("RestoreTimestamp"), optional=_KEEP_SETTINGS),
+                        *RESTORE_BODIES]}),
 ]

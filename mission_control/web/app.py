@@ -7,8 +7,8 @@ from werkzeug.routing import Map, Rule
 from ..core import MissionControl
 from ..errors import MissionControlError
 from . import (api_alerts, api_audit, api_auth, api_backup, api_backup_files, api_health,
-               api_offsite, api_openapi, api_pitr, api_plugins, api_restore, api_scheduler,
-               api_settings, ui)
+               api_offsite, api_openapi, api_partial, api_pitr, api_plugins, api_restore,
+               api_scheduler, api_settings, ui)
 from .access_log import AccessLog
 from .http import SECURITY_HEADERS, Request, check_same_origin, error_response
 from .openapi import operations, request_components
@@ -16,9 +16,9 @@ from .operations import compile_checks
 
 log = logging.getLogger(__name__)
 
-API_MODULES = (api_auth, api_backup, api_backup_files, api_restore, api_pitr, api_audit,
-               api_settings, api_scheduler, api_plugins, api_offsite, api_health, api_alerts,
-               api_openapi, ui)
+API_MODULES = (api_auth, api_backup, api_backup_files, api_restore, api_partial, api_pitr,
+               api_audit, api_settings, api_scheduler, api_plugins, api_offsite, api_health,
+               api_alerts, api_openapi, ui)
 
 _HTTP_MESSAGES = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}
 

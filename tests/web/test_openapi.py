@@ -163,6 +163,8 @@ OPERATION_IDS = {
     ("get", "/api/backup/download"): "downloadBackup",
     ("post", "/api/backup/upload"): "uploadBackup",
     ("post", "/api/backup/restore"): "restoreBackup",
+    ("post", "/api/backup/restore/undo"): "undoPartialRestore",
+    ("get", "/api/backup/diff"): "diffBackup",
     ("get", "/api/backup/status"): "getBackupStatus",
     ("get", "/api/backup/pitr"): "getPitrStatus",
     ("get", "/api/settings"): "listSettings",

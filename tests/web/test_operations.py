@@ -40,7 +40,7 @@ def test_the_body_checks_are_compiled_once_when_the_app_is_built(mc):
     app = WebApp(mc)
     with_body = {endpoint for endpoint, op in operations(API_MODULES).items()
                  if op.body is not None}
-    assert set(app.body_checks) == with_body and len(with_body) == 9
+    assert set(app.body_checks) == with_body and len(with_body) == 10
     checks = dict(app.body_checks)
     components = request_components(API_MODULES, list(mc.scheduler.tasks))
     for endpoint in with_body:
@@ -128,7 +128,8 @@ def test_a_plain_error_covers_only_its_fields():
 def test_the_restore_body_schema_is_declared_beside_its_handler():
     [op] = api_restore.OPERATIONS
     assert op.view is api_restore.backup_restore and op.operation_id == "restoreBackup"
-    assert [set(b["required"]) for b in op.body["oneOf"]] == [{"name"}, {"timestamp"}]
+    assert [set(b["required"]) for b in op.body["oneOf"]] == [
+        {"name"}, {"timestamp"}, {"name", "tables"}, {"name", "rows"}]
 
 
 def test_no_two_modules_declare_the_same_component_schema():
