@@ -9,11 +9,13 @@ Prints throughput, ratio and the RssAnon growth, and exits 1 when the growth is 
 `--s3` also measures the S3 target against moto's standalone server on loopback (it packs into a
 temporary file, then uploads that in parts).
 
-`--incremental` measures incremental copies instead (issue 24): over one full copy of the database,
-three delta copies to a folder, zstd and age, each against the same parent's saved page hashes:
-nothing changed; 1 % of the pages rewritten at random; 0.1 % of the rows updated. Each ratio is
-printed against its goal (stored bytes / database size, or against the changed pages alone
-compressed), with the time of the 1 % copy, the rebuild of it, and the RssAnon growth.
+`--incremental` measures incremental copies instead (issue 24), sent by the service itself to its
+folder target (`offsite.dir.incremental`, zstd and age): a full copy, then three backups each sent
+as a delta over the one before: nothing changed; 1 % of the pages rewritten at random; 0.1 % of
+the rows updated. Each ratio is printed against its goal (bytes uploaded / database size, or
+against the changed pages alone compressed), with the time of the 1 % copy (the whole send:
+plan, hash, pack, put, read back, sign, catalog, retention), the rebuild of it, and the RssAnon
+growth.
 """
 import argparse
 import os
@@ -33,8 +35,7 @@ import pyrage  # noqa: E402
 from mission_control.builtins import offsite_dir, offsite_s3  # noqa: E402
 from mission_control.config import Config  # noqa: E402
 from mission_control.core import MissionControl  # noqa: E402
-from mission_control.offsite.delta import (changed_pages, load_hashes, page_hashes,  # noqa: E402
-                                           save_hashes, write_delta, write_full)
+from mission_control.offsite.delta import changed_pages, page_hashes  # noqa: E402
 from mission_control.offsite.drill import drill_all  # noqa: E402
 from mission_control.offsite.reassembly import rebuild  # noqa: E402
 
@@ -132,15 +133,28 @@ def s3_copy(mc, made, recipient, level):
 UNCHANGED_GOAL, ONE_PERCENT_GOAL, ROWS_GOAL, COPY_SECONDS_GOAL = 0.0005, 0.01, 1.25, 3.0
 
 
-def incremental_copy(source, name, parent, hashes_file, folder, recipient, level):
-    """One incremental copy of the backup file `source` over `parent`, to a folder: the parent's
-    page hashes are loaded from `hashes_file` (kept locally, not re-hashed) and this copy's are
-    saved there for the next one. Returns the `Delta`. The product's sender path replaces this
-    function once it makes delta copies."""
-    delta = write_delta(source, name, parent, load_hashes(hashes_file), folder,
-                        recipients=(recipient,), level=level)
-    save_hashes(hashes_file, delta.hashes)
-    return delta
+def incremental_copy(mc, made):
+    """One copy of the backup `made` to the folder target, as the service sends it after a backup
+    (`post_backup`: a delta over the previous copy when the rules allow it, its page hashes kept
+    for the next one). Returns the result's detail (`kind`, `uploaded_bytes`, `changed_pages`...)."""
+    offsite_dir.post_backup(mc=mc, backup=made, actor="bench")
+    result = mc.offsite.get("dir")
+    if not result["ok"]:
+        raise SystemExit(f"the copy failed: {result['message']}")
+    return result["detail"]
+
+
+def new_backup(mc):
+    """A backup of the live database made by the service, without sending it anywhere yet."""
+    time.sleep(1.05)  # backup names have whole seconds
+    path = mc.settings.get("offsite.dir.path")
+    mc.settings.reset("offsite.dir.path", "bench")
+    try:
+        made = mc.backups.create("bench")
+    finally:
+        mc.settings.update({"offsite.dir.path": path}, "bench")
+    synced(mc.backups.dir / made.name)
+    return made
 
 
 def rewrite_rows(path, share, seed):
@@ -192,81 +206,91 @@ def verdict(ok):
 def incremental(args):
     """The `--incremental` run; returns the exit status (1 when a goal is missed)."""
     identity = pyrage.x25519.Identity.generate()
-    recipient = str(identity.to_public())
-    names = [f"mc-backup-2026-01-01_00-00-{i:02d}.db" for i in range(4)]
     with tempfile.TemporaryDirectory(prefix="mc-offsite-incremental-") as tmp:
         tmp = Path(tmp)
-        folder, parent, child = tmp / "nas", tmp / "parent.db", tmp / "child.db"
-        folder.mkdir()
-        print(f"filling a {args.size_mib} MiB database ...", flush=True)
-        fill(parent, args.size_mib)
-        synced(parent)
-        size = parent.stat().st_size
-        hashes, seconds, _ = measure("hash the parent (page hashes + SHA-256)",
-                                     lambda: page_hashes(parent))
-        print(f"database {size / MIB:.0f} MiB, {len(hashes)} pages; hashed at "
-              f"{size / MIB / seconds:.0f} MiB/s", flush=True)
-        hashes_file = tmp / "parent.hashes"
-        measure("full copy (zstd + age)", lambda: write_full(
-            parent, names[0], folder, recipients=(recipient,), level=args.level))
+        nas = tmp / "nas"
+        nas.mkdir()
+        with MissionControl(Config.from_env({}, data_dir=tmp / "data"),
+                            entry_points=False, create=True) as mc:
+            print(f"filling a {args.size_mib} MiB database ...", flush=True)
+            fill(mc.config.db_path, args.size_mib)
+            mc.settings.update({"offsite.dir.path": str(nas), "offsite.dir.compress": "zstd",
+                                "offsite.dir.zstd_level": args.level,
+                                "offsite.dir.incremental": "true",
+                                "offsite.dir.full_every": 10,
+                                "offsite.dir.retention_count": 10,
+                                "offsite.dir.age_recipients": str(identity.to_public()),
+                                "offsite.age_identity": str(identity)}, "bench")
+            return _incremental_runs(mc, nas, identity, args.level)
 
-        def copy(source, name):
-            save_hashes(hashes_file, hashes)  # every scenario against the same parent
-            return measure(f"incremental copy {name}", lambda: incremental_copy(
-                source, name, names[0], hashes_file, folder, recipient, args.level))
 
-        results, growths = [], []
-        delta, _, growth = copy(parent, names[1])
-        growths.append(growth)
-        ok = delta.size <= size * UNCHANGED_GOAL
-        print(f"nothing changed: {delta.pages} pages, {delta.size} bytes stored = "
-              f"{delta.size / size:.5%} of the database (goal <= {UNCHANGED_GOAL:.2%}): "
-              f"{verdict(ok)}")
-        results.append(ok)
+def _incremental_runs(mc, nas, identity, level):
+    first = new_backup(mc)
+    size = first.size
+    detail, seconds, _ = measure("full copy (hash, zstd + age, read back, sign)",
+                                 lambda: incremental_copy(mc, first))
+    print(f"database {size / MIB:.0f} MiB; full copy {detail['uploaded_bytes'] / MIB:.1f} MiB "
+          f"in {seconds:.2f} s", flush=True)
+    results, growths = [], []
 
-        shutil.copyfile(parent, child)
-        rows = rewrite_rows(child, 0.01, seed=1)
-        delta, seconds, growth = copy(synced(child), names[2])
-        growths.append(growth)
-        ok = delta.size <= size * ONE_PERCENT_GOAL
-        print(f"1 % of pages rewritten ({rows} rows at random): {delta.pages} pages changed "
-              f"({delta.pages / len(hashes):.2%}), stored {delta.size / MIB:.2f} MiB (manifest "
-              f"{delta.manifest.size / 1000:.1f} kB) = {delta.size / size:.3%} of the database "
-              f"(goal <= {ONE_PERCENT_GOAL:.1%}): {verdict(ok)}")
-        fast = seconds <= COPY_SECONDS_GOAL
-        print(f"time of that copy (load hashes, hash, pack, manifest, save hashes): "
-              f"{seconds:.2f} s (goal <= {COPY_SECONDS_GOAL:.0f} s): {verdict(fast)}")
-        results += [ok, fast]
-        out = tmp / "rebuilt.db"
-        _, floor_seconds, _ = measure("baseline: cp + fsync of that backup",
-                                      lambda: synced(shutil.copyfile(child, out)))
-        out.unlink()
-        done, seconds, rebuild_growth = measure(
-            "rebuild of that copy (full copy + pack, checked)",
-            lambda: rebuild(folder, names[2], out, str(identity)))
-        same = done.sha256 == delta.hashes.sha256
-        print(f"rebuilt {done.size / MIB:.0f} MiB in {seconds:.2f} s "
-              f"({done.size / MIB / seconds:.0f} MiB/s; cp + fsync {floor_seconds:.2f} s), RssAnon growth "
-              f"{rebuild_growth / MIB:.1f} MiB, {'identical' if same else 'DIFFERENT'}")
-        results.append(same)
-        out.unlink()
-        child.unlink()
+    same = new_backup(mc)  # nothing changed since
+    detail, _, growth = measure("incremental copy, nothing changed",
+                                lambda: incremental_copy(mc, same))
+    growths.append(growth)
+    uploaded = detail["uploaded_bytes"]
+    ok = detail["kind"] == "delta" and uploaded <= size * UNCHANGED_GOAL
+    print(f"nothing changed: {detail['kind']} copy, {detail.get('changed_pages')} pages, "
+          f"{uploaded} bytes uploaded = {uploaded / size:.5%} of the database "
+          f"(goal <= {UNCHANGED_GOAL:.2%}): {verdict(ok)}")
+    results.append(ok)
 
-        shutil.copyfile(parent, child)
-        rows = rewrite_rows(child, 0.001, seed=2)
-        delta, _, growth = copy(synced(child), names[3])
-        growths.append(growth)
-        pages, floor = changed_pages_compressed(child, hashes, args.level)
-        ok = delta.size <= floor * ROWS_GOAL
-        print(f"0.1 % of rows updated ({rows} rows): {pages} pages changed, stored "
-              f"{delta.size / 1000:.1f} kB; those pages alone, zstd level {args.level}: "
-              f"{floor / 1000:.1f} kB; ratio {delta.size / floor:.3f} (goal <= {ROWS_GOAL}): "
-              f"{verdict(ok)}")
-        results.append(ok)
-        ok = max(growths) <= GOAL_MIB * MIB
-        print(f"memory (RssAnon growth of a copy, the most of the three): "
-              f"{max(growths) / MIB:.1f} MiB (goal <= {GOAL_MIB} MiB): {verdict(ok)}")
-        results.append(ok)
+    rows = rewrite_rows(mc.config.db_path, 0.01, seed=1)
+    changed = new_backup(mc)
+    detail, seconds, growth = measure("incremental copy, 1 % of pages changed",
+                                      lambda: incremental_copy(mc, changed))
+    growths.append(growth)
+    uploaded, pages = detail["uploaded_bytes"], detail.get("changed_pages")
+    ok = detail["kind"] == "delta" and uploaded <= size * ONE_PERCENT_GOAL
+    print(f"1 % of pages rewritten ({rows} rows at random): {pages} pages changed "
+          f"({(pages or 0) / (size // 4096):.2%}), uploaded {uploaded / MIB:.2f} MiB = "
+          f"{uploaded / size:.3%} of the database (goal <= {ONE_PERCENT_GOAL:.1%}): {verdict(ok)}")
+    fast = seconds <= COPY_SECONDS_GOAL
+    print(f"time of that copy (the service's send: plan, hash, pack, put, read back, sign, "
+          f"catalog, retention): {seconds:.2f} s (goal <= {COPY_SECONDS_GOAL:.0f} s): "
+          f"{verdict(fast)}")
+    results += [ok, fast]
+    out = mc.backups.dir.parent / "rebuilt.db"
+    _, floor_seconds, _ = measure("baseline: cp + fsync of that backup", lambda: synced(
+        shutil.copyfile(mc.backups.dir / changed.name, out)))
+    out.unlink()
+    done, seconds, rebuild_growth = measure(
+        "rebuild of that copy (full copy + packs, checked)",
+        lambda: rebuild(nas, changed.name, out, str(identity)))
+    same_bytes = done.sha256 == detail["plain_sha256"]
+    print(f"rebuilt {done.size / MIB:.0f} MiB in {seconds:.2f} s "
+          f"({done.size / MIB / seconds:.0f} MiB/s; cp + fsync {floor_seconds:.2f} s), RssAnon "
+          f"growth {rebuild_growth / MIB:.1f} MiB, {'identical' if same_bytes else 'DIFFERENT'}")
+    results.append(same_bytes)
+    out.unlink()
+
+    parent_hashes = page_hashes(mc.backups.dir / changed.name)
+    rows = rewrite_rows(mc.config.db_path, 0.001, seed=2)
+    few = new_backup(mc)
+    detail, _, growth = measure("incremental copy, 0.1 % of rows updated",
+                                lambda: incremental_copy(mc, few))
+    growths.append(growth)
+    pages, floor = changed_pages_compressed(mc.backups.dir / few.name, parent_hashes, level)
+    uploaded = detail["uploaded_bytes"]
+    ok = detail["kind"] == "delta" and uploaded <= floor * ROWS_GOAL
+    print(f"0.1 % of rows updated ({rows} rows): {pages} pages changed, uploaded "
+          f"{uploaded / 1000:.1f} kB; those pages alone, zstd level {level}: "
+          f"{floor / 1000:.1f} kB; ratio {uploaded / floor:.3f} (goal <= {ROWS_GOAL}): "
+          f"{verdict(ok)}")
+    results.append(ok)
+    ok = max(growths) <= GOAL_MIB * MIB
+    print(f"memory (RssAnon growth of a copy, the most of the three): "
+          f"{max(growths) / MIB:.1f} MiB (goal <= {GOAL_MIB} MiB): {verdict(ok)}")
+    results.append(ok)
     return 0 if all(results) else 1
 
 
@@ -287,7 +311,7 @@ def main(argv=None):
         nas.mkdir()
         identity = pyrage.x25519.Identity.generate()
         with MissionControl(Config.from_env({}, data_dir=tmp / "data"),
-                            entry_points=False) as mc:
+                            entry_points=False, create=True) as mc:
             print(f"filling a {args.size_mib} MiB database ...", flush=True)
             fill(mc.config.db_path, args.size_mib)
             made = mc.backups.create("bench")
