@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import textwrap
+import time
 
 import pytest
 
@@ -69,6 +70,19 @@ def test_quiet_by_default_with_one_summary_line(data):
                           ("backup", "prune", "--dry-run"), ("scheduler", "list")):
         ran = cli(data, *quiet_command)
         assert ran.code == 0 and info_lines(ran.err) == [], (quiet_command, ran.err)
+
+
+def test_an_incremental_copy_says_it_uploaded_only_the_changed_pages(data):
+    assert cli(data, "settings", "set", "offsite.dir.incremental=true").code == 0
+    assert cli(data, "backup", "create").code == 0  # the full copy a chain starts with
+    time.sleep(1.05)  # backup names have whole seconds
+    ran = cli(data, "backup", "create")
+    assert ran.code == 0, ran.err
+    assert re.search(rf"off-site dir: copied {SIZE} of changed pages \(zstd\+age; 1 since the "
+                     r"full copy\)\n$", ran.out), ran.out
+    status = cli(data, "offsite", "status")
+    assert re.search(rf"  last copy: only the pages that changed, {SIZE} uploaded \(1 since the "
+                     r"full copy\)", status.out), status.out
 
 
 def test_a_failed_offsite_copy_is_named_and_exits_5(data, tmp_path):

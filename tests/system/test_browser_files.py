@@ -228,3 +228,22 @@ def test_the_page_shows_the_offsite_copy_its_ratio_and_drill(open_page, mc, tmp_
     expect(row.locator('td[data-label="Restore drill"]')).to_contain_text("✓ Passed")
     shown = stored.text_content().split("(")[1].split("%")[0]
     assert abs(int(shown) - percent) <= 1
+
+
+def test_the_page_shows_what_an_incremental_copy_uploaded(open_page, mc, tmp_path, clock):
+    pytest.importorskip("zstandard")
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    mc.settings.update({"offsite.dir.path": str(nas), "offsite.dir.incremental": "true"},
+                       "alice")
+    mc.backups.create("alice")
+    clock.advance(60)
+    mc.backups.create("alice")
+    result = mc.offsite.get("dir")
+    assert (result["kind"], result["chain_length"]) == ("delta", 1)
+    page = open_page()
+    log_in(page)
+    stored = page.locator('#offsite-body tr[data-target="dir"] td[data-label="Stored"]')
+    expect(stored).to_contain_text(
+        "uploaded: the pages that changed (1 copy since the full copy)")
+    assert not stored.text_content().startswith("0 ")
