@@ -317,7 +317,7 @@ def _properties_table(schema):
 
 
 def http_api_page(document):
-    out = [f"# HTTP API reference\n\n", GENERATED,
+    out = ["# HTTP API reference\n\n", GENERATED,
            f"{document['info']['description']} Rendered from the OpenAPI "
            f"{document['openapi']} document the service serves at `GET /api/openapi.json` "
            f"(version {document['info']['version']}; a copy: `docs/api/openapi.json` in the "
