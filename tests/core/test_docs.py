@@ -84,6 +84,21 @@ def test_check_names_a_stale_or_missing_file_and_writing_fixes_it(gen, generated
     assert capsys.readouterr().out == f"stale: {Path('docs/reference/settings.md')}\n"
 
 
+def test_the_settings_page_table_agrees_with_the_definitions(settings):
+    """The hand-written table of docs/settings-and-scheduler.md explains the host's settings; its
+    defaults and ranges are the definitions'."""
+    page = (ROOT / "docs" / "settings-and-scheduler.md").read_text(encoding="utf-8")
+    rows = [row for row in re.findall(r"^\| `([\w.]+)` \| ([^|]*) \| `\"?([^`\"]*)\"?`", page,
+                                      re.M) if SETTING.match(row[0])]
+    assert len(rows) >= 6
+    for key, kind, default in rows:
+        definition = settings[key]
+        assert default == definition.default, key
+        bounds = re.search(r"whole number (\d+)\.\.(\d+)", kind)
+        if bounds:
+            assert (int(bounds[1]), int(bounds[2])) == (definition.minimum, definition.maximum), key
+
+
 # The README ----------------------------------------------------------------------------------
 
 def test_the_readme_is_a_landing_page_with_the_two_commands():
