@@ -110,6 +110,16 @@ def test_the_readme_is_a_landing_page_with_the_two_commands():
     assert ci.rstrip().splitlines()[-1] == TEST
 
 
+def test_the_readmes_commands_are_the_sites():
+    """The README repeats the site's getting-started commands word for word, so it cannot
+    contradict them."""
+    site = (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```sh\n(.*?)```", README, re.S)
+    assert len(blocks) >= 6
+    for block in blocks:
+        assert block in site, block
+
+
 def test_every_link_of_the_readme_and_the_docs_index_exists():
     for source, text in ((ROOT / "README.md", README),
                          (ROOT / "docs" / "index.md", (ROOT / "docs" / "index.md").read_text())):
