@@ -1,5 +1,5 @@
-"""Meta-tests of the one option table (`config.OPTIONS`): the README's configuration table and its
-list of file keys name exactly the table's options, flags and defaults, and every option is read
+"""Meta-tests of the one option table (`config.OPTIONS`): the configuration page's table
+(docs/configuration.md) and its list of file keys name exactly the table's options, flags and defaults, and every option is read
 from the environment, the file and (where it has one) its flag."""
 import re
 from pathlib import Path
@@ -11,18 +11,18 @@ from mission_control.config_file import KEYS, SECRETS, load
 
 from tests.support.cli_run import run_cli
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+PAGE = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
 
 
 def _ticked(cell):
     return re.findall(r"`([^`]+)`", cell)
 
 
-def readme_options():
-    """`{env: (flag or None, default)}` from the README's configuration table; a row may name
+def page_options():
+    """`{env: (flag or None, default)}` from the configuration page's table; a row may name
     several variables, then its flags and defaults are listed in the same order (or one default
     stands for all)."""
-    section = README.split("## Configuration\n", 1)[1].strip().split("\n\n", 1)[0]
+    section = PAGE.split("## Environment variables and flags\n", 1)[1].strip().split("\n\n", 1)[0]
     rows = {}
     for line in section.splitlines()[2:]:
         env_cell, flag_cell, default_cell, _meaning = line.strip().strip("|").split("|", 3)
@@ -35,19 +35,19 @@ def readme_options():
             defaults *= len(names)
         assert len(flags) == len(defaults) == len(names), line
         for name, flag, default in zip(names, flags, defaults):
-            assert name not in rows, f"{name} is in the README's table twice"
+            assert name not in rows, f"{name} is in the page's table twice"
             rows[name] = (flag, default)
     return rows
 
 
-def test_the_readme_table_lists_every_option_with_its_flag_and_default():
-    assert readme_options() == {o.env: (o.flag, o.default_text) for o in OPTIONS}
+def test_the_page_table_lists_every_option_with_its_flag_and_default():
+    assert page_options() == {o.env: (o.flag, o.default_text) for o in OPTIONS}
 
 
-def test_the_readme_lists_every_file_key():
-    sentence = README.split("whose keys are the\nlong option names: ", 1)[1].split(". Values", 1)[0]
+def test_the_page_lists_every_file_key():
+    sentence = PAGE.split("whose keys are the\nlong option names: ", 1)[1].split(". Values", 1)[0]
     assert _ticked(sentence) == list(KEYS)
-    secrets = README.split("A file holding\n", 1)[1].split(" should be private", 1)[0]
+    secrets = PAGE.split("A file holding\n", 1)[1].split(" should be private", 1)[0]
     assert set(_ticked(secrets)) == SECRETS
 
 

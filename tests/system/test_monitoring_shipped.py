@@ -18,7 +18,8 @@ from tests.support.receivers import free_port
 prometheus = pytest.importorskip("prometheus_client.parser")
 
 DOC = ROOT / "docs" / "monitoring.md"
-METRICS_TABLE = ROOT / "docs" / "restore-and-health.md"
+#: The one table of metrics, generated from a scrape by docs/gen_reference.py.
+METRICS_TABLE = ROOT / "docs" / "reference" / "metrics.md"
 #: Where every runbook link points; alerts.yml says how to change it in one go.
 RUNBOOK_BASE = "docs/monitoring.md#"
 #: Series Prometheus makes itself for every scrape target, not the collector.

@@ -1,4 +1,5 @@
-"""README's "Recover on an empty machine": its three commands, run as written in a fresh venv, bring
+"""The "Recover on an empty machine" section of docs/offsite-and-recovery.md (once the README's):
+its three commands, run as written in a fresh venv, bring
 a database back from a folder and from S3 (SeaweedFS) and start `serve` on it."""
 import json
 import os
@@ -23,16 +24,16 @@ pytest.importorskip("pyrage")
 pytest.importorskip("zstandard")
 
 
-def readme_commands():
-    """The sh block of README's "Recover on an empty machine" section, one command a line."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def documented_commands():
+    """The sh block of the "Recover on an empty machine" section, one command a line."""
+    text = (ROOT / "docs" / "offsite-and-recovery.md").read_text(encoding="utf-8")
     section = text.split("## Recover on an empty machine", 1)[1].split("\n## ", 1)[0]
     [block] = re.findall(r"```sh\n(.*?)```", section, re.S)
     return [line for line in block.splitlines() if line.strip()]
 
 
-def test_the_readme_takes_at_most_three_commands():
-    commands = readme_commands()
+def test_the_documented_recovery_takes_at_most_three_commands():
+    commands = documented_commands()
     assert len(commands) <= 3
     assert any(" recover " in c and EXAMPLE_SOURCE in c for c in commands)
     assert any(" serve " in c for c in commands)
@@ -65,9 +66,9 @@ def _serve_health(command, cwd, env):
 
 
 @pytest.mark.slow
-def test_recover_from_a_fresh_venv_with_the_readme_commands(wheel, make_mc, seaweed,  # noqa: F811
+def test_recover_from_a_fresh_venv_with_the_documented_commands(wheel, make_mc, seaweed,  # noqa: F811
                                                              tmp_path):
-    install, recover, serve = readme_commands()
+    install, recover, serve = documented_commands()
     mc = make_mc()
     mc.db.execute("INSERT INTO agents (name, status, created_at, updated_at) "
                   "VALUES ('agent-readme', 'online', 1, 1)")
