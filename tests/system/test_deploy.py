@@ -147,7 +147,8 @@ def test_the_install_line_names_every_extra_the_service_uses():
     from configparser import ConfigParser
     extras = ConfigParser()
     extras.read(ROOT / "setup.cfg")
-    wanted = set(extras["options.extras_require"]) - {"test"}
+    # test and docs build and check the project; the running service never imports them.
+    wanted = set(extras["options.extras_require"]) - {"test", "docs"}
     [line] = [line for line in UNIT.read_text().splitlines() if "pip install" in line]
     listed = line.split("mission-control-backup[", 1)[1].split("]", 1)[0].split(",")
     assert set(listed) == wanted
