@@ -84,12 +84,15 @@ def test_a_restore_child_dies_with_its_killed_parent(tmp_path, black_hole):
                                       "pitr.s3_access_key_id": "key",
                                       "pitr.s3_secret_access_key": "secret"})
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(db),
-                               str(int(time.time() * 1000))], cwd=ROOT)
+                               str(int(time.time() * 1000))], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     child = None
     try:
         [child] = wait_for(lambda: children(parent.pid), timeout=30)
         time.sleep(1)  # the child is waiting on the endpoint now
-        assert alive(child)
+        # Once (CI-like load) the child was gone by now: say what the parent saw if it happens again.
+        assert alive(child), (parent.poll(), parent.communicate(timeout=30)[0]
+                              if parent.poll() is not None else "parent still running")
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         assert wait_for(lambda: not alive(child), timeout=10), "litestream restore outlived it"
