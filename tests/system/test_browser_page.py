@@ -144,6 +144,31 @@ def test_back_up_now_is_on_the_first_screen_of_a_phone(open_page, mc):
 
 
 @SIZES
+def test_a_row_shows_download_and_restore_and_keeps_the_rest_in_its_menu(open_page, mc,
+                                                                         viewport):
+    [name, *_] = seed_hourly(mc, 3)
+    page = open_page(viewport=viewport)
+    log_in(page)
+    row = page.locator(f'#backups-body tr[data-name="{name}"]')
+    download = row.get_by_role("link", name=f"Download {name}", exact=True)
+    restore = row.get_by_role("button", name=f"Restore {name}", exact=True)
+    more = row.get_by_role("button", name=f"More actions for {name}", exact=True)
+    in_menu = [row.get_by_role("button", name=f"{label} {name}", exact=True)
+               for label in ("Verify", "Delete")]
+    for control in (download, restore, more):
+        expect(control).to_be_visible()
+        assert in_viewport(page, control), control.bounding_box()  # not cut off at the side
+    for control in in_menu:
+        expect(control).to_be_hidden()
+    more.click()
+    for control in in_menu:
+        expect(control).to_be_visible()
+    page.keyboard.press("Escape")
+    for control in in_menu:
+        expect(control).to_be_hidden()
+
+
+@SIZES
 def test_past_20_rows_the_list_has_pages(open_page, mc, viewport):
     names = seed_hourly(mc, 45)
     page = open_page(viewport=viewport)
