@@ -72,6 +72,25 @@ def test_quiet_by_default_with_one_summary_line(data):
         assert ran.code == 0 and info_lines(ran.err) == [], (quiet_command, ran.err)
 
 
+def test_commands_that_change_things_log_nothing_at_the_default_level(data, tmp_path):
+    """Each of these audits what it did (an INFO record): on stderr, nothing unless -v."""
+    assert cli(data, "backup", "create").code == 0
+    name = cli(data, "backup", "list", "--json").json["backups"][0]["name"]
+    commands = [("backup", "verify", name), ("backup", "download", name, "-o", tmp_path / "a.db"),
+                ("backup", "upload", tmp_path / "a.db"), ("backup", "restore", name, "--yes"),
+                ("backup", "prune"), ("scheduler", "run", "auto_backup"),
+                ("settings", "set", "general.site_name=Ops"),
+                ("user", "add", "bob", "--role", "viewer", "--password-stdin"),
+                ("backup", "delete", name)]
+    for command in commands:
+        ran = cli(data, *command, stdin=PASSWORD + "\n")
+        assert ran.code == 0, (command, ran.err)
+        assert ran.err == "", (command, ran.err)
+    left = cli(data, "backup", "list", "--json").json["backups"][0]["name"]
+    loud = cli(data, "backup", "verify", left, "-v")  # the same command, asked to say more
+    assert any("backup_verify" in line for line in info_lines(loud.err)), loud.err
+
+
 def test_an_incremental_copy_says_it_uploaded_only_the_changed_pages(data):
     assert cli(data, "settings", "set", "offsite.dir.incremental=true").code == 0
     assert cli(data, "backup", "create").code == 0  # the full copy a chain starts with

@@ -81,6 +81,43 @@ def test_a_result_is_drawn_inside_the_viewport_too(open_page, mc, viewport):
     expect(status).to_be_hidden()
 
 
+@SIZES
+def test_a_failed_verify_restore_or_upload_is_drawn_where_the_eye_is(open_page, mc, viewport,
+                                                                     tmp_path):
+    """The issue's three cases, each met scrolled down at the control: its error is drawn inside
+    the viewport and takes focus."""
+    names = seed_hourly(mc, 19)
+    oldest = int(datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp())
+    touch(mc.backups.dir / "broken.db", oldest, b"this is not a database" * 100)  # the 20th row
+    junk = tmp_path / "notes.db"
+    junk.write_text("shopping list")
+    page = open_page(viewport=viewport)
+    log_in(page)
+    expect(rows(page)).to_have_count(20)
+    error = page.locator("#error-message")
+
+    def drawn_here(text):
+        expect(error).to_contain_text(text)
+        assert page.evaluate("window.scrollY") > 300  # the user is down at the control
+        assert in_viewport(page, error), (text, error.bounding_box())
+        expect(error).to_be_focused()
+        page.keyboard.press("Escape")
+        expect(error).to_be_hidden()
+
+    row_action(page, "broken.db", "Verify")
+    drawn_here("broken.db failed verification: ")
+    page.get_by_role("button", name="Restore broken.db", exact=True).click()
+    dialog = page.get_by_role("dialog", name="Restore this backup?")
+    dialog.get_by_label("Type the backup name to confirm").fill("broken.db")
+    dialog.get_by_role("button", name="Restore", exact=True).click()
+    drawn_here("Backup failed verification. not a SQLite database.")
+    page.get_by_label("Upload a backup file").set_input_files(str(junk))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    drawn_here("Upload is not a valid Mission Control backup.")
+    # Nothing half-done: no safety copy of the refused restore, no upload kept.
+    assert {b.name for b in mc.backups.list()} == {*names, "broken.db"}
+
+
 def test_backups_and_back_up_now_are_above_the_fold_at_1280x900(open_page, mc):
     seed_hourly(mc, 30)
     mc.settings.update({"offsite.dir.path": "/nonexistent/share"}, "alice")  # a failing verdict
@@ -104,6 +141,31 @@ def test_back_up_now_is_on_the_first_screen_of_a_phone(open_page, mc):
     log_in(page)
     assert in_viewport(page, page.get_by_role("button", name="Back up now"))
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+@SIZES
+def test_a_row_shows_download_and_restore_and_keeps_the_rest_in_its_menu(open_page, mc,
+                                                                         viewport):
+    [name, *_] = seed_hourly(mc, 3)
+    page = open_page(viewport=viewport)
+    log_in(page)
+    row = page.locator(f'#backups-body tr[data-name="{name}"]')
+    download = row.get_by_role("link", name=f"Download {name}", exact=True)
+    restore = row.get_by_role("button", name=f"Restore {name}", exact=True)
+    more = row.get_by_role("button", name=f"More actions for {name}", exact=True)
+    in_menu = [row.get_by_role("button", name=f"{label} {name}", exact=True)
+               for label in ("Verify", "Delete")]
+    for control in (download, restore, more):
+        expect(control).to_be_visible()
+        assert in_viewport(page, control), control.bounding_box()  # not cut off at the side
+    for control in in_menu:
+        expect(control).to_be_hidden()
+    more.click()
+    for control in in_menu:
+        expect(control).to_be_visible()
+    page.keyboard.press("Escape")
+    for control in in_menu:
+        expect(control).to_be_hidden()
 
 
 @SIZES
@@ -162,7 +224,9 @@ def test_no_name_or_time_is_broken_inside_a_word(open_page, mc, viewport):
     assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
 
 
-def test_fresh_backups_say_checked_when_made_and_a_failed_file_warns_before_restore(open_page, mc):
+@SIZES
+def test_fresh_backups_say_checked_when_made_and_a_failed_file_warns_before_restore(open_page, mc,
+                                                                                  viewport):
     made = mc.backups.create("alice")
     (mc.backups.dir / "broken.db").write_bytes(b"this is not a database" * 100)
     # A canonical name says nothing: a file copied in under one, or one cut short, was not
@@ -172,7 +236,7 @@ def test_fresh_backups_say_checked_when_made_and_a_failed_file_warns_before_rest
     cut = mc.backups.create("alice")
     with open(cut.path, "r+b") as f:
         f.truncate(cut.size // 2)
-    page = open_page()
+    page = open_page(viewport=viewport)
     log_in(page)
     cell = page.locator(f'#backups-body tr[data-name="{made.name}"] td[data-label="Verified"]')
     expect(cell).to_have_text("✓ Checked when made")
@@ -239,10 +303,11 @@ def test_retention_preview_lists_what_is_kept_and_why_then_saves(open_page, mc, 
     assert len(on_disk(mc)) == 13  # nothing deleted before the next backup
 
 
-def test_prune_now_asks_then_deletes_at_once(open_page, mc):
+@SIZES
+def test_prune_now_asks_then_deletes_at_once(open_page, mc, viewport):
     seed_twelve(mc)
     mc.settings.update({"general.backup_retention_count": "3"}, "alice")
-    page = open_page()
+    page = open_page(viewport=viewport)
     log_in(page)
     open_tab(page, "schedule")
     page.get_by_role("button", name="Prune now…").click()
@@ -260,9 +325,10 @@ def test_prune_now_asks_then_deletes_at_once(open_page, mc):
     expect(page.get_by_role("status")).to_have_text("Nothing to prune: the saved rules keep all 3 backups.")
 
 
-def test_upload_text_says_how_many_are_kept_and_how_to_keep_one_forever(open_page, mc):
+@SIZES
+def test_upload_text_says_how_many_are_kept_and_how_to_keep_one_forever(open_page, mc, viewport):
     mc.settings.update({"general.safety_copies_keep": "7"}, "alice")
-    page = open_page()
+    page = open_page(viewport=viewport)
     log_in(page)
     help_text = page.locator("#upload-help")
     expect(help_text).to_contain_text("Only the newest 7 uploads are kept")
