@@ -152,7 +152,7 @@ export const PAGE_SIZE = 20;
 /**
  * Fill the backups table with one page of `backups` (PAGE_SIZE rows from `page`, 0 first).
  * `files`: whether verify, download and restore exist on this service; `on`: the handlers
- * `{ verify(name, button), restore(name), remove(name), page(n) }`. Returns the page shown.
+ * `{ verify(name, button), restore(name), changes(name), remove(name), page(n) }`. Returns the page shown.
  */
 export function renderBackups(backups, files, on, page = 0) {
   const pages = Math.max(1, Math.ceil(backups.length / PAGE_SIZE));
@@ -169,6 +169,7 @@ export function renderBackups(backups, files, on, page = 0) {
       actions.append(
         el("a", { className: "button secondary", href: `/api/backup/download?name=${encodeURIComponent(b.name)}`,
                   download: b.name, "aria-label": `Download ${b.name}`, text: "Download" }),
+        actionButton("What changed?", `What changed since ${b.name}?`, () => on.changes(b.name)),
         actionButton("Restore", `Restore ${b.name}`, () => on.restore(b.name)),
         rowMenu(b.name, [actionButton("Verify", `Verify ${b.name}`, (btn) => on.verify(b.name, btn)), remove]),
       );
