@@ -3,7 +3,7 @@
 // Table names and keys come from the data and are hostile: they are only ever set as text.
 import { api, ApiError } from "./api.js";
 import { $, el, setBusy } from "./dom.js";
-import { bothTimes, humanSize } from "./format.js";
+import { bothTimes, elapsedText, humanSize } from "./format.js";
 
 const KINDS = [["inserted", "Inserted since"], ["updated", "Updated since"], ["deleted", "Deleted since"]];
 /** `name`: the backup shown; `table`/`dry`: the table being restored and its dry run's answer;
@@ -89,7 +89,14 @@ function showResult(text, token) {
 async function loadDiff() {
   const load = ++state.loads;
   const name = state.name;
-  $("changes-summary").textContent = `Comparing ${name} with the live database…`;
+  const started = Date.now();
+  const tick = () => {
+    if (load !== state.loads) return clearInterval(timer);
+    $("changes-summary").textContent = `Comparing ${name} with the live database… ` +
+      `${elapsedText((Date.now() - started) / 1000)} so far (the first comparison of a file verifies it too).`;
+  };
+  const timer = setInterval(tick, 1000);
+  tick();
   $("changes-table").hidden = true;
   $("changes-same").textContent = "";
   try {
@@ -99,6 +106,8 @@ async function loadDiff() {
     if (load !== state.loads) return;
     $("changes-summary").textContent = "Not compared.";
     fail(err);
+  } finally {
+    clearInterval(timer);
   }
 }
 
