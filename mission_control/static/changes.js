@@ -8,7 +8,7 @@ import { bothTimes, elapsedText, humanSize } from "./format.js";
 const KINDS = [["inserted", "Inserted since"], ["updated", "Updated since"], ["deleted", "Deleted since"]];
 /** `name`: the backup shown; `table`/`dry`: the table being restored and its dry run's answer;
  * `loads`: numbers the diff loads (only the newest is drawn); `busy`: a restore or undo running. */
-const state = { app: null, name: null, table: null, dry: null, loads: 0, busy: false, token: null };
+const state = { app: null, name: null, table: null, dry: null, loads: 0, busy: false, token: null, returnTo: null };
 
 // ---- words -------------------------------------------------------------------------------
 
@@ -42,6 +42,7 @@ function changed(t) {
 export function openChanges(name, backup) {
   state.name = name;
   state.token = null;
+  state.returnTo = name;
   $("changes-name").textContent = name;
   $("changes-when").textContent = backup ? `, taken ${bothTimes(backup.created_at)}` : "";
   hideError();
@@ -297,13 +298,24 @@ async function undo() {
   }
 }
 
+/** Back to the row the view was opened from (its More button; the list may have been redrawn). */
+function returnFocus(name) {
+  const toggle = [...document.querySelectorAll("#backups-body .menu-toggle")]
+    .find((b) => b.getAttribute("aria-label") === `More actions for ${name}`);
+  if (toggle) toggle.focus();
+}
+
 /** Wire the dialog once; `app` has `handleError(err)` (401 and the like) and `reload()` (the page). */
 export function wireChanges(app) {
   state.app = app;
   const dialog = $("changes-dialog");
   $("changes-close").addEventListener("click", () => { if (!state.busy) dialog.close(); });
   dialog.addEventListener("cancel", (event) => { if (state.busy) event.preventDefault(); });
-  dialog.addEventListener("close", () => { state.loads += 1; state.name = null; });
+  dialog.addEventListener("close", () => {
+    state.loads += 1;
+    state.name = null;
+    returnFocus(state.returnTo);
+  });
   $("changes-back").addEventListener("click", () => { hideError(); showDiffPane(); });
   $("changes-typed").addEventListener("input", updateApply);
   $("changes-force").addEventListener("change", updateApply);

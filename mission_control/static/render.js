@@ -169,9 +169,9 @@ export function renderBackups(backups, files, on, page = 0) {
       actions.append(
         el("a", { className: "button secondary", href: `/api/backup/download?name=${encodeURIComponent(b.name)}`,
                   download: b.name, "aria-label": `Download ${b.name}`, text: "Download" }),
-        actionButton("What changed?", `What changed since ${b.name}?`, () => on.changes(b.name)),
         actionButton("Restore", `Restore ${b.name}`, () => on.restore(b.name)),
-        rowMenu(b.name, [actionButton("Verify", `Verify ${b.name}`, (btn) => on.verify(b.name, btn)), remove]),
+        rowMenu(b.name, [actionButton("What changed?", `What changed since ${b.name}?`, () => on.changes(b.name)),
+                         actionButton("Verify", `Verify ${b.name}`, (btn) => on.verify(b.name, btn)), remove]),
       );
     } else {
       actions.append(remove);

@@ -65,6 +65,8 @@ def in_viewport(page, locator):
 
 
 def open_changes(page, name):
+    """Open the view from the backup's row (its More menu), as a person would."""
+    page.get_by_role("button", name=f"More actions for {name}", exact=True).click()
     page.get_by_role("button", name=f"What changed since {name}?", exact=True).click()
     dialog = page.get_by_role("dialog", name="What changed since this backup?")
     expect(dialog).to_be_visible()
@@ -156,8 +158,9 @@ def test_what_changed_then_restore_one_table_and_undo_it(open_page, mc, viewport
     expect(undo).to_be_hidden()
     assert table_rows(db, "tasks") == changed_tasks
     expect(cell(dialog, "tasks", "deleted").locator(".count")).to_have_text("2")
-    dialog.get_by_role("button", name="Close").click()
+    page.keyboard.press("Escape")  # closes it; the keyboard is back at the row it came from
     expect(dialog).to_be_hidden()
+    expect(page.get_by_role("button", name=f"More actions for {backup}", exact=True)).to_be_focused()
 
 
 @SIZES
@@ -230,6 +233,7 @@ def test_errors_show_in_the_dialogs_red_box(open_page, mc, viewport):
     # The backup is gone behind the page's back: reopening the view answers 404 in the box.
     dialog.get_by_role("button", name="Close").click()
     (mc.backups.dir / backup).unlink()
+    page.get_by_role("button", name=f"More actions for {backup}", exact=True).click()
     page.get_by_role("button", name=f"What changed since {backup}?", exact=True).click()
     expect(error).to_have_text("Backup not found.")
     expect(error).to_be_focused()
