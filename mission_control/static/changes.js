@@ -7,14 +7,17 @@ import { bothTimes, elapsedText, humanSize } from "./format.js";
 
 const KINDS = [["inserted", "Inserted since"], ["updated", "Updated since"], ["deleted", "Deleted since"]];
 /** `name`: the backup shown; `table`/`dry`: the table being restored and its dry run's answer;
- * `loads`: numbers the diff loads (only the newest is drawn); `busy`: a restore or undo running. */
-const state = { app: null, name: null, table: null, dry: null, loads: 0, busy: false, token: null, returnTo: null };
+ * `loads`: numbers the diff loads (only the newest is drawn); `busy`: a restore or undo running;
+ * `undos`: the restores made from this page not undone yet, `{token, table, name}`, newest last
+ * (undone newest first, as each undo needs the rows as its restore left them); `returnTo`: the
+ * backup whose row gets the focus back. */
+const state = { app: null, name: null, table: null, dry: null, loads: 0, busy: false, undos: [], returnTo: null };
 
 // ---- words -------------------------------------------------------------------------------
 
 /** A row's key as text: a number as it is, a text key in quotes, a key of several columns in
  * brackets ("(1, \"a\")"). */
-export function keyText(key) {
+function keyText(key) {
   if (Array.isArray(key)) return `(${key.map(keyText).join(", ")})`;
   return typeof key === "number" ? String(key) : JSON.stringify(key);
 }
@@ -41,12 +44,13 @@ function changed(t) {
  * the comparison. */
 export function openChanges(name, backup) {
   state.name = name;
-  state.token = null;
   state.returnTo = name;
   $("changes-name").textContent = name;
   $("changes-when").textContent = backup ? `, taken ${bothTimes(backup.created_at)}` : "";
   hideError();
   $("changes-result").hidden = true;
+  const last = state.undos[state.undos.length - 1];
+  if (last) showResult(`Your restore of table ${last.table} from ${last.name} can still be undone.`, false);
   showDiffPane();
   const dialog = $("changes-dialog");
   if (!dialog.open) dialog.showModal();
@@ -77,12 +81,19 @@ function hideError() {
   $("changes-error").hidden = true;
 }
 
-function showResult(text, token) {
+/** Show `text` at the top of the dialog, with an Undo button for the newest restore not undone;
+ * `focus`: move focus to it (the result of what the user just did). */
+function showResult(text, focus = true) {
   $("changes-result-text").textContent = text;
-  state.token = token || null;
-  $("changes-undo").hidden = !token;
+  const last = state.undos[state.undos.length - 1];
+  const button = $("changes-undo");
+  button.hidden = !last;
+  if (last) {
+    button.querySelector(".label").textContent = `Undo the restore of ${last.table}`;
+    button.dataset.idle = button.querySelector(".label").textContent;
+  }
   $("changes-result").hidden = false;
-  $("changes-result").focus({ preventScroll: true });
+  if (focus) $("changes-result").focus({ preventScroll: true });
 }
 
 // ---- the comparison ----------------------------------------------------------------------
@@ -248,9 +259,10 @@ async function apply(event) {
     const t = r.totals;
     const safety = r.safety_backup
       ? ` The database as it was is in ${r.safety_backup.name} (${humanSize(r.safety_backup.size)}).` : "";
+    if (r.undo) state.undos.push({ token: r.undo, table, name });
     showDiffPane();
     showResult(`Restored table ${table} from ${name}: ${rows(t.inserted)} put back, ${rows(t.updated)} set back, ` +
-               `${rows(t.deleted)} deleted.${safety}`, r.undo);
+               `${rows(t.deleted)} deleted.${safety}`);
     loadDiff();
     state.app.reload();
   } catch (err) {
@@ -275,8 +287,9 @@ async function redo(table, name) {
 }
 
 async function undo() {
-  const token = state.token;
-  if (!token || state.busy) return;
+  const last = state.undos[state.undos.length - 1];
+  if (!last || state.busy) return;
+  const token = last.token;
   const button = $("changes-undo");
   hideError();
   state.busy = true;
@@ -285,12 +298,17 @@ async function undo() {
     const r = await api("POST", "/api/backup/restore/undo", { token });
     const done = Object.entries(r.tables || {}).map(([table, c]) =>
       `${table}: ${rows(c.inserted)} put back, ${rows(c.updated)} set back, ${rows(c.deleted)} deleted`);
+    state.undos.pop();
     setBusy(button, false);
     showDiffPane();
     showResult(`Undone: the tables are as they were before the restore (${done.join("; ") || "nothing to change"}).`);
     loadDiff();
     state.app.reload();
   } catch (err) {
+    if (err instanceof ApiError && err.status === 404) {  // used or pruned: it can never be undone
+      state.undos.pop();
+      if (!state.undos.length) button.hidden = true;
+    }
     fail(err);
   } finally {
     state.busy = false;

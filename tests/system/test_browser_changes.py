@@ -149,9 +149,14 @@ def test_what_changed_then_restore_one_table_and_undo_it(open_page, mc, viewport
     expect(dialog.locator('#changes-body tr[data-table="tasks"]')).to_have_count(0)
     expect(cell(dialog, "agents", "deleted").locator(".count")).to_have_text("1")
 
-    undo = dialog.get_by_role("button", name="Undo")
+    undo = dialog.get_by_role("button", name="Undo the restore of tasks")
     assert in_viewport(page, undo)
     shot(page, f"changes-restored-{viewport['width']}")
+    # Closed and opened again, the view still offers the undo.
+    dialog.get_by_role("button", name="Close").click()
+    open_changes(page, backup)
+    expect(result).to_have_text(f"Your restore of table tasks from {backup} can still be undone. "
+                                "Undo the restore of tasks")
     undo.click()
     expect(result).to_contain_text("Undone: the tables are as they were before the restore "
                                    "(tasks: 1 row put back, 1 row set back, 2 rows deleted).")
