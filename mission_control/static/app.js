@@ -8,6 +8,7 @@ import { fillPolicies, wirePolicies } from "./policies.js";
 import { renderPitr, wirePitr } from "./pitr.js";
 import { loadForms } from "./forms.js";
 import { loadAudit, wireAudit } from "./activity.js";
+import { openChanges, wireChanges } from "./changes.js";
 import { showTab, wireTabs } from "./tabs.js";
 
 const VIEWS = ["login-view", "forbidden-view", "app-view"];
@@ -244,6 +245,7 @@ function loadBackups() {
 
 function drawBackups() {
   state.page = renderBackups(state.list, state.files, { verify, restore: openRestore, remove: openDelete,
+                                                        changes: (name) => openChanges(name, state.backups.get(name)),
                                                         page: goToPage }, state.page);
 }
 
@@ -461,6 +463,7 @@ function wire() {
   $("delete-dialog").addEventListener("close", deleteClosed);
   $("restore-dialog").addEventListener("close", restoreClosed);
   wirePitr({ showLogin, handleError, reload: loadAll, now: serverNow });
+  wireChanges({ handleError, reload: loadAll });
   $("restore-typed").addEventListener("input", () => { $("restore-confirm").disabled = !restoreTyped(); });
   $("restore-typed").addEventListener("keydown", (event) => {
     // Enter would submit with the first button (Cancel); confirm only when the name matches.

@@ -152,7 +152,7 @@ export const PAGE_SIZE = 20;
 /**
  * Fill the backups table with one page of `backups` (PAGE_SIZE rows from `page`, 0 first).
  * `files`: whether verify, download and restore exist on this service; `on`: the handlers
- * `{ verify(name, button), restore(name), remove(name), page(n) }`. Returns the page shown.
+ * `{ verify(name, button), restore(name), changes(name), remove(name), page(n) }`. Returns the page shown.
  */
 export function renderBackups(backups, files, on, page = 0) {
   const pages = Math.max(1, Math.ceil(backups.length / PAGE_SIZE));
@@ -170,7 +170,8 @@ export function renderBackups(backups, files, on, page = 0) {
         el("a", { className: "button secondary", href: `/api/backup/download?name=${encodeURIComponent(b.name)}`,
                   download: b.name, "aria-label": `Download ${b.name}`, text: "Download" }),
         actionButton("Restore", `Restore ${b.name}`, () => on.restore(b.name)),
-        rowMenu(b.name, [actionButton("Verify", `Verify ${b.name}`, (btn) => on.verify(b.name, btn)), remove]),
+        rowMenu(b.name, [actionButton("What changed?", `What changed since ${b.name}?`, () => on.changes(b.name)),
+                         actionButton("Verify", `Verify ${b.name}`, (btn) => on.verify(b.name, btn)), remove]),
       );
     } else {
       actions.append(remove);
