@@ -163,6 +163,8 @@ def forged_name(i):
 
 
 def test_a_thousand_forged_uploads_cause_no_deletion(mc, clock, seaweed, tmp_path):
+    """1,000 objects named like copies (not age; half with a manifest signed by another key) and
+    100 misnamed ones, planted with the service's own credentials: none is counted or deleted."""
     bucket = seaweed.bucket(lock=False)
     configure(mc, seaweed, bucket, **{"offsite.s3.retention_count": 3})
     real = backups(mc, clock, 2)
@@ -180,8 +182,14 @@ def test_a_thousand_forged_uploads_cause_no_deletion(mc, clock, seaweed, tmp_pat
                                 Body=other.sign(record))
         return name
 
+    def plant_misnamed(i):  # names retention must not take for copies of ours
+        name = (f"mc-backup-{i}.db", f"{forged_name(i)}.old", f"notes-{i}.txt")[i % 3]
+        attacker.put_object(Bucket=bucket, Key=f"mission-control/{name}", Body=b"not age")
+        return name
+
     with ThreadPoolExecutor(16) as pool:
         forged = list(pool.map(plant, range(1000)))
+        forged += list(pool.map(plant_misnamed, range(1000, 1100)))
     real += backups(mc, clock, 1)
     result = mc.offsite.get("s3")
     assert result["ok"] is True, result["message"]
