@@ -71,6 +71,27 @@ def test_a_stream_that_cannot_be_sealed_stops_and_fails_health(make_mc, monkeypa
     assert not mc.services["pitr"]["engine"].wanted()
 
 
+def test_a_bad_recipient_stored_before_stops_the_stream_and_fails_health(make_mc):
+    """A recipient that no longer parses (stored before the check, or by hand) is no downgrade
+    to plaintext: the setting reads as its default (the off-site recipients, none here), so the
+    stream does not run and the verdict fails naming the setting."""
+    mc = make_mc()
+    _, good = new_key()
+    mc.settings.update({**S3_REPLICA, "pitr.age_recipients": good}, "test")
+    client = logged_in_client(mc)
+    engine = mc.services["pitr"]["engine"]
+    assert client.get("/api/backup/pitr").json["seal_error"] is None and engine.wanted()
+    with mc.db.transaction() as conn:
+        conn.execute("UPDATE settings SET value = ? WHERE key = 'pitr.age_recipients'",
+                     (f"{good} {_broken(good)}",))
+    state = client.get("/api/backup/pitr").json
+    assert "no age recipient" in state["seal_error"] and not state["running"]
+    assert "pitr.age_recipients" in state["seal_error"]
+    verdict, reason = problem(client)
+    assert verdict == "fail" and "pitr.age_recipients" in reason
+    assert not engine.wanted()
+
+
 def test_the_status_reports_the_staging_folders_size(make_mc):
     """`staging_bytes` is what the staging folder holds now, in every level, and follows it."""
     mc = make_mc()
