@@ -71,6 +71,48 @@ def test_a_stream_that_cannot_be_sealed_stops_and_fails_health(make_mc, monkeypa
     assert not mc.services["pitr"]["engine"].wanted()
 
 
+def test_a_bad_recipient_stored_before_stops_the_stream_and_fails_health(make_mc):
+    """A recipient that no longer parses (stored before the check, or by hand) is no downgrade
+    to plaintext: the setting reads as its default (the off-site recipients, none here), so the
+    stream does not run and the verdict fails naming the setting."""
+    mc = make_mc()
+    _, good = new_key()
+    mc.settings.update({**S3_REPLICA, "pitr.age_recipients": good}, "test")
+    client = logged_in_client(mc)
+    engine = mc.services["pitr"]["engine"]
+    assert client.get("/api/backup/pitr").json["seal_error"] is None and engine.wanted()
+    with mc.db.transaction() as conn:
+        conn.execute("UPDATE settings SET value = ? WHERE key = 'pitr.age_recipients'",
+                     (f"{good} {_broken(good)}",))
+    state = client.get("/api/backup/pitr").json
+    assert "no age recipient" in state["seal_error"] and not state["running"]
+    assert "pitr.age_recipients" in state["seal_error"]
+    verdict, reason = problem(client)
+    assert verdict == "fail" and "pitr.age_recipients" in reason
+    assert not engine.wanted()
+
+
+def test_the_status_reports_the_staging_folders_size(make_mc):
+    """`staging_bytes` is what the staging folder holds now, in every level, and follows it."""
+    mc = make_mc()
+    _, recipient = new_key()
+    mc.settings.update({**S3_REPLICA, "pitr.age_recipients": recipient}, "test")
+    client = logged_in_client(mc)
+    assert client.get("/api/backup/pitr").json["staging_bytes"] == 0
+    db = mc.config.db_path
+    staging = db.parent / f".{db.name}.pitr-staging"  # as docs/restore-and-health.md names it
+    assert staging == mc.services["pitr"]["engine"].files.staging
+    staging.mkdir(mode=0o700)  # made when Litestream is started (not in this test)
+    for key, size in (("ltx/0/0000000000000001-0000000000000001.ltx", 4096),
+                      ("ltx/0/0000000000000002-0000000000000002.ltx", 1234),
+                      ("ltx/9/0000000000000001-0000000000000002.ltx", 70_001)):
+        (staging / key).parent.mkdir(parents=True, exist_ok=True)
+        (staging / key).write_bytes(b"x" * size)
+    assert client.get("/api/backup/pitr").json["staging_bytes"] == 4096 + 1234 + 70_001
+    (staging / "ltx/9/0000000000000001-0000000000000002.ltx").unlink()  # compacted away
+    assert client.get("/api/backup/pitr").json["staging_bytes"] == 4096 + 1234
+
+
 def test_the_stream_is_sealed_to_the_offsite_recipients_by_default(make_mc):
     mc = make_mc()
     mc.settings.update(S3_REPLICA, "test")

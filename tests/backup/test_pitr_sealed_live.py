@@ -11,6 +11,7 @@ import pytest
 from mission_control import StreamTrust, open_storage, restore_sealed
 from mission_control.offsite.signing import KEY_FILE, Signer
 from mission_control.offsite.codec import AGE_MAGIC
+from tests.support.cli_run import run_cli
 from tests.support.offsite import new_key
 from tests.support.pitr_live import (BINARY, Serve, add_user, configure, iso,
                                      litestream_processes, local_txid, sealed_txid, usernames,
@@ -98,6 +99,19 @@ def test_a_sealed_stream_holds_only_age_and_restores_any_moment(seaweed, tmp_pat
             moment = restore_sealed(storage, trust, at, dest, BINARY, os.environ)
             assert user_rows(dest) == expected, (n, iso(at / 1000))
             assert moment <= at
+
+        # The same from the bucket alone, through the installed CLI (an empty machine's way).
+        key_file = tmp_path / "key.txt"
+        key_file.write_text(identity + "\n")
+        start, end, expected = spans[-3]
+        at = (start + end) // 2
+        ran = run_cli("recover", "--from", f"s3://{bucket}/pitr", "--endpoint-url", seaweed.url,
+                      "--identity", key_file, "--verify-key", Signer(data / KEY_FILE).verify_key(),
+                      "--at", iso(at / 1000), "--to", tmp_path / "recovered", "--json",
+                      env=seaweed.environ())
+        assert ran.code == 0, ran.out + ran.err
+        assert ran.json["authenticity"] == "verified" and ran.json["recovered"]["restored_to"] <= at
+        assert user_rows(tmp_path / "recovered" / "mission-control.db") == expected
 
         # Through the service: the answer says the moment the data is from.
         start, end, expected = spans[2]

@@ -111,9 +111,10 @@ def test_the_readme_is_a_landing_page_with_the_two_commands():
 
 
 def test_the_readmes_commands_are_the_sites():
-    """The README repeats the site's getting-started commands word for word, so it cannot
-    contradict them."""
-    site = (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    """The README repeats the site's getting-started and recovery commands word for word, so it
+    cannot contradict them."""
+    site = "\n".join((ROOT / "docs" / page).read_text(encoding="utf-8")
+                     for page in ("getting-started.md", "offsite-and-recovery.md"))
     blocks = re.findall(r"```sh\n(.*?)```", README, re.S)
     assert len(blocks) >= 6
     for block in blocks:

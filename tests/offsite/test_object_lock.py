@@ -79,6 +79,25 @@ def test_a_bucket_without_object_lock_is_a_400_naming_the_setting(admin_client, 
     assert mc.settings.get("offsite.s3.bucket") == locked
 
 
+@pytest.mark.parametrize("key,value", [("lock_days", 0), ("lock_days", 36501),
+                                       ("lock_mode", "governance"), ("lock_mode", "LEGAL_HOLD")])
+def test_lock_settings_out_of_their_range_are_a_400_naming_the_setting(admin_client, mc, seaweed,
+                                                                       key, value):
+    """lock_mode is "", GOVERNANCE or COMPLIANCE and lock_days 1-36500, even on a bucket with
+    Object Lock; a refusal saves nothing (not even the other settings of the same PUT)."""
+    bucket = seaweed.bucket(lock=True)
+    body = {**seaweed.settings(bucket), "offsite.s3.lock_mode": "GOVERNANCE",
+            "offsite.s3.lock_days": 2, f"offsite.s3.{key}": value}
+    answer = admin_client.put("/api/settings", json={"settings": body})
+    assert answer.status_code == 400, answer.json
+    assert any(d.startswith(f"offsite.s3.{key}") for d in answer.json["details"]), answer.json
+    assert mc.settings.get("offsite.s3.bucket") == ""
+    assert mc.settings.get("offsite.s3.lock_mode") == ""
+    for good in ({"offsite.s3.lock_days": 1}, {"offsite.s3.lock_days": 36500}):
+        assert admin_client.put("/api/settings", json={"settings": {
+            **body, "offsite.s3.lock_mode": "COMPLIANCE", **good}}).status_code == 200
+
+
 def test_retention_holds_locked_copies_and_reports_them(admin_client, mc, clock, seaweed):
     bucket = seaweed.bucket(lock=True)
     configure(mc, seaweed, bucket, **{"offsite.s3.lock_mode": "GOVERNANCE",
@@ -144,6 +163,8 @@ def forged_name(i):
 
 
 def test_a_thousand_forged_uploads_cause_no_deletion(mc, clock, seaweed, tmp_path):
+    """1,000 objects named like copies (not age; half with a manifest signed by another key) and
+    100 misnamed ones, planted with the service's own credentials: none is counted or deleted."""
     bucket = seaweed.bucket(lock=False)
     configure(mc, seaweed, bucket, **{"offsite.s3.retention_count": 3})
     real = backups(mc, clock, 2)
@@ -161,8 +182,14 @@ def test_a_thousand_forged_uploads_cause_no_deletion(mc, clock, seaweed, tmp_pat
                                 Body=other.sign(record))
         return name
 
+    def plant_misnamed(i):  # names retention must not take for copies of ours
+        name = (f"mc-backup-{i}.db", f"{forged_name(i)}.old", f"notes-{i}.txt")[i % 3]
+        attacker.put_object(Bucket=bucket, Key=f"mission-control/{name}", Body=b"not age")
+        return name
+
     with ThreadPoolExecutor(16) as pool:
         forged = list(pool.map(plant, range(1000)))
+        forged += list(pool.map(plant_misnamed, range(1000, 1100)))
     real += backups(mc, clock, 1)
     result = mc.offsite.get("s3")
     assert result["ok"] is True, result["message"]

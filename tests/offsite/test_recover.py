@@ -189,6 +189,44 @@ def test_every_unusable_copy_is_skipped_with_its_reason(backups, keys, nas, scra
     assert text.out.count("skipped ") == 4
 
 
+def test_a_target_with_no_usable_copy_falls_back_to_the_next_target(backups, keys, nas, scratch,
+                                                                    tmp_path):
+    """The first --from holds only unusable copies (damaged, encrypted to another key): each is
+    skipped with its reason and source, then the next --from gives its newest good copy; a third
+    --from with a newer copy is never reached."""
+    damaged, other_key, good, _, newest = backups
+    record = publish(nas, damaged, keys["signer"], recipients=[keys["recipient"]],
+                     created_at=300, scratch=scratch)
+    with open(nas.root + "/" + record["remote_name"], "r+b") as f:
+        f.seek(200)
+        f.write(b"garbage")
+    _, stranger = new_key()
+    publish(nas, other_key, keys["signer"], recipients=[stranger], compress="none",
+            created_at=400, scratch=scratch)
+    for folder in ("usb", "spare"):
+        (tmp_path / folder).mkdir()
+    usb, spare = FolderStorage(tmp_path / "usb"), FolderStorage(tmp_path / "spare")
+    publish(usb, good, keys["signer"], recipients=[keys["recipient"]], created_at=200,
+            scratch=scratch)
+    publish(spare, newest, keys["signer"], recipients=[keys["recipient"]], created_at=500,
+            scratch=scratch)
+
+    to = tmp_path / "new-host"
+    ran = recover(keys, nas.root, usb.root, spare.root, to=to, extra=["--json"])
+    assert ran.code == 0, ran.out + ran.err
+    assert ran.json["recovered"]["backup"] == good.name
+    assert ran.json["recovered"]["source"] == usb.root
+    assert rows(to / "mission-control.db") == rows(good)
+    reasons = {s["name"]: s for s in ran.json["skipped"]}
+    assert set(reasons) == {damaged.name + ".zst.age", other_key.name + ".age"}, reasons
+    assert {s["source"] for s in reasons.values()} == {nas.root}
+    assert "cannot be decrypted with this age identity" in \
+        reasons[other_key.name + ".age"]["reason"]
+    text = recover(keys, nas.root, usb.root, to=tmp_path / "text")
+    assert text.code == 0, text.err
+    assert text.out.count("skipped ") == 2 and f"from {usb.root}" in text.out
+
+
 def test_nothing_recoverable_leaves_nothing_and_lists_every_reason(backups, keys, nas, scratch,
                                                                    tmp_path):
     for when, path in enumerate(backups[:3]):

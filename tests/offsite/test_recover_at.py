@@ -1,6 +1,7 @@
 """`mission-control recover --at`: the database at a moment, from a sealed point-in-time stream alone
 (real Litestream replicating a real database; each of its files sealed with age as the sealer does)."""
 import os
+import shutil
 import sqlite3
 import time
 from datetime import datetime, timezone
@@ -128,3 +129,25 @@ def test_files_stored_late_are_named_and_as_of_a_later_time_trusts_them(stream, 
     wrong = run_cli(*base, "--to", tmp_path / "wrong", "--at", iso(moment),
                     "--as-of", iso(moment - 10))
     assert wrong.code == 2 and "cannot be before --at" in wrong.out
+
+
+def test_a_stream_that_cannot_give_the_moment_falls_back_to_the_next_source(stream, tmp_path):
+    """The first --from holds the stream with every file damaged: it is named with why, and the
+    next --from gives the moment."""
+    broken = tmp_path / "broken"
+    shutil.copytree(stream["folder"], broken)
+    for path in broken.rglob("*.age"):
+        with open(path, "r+b") as f:
+            f.truncate(path.stat().st_size // 2)
+    ran = run_cli("recover", "--from", broken, "--from", stream["folder"], "--identity",
+                  stream["key"], "--verify-key", stream["verify"], "--json",
+                  "--to", tmp_path / "to", "--at", iso(stream["moment"]))
+    assert ran.code == 0, ran.out + ran.err
+    assert ran.json["recovered"]["source"] == str(stream["folder"])
+    assert agents(tmp_path / "to" / "mission-control.db") == ["agent-0"]
+    assert ran.json["skipped"] and {s["source"] for s in ran.json["skipped"]} == {str(broken)}
+    assert any(s["name"] == "point-in-time stream" for s in ran.json["skipped"])
+    alone = run_cli("recover", "--from", broken, "--identity", stream["key"], "--verify-key",
+                    stream["verify"], "--json", "--to", tmp_path / "alone",
+                    "--at", iso(stream["moment"]))
+    assert alone.code == 1 and not (tmp_path / "alone").exists()

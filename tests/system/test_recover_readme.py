@@ -1,5 +1,5 @@
-"""The "Recover on an empty machine" section of docs/offsite-and-recovery.md (once the README's):
-its three commands, run as written in a fresh venv, bring
+"""The "Recover on an empty machine" section of the README and of docs/offsite-and-recovery.md
+(the same commands): its three commands, run as written in a fresh venv, bring
 a database back from a folder and from S3 (SeaweedFS) and start `serve` on it."""
 import json
 import os
@@ -24,9 +24,9 @@ pytest.importorskip("pyrage")
 pytest.importorskip("zstandard")
 
 
-def documented_commands():
-    """The sh block of the "Recover on an empty machine" section, one command a line."""
-    text = (ROOT / "docs" / "offsite-and-recovery.md").read_text(encoding="utf-8")
+def documented_commands(page="docs/offsite-and-recovery.md"):
+    """The sh block of `page`'s "Recover on an empty machine" section, one command a line."""
+    text = (ROOT / page).read_text(encoding="utf-8")
     section = text.split("## Recover on an empty machine", 1)[1].split("\n## ", 1)[0]
     [block] = re.findall(r"```sh\n(.*?)```", section, re.S)
     return [line for line in block.splitlines() if line.strip()]
@@ -34,6 +34,7 @@ def documented_commands():
 
 def test_the_documented_recovery_takes_at_most_three_commands():
     commands = documented_commands()
+    assert documented_commands("README.md") == commands  # the README's are the ones run below
     assert len(commands) <= 3
     assert any(" recover " in c and EXAMPLE_SOURCE in c for c in commands)
     assert any(" serve " in c for c in commands)
