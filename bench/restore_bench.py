@@ -391,9 +391,9 @@ def main_run(args, work):
 
 
 def space_needed(size):
-    """Bytes a `--size-gib` run needs at its peak: the live database and its WAL, the backup,
-    a baseline copy, and a restore's safety copy and prepared copy, plus 5 %."""
-    return int(size * 6 * 1.05)
+    """Bytes a `--size-gib` run needs at its peak, a restore: the live database, the backup,
+    the restore's prepared copy and safety copy, and the WAL the swap writes; plus 5 %."""
+    return int(size * 5 * 1.05)
 
 
 def large_run(args, work):

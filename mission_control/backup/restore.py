@@ -157,7 +157,7 @@ def _restore_checked(mc, prepared, check, actor, name, detail, session_token, ke
         raise FileRejected(check["problems"], "Backup failed verification")
     room_for_safety_copy(mc, name, detail, actor)
     size = os.path.getsize(prepared)
-    paused = False
+    paused, live = False, None
     try:
         migrated_to, carried = _prepare(mc, prepared)
         kept = _keep_protection(mc, prepared) if keep_settings else []
@@ -166,8 +166,11 @@ def _restore_checked(mc, prepared, check, actor, name, detail, session_token, ke
         # Whatever reads the database file itself (a replication process) stops for the swap.
         paused = True  # from here on, restore_resume follows whatever happens
         mc.hooks.restore_pause(actor)
-        _swap(prepared, mc.config.db_path)
+        live = dbmod.connect(mc.config.db_path)
+        _swap(prepared, live)
     except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
+        if live is not None:
+            live.close()
         if paused:
             _resume(mc, actor)
         reason = describe_error(exc)
@@ -180,7 +183,7 @@ def _restore_checked(mc, prepared, check, actor, name, detail, session_token, ke
     measures = {"size": size,
                 "duration_seconds": round(time.perf_counter() - started, 3)}
     try:
-        return _after_swap(mc, restored, safety, actor, session_token, measures, kept)
+        return _after_swap(mc, live, restored, safety, actor, session_token, measures, kept)
     except Exception as exc:  # noqa: BLE001 - the data is replaced whatever failed here
         reason = describe_error(exc)
         log.exception("restore of %s: a step after the swap failed: %s", name, reason)
@@ -188,6 +191,7 @@ def _restore_checked(mc, prepared, check, actor, name, detail, session_token, ke
             reason, f"the data before the restore is in the safety backup {safety.name}"]) \
             from exc
     finally:
+        live.close()
         _resume(mc, actor)
 
 
@@ -196,15 +200,16 @@ def _resume(mc, actor):
     mc.hooks.restore_resume(actor)
 
 
-def _after_swap(mc, restored, safety, actor, session_token, measures, kept):
-    """Settle the live database and tell the world about a restore whose swap is done.
+def _after_swap(mc, live, restored, safety, actor, session_token, measures, kept):
+    """Settle the live database (`live`, the swap's connection) and tell the world about a
+    restore whose swap is done.
 
     `measures` (the restored file's `size`, the restore's `duration_seconds`) and `kept` (the
     protection settings kept) go to the audit.
 
     :return: the restore's JSON answer.
     """
-    _settle(mc.config.db_path)
+    _settle(live)
     # Written after the swap, so the restored audit trail records its own restore.
     mc.audit.emit("backup_restore", actor, target_type="backup", target_id=restored["name"],
                   detail={**restored, "safety_backup": safety.name, **measures,
@@ -380,23 +385,24 @@ def safety_backup(mc, actor):
     return made
 
 
-def _swap(prepared, live_path):
-    """Copy `prepared` into the live database in one backup step: one write transaction."""
+def _swap(prepared, live):
+    """Copy `prepared` into the live database (`live`, a connection to it) in one backup step:
+    one write transaction, the only time a restore holds the live database's write lock."""
     src = dbmod.open_file(prepared)
-    src.execute(f"PRAGMA mmap_size={MMAP_SIZE}")  # pages read without a read call each
-    dst = dbmod.connect(live_path)
     try:
-        src.backup(dst, pages=-1)
+        src.execute(f"PRAGMA mmap_size={MMAP_SIZE}")  # pages read without a read call each
+        src.backup(live, pages=-1)
     finally:
-        dst.close()
         src.close()
 
 
-def _settle(live_path):
-    """After the swap: the live database in WAL mode (as before it) and the new pages
-    checkpointed."""
-    conn = dbmod.connect(live_path)  # switches to WAL when it is not
-    try:
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    finally:
-        conn.close()
+def _settle(live):
+    """Right after the swap, on its connection: the live database in WAL mode (as before it) and
+    the new pages checkpointed into its file (the swap wrote them all to the WAL).
+
+    At once, so that this checkpoint, not the next commit of a live writer, does the work: SQLite
+    runs an automatic checkpoint inside the commit that finds the WAL this long, and that writer
+    would wait for all of it; while this one runs, theirs is skipped.
+    """
+    live.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    live.execute("PRAGMA journal_mode=WAL")
