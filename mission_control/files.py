@@ -86,11 +86,9 @@ class Sha256Thread(threading.Thread):
         return self._digest
 
 
-def copy_private(source, target, chunk=64 * 1024 * 1024):
+def copy_private(source, target):
     """Copy the file `source` to the new file `target` (0600, never an existing name) inside the
-    kernel: `copy_file_range` (no read or write call per block, no copy through this process; a
-    filesystem that can clone shares the blocks until either file is written), else `sendfile`,
-    else read and write. Returns the bytes copied. The copy is not fsynced.
+    kernel (`copy_into`). Returns the bytes copied. The copy is not fsynced.
 
     :raises OSError: FileExistsError when `target` exists; any other failure (`target` may be
         left behind for the caller to remove).
@@ -99,27 +97,41 @@ def copy_private(source, target, chunk=64 * 1024 * 1024):
             open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
                          PRIVATE_FILE), "wb", buffering=0) as dst:
         os.fchmod(dst.fileno(), PRIVATE_FILE)  # whatever the umask
-        size = os.fstat(src.fileno()).st_size
-        done = 0
-        for call in (getattr(os, "copy_file_range", None), getattr(os, "sendfile", None)):
-            if call is None:
-                continue
-            try:
-                while done < size:
-                    if call is os.sendfile:
-                        n = call(dst.fileno(), src.fileno(), done, min(chunk, size - done))
-                    else:
-                        n = call(src.fileno(), dst.fileno(), min(chunk, size - done), done, done)
-                    if n == 0:
-                        break
-                    done += n
-                return done
-            except OSError as exc:  # not between these files or on this system: the next way
-                if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP,
-                                     errno.ETXTBSY) or done:
-                    raise
-        shutil.copyfileobj(src, dst, 1024 * 1024)
-        return dst.tell()
+        return copy_into(src, dst)
+
+
+def copy_into(src, dst, chunk=64 * 1024 * 1024):
+    """Copy the rest of the open file `src` (from its position) to the open file `dst` (at its
+    position; a new, empty file) inside the kernel: `copy_file_range` (no read or write call per
+    block, no copy through this process; a filesystem that can clone shares the blocks until
+    either file is written), else `sendfile`, else read and write. Returns the bytes copied.
+
+    :raises OSError: the copy failed.
+    """
+    start, size = src.tell(), os.fstat(src.fileno()).st_size
+    at, done = dst.tell(), 0
+    for call in (getattr(os, "copy_file_range", None), getattr(os, "sendfile", None)):
+        if call is None:
+            continue
+        try:
+            while start + done < size:
+                count = min(chunk, size - start - done)
+                if call is os.sendfile:  # writes at dst's position
+                    n = call(dst.fileno(), src.fileno(), start + done, count)
+                else:
+                    n = call(src.fileno(), dst.fileno(), count, start + done, at + done)
+                if n == 0:
+                    break
+                done += n
+            src.seek(start + done)
+            dst.seek(at + done)
+            return done
+        except OSError as exc:  # not between these files or on this system: the next way
+            if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP,
+                                 errno.ETXTBSY) or done:
+                raise
+    shutil.copyfileobj(src, dst, 1024 * 1024)
+    return dst.tell() - at
 
 
 def remove_files(*paths):
