@@ -1,8 +1,11 @@
 """Restoring the live database from a backup while the service runs, in one atomic step.
 
 The steps, all under the backup lock (so no backup or other restore runs meanwhile):
-1. verify the backup (header, `integrity_check`, Mission Control's schema, not from a newer version);
-2. prepare a private copy: same page size as the live database, migrated forward, with the live
+1. copy the backup into a private file in the kernel (`copy_file_range`) and verify that copy,
+   once (header, `integrity_check`, Mission Control's schema, not from a newer version, and its
+   SHA-256 computed beside the check): what passed is exactly what is swapped in;
+2. prepare that copy in place (no journal on disk, no fsync: it is a temporary file): same page
+   size as the live database, migrated forward, with the live
    verification records (never the file's) and every live audit event it lacks carried over,
    then check that it can be swapped in (encoding, page size); unless told otherwise, also the
    live protection settings, scheduler state and off-site records, so that restoring an old
@@ -12,6 +15,8 @@ The steps, all under the backup lock (so no backup or other restore runs meanwhi
    `general.safety_copies_keep` safety copies are kept;
 4. copy the prepared file into the live database with SQLite's backup API in one step. The live
    database stays in WAL mode, and every other connection sees either the old or the new data.
+   This is the only step that holds the live database's write lock; the new pages are then
+   checkpointed at once on the same connection (see `_settle`).
 The swap is the last step that can fail; a failure after it is reported as such, never as a
 failed restore, because the data was replaced.
 """
