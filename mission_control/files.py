@@ -36,7 +36,7 @@ def database_size(db_path):
     return total
 
 
-def sha256_file(path, chunk=4 * 1024 * 1024, stop=None):
+def sha256_file(path, chunk=1024 * 1024, stop=None):
     """Hex SHA-256 of a file, read in chunks into one reused buffer (never the whole file in
     memory; no new object per chunk). Both the read and the hash let go of the GIL, so another
     thread (an `integrity_check`) runs beside it.
