@@ -4,12 +4,14 @@ lock, and privacy (the data folder 0700, the database and copies 0600).
 The live database holds every password hash and the off-site credentials, so no file or folder
 the service makes is readable by other local users, whatever the umask it was started with.
 """
+import errno
 import fcntl
 import hashlib
 import logging
 import os
 import shutil
 import stat
+import threading
 import time
 from contextlib import contextmanager
 
@@ -34,13 +36,102 @@ def database_size(db_path):
     return total
 
 
-def sha256_file(path, chunk=1024 * 1024):
-    """Hex SHA-256 of a file, read in chunks (never the whole file in memory)."""
+def sha256_file(path, chunk=1024 * 1024, stop=None):
+    """Hex SHA-256 of a file, read in chunks into one reused buffer (never the whole file in
+    memory; no new object per chunk). Both the read and the hash let go of the GIL, so another
+    thread (an `integrity_check`) runs beside it.
+
+    :param stop: a `threading.Event`; once set, reading stops and None is returned.
+    """
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    buffer = bytearray(chunk)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as f:
+        while stop is None or not stop.is_set():
+            n = f.readinto(buffer)
+            if not n:
+                return digest.hexdigest()
+            digest.update(view[:n])
+    return None
+
+
+class Sha256Thread(threading.Thread):
+    """`sha256_file(path)` in a thread of its own, so that it runs while the caller reads the
+    same file another way (one pass over the disk: the second reader finds it in the page cache).
+
+    `result()` waits and gives the hex digest, or raises what the hashing raised.
+    """
+
+    def __init__(self, path):
+        super().__init__(name="sha256", daemon=True)
+        self.path = path
+        self._cancelled = threading.Event()
+        self._digest = self._error = None
+
+    def run(self):
+        try:
+            self._digest = sha256_file(self.path, stop=self._cancelled)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            self._error = exc
+
+    def cancel(self):
+        """Stop reading (the caller gave up) and wait for the thread."""
+        self._cancelled.set()
+        self.join()
+
+    def result(self):
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._digest
+
+
+def copy_private(source, target):
+    """Copy the file `source` to the new file `target` (0600, never an existing name) inside the
+    kernel (`copy_into`). Returns the bytes copied. The copy is not fsynced.
+
+    :raises OSError: FileExistsError when `target` exists; any other failure (`target` may be
+        left behind for the caller to remove).
+    """
+    with open(source, "rb", buffering=0) as src, \
+            open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                         PRIVATE_FILE), "wb", buffering=0) as dst:
+        os.fchmod(dst.fileno(), PRIVATE_FILE)  # whatever the umask
+        return copy_into(src, dst)
+
+
+def copy_into(src, dst, chunk=64 * 1024 * 1024):
+    """Copy the rest of the open file `src` (from its position) to the open file `dst` (at its
+    position; a new, empty file) inside the kernel: `copy_file_range` (no read or write call per
+    block, no copy through this process; a filesystem that can clone shares the blocks until
+    either file is written), else `sendfile`, else read and write. Returns the bytes copied.
+
+    :raises OSError: the copy failed.
+    """
+    start, size = src.tell(), os.fstat(src.fileno()).st_size
+    at, done = dst.tell(), 0
+    for call in (getattr(os, "copy_file_range", None), getattr(os, "sendfile", None)):
+        if call is None:
+            continue
+        try:
+            while start + done < size:
+                count = min(chunk, size - start - done)
+                if call is os.sendfile:  # writes at dst's position
+                    n = call(dst.fileno(), src.fileno(), start + done, count)
+                else:
+                    n = call(src.fileno(), dst.fileno(), count, start + done, at + done)
+                if n == 0:
+                    break
+                done += n
+            src.seek(start + done)
+            dst.seek(at + done)
+            return done
+        except OSError as exc:  # not between these files or on this system: the next way
+            if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP,
+                                 errno.ETXTBSY) or done:
+                raise
+    shutil.copyfileobj(src, dst, 1024 * 1024)
+    return dst.tell() - at
 
 
 def remove_files(*paths):

@@ -1,8 +1,11 @@
 """Restoring the live database from a backup while the service runs, in one atomic step.
 
 The steps, all under the backup lock (so no backup or other restore runs meanwhile):
-1. verify the backup (header, `integrity_check`, Mission Control's schema, not from a newer version);
-2. prepare a private copy: same page size as the live database, migrated forward, with the live
+1. copy the backup into a private file in the kernel (`copy_file_range`) and verify that copy,
+   once (header, `integrity_check`, Mission Control's schema, not from a newer version, and its
+   SHA-256 computed beside the check): what passed is exactly what is swapped in;
+2. prepare that copy in place (no journal on disk, no fsync: it is a temporary file): same page
+   size as the live database, migrated forward, with the live
    verification records (never the file's) and every live audit event it lacks carried over,
    then check that it can be swapped in (encoding, page size); unless told otherwise, also the
    live protection settings, scheduler state and off-site records, so that restoring an old
@@ -12,6 +15,8 @@ The steps, all under the backup lock (so no backup or other restore runs meanwhi
    `general.safety_copies_keep` safety copies are kept;
 4. copy the prepared file into the live database with SQLite's backup API in one step. The live
    database stays in WAL mode, and every other connection sees either the old or the new data.
+   This is the only step that holds the live database's write lock; the new pages are then
+   checkpointed at once on the same connection (see `_settle`).
 The swap is the last step that can fail; a failure after it is reported as such, never as a
 failed restore, because the data was replaced.
 """
@@ -28,14 +33,12 @@ from .service import TEMP_PREFIX
 from .service import snapshot
 from ..errors import (BackupFailed, BackupRefused, FileRejected, MissionControlError,
                      NotAuthentic, describe_error)
-from ..files import remove_files
-from ..files import sha256_file
+from ..files import copy_private, remove_files
 from .names import FETCHED_PREFIX, OFFSITE_FETCH, SAFETY_COPY
-from ..files import open_private
 from .pruning import keep_newest
 from .verify import VerificationStore
 from .verify import remember_creation_check
-from .verify import inspect
+from .verify import MMAP_SIZE, check_file
 from .verify import verify_backup
 
 log = logging.getLogger(__name__)
@@ -83,10 +86,15 @@ def restore_backup(mc, name, actor, *, session_token=None, keep_settings=True):
     actor = as_actor(actor)
     mc.backups.readable_path(name)
     with mc.backups.exclusive(BUSY):
-        check = verify_backup(mc, name, actor)
-        refuse_unrecorded_fetch(mc, name, check, actor)
-        return _restore_checked(mc, mc.backups.dir / name, check, actor, name, {"name": name},
-                                session_token, keep_settings)
+        prepared = _prepared_path(mc)
+        try:
+            # Copied first and the copy verified: what passed is exactly what is swapped in.
+            check = verify_backup(mc, name, actor, copy_to=prepared)
+            refuse_unrecorded_fetch(mc, name, check, actor)
+            return _restore_checked(mc, prepared, check, actor, name, {"name": name},
+                                    session_token, keep_settings)
+        finally:
+            _remove_prepared(prepared)
 
 
 def refuse_unrecorded_fetch(mc, name, check, actor):
@@ -122,32 +130,52 @@ def restore_prepared_file(mc, path, actor, *, label, detail, session_token=None,
     """
     actor = as_actor(actor)
     with mc.backups.exclusive(BUSY):
-        found = inspect(path, timeout=mc.config.verify_timeout, clock=mc.clock)
-        check = {**asdict(found), "sha256": sha256_file(path)}
-        return _restore_checked(mc, path, check, actor, label, {"name": label, **detail},
-                                session_token, keep_settings)
+        prepared = _prepared_path(mc)
+        try:
+            copy_private(path, prepared)
+            found, digest = check_file(prepared, timeout=mc.config.verify_timeout,
+                                       clock=mc.clock)
+            check = {**asdict(found), "sha256": digest}
+            return _restore_checked(mc, prepared, check, actor, label, {"name": label, **detail},
+                                    session_token, keep_settings)
+        finally:
+            _remove_prepared(prepared)
 
 
-def _restore_checked(mc, source, check, actor, name, detail, session_token, keep_settings):
-    """Steps 2-4 and the audit, for a `source` whose verification result is `check`."""
+def _prepared_path(mc):
+    """A new name for the private copy a restore prepares (a temporary file: a start after a
+    crash removes it)."""
+    return mc.backups.dir / f"{TEMP_PREFIX}restore-{os.getpid()}-{secrets.token_hex(6)}.tmp"
+
+
+def _remove_prepared(prepared):
+    remove_files(prepared, f"{prepared}-journal", f"{prepared}-wal", f"{prepared}-shm")
+
+
+def _restore_checked(mc, prepared, check, actor, name, detail, session_token, keep_settings):
+    """Steps 2-4 and the audit, for `prepared`, the private copy whose verification result is
+    `check`; it is changed in place (migrated, records carried over) and swapped in."""
     started = time.perf_counter()
     if not check["ok"]:
         mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
                       detail={**detail, "reason": "; ".join(check["problems"])})
         raise FileRejected(check["problems"], "Backup failed verification")
     room_for_safety_copy(mc, name, detail, actor)
-    prepared = mc.backups.dir / f"{TEMP_PREFIX}restore-{os.getpid()}-{secrets.token_hex(6)}.tmp"
-    paused = False
+    size = os.path.getsize(prepared)
+    paused, live = False, None
     try:
-        migrated_to, carried = _prepare(mc, source, prepared)
+        migrated_to, carried = _prepare(mc, prepared)
         kept = _keep_protection(mc, prepared) if keep_settings else []
         safety = safety_backup(mc, actor)
         _top_up_audit(mc, prepared, carried)
         # Whatever reads the database file itself (a replication process) stops for the swap.
         paused = True  # from here on, restore_resume follows whatever happens
         mc.hooks.restore_pause(actor)
-        _swap(prepared, mc.config.db_path)
+        live = dbmod.connect(mc.config.db_path)
+        _swap(prepared, live)
     except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
+        if live is not None:
+            live.close()
         if paused:
             _resume(mc, actor)
         reason = describe_error(exc)
@@ -155,14 +183,12 @@ def _restore_checked(mc, source, check, actor, name, detail, session_token, keep
         mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
                       detail={**detail, "reason": reason})
         raise RestoreFailed() from exc
-    finally:
-        remove_files(prepared, f"{prepared}-journal")
     restored = {**detail, "name": name, "sha256": check["sha256"],
                 "schema_version": check["schema_version"], "migrated_to": migrated_to}
-    measures = {"size": os.path.getsize(source),
+    measures = {"size": size,
                 "duration_seconds": round(time.perf_counter() - started, 3)}
     try:
-        return _after_swap(mc, restored, safety, actor, session_token, measures, kept)
+        return _after_swap(mc, live, restored, safety, actor, session_token, measures, kept)
     except Exception as exc:  # noqa: BLE001 - the data is replaced whatever failed here
         reason = describe_error(exc)
         log.exception("restore of %s: a step after the swap failed: %s", name, reason)
@@ -170,6 +196,7 @@ def _restore_checked(mc, source, check, actor, name, detail, session_token, keep
             reason, f"the data before the restore is in the safety backup {safety.name}"]) \
             from exc
     finally:
+        live.close()
         _resume(mc, actor)
 
 
@@ -178,15 +205,16 @@ def _resume(mc, actor):
     mc.hooks.restore_resume(actor)
 
 
-def _after_swap(mc, restored, safety, actor, session_token, measures, kept):
-    """Settle the live database and tell the world about a restore whose swap is done.
+def _after_swap(mc, live, restored, safety, actor, session_token, measures, kept):
+    """Settle the live database (`live`, the swap's connection) and tell the world about a
+    restore whose swap is done.
 
     `measures` (the restored file's `size`, the restore's `duration_seconds`) and `kept` (the
     protection settings kept) go to the audit.
 
     :return: the restore's JSON answer.
     """
-    _settle(mc.config.db_path)
+    _settle(live)
     # Written after the swap, so the restored audit trail records its own restore.
     mc.audit.emit("backup_restore", actor, target_type="backup", target_id=restored["name"],
                   detail={**restored, "safety_backup": safety.name, **measures,
@@ -212,20 +240,20 @@ def session_after_restore(mc, session_token):
     return {"logged_in": still, "admins": admins, "message": message}
 
 
-def _prepare(mc, source, prepared):
-    """Copy `source` to `prepared` in the live page size, migrated, with live records carried over.
+def _prepare(mc, prepared):
+    """Bring the checked copy `prepared` to the live page size, migrate it, and carry the live
+    records over into it, in place.
 
     :return: `(schema version after migration, id of the last live audit event carried over)`.
     """
     live = mc.db.conn()
     page_size = live.execute("PRAGMA page_size").fetchone()[0]
     verifications = VerificationStore(mc.db).all()
-    open_private(prepared).close()  # SQLite would create it readable by all (0644 minus umask)
-    src = dbmod.open_file(source, immutable=True)
-    dst = sqlite3.connect(str(prepared), isolation_level=None)
+    with open(prepared, "r+b") as f:  # a rollback-journal database: no -wal file beside it
+        f.seek(18)
+        f.write(b"\x01\x01")
+    dst = _open_prepared(prepared)
     try:
-        src.backup(dst)
-        dst.execute("PRAGMA journal_mode=DELETE")
         if dst.execute("PRAGMA page_size").fetchone()[0] != page_size:
             # The backup API refuses to copy into a WAL database of another page size.
             dst.execute(f"PRAGMA page_size={int(page_size)}")
@@ -239,7 +267,16 @@ def _prepare(mc, source, prepared):
         return version, carried
     finally:
         dst.close()
-        src.close()
+
+
+def _open_prepared(prepared):
+    """A connection to the private copy a restore prepares: its changes need no journal on disk
+    and no fsync (a crash leaves a temporary file to be removed at the next start; the swap makes
+    the live database durable)."""
+    dst = sqlite3.connect(str(prepared), isolation_level=None)
+    dst.execute("PRAGMA journal_mode=MEMORY")
+    dst.execute("PRAGMA synchronous=OFF")
+    return dst
 
 
 def _carry_over_audit(live, dst, after_id=0):
@@ -278,7 +315,7 @@ def _top_up_audit(mc, prepared, carried):
     backup was made), so only the last milliseconds before the swap are not in the restored trail;
     and the live file checks again, which now hold the safety backup's check at creation.
     """
-    dst = sqlite3.connect(str(prepared), isolation_level=None)
+    dst = _open_prepared(prepared)
     try:
         dst.execute("BEGIN IMMEDIATE")
         _carry_over_audit(mc.db.conn(), dst, carried)
@@ -323,7 +360,7 @@ def _keep_protection(mc, prepared):
     live = {r["key"]: r for r in mc.db.query(
         "SELECT key, value, updated_by, updated_at FROM settings")}
     state = {table: mc.db.query(f"SELECT * FROM {table}") for table in PROTECTION_STATE_TABLES}
-    dst = sqlite3.connect(str(prepared), isolation_level=None)
+    dst = _open_prepared(prepared)
     try:
         stored = dict(dst.execute("SELECT key, value FROM settings").fetchall())
         defaults = {k: mc.settings.definitions[k].default for k in keys}
@@ -353,22 +390,24 @@ def safety_backup(mc, actor):
     return made
 
 
-def _swap(prepared, live_path):
-    """Copy `prepared` into the live database in one backup step: one write transaction."""
+def _swap(prepared, live):
+    """Copy `prepared` into the live database (`live`, a connection to it) in one backup step:
+    one write transaction, the only time a restore holds the live database's write lock."""
     src = dbmod.open_file(prepared)
-    dst = dbmod.connect(live_path)
     try:
-        src.backup(dst, pages=-1)
+        src.execute(f"PRAGMA mmap_size={MMAP_SIZE}")  # pages read without a read call each
+        src.backup(live, pages=-1)
     finally:
-        dst.close()
         src.close()
 
 
-def _settle(live_path):
-    """After the swap: the live database in WAL mode (as before it) and the new pages
-    checkpointed."""
-    conn = dbmod.connect(live_path)  # switches to WAL when it is not
-    try:
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    finally:
-        conn.close()
+def _settle(live):
+    """Right after the swap, on its connection: the live database in WAL mode (as before it) and
+    the new pages checkpointed into its file (the swap wrote them all to the WAL).
+
+    At once, so that this checkpoint, not the next commit of a live writer, does the work: SQLite
+    runs an automatic checkpoint inside the commit that finds the WAL this long, and that writer
+    would wait for all of it; while this one runs, theirs is skipped.
+    """
+    live.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    live.execute("PRAGMA journal_mode=WAL")

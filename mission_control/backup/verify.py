@@ -1,6 +1,7 @@
 """Checking backup files: SQLite header, `integrity_check`, Mission Control's schema, SHA-256."""
 import functools
 import json
+from json.encoder import encode_basestring_ascii as _quote  # json.dumps' own
 import logging
 import os
 import sqlite3
@@ -8,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from .. import db as dbmod
-from ..files import sha256_file
+from ..files import Sha256Thread, copy_private
 from .schema_check import allowlist_problems
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,9 @@ HEADER_SIZE = 100
 ENCODINGS = {1: "UTF-8", 2: "UTF-16le", 3: "UTF-16be"}
 MAX_PROBLEMS = 20
 PROGRESS_STEPS = 1000  # SQLite instructions between two looks at the clock
+#: The check reads the file through a memory map (no read call and no copy per page); SQLite caps
+#: it at its compile-time maximum (2 GiB in common builds) and reads the rest with read calls.
+MMAP_SIZE = 1 << 40
 
 
 @dataclass
@@ -109,6 +113,7 @@ def inspect(path, *, timeout=None, clock=time.time):
         conn.set_progress_handler(deadline, PROGRESS_STEPS)
     try:
         conn.execute("PRAGMA trusted_schema=OFF")
+        conn.execute(f"PRAGMA mmap_size={MMAP_SIZE}")
         result.page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         result.page_count = conn.execute("PRAGMA page_count").fetchone()[0]
         result.schema_version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -134,6 +139,25 @@ def inspect(path, *, timeout=None, clock=time.time):
         conn.close()
     result.ok = not result.problems
     return result
+
+
+def check_file(path, *, timeout=None, clock=time.time):
+    """`inspect(path)` and the file's SHA-256, in one pass over the disk: the hash is computed
+    in a thread of its own while the check runs (both let go of the GIL, so on two cores they
+    take about as long as the longer of the two; the second reader of each page finds it in the
+    page cache).
+
+    :return: `(Inspection, hex SHA-256)`.
+    :raises OSError: the file could not be read for the hash.
+    """
+    hasher = Sha256Thread(path)
+    hasher.start()
+    try:
+        found = inspect(path, timeout=timeout, clock=clock)
+    except BaseException:
+        hasher.cancel()
+        raise
+    return found, hasher.result()
 
 
 VERIFY, CREATION = "verify", "creation"  # the `source` of a row: Verify, or the check at creation
@@ -250,9 +274,14 @@ def listing(mc, files):
     return items
 
 
-def verify_backup(mc, name, actor):
+def verify_backup(mc, name, actor, *, copy_to=None):
     """Verify backup `name`, remember the result and audit `backup_verify` as `actor`.
 
+    :param copy_to: a new path: copy the file there first (in the kernel, `copy_private`) and
+        check the copy, so that what was checked is exactly what the caller goes on to use (a
+        restore swaps in those very bytes) and the file is read from the disk once. A file whose
+        first 100 bytes already rule it out is not copied. The result is remembered for the
+        backup only when the file did not change while it was copied.
     :return: a dict: `name`, `ok`, `integrity`, `problems`, `page_count`, `page_size`,
         `schema_version`, `sha256`, `size`, `verified_at`.
     :raises ValidationFailed, NotFound: as `BackupService.path_of`.
@@ -260,13 +289,58 @@ def verify_backup(mc, name, actor):
     """
     path = mc.backups.readable_path(name)
     st = os.stat(path)
-    found = inspect(path, timeout=mc.config.verify_timeout, clock=mc.clock)
-    digest = sha256_file(path)
+    checked, same = path, True
+    if copy_to is not None:
+        with open(path, "rb") as f:
+            ruled_out = header_problems(f.read(HEADER_SIZE))
+        if not ruled_out:
+            copy_private(path, copy_to)
+            after = os.stat(path)
+            checked = copy_to
+            same = (after.st_ino, after.st_size, after.st_mtime_ns) == \
+                (st.st_ino, st.st_size, st.st_mtime_ns)
+    found, digest = check_file(checked, timeout=mc.config.verify_timeout, clock=mc.clock)
     now = int(mc.clock())
-    VerificationStore(mc.db).record(name, st, digest, found, now, str(actor))
-    result = {"name": name, **asdict(found), "sha256": digest, "size": st.st_size,
+    if same:
+        VerificationStore(mc.db).record(name, st, digest, found, now, str(actor))
+    result = {"name": name, **asdict(found), "sha256": digest, "size": os.path.getsize(checked),
               "verified_at": now}
     mc.audit.emit("backup_verify", actor, target_type="backup", target_id=name,
                   detail={"name": name, "ok": found.ok, "sha256": digest,
                           "problems": found.problems[:5]})
     return result
+
+
+#: The verification fields of an item of `listing_json` when nothing is known of the file.
+_NOTHING_KNOWN = ',"verified_at":null,"verified_ok":null,"sha256":null,"checked_at_creation":null}'
+
+
+def _json_value(value):
+    return str(value) if type(value) is int else json.dumps(value)
+
+
+def listing_json(mc, files):
+    """`listing(mc, files)` as the text of a JSON array: the same items, keys in the same order,
+    as `json.dumps(..., separators=(",", ":"))` writes them, made without a dict per file.
+
+    For 10,000 files this takes a third of the time of building the dicts and encoding them.
+    """
+    verified = {r[0]: r for r in mc.db.execute(
+        "SELECT name, size, mtime_ns, verified_at, ok, sha256, source FROM backup_verifications")}
+    get = verified.get
+    parts = []
+    append = parts.append
+    for created_at, name, size, mtime_ns in files:
+        row = get(name)
+        if row is None or row[1] != size or row[2] != mtime_ns:
+            tail = _NOTHING_KNOWN  # never checked, or the file changed since
+        elif row[6] == CREATION:
+            tail = (',"verified_at":null,"verified_ok":null,"sha256":null,'
+                    f'"checked_at_creation":{_json_value(row[3])}}}')
+        else:
+            tail = (f',"verified_at":{_json_value(row[3])},'
+                    f'"verified_ok":{"true" if row[4] else "false"},'
+                    f'"sha256":{_json_value(row[5])},"checked_at_creation":null}}')
+        append(f'{{"name":{_quote(name)},"size":{size},"created_at":{created_at}{tail}')
+    return "[" + ",".join(parts) + "]"
+

@@ -9,6 +9,9 @@ import hashlib
 import re
 
 CHUNK = 1024 * 1024
+#: zstd's worker threads for a copy (-1: one per CPU, as `zstd -T0`): compression runs beside
+#: the hashing and the age encryption in the calling thread, twice as fast on two cores.
+ZSTD_THREADS = -1
 AGE_MAGIC = b"age-encryption.org/v1\n"
 IDENTITY_WORD = "AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}"
 _IDENTITY = re.compile(f"^{IDENTITY_WORD}$")
@@ -110,7 +113,7 @@ def encode_stream(reader, size, sink, *, compressed, level=3, recipients=()):
     if compressed:
         zstd = _require("zstandard")
         # The checksum makes a flipped byte detectable; the content size, a truncation.
-        source = zstd.ZstdCompressor(level=level, write_checksum=True) \
+        source = zstd.ZstdCompressor(level=level, write_checksum=True, threads=ZSTD_THREADS) \
             .stream_reader(plain, size=size, read_size=CHUNK)
     if keys:
         _require("pyrage").encrypt_io(source, out, keys)

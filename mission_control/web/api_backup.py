@@ -1,6 +1,8 @@
 """`/api/backup`: list, create, delete and prune backups (admin only)."""
-from ..backup.verify import listing
-from .http import json_response, read_body, require, require_actor
+import json
+
+from ..backup.verify import listing_json
+from .http import json_response, json_text_response, read_body, require, require_actor
 from .openapi_schemas import (BACKUP_NAME, CREATED_AT, INT_OR_NULL, STR_OR_NULL, array, obj,
                               operation, ref, response)
 from .operations import Operation
@@ -8,7 +10,9 @@ from .operations import Operation
 
 def backup_list(mc, request):
     require(mc, request, "admin")
-    return json_response({"backups": listing(mc, mc.backups.scan()), "dir": str(mc.backups.dir)})
+    # Written as text: for 10,000 files, no dict per file to build and encode.
+    return json_text_response(f'{{"backups":{listing_json(mc, mc.backups.scan())},'
+                              f'"dir":{json.dumps(str(mc.backups.dir))}}}')
 
 
 def backup_create(mc, request):

@@ -36,6 +36,11 @@ def json_response(data, status=200, headers=None):
                     content_type="application/json")
 
 
+def json_text_response(text, status=200, headers=None):
+    """A response whose body is `text`, already JSON (for answers too long to build as objects)."""
+    return Response(text, status=status, headers=headers, content_type="application/json")
+
+
 def error_response(message, status, details=None, headers=None):
     body = {"error": message}
     if details:

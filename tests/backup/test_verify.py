@@ -124,3 +124,26 @@ def test_verify_errors(mc, admin_client, tmp_path):
     old_schema_db(outside)
     os.symlink(outside, mc.backups.dir / "link.db")
     assert admin_client.post("/api/backup/verify", json={"name": "link.db"}).status_code == 404
+
+
+def test_the_listing_written_as_text_is_the_listing_encoded(mc, admin_client):
+    """`GET /api/backup` writes its JSON by hand (no dict per file): byte for byte what
+    `json.dumps` makes of `listing()`, for a verified, a failed, a checked-at-creation, a changed
+    and a never-checked file, and names JSON must escape."""
+    import json
+
+    from mission_control.backup.verify import listing, listing_json
+    verified = mc.backups.create("test").name
+    admin_client.post("/api/backup/verify", json={"name": verified})
+    created = mc.backups.create("test").name  # checked at creation only
+    (mc.backups.dir / 'odd "name" \\ é ✓.db').write_bytes(b"x" * 10)
+    (mc.backups.dir / "not-sqlite.db").write_bytes(b"y" * 200)
+    admin_client.post("/api/backup/verify", json={"name": "not-sqlite.db"})  # verified_ok false
+    files = mc.backups.scan()
+    expected = listing(mc, files)
+    assert {i["checked_at_creation"] is not None for i in expected} == {True, False}
+    assert {i["verified_ok"] for i in expected} == {True, False, None}
+    assert listing_json(mc, files) == json.dumps(expected, separators=(",", ":"))
+    body = admin_client.get("/api/backup")
+    assert body.status_code == 200 and body.json["backups"] == expected
+    assert body.json["dir"] == str(mc.backups.dir) and created in body.get_data(as_text=True)
