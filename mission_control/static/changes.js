@@ -11,7 +11,7 @@ const KINDS = [["inserted", "Inserted since"], ["updated", "Updated since"], ["d
  * `undos`: the restores made from this page not undone yet, `{token, table, name}`, newest last
  * (undone newest first, as each undo needs the rows as its restore left them); `returnTo`: the
  * backup whose row gets the focus back. */
-const state = { app: null, name: null, table: null, dry: null, loads: 0, busy: false, undos: [], returnTo: null };
+const state = { app: null, name: null, table: null, dry: null, loads: 0, busy: false, undos: [], returnTo: null, reloading: null };
 
 // ---- words -------------------------------------------------------------------------------
 
@@ -264,7 +264,7 @@ async function apply(event) {
     showResult(`Restored table ${table} from ${name}: ${rows(t.inserted)} put back, ${rows(t.updated)} set back, ` +
                `${rows(t.deleted)} deleted.${safety}`);
     loadDiff();
-    state.app.reload();
+    state.reloading = state.app.reload();
   } catch (err) {
     fail(err);
     // Refused because rows changed since the dry run (conflicts, or written meanwhile): run it
@@ -303,7 +303,7 @@ async function undo() {
     showDiffPane();
     showResult(`Undone: the tables are as they were before the restore (${done.join("; ") || "nothing to change"}).`);
     loadDiff();
-    state.app.reload();
+    state.reloading = state.app.reload();
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) {  // used or pruned: it can never be undone
       state.undos.pop();
@@ -332,7 +332,14 @@ export function wireChanges(app) {
   dialog.addEventListener("close", () => {
     state.loads += 1;
     state.name = null;
-    returnFocus(state.returnTo);
+    const name = state.returnTo;
+    returnFocus(name);
+    // A reload still running redraws the list after this: the focused button is then gone.
+    Promise.resolve(state.reloading).then(() => {
+      if (!dialog.open && (document.activeElement === document.body || !document.activeElement)) {
+        returnFocus(name);
+      }
+    }, () => {});
   });
   $("changes-back").addEventListener("click", () => { hideError(); showDiffPane(); });
   $("changes-typed").addEventListener("input", updateApply);
