@@ -231,7 +231,8 @@ def backup_status(mc, for_monitor=False):
     backup (warn, until a backup meets none), the newest rotating backup failing verification
     (warn), each configured off-site target's `problem` (fail) and `warning` (warn: kept
     copies without a catalog entry), continuous protection's (fail) and each configured alert
-    channel whose newest delivery failed (warn, see `alert_channels`); `reasons` says why it is
+    channel whose newest delivery failed (warn, see `alert_channels`), each stored setting
+    whose value no longer validates and so reads as its default (warn); `reasons` says why it is
     not "pass", naming the target, channel or file at fault.
 
     :param for_monitor: the answer for the metrics token, without where off-site copies go (see
@@ -277,6 +278,8 @@ def backup_status(mc, for_monitor=False):
         problems.append(("warn", pitr["warning"]))
     alerts = alert_channels.status(mc, for_monitor)
     problems += [("warn", channel["problem"]) for channel in alerts if channel["problem"]]
+    problems += [("warn", f"setting {key} holds a value that is no longer valid; its default is "
+                          "used until it is set again") for key in mc.settings.invalid_keys()]
     problems = [p for p in problems if p]
 
     by_kind = {}

@@ -176,6 +176,19 @@ class Settings:
             log.warning("setting %s holds an invalid value; using its default", key)
             return definition.typed(definition.default)
 
+    def invalid_keys(self):
+        """The stored keys whose value no longer validates (each read as its default), sorted."""
+        bad = []
+        for key, row in self._stored().items():
+            definition = self.definitions.get(key)
+            if definition is None:
+                continue
+            try:
+                definition.typed(definition.normalize(row["value"]))
+            except ValueError:
+                bad.append(key)
+        return sorted(bad)
+
     def protection_keys(self):
         """The declared keys whose live value a restore keeps, sorted (`configures_protection`)."""
         return sorted(k for k, d in self.definitions.items() if configures_protection(d))

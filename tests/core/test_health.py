@@ -240,3 +240,18 @@ def test_an_older_or_kept_backup_failing_verification_leaves_the_verdict(mc, adm
     checked = admin_client.post("/api/backup/verify", json={"name": "keep-forever.db"})
     assert checked.json["ok"] is False
     assert _status(admin_client)["verdict"] == "pass"
+
+
+def test_a_stored_setting_that_no_longer_validates_is_a_warn_naming_it(mc, admin_client):
+    """Read as its default (the service keeps running), but never silently: a stored
+    `pitr.age_recipients` gone bad would otherwise seal the stream to other keys unannounced."""
+    mc.settings.update({"general.auto_backup": "true"}, "alice")
+    mc.backups.create("scheduler")
+    assert _status(admin_client)["verdict"] == "pass"
+    mc.db.execute("INSERT INTO settings (key, value, updated_by, updated_at) "
+                  "VALUES ('general.backup_retention_count', 'many', 'sqlite3', 0)")
+    assert mc.settings.get("general.backup_retention_count") == 10
+    status = _status(admin_client)
+    assert status["verdict"] == "warn"
+    assert status["reasons"] == ["setting general.backup_retention_count holds a value that is no "
+                                 "longer valid; its default is used until it is set again"]
