@@ -13,10 +13,12 @@ The steps, all under the backup lock (so no backup or other restore runs meanwhi
 3. take a pre-restore safety backup of the live database (`pre-restore-...db`), once the
    `pre_backup` plugins (the disk guard) allow it; after the swap only the newest
    `general.safety_copies_keep` safety copies are kept;
-4. copy the prepared file into the live database with SQLite's backup API in one step. The live
-   database stays in WAL mode, and every other connection sees either the old or the new data.
-   This is the only step that holds the live database's write lock; the new pages are then
-   checkpointed at once on the same connection (see `_settle`).
+4. swap the prepared file's content into the live database in one write transaction, the only
+   step that holds the live database's write lock: where the `sqlean.py` SQLite is installed, a
+   child writes only the pages that differ (`page_swap`); otherwise, or when that does not apply,
+   SQLite's backup API copies every page. The live database stays in WAL mode, and every other
+   connection sees either the old or the new data. The new pages are then checkpointed at once
+   on the swap's connection (see `_settle`).
 The swap is the last step that can fail; a failure after it is reported as such, never as a
 failed restore, because the data was replaced.
 """
@@ -24,6 +26,7 @@ import logging
 import os
 import secrets
 import sqlite3
+import threading
 import time
 from dataclasses import asdict
 
@@ -35,6 +38,7 @@ from ..errors import (BackupFailed, BackupRefused, FileRejected, MissionControlE
                      NotAuthentic, describe_error)
 from ..files import copy_private, remove_files
 from .names import FETCHED_PREFIX, OFFSITE_FETCH, SAFETY_COPY
+from . import page_swap
 from .pruning import keep_newest
 from .verify import VerificationStore
 from .verify import remember_creation_check
@@ -87,13 +91,15 @@ def restore_backup(mc, name, actor, *, session_token=None, keep_settings=True):
     mc.backups.readable_path(name)
     with mc.backups.exclusive(BUSY):
         prepared = _prepared_path(mc)
+        safety = SafetyCopy.start(mc, actor)
         try:
             # Copied first and the copy verified: what passed is exactly what is swapped in.
             check = verify_backup(mc, name, actor, copy_to=prepared)
             refuse_unrecorded_fetch(mc, name, check, actor)
             return _restore_checked(mc, prepared, check, actor, name, {"name": name},
-                                    session_token, keep_settings)
+                                    session_token, keep_settings, safety)
         finally:
+            safety.discard_unless_taken()
             _remove_prepared(prepared)
 
 
@@ -131,14 +137,16 @@ def restore_prepared_file(mc, path, actor, *, label, detail, session_token=None,
     actor = as_actor(actor)
     with mc.backups.exclusive(BUSY):
         prepared = _prepared_path(mc)
+        safety = SafetyCopy.start(mc, actor)
         try:
             copy_private(path, prepared)
             found, digest = check_file(prepared, timeout=mc.config.verify_timeout,
                                        clock=mc.clock)
             check = {**asdict(found), "sha256": digest}
             return _restore_checked(mc, prepared, check, actor, label, {"name": label, **detail},
-                                    session_token, keep_settings)
+                                    session_token, keep_settings, safety)
         finally:
+            safety.discard_unless_taken()
             _remove_prepared(prepared)
 
 
@@ -152,27 +160,29 @@ def _remove_prepared(prepared):
     remove_files(prepared, f"{prepared}-journal", f"{prepared}-wal", f"{prepared}-shm")
 
 
-def _restore_checked(mc, prepared, check, actor, name, detail, session_token, keep_settings):
+def _restore_checked(mc, prepared, check, actor, name, detail, session_token, keep_settings,
+                     safety_copy):
     """Steps 2-4 and the audit, for `prepared`, the private copy whose verification result is
-    `check`; it is changed in place (migrated, records carried over) and swapped in."""
+    `check`; it is changed in place (migrated, records carried over) and swapped in.
+    `safety_copy` is the `SafetyCopy` started beside the verification."""
     started = time.perf_counter()
     if not check["ok"]:
         mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
                       detail={**detail, "reason": "; ".join(check["problems"])})
         raise FileRejected(check["problems"], "Backup failed verification")
-    room_for_safety_copy(mc, name, detail, actor)
+    safety_copy.refused(name, detail)
     size = os.path.getsize(prepared)
     paused, live = False, None
     try:
         migrated_to, carried = _prepare(mc, prepared)
         kept = _keep_protection(mc, prepared) if keep_settings else []
-        safety = safety_backup(mc, actor)
+        safety = safety_copy.take()
         _top_up_audit(mc, prepared, carried)
         # Whatever reads the database file itself (a replication process) stops for the swap.
         paused = True  # from here on, restore_resume follows whatever happens
         mc.hooks.restore_pause(actor)
         live = dbmod.connect(mc.config.db_path)
-        _swap(prepared, live)
+        swapped = _swap(prepared, live, mc.config.db_path)
     except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
         if live is not None:
             live.close()
@@ -186,7 +196,7 @@ def _restore_checked(mc, prepared, check, actor, name, detail, session_token, ke
     restored = {**detail, "name": name, "sha256": check["sha256"],
                 "schema_version": check["schema_version"], "migrated_to": migrated_to}
     measures = {"size": size,
-                "duration_seconds": round(time.perf_counter() - started, 3)}
+                "duration_seconds": round(time.perf_counter() - started, 3), "swap": swapped}
     try:
         return _after_swap(mc, live, restored, safety, actor, session_token, measures, kept)
     except Exception as exc:  # noqa: BLE001 - the data is replaced whatever failed here
@@ -382,6 +392,71 @@ def _keep_protection(mc, prepared):
         dst.close()
 
 
+class SafetyCopy:
+    """The pre-restore safety backup, made in a thread of its own while the backup is verified.
+
+    On two cores the verification leaves one mostly idle (its `integrity_check` ends well before
+    its SHA-256), and the copy is mostly the kernel's and the disk's work. The `pre_backup`
+    plugins (the disk guard) are asked first; a refusal is raised only once the backup passed
+    its verification (`refused`), so a bad file is still reported as such. A copy that is not
+    taken (the verification failed) is removed: the service made it, nobody asked for it.
+    """
+
+    def __init__(self, mc, actor, refusal):
+        self._mc, self._actor, self._refusal = mc, actor, refusal
+        self._outcome, self._taken = {}, False
+        self._thread = None
+        if refusal is None:
+            self._thread = threading.Thread(target=self._run, name="restore-safety-copy",
+                                            daemon=True)
+            self._thread.start()
+
+    @classmethod
+    def start(cls, mc, actor):
+        try:
+            mc.backups.check_before(actor, SAFETY_COPY.name)
+        except (BackupRefused, BackupFailed) as exc:
+            return cls(mc, actor, exc)
+        return cls(mc, actor, None)
+
+    def _run(self):
+        mc = self._mc
+        try:  # the file only: the database's thread-bound connections stay in the caller's thread
+            self._outcome["made"], _ = snapshot(mc.config.db_path, mc.backups.dir,
+                                                SAFETY_COPY.name_format, int(mc.clock()))
+        except BaseException as exc:  # noqa: BLE001 - raised again by `take`
+            self._outcome["error"] = exc
+
+    def refused(self, name, detail):
+        """Audit and raise the `pre_backup` plugins' refusal, if there was one."""
+        if self._refusal is not None:
+            exc = self._refusal
+            self._mc.audit.emit("backup_restore_failed", self._actor, target_type="backup",
+                                target_id=name, detail={**detail, "reason": exc.reason,
+                                                        "status": exc.status})
+            raise exc
+
+    def take(self):
+        """Wait for the copy; its `quick_check` is then remembered. :return: its `BackupInfo`.
+        :raises: what making it raised."""
+        self._taken = True
+        self._thread.join()
+        if "error" in self._outcome:
+            raise self._outcome["error"]
+        made = self._outcome["made"]
+        remember_creation_check(self._mc, made, self._actor)
+        return made
+
+    def discard_unless_taken(self):
+        """Remove the copy when the restore ended before taking it."""
+        if self._taken or self._thread is None:
+            return
+        self._thread.join()
+        made = self._outcome.get("made")
+        if made is not None:
+            remove_files(self._mc.backups.dir / made.name)
+
+
 def safety_backup(mc, actor):
     """Snapshot the live database as `pre-restore-<UTC time>.db` (its `quick_check` remembered)."""
     made, _ = snapshot(mc.config.db_path, mc.backups.dir, SAFETY_COPY.name_format,
@@ -390,15 +465,32 @@ def safety_backup(mc, actor):
     return made
 
 
-def _swap(prepared, live):
-    """Copy `prepared` into the live database (`live`, a connection to it) in one backup step:
-    one write transaction, the only time a restore holds the live database's write lock."""
+def _swap(prepared, live, db_path):
+    """Make the live database (`db_path`; `live`, a connection to it) hold `prepared`'s content,
+    in one write transaction: the only time a restore holds the live database's write lock.
+
+    :return: how, for the audit: `method` ("pages": only the pages that differ were written, by
+        `page_swap`; "backup_api": every page), `pages` (the restored database's), `written`, and
+        `lock_ms` (how long the write lock was held) for the page swap.
+    """
+    if page_swap.available():
+        def committed(cookie):
+            return live.execute("PRAGMA schema_version").fetchone()[0] == cookie
+        done = page_swap.swap_pages(db_path, prepared, busy_ms=dbmod.BUSY_TIMEOUT_MS,
+                                    committed=committed)
+        if done is not None:
+            return {"method": "pages", "pages": done["pages"], "written": done["written"],
+                    "lock_ms": done["lock_ms"]}
+    started = time.perf_counter()
     src = dbmod.open_file(prepared)
     try:
         src.execute(f"PRAGMA mmap_size={MMAP_SIZE}")  # pages read without a read call each
+        pages = src.execute("PRAGMA page_count").fetchone()[0]
         src.backup(live, pages=-1)
     finally:
         src.close()
+    return {"method": "backup_api", "pages": pages, "written": pages,
+            "lock_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
 def _settle(live):

@@ -183,6 +183,10 @@ def test_a_backup_and_a_restore_run_under_the_units_system_call_filter(unit_filt
                        prefix=prefix)
     assert restored.code == 0 and restored.json["success"] is True, restored.err
     assert read_titles(db) == ["before"]
+    # The swap's child (sqlean's SQLite, prctl) ran under the filter: no fallback to the backup API.
+    with sqlite3.connect(db) as conn:
+        [(detail,)] = conn.execute("SELECT detail FROM audit_log WHERE action = 'backup_restore'")
+    assert json.loads(detail)["swap"]["method"] == "pages"
     checked = run_cli("backup", "verify", name, "--json", "--data-dir", data, prefix=prefix)
     assert checked.code == 0 and checked.json["ok"] is True, checked.err
 

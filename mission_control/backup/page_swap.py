@@ -1,0 +1,379 @@
+"""The restore's swap that writes only the pages that differ: a child process with `sqlite_dbpage`.
+
+Run as ``python -I page_swap.py LIVE PREPARED BUSY_MS PARENT_PID``. PREPARED is the restore's
+verified, prepared private copy (a rollback-journal file nobody else writes); LIVE is the live
+database, in WAL mode, which other connections and processes keep reading and writing. The child
+makes LIVE's content PREPARED's in one ordinary write transaction that writes only the pages that
+differ, through SQLite's `sqlite_dbpage` table (in the `sqlean.py` build of SQLite: the system's
+lacks it). Every other connection sees either the old or the new data, as with the backup API,
+but the write lock is held for the differing pages only, not for a copy of every page.
+
+1. Without any lock: a read transaction on LIVE (snapshot S) compares every page of S with
+   PREPARED (in SQLite, a join of the two `sqlite_dbpage` tables): the pages that differ, D.
+   Before S began, the WAL-index header (the `-shm` file) gave the WAL's generation (its salts)
+   and its last committed frame, m0 (at most S's).
+2. Under the write lock (`BEGIN IMMEDIATE`): every page changed since S was written in a frame of
+   the WAL's current generation (after m0 when the generation is the one m0 was read in; see
+   `_changed_since_snapshot`), so the pages to compare again are D, the pages of those frames,
+   and any past the smallest size the database had since S. When the WAL or its index cannot be
+   read, every page is compared again under the lock: slower, never wrong. The pages that differ are written; page 1 is always written with
+   them, as SQLite's backup API writes it (the WAL format bytes, the schema cookie one past the
+   live one so that every connection reloads the schema); a longer live file is truncated.
+   Nothing differs: nothing is written.
+
+Why a child: two copies of SQLite in one process break each other's POSIX locks on a file both
+open (closing any descriptor of a file drops every lock the process holds on it), and the server
+holds the live database open through Python's `sqlite3`.
+
+Output, one JSON object a line on stdout: ``{"cookie": N}`` just before the commit (so that a
+parent that lost the child can tell whether it committed), then the result: ``{"pages",
+"written", "compared_under_lock", "full_compare", "lock_ms", "truncated_from"}``. Exit 3 with a
+reason on stderr: this swap does not apply (no `sqlean`, another page size, auto-vacuum): nothing
+was touched, the parent uses the backup API. Exit 1: it failed, nothing was written (one line on
+stderr, no traceback).
+"""
+import importlib.util
+import json
+import logging
+import os
+import struct
+import subprocess
+import sys
+import time
+import urllib.parse
+
+WAL_HEADER, FRAME_HEADER = 32, 24
+#: One copy of the WAL-index header at the start of the `-shm` file (SQLite keeps two).
+SHM_HEADER = 48
+HEADER_READS = 5
+#: The bytes of page 1 that differ between two copies of the same data: the WAL format bytes
+#: (18-19), the change counter (24-27), the schema cookie (40-43), version-valid-for and the
+#: writing library's version (92-99).
+VOLATILE_HEADER = ((18, 20), (24, 28), (40, 44), (92, 100))
+DIFFERING = ("SELECT s.pgno FROM sqlite_dbpage('src') AS s"
+             " LEFT JOIN sqlite_dbpage('main') AS m ON m.pgno = s.pgno"
+             " WHERE m.data IS NOT s.data")
+MMAP_SIZE = 1 << 40
+
+log = logging.getLogger(__name__)
+
+
+#: Seconds the child may take: a start, and one read of both files at a slow disk's pace.
+BASE_TIMEOUT = 60
+BYTES_PER_SECOND = 20 * 2**20
+
+
+class NotApplicable(Exception):
+    """This swap does not apply to these files; nothing was touched (exit 3)."""
+
+
+def wal_index_header(shm):
+    """The WAL-index header's `(salts, last committed frame)` from the open `-shm` file `shm`, or
+    None when it has no consistent header (SQLite writes its two copies in turn: equal copies are
+    whole)."""
+    for _ in range(HEADER_READS):
+        data = os.pread(shm, 2 * SHM_HEADER, 0)
+        if len(data) < 2 * SHM_HEADER:
+            return None
+        first = data[:SHM_HEADER]
+        if first == data[SHM_HEADER:] and first[12] == 1:  # isInit
+            return bytes(first[32:40]), struct.unpack_from("=I", first, 16)[0]
+        time.sleep(0.001)
+    return None
+
+
+def frames_since(wal, salts, first, last, page_size):
+    """The pages written by frames `first` to `last` of the open WAL file `wal`, and the smallest
+    database size a commit among them left; None when a frame is not of the generation `salts`.
+
+    :return: `(set of page numbers, smallest size in pages or None when no commit)`.
+    """
+    pages, smallest = set(), None
+    if first > last:
+        return pages, smallest
+    if os.pread(wal, WAL_HEADER, 0)[16:24] != salts:
+        return None
+    frame = FRAME_HEADER + page_size
+    for i in range(first, last + 1):
+        head = os.pread(wal, FRAME_HEADER, WAL_HEADER + (i - 1) * frame)
+        if len(head) < FRAME_HEADER or head[8:16] != salts:
+            return None
+        page, commit = struct.unpack_from(">2I", head)
+        pages.add(page)
+        if commit:
+            smallest = commit if smallest is None else min(smallest, commit)
+    return pages, smallest
+
+
+class OpenFiles:
+    """Descriptors of the live database's `-shm` and `-wal` files, read beside SQLite in this
+    process, and closed only after SQLite's connections: closing a descriptor of a file drops
+    every POSIX lock this process holds on it, the write lock SQLite keeps in the `-shm` file
+    included. A file that was replaced since it was opened (unlinked by the last connection to
+    close, then made again) is not read."""
+
+    def __init__(self):
+        self._fds = {}
+
+    def get(self, path):
+        """An open descriptor of `path` while it is still the file first opened, or None."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        fd = self._fds.get(path)
+        if fd is None:
+            fd = self._fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        held = os.fstat(fd)
+        return fd if (held.st_dev, held.st_ino) == (st.st_dev, st.st_ino) else None
+
+    def close(self):
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+def _normalised_first_page(data):
+    data = bytearray(data)
+    for start, end in VOLATILE_HEADER:
+        data[start:end] = bytes(end - start)
+    return bytes(data)
+
+
+def first_page_to_write(prepared_first, live_cookie):
+    """PREPARED's page 1 as the live database must have it: WAL format bytes (2, 2) and the
+    schema cookie one past the live one, so that every connection reloads its schema (as SQLite's
+    backup API does)."""
+    data = bytearray(prepared_first)
+    data[18:20] = b"\x02\x02"
+    data[40:44] = struct.pack(">I", (live_cookie + 1) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+class PageSwap:
+    """The two steps on two connections to LIVE, with PREPARED attached to the first."""
+
+    def __init__(self, sqlite, live, prepared, busy_ms):
+        self.live, self.prepared = live, prepared
+        live_uri = f"file:{urllib.parse.quote(os.path.abspath(live))}?mode=rw"  # never created
+        self.reader = self._connect(sqlite, live_uri, busy_ms)
+        self.writer = self._connect(sqlite, live_uri, busy_ms)
+        if not os.path.isfile(prepared) or os.path.getsize(prepared) == 0:
+            raise FileNotFoundError("the prepared copy is missing or empty")
+        uri = f"file:{urllib.parse.quote(os.path.abspath(prepared))}?mode=rw"
+        for conn in (self.reader, self.writer):
+            conn.execute("ATTACH DATABASE ? AS src", (uri,))  # never created
+            conn.execute(f"PRAGMA src.mmap_size={MMAP_SIZE}")
+        self.page_size = self._one(self.reader, "PRAGMA main.page_size")
+        if self._one(self.reader, "PRAGMA src.page_size") != self.page_size:
+            raise NotApplicable("the prepared copy's page size is not the live one's")
+        for schema in ("main", "src"):
+            if self._one(self.reader, f"PRAGMA {schema}.auto_vacuum") != 0:
+                raise NotApplicable(f"auto-vacuum is on in {schema}")
+        if self._one(self.reader, "PRAGMA main.journal_mode") != "wal":
+            raise NotApplicable("the live database is not in WAL mode")
+        self.src_pages = self._one(self.reader, "PRAGMA src.page_count")
+        if not self.src_pages:
+            raise ValueError("the prepared copy has no pages")
+        self.files = OpenFiles()
+        self.fd = self.files.get(prepared)
+
+    @staticmethod
+    def _connect(sqlite, path, busy_ms):
+        conn = sqlite.connect(path, isolation_level=None, check_same_thread=False, uri=True)
+        conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        conn.execute(f"PRAGMA mmap_size={MMAP_SIZE}")
+        conn.execute("PRAGMA synchronous=FULL")  # the swap's commit is durable
+        return conn
+
+    @staticmethod
+    def _one(conn, sql, *args):
+        row = conn.execute(sql, args).fetchone()
+        return row[0] if row else None
+
+    def close(self):
+        for conn in (self.reader, self.writer):
+            conn.close()
+        self.files.close()  # last: see `OpenFiles`
+
+    def source_page(self, pgno):
+        return os.pread(self.fd, self.page_size, (pgno - 1) * self.page_size)
+
+    def wal_position(self):
+        """The WAL's generation and last committed frame now, or None (no WAL index to read)."""
+        shm = self.files.get(f"{self.live}-shm")
+        return None if shm is None else wal_index_header(shm)
+
+    def run(self, announce, between=None):
+        """Both steps; `announce(cookie)` is called just before the commit, `between()` (when
+        given) between the comparison and the lock. :return: the result."""
+        before = self.wal_position()
+        self.reader.execute("BEGIN")
+        snapshot_pages = self._one(self.reader, "PRAGMA main.page_count")  # S begins here
+        differing = {row[0] for row in self.reader.execute(DIFFERING)}
+        if between is not None:
+            between()
+        self.writer.execute("BEGIN IMMEDIATE")
+        locked = time.perf_counter()
+        try:
+            result = self._under_lock(before, snapshot_pages, differing, announce)
+        except BaseException:
+            if self.writer.in_transaction:
+                self.writer.execute("ROLLBACK")
+            raise
+        finally:
+            if self.reader.in_transaction:
+                self.reader.execute("COMMIT")
+        result["lock_ms"] = round((time.perf_counter() - locked) * 1000, 1)
+        return result
+
+    def _changed_since_snapshot(self, before, snapshot_pages, live_pages):
+        """The pages that may differ from S now, or None: compare them all.
+
+        Every frame committed after S is a frame of the WAL's current generation: while the
+        reader holds S, SQLite restarts the WAL at most once, and only before any frame follows
+        S in the old one (a reader on a frame blocks restarts; a reader of the database file
+        alone blocks the checkpoint a second restart needs). When the generation is the one
+        `before` saw, only its frames after `before`'s last are new.
+        """
+        shm, wal = (self.files.get(f"{self.live}-{end}") for end in ("shm", "wal"))
+        if shm is None:
+            return None
+        now = wal_index_header(shm)  # stable: we hold the write lock
+        if now is None:
+            return None
+        if now[1] == 0:  # no frame in the WAL: nothing was committed since S
+            return set(range(min(snapshot_pages, live_pages) + 1, self.src_pages + 1))
+        if wal is None:
+            return None
+        same = before is not None and now[0] == before[0] and now[1] >= before[1]
+        first = before[1] + 1 if same else 1
+        found = frames_since(wal, now[0], first, now[1], self.page_size)
+        if found is None:
+            return None
+        pages, smallest = found
+        floor = min(snapshot_pages, live_pages, smallest or snapshot_pages)
+        return pages | set(range(floor + 1, self.src_pages + 1))
+
+    def _under_lock(self, before, snapshot_pages, differing, announce):
+        live_pages = self._one(self.writer, "PRAGMA main.page_count")
+        changed = self._changed_since_snapshot(before, snapshot_pages, live_pages)
+        self.reader.execute("COMMIT")  # S is no longer needed
+        full = changed is None
+        if full:  # in SQLite, as in step 1, but on the locked, newest data
+            candidates = sorted({row[0] for row in self.writer.execute(DIFFERING)} | {1})
+        else:
+            candidates = sorted(p for p in differing | changed | {1} if p <= self.src_pages)
+        writes = []
+        for pgno in candidates:
+            live = self._one(self.writer, "SELECT data FROM sqlite_dbpage WHERE pgno = ?", pgno)
+            data = self.source_page(pgno)
+            if len(data) != self.page_size:
+                raise OSError(f"the prepared copy ends before page {pgno}")
+            same = (live is not None and _normalised_first_page(live)
+                    == _normalised_first_page(data)) if pgno == 1 else live == data
+            if not same:
+                writes.append(pgno)
+        truncate = live_pages > self.src_pages
+        result = {"pages": self.src_pages, "written": 0, "full_compare": full,
+                  "compared_under_lock": len(candidates),
+                  "truncated_from": live_pages if truncate else None}
+        if not writes and not truncate:
+            self.writer.execute("ROLLBACK")
+            return result
+        cookie = (self._one(self.writer, "PRAGMA main.schema_version") + 1) & 0xFFFFFFFF
+        if truncate:
+            self.writer.execute("INSERT INTO sqlite_dbpage (pgno, data) VALUES (?, NULL)",
+                                (self.src_pages + 1,))
+        first = first_page_to_write(self.source_page(1), cookie - 1)
+        rows = [(pgno, self.source_page(pgno)) for pgno in writes if pgno != 1]
+        self.writer.executemany("INSERT INTO sqlite_dbpage (pgno, data) VALUES (?, ?)",
+                                rows + [(1, first)])
+        announce(cookie)
+        self.writer.execute("COMMIT")
+        result["written"] = len(set(writes) | {1})
+        return result
+
+
+def available():
+    """Whether this swap can run here: the `sqlean.py` SQLite (with `sqlite_dbpage`) is installed."""
+    return importlib.util.find_spec("sqlean") is not None
+
+
+def swap_pages(live, prepared, *, busy_ms, committed):
+    """Run the child on `live` and `prepared` (paths) and wait for it.
+
+    :param committed: `committed(cookie)` says whether the live database's schema cookie is
+        `cookie`: asked only when the child announced its commit but gave no result (it was
+        killed, or its output failed), to tell whether the commit happened.
+    :return: the child's result (a dict; `lock_ms` the time it held the write lock), or None when
+        it did not change the live database and the caller should swap another way: the swap does
+        not apply (auto-vacuum, say) or failed before its commit (its reason is logged).
+    """
+    timeout = BASE_TIMEOUT + os.path.getsize(prepared) / BYTES_PER_SECOND
+    command = [sys.executable, "-I", os.path.abspath(__file__), str(live), str(prepared),
+               str(int(busy_ms)), str(os.getpid())]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+        out, err, code = done.stdout, done.stderr, done.returncode
+    except subprocess.TimeoutExpired as exc:  # killed by `run`: an open transaction rolls back
+        out, err, code = _text(exc.stdout), f"no answer in {timeout:.0f} s", -9
+    said = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    result = next((each for each in said if "pages" in each), None)
+    if code == 0 and result is not None:
+        return result
+    cookie = next((each["cookie"] for each in said if "cookie" in each), None)
+    if cookie is not None and committed(cookie):
+        log.warning("the page swap committed, but its child ended without a result (%s)",
+                    err.strip() or f"exit {code}")
+        return {"pages": None, "written": None, "lock_ms": None, "unreported": True}
+    level = logging.INFO if code == 3 else logging.WARNING
+    log.log(level, "page swap not used (%s); swapping with the backup API",
+            (err.strip().splitlines() or [f"exit {code}"])[-1])
+    return None
+
+
+def _text(data):
+    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
+
+
+def _die_with_parent(parent):
+    """Ask the kernel to kill this process when its parent dies (Linux); an uncommitted swap is
+    then rolled back by SQLite, as after any crash."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        sys.exit(1)
+
+
+def main(argv):
+    live, prepared, busy_ms, parent = argv[0], argv[1], int(argv[2]), int(argv[3])
+    _die_with_parent(parent)
+    try:
+        import sqlean as sqlite
+    except ImportError:
+        print("sqlean.py is not installed", file=sys.stderr)
+        return 3
+    swap = None
+    try:
+        swap = PageSwap(sqlite, live, prepared, busy_ms)
+        result = swap.run(lambda cookie: print(json.dumps({"cookie": cookie}), flush=True))
+    except NotApplicable as exc:
+        print(str(exc), file=sys.stderr)
+        return 3
+    except Exception as exc:  # noqa: BLE001 - one line for the parent's log, no traceback
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if swap is not None:
+            swap.close()
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,294 @@
+"""The restore's page swap: only the pages that differ are written, in one transaction, and every
+other connection sees the old data or the new.
+
+The swap itself runs on `sqlean`'s SQLite here, in this process, on files no connection of
+Python's `sqlite3` opens meanwhile (two SQLite libraries in one process must not share a file);
+the restores through the app run it as the child process they always use.
+"""
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import sqlean
+
+from mission_control.backup import page_swap
+from mission_control.backup.page_swap import NotApplicable, PageSwap
+
+ROWS = 300
+
+
+def rows(path, table="t"):
+    conn = sqlean.connect(path)
+    try:
+        return conn.execute(f"SELECT rowid, x FROM {table} ORDER BY rowid").fetchall()
+    finally:
+        conn.close()
+
+
+def integrity(path):
+    conn = sqlean.connect(path)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """A live database in WAL mode (300 rows of 3,000 bytes: one a page) and its copy `prepared`
+    in rollback-journal mode, as a restore prepares it; then 3 live rows are changed."""
+    live, prepared = tmp_path / "live.db", tmp_path / "prepared.db"
+    conn = sqlean.connect(live, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x)")
+    conn.executemany("INSERT INTO t VALUES (randomblob(3000))", [()] * ROWS)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    shutil.copyfile(live, prepared)
+    conn = sqlean.connect(prepared, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.close()
+    conn = sqlean.connect(live, isolation_level=None)
+    conn.execute("UPDATE t SET x = randomblob(3000) WHERE rowid IN (10, 150, 290)")
+    conn.close()
+    return live, prepared
+
+
+def swap(live, prepared, **kw):
+    runner = PageSwap(sqlean, str(live), str(prepared), 5000)
+    announced = []
+    try:
+        return runner.run(announced.append, **kw), announced
+    finally:
+        runner.close()
+
+
+def test_only_the_pages_that_differ_are_written(pair):
+    live, prepared = pair
+    assert rows(live) != rows(prepared)
+    result, announced = swap(live, prepared)
+    assert rows(live) == rows(prepared)
+    assert integrity(live) == [("ok",)]
+    # The 3 changed rows' pages and page 1; nothing was compared again under the lock but those.
+    assert result["written"] == 4 and result["pages"] > ROWS
+    assert result["full_compare"] is False and result["compared_under_lock"] == 4
+    assert len(announced) == 1
+
+
+def test_nothing_differs_nothing_is_written(pair):
+    live, prepared = pair
+    swap(live, prepared)
+    result, announced = swap(live, prepared)
+    assert result["written"] == 0 and announced == []
+
+
+def test_a_page_changed_after_the_comparison_is_compared_again_under_the_lock(pair):
+    """Row 200's page was equal when compared; a writer changes it before the swap's lock: the
+    WAL's frames since then say so, and it is restored too. (The service keeps the live database
+    open, so its WAL has a generation when a restore starts; `keeper` stands for that.)"""
+    live, prepared = pair
+    keeper = sqlean.connect(live, isolation_level=None)
+    keeper.execute("UPDATE t SET x = x WHERE rowid = 1")
+
+    def writer_commits():
+        conn = sqlean.connect(live, isolation_level=None)
+        conn.execute("UPDATE t SET x = randomblob(3000) WHERE rowid = 200")
+        conn.close()
+    result, _ = swap(live, prepared, between=writer_commits)
+    keeper.close()
+    assert rows(live) == rows(prepared)
+    assert result["full_compare"] is False and result["written"] == 5
+
+
+def test_a_page_changed_in_a_new_wal_generation_is_compared_again(pair):
+    """The WAL was empty when the swap began (the live database idle): the writer's frame starts
+    a new generation, whose every frame is compared again."""
+    live, prepared = pair
+    conn = sqlean.connect(live, isolation_level=None)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+    def writer_commits():
+        conn = sqlean.connect(live, isolation_level=None)
+        conn.execute("UPDATE t SET x = randomblob(3000) WHERE rowid = 200")
+        conn.close()
+    result, _ = swap(live, prepared, between=writer_commits)
+    assert rows(live) == rows(prepared)
+    assert result["full_compare"] is False and result["written"] == 5
+
+
+def test_without_a_readable_wal_index_every_page_is_compared_under_the_lock(pair, monkeypatch):
+    live, prepared = pair
+    monkeypatch.setattr(page_swap, "wal_index_header", lambda shm: None)
+
+    def writer_commits():
+        conn = sqlean.connect(live, isolation_level=None)
+        conn.execute("UPDATE t SET x = randomblob(3000) WHERE rowid = 200")
+        conn.close()
+    result, _ = swap(live, prepared, between=writer_commits)
+    assert rows(live) == rows(prepared)
+    assert result["full_compare"] is True and result["written"] == 5
+
+
+def test_a_longer_live_file_is_cut_and_a_shorter_one_grows(pair):
+    live, prepared = pair
+    conn = sqlean.connect(live, isolation_level=None)
+    conn.executemany("INSERT INTO t VALUES (randomblob(3000))", [()] * 50)
+    conn.close()
+    result, _ = swap(live, prepared)
+    assert result["truncated_from"] == result["pages"] + 50
+    assert rows(live) == rows(prepared) and integrity(live) == [("ok",)]
+    conn = sqlean.connect(prepared, isolation_level=None)
+    conn.executemany("INSERT INTO t VALUES (randomblob(3000))", [()] * 80)
+    conn.close()
+    result, _ = swap(live, prepared)
+    assert result["truncated_from"] is None and result["written"] >= 80
+    assert rows(live) == rows(prepared) and integrity(live) == [("ok",)]
+
+
+def test_an_open_connection_reloads_the_schema_even_when_the_cookies_are_equal(pair):
+    """Both files made two schema changes since the copy, so their schema cookies are equal; the
+    swap's page 1 carries a new one, and a connection that cached the live schema reads the
+    restored one (with the prepared page 1 verbatim it would look for `x` where `b` now is)."""
+    live, prepared = pair
+    for path, names in ((prepared, ("a", "b")), (live, ("x", "y"))):
+        conn = sqlean.connect(path, isolation_level=None)
+        for name in names:
+            conn.execute(f"CREATE TABLE {name} (v)")
+        conn.execute(f"INSERT INTO {names[1]} VALUES ('{names[1]} here')")
+        conn.close()
+    cookies = [sqlean.connect(p).execute("PRAGMA schema_version").fetchone()[0]
+               for p in (live, prepared)]
+    assert cookies[0] == cookies[1]
+    reader = sqlean.connect(live, isolation_level=None)
+    assert reader.execute("SELECT v FROM y").fetchall() == [("y here",)]
+    swap(live, prepared)
+    assert reader.execute("SELECT v FROM b").fetchall() == [("b here",)]
+    with pytest.raises(sqlean.OperationalError, match="no such table: y"):
+        reader.execute("SELECT v FROM y")
+    reader.close()
+    assert integrity(live) == [("ok",)]
+
+
+def test_auto_vacuum_or_another_page_size_is_not_for_this_swap(tmp_path):
+    live, other = tmp_path / "live.db", tmp_path / "other.db"
+    for path, pragmas in ((live, ["PRAGMA auto_vacuum=FULL"]), (other, [])):
+        conn = sqlean.connect(path, isolation_level=None)
+        for pragma in pragmas:
+            conn.execute(pragma)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x)")
+        conn.close()
+    with pytest.raises(NotApplicable, match="auto-vacuum"):
+        PageSwap(sqlean, str(live), str(other), 1000)
+    small = tmp_path / "small.db"
+    conn = sqlean.connect(small, isolation_level=None)
+    conn.execute("PRAGMA page_size=1024")
+    conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    with pytest.raises(NotApplicable, match="page size"):
+        PageSwap(sqlean, str(other), str(small), 1000)
+
+
+def test_a_missing_or_empty_prepared_copy_never_touches_the_live_database(pair, tmp_path):
+    live, _ = pair
+    before = rows(live)
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    for path in (tmp_path / "missing.db", empty):
+        with pytest.raises(FileNotFoundError):
+            PageSwap(sqlean, str(live), str(path), 1000)
+    assert not (tmp_path / "missing.db").exists()
+    assert rows(live) == before
+
+
+# -- through the app: the child process ----------------------------------------------------------
+def restore_detail(mc):
+    [(detail,)] = mc.db.execute(
+        "SELECT detail FROM audit_log WHERE action = 'backup_restore' ORDER BY id DESC LIMIT 1")
+    return json.loads(detail)
+
+
+WRITER = textwrap.dedent("""
+    import sqlite3, sys, time
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS writes (t REAL)")
+    print("ready", flush=True)
+    longest, errors, started = 0.0, 0, time.monotonic()
+    while time.monotonic() - started < float(sys.argv[2]):
+        began = time.perf_counter()
+        try:
+            conn.execute("INSERT INTO writes VALUES (?)", (began,))
+        except sqlite3.Error:
+            errors += 1
+        longest = max(longest, time.perf_counter() - began)
+        time.sleep(0.005)
+    print(errors, longest, flush=True)
+""")
+
+
+def test_a_restore_under_a_live_writer_writes_only_the_changed_pages(mc, users, admin_client, tmp_path):
+    """A writer in another process commits every 5 ms through the restore: none of its commits
+    fails, the restored data is the backup's, and the swap wrote a handful of pages."""
+    db = mc.config.db_path
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE blobs (x)")
+    conn.execute("CREATE TABLE writes (t REAL)")  # in the backup: the writer's table survives
+    conn.executemany("INSERT INTO blobs VALUES (randomblob(3000))", [()] * 2000)
+    conn.close()
+    made = admin_client.post("/api/backup").json["backup"]["name"]
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("UPDATE blobs SET x = zeroblob(10) WHERE rowid % 500 = 0")
+    conn.close()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db), "3"], text=True,
+                              stdout=subprocess.PIPE)
+    assert writer.stdout.readline().strip() == "ready"
+    response = admin_client.post("/api/backup/restore", json={"name": made})
+    errors, longest = writer.communicate(timeout=60)[0].split()
+    assert response.status_code == 200, response.json
+    assert int(errors) == 0
+    swapped = restore_detail(mc)["swap"]
+    assert swapped["method"] == "pages"
+    assert 1 <= swapped["written"] < swapped["pages"] / 20
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM blobs WHERE length(x) = 10").fetchone() == (0,)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        conn.close()
+
+
+def test_without_sqlean_the_backup_api_swaps_every_page(mc, users, admin_client, monkeypatch):
+    made = admin_client.post("/api/backup").json["backup"]["name"]
+    monkeypatch.setattr(page_swap, "available", lambda: False)
+    assert admin_client.post("/api/backup/restore", json={"name": made}).status_code == 200
+    swapped = restore_detail(mc)["swap"]
+    assert swapped["method"] == "backup_api" and swapped["written"] == swapped["pages"]
+
+
+@pytest.mark.parametrize("child", [
+    "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+    "print('{\"cookie\": 7}', flush=True); raise SystemExit(1)",
+], ids=["killed", "announced-but-never-committed"])
+def test_a_page_swap_that_did_not_commit_falls_back_to_the_backup_api(
+        mc, users, admin_client, monkeypatch, tmp_path, child):
+    made = admin_client.post("/api/backup").json["backup"]["name"]
+    fake = tmp_path / "child.py"
+    fake.write_text(child + "\n")
+    monkeypatch.setattr(page_swap, "__file__", str(fake))
+    conn = sqlite3.connect(mc.config.db_path, isolation_level=None)
+    conn.execute("CREATE TABLE later (x)")
+    conn.close()
+    assert admin_client.post("/api/backup/restore", json={"name": made}).status_code == 200
+    assert restore_detail(mc)["swap"]["method"] == "backup_api"
+    conn = sqlite3.connect(mc.config.db_path)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'later'"
+                            ).fetchone() == (0,)
+    finally:
+        conn.close()
