@@ -1,4 +1,6 @@
 """kill -9 of a real server during a restore and during pruning: nothing broken, a clean start."""
+import os
+import signal
 import sqlite3
 import threading
 import time
@@ -128,6 +130,86 @@ def test_kill_9_during_pruning_leaves_complete_backups_and_the_next_backup_prune
         assert status == 200
         after = sorted(p.name for p in backups.glob("*.db"))
         assert len(after) == 2 and made["backup"]["name"] in after  # retention holds again
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def swap_children(parent_pid):
+    """Pids of `page_swap.py` processes whose parent is `parent_pid`."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = open(f"/proc/{entry.name}/cmdline", "rb").read().split(b"\0")
+            ppid = int(open(f"/proc/{entry.name}/stat").read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent_pid and any(arg.endswith(b"page_swap.py") for arg in cmdline):
+            found.append(int(entry.name))
+    return found
+
+
+HOLD_LOCK = '''"""Test plugin: just before the swap, another process takes the write lock and keeps it."""
+import os
+import pathlib
+import subprocess
+import sys
+
+from mission_control import hookimpl
+
+HOLDER = ("import sqlite3, sys, time\\n"
+          "conn = sqlite3.connect(sys.argv[1], isolation_level=None)\\n"
+          "conn.execute('BEGIN IMMEDIATE')\\n"
+          "print('held', flush=True)\\n"
+          "time.sleep(60)\\n")
+
+
+@hookimpl
+def restore_pause(mc, actor):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, os.environ["HOLD_DB"]],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    pathlib.Path(__file__).with_name("holder.pid").write_text(str(holder.pid))
+'''
+
+
+def test_kill_9_while_the_page_swap_waits_for_the_write_lock_leaves_the_old_data(tmp_path):
+    """The swap's child has compared the pages and waits for the write lock (another process
+    holds it); the server is killed: the child dies with it, nothing was written, and the server
+    starts clean."""
+    data, dropins = tmp_path / "data", tmp_path / "dropins"
+    dropins.mkdir()
+    (dropins / "hold_lock.py").write_text(HOLD_LOCK)
+    db = data / "mission-control.db"
+    proc, host = start_server(data, {"MC_PLUGINS_DIR": str(dropins), "HOLD_DB": str(db)})
+    http = login(host)
+    make_big_database(db, 20)
+    status, _, made = http("POST", "/api/backup")
+    assert status == 200
+    make_big_database(db, 1)  # live now has 21 rows
+    fire_and_forget(http, "POST", "/api/backup/restore", {"name": made["backup"]["name"]})
+    wait_for(lambda: swap_children(proc.pid), "the page swap's child")
+    [child] = swap_children(proc.pid)
+    kill(proc)
+    try:
+        wait_for(lambda: not os.path.exists(f"/proc/{child}") or
+                 open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0] == "Z",
+                 "the child gone with its parent", timeout=3)  # its busy timeout: 5 s
+    finally:
+        os.kill(int((dropins / "holder.pid").read_text()), signal.SIGKILL)
+    assert count(db, "blobs") == 21
+    (dropins / "hold_lock.py").unlink()
+    proc, host = start_server(data, {"MC_PLUGINS_DIR": str(dropins)})
+    try:
+        assert [p.name for p in (data / "backups").iterdir() if p.name.startswith(".mc-")] == []
+        status, _, restored = login(host)("POST", "/api/backup/restore",
+                                          {"name": made["backup"]["name"]})
+        assert status == 200, restored
+        assert count(db, "blobs") == 20
     finally:
         proc.terminate()
         assert proc.wait(30) == 0
