@@ -32,6 +32,7 @@ reason on stderr: this swap does not apply (no `sqlean`, another page size, auto
 was touched, the parent uses the backup API. Exit 1: it failed, nothing was written (one line on
 stderr, no traceback).
 """
+import heapq
 import importlib.util
 import json
 import logging
@@ -41,6 +42,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from array import array
 
 WAL_HEADER, FRAME_HEADER = 32, 24
 #: One copy of the WAL-index header at the start of the `-shm` file (SQLite keeps two).
@@ -52,7 +54,7 @@ HEADER_READS = 5
 VOLATILE_HEADER = ((18, 20), (24, 28), (40, 44), (92, 100))
 DIFFERING = ("SELECT s.pgno FROM sqlite_dbpage('src') AS s"
              " LEFT JOIN sqlite_dbpage('main') AS m ON m.pgno = s.pgno"
-             " WHERE m.data IS NOT s.data")
+             " WHERE m.data IS NOT s.data ORDER BY s.pgno")
 MMAP_SIZE = 1 << 40
 
 log = logging.getLogger(__name__)
@@ -197,7 +199,10 @@ class PageSwap:
         self.files.close()  # last: see `OpenFiles`
 
     def source_page(self, pgno):
-        return os.pread(self.fd, self.page_size, (pgno - 1) * self.page_size)
+        data = os.pread(self.fd, self.page_size, (pgno - 1) * self.page_size)
+        if len(data) != self.page_size:
+            raise OSError(f"the prepared copy ends before its page {pgno}")
+        return data
 
     def wal_position(self):
         """The WAL's generation and last committed frame now, or None (no WAL index to read)."""
@@ -210,7 +215,7 @@ class PageSwap:
         before = self.wal_position()
         self.reader.execute("BEGIN")
         snapshot_pages = self._one(self.reader, "PRAGMA main.page_count")  # S begins here
-        differing = {row[0] for row in self.reader.execute(DIFFERING)}
+        differing = array("I", (row[0] for row in self.reader.execute(DIFFERING)))
         if between is not None:
             between()
         self.writer.execute("BEGIN IMMEDIATE")
@@ -255,43 +260,49 @@ class PageSwap:
         floor = min(snapshot_pages, live_pages, smallest or snapshot_pages)
         return pages | set(range(floor + 1, self.src_pages + 1))
 
+    def _differs(self, pgno):
+        """Whether page `pgno` of the live database (as this write transaction sees it) differs
+        from the prepared copy's; page 1 apart from the bytes that differ between two copies of
+        the same data (`VOLATILE_HEADER`)."""
+        live = self._one(self.writer, "SELECT data FROM sqlite_dbpage WHERE pgno = ?", pgno)
+        data = self.source_page(pgno)
+        if pgno == 1:
+            return live is None or _normalised_first_page(live) != _normalised_first_page(data)
+        return live != data
+
     def _under_lock(self, before, snapshot_pages, differing, announce):
+        """Step 2. `differing`: the pages that differed in S, ascending (an `array`: at 10 GiB
+        every page may differ, and memory stays at 4 bytes a page)."""
         live_pages = self._one(self.writer, "PRAGMA main.page_count")
         changed = self._changed_since_snapshot(before, snapshot_pages, live_pages)
         self.reader.execute("COMMIT")  # S is no longer needed
         full = changed is None
         if full:  # in SQLite, as in step 1, but on the locked, newest data
-            candidates = sorted({row[0] for row in self.writer.execute(DIFFERING)} | {1})
-        else:
-            candidates = sorted(p for p in differing | changed | {1} if p <= self.src_pages)
-        writes = []
-        for pgno in candidates:
-            live = self._one(self.writer, "SELECT data FROM sqlite_dbpage WHERE pgno = ?", pgno)
-            data = self.source_page(pgno)
-            if len(data) != self.page_size:
-                raise OSError(f"the prepared copy ends before page {pgno}")
-            same = (live is not None and _normalised_first_page(live)
-                    == _normalised_first_page(data)) if pgno == 1 else live == data
-            if not same:
-                writes.append(pgno)
+            differing = array("I", (row[0] for row in self.writer.execute(DIFFERING)))
+            changed = set()
+        # Pages changed since S are compared again; the others differ as they did in S.
+        again = [p for p in sorted(changed | {1}) if p <= self.src_pages and self._differs(p)]
+        known = sum(1 for p in differing if p != 1 and p not in changed)
         truncate = live_pages > self.src_pages
         result = {"pages": self.src_pages, "written": 0, "full_compare": full,
-                  "compared_under_lock": len(candidates),
+                  "compared_under_lock": self.src_pages if full else len(changed | {1}),
                   "truncated_from": live_pages if truncate else None}
-        if not writes and not truncate:
+        if not again and not known and not truncate:
             self.writer.execute("ROLLBACK")
             return result
         cookie = (self._one(self.writer, "PRAGMA main.schema_version") + 1) & 0xFFFFFFFF
         if truncate:
             self.writer.execute("INSERT INTO sqlite_dbpage (pgno, data) VALUES (?, NULL)",
                                 (self.src_pages + 1,))
-        first = first_page_to_write(self.source_page(1), cookie - 1)
-        rows = [(pgno, self.source_page(pgno)) for pgno in writes if pgno != 1]
+        pages = heapq.merge((p for p in differing if p != 1 and p not in changed),
+                            (p for p in again if p != 1))
         self.writer.executemany("INSERT INTO sqlite_dbpage (pgno, data) VALUES (?, ?)",
-                                rows + [(1, first)])
+                                ((p, self.source_page(p)) for p in pages))  # one page at a time
+        self.writer.execute("INSERT INTO sqlite_dbpage (pgno, data) VALUES (1, ?)",
+                            (first_page_to_write(self.source_page(1), cookie - 1),))
         announce(cookie)
         self.writer.execute("COMMIT")
-        result["written"] = len(set(writes) | {1})
+        result["written"] = known + len([p for p in again if p != 1]) + 1
         return result
 
 
