@@ -37,9 +37,11 @@ import importlib.util
 import json
 import logging
 import os
+import select
 import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from array import array
@@ -63,10 +65,19 @@ log = logging.getLogger(__name__)
 #: Seconds the child may take: a start, and one read of both files at a slow disk's pace.
 BASE_TIMEOUT = 60
 BYTES_PER_SECOND = 20 * 2**20
+#: Seconds a started child has to say it is ready, or to end when told no swap is coming.
+READY_TIMEOUT = 30
+READY = '{"ready": true}'
+NOT_APPLICABLE, SAFETY_BROKEN = 3, 4
 
 
 class NotApplicable(Exception):
     """This swap does not apply to these files; nothing was touched (exit 3)."""
+
+
+class SafetyCopyBroken(Exception):
+    """The safety copy could not be brought up to the live data; the live database is unchanged,
+    and the safety copy may be half written (remove it)."""
 
 
 def wal_index_header(shm):
@@ -153,31 +164,41 @@ def first_page_to_write(prepared_first, live_cookie):
 
 
 class PageSwap:
-    """The two steps on two connections to LIVE, with PREPARED attached to the first."""
+    """The swap's connections to LIVE: `guard` holds snapshot R from the start, before the safety
+    copy's own snapshot (so every page changed since is in a frame of the WAL's current
+    generation, `_changed_since_snapshot`); `reader` compares, `writer` writes."""
 
-    def __init__(self, sqlite, live, prepared, busy_ms):
-        self.live, self.prepared = live, prepared
+    def __init__(self, sqlite, live, busy_ms):
+        self.live, self.files = live, OpenFiles()
         live_uri = f"file:{urllib.parse.quote(os.path.abspath(live))}?mode=rw"  # never created
-        self.reader = self._connect(sqlite, live_uri, busy_ms)
-        self.writer = self._connect(sqlite, live_uri, busy_ms)
+        self.guard, self.reader, self.writer = (self._connect(sqlite, live_uri, busy_ms)
+                                                for _ in range(3))
+        if self._one(self.guard, "PRAGMA main.journal_mode") != "wal":
+            raise NotApplicable("the live database is not in WAL mode")
+        if self._one(self.guard, "PRAGMA main.auto_vacuum") != 0:
+            raise NotApplicable("auto-vacuum is on in the live database")
+        self.page_size = self._one(self.guard, "PRAGMA main.page_size")
+        self.before = self.wal_position()  # m0: read before R begins, so at most R's
+        self.guard.execute("BEGIN")
+        self.guard_pages = self._one(self.guard, "PRAGMA main.page_count")  # R begins here
+        self.fd = self.src_pages = None
+
+    def attach(self, prepared):
+        """Attach the prepared copy, PREPARED, to the reader and the writer.
+        :raises NotApplicable: another page size, or auto-vacuum on."""
         if not os.path.isfile(prepared) or os.path.getsize(prepared) == 0:
             raise FileNotFoundError("the prepared copy is missing or empty")
         uri = f"file:{urllib.parse.quote(os.path.abspath(prepared))}?mode=rw"
         for conn in (self.reader, self.writer):
             conn.execute("ATTACH DATABASE ? AS src", (uri,))  # never created
             conn.execute(f"PRAGMA src.mmap_size={MMAP_SIZE}")
-        self.page_size = self._one(self.reader, "PRAGMA main.page_size")
         if self._one(self.reader, "PRAGMA src.page_size") != self.page_size:
             raise NotApplicable("the prepared copy's page size is not the live one's")
-        for schema in ("main", "src"):
-            if self._one(self.reader, f"PRAGMA {schema}.auto_vacuum") != 0:
-                raise NotApplicable(f"auto-vacuum is on in {schema}")
-        if self._one(self.reader, "PRAGMA main.journal_mode") != "wal":
-            raise NotApplicable("the live database is not in WAL mode")
+        if self._one(self.reader, "PRAGMA src.auto_vacuum") != 0:
+            raise NotApplicable("auto-vacuum is on in the prepared copy")
         self.src_pages = self._one(self.reader, "PRAGMA src.page_count")
         if not self.src_pages:
             raise ValueError("the prepared copy has no pages")
-        self.files = OpenFiles()
         self.fd = self.files.get(prepared)
 
     @staticmethod
@@ -194,7 +215,7 @@ class PageSwap:
         return row[0] if row else None
 
     def close(self):
-        for conn in (self.reader, self.writer):
+        for conn in (self.guard, self.reader, self.writer):
             conn.close()
         self.files.close()  # last: see `OpenFiles`
 
@@ -209,56 +230,57 @@ class PageSwap:
         shm = self.files.get(f"{self.live}-shm")
         return None if shm is None else wal_index_header(shm)
 
-    def run(self, announce, between=None):
+    def run(self, announce, *, safety=None, between=None):
         """Both steps; `announce(cookie)` is called just before the commit, `between()` (when
-        given) between the comparison and the lock. :return: the result."""
-        before = self.wal_position()
+        given) between the comparison and the lock. `safety`: the path of the safety copy made
+        since R began, brought up to the live data as the lock found it (`_patch_safety_copy`).
+        :return: the result."""
         self.reader.execute("BEGIN")
-        snapshot_pages = self._one(self.reader, "PRAGMA main.page_count")  # S begins here
+        self._one(self.reader, "PRAGMA main.page_count")  # S begins here
         differing = array("I", (row[0] for row in self.reader.execute(DIFFERING)))
+        self.reader.execute("COMMIT")
         if between is not None:
             between()
         self.writer.execute("BEGIN IMMEDIATE")
         locked = time.perf_counter()
         try:
-            result = self._under_lock(before, snapshot_pages, differing, announce)
+            result = self._under_lock(differing, announce, safety)
         except BaseException:
             if self.writer.in_transaction:
                 self.writer.execute("ROLLBACK")
             raise
         finally:
-            if self.reader.in_transaction:
-                self.reader.execute("COMMIT")
+            if self.guard.in_transaction:
+                self.guard.execute("COMMIT")
         result["lock_ms"] = round((time.perf_counter() - locked) * 1000, 1)
         return result
 
-    def _changed_since_snapshot(self, before, snapshot_pages, live_pages):
-        """The pages that may differ from S now, or None: compare them all.
+    def _changed_since_snapshot(self, live_pages):
+        """The pages that may differ from R now, or None: compare them all.
 
-        Every frame committed after S is a frame of the WAL's current generation: while the
-        reader holds S, SQLite restarts the WAL at most once, and only before any frame follows
-        S in the old one (a reader on a frame blocks restarts; a reader of the database file
+        Every frame committed after R is a frame of the WAL's current generation: while the
+        guard holds R, SQLite restarts the WAL at most once, and only before any frame follows
+        R in the old one (a reader on a frame blocks restarts; a reader of the database file
         alone blocks the checkpoint a second restart needs). When the generation is the one
         `before` saw, only its frames after `before`'s last are new.
         """
         shm, wal = (self.files.get(f"{self.live}-{end}") for end in ("shm", "wal"))
-        if shm is None:
-            return None
-        now = wal_index_header(shm)  # stable: we hold the write lock
+        now = None if shm is None else wal_index_header(shm)  # stable: we hold the write lock
         if now is None:
             return None
-        if now[1] == 0:  # no frame in the WAL: nothing was committed since S
-            return set(range(min(snapshot_pages, live_pages) + 1, self.src_pages + 1))
+        top = max(self.src_pages, live_pages)
+        if now[1] == 0:  # no frame in the WAL: nothing was committed since R
+            return set(range(min(self.guard_pages, live_pages) + 1, top + 1))
         if wal is None:
             return None
+        before = self.before
         same = before is not None and now[0] == before[0] and now[1] >= before[1]
-        first = before[1] + 1 if same else 1
-        found = frames_since(wal, now[0], first, now[1], self.page_size)
+        found = frames_since(wal, now[0], before[1] + 1 if same else 1, now[1], self.page_size)
         if found is None:
             return None
         pages, smallest = found
-        floor = min(snapshot_pages, live_pages, smallest or snapshot_pages)
-        return pages | set(range(floor + 1, self.src_pages + 1))
+        floor = min(self.guard_pages, live_pages, smallest or self.guard_pages)
+        return pages | set(range(floor + 1, top + 1))
 
     def _differs(self, pgno):
         """Whether page `pgno` of the live database (as this write transaction sees it) differs
@@ -270,23 +292,53 @@ class PageSwap:
             return live is None or _normalised_first_page(live) != _normalised_first_page(data)
         return live != data
 
-    def _under_lock(self, before, snapshot_pages, differing, announce):
+    def _patch_safety_copy(self, path, changed, live_pages):
+        """Make the safety copy (a rollback-journal file of the live data at its own, later
+        snapshot) the live data as this transaction finds it, before anything is written: the
+        live version of every page changed since R, and the live size. Then fsync it: once the
+        swap commits, the safety copy on the disk is exactly the data the swap replaced.
+
+        :return: the pages written into it.
+        """
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)  # the parent made it; never created here
+        try:
+            os.ftruncate(fd, live_pages * self.page_size)
+            pages = sorted(p for p in changed | {1} if p <= live_pages)
+            for pgno in pages:
+                data = self._one(self.writer, "SELECT data FROM sqlite_dbpage WHERE pgno = ?",
+                                 pgno)
+                if pgno == 1:  # file format versions: 1, a rollback-journal file
+                    data = data[:18] + b"\x01\x01" + data[20:]
+                os.pwrite(fd, data, (pgno - 1) * self.page_size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return len(pages)
+
+    def _under_lock(self, differing, announce, safety):
         """Step 2. `differing`: the pages that differed in S, ascending (an `array`: at 10 GiB
         every page may differ, and memory stays at 4 bytes a page)."""
         live_pages = self._one(self.writer, "PRAGMA main.page_count")
-        changed = self._changed_since_snapshot(before, snapshot_pages, live_pages)
-        self.reader.execute("COMMIT")  # S is no longer needed
+        changed = self._changed_since_snapshot(live_pages)
         full = changed is None
+        result = {"pages": self.src_pages, "written": 0, "full_compare": full,
+                  "compared_under_lock": None, "truncated_from": None, "safety_patched": None}
         if full:  # in SQLite, as in step 1, but on the locked, newest data
             differing = array("I", (row[0] for row in self.writer.execute(DIFFERING)))
             changed = set()
-        # Pages changed since S are compared again; the others differ as they did in S.
-        again = [p for p in sorted(changed | {1}) if p <= self.src_pages and self._differs(p)]
+        elif safety is not None:
+            try:
+                result["safety_patched"] = self._patch_safety_copy(safety, changed, live_pages)
+            except Exception as exc:  # noqa: BLE001 - told apart by the parent (exit 4)
+                raise SafetyCopyBroken(f"the safety copy could not be brought up to date: "
+                                       f"{type(exc).__name__}: {exc}") from exc
+        # Pages changed since R are compared again; the others differ as they did in S.
+        recheck = sorted(p for p in changed | {1} if p <= self.src_pages)
+        again = [p for p in recheck if self._differs(p)]
         known = sum(1 for p in differing if p != 1 and p not in changed)
         truncate = live_pages > self.src_pages
-        result = {"pages": self.src_pages, "written": 0, "full_compare": full,
-                  "compared_under_lock": self.src_pages if full else len(changed | {1}),
-                  "truncated_from": live_pages if truncate else None}
+        result["compared_under_lock"] = self.src_pages if full else len(recheck)
+        result["truncated_from"] = live_pages if truncate else None
         if not again and not known and not truncate:
             self.writer.execute("ROLLBACK")
             return result
@@ -311,42 +363,95 @@ def available():
     return importlib.util.find_spec("sqlean") is not None
 
 
-def swap_pages(live, prepared, *, busy_ms, committed):
-    """Run the child on `live` and `prepared` (paths) and wait for it.
+class Child:
+    """The swap's child process: started as a restore starts (its snapshot R must come before
+    the safety copy's), told to swap once the prepared copy and the safety copy are ready
+    (`swap`), or ended without a swap (`close`)."""
 
-    :param committed: `committed(cookie)` says whether the live database's schema cookie is
-        `cookie`: asked only when the child announced its commit but gave no result (it was
-        killed, or its output failed), to tell whether the commit happened.
-    :return: the child's result (a dict; `lock_ms` the time it held the write lock), or None when
-        it did not change the live database and the caller should swap another way: the swap does
-        not apply (auto-vacuum, say) or failed before its commit (its reason is logged).
-    """
-    timeout = BASE_TIMEOUT + os.path.getsize(prepared) / BYTES_PER_SECOND
-    command = [sys.executable, "-I", os.path.abspath(__file__), str(live), str(prepared),
-               str(int(busy_ms)), str(os.getpid())]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-        out, err, code = done.stdout, done.stderr, done.returncode
-    except subprocess.TimeoutExpired as exc:  # killed by `run`: an open transaction rolls back
-        out, err, code = _text(exc.stdout), f"no answer in {timeout:.0f} s", -9
-    said = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    result = next((each for each in said if "pages" in each), None)
-    if code == 0 and result is not None:
-        return result
-    cookie = next((each["cookie"] for each in said if "cookie" in each), None)
-    if cookie is not None and committed(cookie):
-        log.warning("the page swap committed, but its child ended without a result (%s)",
-                    err.strip() or f"exit {code}")
-        return {"pages": None, "written": None, "lock_ms": None, "unreported": True}
-    level = logging.INFO if code == 3 else logging.WARNING
-    log.log(level, "page swap not used (%s); swapping with the backup API",
-            (err.strip().splitlines() or [f"exit {code}"])[-1])
-    return None
+    def __init__(self, proc):
+        self._proc = proc
+        self._lock = threading.Lock()
+        self._ready = None
 
+    @classmethod
+    def start(cls, live, *, busy_ms):
+        """:return: a `Child`, or None when no process could be started (logged)."""
+        command = [sys.executable, "-I", os.path.abspath(__file__), str(live), str(int(busy_ms)),
+                   str(os.getpid())]
+        try:
+            proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+        except OSError as exc:
+            log.warning("page swap not used (no child process: %s); swapping with the backup API",
+                        exc)
+            return None
+        return cls(proc)
 
-def _text(data):
-    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
+    def wait_ready(self):
+        """Wait until the child holds its snapshot R (the safety copy must begin after it).
+
+        :return: whether it does; a child that never says so is stopped, and the restore swaps
+            with the backup API.
+        """
+        with self._lock:
+            if self._ready is None:
+                ready, _, _ = select.select([self._proc.stdout], [], [], READY_TIMEOUT)
+                self._ready = bool(ready) and self._proc.stdout.readline().strip() == READY
+                if not self._ready:
+                    self._proc.kill()
+            return self._ready
+
+    def swap(self, prepared, safety, *, committed):
+        """Swap `prepared` in, bringing `safety` (a path, or None) up to the live data first.
+
+        :param committed: `committed(cookie)` says whether the live database's schema cookie is
+            `cookie`: asked only when the child announced its commit but gave no result (it was
+            killed, or its output failed), to tell whether the commit happened.
+        :return: the child's result (a dict; `lock_ms` the time it held the write lock), or None
+            when it did not change the live database and the caller should swap another way: the
+            swap does not apply (auto-vacuum, say) or failed before its commit (logged).
+        :raises SafetyCopyBroken: the safety copy could not be brought up to date (nothing else
+            was changed).
+        """
+        timeout = BASE_TIMEOUT + os.path.getsize(prepared) / BYTES_PER_SECOND
+        order = json.dumps({"prepared": str(prepared),
+                            "safety": None if safety is None else str(safety)}) + "\n"
+        if self.wait_ready():
+            try:
+                out, err = self._proc.communicate(order, timeout=timeout)
+            except subprocess.TimeoutExpired:  # an open transaction rolls back as it dies
+                self._proc.kill()
+                out, err = self._proc.communicate()
+                err = f"no answer in {timeout:.0f} s"
+        else:  # it never got ready: gone (not applicable, no sqlean) or stuck
+            self._proc.kill()
+            out, err = self._proc.communicate()
+        code = self._proc.returncode
+        said = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        result = next((each for each in said if "pages" in each), None)
+        if code == 0 and result is not None:
+            return result
+        reason = (err.strip().splitlines() or [f"exit {code}"])[-1]
+        cookie = next((each["cookie"] for each in said if "cookie" in each), None)
+        if cookie is not None and committed(cookie):
+            log.warning("the page swap committed, but its child ended without a result (%s)",
+                        reason)
+            return {"pages": None, "written": None, "lock_ms": None, "unreported": True}
+        if code == SAFETY_BROKEN:
+            raise SafetyCopyBroken(reason)
+        log.log(logging.INFO if code == NOT_APPLICABLE else logging.WARNING,
+                "page swap not used (%s); swapping with the backup API", reason)
+        return None
+
+    def close(self):
+        """End the child if it is still waiting (the restore ended before its swap): it reads
+        the end of its input and exits, ending its snapshot."""
+        if self._proc.poll() is None:
+            try:
+                self._proc.communicate(timeout=READY_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.communicate()
 
 
 def _die_with_parent(parent):
@@ -362,20 +467,30 @@ def _die_with_parent(parent):
 
 
 def main(argv):
-    live, prepared, busy_ms, parent = argv[0], argv[1], int(argv[2]), int(argv[3])
+    live, busy_ms, parent = argv[0], int(argv[1]), int(argv[2])
     _die_with_parent(parent)
     try:
         import sqlean as sqlite
     except ImportError:
         print("sqlean.py is not installed", file=sys.stderr)
-        return 3
+        return NOT_APPLICABLE
     swap = None
     try:
-        swap = PageSwap(sqlite, live, prepared, busy_ms)
-        result = swap.run(lambda cookie: print(json.dumps({"cookie": cookie}), flush=True))
+        swap = PageSwap(sqlite, live, busy_ms)
+        print(READY, flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return 0  # the restore ended before its swap
+        order = json.loads(line)
+        swap.attach(order["prepared"])
+        result = swap.run(lambda cookie: print(json.dumps({"cookie": cookie}), flush=True),
+                          safety=order["safety"])
     except NotApplicable as exc:
         print(str(exc), file=sys.stderr)
-        return 3
+        return NOT_APPLICABLE
+    except SafetyCopyBroken as exc:
+        print(str(exc), file=sys.stderr)
+        return SAFETY_BROKEN
     except Exception as exc:  # noqa: BLE001 - one line for the parent's log, no traceback
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -28,12 +28,14 @@ import secrets
 import sqlite3
 import threading
 import time
+import dataclasses
 from dataclasses import asdict
 
 from .. import db as dbmod
 from ..actor import as_actor
 from .service import TEMP_PREFIX
 from .service import snapshot
+from .snapshot import quick_check
 from ..errors import (BackupFailed, BackupRefused, FileRejected, MissionControlError,
                      NotAuthentic, describe_error)
 from ..files import copy_private, remove_files
@@ -91,14 +93,17 @@ def restore_backup(mc, name, actor, *, session_token=None, keep_settings=True):
     mc.backups.readable_path(name)
     with mc.backups.exclusive(BUSY):
         prepared = _prepared_path(mc)
-        safety = SafetyCopy.start(mc, actor)
+        swapper = _start_swapper(mc)  # before the safety copy: see `page_swap.PageSwap`
+        safety = SafetyCopy.start(mc, actor, swapper)
         try:
             # Copied first and the copy verified: what passed is exactly what is swapped in.
             check = verify_backup(mc, name, actor, copy_to=prepared)
             refuse_unrecorded_fetch(mc, name, check, actor)
             return _restore_checked(mc, prepared, check, actor, name, {"name": name},
-                                    session_token, keep_settings, safety)
+                                    session_token, keep_settings, safety, swapper)
         finally:
+            if swapper is not None:
+                swapper.close()
             safety.discard_unless_taken()
             _remove_prepared(prepared)
 
@@ -137,17 +142,28 @@ def restore_prepared_file(mc, path, actor, *, label, detail, session_token=None,
     actor = as_actor(actor)
     with mc.backups.exclusive(BUSY):
         prepared = _prepared_path(mc)
-        safety = SafetyCopy.start(mc, actor)
+        swapper = _start_swapper(mc)
+        safety = SafetyCopy.start(mc, actor, swapper)
         try:
             copy_private(path, prepared)
             found, digest = check_file(prepared, timeout=mc.config.verify_timeout,
                                        clock=mc.clock)
             check = {**asdict(found), "sha256": digest}
             return _restore_checked(mc, prepared, check, actor, label, {"name": label, **detail},
-                                    session_token, keep_settings, safety)
+                                    session_token, keep_settings, safety, swapper)
         finally:
+            if swapper is not None:
+                swapper.close()
             safety.discard_unless_taken()
             _remove_prepared(prepared)
+
+
+def _start_swapper(mc):
+    """The page swap's child, started now (its snapshot must come before the safety copy's), or
+    None: `sqlean.py` is not installed, so the backup API swaps."""
+    if not page_swap.available():
+        return None
+    return page_swap.Child.start(mc.config.db_path, busy_ms=dbmod.BUSY_TIMEOUT_MS)
 
 
 def _prepared_path(mc):
@@ -161,10 +177,11 @@ def _remove_prepared(prepared):
 
 
 def _restore_checked(mc, prepared, check, actor, name, detail, session_token, keep_settings,
-                     safety_copy):
+                     safety_copy, swapper):
     """Steps 2-4 and the audit, for `prepared`, the private copy whose verification result is
     `check`; it is changed in place (migrated, records carried over) and swapped in.
-    `safety_copy` is the `SafetyCopy` started beside the verification."""
+    `safety_copy` is the `SafetyCopy` started beside the verification, `swapper` the page swap's
+    `page_swap.Child` (or None)."""
     started = time.perf_counter()
     if not check["ok"]:
         mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
@@ -182,7 +199,7 @@ def _restore_checked(mc, prepared, check, actor, name, detail, session_token, ke
         paused = True  # from here on, restore_resume follows whatever happens
         mc.hooks.restore_pause(actor)
         live = dbmod.connect(mc.config.db_path)
-        swapped = _swap(prepared, live, mc.config.db_path)
+        swapped = _swap(prepared, live, swapper, safety)
     except Exception as exc:  # noqa: BLE001 - every failure ends the same safe way
         if live is not None:
             live.close()
@@ -198,6 +215,8 @@ def _restore_checked(mc, prepared, check, actor, name, detail, session_token, ke
     measures = {"size": size,
                 "duration_seconds": round(time.perf_counter() - started, 3), "swap": swapped}
     try:
+        if swapped.get("safety_patched"):
+            safety = recheck_safety_copy(mc, safety, actor)
         return _after_swap(mc, live, restored, safety, actor, session_token, measures, kept)
     except Exception as exc:  # noqa: BLE001 - the data is replaced whatever failed here
         reason = describe_error(exc)
@@ -402,8 +421,8 @@ class SafetyCopy:
     taken (the verification failed) is removed: the service made it, nobody asked for it.
     """
 
-    def __init__(self, mc, actor, refusal):
-        self._mc, self._actor, self._refusal = mc, actor, refusal
+    def __init__(self, mc, actor, refusal, swapper=None):
+        self._mc, self._actor, self._refusal, self._swapper = mc, actor, refusal, swapper
         self._outcome, self._taken = {}, False
         self._thread = None
         if refusal is None:
@@ -412,15 +431,19 @@ class SafetyCopy:
             self._thread.start()
 
     @classmethod
-    def start(cls, mc, actor):
+    def start(cls, mc, actor, swapper=None):
+        """:param swapper: the page swap's `page_swap.Child`, whose snapshot the copy's must
+            follow (the copy waits for it to be ready), or None."""
         try:
             mc.backups.check_before(actor, SAFETY_COPY.name)
         except (BackupRefused, BackupFailed) as exc:
             return cls(mc, actor, exc)
-        return cls(mc, actor, None)
+        return cls(mc, actor, None, swapper)
 
     def _run(self):
         mc = self._mc
+        if self._swapper is not None:
+            self._swapper.wait_ready()
         try:  # the file only: the database's thread-bound connections stay in the caller's thread
             self._outcome["made"], _ = snapshot(mc.config.db_path, mc.backups.dir,
                                                 SAFETY_COPY.name_format, int(mc.clock()))
@@ -465,22 +488,32 @@ def safety_backup(mc, actor):
     return made
 
 
-def _swap(prepared, live, db_path):
-    """Make the live database (`db_path`; `live`, a connection to it) hold `prepared`'s content,
-    in one write transaction: the only time a restore holds the live database's write lock.
+def _swap(prepared, live, swapper, safety):
+    """Make the live database (`live`, a connection to it) hold `prepared`'s content, in one
+    write transaction: the only time a restore holds the live database's write lock.
 
-    :return: how, for the audit: `method` ("pages": only the pages that differ were written, by
-        `page_swap`; "backup_api": every page), `pages` (the restored database's), `written`, and
-        `lock_ms` (how long the write lock was held) for the page swap.
+    With `swapper` (a `page_swap.Child`), only the pages that differ are written, and the safety
+    copy `safety` (a `BackupInfo`) is first brought up to the live data the swap replaces;
+    otherwise, or when that does not apply, SQLite's backup API writes every page.
+
+    :return: how, for the audit: `method` ("pages" or "backup_api"), `pages` (the restored
+        database's), `written`, `lock_ms` (how long the write lock was held) and, for the page
+        swap, `safety_patched` (pages written into the safety copy; None: not brought up to date).
+    :raises page_swap.SafetyCopyBroken: nothing was swapped; the half-written safety copy is
+        removed.
     """
-    if page_swap.available():
+    if swapper is not None:
         def committed(cookie):
             return live.execute("PRAGMA schema_version").fetchone()[0] == cookie
-        done = page_swap.swap_pages(db_path, prepared, busy_ms=dbmod.BUSY_TIMEOUT_MS,
-                                    committed=committed)
+        path = safety.folder / safety.name
+        try:
+            done = swapper.swap(prepared, path, committed=committed)
+        except page_swap.SafetyCopyBroken:
+            remove_files(path)
+            raise
         if done is not None:
             return {"method": "pages", "pages": done["pages"], "written": done["written"],
-                    "lock_ms": done["lock_ms"]}
+                    "lock_ms": done["lock_ms"], "safety_patched": done.get("safety_patched")}
     started = time.perf_counter()
     src = dbmod.open_file(prepared)
     try:
@@ -491,6 +524,25 @@ def _swap(prepared, live, db_path):
         src.close()
     return {"method": "backup_api", "pages": pages, "written": pages,
             "lock_ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+def recheck_safety_copy(mc, safety, actor):
+    """The safety copy was brought up to the data the swap replaced: check it again
+    (`quick_check`) and remember that check for its new size and mtime. A copy that fails is
+    logged as an error and listed as not checked (it is still the best undo there is).
+
+    :return: its `BackupInfo` now.
+    """
+    path = safety.folder / safety.name
+    st = os.stat(path)
+    now = dataclasses.replace(safety, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    rows = quick_check(path)
+    if rows == ["ok"]:
+        remember_creation_check(mc, now, actor)
+    else:
+        log.error("the safety copy %s, brought up to the replaced data, fails quick_check: %s",
+                  safety.name, "; ".join(rows[:3]))
+    return now
 
 
 def _settle(live):

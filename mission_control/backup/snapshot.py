@@ -285,7 +285,7 @@ def _copy_pages(src, target, io_limit, writeback):
 
 
 def _check_politely(path):
-    """`_quick_check(path)` in a thread of its own at a lower CPU priority (nice +10, that thread
+    """`quick_check(path)` in a thread of its own at a lower CPU priority (nice +10, that thread
     only; on Linux a thread's nice value is its own): the check is CPU-bound, and on a small
     machine it would take the CPU from the live database's writers. The thread ends with it, so
     nothing needs to be given back (which an unprivileged process could not do)."""
@@ -297,7 +297,7 @@ def _check_politely(path):
         except (AttributeError, OSError):  # no such call here: check at the usual priority
             pass
         try:
-            outcome["rows"] = _quick_check(path)
+            outcome["rows"] = quick_check(path)
         except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
             outcome["error"] = exc
     thread = threading.Thread(target=run, name="backup-check")
@@ -308,7 +308,7 @@ def _check_politely(path):
     return outcome["rows"]
 
 
-def _quick_check(path):
+def quick_check(path):
     """`PRAGMA quick_check` of the finished copy, through a memory map: the pages were just
     written, so they are read from the page cache without a read call or a copy each."""
     conn = dbmod.connect(path, readonly=True)

@@ -335,13 +335,13 @@ def test_the_check_runs_at_a_lower_cpu_priority_and_leaves_the_callers_alone(tmp
     _wal_database(live).close()
     before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     seen = []
-    real = snapshot_copy._quick_check
+    real = snapshot_copy.quick_check
 
     def recording(path):
         seen.append((threading.current_thread().name,
                      os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
         return real(path)
-    monkeypatch.setattr(snapshot_copy, "_quick_check", recording)
+    monkeypatch.setattr(snapshot_copy, "quick_check", recording)
     snapshot_copy.copy_database(live, tmp_path / "copy.db")
     assert seen == [("backup-check", min(19, before + snapshot_copy.CHECK_NICENESS))]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
@@ -350,12 +350,12 @@ def test_the_check_runs_at_a_lower_cpu_priority_and_leaves_the_callers_alone(tmp
 def test_a_failing_check_fails_the_copy_in_the_callers_thread(tmp_path, monkeypatch):
     live = tmp_path / "live.db"
     _wal_database(live).close()
-    monkeypatch.setattr(snapshot_copy, "_quick_check", lambda path: ["*** in database main ***"])
+    monkeypatch.setattr(snapshot_copy, "quick_check", lambda path: ["*** in database main ***"])
     with pytest.raises(sqlite3.DatabaseError, match="quick_check of the copy failed"):
         snapshot_copy.copy_database(live, tmp_path / "copy.db")
 
     def broken(path):
         raise sqlite3.DatabaseError("file is not a database")
-    monkeypatch.setattr(snapshot_copy, "_quick_check", broken)
+    monkeypatch.setattr(snapshot_copy, "quick_check", broken)
     with pytest.raises(sqlite3.DatabaseError, match="file is not a database"):
         snapshot_copy.copy_database(live, tmp_path / "copy2.db")

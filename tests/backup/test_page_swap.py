@@ -58,10 +58,13 @@ def pair(tmp_path):
     return live, prepared
 
 
-def swap(live, prepared, **kw):
-    runner = PageSwap(sqlean, str(live), str(prepared), 5000)
+def swap(live, prepared, before_attach=None, **kw):
+    runner = PageSwap(sqlean, str(live), 5000)
     announced = []
     try:
+        if before_attach is not None:
+            before_attach()
+        runner.attach(str(prepared))
         return runner.run(announced.append, **kw), announced
     finally:
         runner.close()
@@ -195,14 +198,18 @@ def test_auto_vacuum_or_another_page_size_is_not_for_this_swap(tmp_path):
         conn.execute("CREATE TABLE t (x)")
         conn.close()
     with pytest.raises(NotApplicable, match="auto-vacuum"):
-        PageSwap(sqlean, str(live), str(other), 1000)
+        PageSwap(sqlean, str(live), 1000)
     small = tmp_path / "small.db"
     conn = sqlean.connect(small, isolation_level=None)
     conn.execute("PRAGMA page_size=1024")
     conn.execute("CREATE TABLE t (x)")
     conn.close()
-    with pytest.raises(NotApplicable, match="page size"):
-        PageSwap(sqlean, str(other), str(small), 1000)
+    runner = PageSwap(sqlean, str(other), 1000)
+    try:
+        with pytest.raises(NotApplicable, match="page size"):
+            runner.attach(str(small))
+    finally:
+        runner.close()
 
 
 def test_a_missing_or_empty_prepared_copy_never_touches_the_live_database(pair, tmp_path):
@@ -211,10 +218,45 @@ def test_a_missing_or_empty_prepared_copy_never_touches_the_live_database(pair, 
     empty = tmp_path / "empty.db"
     empty.touch()
     for path in (tmp_path / "missing.db", empty):
-        with pytest.raises(FileNotFoundError):
-            PageSwap(sqlean, str(live), str(path), 1000)
+        runner = PageSwap(sqlean, str(live), 1000)
+        try:
+            with pytest.raises(FileNotFoundError):
+                runner.attach(str(path))
+        finally:
+            runner.close()
     assert not (tmp_path / "missing.db").exists()
     assert rows(live) == before
+
+
+def test_the_safety_copy_is_brought_up_to_the_data_the_swap_replaces(pair, tmp_path):
+    """The safety copy is made after the swap's snapshot R (as a restore makes it); rows change
+    after the copy and before the lock. The swap writes them into the safety copy before it
+    writes anything: the safety copy is exactly the live data it replaced."""
+    live, prepared = pair
+    safety = tmp_path / "safety.db"
+
+    def safety_copy():
+        conn = sqlean.connect(live)
+        dest = sqlean.connect(safety)
+        conn.backup(dest)
+        dest.close()
+        conn.close()
+        with open(safety, "r+b") as f:  # a rollback-journal file, as the service makes it
+            f.seek(18)
+            f.write(b"\x01\x01")
+    replaced = {}
+
+    def writer_commits():
+        conn = sqlean.connect(live, isolation_level=None)
+        conn.execute("UPDATE t SET x = randomblob(3000) WHERE rowid IN (5, 100)")
+        conn.executemany("INSERT INTO t VALUES (randomblob(3000))", [()] * 20)  # it grows
+        conn.close()
+        replaced["rows"] = rows(live)
+    result, _ = swap(live, prepared, before_attach=safety_copy, safety=str(safety),
+                     between=writer_commits)
+    assert result["safety_patched"] >= 23  # pages 5's, 100's, the 20 new rows' and page 1
+    assert rows(safety) == replaced["rows"] and integrity(safety) == [("ok",)]
+    assert rows(live) == rows(prepared)
 
 
 # -- through the app: the child process ----------------------------------------------------------
@@ -230,22 +272,46 @@ WRITER = textwrap.dedent("""
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("CREATE TABLE IF NOT EXISTS writes (t REAL)")
     print("ready", flush=True)
-    longest, errors, started = 0.0, 0, time.monotonic()
+    longest, errors, committed, started = 0.0, 0, 0, time.monotonic()
     while time.monotonic() - started < float(sys.argv[2]):
         began = time.perf_counter()
         try:
             conn.execute("INSERT INTO writes VALUES (?)", (began,))
+            committed += 1
         except sqlite3.Error:
             errors += 1
         longest = max(longest, time.perf_counter() - began)
         time.sleep(0.005)
-    print(errors, longest, flush=True)
+    print(errors, longest, committed, flush=True)
 """)
 
 
-def test_a_restore_under_a_live_writer_writes_only_the_changed_pages(mc, users, admin_client, tmp_path):
+SLOW_START = """
+import runpy, sys, time
+time.sleep(0.5)  # a loaded machine: the interpreter takes its time to start
+sys.argv[0] = {real!r}
+runpy.run_path({real!r}, run_name="__main__")
+"""
+
+
+def count_writes(path):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM writes").fetchone()[0]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("slow_child", [False, True], ids=["child", "slow-child"])
+def test_a_restore_under_a_live_writer_writes_few_pages_and_loses_nothing(
+        mc, users, admin_client, monkeypatch, tmp_path, slow_child):
     """A writer in another process commits every 5 ms through the restore: none of its commits
-    fails, the restored data is the backup's, and the swap wrote a handful of pages."""
+    fails or is lost, the restored data is the backup's, and the swap wrote a handful of pages.
+    A child slow to start holds the safety copy back until its snapshot is taken."""
+    if slow_child:
+        wrapper = tmp_path / "slow_child.py"
+        wrapper.write_text(SLOW_START.format(real=page_swap.__file__))
+        monkeypatch.setattr(page_swap, "__file__", str(wrapper))
     db = mc.config.db_path
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("CREATE TABLE blobs (x)")
@@ -260,12 +326,18 @@ def test_a_restore_under_a_live_writer_writes_only_the_changed_pages(mc, users, 
                               stdout=subprocess.PIPE)
     assert writer.stdout.readline().strip() == "ready"
     response = admin_client.post("/api/backup/restore", json={"name": made})
-    errors, longest = writer.communicate(timeout=60)[0].split()
+    errors, longest, committed = writer.communicate(timeout=60)[0].split()
     assert response.status_code == 200, response.json
     assert int(errors) == 0
     swapped = restore_detail(mc)["swap"]
     assert swapped["method"] == "pages"
     assert 1 <= swapped["written"] < swapped["pages"] / 20
+    # Nothing the writer committed is lost: each commit is in the safety copy (made before the
+    # swap, brought up to the data it replaced) or in the restored database (after the swap).
+    safety = mc.backups.dir / response.json["safety_backup"]["name"]
+    in_safety, in_live = count_writes(safety), count_writes(db)
+    assert in_safety + in_live == int(committed) and in_safety > 0 and in_live > 0
+    assert response.json["safety_backup"]["size"] == safety.stat().st_size
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("SELECT COUNT(*) FROM blobs WHERE length(x) = 10").fetchone() == (0,)

@@ -193,7 +193,9 @@ def test_kill_9_while_the_page_swap_waits_for_the_write_lock_leaves_the_old_data
     make_big_database(db, 1)  # live now has 21 rows
     fire_and_forget(http, "POST", "/api/backup/restore", {"name": made["backup"]["name"]})
     wait_for(lambda: swap_children(proc.pid), "the page swap's child")
-    [child] = swap_children(proc.pid)
+    [child] = swap_children(proc.pid)  # started with the restore; told to swap after the pause
+    wait_for((dropins / "holder.pid").exists, "the write lock taken before the swap")
+    time.sleep(0.5)  # the child compares, then waits for the lock (5 s at most)
     kill(proc)
     try:
         wait_for(lambda: not os.path.exists(f"/proc/{child}") or
