@@ -223,6 +223,30 @@ def _past_keep(detail):
             "(no longer counted or a failure; never deleted here)"] if old else []
 
 
+#: How long a restore's swap problem stays in the verdict (the audit keeps it for good).
+RESTORE_PROBLEM_SECONDS = 7 * 24 * 3600
+
+
+def restore_swap_problem(mc, now):
+    """A warn for the newest restore (of the last `RESTORE_PROBLEM_SECONDS`) whose page swap
+    failed, so that the backup API swapped every page and writes made during the restore may be
+    missing from its safety backup, or whose safety backup, brought up to the replaced data,
+    failed its `quick_check`; None otherwise."""
+    event, _ = _newest(mc, "backup_restore")
+    if event is None or now - event["created_at"] > RESTORE_PROBLEM_SECONDS:
+        return None
+    detail = event.get("detail") or {}
+    swap = detail.get("swap") or {}
+    if swap.get("page_swap_failed"):
+        return ("warn", f"the restore of {detail.get('name')} could not write only the pages "
+                        f"that differ ({swap['page_swap_failed']}): it wrote every page, and "
+                        f"writes made during it may be missing from {detail.get('safety_backup')}")
+    if swap.get("safety_checked") is False:
+        return ("warn", f"the safety backup {detail.get('safety_backup')} of the restore of "
+                        f"{detail.get('name')} fails quick_check")
+    return None
+
+
 def backup_status(mc, for_monitor=False):
     """The state of backups for monitoring, as a JSON-ready dict (see README, "Monitoring").
 
@@ -232,8 +256,9 @@ def backup_status(mc, for_monitor=False):
     (warn), each configured off-site target's `problem` (fail) and `warning` (warn: kept
     copies without a catalog entry), continuous protection's (fail) and each configured alert
     channel whose newest delivery failed (warn, see `alert_channels`), each stored setting
-    whose value no longer validates and so reads as its default (warn); `reasons` says why it is
-    not "pass", naming the target, channel or file at fault.
+    whose value no longer validates and so reads as its default (warn), a recent restore whose
+    page swap failed or whose safety backup fails its check (warn, `restore_swap_problem`);
+    `reasons` says why it is not "pass", naming the target, channel or file at fault.
 
     :param for_monitor: the answer for the metrics token, without where off-site copies go (see
         `offsite_status`); the verdict is the same.
@@ -280,6 +305,7 @@ def backup_status(mc, for_monitor=False):
     problems += [("warn", channel["problem"]) for channel in alerts if channel["problem"]]
     problems += [("warn", f"setting {key} holds a value that is no longer valid; its default is "
                           "used until it is set again") for key in mc.settings.invalid_keys()]
+    problems.append(restore_swap_problem(mc, now))
     problems = [p for p in problems if p]
 
     by_kind = {}

@@ -372,6 +372,9 @@ class Child:
         self._proc = proc
         self._lock = threading.Lock()
         self._ready = None
+        #: Why the swap fell back to the backup API when the child failed (not when the swap
+        #: merely does not apply), for the audit and the verdict; None otherwise.
+        self.failure = None
 
     @classmethod
     def start(cls, live, *, busy_ms):
@@ -439,6 +442,8 @@ class Child:
             return {"pages": None, "written": None, "lock_ms": None, "unreported": True}
         if code == SAFETY_BROKEN:
             raise SafetyCopyBroken(reason)
+        if code != NOT_APPLICABLE:
+            self.failure = reason
         log.log(logging.INFO if code == NOT_APPLICABLE else logging.WARNING,
                 "page swap not used (%s); swapping with the backup API", reason)
         return None

@@ -216,7 +216,7 @@ def _restore_checked(mc, prepared, check, actor, name, detail, session_token, ke
                 "duration_seconds": round(time.perf_counter() - started, 3), "swap": swapped}
     try:
         if swapped.get("safety_patched"):
-            safety = recheck_safety_copy(mc, safety, actor)
+            safety, swapped["safety_checked"] = recheck_safety_copy(mc, safety, actor)
         return _after_swap(mc, live, restored, safety, actor, session_token, measures, kept)
     except Exception as exc:  # noqa: BLE001 - the data is replaced whatever failed here
         reason = describe_error(exc)
@@ -498,7 +498,8 @@ def _swap(prepared, live, swapper, safety):
 
     :return: how, for the audit: `method` ("pages" or "backup_api"), `pages` (the restored
         database's), `written`, `lock_ms` (how long the write lock was held) and, for the page
-        swap, `safety_patched` (pages written into the safety copy; None: not brought up to date).
+        swap, `safety_patched` (pages written into the safety copy; None: not brought up to date);
+        `page_swap_failed`: why the backup API swapped instead (the child failed).
     :raises page_swap.SafetyCopyBroken: nothing was swapped; the half-written safety copy is
         removed.
     """
@@ -522,8 +523,11 @@ def _swap(prepared, live, swapper, safety):
         src.backup(live, pages=-1)
     finally:
         src.close()
-    return {"method": "backup_api", "pages": pages, "written": pages,
-            "lock_ms": round((time.perf_counter() - started) * 1000, 1)}
+    swapped = {"method": "backup_api", "pages": pages, "written": pages,
+               "lock_ms": round((time.perf_counter() - started) * 1000, 1)}
+    if swapper is not None and swapper.failure:
+        swapped["page_swap_failed"] = swapper.failure
+    return swapped
 
 
 def recheck_safety_copy(mc, safety, actor):
@@ -531,7 +535,7 @@ def recheck_safety_copy(mc, safety, actor):
     (`quick_check`) and remember that check for its new size and mtime. A copy that fails is
     logged as an error and listed as not checked (it is still the best undo there is).
 
-    :return: its `BackupInfo` now.
+    :return: its `BackupInfo` now, and whether it passed.
     """
     path = safety.folder / safety.name
     st = os.stat(path)
@@ -542,7 +546,7 @@ def recheck_safety_copy(mc, safety, actor):
     else:
         log.error("the safety copy %s, brought up to the replaced data, fails quick_check: %s",
                   safety.name, "; ".join(rows[:3]))
-    return now
+    return now, rows == ["ok"]
 
 
 def _settle(live):

@@ -354,12 +354,16 @@ def test_without_sqlean_the_backup_api_swaps_every_page(mc, users, admin_client,
     assert swapped["method"] == "backup_api" and swapped["written"] == swapped["pages"]
 
 
-@pytest.mark.parametrize("child", [
-    "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
-    "print('{\"cookie\": 7}', flush=True); raise SystemExit(1)",
-], ids=["killed", "announced-but-never-committed"])
+@pytest.mark.parametrize("child, failed", [
+    ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", True),
+    ("print('{\"ready\": true}', flush=True); input(); print('{\"cookie\": 7}', flush=True);"
+     " raise SystemExit(1)", True),
+    ("import sys; print('auto-vacuum is on', file=sys.stderr); raise SystemExit(3)", False),
+], ids=["killed", "announced-but-never-committed", "not-applicable"])
 def test_a_page_swap_that_did_not_commit_falls_back_to_the_backup_api(
-        mc, users, admin_client, monkeypatch, tmp_path, child):
+        mc, users, admin_client, monkeypatch, tmp_path, child, failed):
+    """Nothing is changed by the child, the backup API swaps, and a child that failed (rather
+    than found the swap not applicable) is a warn in the verdict, naming the restore."""
     made = admin_client.post("/api/backup").json["backup"]["name"]
     fake = tmp_path / "child.py"
     fake.write_text(child + "\n")
@@ -368,7 +372,12 @@ def test_a_page_swap_that_did_not_commit_falls_back_to_the_backup_api(
     conn.execute("CREATE TABLE later (x)")
     conn.close()
     assert admin_client.post("/api/backup/restore", json={"name": made}).status_code == 200
-    assert restore_detail(mc)["swap"]["method"] == "backup_api"
+    swapped = restore_detail(mc)["swap"]
+    assert swapped["method"] == "backup_api"
+    assert ("page_swap_failed" in swapped) is failed
+    reasons = admin_client.get("/api/backup/status").json["reasons"]
+    warned = [r for r in reasons if "could not write only the pages that differ" in r]
+    assert len(warned) == int(failed) and all(made in r for r in warned)
     conn = sqlite3.connect(mc.config.db_path)
     try:
         assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'later'"
