@@ -1,36 +1,45 @@
 """The restore's swap that writes only the pages that differ: a child process with `sqlite_dbpage`.
 
-Run as ``python -I page_swap.py LIVE PREPARED BUSY_MS PARENT_PID``. PREPARED is the restore's
-verified, prepared private copy (a rollback-journal file nobody else writes); LIVE is the live
-database, in WAL mode, which other connections and processes keep reading and writing. The child
-makes LIVE's content PREPARED's in one ordinary write transaction that writes only the pages that
-differ, through SQLite's `sqlite_dbpage` table (in the `sqlean.py` build of SQLite: the system's
-lacks it). Every other connection sees either the old or the new data, as with the backup API,
-but the write lock is held for the differing pages only, not for a copy of every page.
+Run as ``python -I page_swap.py LIVE BUSY_MS PARENT_PID`` as a restore starts (`Child.start`).
+LIVE is the live database, in WAL mode, which other connections and processes keep reading and
+writing. The child makes LIVE's content that of PREPARED, the restore's verified, prepared private
+copy (a rollback-journal file nobody else writes), in one ordinary write transaction that writes
+only the pages that differ, through SQLite's `sqlite_dbpage` table (in the `sqlean.py` build of
+SQLite: the system's lacks it). Every other connection sees either the old or the new data, as
+with the backup API, but the write lock is held for the differing pages only, not for a copy of
+every page; and the restore's safety copy is brought up to exactly the data the swap replaces.
 
-1. Without any lock: a read transaction on LIVE (snapshot S) compares every page of S with
+0. At once: read the WAL-index header (the `-shm` file: the WAL's generation, its salts, and its
+   last committed frame, m0), then begin snapshot R on the `guard` connection and print
+   ``{"ready": true}``. The restore makes its safety copy only after that, so the copy's snapshot
+   is R or later. R is held until step 2 has the lock.
+1. Told ``{"prepared": PATH, "safety": PATH}`` on stdin (an empty input: no swap, exit 0), and
+   without any lock: a read transaction on LIVE (snapshot S) compares every page of S with
    PREPARED (in SQLite, a join of the two `sqlite_dbpage` tables): the pages that differ, D.
-   Before S began, the WAL-index header (the `-shm` file) gave the WAL's generation (its salts)
-   and its last committed frame, m0 (at most S's).
-2. Under the write lock (`BEGIN IMMEDIATE`): every page changed since S was written in a frame of
-   the WAL's current generation (after m0 when the generation is the one m0 was read in; see
-   `_changed_since_snapshot`), so the pages to compare again are D, the pages of those frames,
-   and any past the smallest size the database had since S. When the WAL or its index cannot be
-   read, every page is compared again under the lock: slower, never wrong. The pages that differ are written; page 1 is always written with
-   them, as SQLite's backup API writes it (the WAL format bytes, the schema cookie one past the
-   live one so that every connection reloads the schema); a longer live file is truncated.
-   Nothing differs: nothing is written.
+2. Under the write lock (`BEGIN IMMEDIATE`): every page changed since R was written in a frame of
+   the WAL's current generation (after m0 when the generation is still m0's; see
+   `PageSwap._changed_since_snapshot`), C. The live version of each page of C (and the live size)
+   is written into the safety copy, which is fsynced: it is now the data the swap replaces. Then
+   the pages of C are compared again, D's others differ as they did, and those that differ are
+   written; page 1 is always written with them, as SQLite's backup API writes it (the WAL format
+   bytes, the schema cookie one past the live one so that every connection reloads the schema);
+   a longer live file is truncated. Nothing differs: nothing is written. When the WAL or its
+   index cannot be read, every page is compared again under the lock (slower, never wrong) and
+   the safety copy is left as it was made.
 
 Why a child: two copies of SQLite in one process break each other's POSIX locks on a file both
 open (closing any descriptor of a file drops every lock the process holds on it), and the server
-holds the live database open through Python's `sqlite3`.
+holds the live database open through Python's `sqlite3`. The child reads the `-shm` and `-wal`
+files beside its own SQLite and closes them only after its connections (`OpenFiles`). It dies
+with its parent (`PR_SET_PDEATHSIG`): an uncommitted swap is then rolled back by SQLite.
 
-Output, one JSON object a line on stdout: ``{"cookie": N}`` just before the commit (so that a
-parent that lost the child can tell whether it committed), then the result: ``{"pages",
-"written", "compared_under_lock", "full_compare", "lock_ms", "truncated_from"}``. Exit 3 with a
-reason on stderr: this swap does not apply (no `sqlean`, another page size, auto-vacuum): nothing
-was touched, the parent uses the backup API. Exit 1: it failed, nothing was written (one line on
-stderr, no traceback).
+Output, one JSON object a line on stdout: the ready line, ``{"cookie": N}`` just before the commit
+(so that a parent that lost the child can tell whether it committed), then the result:
+``{"pages", "written", "compared_under_lock", "full_compare", "lock_ms", "truncated_from",
+"safety_patched"}``. Exit 3 with a reason on stderr: this swap does not apply (no `sqlean`,
+another page size, auto-vacuum): nothing was touched, the parent uses the backup API. Exit 4: the
+safety copy could not be brought up to date, nothing else was written. Exit 1: it failed, nothing
+was written (one line on stderr, no traceback).
 """
 import heapq
 import importlib.util
