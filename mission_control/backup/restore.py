@@ -3,7 +3,8 @@
 The steps, all under the backup lock (so no backup or other restore runs meanwhile):
 1. copy the backup into a private file in the kernel (`copy_file_range`) and verify that copy,
    once (header, `integrity_check`, Mission Control's schema, not from a newer version, and its
-   SHA-256 computed beside the check): what passed is exactly what is swapped in;
+   SHA-256 computed beside the check): what passed is exactly what is swapped in. Meanwhile the
+   page swap's child takes its snapshot (`page_swap`), and then step 3 runs in a thread;
 2. prepare that copy in place (no journal on disk, no fsync: it is a temporary file): same page
    size as the live database, migrated forward, with the live
    verification records (never the file's) and every live audit event it lacks carried over,
@@ -11,8 +12,9 @@ The steps, all under the backup lock (so no backup or other restore runs meanwhi
    live protection settings, scheduler state and off-site records, so that restoring an old
    backup cannot switch the daily backup or an off-site copy off;
 3. take a pre-restore safety backup of the live database (`pre-restore-...db`), once the
-   `pre_backup` plugins (the disk guard) allow it; after the swap only the newest
-   `general.safety_copies_keep` safety copies are kept;
+   `pre_backup` plugins (the disk guard) allow it (`SafetyCopy`); the page swap brings it up to
+   the data it replaces; after the swap only the newest `general.safety_copies_keep` safety
+   copies are kept;
 4. swap the prepared file's content into the live database in one write transaction, the only
    step that holds the live database's write lock: where the `sqlean.py` SQLite is installed, a
    child writes only the pages that differ (`page_swap`); otherwise, or when that does not apply,
@@ -22,13 +24,13 @@ The steps, all under the backup lock (so no backup or other restore runs meanwhi
 The swap is the last step that can fail; a failure after it is reported as such, never as a
 failed restore, because the data was replaced.
 """
+import dataclasses
 import logging
 import os
 import secrets
 import sqlite3
 import threading
 import time
-import dataclasses
 from dataclasses import asdict
 
 from .. import db as dbmod
@@ -44,7 +46,7 @@ from . import page_swap
 from .pruning import keep_newest
 from .verify import VerificationStore
 from .verify import remember_creation_check
-from .verify import MMAP_SIZE, check_file
+from .verify import HEADER_SIZE, MMAP_SIZE, check_file, header_problems
 from .verify import verify_backup
 
 log = logging.getLogger(__name__)
@@ -90,11 +92,14 @@ def restore_backup(mc, name, actor, *, session_token=None, keep_settings=True):
     :raises RestoredWithErrors: the data was replaced, but something after the swap failed (500).
     """
     actor = as_actor(actor)
-    mc.backups.readable_path(name)
+    path = mc.backups.readable_path(name)
     with mc.backups.exclusive(BUSY):
         prepared = _prepared_path(mc)
-        swapper = _start_swapper(mc)  # before the safety copy: see `page_swap.PageSwap`
-        safety = SafetyCopy.start(mc, actor, swapper)
+        # A file whose first bytes rule it out is refused at once: no safety copy is started.
+        with open(path, "rb") as f:
+            wanted = not header_problems(f.read(HEADER_SIZE))
+        swapper = _start_swapper(mc) if wanted else None  # before the safety copy's snapshot
+        safety = SafetyCopy.start(mc, actor, swapper, wanted=wanted)
         try:
             # Copied first and the copy verified: what passed is exactly what is swapped in.
             check = verify_backup(mc, name, actor, copy_to=prepared)
@@ -421,19 +426,22 @@ class SafetyCopy:
     taken (the verification failed) is removed: the service made it, nobody asked for it.
     """
 
-    def __init__(self, mc, actor, refusal, swapper=None):
+    def __init__(self, mc, actor, refusal, swapper=None, *, started=True):
         self._mc, self._actor, self._refusal, self._swapper = mc, actor, refusal, swapper
         self._outcome, self._taken = {}, False
         self._thread = None
-        if refusal is None:
+        if refusal is None and started:
             self._thread = threading.Thread(target=self._run, name="restore-safety-copy",
                                             daemon=True)
             self._thread.start()
 
     @classmethod
-    def start(cls, mc, actor, swapper=None):
+    def start(cls, mc, actor, swapper=None, *, wanted=True):
         """:param swapper: the page swap's `page_swap.Child`, whose snapshot the copy's must
-            follow (the copy waits for it to be ready), or None."""
+            follow (the copy waits for it to be ready), or None.
+        :param wanted: False: the restore will be refused anyway; nothing is started."""
+        if not wanted:
+            return cls(mc, actor, None, None, started=False)
         try:
             mc.backups.check_before(actor, SAFETY_COPY.name)
         except (BackupRefused, BackupFailed) as exc:
@@ -463,6 +471,8 @@ class SafetyCopy:
         """Wait for the copy; its `quick_check` is then remembered. :return: its `BackupInfo`.
         :raises: what making it raised."""
         self._taken = True
+        if self._thread is None:  # not wanted: the file was ruled out, so never reached here
+            raise RuntimeError("no safety copy was started")
         self._thread.join()
         if "error" in self._outcome:
             raise self._outcome["error"]
