@@ -18,4 +18,8 @@ def test_restore_bench_prints_every_figure(tmp_path):
                    "restore", "that restore's swap", "GET /api/backup over HTTP, 20 canonical"):
         assert figure in run.stdout
     assert "/ 0  no error" in run.stdout  # the writer met no error across the restore
+    for figure in ("the swap: its method, pages written / pages", "every page written (backup "
+                   "API)", "SHA-256 of the file alone / integrity_check"):
+        assert figure in run.stdout
+    assert " pages, " in run.stdout  # the page swap ran (sqlean.py is a test need)
     assert list(tmp_path.iterdir()) == []  # the bench cleans up after itself
