@@ -274,6 +274,22 @@ def listing(mc, files):
     return items
 
 
+def changed_since(earlier, digest, same):
+    """Why the file's content is not what an earlier verification read, or None.
+
+    `earlier` is the verification row of the same file at the same size and mtime; SQLite's
+    pages carry no checksum, so a flipped bit inside a value passes `integrity_check`, and only
+    the SHA-256 then shows that the disk changed the file under an unchanged name, size and
+    modification time. `same`: the file did not change while it was copied.
+    """
+    if not same or earlier is None or not earlier["sha256"] or earlier["sha256"] == digest:
+        return None
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(earlier["verified_at"]))
+    return (f"its content changed since it was verified at {when} although its size and "
+            "modification time did not (the disk may be corrupting it): SHA-256 "
+            f"{earlier['sha256'][:12]}… then, {digest[:12]}… now")
+
+
 def verify_backup(mc, name, actor, *, copy_to=None):
     """Verify backup `name`, remember the result and audit `backup_verify` as `actor`.
 
@@ -299,10 +315,16 @@ def verify_backup(mc, name, actor, *, copy_to=None):
             checked = copy_to
             same = (after.st_ino, after.st_size, after.st_mtime_ns) == \
                 (st.st_ino, st.st_size, st.st_mtime_ns)
+    earlier = VerificationStore(mc.db).current(name, st)
     found, digest = check_file(checked, timeout=mc.config.verify_timeout, clock=mc.clock)
+    changed = changed_since(earlier, digest, same)
+    if changed:
+        found.ok = False
+        found.problems.append(changed)
     now = int(mc.clock())
-    if same:
-        VerificationStore(mc.db).record(name, st, digest, found, now, str(actor))
+    if same:  # a changed file keeps the digest it should have: every later verify says so too
+        VerificationStore(mc.db).record(name, st, earlier["sha256"] if changed else digest, found,
+                                        now, str(actor))
     result = {"name": name, **asdict(found), "sha256": digest, "size": os.path.getsize(checked),
               "verified_at": now}
     mc.audit.emit("backup_verify", actor, target_type="backup", target_id=name,

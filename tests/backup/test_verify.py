@@ -147,3 +147,30 @@ def test_the_listing_written_as_text_is_the_listing_encoded(mc, admin_client):
     body = admin_client.get("/api/backup")
     assert body.status_code == 200 and body.json["backups"] == expected
     assert body.json["dir"] == str(mc.backups.dir) and created in body.get_data(as_text=True)
+
+
+def test_a_bit_flipped_inside_a_value_is_found_by_the_digest_of_the_last_verification(
+        mc, admin_client):
+    """SQLite's pages carry no checksum: a byte changed inside a title passes `integrity_check`.
+    The file's SHA-256 no longer matches the one its last verification read at the same size and
+    mtime: the verification fails, says so, and keeps saying so (the trusted digest is kept)."""
+    add_tasks(mc, "bit-rot-target " + "x" * 200)
+    made = mc.backups.create("test")
+    first = admin_client.post("/api/backup/verify", json={"name": made.name}).json
+    assert first["ok"] is True
+    st = made.path.stat()
+    data = made.path.read_bytes()
+    at = data.index(b"bit-rot-target")
+    made.path.write_bytes(data[:at] + b"B" + data[at + 1:])  # "bit" -> "Bit": same size
+    os.utime(made.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    conn = sqlite3.connect(made.path)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)  # SQLite cannot tell
+    conn.close()
+    for _ in range(2):
+        again = admin_client.post("/api/backup/verify", json={"name": made.name}).json
+        assert again["ok"] is False and again["sha256"] != first["sha256"]
+        assert any("content changed since it was verified" in p for p in again["problems"])
+        assert listed(admin_client, made.name)["verified_ok"] is False
+    refused = admin_client.post("/api/backup/restore", json={"name": made.name})
+    assert refused.status_code == 400
+    assert any("content changed" in d for d in refused.json["details"])
