@@ -321,6 +321,35 @@ def print_rows(rows):
         print(f"{name.ljust(width)}  {value:>22}  {goal}")
 
 
+def restore_rows(args, client, db, backup, name, scratch, swaps):
+    """The restore, verify and writer figures (median of `args.rounds`)."""
+    floors, restores, checks, verifies = [], [], [], []
+    for _ in range(args.rounds):  # alternate, so drift hits all alike
+        floors.append(restore_floor(db, backup, scratch))
+        restores.append(restore(client, name))
+        checks.append(pragma_seconds(backup, "integrity_check"))
+        verifies.append(verify(client, name))
+    floor, restored = statistics.median(floors), statistics.median(restores)
+    check, verified = statistics.median(checks), statistics.median(verifies)
+    swap_ms = statistics.median(swaps.times) * 1000
+    stall = writer_stall(db, client, name, swaps.times)
+
+    return [
+        ("floor: cp+fsync + integrity_check + cp+fsync", f"{floor:.2f} s", "baseline"),
+        ("POST /api/backup/restore (median)", f"{restored:.2f} s", ""),
+        ("  restore / floor", ratio(restored, floor), "<= 1.2x"),
+        ("  the swap (write lock held), median", f"{swap_ms:.0f} ms", ""),
+        ("integrity_check of the backup, plain", f"{check:.2f} s", "baseline"),
+        ("POST /api/backup/verify (median)", f"{verified:.2f} s", ""),
+        ("  verify / integrity_check", ratio(verified, check), "<= 1.2x"),
+        ("writer (NORMAL, every 5 ms): longest commit during a restore",
+         f"{stall['max']:.0f} ms", "<= 250 ms"),
+        ("  that restore's swap", f"{stall['swap']:.0f} ms", "reported"),
+        ("  commits in that restore / errors", f"{stall['commits']} / {len(stall['errors'])}",
+         "no error"),
+    ]
+
+
 def main_run(args, work):
     mc, client = open_service(work)
     swaps = SwapTimer()
@@ -335,32 +364,9 @@ def main_run(args, work):
     backup = mc.backups.dir / name
     size = backup.stat().st_size
     scratch = work / "cp-copy.db"
-    floors, restores, checks, verifies = [], [], [], []
-    for _ in range(args.rounds):  # alternate, so drift hits all alike
-        floors.append(restore_floor(db, backup, scratch))
-        restores.append(restore(client, name))
-        checks.append(pragma_seconds(backup, "integrity_check"))
-        verifies.append(verify(client, name))
-    floor, restored = statistics.median(floors), statistics.median(restores)
-    check, verified = statistics.median(checks), statistics.median(verifies)
-    swap_ms = statistics.median(swaps.times) * 1000
-    stall = writer_stall(db, client, name, swaps.times)
-
-    rows = [
-        ("database size", f"{size / MIB:.0f} MiB", ""),
-        ("floor: cp+fsync + integrity_check + cp+fsync", f"{floor:.2f} s", "baseline"),
-        ("POST /api/backup/restore (median)", f"{restored:.2f} s", ""),
-        ("  restore / floor", ratio(restored, floor), "<= 1.2x"),
-        ("  the swap (write lock held), median", f"{swap_ms:.0f} ms", ""),
-        ("integrity_check of the backup, plain", f"{check:.2f} s", "baseline"),
-        ("POST /api/backup/verify (median)", f"{verified:.2f} s", ""),
-        ("  verify / integrity_check", ratio(verified, check), "<= 1.2x"),
-        ("writer (NORMAL, every 5 ms): longest commit during a restore",
-         f"{stall['max']:.0f} ms", "<= 250 ms"),
-        ("  that restore's swap", f"{stall['swap']:.0f} ms", "reported"),
-        ("  commits in that restore / errors", f"{stall['commits']} / {len(stall['errors'])}",
-         "no error"),
-    ]
+    rows = [("database size", f"{size / MIB:.0f} MiB", "")]
+    if args.restore:
+        rows += restore_rows(args, client, db, backup, name, scratch, swaps)
     if args.offsite:
         nas = work / "nas"
         nas.mkdir()
@@ -447,6 +453,8 @@ def main():
                         help="canonical backup names for the listing (0: skip it)")
     parser.add_argument("--no-offsite", dest="offsite", action="store_false",
                         help="skip the off-site packing figures")
+    parser.add_argument("--no-restore", dest="restore", action="store_false",
+                        help="skip the restore, verify and writer figures")
     parser.add_argument("--offsite-rounds", type=int, default=1)
     parser.add_argument("--workdir", default=None, help="folder for the databases (default: a "
                                                         "temp dir)")

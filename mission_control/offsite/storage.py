@@ -14,12 +14,14 @@ import hashlib
 import os
 import secrets
 import stat
+import threading
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from ..errors import describe_error
-from ..files import copy_into, fsync_dir, remove_files
+from ..files import copy_into, fsync_dir, remove_files, sha256_file
 
 TEMP_PREFIX = ".mc-offsite-"
 MISSING_BOTO3 = "boto3 is not installed: pip install 'mission-control-backup[s3]'"
@@ -89,6 +91,64 @@ def check_key(key):
     return key
 
 
+class TempObject:
+    """The hidden temporary file of one object being written into a folder (`file`, open for
+    writing), until `place` links it under its key."""
+
+    def __init__(self, storage, key, path, final, file):
+        self.storage, self.key, self.path, self._final, self.file = storage, key, path, final, file
+
+    def place(self, size=None, sha256=None):
+        """Make the file durable (fsync), then link it under its key (never replacing a file)
+        and make the link durable.
+
+        With `size` and `sha256` (what the writer says it wrote), the file is first read back
+        (a new descriptor, to its end) while the fsync runs, and linked only when the bytes
+        read back match: a copy that differs never appears under its key.
+        :return: the `StoredObject` placed; its `sha256` is the read-back's (None without one).
+        :raises ValueError: the bytes read back differ. :raises FileExistsError: the key is
+            taken (the temporary file is removed when the block ends).
+        """
+        self.file.flush()
+        digest = None
+        if sha256 is None:
+            os.fsync(self.file.fileno())
+        else:
+            digest = _read_back_while_syncing(self.path, self.file.fileno())
+            read = os.fstat(self.file.fileno()).st_size
+            if read != size:
+                raise ValueError(f"the copy read back has {read} bytes, expected {size}")
+            if digest != sha256:
+                raise ValueError("the copy read back differs from what was written (SHA-256)")
+        os.link(self.path, self._final)  # never replaces: FileExistsError if the key is taken
+        fsync_dir(os.path.dirname(self._final))
+        placed = self.storage.head(self.key)
+        return replace(placed, sha256=digest) if placed is not None else None
+
+
+def _read_back_while_syncing(path, fd):
+    """The SHA-256 of the file at `path`, read back through a descriptor of its own, while
+    another thread fsyncs `fd` (both let go of the GIL: the hash runs while the disk writes).
+    :raises OSError: the fsync or the read failed."""
+    failed = []
+
+    def sync():
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            failed.append(exc)
+
+    syncing = threading.Thread(target=sync, name="offsite-fsync")
+    syncing.start()
+    try:
+        digest = sha256_file(path)
+    finally:
+        syncing.join()
+    if failed:
+        raise failed[0]
+    return digest
+
+
 class FolderStorage:
     """A local or mounted folder. Writes go through a hidden temporary name, fsynced, then renamed
     into place without replacing anything (a copy is written once); folders under the root that
@@ -109,6 +169,16 @@ class FolderStorage:
         return self._write(key, lambda dst: dst.write(data))
 
     def _write(self, key, fill):
+        with self.writing(key) as temp:
+            fill(temp.file)
+            return temp.place()
+
+    @contextmanager
+    def writing(self, key, *, lock=None):
+        """A hidden temporary file for `key`, to write into directly (no scratch copy first):
+        yields a `TempObject`, whose `place` makes it durable and gives it its name. A file
+        not placed when the block ends (an error, a failed check) is removed: a half-written
+        object never appears under `key`."""
         final = self._path(key)
         folder = os.path.dirname(final)
         if folder != self.root and not os.path.isdir(folder):
@@ -117,14 +187,9 @@ class FolderStorage:
         try:
             with open(tmp, "xb") as dst:
                 os.fchmod(dst.fileno(), 0o600)
-                fill(dst)
-                dst.flush()
-                os.fsync(dst.fileno())
-            os.link(tmp, final)  # never replaces: FileExistsError if the key is taken
-            fsync_dir(folder)
+                yield TempObject(self, key, tmp, final, dst)
         finally:
             remove_files(tmp)
-        return self.head(key)
 
     def _walk(self, prefix):
         if not os.path.isdir(self.root):  # an unmounted share is unreadable, not empty
