@@ -7,6 +7,7 @@ what locks are later extended on (`keeping`).
 import hashlib
 import time
 from contextlib import closing
+from dataclasses import replace
 
 from .. import db as dbmod
 from ..backup.scratch import SCRATCH_PREFIX
@@ -70,18 +71,22 @@ def put_copy(storage, key, path, encoded, lock, verify_download=False):
 def pack_into(storage, key, source, codec, lock, verify_download=False):
     """Pack the backup file `source` (as `codec` says) straight into the temporary file of a
     storage that offers one (`FolderStorage.writing`): no scratch copy, no second copy into
-    the folder. The bytes are read back beside the fsync and must match what was written
-    before the copy takes its name (`TempObject.place`), then checked as `put_copy` does.
+    the folder. Every byte is read back a step behind the packing and compared with what was
+    written (`tailing.Follower`) before the copy takes its name (`TempObject.place`); the
+    copy's SHA-256 is that of the bytes read back. Then it is checked as `put_copy` does.
 
     :return: `(Encoded, StoredObject)`.
     :raises ValueError: as `put_copy`. :raises MissingExtra, OSError: as `encode`.
     """
-    with storage.writing(key, lock=lock) as temp:
-        encoded = encode(source, temp.file, codec)
+    with storage.writing(key, lock=lock, read_back=True) as temp:
+        # Not hashed as written: the read-back compares every byte, and hashes them once.
+        encoded = encode(source, temp.file, codec, hashed=False)
         try:
-            landed = temp.place(encoded.size, encoded.sha256)
+            landed = temp.place(encoded.size)
         except FileExistsError:
+            encoded = replace(encoded, sha256=temp.sha256)
             return encoded, _already_there(storage, key, encoded)
+    encoded = replace(encoded, sha256=landed.sha256)
     return encoded, check_landed(storage, key, landed, encoded, lock, verify_download)
 
 

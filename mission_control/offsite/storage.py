@@ -14,14 +14,14 @@ import hashlib
 import os
 import secrets
 import stat
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from ..errors import describe_error
-from ..files import copy_into, fsync_dir, remove_files, sha256_file
+from ..files import copy_into, fsync_dir, remove_files
+from .tailing import Follower, TailedWriter
 
 TEMP_PREFIX = ".mc-offsite-"
 MISSING_BOTO3 = "boto3 is not installed: pip install 'mission-control-backup[s3]'"
@@ -92,61 +92,43 @@ def check_key(key):
 
 
 class TempObject:
-    """The hidden temporary file of one object being written into a folder (`file`, open for
-    writing), until `place` links it under its key."""
+    """The hidden temporary file of one object being written into a folder (`file`, a writer),
+    until `place` links it under its key. With ``writing(read_back=True)``, `file` is a
+    `tailing.TailedWriter`: every byte written is read back from the file and compared."""
 
-    def __init__(self, storage, key, path, final, file):
-        self.storage, self.key, self.path, self._final, self.file = storage, key, path, final, file
+    def __init__(self, storage, key, path, final, file, follower=None):
+        self.storage, self.key, self.path, self._final = storage, key, path, final
+        self._raw, self._follower = file, follower
+        self.file = TailedWriter(file, follower) if follower is not None else file
+        #: The SHA-256 of the bytes read back (once `place` has read them back).
+        self.sha256 = None
 
-    def place(self, size=None, sha256=None):
+    def place(self, size=None):
         """Make the file durable (fsync), then link it under its key (never replacing a file)
         and make the link durable.
 
-        With `size` and `sha256` (what the writer says it wrote), the file is first read back
-        (a new descriptor, to its end) while the fsync runs, and linked only when the bytes
-        read back match: a copy that differs never appears under its key.
+        When the file is read back, the read-back (a step behind the writer, finished while the
+        fsync runs) must match every byte written, and come to `size` bytes (what the writer
+        says it wrote), before the file takes its name: a copy that differs never appears
+        under its key.
         :return: the `StoredObject` placed; its `sha256` is the read-back's (None without one).
         :raises ValueError: the bytes read back differ. :raises FileExistsError: the key is
             taken (the temporary file is removed when the block ends).
         """
         self.file.flush()
-        digest = None
-        if sha256 is None:
-            os.fsync(self.file.fileno())
+        if self._follower is None:
+            os.fsync(self._raw.fileno())
         else:
-            digest = _read_back_while_syncing(self.path, self.file.fileno())
-            read = os.fstat(self.file.fileno()).st_size
+            self._follower.done()  # reads on to the end while this thread fsyncs
+            os.fsync(self._raw.fileno())
+            read, digest = self._follower.result()
             if read != size:
                 raise ValueError(f"the copy read back has {read} bytes, expected {size}")
-            if digest != sha256:
-                raise ValueError("the copy read back differs from what was written (SHA-256)")
+            self.sha256 = digest
         os.link(self.path, self._final)  # never replaces: FileExistsError if the key is taken
         fsync_dir(os.path.dirname(self._final))
         placed = self.storage.head(self.key)
-        return replace(placed, sha256=digest) if placed is not None else None
-
-
-def _read_back_while_syncing(path, fd):
-    """The SHA-256 of the file at `path`, read back through a descriptor of its own, while
-    another thread fsyncs `fd` (both let go of the GIL: the hash runs while the disk writes).
-    :raises OSError: the fsync or the read failed."""
-    failed = []
-
-    def sync():
-        try:
-            os.fsync(fd)
-        except OSError as exc:
-            failed.append(exc)
-
-    syncing = threading.Thread(target=sync, name="offsite-fsync")
-    syncing.start()
-    try:
-        digest = sha256_file(path)
-    finally:
-        syncing.join()
-    if failed:
-        raise failed[0]
-    return digest
+        return replace(placed, sha256=self.sha256) if placed is not None else None
 
 
 class FolderStorage:
@@ -174,21 +156,29 @@ class FolderStorage:
             return temp.place()
 
     @contextmanager
-    def writing(self, key, *, lock=None):
+    def writing(self, key, *, lock=None, read_back=False):
         """A hidden temporary file for `key`, to write into directly (no scratch copy first):
         yields a `TempObject`, whose `place` makes it durable and gives it its name. A file
         not placed when the block ends (an error, a failed check) is removed: a half-written
-        object never appears under `key`."""
+        object never appears under `key`.
+
+        :param read_back: read every byte back as it is written and compare it
+            (`tailing.Follower`); `place` then names the file only when all matched.
+        """
         final = self._path(key)
         folder = os.path.dirname(final)
         if folder != self.root and not os.path.isdir(folder):
             os.makedirs(folder, mode=0o700, exist_ok=True)
         tmp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp")
+        follower = None
         try:
-            with open(tmp, "xb") as dst:
+            with open(tmp, "xb", buffering=0 if read_back else -1) as dst:
                 os.fchmod(dst.fileno(), 0o600)
-                yield TempObject(self, key, tmp, final, dst)
+                follower = Follower(tmp) if read_back else None
+                yield TempObject(self, key, tmp, final, dst, follower)
         finally:
+            if follower is not None:
+                follower.stop()
             remove_files(tmp)
 
     def _walk(self, prefix):

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from mission_control.offsite import tailing
 from mission_control.offsite.codec import Codec, decode
 from mission_control.offsite.putting import pack_into
 from mission_control.offsite.storage import TEMP_PREFIX, FolderStorage
@@ -35,33 +36,49 @@ def source(tmp_path):
 def test_a_placed_object_carries_the_sha256_read_back(nas):
     storage = FolderStorage(nas)
     data = os.urandom(300_000)
-    with storage.writing("a/b.bin") as temp:
-        temp.file.write(data)
+    with storage.writing("a/b.bin", read_back=True) as temp:
+        for at in range(0, len(data), 70_000):
+            temp.file.write(memoryview(data)[at:at + 70_000])
         assert os.path.basename(temp.path).startswith(TEMP_PREFIX)
         assert storage.head("a/b.bin") is None  # no name before it is placed
-        placed = temp.place(len(data), hashlib.sha256(data).hexdigest())
+        placed = temp.place(len(data))
     assert placed.key == "a/b.bin" and placed.size == len(data)
-    assert placed.sha256 == hashlib.sha256(data).hexdigest()
+    assert placed.sha256 == temp.sha256 == hashlib.sha256(data).hexdigest()
     assert (nas / "a" / "b.bin").read_bytes() == data
     assert oct((nas / "a" / "b.bin").stat().st_mode & 0o777) == "0o600"
     assert sorted(os.listdir(nas / "a")) == ["b.bin"]  # the temporary name is gone
 
 
-@pytest.mark.parametrize("what", ["bytes", "size"])
-def test_bytes_that_differ_from_what_was_written_never_take_the_name(nas, what):
+def test_more_than_the_follower_may_hold_is_written_and_read_back(nas, monkeypatch):
+    monkeypatch.setattr(tailing, "STEP", 64 * 1024)  # writeback queued many times too
+    storage = FolderStorage(nas)
+    count = 4 * tailing.PENDING * tailing.BATCH // 40_000  # the writer waits for the follower
+    pieces = [os.urandom(40_000 + i) for i in range(count)]
+    with storage.writing("k", read_back=True) as temp:
+        for piece in pieces:
+            temp.file.write(piece)
+        placed = temp.place(sum(map(len, pieces)))
+    assert placed.sha256 == hashlib.sha256(b"".join(pieces)).hexdigest()
+
+
+@pytest.mark.parametrize("how", ["slipped in", "overwritten", "grown", "size claimed"])
+def test_bytes_that_differ_from_what_was_written_never_take_the_name(nas, how):
     storage = FolderStorage(nas)
     data = os.urandom(200_000)
     with pytest.raises(ValueError, match="read back"):
-        with storage.writing("copy.bin") as temp:
-            temp.file.write(data)
-            temp.file.flush()
-            with open(temp.path, "r+b") as other:  # the bytes change under the writer
-                if what == "bytes":
-                    other.seek(1234)
-                    other.write(b"\x00" if data[1234] else b"\x01")
-                else:
-                    other.truncate(len(data) - 1)
-            temp.place(len(data), hashlib.sha256(data).hexdigest())
+        with storage.writing("copy.bin", read_back=True) as temp:
+            temp.file.write(data[:100_000])
+            # Each change lands where the follower has not read yet (what it already read and
+            # matched is the copy's, as with any read-back).
+            if how == "slipped in":  # a byte the writer never wrote, before its next piece
+                os.write(temp.file.fileno(), b"\x00")
+            elif how == "overwritten":  # the next piece lands one byte early: the file is short
+                os.lseek(temp.file.fileno(), -1, os.SEEK_CUR)
+            temp.file.write(data[100_000:])
+            if how == "grown":
+                with open(temp.path, "ab") as other:
+                    other.write(b"x")
+            temp.place(len(data) + (how == "size claimed"))
     assert os.listdir(nas) == []  # neither the copy nor its temporary file
 
 
