@@ -111,16 +111,22 @@ class AgeWriter:
         self._closed = False
 
     def write(self, data):
-        self._held += data
-        whole = (len(self._held) - 1) // PAYLOAD_CHUNK * PAYLOAD_CHUNK  # keep at least a byte
-        if whole > 0:
-            view = memoryview(self._held)
-            sealed = [self._chunk(view[at:at + PAYLOAD_CHUNK], False)
-                      for at in range(0, whole, PAYLOAD_CHUNK)]
-            view.release()
-            del self._held[:whole]
-            self._sink.write(b"".join(sealed))
-        return len(data)
+        view = memoryview(data).cast("B")
+        sealed, at = [], 0
+        if len(self._held) + len(view) <= PAYLOAD_CHUNK:  # no more than one chunk yet: held
+            self._held += view
+            return len(view)
+        if self._held:  # more follows the held bytes: that chunk is whole, and not the last
+            at = PAYLOAD_CHUNK - len(self._held)
+            self._held += view[:at]
+            sealed.append(self._chunk(self._held, False))
+        # Whole chunks straight from `data` (no copy), at least one byte kept for the last.
+        end = at + (len(view) - at - 1) // PAYLOAD_CHUNK * PAYLOAD_CHUNK
+        sealed += [self._chunk(view[i:i + PAYLOAD_CHUNK], False)
+                   for i in range(at, end, PAYLOAD_CHUNK)]
+        self._held = bytearray(view[end:])
+        self._sink.write(b"".join(sealed))
+        return len(view)
 
     def _chunk(self, data, last):
         nonce = self._counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")

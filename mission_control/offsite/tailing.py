@@ -25,15 +25,6 @@ BATCH = 1024 * 1024
 PENDING = 16
 _DONE = None
 
-_linux_io = None
-
-
-def linux_io():
-    global _linux_io
-    if _linux_io is None:
-        _linux_io = LinuxIO()
-    return _linux_io
-
 
 class Follower:
     """Reads back the file at `path` piece by piece as a writer appends them (`expect`), in a
@@ -124,6 +115,7 @@ class TailedWriter:
 
     def __init__(self, raw, follower):
         self._raw, self._follower = raw, follower
+        self._io = LinuxIO()
         self._written = self._queued = 0
         self._batch, self._batched = [], 0
 
@@ -139,8 +131,8 @@ class TailedWriter:
             self.flush()
         self._written += n
         if self._written - self._queued >= STEP:
-            linux_io().start_writeback(self._raw.fileno(), self._queued,
-                                       self._written - self._queued)
+            self._io.start_writeback(self._raw.fileno(), self._queued,
+                                     self._written - self._queued)
             self._queued = self._written
         return n
 
