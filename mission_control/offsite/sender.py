@@ -6,8 +6,9 @@ A target plugin only says where (a `FolderStorage`, an `S3Storage`) and how (`Co
 
 1. packs the backup (zstd, age) into a private scratch file beside it, or takes the backup itself
    when the copy is plain; a storage that offers its temporary file (a folder,
-   `FolderStorage.writing`) has the backup packed straight into it instead, read back beside
-   the fsync and named only when it matches (`putting.pack_into`): no scratch copy to copy again;
+   `FolderStorage.writing`) has the backup packed straight into it instead, every byte read
+   back as it is written and compared, and the file named only once all matched
+   (`putting.pack_into`): no scratch copy to copy again;
 2. puts it under its remote name, locked when the policy says so (S3 Object Lock: mode and
    retain-until on the very upload, with its SHA-256 checksum);
 3. checks what landed: its size, and the SHA-256 the store computed (S3's checksum) or, when the
