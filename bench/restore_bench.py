@@ -3,8 +3,9 @@ listing 10,000 backups over HTTP, off-site packing against zstd | age, and a 10 
 
 Run: `python bench/restore_bench.py [--size-mib 512] [--rounds 3]` (`--no-restore --files 0` for
 the off-site figures alone), or `--size-gib 10` for the large run (the database is made on the
-fly; the disk space it needs is printed first, and the run refuses to start without it). Every figure is printed next to its goal, as a ratio against a
-baseline measured in the same run (machines are noisy; ratios travel better than seconds):
+fly; the disk space it needs is printed first, and the run refuses to start without it). Every
+figure is printed next to its goal, as a ratio against a baseline measured in the same run
+(machines are noisy; ratios travel better than seconds):
 
 - `POST /api/backup/restore` against `cp` + fsync (the safety copy) + `PRAGMA integrity_check`
   (the check of the source) + `cp` + fsync (the copy into place) of the same file;
