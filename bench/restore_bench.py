@@ -375,8 +375,12 @@ def main_run(args, work):
         made = next(b for b in made if b.name == name)
         packs, pipes = [], []
         for _ in range(args.offsite_rounds):
+            # Each starts with no dirty pages of the other's (or of the fill's) still being
+            # written back: at 2 GiB that writeback fell on whichever ran first.
+            os.sync()
             seconds, recipient, result = offsite_seconds(mc, made, nas, 3)
             packs.append(seconds)
+            os.sync()
             pipes.append(zstd_age_seconds(backup, work / "pipe.zst.age", recipient))
         pack, pipe = statistics.median(packs), statistics.median(pipes)
         rows += [
