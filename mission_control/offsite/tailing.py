@@ -18,10 +18,11 @@ from ..backup.linux_io import LinuxIO
 
 #: How far (bytes written) the written part is queued for writeback at a time.
 STEP = 8 * 1024 * 1024
-#: Bytes handed to the follower at a time (pieces of a packed copy are about 64 KiB: one
-#: thread switch for each would cost more than the read).
+#: Bytes handed to the follower at a time, at least (a piece may be small, down to one age
+#: chunk of 64 KiB: a thread switch for each would cost more than reading it back).
 BATCH = 1024 * 1024
-#: Batches written and not yet read back, at most (the writer waits): bounds the memory held.
+#: Batches written and not yet read back, at most (the writer waits): bounds the memory held
+#: to about 16 MiB (a batch ends with the piece that reaches `BATCH`).
 PENDING = 16
 _DONE = None
 
