@@ -13,6 +13,9 @@ CHUNK = 1024 * 1024
 #: zstd's worker threads for a copy (-1: one per CPU, as `zstd -T0`): compression runs beside
 #: the hashing and the age encryption in the calling thread, twice as fast on two cores.
 ZSTD_THREADS = -1
+#: zstd's job size with worker threads: its default at level 3 (8 MiB) held 57 MiB of buffers
+#: (the copy's memory goal is 32 MiB); 2 MiB holds 18 MiB, as fast, 0.03 % larger.
+ZSTD_JOB_SIZE = 2 * 1024 * 1024
 AGE_MAGIC = b"age-encryption.org/v1\n"
 IDENTITY_WORD = "AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}"
 _IDENTITY = re.compile(f"^{IDENTITY_WORD}$")
@@ -116,7 +119,10 @@ def encode_stream(reader, size, sink, *, compressed, level=3, recipients=(), has
     if compressed:
         zstd = _require("zstandard")
         # The checksum makes a flipped byte detectable; the content size, a truncation.
-        source = zstd.ZstdCompressor(level=level, write_checksum=True, threads=ZSTD_THREADS) \
+        params = zstd.ZstdCompressionParameters.from_level(
+            level, source_size=size, threads=ZSTD_THREADS, job_size=ZSTD_JOB_SIZE,
+            write_checksum=True, write_content_size=True)
+        source = zstd.ZstdCompressor(compression_params=params) \
             .stream_reader(plain, size=size, read_size=CHUNK)
     if keys:
         # Pushed through `cryptography` (a core dependency), not pyrage's encrypt_io: the same

@@ -22,8 +22,8 @@ STEP = 8 * 1024 * 1024
 #: chunk of 64 KiB: a thread switch for each would cost more than reading it back).
 BATCH = 1024 * 1024
 #: Batches written and not yet read back, at most (the writer waits): bounds the memory held
-#: to about 16 MiB (a batch ends with the piece that reaches `BATCH`).
-PENDING = 16
+#: to about 8 MiB (a batch ends with the piece that reaches `BATCH`).
+PENDING = 8
 _DONE = None
 
 
