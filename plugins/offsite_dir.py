@@ -2,9 +2,10 @@
 
 After each backup, when ``offsite.dir.path`` names an existing folder, the host
 (`mission_control.send_offsite`) packs the backup (zstd, age, as ``offsite.dir.compress`` and
-``offsite.dir.age_recipients`` say), writes it to the folder under a hidden temporary name,
-fsynced, then links it to its final name (never replacing a file) and reads it back to compare
-SHA-256s; the copy's signed manifest (``<copy name>.manifest.json``) and catalog entry
+``offsite.dir.age_recipients`` say) straight into a hidden temporary file in the folder, reads
+it back while it is fsynced, compares SHA-256s, and only then links it to its final name (never
+replacing a file); a plain copy is copied in the kernel, fsynced, linked, then read back. The
+copy's signed manifest (``<copy name>.manifest.json``) and catalog entry
 (``catalog/<copy name>.json.age``) go beside it. The folder keeps the newest
 ``offsite.dir.retention_count`` copies this service made (and the older copies of their chains
 when ``offsite.dir.incremental`` is on); files someone else put there are never counted nor

@@ -145,10 +145,12 @@ def is_delta(remote_name):
     return ".delta.zst" in remote_name
 
 
-def encode(source, sink, codec):
+def encode(source, sink, codec, hashed=True):
     """Stream the backup file `source` through zstd and age (as `codec` says) into `sink`.
 
     :param sink: a binary writer (a file, or any object with ``write``).
+    :param hashed: false when the caller hashes what is written itself (the `Encoded`'s
+        `sha256` is then None).
     :return: an `Encoded`.
     :raises MissingExtra: zstandard or pyrage is needed and not installed.
     :raises OSError: reading or writing failed.
@@ -157,5 +159,5 @@ def encode(source, sink, codec):
         size = raw.seek(0, 2)
         raw.seek(0)
         result = encode_stream(raw, size, sink, compressed=codec.compressed, level=codec.level,
-                               recipients=codec.recipients)
+                               recipients=codec.recipients, hashed=hashed)
     return Encoded(*result, codec.compressed, codec.encrypted)

@@ -7,11 +7,12 @@ what locks are later extended on (`keeping`).
 import hashlib
 import time
 from contextlib import closing
+from dataclasses import replace
 
 from .. import db as dbmod
 from ..backup.scratch import SCRATCH_PREFIX
 from . import catalog
-from .codec import CHUNK
+from .codec import CHUNK, encode
 from .signing import MANIFEST_SUFFIX
 
 DAY = 86400
@@ -63,9 +64,43 @@ def put_copy(storage, key, path, encoded, lock, verify_download=False):
     try:
         landed = storage.put(key, path, lock=lock)
     except FileExistsError:
-        if read_sha256(storage, key) != encoded.sha256:
-            raise ValueError(f"a different file named {key} is already at the target") from None
-        return storage.head(key)
+        return _already_there(storage, key, encoded)
+    return check_landed(storage, key, landed, encoded, lock, verify_download)
+
+
+def pack_into(storage, key, source, codec, lock, verify_download=False):
+    """Pack the backup file `source` (as `codec` says) straight into the temporary file of a
+    storage that offers one (`FolderStorage.writing`): no scratch copy, no second copy into
+    the folder. Every byte is read back a step behind the packing and compared with what was
+    written (`tailing.Follower`) before the copy takes its name (`TempObject.place`); the
+    copy's SHA-256 is that of the bytes read back. Then it is checked as `put_copy` does.
+
+    :return: `(Encoded, StoredObject)`.
+    :raises ValueError: as `put_copy`. :raises MissingExtra, OSError: as `encode`.
+    """
+    with storage.writing(key, lock=lock, read_back=True) as temp:
+        # Not hashed as written: the read-back compares every byte, and hashes them once.
+        encoded = encode(source, temp.file, codec, hashed=False)
+        try:
+            landed = temp.place(encoded.size)
+        except FileExistsError:
+            encoded = replace(encoded, sha256=temp.sha256)
+            return encoded, _already_there(storage, key, encoded)
+    encoded = replace(encoded, sha256=landed.sha256)
+    return encoded, check_landed(storage, key, landed, encoded, lock, verify_download)
+
+
+def _already_there(storage, key, encoded):
+    """A storage that never overwrites already holds `key`: accepted only when it is this
+    very copy (a copy made again after a crash before its record); its `StoredObject`."""
+    if read_sha256(storage, key) != encoded.sha256:
+        raise ValueError(f"a different file named {key} is already at the target") from None
+    return storage.head(key)
+
+
+def check_landed(storage, key, landed, encoded, lock, verify_download=False):
+    """Check the `StoredObject` that `landed` against `encoded` and `lock` (`put_copy`);
+    return it."""
     if landed is None or landed.size != encoded.size:
         raise ValueError(f"the uploaded copy has {getattr(landed, 'size', 0)} bytes, expected "
                          f"{encoded.size}")

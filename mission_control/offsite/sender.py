@@ -5,7 +5,10 @@ A target plugin only says where (a `FolderStorage`, an `S3Storage`) and how (`Co
 `send` does, for every kind of storage alike:
 
 1. packs the backup (zstd, age) into a private scratch file beside it, or takes the backup itself
-   when the copy is plain;
+   when the copy is plain; a storage that offers its temporary file (a folder,
+   `FolderStorage.writing`) has the backup packed straight into it instead, every byte read
+   back as it is written and compared, and the file named only once all matched
+   (`putting.pack_into`): no scratch copy to copy again;
 2. puts it under its remote name, locked when the policy says so (S3 Object Lock: mode and
    retain-until on the very upload, with its SHA-256 checksum);
 3. checks what landed: its size, and the SHA-256 the store computed (S3's checksum) or, when the
@@ -47,8 +50,8 @@ from . import chains
 from .codec import REMOTE_PATTERN, Codec, Encoded, encode
 from .delta import DeltaError, manifest_name, page_hashes, write_delta
 from .keeping import retain
-from .putting import (DAY, PACK_PREFIX, backup_shape, put_beside, put_copy, put_entry,
-                      version_ids)
+from .putting import (DAY, PACK_PREFIX, backup_shape, pack_into, put_beside, put_copy,
+                      put_entry, version_ids)
 from .signing import MANIFEST_SUFFIX
 from .storage import Lock
 from .targets import RemoteCopy
@@ -167,9 +170,13 @@ def upload(mc, target, backup, remote_name, shape):
     """
     storage = target.storage
     lock = target.policy.lock(mc.clock())
-    with packed(backup, target.codec) as (path, encoded):
-        landed = {remote_name: put_copy(storage, remote_name, path, encoded, lock,
-                                        target.policy.verify_download)}
+    verify = target.policy.verify_download
+    if target.codec.plain or not hasattr(storage, "writing"):
+        with packed(backup, target.codec) as (path, encoded):
+            landed = {remote_name: put_copy(storage, remote_name, path, encoded, lock, verify)}
+    else:  # a folder: packed straight into its temporary file
+        encoded, copy = pack_into(storage, remote_name, backup.path, target.codec, lock, verify)
+        landed = {remote_name: copy}
     manifest = mc.offsite.record_copy(target.name, backup, remote_name, encoded,
                                       location=target.location,
                                       etag=getattr(landed[remote_name], "etag", None))

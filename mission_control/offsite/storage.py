@@ -15,11 +15,13 @@ import os
 import secrets
 import stat
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from ..errors import describe_error
 from ..files import copy_into, fsync_dir, remove_files
+from .tailing import Follower, TailedWriter
 
 TEMP_PREFIX = ".mc-offsite-"
 MISSING_BOTO3 = "boto3 is not installed: pip install 'mission-control-backup[s3]'"
@@ -89,6 +91,46 @@ def check_key(key):
     return key
 
 
+class TempObject:
+    """The hidden temporary file of one object being written into a folder (`file`, a writer),
+    until `place` links it under its key. With ``writing(read_back=True)``, `file` is a
+    `tailing.TailedWriter`: every byte written is read back from the file and compared."""
+
+    def __init__(self, storage, key, path, final, file, follower=None):
+        self.storage, self.key, self.path, self._final = storage, key, path, final
+        self._raw, self._follower = file, follower
+        self.file = TailedWriter(file, follower) if follower is not None else file
+        #: The SHA-256 of the bytes read back (once `place` has read them back).
+        self.sha256 = None
+
+    def place(self, size=None):
+        """Make the file durable (fsync), then link it under its key (never replacing a file)
+        and make the link durable.
+
+        When the file is read back, the read-back (a step behind the writer, finished while the
+        fsync runs) must match every byte written, and come to `size` bytes (what the writer
+        says it wrote), before the file takes its name: a copy that differs never appears
+        under its key.
+        :return: the `StoredObject` placed; its `sha256` is the read-back's (None without one).
+        :raises ValueError: the bytes read back differ. :raises FileExistsError: the key is
+            taken (the temporary file is removed when the block ends).
+        """
+        self.file.flush()
+        if self._follower is None:
+            os.fsync(self._raw.fileno())
+        else:
+            self._follower.done()  # reads on to the end while this thread fsyncs
+            os.fsync(self._raw.fileno())
+            read, digest = self._follower.result()
+            if read != size:
+                raise ValueError(f"the copy read back has {read} bytes, expected {size}")
+            self.sha256 = digest
+        os.link(self.path, self._final)  # never replaces: FileExistsError if the key is taken
+        fsync_dir(os.path.dirname(self._final))
+        placed = self.storage.head(self.key)
+        return replace(placed, sha256=self.sha256) if placed is not None else None
+
+
 class FolderStorage:
     """A local or mounted folder. Writes go through a hidden temporary name, fsynced, then renamed
     into place without replacing anything (a copy is written once); folders under the root that
@@ -109,22 +151,35 @@ class FolderStorage:
         return self._write(key, lambda dst: dst.write(data))
 
     def _write(self, key, fill):
+        with self.writing(key) as temp:
+            fill(temp.file)
+            return temp.place()
+
+    @contextmanager
+    def writing(self, key, *, lock=None, read_back=False):
+        """A hidden temporary file for `key`, to write into directly (no scratch copy first):
+        yields a `TempObject`, whose `place` makes it durable and gives it its name. A file
+        not placed when the block ends (an error, a failed check) is removed: a half-written
+        object never appears under `key`.
+
+        :param read_back: read every byte back as it is written and compare it
+            (`tailing.Follower`); `place` then names the file only when all matched.
+        """
         final = self._path(key)
         folder = os.path.dirname(final)
         if folder != self.root and not os.path.isdir(folder):
             os.makedirs(folder, mode=0o700, exist_ok=True)
         tmp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(8)}.tmp")
+        follower = None
         try:
-            with open(tmp, "xb") as dst:
+            with open(tmp, "xb", buffering=0 if read_back else -1) as dst:
                 os.fchmod(dst.fileno(), 0o600)
-                fill(dst)
-                dst.flush()
-                os.fsync(dst.fileno())
-            os.link(tmp, final)  # never replaces: FileExistsError if the key is taken
-            fsync_dir(folder)
+                follower = Follower(tmp) if read_back else None
+                yield TempObject(self, key, tmp, final, dst, follower)
         finally:
+            if follower is not None:
+                follower.stop()
             remove_files(tmp)
-        return self.head(key)
 
     def _walk(self, prefix):
         if not os.path.isdir(self.root):  # an unmounted share is unreadable, not empty

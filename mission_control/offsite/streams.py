@@ -2,8 +2,9 @@
 
 Everything here needs only the standard library plus the optional ``[offsite-crypt]`` extra
 (``zstandard``, ``pyrage``, imported when a stream needs them), so the stand-alone
-``mission-control-reassemble`` script can use it without the service. Data moves in chunks of
-``CHUNK`` bytes; nothing ever holds a whole file.
+``mission-control-reassemble`` script can use it without the service (encrypting, which that
+script never does, also takes `cryptography`: `age_writer`). Data moves in chunks of ``CHUNK``
+bytes; nothing ever holds a whole file.
 """
 import hashlib
 import re
@@ -12,6 +13,9 @@ CHUNK = 1024 * 1024
 #: zstd's worker threads for a copy (-1: one per CPU, as `zstd -T0`): compression runs beside
 #: the hashing and the age encryption in the calling thread, twice as fast on two cores.
 ZSTD_THREADS = -1
+#: zstd's job size with worker threads: its default at level 3 (8 MiB) held 57 MiB of buffers
+#: (the copy's memory goal is 32 MiB); 2 MiB holds 18 MiB, as fast, 0.03 % larger.
+ZSTD_JOB_SIZE = 2 * 1024 * 1024
 AGE_MAGIC = b"age-encryption.org/v1\n"
 IDENTITY_WORD = "AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}"
 _IDENTITY = re.compile(f"^{IDENTITY_WORD}$")
@@ -98,29 +102,38 @@ def _recipients(keys):
     return [pyrage.x25519.Recipient.from_str(k) for k in keys]
 
 
-def encode_stream(reader, size, sink, *, compressed, level=3, recipients=()):
+def encode_stream(reader, size, sink, *, compressed, level=3, recipients=(), hashed=True):
     """Stream `size` bytes read from `reader` through zstd and age into `sink`.
 
     :param reader: anything with ``read``; exactly `size` bytes are expected (zstd records it).
     :param recipients: age public keys; none leaves the stream unencrypted.
+    :param hashed: false when the caller hashes what is written itself (the `sha256` returned
+        is then None; the plain bytes are always hashed).
     :return: `(plain_size, plain_sha256, size, sha256)` of what was read and written.
     :raises MissingExtra: zstandard or pyrage is needed and not installed.
     """
     keys = _recipients(recipients) if recipients else None
-    out = Digesting(sink)
+    out = digested = Digesting(sink, hashed)
     plain = DigestingReader(reader)
     source = plain
     if compressed:
         zstd = _require("zstandard")
         # The checksum makes a flipped byte detectable; the content size, a truncation.
-        source = zstd.ZstdCompressor(level=level, write_checksum=True, threads=ZSTD_THREADS) \
+        params = zstd.ZstdCompressionParameters.from_level(
+            level, source_size=size, threads=ZSTD_THREADS, job_size=ZSTD_JOB_SIZE,
+            write_checksum=True, write_content_size=True)
+        source = zstd.ZstdCompressor(compression_params=params) \
             .stream_reader(plain, size=size, read_size=CHUNK)
     if keys:
-        _require("pyrage").encrypt_io(source, out, keys)
-    else:
-        for chunk in iter(lambda: source.read(CHUNK), b""):
-            out.write(chunk)
-    return plain.size, plain.sha256, out.size, out.sha256
+        # Pushed through `cryptography` (a core dependency), not pyrage's encrypt_io: the same
+        # age format, three times as fast (`age_writer`). pyrage still checks the keys above.
+        from .age_writer import AgeWriter
+        out = AgeWriter(out, recipients)
+    for chunk in iter(lambda: source.read(CHUNK), b""):
+        out.write(chunk)
+    if keys:
+        out.close()
+    return plain.size, plain.sha256, digested.size, digested.sha256
 
 
 class _Decompressing:

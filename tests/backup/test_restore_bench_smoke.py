@@ -1,4 +1,5 @@
 """`bench/restore_bench.py` runs end to end at a tiny size and prints every figure of issue 26."""
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,3 +24,20 @@ def test_restore_bench_prints_every_figure(tmp_path):
         assert figure in run.stdout
     assert " pages, " in run.stdout  # the page swap ran (sqlean.py is a test need)
     assert list(tmp_path.iterdir()) == []  # the bench cleans up after itself
+
+
+@pytest.mark.slow
+def test_the_off_site_figures_run_alone(tmp_path):
+    pytest.importorskip("pyrage")
+    pytest.importorskip("zstandard")
+    if not (shutil.which("zstd") and shutil.which("age")):
+        pytest.skip("the baseline needs the zstd and age tools")
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "restore_bench.py"), "--size-mib",
+                          "4", "--files", "0", "--no-restore", "--offsite-rounds", "2",
+                          "--workdir", str(tmp_path)], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "zstd -T2 -3 | age -r, to a file, fsynced" in run.stdout
+    assert "throughput / that of zstd | age" in run.stdout
+    assert "restore / floor" not in run.stdout  # --no-restore skipped those figures
+    assert list(tmp_path.iterdir()) == []
