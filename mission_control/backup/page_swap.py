@@ -368,7 +368,7 @@ class PageSwap:
 
 
 def available():
-    """Whether this swap can run here: the `sqlean.py` SQLite (with `sqlite_dbpage`) is installed."""
+    """Whether this swap can run here: `sqlean.py` (a SQLite with `sqlite_dbpage`) is installed."""
     return importlib.util.find_spec("sqlean") is not None
 
 

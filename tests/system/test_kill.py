@@ -153,7 +153,7 @@ def swap_children(parent_pid):
     return found
 
 
-HOLD_LOCK = '''"""Test plugin: just before the swap, another process takes the write lock and keeps it."""
+HOLD_LOCK = '''"""Test plugin: before the swap, another process takes the write lock and keeps it."""
 import os
 import pathlib
 import subprocess
@@ -192,17 +192,20 @@ def test_kill_9_while_the_page_swap_waits_for_the_write_lock_leaves_the_old_data
     assert status == 200
     make_big_database(db, 1)  # live now has 21 rows
     fire_and_forget(http, "POST", "/api/backup/restore", {"name": made["backup"]["name"]})
-    wait_for(lambda: swap_children(proc.pid), "the page swap's child")
-    [child] = swap_children(proc.pid)  # started with the restore; told to swap after the pause
-    wait_for((dropins / "holder.pid").exists, "the write lock taken before the swap")
-    time.sleep(0.5)  # the child compares, then waits for the lock (5 s at most)
-    kill(proc)
+    try:
+        wait_for(lambda: swap_children(proc.pid), "the page swap's child")
+        [child] = swap_children(proc.pid)  # started with the restore, told to swap later
+        wait_for((dropins / "holder.pid").exists, "the write lock taken before the swap")
+        time.sleep(0.5)  # the child compares, then waits for the lock (5 s at most)
+    finally:
+        kill(proc)  # the server never outlives the test
     try:
         wait_for(lambda: not os.path.exists(f"/proc/{child}") or
                  open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0] == "Z",
                  "the child gone with its parent", timeout=3)  # its busy timeout: 5 s
     finally:
-        os.kill(int((dropins / "holder.pid").read_text()), signal.SIGKILL)
+        if (dropins / "holder.pid").exists():
+            os.kill(int((dropins / "holder.pid").read_text()), signal.SIGKILL)
     assert count(db, "blobs") == 21
     (dropins / "hold_lock.py").unlink()
     proc, host = start_server(data, {"MC_PLUGINS_DIR": str(dropins)})
