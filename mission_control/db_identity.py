@@ -55,8 +55,7 @@ def identify(path):
     if info.st_size == 0:
         return Found(EMPTY)
     try:
-        with open(path, "rb") as f:
-            header = f.read(HEADER_SIZE)
+        header = read_header(path, info)
     except OSError as exc:
         return Found(FOREIGN, f"a file that cannot be read ({exc.strerror})")
     if len(header) < HEADER_SIZE or not header.startswith(MAGIC):
@@ -68,6 +67,36 @@ def identify(path):
         return Found(FOREIGN, f"an SQLite database of another application (application_id "
                               f"{app_id & 0xFFFFFFFF:#x})")
     return _by_schema(path)
+
+
+def read_header(path, info):
+    """The first `HEADER_SIZE` bytes of `path` (`info`: its `os.stat`), read without closing a
+    descriptor of it that this process may hold locks through.
+
+    Closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+    included: when this process already has the file open (another `MissionControl` of the same
+    database, say), its header is read through that descriptor, which stays open. Otherwise no
+    lock of ours can be on it, and it is opened and closed as usual.
+    """
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            try:
+                fd = int(name)
+                held = os.fstat(fd)
+            except (ValueError, OSError):
+                continue
+            if (held.st_dev, held.st_ino) == (info.st_dev, info.st_ino):
+                try:
+                    return os.pread(fd, HEADER_SIZE, 0)
+                except OSError:  # not open for reading: another may be
+                    continue
+        break
+    with open(path, "rb") as f:
+        return f.read(HEADER_SIZE)
 
 
 def _by_schema(path):

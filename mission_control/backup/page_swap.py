@@ -307,22 +307,29 @@ class PageSwap:
         live version of every page changed since R, and the live size. Then fsync it: once the
         swap commits, the safety copy on the disk is exactly the data the swap replaced.
 
-        :return: the pages written into it.
+        :return: the pages written into it (0: it was the live data already, and is untouched).
         """
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)  # the parent made it; never created here
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)  # the parent made it; never created here
         try:
-            os.ftruncate(fd, live_pages * self.page_size)
-            pages = sorted(p for p in changed | {1} if p <= live_pages)
-            for pgno in pages:
+            written = 0
+            size = live_pages * self.page_size
+            if os.fstat(fd).st_size != size:
+                os.ftruncate(fd, size)
+                written += 1
+            for pgno in sorted(p for p in changed | {1} if p <= live_pages):
                 data = self._one(self.writer, "SELECT data FROM sqlite_dbpage WHERE pgno = ?",
                                  pgno)
                 if pgno == 1:  # file format versions: 1, a rollback-journal file
                     data = data[:18] + b"\x01\x01" + data[20:]
-                os.pwrite(fd, data, (pgno - 1) * self.page_size)
-            os.fsync(fd)
+                offset = (pgno - 1) * self.page_size
+                if os.pread(fd, self.page_size, offset) != data:
+                    os.pwrite(fd, data, offset)
+                    written += 1
+            if written:
+                os.fsync(fd)
         finally:
             os.close(fd)
-        return len(pages)
+        return written
 
     def _under_lock(self, differing, announce, safety):
         """Step 2. `differing`: the pages that differed in S, ascending (an `array`: at 10 GiB

@@ -258,6 +258,20 @@ def test_the_safety_copy_is_brought_up_to_the_data_the_swap_replaces(pair, tmp_p
     assert rows(safety) == replaced["rows"] and integrity(safety) == [("ok",)]
     assert rows(live) == rows(prepared)
 
+    # Nothing committed between the safety copy and the lock: the copy is left untouched (its
+    # check at creation still holds, so the restore need not check it again).
+    conn = sqlean.connect(prepared, isolation_level=None)
+    conn.execute("UPDATE t SET x = randomblob(3000) WHERE rowid = 7")
+    conn.close()
+    stamp = {}
+
+    def quiet_copy():
+        safety_copy()
+        stamp["before"] = safety.stat().st_mtime_ns
+    result, _ = swap(live, prepared, before_attach=quiet_copy, safety=str(safety))
+    assert result["safety_patched"] == 0 and safety.stat().st_mtime_ns == stamp["before"]
+    assert rows(live) == rows(prepared)
+
 
 # -- through the app: the child process ----------------------------------------------------------
 def restore_detail(mc):
