@@ -414,8 +414,11 @@ class Child:
         """
         with self._lock:
             if self._ready is None:
-                ready, _, _ = select.select([self._proc.stdout], [], [], READY_TIMEOUT)
-                self._ready = bool(ready) and self._proc.stdout.readline().strip() == READY
+                try:
+                    ready, _, _ = select.select([self._proc.stdout], [], [], READY_TIMEOUT)
+                    self._ready = bool(ready) and self._proc.stdout.readline().strip() == READY
+                except (OSError, ValueError):  # its output is closed: it was ended
+                    self._ready = False
                 if not self._ready:
                     self._proc.kill()
             return self._ready

@@ -107,9 +107,9 @@ def restore_backup(mc, name, actor, *, session_token=None, keep_settings=True):
             return _restore_checked(mc, prepared, check, actor, name, {"name": name},
                                     session_token, keep_settings, safety, swapper)
         finally:
+            safety.discard_unless_taken()  # first: it may still wait for the swapper's snapshot
             if swapper is not None:
                 swapper.close()
-            safety.discard_unless_taken()
             _remove_prepared(prepared)
 
 
@@ -157,9 +157,9 @@ def restore_prepared_file(mc, path, actor, *, label, detail, session_token=None,
             return _restore_checked(mc, prepared, check, actor, label, {"name": label, **detail},
                                     session_token, keep_settings, safety, swapper)
         finally:
+            safety.discard_unless_taken()  # first: it may still wait for the swapper's snapshot
             if swapper is not None:
                 swapper.close()
-            safety.discard_unless_taken()
             _remove_prepared(prepared)
 
 
@@ -429,6 +429,7 @@ class SafetyCopy:
     def __init__(self, mc, actor, refusal, swapper=None, *, started=True):
         self._mc, self._actor, self._refusal, self._swapper = mc, actor, refusal, swapper
         self._outcome, self._taken = {}, False
+        self._given_up = threading.Event()
         self._thread = None
         if refusal is None and started:
             self._thread = threading.Thread(target=self._run, name="restore-safety-copy",
@@ -452,6 +453,8 @@ class SafetyCopy:
         mc = self._mc
         if self._swapper is not None:
             self._swapper.wait_ready()
+        if self._given_up.is_set():  # the restore ended before the copy began
+            return
         try:  # the file only: the database's thread-bound connections stay in the caller's thread
             self._outcome["made"], _ = snapshot(mc.config.db_path, mc.backups.dir,
                                                 SAFETY_COPY.name_format, int(mc.clock()))
@@ -481,9 +484,11 @@ class SafetyCopy:
         return made
 
     def discard_unless_taken(self):
-        """Remove the copy when the restore ended before taking it."""
+        """Remove the copy when the restore ended before taking it (one not begun yet never
+        begins)."""
         if self._taken or self._thread is None:
             return
+        self._given_up.set()
         self._thread.join()
         made = self._outcome.get("made")
         if made is not None:
