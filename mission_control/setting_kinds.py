@@ -7,6 +7,8 @@ the value; an empty value is accepted only by a setting whose default is empty (
 import ipaddress
 import re
 from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from email.utils import getaddresses
 from urllib.parse import urlsplit
 
@@ -114,11 +116,28 @@ def check_address(text):
     if address is None or not _DISPLAY.fullmatch(display) or address.count("@") != 1:
         raise ValueError(must)
     local, domain = address.split("@")
-    if not _LOCAL_PART.fullmatch(local) or not _is_name(domain):
+    # A host name may end in a dot (its root); an address's domain may not (RFC 5322's
+    # dot-atom), and a mail's From of one reads back as no address at all.
+    if not _LOCAL_PART.fullmatch(local) or domain.endswith(".") or not _is_name(domain):
         raise ValueError(must)
     if getaddresses([text]) != [(display.strip(), address)]:  # what the mail plugin reads back
         raise ValueError(must)
+    if _mailed_address(text) != address:
+        raise ValueError(must)
     return text
+
+
+def _mailed_address(text):
+    """The address a mail's receiver reads from a `From:` of `text` (its header written and
+    parsed again, as the mail plugin's messages are), or None when it reads none: Python's
+    strict parser stumbles on some display names the lenient one takes (``.<a@b>``)."""
+    message = EmailMessage()
+    try:
+        message["From"] = text
+        parsed = message_from_bytes(message.as_bytes(), policy=policy.default)["From"]
+        return parsed.addresses[0].addr_spec if len(parsed.addresses) == 1 else None
+    except Exception:  # noqa: BLE001 - any failure of the parser: not an address it reads
+        return None
 
 
 def _addresses(text, secret=False):
