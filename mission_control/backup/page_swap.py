@@ -346,8 +346,8 @@ class PageSwap:
             try:
                 result["safety_patched"] = self._patch_safety_copy(safety, changed, live_pages)
             except Exception as exc:  # noqa: BLE001 - told apart by the parent (exit 4)
-                raise SafetyCopyBroken(f"the safety copy could not be brought up to date: "
-                                       f"{type(exc).__name__}: {exc}") from exc
+                raise SafetyCopyBroken("the safety copy could not be brought up to date: "
+                                       f"{_reason(exc)}") from exc
         # Pages changed since R are compared again; the others differ as they did in S.
         recheck = sorted(p for p in changed | {1} if p <= self.src_pages)
         again = [p for p in recheck if self._differs(p)]
@@ -449,7 +449,7 @@ class Child:
             self._proc.kill()
             out, err = self._proc.communicate()
         code = self._proc.returncode
-        said = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        said = _lines_said(out)
         result = next((each for each in said if "pages" in each), None)
         if code == 0 and result is not None:
             return result
@@ -476,6 +476,26 @@ class Child:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.communicate()
+
+
+def _reason(exc):
+    """One line for `exc`, without a path: it reaches the audit and the verdict."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _lines_said(out):
+    """The JSON objects among the child's lines of output (anything else is ignored)."""
+    said = []
+    for line in out.splitlines():
+        try:
+            each = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(each, dict):
+            said.append(each)
+    return said
 
 
 def _die_with_parent(parent):
@@ -516,7 +536,7 @@ def main(argv):
         print(str(exc), file=sys.stderr)
         return SAFETY_BROKEN
     except Exception as exc:  # noqa: BLE001 - one line for the parent's log, no traceback
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        print(_reason(exc), file=sys.stderr)
         return 1
     finally:
         if swap is not None:
