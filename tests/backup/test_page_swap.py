@@ -398,3 +398,26 @@ def test_a_page_swap_that_did_not_commit_falls_back_to_the_backup_api(
                             ).fetchone() == (0,)
     finally:
         conn.close()
+
+
+def test_the_safety_copy_is_made_beside_the_check_only_when_the_files_fit_in_memory(
+        mc, users, admin_client, monkeypatch, tmp_path):
+    from mission_control.backup import restore as restore_module
+    db = mc.config.db_path
+    size = db.stat().st_size + (db.parent / f"{db.name}-wal").stat().st_size
+    meminfo = tmp_path / "meminfo"
+    for available, beside in ((size * 4 // 1024 + 1, True), (size * 4 // 1024 - 1, False)):
+        meminfo.write_text(f"MemTotal: 99999999 kB\nMemAvailable: {available} kB\n")
+        assert restore_module.beside_the_check(db, meminfo) is beside
+    assert restore_module.beside_the_check(db, tmp_path / "missing") is False
+    # After the check: the restore makes it then, and it is as whole as one made beside.
+    monkeypatch.setattr(restore_module, "beside_the_check", lambda path: False)
+    made = admin_client.post("/api/backup").json["backup"]["name"]
+    answer = admin_client.post("/api/backup/restore", json={"name": made})
+    assert answer.status_code == 200, answer.json
+    safety = mc.backups.dir / answer.json["safety_backup"]["name"]
+    conn = sqlite3.connect(safety)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        conn.close()
