@@ -351,26 +351,31 @@ class PageSwap:
         # Pages changed since R are compared again; the others differ as they did in S.
         recheck = sorted(p for p in changed | {1} if p <= self.src_pages)
         again = [p for p in recheck if self._differs(p)]
-        known = sum(1 for p in differing if p != 1 and p not in changed)
         truncate = live_pages > self.src_pages
         result["compared_under_lock"] = self.src_pages if full else len(recheck)
         result["truncated_from"] = live_pages if truncate else None
-        if not again and not known and not truncate:
+        def known():  # pages that differed in S and were not written since
+            return (p for p in differing if p != 1 and p not in changed)
+        if not again and not truncate and next(known(), None) is None:
             self.writer.execute("ROLLBACK")
             return result
         cookie = (self._one(self.writer, "PRAGMA main.schema_version") + 1) & 0xFFFFFFFF
         if truncate:
             self.writer.execute("INSERT INTO sqlite_dbpage (pgno, data) VALUES (?, NULL)",
                                 (self.src_pages + 1,))
-        pages = heapq.merge((p for p in differing if p != 1 and p not in changed),
-                            (p for p in again if p != 1))
-        self.writer.executemany("INSERT INTO sqlite_dbpage (pgno, data) VALUES (?, ?)",
-                                ((p, self.source_page(p)) for p in pages))  # one page at a time
+        pages = heapq.merge(known(), (p for p in again if p != 1))
+        written = [1]  # page 1, and each page as it goes to SQLite, one at a time
+
+        def rows():
+            for pgno in pages:
+                written[0] += 1
+                yield pgno, self.source_page(pgno)
+        self.writer.executemany("INSERT INTO sqlite_dbpage (pgno, data) VALUES (?, ?)", rows())
         self.writer.execute("INSERT INTO sqlite_dbpage (pgno, data) VALUES (1, ?)",
                             (first_page_to_write(self.source_page(1), cookie - 1),))
         announce(cookie)
         self.writer.execute("COMMIT")
-        result["written"] = known + len([p for p in again if p != 1]) + 1
+        result["written"] = written[0]
         return result
 
 

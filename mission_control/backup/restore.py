@@ -31,6 +31,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 
 from .. import db as dbmod
@@ -94,23 +95,15 @@ def restore_backup(mc, name, actor, *, session_token=None, keep_settings=True):
     actor = as_actor(actor)
     path = mc.backups.readable_path(name)
     with mc.backups.exclusive(BUSY):
-        prepared = _prepared_path(mc)
         # A file whose first bytes rule it out is refused at once: no safety copy is started.
         with open(path, "rb") as f:
             wanted = not header_problems(f.read(HEADER_SIZE))
-        swapper = _start_swapper(mc) if wanted else None  # before the safety copy's snapshot
-        safety = SafetyCopy.start(mc, actor, swapper, wanted=wanted)
-        try:
+        with _restoring(mc, actor, wanted) as (prepared, safety, swapper):
             # Copied first and the copy verified: what passed is exactly what is swapped in.
             check = verify_backup(mc, name, actor, copy_to=prepared)
             refuse_unrecorded_fetch(mc, name, check, actor)
             return _restore_checked(mc, prepared, check, actor, name, {"name": name},
                                     session_token, keep_settings, safety, swapper)
-        finally:
-            safety.discard_unless_taken()  # first: it may still wait for the swapper's snapshot
-            if swapper is not None:
-                swapper.close()
-            _remove_prepared(prepared)
 
 
 def refuse_unrecorded_fetch(mc, name, check, actor):
@@ -145,30 +138,35 @@ def restore_prepared_file(mc, path, actor, *, label, detail, session_token=None,
     :return, raises: as `restore_backup`.
     """
     actor = as_actor(actor)
-    with mc.backups.exclusive(BUSY):
-        prepared = _prepared_path(mc)
-        swapper = _start_swapper(mc)
-        safety = SafetyCopy.start(mc, actor, swapper)
-        try:
-            copy_private(path, prepared)
-            found, digest = check_file(prepared, timeout=mc.config.verify_timeout,
-                                       clock=mc.clock)
-            check = {**asdict(found), "sha256": digest}
-            return _restore_checked(mc, prepared, check, actor, label, {"name": label, **detail},
-                                    session_token, keep_settings, safety, swapper)
-        finally:
-            safety.discard_unless_taken()  # first: it may still wait for the swapper's snapshot
-            if swapper is not None:
-                swapper.close()
-            _remove_prepared(prepared)
+    with mc.backups.exclusive(BUSY), _restoring(mc, actor) as (prepared, safety, swapper):
+        copy_private(path, prepared)
+        found, digest = check_file(prepared, timeout=mc.config.verify_timeout, clock=mc.clock)
+        check = {**asdict(found), "sha256": digest}
+        return _restore_checked(mc, prepared, check, actor, label, {"name": label, **detail},
+                                session_token, keep_settings, safety, swapper)
 
 
-def _start_swapper(mc):
-    """The page swap's child, started now (its snapshot must come before the safety copy's), or
-    None: `sqlean.py` is not installed, so the backup API swaps."""
-    if not page_swap.available():
-        return None
-    return page_swap.Child.start(mc.config.db_path, busy_ms=dbmod.BUSY_TIMEOUT_MS)
+@contextmanager
+def _restoring(mc, actor, wanted=True):
+    """What a restore works with, under the backup lock: `(prepared, safety, swapper)`: the path
+    of its private copy, its `SafetyCopy` and the page swap's `page_swap.Child` (None without
+    `sqlean.py`), the child started first (its snapshot must come before the safety copy's).
+    All are given up or removed when the block ends, unless taken.
+
+    :param wanted: False: the restore will be refused anyway; neither is started.
+    """
+    prepared = _prepared_path(mc)
+    swapper = None
+    if wanted and page_swap.available():
+        swapper = page_swap.Child.start(mc.config.db_path, busy_ms=dbmod.BUSY_TIMEOUT_MS)
+    safety = SafetyCopy.start(mc, actor, swapper, wanted=wanted)
+    try:
+        yield prepared, safety, swapper
+    finally:
+        safety.discard_unless_taken()  # first: it may still wait for the swapper's snapshot
+        if swapper is not None:
+            swapper.close()
+        _remove_prepared(prepared)
 
 
 def _prepared_path(mc):
@@ -378,9 +376,14 @@ def room_for_safety_copy(mc, name, detail, actor):
     try:
         mc.backups.check_before(actor, SAFETY_COPY.name)
     except (BackupRefused, BackupFailed) as exc:
-        mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
-                      detail={**detail, "reason": exc.reason, "status": exc.status})
+        _audit_refusal(mc, actor, name, detail, exc)
         raise
+
+
+def _audit_refusal(mc, actor, name, detail, exc):
+    """Audit the `pre_backup` plugins' refusal `exc` of a restore's safety copy."""
+    mc.audit.emit("backup_restore_failed", actor, target_type="backup", target_id=name,
+                  detail={**detail, "reason": exc.reason, "status": exc.status})
 
 
 def _keep_protection(mc, prepared):
@@ -461,19 +464,15 @@ class SafetyCopy:
         if self._given_up.is_set():  # the restore ended before the copy began
             return
         try:  # the file only: the database's thread-bound connections stay in the caller's thread
-            self._outcome["made"], _ = snapshot(mc.config.db_path, mc.backups.dir,
-                                                SAFETY_COPY.name_format, int(mc.clock()))
+            self._outcome["made"] = _safety_file(mc)
         except BaseException as exc:  # noqa: BLE001 - raised again by `take`
             self._outcome["error"] = exc
 
     def refused(self, name, detail):
         """Audit and raise the `pre_backup` plugins' refusal, if there was one."""
         if self._refusal is not None:
-            exc = self._refusal
-            self._mc.audit.emit("backup_restore_failed", self._actor, target_type="backup",
-                                target_id=name, detail={**detail, "reason": exc.reason,
-                                                        "status": exc.status})
-            raise exc
+            _audit_refusal(self._mc, self._actor, name, detail, self._refusal)
+            raise self._refusal
 
     def take(self):
         """Wait for the copy; its `quick_check` is then remembered. :return: its `BackupInfo`.
@@ -525,9 +524,15 @@ def beside_the_check(db_path, meminfo="/proc/meminfo"):
 
 def safety_backup(mc, actor):
     """Snapshot the live database as `pre-restore-<UTC time>.db` (its `quick_check` remembered)."""
+    made = _safety_file(mc)
+    remember_creation_check(mc, made, actor)
+    return made
+
+
+def _safety_file(mc):
+    """The snapshot of the live database as `pre-restore-<UTC time>.db`: its `BackupInfo`."""
     made, _ = snapshot(mc.config.db_path, mc.backups.dir, SAFETY_COPY.name_format,
                        int(mc.clock()))
-    remember_creation_check(mc, made, actor)
     return made
 
 
